@@ -1,0 +1,1 @@
+//! Networking for boxctl.

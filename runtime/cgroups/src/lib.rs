@@ -1,0 +1,1 @@
+//! cgroup management for boxrun.
