@@ -1,0 +1,501 @@
+//! The [`Cgroup`] handle: creation, joining, listing, signalling and removal.
+
+use std::fs::OpenOptions;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use oci_spec::runtime::LinuxResources;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CgroupError, Result};
+use crate::fsutil;
+use crate::layout::{self, Layout, Mode};
+use crate::paths::{chain, CgroupsPath};
+
+/// The kind of a hierarchy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Version {
+    /// A cgroup v1 hierarchy (one or more controllers, or `name=…`).
+    V1,
+    /// The cgroup2 hierarchy.
+    V2,
+}
+
+/// The container's directory in one hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hierarchy {
+    /// v1 or v2.
+    pub version: Version,
+    /// v1: the controllers of the mount (`cpu`, `cpuacct`, `name=systemd`);
+    /// v2: the controllers available at the mount point.
+    pub controllers: Vec<String>,
+    /// Where the hierarchy is mounted on the host.
+    pub mount_point: PathBuf,
+    /// The container's cgroup directory (host path).
+    pub path: PathBuf,
+    /// Directories this runtime created, shallowest first; only these are removed.
+    #[serde(default)]
+    pub created: Vec<PathBuf>,
+}
+
+impl Hierarchy {
+    /// Whether this hierarchy carries `controller`.
+    pub fn has(&self, controller: &str) -> bool {
+        self.controllers.iter().any(|c| c == controller)
+    }
+}
+
+/// What the runtime created/joined; serialise it into the container state so
+/// that later `delete`/`update`/`pause`/`ps`/`events` invocations can act on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cgroup {
+    /// The host layout at creation time.
+    pub mode: Mode,
+    /// One entry per hierarchy (v1 mounts in mount order, then v2).
+    pub hierarchies: Vec<Hierarchy>,
+}
+
+/// How long `destroy` keeps retrying `rmdir` while exiting tasks still pin a cgroup.
+const RMDIR_PATIENCE: Duration = Duration::from_secs(2);
+
+fn is_errno(e: &io::Error, errno: i32) -> bool {
+    e.raw_os_error() == Some(errno)
+}
+
+/// `mkdir -p` of `dir` below `mount_point`, returning the directories that
+/// were created (shallowest first). Tries the leaf first: in the common case
+/// its parent exists and a single mkdir(2) suffices.
+fn mkdir_p(mount_point: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => return Ok(vec![dir.to_path_buf()]),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(CgroupError::Mkdir {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    }
+    // A concurrent `destroy` of a sibling container may remove a shared
+    // parent between our mkdirs; start over a few times if that happens.
+    let mut created = Vec::new();
+    'attempt: for _ in 0..5 {
+        for level in chain(mount_point, dir) {
+            match std::fs::create_dir(&level) {
+                Ok(()) => created.push(level),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue 'attempt,
+                Err(source) => {
+                    remove_created(&created);
+                    return Err(CgroupError::Mkdir {
+                        path: level,
+                        source,
+                    });
+                }
+            }
+        }
+        return Ok(created);
+    }
+    remove_created(&created);
+    Err(CgroupError::Mkdir {
+        path: dir.to_path_buf(),
+        source: io::Error::from_raw_os_error(libc::ENOENT),
+    })
+}
+
+/// Best-effort removal of directories created during a failed `create`.
+fn remove_created(created: &[PathBuf]) {
+    for d in created.iter().rev() {
+        let _ = std::fs::remove_dir(d);
+    }
+}
+
+/// Remove `dir` and every cgroup below it, deepest first, retrying on EBUSY
+/// for a short while (exiting tasks keep a cgroup busy briefly).
+fn remove_tree(dir: &Path, deadline: Instant) -> Result<()> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => {
+            for e in entries.flatten() {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    remove_tree(&e.path(), deadline)?;
+                }
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(CgroupError::Rmdir {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    }
+    let mut delay = Duration::from_millis(1);
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if is_errno(&e, libc::EBUSY) && Instant::now() < deadline => {
+                // No notification exists for "last task left" on v1; back off.
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_millis(50));
+            }
+            Err(source) => {
+                return Err(CgroupError::Rmdir {
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// Read `cgroup.procs` of `dir` and all cgroups below it.
+fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
+    let procs = dir.join("cgroup.procs");
+    let Some(text) = fsutil::read_opt(&procs)? else {
+        return Ok(()); // removed meanwhile
+    };
+    for l in text.lines() {
+        let pid = l.trim().parse::<i32>().map_err(|_| CgroupError::Parse {
+            path: procs.clone(),
+            reason: format!("bad pid {l:?}"),
+        })?;
+        if !out.contains(&pid) {
+            out.push(pid);
+        }
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(CgroupError::Read {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    };
+    for e in entries.flatten() {
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            collect_pids(&e.path(), out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Make a new v1 cpuset directory usable: an empty `cpuset.cpus`/`mems`
+/// makes the kernel refuse tasks, so copy them from the parent.
+fn init_cpuset(h: &Hierarchy) -> Result<()> {
+    for dir in chain(&h.mount_point, &h.path) {
+        let created = h.created.contains(&dir);
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let path = dir.join(file);
+            if !created && !fsutil::read(&path)?.trim().is_empty() {
+                continue;
+            }
+            let parent = dir.parent().unwrap_or(&h.mount_point);
+            let value = fsutil::read(&parent.join(file))?;
+            let value = value.trim();
+            if !value.is_empty() {
+                fsutil::write(&path, value)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Enable every available v2 controller from the mount point down to the
+/// parent of the container's directory (as runc does). Levels that refuse
+/// (e.g. because they hold processes) are skipped; a resource that then
+/// lacks its files fails with a precise error when it is applied.
+fn enable_v2_controllers(h: &Hierarchy) {
+    if h.controllers.is_empty() {
+        return;
+    }
+    let all: String = h
+        .controllers
+        .iter()
+        .map(|c| format!("+{c}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut levels = vec![h.mount_point.clone()];
+    levels.extend(chain(&h.mount_point, &h.path));
+    levels.pop(); // not the leaf: it holds the container's processes
+    for dir in levels {
+        let file = dir.join("cgroup.subtree_control");
+        if fsutil::write_raw(&file, &all).is_err() {
+            for c in &h.controllers {
+                let _ = fsutil::write_raw(&file, &format!("+{c}"));
+            }
+        }
+    }
+}
+
+impl Cgroup {
+    /// Resolve `linux.cgroupsPath` (absolute: from each hierarchy's root;
+    /// relative: from the calling process's own cgroup in that hierarchy;
+    /// `None`/empty: `/boxrun/<container_id>`), create the directory in every
+    /// hierarchy (recording which directories were created) and apply
+    /// `resources`. On failure everything created is removed again.
+    pub fn create(
+        cgroups_path: Option<&Path>,
+        container_id: &str,
+        resources: Option<&LinuxResources>,
+    ) -> Result<Cgroup> {
+        Self::create_in(Layout::host()?, cgroups_path, container_id, resources)
+    }
+
+    /// [`Cgroup::create`] for an explicitly given layout.
+    pub fn create_in(
+        layout: &Layout,
+        cgroups_path: Option<&Path>,
+        container_id: &str,
+        resources: Option<&LinuxResources>,
+    ) -> Result<Cgroup> {
+        let mut cg = Self::resolve(layout, cgroups_path, container_id)?;
+        for i in 0..cg.hierarchies.len() {
+            let h = &cg.hierarchies[i];
+            match mkdir_p(&h.mount_point, &h.path) {
+                Ok(created) => cg.hierarchies[i].created = created,
+                Err(e) => {
+                    let _ = cg.destroy();
+                    return Err(e);
+                }
+            }
+        }
+        if let Err(e) = cg.prepare(resources) {
+            let _ = cg.destroy();
+            return Err(e);
+        }
+        Ok(cg)
+    }
+
+    /// Compute the host directories without touching the file system
+    /// (except reading `/proc/self/cgroup` for relative paths).
+    pub fn resolve(
+        layout: &Layout,
+        cgroups_path: Option<&Path>,
+        container_id: &str,
+    ) -> Result<Cgroup> {
+        let target = CgroupsPath::parse(cgroups_path, container_id)?;
+        let own = if target.is_relative() {
+            let p = Path::new("/proc/self/cgroup");
+            layout::parse_proc_cgroup(&fsutil::read(p)?)?
+        } else {
+            Vec::new()
+        };
+        let mut hierarchies = Vec::new();
+        for m in &layout.v1 {
+            let path = target.host_dir(
+                &m.mount_point,
+                &m.root,
+                layout::own_path(&own, Some(&m.controllers)),
+            )?;
+            hierarchies.push(Hierarchy {
+                version: Version::V1,
+                controllers: m.controllers.clone(),
+                mount_point: m.mount_point.clone(),
+                path,
+                created: Vec::new(),
+            });
+        }
+        if let Some(m) = &layout.v2 {
+            let path = target.host_dir(&m.mount_point, &m.root, layout::own_path(&own, None))?;
+            hierarchies.push(Hierarchy {
+                version: Version::V2,
+                controllers: m.controllers.clone(),
+                mount_point: m.mount_point.clone(),
+                path,
+                created: Vec::new(),
+            });
+        }
+        Ok(Cgroup {
+            mode: layout.mode,
+            hierarchies,
+        })
+    }
+
+    fn prepare(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        for h in &self.hierarchies {
+            match h.version {
+                Version::V1 if h.has("cpuset") => init_cpuset(h)?,
+                Version::V2 => enable_v2_controllers(h),
+                Version::V1 => {}
+            }
+        }
+        if let Some(r) = resources {
+            self.apply(r)?;
+        }
+        Ok(())
+    }
+
+    /// The v2 hierarchy, if any.
+    pub fn v2(&self) -> Option<&Hierarchy> {
+        self.hierarchies.iter().find(|h| h.version == Version::V2)
+    }
+
+    /// Where `controller` lives: a v1 hierarchy carrying it, else the v2
+    /// hierarchy if it lists it.
+    pub fn controller(&self, controller: &str) -> Option<&Hierarchy> {
+        self.hierarchies
+            .iter()
+            .find(|h| h.version == Version::V1 && h.has(controller))
+            .or_else(|| self.v2().filter(|h| h.has(controller)))
+    }
+
+    /// Like [`Cgroup::controller`] but an error naming the setting `what`.
+    pub(crate) fn require(&self, controller: &str, what: &str) -> Result<&Hierarchy> {
+        self.controller(controller)
+            .ok_or_else(|| CgroupError::missing_controller(controller, what))
+    }
+
+    /// Move `pid` into the container's cgroup in every hierarchy.
+    pub fn add_process(&self, pid: i32) -> Result<()> {
+        let value = pid.to_string();
+        for h in &self.hierarchies {
+            fsutil::write(&h.path.join("cgroup.procs"), &value)?;
+        }
+        Ok(())
+    }
+
+    /// On pure v2 hosts, an `O_PATH|O_DIRECTORY` descriptor of the
+    /// container's directory for `clone3(CLONE_INTO_CGROUP)`; `None` elsewhere
+    /// or when it cannot be opened (the caller then uses [`Cgroup::add_process`]).
+    pub fn clone_into_fd(&self) -> Option<OwnedFd> {
+        if self.mode != Mode::Unified {
+            return None;
+        }
+        let h = self.v2()?;
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&h.path)
+            .ok()
+            .map(OwnedFd::from)
+    }
+
+    /// The hierarchy used to list processes: the v2 one on unified hosts,
+    /// else a v1 hierarchy that every container process joins.
+    fn procs_hierarchy(&self) -> Option<&Hierarchy> {
+        if self.mode == Mode::Unified {
+            return self.v2();
+        }
+        for c in ["freezer", "devices", "pids", "memory", "cpu"] {
+            if let Some(h) = self
+                .hierarchies
+                .iter()
+                .find(|h| h.version == Version::V1 && h.has(c))
+            {
+                return Some(h);
+            }
+        }
+        self.hierarchies.first()
+    }
+
+    /// Every process in the container's cgroup, including sub-cgroups.
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        let mut out = Vec::new();
+        if let Some(h) = self.procs_hierarchy() {
+            collect_pids(&h.path, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Send `signal` to every process in the cgroup. The cgroup is frozen
+    /// first so that no process can fork an unsignalled child meanwhile, and
+    /// thawed afterwards (a cgroup that was already frozen stays frozen,
+    /// except for SIGKILL, which needs the thaw to take effect). On v2 SIGKILL
+    /// uses `cgroup.kill` when the kernel has it.
+    pub fn kill_all(&self, signal: i32) -> Result<()> {
+        let sig = Signal::try_from(signal).map_err(|_| {
+            CgroupError::invalid("signal", format!("{signal} is not a valid signal number"))
+        })?;
+        if sig == Signal::SIGKILL && self.mode == Mode::Unified {
+            if let Some(h) = self.v2() {
+                match fsutil::write_raw(&h.path.join("cgroup.kill"), "1") {
+                    Ok(()) => return Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(source) => {
+                        return Err(CgroupError::Write {
+                            path: h.path.join("cgroup.kill"),
+                            value: "1".into(),
+                            source,
+                        })
+                    }
+                }
+            }
+        }
+        let can_freeze = self.freezer().is_some();
+        let was_frozen = can_freeze && self.is_frozen()?;
+        if can_freeze && !was_frozen {
+            self.freeze()?;
+        }
+        let result = (|| {
+            for pid in self.pids()? {
+                match kill(Pid::from_raw(pid), sig) {
+                    Ok(()) | Err(nix::Error::ESRCH) => {}
+                    Err(source) => {
+                        return Err(CgroupError::Signal {
+                            pid,
+                            signal,
+                            source,
+                        })
+                    }
+                }
+            }
+            Ok(())
+        })();
+        if can_freeze && (!was_frozen || sig == Signal::SIGKILL) {
+            self.thaw()?;
+        }
+        result
+    }
+
+    /// Remove the cgroup directories this runtime created, deepest first,
+    /// retrying briefly on EBUSY while tasks exit. Pre-existing directories
+    /// are left alone; created parents still used by other containers are
+    /// kept. Directories created below ours (e.g. by the container) are
+    /// removed too.
+    pub fn destroy(&self) -> Result<()> {
+        let deadline = Instant::now() + RMDIR_PATIENCE;
+        let mut first_err = None;
+        for h in &self.hierarchies {
+            for (i, dir) in h.created.iter().enumerate().rev() {
+                let leaf = i + 1 == h.created.len() && *dir == h.path;
+                let r = if leaf {
+                    remove_tree(dir, deadline)
+                } else {
+                    match std::fs::remove_dir(dir) {
+                        Ok(()) => Ok(()),
+                        // shared parent still in use by another container
+                        Err(e)
+                            if e.kind() == io::ErrorKind::NotFound
+                                || is_errno(&e, libc::EBUSY)
+                                || is_errno(&e, libc::ENOTEMPTY) =>
+                        {
+                            break
+                        }
+                        Err(source) => Err(CgroupError::Rmdir {
+                            path: dir.clone(),
+                            source,
+                        }),
+                    }
+                };
+                if let Err(e) = r {
+                    first_err.get_or_insert(e);
+                    break;
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The container's view of its cgroups: the OCI mount of type `cgroup`.
+
+use std::ffi::OsStr;
+use std::io;
+use std::path::Path;
+
+use nix::mount::{mount, MsFlags};
+use nix::sys::statvfs::{statvfs, FsFlags};
+
+use crate::cgroup::{Cgroup, Hierarchy, Version};
+use crate::error::{CgroupError, Result};
+use crate::layout::Mode;
+
+/// The per-mount flags that make sense on each cgroup mount; anything else
+/// in the caller's flags (bind, rec, propagation…) is dropped.
+fn per_mount(flags: MsFlags) -> MsFlags {
+    flags
+        & (MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC
+            | MsFlags::MS_NOATIME
+            | MsFlags::MS_NODIRATIME
+            | MsFlags::MS_RELATIME
+            | MsFlags::MS_STRICTATIME)
+}
+
+fn mount_err(
+    what: impl Into<String>,
+    target: &Path,
+) -> impl FnOnce(nix::Error) -> CgroupError + '_ {
+    let what = what.into();
+    move |source| CgroupError::Mount {
+        what,
+        target: target.to_path_buf(),
+        source,
+    }
+}
+
+fn prep_err(path: &Path) -> impl FnOnce(io::Error) -> CgroupError + '_ {
+    move |source| CgroupError::MountPrep {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Flags the kernel will not let a bind remount clear (they are locked
+/// when the source was mounted in a more privileged mount namespace).
+fn locked_flags(path: &Path) -> MsFlags {
+    let Ok(st) = statvfs(path) else {
+        return MsFlags::empty();
+    };
+    let f = st.flags();
+    let mut out = MsFlags::empty();
+    if f.contains(FsFlags::ST_NOSUID) {
+        out |= MsFlags::MS_NOSUID;
+    }
+    if f.contains(FsFlags::ST_NODEV) {
+        out |= MsFlags::MS_NODEV;
+    }
+    if f.contains(FsFlags::ST_NOEXEC) {
+        out |= MsFlags::MS_NOEXEC;
+    }
+    out
+}
+
+/// Mount one hierarchy at `target`: a fresh cgroup file system when the
+/// process is in its own cgroup namespace, else a bind of its host dir.
+fn mount_one(h: &Hierarchy, target: &Path, cgroupns: bool, flags: MsFlags) -> Result<()> {
+    if cgroupns {
+        match h.version {
+            Version::V1 => {
+                let opts = h.controllers.join(",");
+                mount(
+                    Some("cgroup"),
+                    target,
+                    Some("cgroup"),
+                    flags,
+                    Some(opts.as_str()),
+                )
+                .map_err(mount_err(format!("cgroup ({opts})"), target))
+            }
+            Version::V2 => mount(
+                Some("cgroup2"),
+                target,
+                Some("cgroup2"),
+                flags,
+                None::<&str>,
+            )
+            .map_err(mount_err("cgroup2", target)),
+        }
+    } else {
+        let what = format!("bind of {}", h.path.display());
+        mount(
+            Some(&h.path),
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(mount_err(what.clone(), target))?;
+        let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | locked_flags(&h.path);
+        mount(None::<&str>, target, None::<&str>, remount, None::<&str>)
+            .map_err(mount_err(format!("remount of {what}"), target))
+    }
+}
+
+impl Cgroup {
+    /// Populate the container's cgroup mount at `dest` (an existing
+    /// directory, absolute host path inside the new rootfs; called in the
+    /// container's mount namespace before pivot_root).
+    ///
+    /// Unified hosts: cgroup2 at `dest` (`cgroupns`) or a bind of the
+    /// container's v2 dir. v1/hybrid: a tmpfs at `dest` holding one
+    /// directory per hierarchy named like on the host (`cpu,cpuacct`,
+    /// `systemd`, `unified`), each a fresh `cgroup`/`cgroup2` mount
+    /// (`cgroupns`) or a bind of the container's host dir, plus symlinks for
+    /// co-mounted controllers (`cpu` → `cpu,cpuacct`). `flags` (e.g.
+    /// `MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC`) apply to every mount; with
+    /// `MS_RDONLY` the tmpfs is made read-only at the end.
+    pub fn mount_into(&self, dest: &Path, cgroupns: bool, flags: MsFlags) -> Result<()> {
+        let flags = per_mount(flags);
+        if self.mode == Mode::Unified {
+            let h = self.v2().ok_or_else(|| CgroupError::Unsupported {
+                what: "cgroup mount".into(),
+                reason: "no cgroup2 hierarchy recorded for this container".into(),
+            })?;
+            return mount_one(h, dest, cgroupns, flags);
+        }
+        let tmpfs_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        mount(
+            Some("tmpfs"),
+            dest,
+            Some("tmpfs"),
+            tmpfs_flags,
+            Some("mode=755"),
+        )
+        .map_err(mount_err("tmpfs", dest))?;
+        for h in &self.hierarchies {
+            let Some(name) = h.mount_point.file_name() else {
+                continue;
+            };
+            let sub = dest.join(name);
+            match std::fs::create_dir(&sub) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(prep_err(&sub)(e)),
+            }
+            mount_one(h, &sub, cgroupns, flags)?;
+            if h.version == Version::V1 {
+                symlink_comounts(dest, name)?;
+            }
+        }
+        if flags.contains(MsFlags::MS_RDONLY) {
+            mount(
+                None::<&str>,
+                dest,
+                None::<&str>,
+                MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | tmpfs_flags,
+                Some("mode=755"),
+            )
+            .map_err(mount_err("read-only remount of tmpfs", dest))?;
+        }
+        Ok(())
+    }
+}
+
+/// For a hierarchy directory named `cpu,cpuacct` create `cpu` and `cpuacct`
+/// symlinks next to it.
+fn symlink_comounts(dest: &Path, name: &OsStr) -> Result<()> {
+    let Some(s) = name.to_str() else {
+        return Ok(());
+    };
+    if !s.contains(',') {
+        return Ok(());
+    }
+    for part in s.split(',') {
+        let link = dest.join(part);
+        match std::os::unix::fs::symlink(s, &link) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(prep_err(&link)(e)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_mount_drops_bind_flags() {
+        let f =
+            per_mount(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID);
+        assert_eq!(f, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID);
+    }
+}
