@@ -120,6 +120,18 @@ fn remove_created(created: &[PathBuf]) {
 /// Remove `dir` and every cgroup below it, deepest first, retrying on EBUSY
 /// for a short while (exiting tasks keep a cgroup busy briefly).
 fn remove_tree(dir: &Path, deadline: Instant) -> Result<()> {
+    // Fast path: no sub-cgroups and no tasks left.
+    match std::fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if is_errno(&e, libc::EBUSY) || is_errno(&e, libc::ENOTEMPTY) => {}
+        Err(source) => {
+            return Err(CgroupError::Rmdir {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    }
     match std::fs::read_dir(dir) {
         Ok(entries) => {
             for e in entries.flatten() {
@@ -192,19 +204,30 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
 /// Make a new v1 cpuset directory usable: an empty `cpuset.cpus`/`mems`
 /// makes the kernel refuse tasks, so copy them from the parent.
 fn init_cpuset(h: &Hierarchy) -> Result<()> {
-    for dir in chain(&h.mount_point, &h.path) {
-        let created = h.created.contains(&dir);
-        for file in ["cpuset.cpus", "cpuset.mems"] {
+    let levels = chain(&h.mount_point, &h.path);
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        // The value the level above has (read lazily, then carried down).
+        let mut above: Option<String> = None;
+        for dir in &levels {
             let path = dir.join(file);
-            if !created && !fsutil::read(&path)?.trim().is_empty() {
-                continue;
+            if !h.created.contains(dir) {
+                let own = fsutil::read(&path)?.trim().to_string();
+                if !own.is_empty() {
+                    above = Some(own);
+                    continue;
+                }
             }
-            let parent = dir.parent().unwrap_or(&h.mount_point);
-            let value = fsutil::read(&parent.join(file))?;
-            let value = value.trim();
+            let value = match above.take() {
+                Some(v) => v,
+                None => {
+                    let parent = dir.parent().unwrap_or(&h.mount_point);
+                    fsutil::read(&parent.join(file))?.trim().to_string()
+                }
+            };
             if !value.is_empty() {
-                fsutil::write(&path, value)?;
+                fsutil::write(&path, &value)?;
             }
+            above = Some(value);
         }
     }
     Ok(())

@@ -7,23 +7,44 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{CgroupError, Result};
 
+/// Read a whole file with plain read(2) calls into a pre-sized buffer
+/// (`std::fs::read_to_string` adds a statx and small probe reads).
+fn read_file(path: &Path) -> io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let cap = if path.starts_with("/proc") {
+        16384
+    } else {
+        512
+    };
+    let mut buf = vec![0u8; cap];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 /// Read a whole file as a string.
 pub(crate) fn read(path: &Path) -> Result<String> {
-    let mut s = String::new();
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_to_string(&mut s))
-        .map_err(|source| CgroupError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    Ok(s)
+    read_file(path).map_err(|source| CgroupError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Read a whole file; `Ok(None)` when it does not exist.
 pub(crate) fn read_opt(path: &Path) -> Result<Option<String>> {
-    let mut s = String::new();
-    match std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut s)) {
-        Ok(_) => Ok(Some(s)),
+    match read_file(path) {
+        Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(CgroupError::Read {
             path: path.to_path_buf(),
