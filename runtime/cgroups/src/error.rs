@@ -15,7 +15,7 @@ pub enum CgroupError {
         source: io::Error,
     },
     /// A value could not be written to a cgroup file.
-    #[error("write {value:?} to {path}: {source}")]
+    #[error("write {value:?} to {path}: {source}{}", write_hint(.source))]
     Write {
         /// The file.
         path: PathBuf,
@@ -145,6 +145,19 @@ pub enum CgroupError {
         /// Why.
         reason: String,
     },
+}
+
+/// What an errno from a cgroup file write usually means, and what to do.
+fn write_hint(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EINVAL) => " (the kernel rejected the value: check its range and format, and that it fits the parent cgroup's settings)",
+        Some(libc::EBUSY) => " (the cgroup is busy: processes or child cgroups conflict with this change)",
+        Some(libc::ENOSPC) => " (no room: e.g. cpus/mems outside the parent's cpuset, or a hierarchy limit reached)",
+        Some(libc::EPERM) | Some(libc::EACCES) => " (permission denied: run as root, or the parent cgroup does not allow it)",
+        Some(libc::EOPNOTSUPP) => " (not supported by this kernel or controller)",
+        Some(libc::ESRCH) => " (the process no longer exists)",
+        _ => "",
+    }
 }
 
 impl CgroupError {

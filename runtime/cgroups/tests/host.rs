@@ -645,3 +645,73 @@ fn relative_path_is_below_own_cgroup() {
         );
     }
 }
+
+/// blkio weight and throttling on a real block device of this host.
+#[test]
+fn blkio_weight_and_throttle() {
+    if !root_or_skip() {
+        return;
+    }
+    let l = Layout::detect().unwrap();
+    if !l.controllers().iter().any(|c| c == "blkio" || c == "io") {
+        eprintln!("skipped: no blkio/io controller");
+        return;
+    }
+    // a whole disk (not a partition, not a loop device) to throttle
+    let dev = std::fs::read_dir("/sys/block")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with("loop"))
+        .find_map(|p| std::fs::read_to_string(p.join("dev")).ok())
+        .map(|s| s.trim().to_string());
+    let Some(dev) = dev else {
+        eprintln!("skipped: no block device");
+        return;
+    };
+    let (maj, min) = dev.split_once(':').unwrap();
+    let t = TestRoot::new();
+    let json = format!(
+        r#"{{"blockIO": {{"weight": 300,
+            "throttleReadBpsDevice": [{{"major": {maj}, "minor": {min}, "rate": 1048576}}],
+            "throttleWriteIOPSDevice": [{{"major": {maj}, "minor": {min}, "rate": 77}}]}}}}"#
+    );
+    let cg = match Cgroup::create(Some(&t.path("b")), "x", Some(&resources(&json))) {
+        Ok(cg) => cg,
+        // no weight interface (no BFQ/CFQ): must be a precise error
+        Err(CgroupError::MissingFile { path, .. }) => {
+            assert!(
+                path.to_string_lossy().contains("weight"),
+                "{}",
+                path.display()
+            );
+            eprintln!("skipped: no blkio weight file on this kernel");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let h = cg
+        .controller("blkio")
+        .or_else(|| cg.controller("io"))
+        .unwrap();
+    if h.version == Version::V1 {
+        let w = if h.path.join("blkio.weight").exists() {
+            read(&h.path.join("blkio.weight"))
+        } else {
+            read(&h.path.join("blkio.bfq.weight"))
+        };
+        assert!(w.ends_with("300"), "weight file says {w:?}");
+        assert_eq!(
+            read(&h.path.join("blkio.throttle.read_bps_device")),
+            format!("{dev} 1048576")
+        );
+        assert_eq!(
+            read(&h.path.join("blkio.throttle.write_iops_device")),
+            format!("{dev} 77")
+        );
+    } else {
+        let m = read(&h.path.join("io.max"));
+        assert!(m.contains("rbps=1048576") && m.contains("wiops=77"), "{m}");
+    }
+    cg.destroy().unwrap();
+}
