@@ -1,1 +1,38 @@
-//! boxrun library.
+//! boxrun: a fast, runc-compatible OCI runtime.
+//!
+//! One clone per container, no re-exec: the runtime process forks the container's
+//! init directly with its new namespaces, and the child sets up the root filesystem,
+//! credentials and security settings before it execs the user process.
+//!
+//! Module map (one concern each):
+//! - [`cli`]: runc-compatible command line and dispatch.
+//! - [`config`]: loading and validating `config.json`.
+//! - [`state`]: the per-container state directory, locking, atomic writes.
+//! - [`container`]: create/start/run/kill/delete/state/list/pause orchestration.
+//! - [`init`]: the container side, between clone and exec.
+//! - [`namespaces`], [`rootfs`], [`mounts`], [`devices`], [`hooks`], [`capabilities`],
+//!   [`rlimits`], [`identity`], [`console`], [`sync`], [`exec`], [`features`], [`spec`].
+
+pub mod capabilities;
+pub mod cli;
+pub mod config;
+pub mod console;
+pub mod container;
+pub mod devices;
+pub mod error;
+pub mod exec;
+pub mod features;
+pub mod hooks;
+pub mod identity;
+pub mod init;
+pub mod logging;
+pub mod mounts;
+pub mod namespaces;
+pub mod procfs;
+pub mod rlimits;
+pub mod rootfs;
+pub mod signals;
+pub mod spec;
+pub mod state;
+pub mod sync;
+pub mod util;

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `boxrun` binary: a thin entry point over [`boxrun::cli`].
+
+fn main() {
+    std::process::exit(boxrun::cli::main());
+}

@@ -1,0 +1,566 @@
+//! The runc-compatible command line.
+
+use crate::container::{self, CreateOpts};
+use crate::error::{Error, Result};
+use crate::logging;
+use clap::{Args, Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "boxrun", about = "boxrun: a fast, runc-compatible OCI runtime", disable_version_flag = true)]
+struct Cli {
+    /// Root directory for container state.
+    #[arg(long, global = true, default_value = "/run/boxrun")]
+    root: PathBuf,
+    /// Log file (errors always go to stderr too).
+    #[arg(long, global = true, default_value = "")]
+    log: String,
+    /// Log format: text or json.
+    #[arg(long = "log-format", global = true, default_value = "text")]
+    log_format: String,
+    /// Debug logging.
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Use systemd for cgroups.
+    #[arg(long = "systemd-cgroup", global = true)]
+    systemd_cgroup: bool,
+    /// Accepted for runc compatibility (rootless detection is automatic).
+    #[arg(long = "rootless", id = "global_rootless", num_args = 0..=1, default_missing_value = "auto")]
+    rootless: Option<String>,
+    /// Accepted for runc compatibility; checkpointing is not supported.
+    #[arg(long, global = true, hide = true)]
+    criu: Option<String>,
+    /// Print the version.
+    #[arg(short = 'v', long = "version")]
+    version: bool,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Args, Debug, Clone)]
+struct CreateArgs {
+    /// Bundle directory (holds config.json).
+    #[arg(short = 'b', long, default_value = ".")]
+    bundle: PathBuf,
+    /// Unix socket to send the pty master to.
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// Write the init's pid here.
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// Use chroot instead of pivot_root.
+    #[arg(long = "no-pivot")]
+    no_pivot: bool,
+    /// Keep the caller's session keyring.
+    #[arg(long = "no-new-keyring")]
+    no_new_keyring: bool,
+    /// Pass this many extra fds (after stdio) to the container.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: u32,
+    /// Container id.
+    id: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Create a container (the process waits for `start`).
+    Create(CreateArgs),
+    /// Start a created container.
+    Start { id: String },
+    /// Create and start a container; wait for it unless --detach.
+    Run {
+        #[command(flatten)]
+        c: CreateArgs,
+        /// Return once started.
+        #[arg(short = 'd', long)]
+        detach: bool,
+        /// Do not delete the container after it exits.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Print a container's state as JSON.
+    State { id: String },
+    /// Send a signal to a container's init (default SIGTERM).
+    Kill {
+        /// Signal every process in the container.
+        #[arg(short = 'a', long)]
+        all: bool,
+        id: String,
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+    },
+    /// Delete a stopped container (--force: kill it first).
+    Delete {
+        #[arg(short = 'f', long)]
+        force: bool,
+        id: String,
+    },
+    /// List containers.
+    #[command(alias = "ls")]
+    List {
+        #[arg(short = 'f', long, default_value = "table")]
+        format: String,
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// Write a default config.json.
+    Spec {
+        #[arg(short = 'b', long, default_value = ".")]
+        bundle: PathBuf,
+        #[arg(long)]
+        rootless: bool,
+    },
+    /// Print the OCI features document.
+    Features,
+    /// Run a new process in a running container.
+    Exec(ExecArgs),
+    /// Freeze every process of a container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// List the processes of a container.
+    Ps {
+        #[arg(short = 'f', long, default_value = "table")]
+        format: String,
+        id: String,
+        /// Options passed to ps(1).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Print resource usage and OOM events.
+    Events {
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        #[arg(long)]
+        stats: bool,
+        id: String,
+    },
+    /// Change a running container's resource limits.
+    Update(UpdateArgs),
+    /// Not supported: boxrun has no checkpoint/restore.
+    Checkpoint {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+    /// Not supported: boxrun has no checkpoint/restore.
+    Restore {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ExecArgs {
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    #[arg(long)]
+    cwd: Option<PathBuf>,
+    #[arg(short = 'e', long = "env")]
+    env: Vec<String>,
+    #[arg(short = 't', long)]
+    tty: bool,
+    #[arg(short = 'u', long)]
+    user: Option<String>,
+    #[arg(short = 'g', long = "additional-gids")]
+    additional_gids: Vec<u32>,
+    #[arg(short = 'p', long)]
+    process: Option<PathBuf>,
+    #[arg(short = 'd', long)]
+    detach: bool,
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    #[arg(long = "process-label")]
+    process_label: Option<String>,
+    #[arg(long)]
+    apparmor: Option<String>,
+    #[arg(long = "no-new-privs")]
+    no_new_privs: bool,
+    #[arg(short = 'c', long = "cap")]
+    cap: Vec<String>,
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: u32,
+    #[arg(long = "ignore-paused")]
+    ignore_paused: bool,
+    #[arg(long)]
+    cgroup: Vec<String>,
+    id: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct UpdateArgs {
+    /// JSON linux.resources from a file, or - for stdin.
+    #[arg(short = 'r', long)]
+    resources: Option<String>,
+    #[arg(long = "blkio-weight")]
+    blkio_weight: Option<u16>,
+    #[arg(long = "cpu-period")]
+    cpu_period: Option<u64>,
+    #[arg(long = "cpu-quota")]
+    cpu_quota: Option<i64>,
+    #[arg(long = "cpu-share")]
+    cpu_share: Option<u64>,
+    #[arg(long = "cpu-rt-period")]
+    cpu_rt_period: Option<u64>,
+    #[arg(long = "cpu-rt-runtime")]
+    cpu_rt_runtime: Option<i64>,
+    #[arg(long = "cpuset-cpus")]
+    cpuset_cpus: Option<String>,
+    #[arg(long = "cpuset-mems")]
+    cpuset_mems: Option<String>,
+    #[arg(long)]
+    memory: Option<String>,
+    #[arg(long = "memory-reservation")]
+    memory_reservation: Option<String>,
+    #[arg(long = "memory-swap")]
+    memory_swap: Option<String>,
+    #[arg(long = "pids-limit")]
+    pids_limit: Option<i64>,
+    #[arg(long = "kernel-memory")]
+    kernel_memory: Option<String>,
+    #[arg(long = "kernel-memory-tcp")]
+    kernel_memory_tcp: Option<String>,
+    #[arg(long = "l3-cache-schema")]
+    l3_cache_schema: Option<String>,
+    #[arg(long = "mem-bw-schema")]
+    mem_bw_schema: Option<String>,
+    id: String,
+}
+
+/// Run the CLI; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    if cli.version {
+        println!("boxrun version {}\nspec: 1.2.0", env!("CARGO_PKG_VERSION"));
+        return 0;
+    }
+    let fmt = if cli.log_format == "json" { logging::Format::Json } else { logging::Format::Text };
+    if let Err(e) = logging::init(Some(&cli.log), fmt, cli.debug) {
+        eprintln!("boxrun: error: {e}");
+        return 1;
+    }
+    match dispatch(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            logging::error(&e.to_string());
+            1
+        }
+    }
+}
+
+fn create_opts(root: &std::path::Path, c: &CreateArgs) -> CreateOpts {
+    CreateOpts {
+        root: root.to_path_buf(),
+        id: c.id.clone(),
+        bundle: c.bundle.clone(),
+        pid_file: c.pid_file.clone(),
+        console_socket: c.console_socket.clone(),
+        no_pivot: c.no_pivot,
+        no_new_keyring: c.no_new_keyring,
+        preserve_fds: c.preserve_fds,
+    }
+}
+
+fn systemd_running() -> bool {
+    std::path::Path::new("/run/systemd/system").is_dir()
+}
+
+fn dispatch(cli: &Cli) -> Result<i32> {
+    let root = &cli.root;
+    let Some(cmd) = &cli.cmd else {
+        return Err(Error::Other("no command given: see boxrun --help".into()));
+    };
+    if cli.systemd_cgroup && !systemd_running() {
+        return Err(Error::Other(
+            "--systemd-cgroup: systemd is not running on this host; drop the flag to use cgroupfs".into(),
+        ));
+    }
+    if cli.systemd_cgroup {
+        return Err(Error::Other(
+            "--systemd-cgroup is not supported by boxrun yet; drop the flag to use cgroupfs".into(),
+        ));
+    }
+    match cmd {
+        Cmd::Create(c) => {
+            container::create(&create_opts(root, c), true)?;
+            Ok(0)
+        }
+        Cmd::Start { id } => container::start(root, id).map(|_| 0),
+        Cmd::Run { c, detach, keep } => container::run(&create_opts(root, c), *detach, *keep),
+        Cmd::State { id } => {
+            let v = container::state(root, id)?;
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            Ok(0)
+        }
+        Cmd::Kill { all, id, signal } => {
+            let sig = crate::signals::parse(signal)?;
+            container::kill(root, id, sig, *all).map(|_| 0)
+        }
+        Cmd::Delete { force, id } => container::delete(root, id, *force).map(|_| 0),
+        Cmd::List { format, quiet } => list(root, format, *quiet),
+        Cmd::Spec { bundle, rootless } => {
+            let p = bundle.join("config.json");
+            if p.exists() {
+                return Err(Error::Other(format!("{} already exists: remove it first", p.display())));
+            }
+            let v = crate::spec::default_spec(*rootless);
+            let data = serde_json::to_string_pretty(&v).unwrap_or_default();
+            std::fs::write(&p, data + "\n").map_err(|e| Error::io(&p, e))?;
+            Ok(0)
+        }
+        Cmd::Features => {
+            println!("{}", serde_json::to_string_pretty(&crate::features::document()).unwrap_or_default());
+            Ok(0)
+        }
+        Cmd::Exec(a) => exec_cmd(root, a),
+        Cmd::Pause { id } => container::set_frozen(root, id, true).map(|_| 0),
+        Cmd::Resume { id } => container::set_frozen(root, id, false).map(|_| 0),
+        Cmd::Ps { format, id, ps_args } => ps(root, id, format, ps_args),
+        Cmd::Events { interval, stats, id } => events(root, id, interval, *stats),
+        Cmd::Update(u) => update(root, u),
+        Cmd::Checkpoint { .. } | Cmd::Restore { .. } => Err(Error::Other(
+            "checkpoint/restore is not supported by boxrun".into(),
+        )),
+    }
+}
+
+fn list(root: &std::path::Path, format: &str, quiet: bool) -> Result<i32> {
+    let mut rows = Vec::new();
+    for id in crate::state::list_ids(root)? {
+        if let Ok(v) = container::state(root, &id) {
+            rows.push(v);
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if quiet {
+        for r in &rows {
+            let _ = writeln!(out, "{}", r["id"].as_str().unwrap_or(""));
+        }
+        return Ok(0);
+    }
+    match format {
+        "json" => {
+            let _ = writeln!(out, "{}", serde_json::Value::Array(rows));
+        }
+        "table" => {
+            let _ = writeln!(out, "{:<12} {:<8} {:<10} {:<40} {:<31} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
+            for r in &rows {
+                let _ = writeln!(
+                    out,
+                    "{:<12} {:<8} {:<10} {:<40} {:<31} {}",
+                    r["id"].as_str().unwrap_or(""),
+                    r["pid"],
+                    r["status"].as_str().unwrap_or(""),
+                    r["bundle"].as_str().unwrap_or(""),
+                    r["created"].as_str().unwrap_or(""),
+                    if r["owner"].as_str().unwrap_or("").is_empty() { "root" } else { r["owner"].as_str().unwrap_or("") }
+                );
+            }
+        }
+        f => return Err(Error::Other(format!("--format {f:?}: use table or json"))),
+    }
+    Ok(0)
+}
+
+fn exec_cmd(root: &std::path::Path, a: &ExecArgs) -> Result<i32> {
+    let (dir, _, _) = container::load(root, &a.id)?;
+    let spec = container::load_saved_spec(&dir)?;
+    drop(dir);
+    let process = match &a.process {
+        Some(p) => {
+            let raw = if p.as_os_str() == "-" {
+                let mut s = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut s).map_err(|e| Error::io("stdin", e))?;
+                s
+            } else {
+                std::fs::read(p).map_err(|e| Error::io(p, e))?
+            };
+            serde_json::from_slice(&raw).map_err(|e| Error::Config(format!("--process {}: {e}", p.display())))?
+        }
+        None => {
+            if a.command.is_empty() {
+                return Err(Error::Other("exec: give a command or --process FILE".into()));
+            }
+            crate::exec::process_from_flags(
+                &spec,
+                a.command.clone(),
+                &a.env,
+                a.cwd.as_deref(),
+                a.user.as_deref(),
+                &a.additional_gids,
+                &a.cap,
+                a.tty,
+                a.no_new_privs,
+                a.apparmor.as_deref(),
+            )?
+        }
+    };
+    crate::exec::exec(&crate::exec::ExecOpts {
+        root: root.to_path_buf(),
+        id: a.id.clone(),
+        process,
+        detach: a.detach,
+        pid_file: a.pid_file.clone(),
+        console_socket: a.console_socket.clone(),
+        preserve_fds: a.preserve_fds,
+        ignore_paused: a.ignore_paused,
+    })
+}
+
+fn ps(root: &std::path::Path, id: &str, format: &str, ps_args: &[String]) -> Result<i32> {
+    let (_, rec, _) = container::load(root, id)?;
+    let pids = match &rec.cgroup {
+        Some(cg) => cg.pids()?,
+        None => vec![rec.pid],
+    };
+    match format {
+        "json" => {
+            println!("{}", serde_json::to_string(&pids).unwrap_or_default());
+            Ok(0)
+        }
+        "table" => {
+            let args: Vec<String> = if ps_args.is_empty() { vec!["-ef".into()] } else { ps_args.to_vec() };
+            let out = std::process::Command::new("ps")
+                .args(&args)
+                .output()
+                .map_err(|e| Error::Other(format!("run ps: {e}")))?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut lines = text.lines();
+            let header = lines.next().unwrap_or("");
+            let col = header.split_whitespace().position(|h| h == "PID").ok_or_else(|| Error::Other("ps output has no PID column".into()))?;
+            println!("{header}");
+            for l in lines {
+                if let Some(p) = l.split_whitespace().nth(col).and_then(|s| s.parse::<i32>().ok()) {
+                    if pids.contains(&p) {
+                        println!("{l}");
+                    }
+                }
+            }
+            Ok(0)
+        }
+        f => Err(Error::Other(format!("--format {f:?}: use table or json"))),
+    }
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration> {
+    let bad = || Error::Other(format!("--interval {s:?}: use e.g. 500ms, 5s, 1m"));
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map(|i| s.split_at(i)).unwrap_or((s, "s"));
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        _ => return Err(bad()),
+    };
+    if secs <= 0.0 {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+fn events(root: &std::path::Path, id: &str, interval: &str, stats_once: bool) -> Result<i32> {
+    let every = parse_duration(interval)?;
+    let (_, rec, _) = container::load(root, id)?;
+    let cg = rec.cgroup.clone().ok_or_else(|| Error::Other(format!("container {id} has no cgroup")))?;
+    let emit = |typ: &str, data: serde_json::Value| {
+        println!("{}", serde_json::json!({"type": typ, "id": id, "data": data}));
+    };
+    if stats_once {
+        let s = cg.stats()?;
+        emit("stats", serde_json::to_value(&s).unwrap_or_default());
+        return Ok(0);
+    }
+    let mut ooms = cg.oom_kill_count().unwrap_or(0);
+    loop {
+        let (_, rec, st) = match container::load(root, id) {
+            Ok(v) => v,
+            Err(_) => return Ok(0),
+        };
+        if st == crate::state::Status::Stopped {
+            return Ok(0);
+        }
+        let _ = rec;
+        if let Ok(s) = cg.stats() {
+            emit("stats", serde_json::to_value(&s).unwrap_or_default());
+        }
+        let now = cg.oom_kill_count().unwrap_or(ooms);
+        if now > ooms {
+            emit("oom", serde_json::Value::Null);
+            ooms = now;
+        }
+        std::thread::sleep(every);
+    }
+}
+
+fn parse_bytes(flag: &str, s: &str) -> Result<i64> {
+    if s == "-1" {
+        return Ok(-1);
+    }
+    let bad = || Error::Other(format!("--{flag} {s:?}: use a byte count like 512m or 1g"));
+    let lower = s.to_ascii_lowercase();
+    let (num, mult) = match lower.trim_end_matches('b').chars().last() {
+        Some('k') => (&lower[..lower.trim_end_matches('b').len() - 1], 1i64 << 10),
+        Some('m') => (&lower[..lower.trim_end_matches('b').len() - 1], 1i64 << 20),
+        Some('g') => (&lower[..lower.trim_end_matches('b').len() - 1], 1i64 << 30),
+        Some('t') => (&lower[..lower.trim_end_matches('b').len() - 1], 1i64 << 40),
+        _ => (lower.trim_end_matches('b'), 1),
+    };
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    n.checked_mul(mult).ok_or_else(bad)
+}
+
+fn update(root: &std::path::Path, u: &UpdateArgs) -> Result<i32> {
+    let (_, rec, st) = container::load(root, &u.id)?;
+    if st == crate::state::Status::Stopped {
+        return Err(Error::BadState { id: u.id.clone(), status: "stopped".into(), msg: "cannot update a stopped container".into() });
+    }
+    let mut v = match &u.resources {
+        Some(r) => {
+            let raw = if r == "-" {
+                let mut s = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut s).map_err(|e| Error::io("stdin", e))?;
+                s
+            } else {
+                std::fs::read(r).map_err(|e| Error::io(r, e))?
+            };
+            serde_json::from_slice::<serde_json::Value>(&raw).map_err(|e| Error::Config(format!("--resources: {e}")))?
+        }
+        None => serde_json::json!({}),
+    };
+    let set = |v: &mut serde_json::Value, a: &str, b: &str, val: serde_json::Value| {
+        if !v[a].is_object() {
+            v[a] = serde_json::json!({});
+        }
+        v[a][b] = val;
+    };
+    if let Some(w) = u.blkio_weight { set(&mut v, "blockIO", "weight", w.into()); }
+    if let Some(x) = u.cpu_period { set(&mut v, "cpu", "period", x.into()); }
+    if let Some(x) = u.cpu_quota { set(&mut v, "cpu", "quota", x.into()); }
+    if let Some(x) = u.cpu_share { set(&mut v, "cpu", "shares", x.into()); }
+    if let Some(x) = u.cpu_rt_period { set(&mut v, "cpu", "realtimePeriod", x.into()); }
+    if let Some(x) = u.cpu_rt_runtime { set(&mut v, "cpu", "realtimeRuntime", x.into()); }
+    if let Some(x) = &u.cpuset_cpus { set(&mut v, "cpu", "cpus", x.clone().into()); }
+    if let Some(x) = &u.cpuset_mems { set(&mut v, "cpu", "mems", x.clone().into()); }
+    if let Some(x) = &u.memory { set(&mut v, "memory", "limit", parse_bytes("memory", x)?.into()); }
+    if let Some(x) = &u.memory_reservation { set(&mut v, "memory", "reservation", parse_bytes("memory-reservation", x)?.into()); }
+    if let Some(x) = &u.memory_swap { set(&mut v, "memory", "swap", parse_bytes("memory-swap", x)?.into()); }
+    if let Some(x) = &u.kernel_memory { set(&mut v, "memory", "kernel", parse_bytes("kernel-memory", x)?.into()); }
+    if let Some(x) = &u.kernel_memory_tcp { set(&mut v, "memory", "kernelTCP", parse_bytes("kernel-memory-tcp", x)?.into()); }
+    if let Some(x) = u.pids_limit { set(&mut v, "pids", "limit", x.into()); }
+    if u.l3_cache_schema.is_some() || u.mem_bw_schema.is_some() {
+        return Err(Error::Other("update: Intel RDT is not supported on this host".into()));
+    }
+    let res: oci_spec::runtime::LinuxResources = serde_json::from_value(v).map_err(|e| Error::Config(format!("update: {e}")))?;
+    let cg = rec.cgroup.ok_or_else(|| Error::Other(format!("container {} has no cgroup", u.id)))?;
+    cg.apply(&res)?;
+    Ok(0)
+}

@@ -1,0 +1,569 @@
+//! Container lifecycle on the runtime side: create, start, run, kill, delete, state,
+//! list, pause/resume. Each command is a short-lived process that works on the state
+//! directory under a lock, and leaves the host as it found it when it fails.
+
+use crate::config::{self, Bundle};
+use crate::error::{Error, Result};
+use crate::hooks;
+use crate::init::{self, InitCtx};
+use crate::logging;
+use crate::namespaces;
+use crate::procfs;
+use crate::state::{Record, StateDir, Status};
+use crate::sync::{self, Tag};
+use oci_spec::runtime::Spec;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// Options of `create` (and the create half of `run`).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOpts {
+    /// Runtime root (state directories).
+    pub root: PathBuf,
+    /// Container id.
+    pub id: String,
+    /// Bundle directory.
+    pub bundle: PathBuf,
+    /// `--pid-file`.
+    pub pid_file: Option<PathBuf>,
+    /// `--console-socket`.
+    pub console_socket: Option<PathBuf>,
+    /// `--no-pivot`.
+    pub no_pivot: bool,
+    /// `--no-new-keyring`.
+    pub no_new_keyring: bool,
+    /// `--preserve-fds`.
+    pub preserve_fds: u32,
+}
+
+/// A container that `create` just made, still owned by this process.
+pub struct Created {
+    /// Host pid of the container init.
+    pub pid: i32,
+    /// The state directory (locked).
+    pub dir: StateDir,
+    /// The saved record.
+    pub record: Record,
+    /// The spec.
+    pub spec: Spec,
+}
+
+/// Undo a half-made create: kill the child, remove cgroups and the state directory.
+struct CreateGuard<'a> {
+    dir: Option<&'a StateDir>,
+    pid: i32,
+    cgroup: Option<boxrun_cgroups::Cgroup>,
+    armed: bool,
+}
+
+impl Drop for CreateGuard<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if self.pid > 0 {
+            // SAFETY: signalling and reaping our own child.
+            unsafe {
+                libc::kill(self.pid, libc::SIGKILL);
+                let mut st = 0;
+                libc::waitpid(self.pid, &mut st, 0);
+            }
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.kill_all(libc::SIGKILL);
+            if let Err(e) = cg.destroy() {
+                logging::warn(&format!("remove cgroup after failed create: {e}"));
+            }
+        }
+        if let Some(d) = self.dir {
+            let _ = std::fs::remove_dir_all(&d.path);
+        }
+    }
+}
+
+fn listen_fds() -> u32 {
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0)
+}
+
+fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
+    let Some(l) = spec.linux().as_ref() else { return Ok(()) };
+    let fmt = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> String {
+        m.iter()
+            .flatten()
+            .map(|e| format!("{} {} {}\n", e.container_id(), e.host_id(), e.size()))
+            .collect()
+    };
+    let uid = fmt(l.uid_mappings());
+    let gid = fmt(l.gid_mappings());
+    if !uid.is_empty() {
+        std::fs::write(format!("/proc/{pid}/uid_map"), &uid)
+            .map_err(|e| Error::Other(format!("linux.uidMappings: write uid_map: {e}")))?;
+    }
+    if !gid.is_empty() {
+        std::fs::write(format!("/proc/{pid}/gid_map"), &gid)
+            .map_err(|e| Error::Other(format!("linux.gidMappings: write gid_map: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Create a container. With `wait_fifo` false (foreground `run`), the init does not
+/// wait for `start` and execs as soon as it is set up.
+pub fn create(opts: &CreateOpts, wait_fifo: bool) -> Result<Created> {
+    crate::util::validate_id(&opts.id)?;
+    let Bundle { dir: bundle, rootfs, spec, raw } = config::load_bundle(&opts.bundle)?;
+    let process = spec.process().as_ref().ok_or_else(|| Error::Config("process is required".into()))?;
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && opts.console_socket.is_none() {
+        return Err(Error::Other(
+            "process.terminal is true: pass --console-socket (or set terminal to false)".into(),
+        ));
+    }
+    // Everything that can fail on bad input is checked before the host is touched.
+    let ns_list = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
+    let plan = namespaces::plan(&ns_list)?;
+    crate::capabilities::Sets::from_spec(process.capabilities().as_ref())?;
+    let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(compile_seccomp(&opts.root, s)?),
+        None => None,
+    };
+    let console = match (&opts.console_socket, terminal) {
+        (Some(p), true) => Some(crate::console::connect(p)?),
+        _ => None,
+    };
+
+    let dir = StateDir::create(&opts.root, &opts.id)?;
+    let mut guard = CreateGuard { dir: Some(&dir), pid: 0, cgroup: None, armed: true };
+    std::fs::write(dir.config_path(), &raw).map_err(|e| Error::io(dir.config_path(), e))?;
+    let me = std::process::id() as i32;
+    let mut record = Record {
+        oci_version: spec.version().clone(),
+        id: opts.id.clone(),
+        status: Status::Creating,
+        pid: 0,
+        pid_start_time: 0,
+        bundle: bundle.clone(),
+        rootfs: rootfs.clone(),
+        created: crate::util::rfc3339_now(),
+        owner: String::new(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroup: None,
+        creator: (me, procfs::stat(me).map(|s| s.start_time).unwrap_or(0)),
+        own_pidns: plan.new_pid,
+    };
+    let linux = spec.linux().as_ref();
+    let cg_path = linux.and_then(|l| l.cgroups_path().clone());
+    let mut resources = linux.and_then(|l| l.resources().clone()).unwrap_or_default();
+    resources.set_devices(Some(crate::devices::cgroup_rules(&spec)?));
+    let cg = boxrun_cgroups::Cgroup::create(cg_path.as_deref(), &opts.id, Some(&resources))?;
+    guard.cgroup = Some(cg.clone());
+    record.cgroup = Some(cg.clone());
+    dir.save(&record)?;
+
+    if wait_fifo {
+        nix::unistd::mkfifo(&dir.fifo_path(), nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .map_err(|e| Error::sys("mkfifo exec.fifo", e))?;
+    }
+    let has_runtime_hooks = spec.hooks().as_ref().is_some_and(|h| {
+        h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+    });
+    let lfds = listen_fds();
+    let mut extra_env = Vec::new();
+    if lfds > 0 {
+        extra_env.push(format!("LISTEN_FDS={lfds}"));
+        extra_env.push("LISTEN_PID=1".to_string());
+    }
+    let (parent, child) = sync::pair()?;
+    let ctx = InitCtx {
+        spec: &spec,
+        rootfs: &rootfs,
+        bundle: &bundle,
+        state_dir: &dir.path,
+        ns: &plan,
+        cgroup: Some(&cg),
+        seccomp: seccomp.as_ref(),
+        console_socket: console.as_ref(),
+        no_pivot: opts.no_pivot,
+        wait_fifo,
+        preserve_fds: opts.preserve_fds + lfds,
+        extra_env,
+        runtime_hooks: has_runtime_hooks,
+        no_new_keyring: opts.no_new_keyring,
+        id: &opts.id,
+        close_fds: [Some(parent.raw()), dir.lock_fd()].into_iter().flatten().collect(),
+    };
+    if let Some(pidns) = &plan.join_pid {
+        // Affects only children: the init is born in the joined pid namespace.
+        // SAFETY: setns on a checked pid namespace fd.
+        if unsafe { libc::setns(pidns.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
+            return Err(Error::sys("join pid namespace", nix::Error::last()));
+        }
+    }
+    let pid = clone_child(plan.clone_flags, &ctx, &child, plan.join_pid.is_some())?;
+    drop(child);
+    guard.pid = pid;
+
+    if plan.new_user {
+        write_id_maps(pid, &spec)?;
+    }
+    cg.add_process(pid)?;
+    record.pid = pid;
+    record.pid_start_time = procfs::stat(pid).map(|s| s.start_time).unwrap_or(0);
+    dir.save(&record)?;
+    parent.send(Tag::Go, &[])?;
+
+    loop {
+        match parent.recv()? {
+            Some((Tag::RuntimeHooks, _, _)) => {
+                let state = record.oci_state(Status::Creating).to_string().into_bytes();
+                let h = spec.hooks().as_ref();
+                let res = hooks::run_all(h.and_then(|h| h.prestart().as_ref()), &state, "prestart")
+                    .and_then(|_| hooks::run_all(h.and_then(|h| h.create_runtime().as_ref()), &state, "createRuntime"));
+                match res {
+                    Ok(()) => parent.send(Tag::Continue, &[])?,
+                    Err(e) => {
+                        let _ = parent.send(Tag::Abort, &[]);
+                        return Err(e);
+                    }
+                }
+            }
+            Some((Tag::SeccompFd, _, Some(fd))) => {
+                hand_over_seccomp(&spec, &record, &fd)?;
+                parent.send(Tag::Continue, &[])?;
+            }
+            Some((Tag::Ready, _, _)) => break,
+            Some((Tag::Error, msg, _)) => return Err(Error::Init(String::from_utf8_lossy(&msg).into_owned())),
+            Some((t, _, _)) => return Err(Error::Init(format!("unexpected message {t:?} from the container"))),
+            None => return Err(Error::Init("container init exited during set-up".into())),
+        }
+    }
+    record.status = if wait_fifo { Status::Created } else { Status::Running };
+    dir.save(&record)?;
+    if let Some(p) = &opts.pid_file {
+        write_pid_file(p, pid)?;
+    }
+    guard.armed = false;
+    drop(guard);
+    Ok(Created { pid, dir, record, spec })
+}
+
+fn compile_seccomp(root: &Path, s: &oci_spec::runtime::LinuxSeccomp) -> Result<boxrun_seccomp::Filter> {
+    if std::env::var_os("BOXRUN_SECCOMP_CACHE").is_some_and(|v| v == "0") {
+        return Ok(boxrun_seccomp::compile(s)?);
+    }
+    Ok(boxrun_seccomp::compile_cached(s, &root.join("seccomp-cache"))?)
+}
+
+fn hand_over_seccomp(spec: &Spec, record: &Record, fd: &OwnedFd) -> Result<()> {
+    let Some(sc) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Ok(());
+    };
+    let Some(path) = sc.listener_path() else {
+        return Err(Error::Config("linux.seccomp uses SCMP_ACT_NOTIFY but has no listenerPath".into()));
+    };
+    let state = serde_json::json!({
+        "ociVersion": record.oci_version,
+        "fds": ["seccompFd"],
+        "pid": record.pid,
+        "metadata": sc.listener_metadata().clone().unwrap_or_default(),
+        "state": record.oci_state(Status::Creating),
+    });
+    boxrun_seccomp::send_listener_fd(path, std::os::fd::AsFd::as_fd(fd), state.to_string().as_bytes())?;
+    Ok(())
+}
+
+/// Write the pid file atomically (runc clients read it as soon as create returns).
+pub fn write_pid_file(p: &Path, pid: i32) -> Result<()> {
+    let p = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().map_err(|e| Error::io(".", e))?.join(p)
+    };
+    crate::util::atomic_write(&p, pid.to_string().as_bytes(), 0o644)
+}
+
+/// clone(2) with fork semantics and the new-namespace flags; the child runs init.
+fn clone_child(flags: libc::c_int, ctx: &InitCtx, chan: &sync::Channel, joined_pidns: bool) -> Result<i32> {
+    if joined_pidns {
+        // A process entering an existing pid namespace must not expose the runtime binary.
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    }
+    // SAFETY: raw clone with a NULL stack behaves like fork; the program is
+    // single-threaded, so the child may allocate.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    if pid < 0 {
+        return Err(Error::sys("clone container init", nix::Error::last()));
+    }
+    if pid == 0 {
+        init::child_main(ctx, chan);
+    }
+    Ok(pid as i32)
+}
+
+/// `start`: release a created container's init and run poststart hooks.
+pub fn start(root: &Path, id: &str) -> Result<()> {
+    let dir = StateDir::open(root, id)?;
+    let mut rec = dir.load()?.ok_or_else(|| Error::NotFound(id.to_string()))?;
+    let status = rec.live_status(&dir.path);
+    if status != Status::Created {
+        return Err(Error::BadState {
+            id: id.into(),
+            status: status.as_str().into(),
+            msg: "start needs a created container".into(),
+        });
+    }
+    let spec = load_saved_spec(&dir)?;
+    release_fifo(&dir)?;
+    rec.status = Status::Running;
+    dir.save(&rec)?;
+    let state = rec.oci_state(Status::Running).to_string().into_bytes();
+    hooks::run_all_warn(spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()), &state, "poststart");
+    Ok(())
+}
+
+fn release_fifo(dir: &StateDir) -> Result<()> {
+    let p = dir.fifo_path();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .open(&p)
+        .map_err(|e| Error::io(&p, e))?;
+    let mut b = [0u8; 1];
+    let n = std::io::Read::read(&mut f, &mut b).map_err(|e| Error::io(&p, e))?;
+    let _ = std::fs::remove_file(&p);
+    if n == 0 {
+        return Err(Error::Init("container init exited before it could be started".into()));
+    }
+    Ok(())
+}
+
+/// The spec saved at create time.
+pub fn load_saved_spec(dir: &StateDir) -> Result<Spec> {
+    let raw = std::fs::read(dir.config_path()).map_err(|e| Error::io(dir.config_path(), e))?;
+    config::parse(&raw)
+}
+
+/// The OCI state of a container.
+pub fn state(root: &Path, id: &str) -> Result<serde_json::Value> {
+    let dir = StateDir::open_unlocked(root, id)?;
+    match dir.load()? {
+        Some(rec) => Ok(rec.oci_state(rec.live_status(&dir.path))),
+        None => Ok(serde_json::json!({"ociVersion": "1.0.2", "id": id, "pid": 0, "status": "stopped",
+            "bundle": "", "rootfs": "", "created": "", "owner": ""})),
+    }
+}
+
+/// `kill`: signal the init (or, with `all`, every process in the container's cgroup).
+pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
+    let dir = StateDir::open(root, id)?;
+    let rec = dir.load()?.ok_or_else(|| Error::NotFound(id.to_string()))?;
+    let status = rec.live_status(&dir.path);
+    if matches!(status, Status::Stopped | Status::Creating) {
+        return Err(Error::BadState {
+            id: id.into(),
+            status: status.as_str().into(),
+            msg: "cannot send a signal to a container that is not running".into(),
+        });
+    }
+    if all {
+        if let Some(cg) = &rec.cgroup {
+            cg.kill_all(sig)?;
+            return Ok(());
+        }
+    }
+    signal_pid(&rec, sig)
+}
+
+fn signal_pid(rec: &Record, sig: i32) -> Result<()> {
+    // Use a pidfd so a recycled pid is never signalled.
+    // SAFETY: pidfd_open with a pid.
+    let pfd = unsafe { libc::syscall(libc::SYS_pidfd_open, rec.pid, 0) };
+    if pfd >= 0 {
+        // SAFETY: fresh fd.
+        let pfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pfd as i32) };
+        if !procfs::is_alive(rec.pid, rec.pid_start_time) {
+            return Err(Error::BadState { id: rec.id.clone(), status: "stopped".into(), msg: "the process has exited".into() });
+        }
+        // SAFETY: pidfd_send_signal with a valid pidfd.
+        let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pfd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0) };
+        if r != 0 {
+            return Err(Error::sys(format!("signal container {}", rec.id), nix::Error::last()));
+        }
+        return Ok(());
+    }
+    // SAFETY: kill with pid and signal numbers.
+    if unsafe { libc::kill(rec.pid, sig) } != 0 {
+        return Err(Error::sys(format!("signal container {}", rec.id), nix::Error::last()));
+    }
+    Ok(())
+}
+
+/// Wait until `pid` is gone (or a zombie), using a pidfd; bounded by `timeout`.
+fn wait_gone(pid: i32, start: u64, timeout: std::time::Duration) -> bool {
+    // SAFETY: pidfd_open with a pid.
+    let pfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if pfd < 0 {
+        return !procfs::is_alive(pid, start);
+    }
+    // SAFETY: fresh fd.
+    let pfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pfd as i32) };
+    let mut p = libc::pollfd { fd: pfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    let r = unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) };
+    r > 0 || !procfs::is_alive(pid, start)
+}
+
+/// `delete`: remove a stopped container (with `force`, kill it first). With `force`, a
+/// missing container is not an error (engines rely on that).
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+    let dir = match StateDir::open(root, id) {
+        Ok(d) => d,
+        Err(Error::NotFound(_)) if force => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let Some(rec) = dir.load()? else {
+        // A create that died before writing state: nothing else was made.
+        return dir.remove();
+    };
+    let status = rec.live_status(&dir.path);
+    if status != Status::Stopped {
+        if !force {
+            return Err(Error::BadState {
+                id: id.into(),
+                status: status.as_str().into(),
+                msg: "delete needs a stopped container: kill it first or use --force".into(),
+            });
+        }
+        if let Some(cg) = &rec.cgroup {
+            if status == Status::Paused {
+                let _ = cg.thaw();
+            }
+        }
+        if rec.pid > 0 {
+            let _ = signal_pid(&rec, libc::SIGKILL);
+        }
+        if !rec.own_pidns {
+            if let Some(cg) = &rec.cgroup {
+                let _ = cg.kill_all(libc::SIGKILL);
+            }
+        }
+        if rec.pid > 0 && !wait_gone(rec.pid, rec.pid_start_time, std::time::Duration::from_secs(10)) {
+            return Err(Error::Other(format!("container {id}: process {} did not die after SIGKILL", rec.pid)));
+        }
+    }
+    destroy(dir, &rec)
+}
+
+/// Tear down a stopped container: cgroups, poststop hooks, state directory.
+fn destroy(dir: StateDir, rec: &Record) -> Result<()> {
+    if let Some(cg) = &rec.cgroup {
+        if !rec.own_pidns {
+            let _ = cg.kill_all(libc::SIGKILL);
+        }
+        cg.destroy()?;
+    }
+    if let Ok(spec) = load_saved_spec(&dir) {
+        let state = rec.oci_state(Status::Stopped).to_string().into_bytes();
+        hooks::run_all_warn(spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()), &state, "poststop");
+    }
+    dir.remove()
+}
+
+/// `pause` / `resume`.
+pub fn set_frozen(root: &Path, id: &str, freeze: bool) -> Result<()> {
+    let dir = StateDir::open(root, id)?;
+    let rec = dir.load()?.ok_or_else(|| Error::NotFound(id.to_string()))?;
+    let status = rec.live_status(&dir.path);
+    let ok = if freeze { status == Status::Running } else { status == Status::Paused };
+    if !ok {
+        return Err(Error::BadState {
+            id: id.into(),
+            status: status.as_str().into(),
+            msg: if freeze { "only a running container can be paused".into() } else { "only a paused container can be resumed".into() },
+        });
+    }
+    let cg = rec.cgroup.as_ref().ok_or_else(|| Error::Other(format!("container {id} has no cgroup")))?;
+    if freeze { cg.freeze()? } else { cg.thaw()? }
+    Ok(())
+}
+
+/// Load a container record with its live status (for ps, events, update, exec).
+pub fn load(root: &Path, id: &str) -> Result<(StateDir, Record, Status)> {
+    let dir = StateDir::open_unlocked(root, id)?;
+    let rec = dir.load()?.ok_or_else(|| Error::NotFound(id.to_string()))?;
+    let st = rec.live_status(&dir.path);
+    Ok((dir, rec, st))
+}
+
+/// `run`: create and start, then (unless detached) wait, forward signals, delete, and
+/// return the exit code (128+n for a signal, like a shell).
+pub fn run(opts: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
+    if detach {
+        let c = create(opts, true)?;
+        drop(c);
+        start(&opts.root, &opts.id)?;
+        return Ok(0);
+    }
+    // Block the signals we forward before the child exists; the child unblocks them.
+    let fwd = forwarded_signals();
+    // SAFETY: blocking signals in a single-threaded process.
+    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &fwd, std::ptr::null_mut()) };
+    let created = create(opts, false)?;
+    let Created { pid, dir, record, spec } = created;
+    let state = record.oci_state(Status::Running).to_string().into_bytes();
+    hooks::run_all_warn(spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()), &state, "poststart");
+    drop(dir);
+    let code = wait_forwarding(pid, &fwd);
+    if !keep {
+        let dir = StateDir::open(&opts.root, &opts.id)?;
+        let mut rec = dir.load()?.unwrap_or(record);
+        rec.status = Status::Stopped;
+        destroy(dir, &rec)?;
+    }
+    Ok(code)
+}
+
+fn forwarded_signals() -> libc::sigset_t {
+    // SAFETY: building a signal set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        for s in [libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGTRAP] {
+            libc::sigdelset(&mut set, s);
+        }
+        set
+    }
+}
+
+fn wait_forwarding(pid: i32, set: &libc::sigset_t) -> i32 {
+    loop {
+        let mut st = 0;
+        // SAFETY: reaping our own child without blocking.
+        let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+        if r == pid {
+            return if libc::WIFEXITED(st) { libc::WEXITSTATUS(st) } else { 128 + libc::WTERMSIG(st) };
+        }
+        if r < 0 && nix::Error::last() != nix::Error::EINTR {
+            return 255;
+        }
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waiting for a blocked signal.
+        let sig = unsafe { libc::sigwaitinfo(set, &mut info) };
+        if sig > 0 && sig != libc::SIGCHLD {
+            // SAFETY: forwarding to our child.
+            unsafe { libc::kill(pid, sig) };
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! The container side: everything between clone and exec, run in the cloned child.
+//!
+//! Order (runc's, so the same configs behave the same): wait for the parent (id maps,
+//! cgroup) → join namespaces by path → late unshares (cgroup, time) → setsid →
+//! hostname → rootfs and mounts → devices → [createRuntime hooks, in the parent] →
+//! createContainer hooks → pivot_root → sysctl → masked/readonly paths → console →
+//! rlimits → LSM → credentials and capabilities → no_new_privs → seccomp → close fds →
+//! wait on the exec fifo (create) → startContainer hooks → exec.
+
+use crate::capabilities;
+use crate::console;
+use crate::devices;
+use crate::error::{Error, Result, SysContext};
+use crate::hooks;
+use crate::identity;
+use crate::namespaces::Plan;
+use crate::rootfs;
+use crate::sync::{Channel, Tag};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Everything the child needs, prepared by the parent before clone.
+pub struct InitCtx<'a> {
+    /// The parsed spec.
+    pub spec: &'a Spec,
+    /// Absolute rootfs.
+    pub rootfs: &'a Path,
+    /// Absolute bundle.
+    pub bundle: &'a Path,
+    /// The container's state directory (holds exec.fifo).
+    pub state_dir: &'a Path,
+    /// Namespace plan (fds to join are inherited).
+    pub ns: &'a Plan,
+    /// The container's cgroups.
+    pub cgroup: Option<&'a boxrun_cgroups::Cgroup>,
+    /// Compiled seccomp filter, if any.
+    pub seccomp: Option<&'a boxrun_seccomp::Filter>,
+    /// Connected console socket, when process.terminal is set.
+    pub console_socket: Option<&'a OwnedFd>,
+    /// `--no-pivot`.
+    pub no_pivot: bool,
+    /// Block on the exec fifo until `start` (false: exec as soon as set up, for `run`).
+    pub wait_fifo: bool,
+    /// Number of fds after stdio to pass to the process (--preserve-fds + LISTEN_FDS).
+    pub preserve_fds: u32,
+    /// Extra environment (LISTEN_FDS/LISTEN_PID).
+    pub extra_env: Vec<String>,
+    /// Whether the parent runs prestart/createRuntime hooks (a sync round-trip).
+    pub runtime_hooks: bool,
+    /// `--no-new-keyring`: keep the caller's session keyring.
+    pub no_new_keyring: bool,
+    /// Container id (names the session keyring).
+    pub id: &'a str,
+    /// Runtime fds the child must close at once (the state lock, the parent's channel end).
+    pub close_fds: Vec<RawFd>,
+}
+
+/// Entry point in the child. Never returns: execs the user process or exits.
+pub fn child_main(ctx: &InitCtx, chan: &Channel) -> ! {
+    for fd in &ctx.close_fds {
+        // SAFETY: closing fds of the runtime that this process must not hold (a held
+        // flock would block every later command on this container).
+        unsafe { libc::close(*fd) };
+    }
+    // Signals blocked by a foreground `run` parent must not stay blocked in the container.
+    // SAFETY: resetting this thread's signal mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+    let err = match setup(ctx, chan) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = chan.send(Tag::Error, err.to_string().as_bytes());
+    // SAFETY: leave without running the parent's atexit handlers or destructors.
+    unsafe { libc::_exit(1) }
+}
+
+enum Never {}
+
+fn write_timens_offsets(spec: &Spec) -> Result<()> {
+    let Some(offs) = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref()) else {
+        return Ok(());
+    };
+    let mut s = String::new();
+    for (clock, off) in offs {
+        s.push_str(&format!("{clock} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+    }
+    if !s.is_empty() {
+        std::fs::write("/proc/self/timens_offsets", s)
+            .map_err(|e| Error::Other(format!("linux.timeOffsets: {e}")))?;
+    }
+    Ok(())
+}
+
+fn join_session_keyring(id: &str) {
+    let name = CString::new(format!("_ses.{id}")).unwrap_or_default();
+    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING with a C string; failure (no keyrings) is ignored like runc.
+    unsafe { libc::syscall(libc::SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, name.as_ptr()) };
+}
+
+fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
+    chan.expect(Tag::Go, "waiting for the runtime")?;
+    let spec = ctx.spec;
+    // The parent wrote state.json (with our host pid) before Go; hooks get it on stdin.
+    let record = std::fs::read(ctx.state_dir.join("state.json"))
+        .ok()
+        .and_then(|d| serde_json::from_slice::<crate::state::Record>(&d).ok());
+    for j in &ctx.ns.joins {
+        crate::namespaces::setns(j)?;
+    }
+    let in_userns = ctx.ns.new_user || ctx.ns.joins.iter().any(|j| j.typ == LinuxNamespaceType::User);
+    if in_userns {
+        // Become root of the user namespace (0 must be mapped).
+        // SAFETY: integer arguments.
+        unsafe {
+            if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
+                return Err(Error::sys("become root in the user namespace (is uid/gid 0 mapped?)", nix::Error::last()));
+            }
+        }
+    }
+    if ctx.ns.late_unshare != 0 {
+        // SAFETY: unshare with namespace flags.
+        if unsafe { libc::unshare(ctx.ns.late_unshare) } != 0 {
+            return Err(Error::sys("unshare namespaces", nix::Error::last()));
+        }
+        if ctx.ns.late_unshare & 0x80 != 0 {
+            write_timens_offsets(spec)?;
+        }
+    }
+    // SAFETY: setsid takes no arguments.
+    unsafe { libc::setsid() };
+    if !ctx.no_new_keyring {
+        join_session_keyring(ctx.id);
+    }
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).sys_ctx(|| format!("set hostname {h:?}"))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        // SAFETY: d is valid for d.len() bytes.
+        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
+            return Err(Error::sys(format!("set domainname {d:?}"), nix::Error::last()));
+        }
+    }
+
+    // SAFETY: umask is always safe; devices get their exact modes.
+    unsafe { libc::umask(0) };
+    let cgroupns = ctx.ns.late_unshare & libc::CLONE_NEWCGROUP != 0
+        || ctx.ns.joins.iter().any(|j| j.typ == LinuxNamespaceType::Cgroup);
+    let rctx = rootfs::Ctx {
+        spec,
+        rootfs: ctx.rootfs,
+        bundle: ctx.bundle,
+        cgroup: ctx.cgroup,
+        cgroupns,
+        userns: in_userns,
+    };
+    if ctx.ns.has_mount_ns {
+        rootfs::prepare_root(&rctx)?;
+        let rootfd = nix::fcntl::open(
+            ctx.rootfs,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .sys_ctx(|| format!("open rootfs {}", ctx.rootfs.display()))?;
+        // SAFETY: fresh fd.
+        let rootfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(rootfd) };
+        rootfs::mount_all(&rctx, rootfd.as_raw_fd())?;
+        if !devices::dev_is_bind(spec) {
+            devices::create_all(rootfd.as_raw_fd(), &devices::list(spec)?, in_userns)?;
+            devices::create_symlinks(rootfd.as_raw_fd())?;
+        }
+    }
+
+    if ctx.runtime_hooks {
+        chan.send(Tag::RuntimeHooks, &[])?;
+        chan.expect(Tag::Continue, "waiting for createRuntime hooks")?;
+    }
+    if let Some(h) = spec.hooks().as_ref().and_then(|h| h.create_container().as_ref()) {
+        let state = state_json(ctx, record.as_ref(), "creating");
+        hooks::run_all(Some(h), &state, "createContainer")?;
+    }
+
+    let fifo = if ctx.wait_fifo {
+        let p = ctx.state_dir.join("exec.fifo");
+        let fd = nix::fcntl::open(&p, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+            .sys_ctx(|| format!("open {}", p.display()))?;
+        // SAFETY: fresh fd.
+        Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+    } else {
+        None
+    };
+
+    if ctx.ns.has_mount_ns {
+        rootfs::pivot(ctx.rootfs, ctx.no_pivot)?;
+        rootfs::apply_root_propagation(&rctx)?;
+    } else {
+        nix::unistd::chroot(ctx.rootfs).sys_ctx(|| format!("chroot {}", ctx.rootfs.display()))?;
+        nix::unistd::chdir("/").sys_ctx(|| "chdir /".into())?;
+    }
+    rootfs::write_sysctls(spec)?;
+    if ctx.ns.has_mount_ns {
+        rootfs::finalize(spec)?;
+    }
+
+    let process = spec.process().as_ref().ok_or_else(|| Error::Config("process is required".into()))?;
+    if process.terminal().unwrap_or(false) {
+        let sock = ctx
+            .console_socket
+            .ok_or_else(|| Error::Config("process.terminal is true but no --console-socket was given".into()))?;
+        let (master, slave, name) = console::open_pty()?;
+        if let Some(sz) = process.console_size() {
+            console::set_size(master.as_raw_fd(), sz.height() as u16, sz.width() as u16);
+        }
+        console::send_master(sock.as_raw_fd(), master.as_raw_fd(), &name)?;
+        drop(master);
+        if ctx.ns.has_mount_ns {
+            console::bind_console(&name)?;
+        }
+        console::take_slave(&slave)?;
+    }
+    if let Some(r) = process.rlimits() {
+        crate::rlimits::apply(r)?;
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|e| Error::Other(format!("process.oomScoreAdj {adj}: {e}")))?;
+    }
+    apply_lsm(process.apparmor_profile().as_deref(), process.selinux_label().as_deref())?;
+
+    // Environment and the executable, resolved now so a missing binary fails `create`.
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    env.extend(ctx.extra_env.iter().cloned());
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", identity::home_of(process.user().uid())));
+    }
+    let args = process.args().clone().unwrap_or_default();
+    let exe = resolve_exe(&args[0], &env, process.cwd())?;
+
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    let sets = capabilities::Sets::from_spec(process.capabilities().as_ref())?;
+    let last = capabilities::last_cap();
+    if let (Some(f), false) = (ctx.seccomp, nnp) {
+        install_seccomp(f, chan)?;
+    }
+    capabilities::drop_bounding(&sets, last)?;
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
+    let setgroups_ok = !in_userns || std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() != "deny").unwrap_or(true);
+    identity::switch(process.user(), setgroups_ok)?;
+    // SAFETY: as above.
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
+    let cwd = process.cwd();
+    nix::unistd::chdir(cwd).sys_ctx(|| format!("process.cwd {}", cwd.display()))?;
+    check_cwd_inside()?;
+    capabilities::apply(&sets, last)?;
+    // SAFETY: umask with an integer.
+    unsafe { libc::umask(process.user().umask().unwrap_or(0o022) as libc::mode_t) };
+    if nnp {
+        // SAFETY: prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return Err(Error::sys("set no_new_privs", nix::Error::last()));
+        }
+        if let Some(f) = ctx.seccomp {
+            install_seccomp(f, chan)?;
+        }
+    }
+
+    // Only stdio and the preserved fds go through exec.
+    crate::util::cloexec_from(3 + ctx.preserve_fds);
+    for fd in 3..3 + ctx.preserve_fds as RawFd {
+        // SAFETY: clearing FD_CLOEXEC on an fd the caller asked to pass through.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    }
+
+    chan.send(Tag::Ready, &[])?;
+    if let Some(fifo) = fifo {
+        let p = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+        let cp = CString::new(p).unwrap_or_default();
+        // Blocks until `start` opens the fifo for reading.
+        let fd = loop {
+            // SAFETY: cp is a valid C string.
+            let fd = unsafe { libc::open(cp.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+            if fd >= 0 || nix::Error::last() != nix::Error::EINTR {
+                break fd;
+            }
+        };
+        if fd < 0 {
+            return Err(Error::sys("open exec fifo (is /proc mounted in the container?)", nix::Error::last()));
+        }
+        crate::util::write_all_fd(fd, b"0").map_err(|e| Error::Other(format!("write exec fifo: {e}")))?;
+        // SAFETY: closing our own fd.
+        unsafe { libc::close(fd) };
+        drop(fifo);
+    }
+    if let Some(h) = spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()) {
+        let state = state_json(ctx, record.as_ref(), "running");
+        hooks::run_all(Some(h), &state, "startContainer")?;
+    }
+    exec(&exe, &args, &env)
+}
+
+fn state_json(ctx: &InitCtx, rec: Option<&crate::state::Record>, status: &str) -> Vec<u8> {
+    let v = match rec {
+        Some(r) => {
+            let mut v = r.oci_state(crate::state::Status::Created);
+            v["status"] = status.into();
+            v
+        }
+        None => serde_json::json!({"ociVersion": ctx.spec.version(), "id": ctx.id, "status": status,
+            "bundle": ctx.bundle, "pid": 0}),
+    };
+    v.to_string().into_bytes()
+}
+
+fn install_seccomp(f: &boxrun_seccomp::Filter, chan: &Channel) -> Result<()> {
+    if let Some(listener) = f.install()? {
+        chan.send_fd(Tag::SeccompFd, listener.as_raw_fd())?;
+        chan.expect(Tag::Continue, "waiting for the seccomp listener hand-over")?;
+    }
+    Ok(())
+}
+
+/// CVE-2024-21626: the working directory must be inside the container's root.
+fn check_cwd_inside() -> Result<()> {
+    let cwd = nix::unistd::getcwd().map_err(|e| Error::sys("getcwd", e))?;
+    if !cwd.is_absolute() || cwd.as_os_str().as_bytes().starts_with(b"(unreachable)") {
+        return Err(Error::Other(format!(
+            "process.cwd {} is outside the container",
+            cwd.display()
+        )));
+    }
+    Ok(())
+}
+
+fn apply_lsm(apparmor: Option<&str>, selinux: Option<&str>) -> Result<()> {
+    if let Some(p) = apparmor.filter(|p| !p.is_empty()) {
+        if !Path::new("/sys/kernel/security/apparmor").exists() && !Path::new("/proc/self/attr/apparmor").exists() {
+            return Err(Error::Config(format!(
+                "process.apparmorProfile {p:?} requested but AppArmor is not enabled on this host"
+            )));
+        }
+        let attr = if Path::new("/proc/self/attr/apparmor/exec").exists() {
+            "/proc/self/attr/apparmor/exec"
+        } else {
+            "/proc/self/attr/exec"
+        };
+        std::fs::write(attr, format!("exec {p}"))
+            .map_err(|e| Error::Other(format!("apply AppArmor profile {p:?}: {e}")))?;
+    }
+    if let Some(l) = selinux.filter(|l| !l.is_empty()) {
+        let enabled = std::fs::read_to_string("/proc/self/attr/current")
+            .map(|s| !s.trim().is_empty() && s.trim() != "unconfined")
+            .unwrap_or(false)
+            && Path::new("/sys/fs/selinux").exists();
+        if !enabled {
+            return Err(Error::Config(format!(
+                "process.selinuxLabel {l:?} requested but SELinux is not enabled on this host"
+            )));
+        }
+        std::fs::write("/proc/self/attr/exec", l)
+            .map_err(|e| Error::Other(format!("apply SELinux label {l:?}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Find the executable like execvp, with the PATH of the container's environment.
+pub fn resolve_exe(arg0: &str, env: &[String], cwd: &Path) -> Result<PathBuf> {
+    let is_exec = |p: &Path| {
+        let c = CString::new(p.as_os_str().as_bytes()).unwrap_or_default();
+        // SAFETY: c is a valid C string.
+        let ok = unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0;
+        ok && std::fs::metadata(p).map(|m| m.is_file()).unwrap_or(false)
+    };
+    if arg0.contains('/') {
+        let p = if Path::new(arg0).is_absolute() { PathBuf::from(arg0) } else { cwd.join(arg0) };
+        if is_exec(&p) {
+            return Ok(PathBuf::from(arg0));
+        }
+        return Err(Error::Other(format!(
+            "exec: {arg0:?}: no such executable file in the container"
+        )));
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let p = Path::new(dir).join(arg0);
+        if is_exec(&p) {
+            return Ok(p);
+        }
+    }
+    Err(Error::Other(format!(
+        "exec: {arg0:?}: executable file not found in $PATH"
+    )))
+}
+
+fn exec(exe: &Path, args: &[String], env: &[String]) -> Result<Never> {
+    let cexe = CString::new(exe.as_os_str().as_bytes()).map_err(|_| Error::Config("exe path has NUL".into()))?;
+    let cargs: Vec<CString> = args.iter().map(|a| CString::new(a.as_str()).unwrap_or_default()).collect();
+    let cenv: Vec<CString> = env.iter().map(|a| CString::new(a.as_str()).unwrap_or_default()).collect();
+    let argv: Vec<*const libc::c_char> = cargs.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let envp: Vec<*const libc::c_char> = cenv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    // SAFETY: argv and envp are NULL-terminated arrays of valid C strings.
+    unsafe { libc::execve(cexe.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    Err(Error::sys(format!("exec {}", exe.display()), nix::Error::last()))
+}
+
+/// Exec used by `boxrun exec` children (shares the resolution and error wording).
+pub fn exec_process(exe: &Path, args: &[String], env: &[String]) -> Result<()> {
+    match exec(exe, args, env)? {}
+}

@@ -1,0 +1,49 @@
+//! `process.rlimits`: setrlimit for each entry; a limit the kernel refuses is an error.
+
+use crate::error::{Error, Result};
+use oci_spec::runtime::{PosixRlimit, PosixRlimitType};
+
+/// The kernel resource number of an OCI rlimit type.
+pub fn resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
+    match t {
+        PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+    }
+}
+
+/// Apply the rlimits of a process.
+pub fn apply(limits: &[PosixRlimit]) -> Result<()> {
+    for l in limits {
+        if l.soft() > l.hard() {
+            return Err(Error::Config(format!(
+                "rlimit {:?}: soft limit {} is above hard limit {}",
+                l.typ(),
+                l.soft(),
+                l.hard()
+            )));
+        }
+        let r = libc::rlimit {
+            rlim_cur: l.soft(),
+            rlim_max: l.hard(),
+        };
+        // SAFETY: r is a valid rlimit.
+        if unsafe { libc::setrlimit(resource(l.typ()), &r) } != 0 {
+            return Err(Error::sys(format!("set rlimit {:?} to {}/{}", l.typ(), l.soft(), l.hard()), nix::Error::last()));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,515 @@
+//! The container's root filesystem: mounts in order, devices, /dev links, pivot_root,
+//! masked and read-only paths. Runs in the container's mount namespace, in the child.
+//!
+//! Every path inside the rootfs is opened with `openat2(RESOLVE_IN_ROOT)` and mounted
+//! on through `/proc/self/fd/N`, so a symlink planted in the image cannot redirect a
+//! mount onto the host (CVE-2021-30465 class).
+
+use crate::error::{Error, Result, SysContext};
+use crate::mounts;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use oci_spec::runtime::{Mount, Spec};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+/// Everything rootfs set-up needs to know.
+pub struct Ctx<'a> {
+    /// The spec.
+    pub spec: &'a Spec,
+    /// Absolute rootfs path on the host.
+    pub rootfs: &'a Path,
+    /// Absolute bundle path (relative bind sources resolve against it).
+    pub bundle: &'a Path,
+    /// The container's cgroups, for `cgroup` mounts.
+    pub cgroup: Option<&'a boxrun_cgroups::Cgroup>,
+    /// The container has its own cgroup namespace.
+    pub cgroupns: bool,
+    /// The container has its own user namespace (devices are bind-mounted, not made).
+    pub userns: bool,
+}
+
+fn cstr(p: &Path) -> Result<CString> {
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| Error::Config(format!("path {} contains a NUL byte", p.display())))
+}
+
+/// A path relative to the rootfs from an absolute in-container path.
+fn rel(p: &Path) -> PathBuf {
+    p.components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect()
+}
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// openat2(dirfd, path, flags, RESOLVE_IN_ROOT): resolution cannot leave `dirfd`.
+pub fn open_in_root(root: RawFd, path: &Path, flags: libc::c_int) -> std::result::Result<OwnedFd, nix::Error> {
+    let bytes = path.as_os_str().as_bytes();
+    let c = CString::new(if bytes.is_empty() { b"." as &[u8] } else { bytes }).map_err(|_| nix::Error::EINVAL)?;
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+    };
+    loop {
+        // SAFETY: c is NUL-terminated, how is a valid open_how of the size passed.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                root,
+                c.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: openat2 returned a fresh fd.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+        }
+        let e = nix::Error::last();
+        if e != nix::Error::EAGAIN && e != nix::Error::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// Create `path` (a directory, or an empty file when `file`) and its parents inside
+/// `root`, and return an O_PATH fd on it.
+pub fn mkdir_all_in_root(root: RawFd, path: &Path, file: bool) -> Result<OwnedFd> {
+    let path = rel(path);
+    if let Ok(fd) = open_in_root(root, &path, libc::O_PATH) {
+        return Ok(fd);
+    }
+    let comps: Vec<_> = path.components().collect();
+    let mut cur = PathBuf::new();
+    for (i, c) in comps.iter().enumerate() {
+        let parent = open_in_root(root, &cur, libc::O_PATH | libc::O_DIRECTORY)
+            .sys_ctx(|| format!("open {} in rootfs", cur.display()))?;
+        cur.push(c);
+        let last = i + 1 == comps.len();
+        let name = CString::new(c.as_os_str().as_bytes())
+            .map_err(|_| Error::Config(format!("bad path {}", path.display())))?;
+        if open_in_root(root, &cur, libc::O_PATH).is_ok() {
+            continue;
+        }
+        // SAFETY: parent is a valid dir fd, name is NUL-terminated.
+        let r = unsafe {
+            if last && file {
+                let fd = libc::openat(
+                    parent.as_raw_fd(),
+                    name.as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                    0o644,
+                );
+                if fd >= 0 {
+                    libc::close(fd);
+                    0
+                } else {
+                    -1
+                }
+            } else {
+                libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), 0o755)
+            }
+        };
+        if r != 0 {
+            let e = nix::Error::last();
+            if e != nix::Error::EEXIST {
+                return Err(Error::sys(format!("create {} in rootfs", cur.display()), e));
+            }
+        }
+    }
+    open_in_root(root, &path, libc::O_PATH).sys_ctx(|| format!("open {} in rootfs", path.display()))
+}
+
+fn fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+fn do_mount(
+    src: Option<&Path>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+    what: &dyn Fn() -> String,
+) -> Result<()> {
+    mount(src, target, fstype, flags, data).sys_ctx(what)
+}
+
+/// Flags of the mount at `p` that a remount must keep (locked in a user namespace).
+fn locked_flags(p: &Path) -> MsFlags {
+    match nix::sys::statvfs::statvfs(p) {
+        Ok(s) => {
+            use nix::sys::statvfs::FsFlags;
+            let f = s.flags();
+            let mut m = MsFlags::empty();
+            for (a, b) in [
+                (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+                (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+                (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+                (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+                (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+                (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+                (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+            ] {
+                if f.contains(a) {
+                    m |= b;
+                }
+            }
+            m
+        }
+        Err(_) => MsFlags::empty(),
+    }
+}
+
+/// Remount a bind mount with `flags`, keeping flags the kernel locked on it.
+fn remount_bind(target: &Path, flags: MsFlags) -> Result<()> {
+    let f = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags;
+    match mount(None::<&str>, target, None::<&str>, f, None::<&str>) {
+        Ok(()) => Ok(()),
+        Err(nix::Error::EPERM) => {
+            let keep = locked_flags(target) & !MsFlags::MS_RDONLY;
+            mount(None::<&str>, target, None::<&str>, f | keep, None::<&str>)
+                .sys_ctx(|| format!("remount {}", target.display()))
+        }
+        Err(e) => Err(Error::sys(format!("remount {}", target.display()), e)),
+    }
+}
+
+/// Step 1: make the mount tree private to the container and the rootfs a mount point.
+pub fn prepare_root(ctx: &Ctx) -> Result<()> {
+    let prop = match ctx
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().clone())
+        .as_deref()
+    {
+        None | Some("") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        Some("shared") => MsFlags::MS_SHARED,
+        Some("rshared") => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        Some("slave") => MsFlags::MS_SLAVE,
+        Some("rslave") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        Some("private") => MsFlags::MS_PRIVATE,
+        Some("rprivate") => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        Some("unbindable") => MsFlags::MS_UNBINDABLE,
+        Some("runbindable") => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        Some(other) => {
+            return Err(Error::Config(format!(
+                "linux.rootfsPropagation {other:?} is not a propagation mode"
+            )))
+        }
+    };
+    // Default and non-shared modes: apply to the whole tree so nothing leaks back.
+    // Shared modes: the host side must stay private while we set up, like runc.
+    let base = if prop.contains(MsFlags::MS_SHARED) {
+        MsFlags::MS_SLAVE | MsFlags::MS_REC
+    } else {
+        prop | MsFlags::MS_REC
+    };
+    do_mount(None, Path::new("/"), None, base, None, &|| {
+        "set propagation of /".into()
+    })?;
+    // pivot_root needs the rootfs's parent mount not to be shared.
+    make_parent_private(ctx.rootfs)?;
+    do_mount(
+        Some(ctx.rootfs),
+        ctx.rootfs,
+        Some("bind"),
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+        &|| format!("bind rootfs {}", ctx.rootfs.display()),
+    )?;
+    Ok(())
+}
+
+/// Apply rootfsPropagation on the new root once mounts are done.
+pub fn apply_root_propagation(ctx: &Ctx) -> Result<()> {
+    let p = ctx
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().clone());
+    let flags = match p.as_deref() {
+        Some("shared") => MsFlags::MS_SHARED,
+        Some("rshared") => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        Some("private") => MsFlags::MS_PRIVATE,
+        Some("rprivate") => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        Some("unbindable") => MsFlags::MS_UNBINDABLE,
+        Some("runbindable") => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        _ => return Ok(()),
+    };
+    do_mount(None, Path::new("/"), None, flags, None, &|| {
+        "set rootfsPropagation".into()
+    })
+}
+
+fn make_parent_private(rootfs: &Path) -> Result<()> {
+    // Find the mount point that contains rootfs, from /proc/self/mountinfo.
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| Error::io("/proc/self/mountinfo", e))?;
+    let mut best: Option<(usize, String, bool)> = None;
+    for line in info.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        if f.len() < 7 {
+            continue;
+        }
+        let mp = unescape(f[4]);
+        if rootfs.starts_with(&mp) {
+            let optional = &f[6..];
+            let shared = optional.iter().take_while(|s| **s != "-").any(|s| s.starts_with("shared:"));
+            if best.as_ref().is_none_or(|b| mp.len() >= b.0) {
+                best = Some((mp.len(), mp, shared));
+            }
+        }
+    }
+    if let Some((_, mp, true)) = best {
+        do_mount(None, Path::new(&mp), None, MsFlags::MS_PRIVATE, None, &|| {
+            format!("make {mp} private")
+        })?;
+    }
+    Ok(())
+}
+
+fn unescape(s: &str) -> String {
+    // mountinfo escapes space, tab, newline and backslash as \ooo.
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() {
+            if let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 4]).unwrap_or("x"), 8) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Step 2: every entry of `mounts`, in order.
+pub fn mount_all(ctx: &Ctx, rootfd: RawFd) -> Result<()> {
+    let Some(list) = ctx.spec.mounts() else {
+        return Ok(());
+    };
+    for m in list {
+        mount_one(ctx, rootfd, m)?;
+    }
+    Ok(())
+}
+
+fn mount_one(ctx: &Ctx, rootfd: RawFd, m: &Mount) -> Result<()> {
+    let dest = m.destination();
+    let typ = m.typ().as_deref().unwrap_or("");
+    let opts = mounts::parse(m.options().as_deref().unwrap_or(&[]));
+    let is_bind = opts.bind || typ == "bind";
+    let what = || format!("mount {} on {}", typ_or_src(m), dest.display());
+
+    if typ == "cgroup" || typ == "cgroup2" {
+        let target = mkdir_all_in_root(rootfd, dest, false)?;
+        let host_path = std::fs::read_link(fd_path(&target))
+            .map_err(|e| Error::io(dest, e))?;
+        return match ctx.cgroup {
+            Some(cg) => cg
+                .mount_into(&host_path, ctx.cgroupns, opts.flags & !MsFlags::MS_BIND)
+                .map_err(|e| Error::Other(format!("mount cgroup on {}: {e}", dest.display()))),
+            None => Ok(()),
+        };
+    }
+
+    if is_bind {
+        let src = m.source().as_deref().ok_or_else(|| {
+            Error::Config(format!("mounts: bind mount on {} has no source", dest.display()))
+        })?;
+        let src = if src.is_absolute() {
+            src.to_path_buf()
+        } else {
+            ctx.bundle.join(src)
+        };
+        let meta = std::fs::metadata(&src)
+            .map_err(|e| Error::Config(format!("mounts: bind source {}: {e}", src.display())))?;
+        let target = mkdir_all_in_root(rootfd, dest, !meta.is_dir())?;
+        let tp = fd_path(&target);
+        let mut bflags = MsFlags::MS_BIND;
+        if opts.flags.contains(MsFlags::MS_REC) {
+            bflags |= MsFlags::MS_REC;
+        }
+        do_mount(Some(&src), &tp, None, bflags, None, &what)?;
+        // Reopen: the fd still points at the covered directory, not the new mount.
+        let target = open_in_root(rootfd, &rel(dest), libc::O_PATH).sys_ctx(what)?;
+        let tp = fd_path(&target);
+        let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+        if !extra.is_empty() {
+            remount_bind(&tp, extra)?;
+        }
+        if opts.recursive_ro {
+            set_recursive_ro(&tp)?;
+        }
+        for p in &opts.propagation {
+            do_mount(None, &tp, None, *p, None, &what)?;
+        }
+        return Ok(());
+    }
+
+    let target = mkdir_all_in_root(rootfd, dest, false)?;
+    let tp = fd_path(&target);
+    let src = m.source().as_deref().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(typ));
+    let data = if opts.data.is_empty() { None } else { Some(opts.data.as_str()) };
+    let flags = opts.flags & !MsFlags::MS_REMOUNT;
+    let res = mount(Some(&src), &tp, Some(typ), flags, data);
+    match res {
+        Ok(()) => {}
+        Err(nix::Error::EPERM) | Err(nix::Error::EBUSY) if typ == "sysfs" && ctx.userns => {
+            // A user namespace without its own network namespace may not mount sysfs.
+            do_mount(Some(Path::new("/sys")), &tp, None, MsFlags::MS_BIND | MsFlags::MS_REC, None, &what)?;
+        }
+        Err(nix::Error::EPERM) if typ == "mqueue" && ctx.userns => {
+            do_mount(Some(Path::new("/dev/mqueue")), &tp, None, MsFlags::MS_BIND, None, &what)?;
+        }
+        Err(e) => return Err(Error::sys(what(), e)),
+    }
+    if !opts.propagation.is_empty() || opts.recursive_ro {
+        let target = open_in_root(rootfd, &rel(dest), libc::O_PATH).sys_ctx(what)?;
+        let tp = fd_path(&target);
+        if opts.recursive_ro {
+            set_recursive_ro(&tp)?;
+        }
+        for p in &opts.propagation {
+            do_mount(None, &tp, None, *p, None, &what)?;
+        }
+    }
+    Ok(())
+}
+
+fn typ_or_src(m: &Mount) -> String {
+    m.typ()
+        .clone()
+        .or_else(|| m.source().as_ref().map(|s| s.display().to_string()))
+        .unwrap_or_default()
+}
+
+fn set_recursive_ro(target: &Path) -> Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr {
+        attr_set: 0x1, // MOUNT_ATTR_RDONLY
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let c = cstr(target)?;
+    // SAFETY: valid path and attr struct of the declared size.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_RECURSIVE as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r != 0 {
+        return Err(Error::sys(format!("make {} recursively read-only", target.display()), nix::Error::last()));
+    }
+    Ok(())
+}
+
+/// Step 4: move into the new root (pivot_root, or chroot with `--no-pivot`).
+pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
+    if no_pivot {
+        nix::unistd::chdir(rootfs).sys_ctx(|| format!("chdir {}", rootfs.display()))?;
+        do_mount(Some(rootfs), Path::new("/"), None, MsFlags::MS_MOVE, None, &|| {
+            "move rootfs to /".into()
+        })?;
+        nix::unistd::chroot(".").sys_ctx(|| "chroot".into())?;
+        nix::unistd::chdir("/").sys_ctx(|| "chdir /".into())?;
+        return Ok(());
+    }
+    let old = nix::fcntl::open("/", nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+        .sys_ctx(|| "open /".into())?;
+    // SAFETY: fresh fd from open.
+    let old = unsafe { OwnedFd::from_raw_fd(old) };
+    nix::unistd::chdir(rootfs).sys_ctx(|| format!("chdir {}", rootfs.display()))?;
+    nix::unistd::pivot_root(".", ".").sys_ctx(|| format!("pivot_root {}", rootfs.display()))?;
+    nix::unistd::fchdir(old.as_raw_fd()).sys_ctx(|| "fchdir old root".into())?;
+    // The old root must not propagate the unmount to the host.
+    do_mount(None, Path::new("."), None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None, &|| {
+        "make old root slave".into()
+    })?;
+    umount2(".", MntFlags::MNT_DETACH).sys_ctx(|| "detach old root".into())?;
+    nix::unistd::chdir("/").sys_ctx(|| "chdir /".into())?;
+    Ok(())
+}
+
+/// Step 5 (after pivot): masked paths, read-only paths, read-only root.
+pub fn finalize(spec: &Spec) -> Result<()> {
+    if let Some(l) = spec.linux() {
+        if let Some(paths) = l.readonly_paths() {
+            for p in paths {
+                readonly_path(Path::new(p))?;
+            }
+        }
+        if let Some(paths) = l.masked_paths() {
+            for p in paths {
+                mask_path(Path::new(p))?;
+            }
+        }
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+        remount_bind(Path::new("/"), MsFlags::MS_RDONLY)?;
+    }
+    Ok(())
+}
+
+fn mask_path(p: &Path) -> Result<()> {
+    match mount(Some("/dev/null"), p, None::<&str>, MsFlags::MS_BIND, None::<&str>) {
+        Ok(()) => Ok(()),
+        Err(nix::Error::ENOENT) => Ok(()),
+        Err(nix::Error::ENOTDIR) => {
+            do_mount(Some(Path::new("tmpfs")), p, Some("tmpfs"), MsFlags::MS_RDONLY, None, &|| {
+                format!("mask {}", p.display())
+            })
+        }
+        Err(e) => Err(Error::sys(format!("mask {}", p.display()), e)),
+    }
+}
+
+fn readonly_path(p: &Path) -> Result<()> {
+    match mount(Some(p), p, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>) {
+        Ok(()) => {}
+        Err(nix::Error::ENOENT) => return Ok(()),
+        Err(e) => return Err(Error::sys(format!("make {} read-only", p.display()), e)),
+    }
+    remount_bind(p, MsFlags::MS_RDONLY | MsFlags::MS_REC | locked_flags(p))
+}
+
+/// Write `linux.sysctl` values through /proc/sys (after /proc is mounted).
+pub fn write_sysctls(spec: &Spec) -> Result<()> {
+    let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+        return Ok(());
+    };
+    for (k, v) in map {
+        if k.is_empty() || k.contains("..") || k.contains('/') {
+            return Err(Error::Config(format!("linux.sysctl: bad key {k:?}")));
+        }
+        let path = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
+        std::fs::write(&path, v.as_bytes())
+            .map_err(|e| Error::Other(format!("linux.sysctl {k}={v}: {e}")))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! The channel between the runtime process and the container's init during set-up.
+//!
+//! A `SOCK_SEQPACKET` socketpair: each message is one datagram, a tag byte followed by
+//! an optional payload. A peer that dies closes its end, so a read returns EOF instead
+//! of hanging: no timeouts needed.
+
+use crate::error::{Error, Result};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Messages exchanged during set-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Tag {
+    /// parent → child: id maps written, cgroup joined; go on.
+    Go = 1,
+    /// child → parent: namespaces and mounts exist; run prestart/createRuntime hooks.
+    RuntimeHooks = 2,
+    /// parent → child: hooks done, continue.
+    Continue = 3,
+    /// child → parent: set-up complete, blocking on the exec fifo (or about to exec).
+    Ready = 4,
+    /// parent → child: abort set-up (a hook failed).
+    Abort = 5,
+    /// child → parent: a failure, payload is the message.
+    Error = 6,
+    /// child → parent: a seccomp notify fd is being handed over (payload: fd via SCM_RIGHTS).
+    SeccompFd = 7,
+    /// child → parent (exec): the pid of the process, payload is its pid as decimal text.
+    Pid = 8,
+}
+
+impl Tag {
+    fn from_u8(b: u8) -> Option<Tag> {
+        Some(match b {
+            1 => Tag::Go,
+            2 => Tag::RuntimeHooks,
+            3 => Tag::Continue,
+            4 => Tag::Ready,
+            5 => Tag::Abort,
+            6 => Tag::Error,
+            7 => Tag::SeccompFd,
+            8 => Tag::Pid,
+            _ => return None,
+        })
+    }
+}
+
+/// One end of the set-up channel.
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// A connected pair: (parent end, child end). Both are close-on-exec.
+pub fn pair() -> Result<(Channel, Channel)> {
+    let mut fds = [0i32; 2];
+    // SAFETY: fds is a valid array of two ints for socketpair to fill.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if r != 0 {
+        return Err(Error::sys("socketpair", nix::Error::last()));
+    }
+    // SAFETY: socketpair returned two new fds that nothing else owns.
+    let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl Channel {
+    /// Raw fd, for closing the other side after fork.
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Send a message.
+    pub fn send(&self, tag: Tag, payload: &[u8]) -> Result<()> {
+        let mut buf = Vec::with_capacity(1 + payload.len());
+        buf.push(tag as u8);
+        buf.extend_from_slice(payload);
+        loop {
+            // SAFETY: buf is valid for buf.len() bytes.
+            let n = unsafe {
+                libc::send(
+                    self.fd.as_raw_fd(),
+                    buf.as_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_NOSIGNAL,
+                )
+            };
+            if n >= 0 {
+                return Ok(());
+            }
+            let e = nix::Error::last();
+            if e != nix::Error::EINTR {
+                return Err(Error::sys("send to peer", e));
+            }
+        }
+    }
+
+    /// Send a message carrying a file descriptor.
+    pub fn send_fd(&self, tag: Tag, fd: RawFd) -> Result<()> {
+        let data = [tag as u8];
+        let iov = [std::io::IoSlice::new(&data)];
+        let fds = [fd];
+        let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+        nix::sys::socket::sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &iov,
+            &cmsg,
+            nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(|e| Error::sys("send fd to peer", e))?;
+        Ok(())
+    }
+
+    /// Receive a message; `None` means the peer closed its end (exited).
+    pub fn recv(&self) -> Result<Option<(Tag, Vec<u8>, Option<OwnedFd>)>> {
+        let mut buf = vec![0u8; 8192];
+        let mut cmsg_space = nix::cmsg_space!([RawFd; 1]);
+        loop {
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            match nix::sys::socket::recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg_space),
+                nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(msg) => {
+                    let n = msg.bytes;
+                    let mut got_fd = None;
+                    if let Ok(cmsgs) = msg.cmsgs() {
+                        for c in cmsgs {
+                            if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+                                if let Some(&f) = fds.first() {
+                                    // SAFETY: the kernel just installed this fd for us.
+                                    got_fd = Some(unsafe { OwnedFd::from_raw_fd(f) });
+                                }
+                            }
+                        }
+                    }
+                    if n == 0 {
+                        return Ok(None);
+                    }
+                    let tag = Tag::from_u8(buf[0])
+                        .ok_or_else(|| Error::Other(format!("bad sync message {}", buf[0])))?;
+                    return Ok(Some((tag, buf[1..n].to_vec(), got_fd)));
+                }
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(Error::sys("receive from peer", e)),
+            }
+        }
+    }
+
+    /// Wait for a specific tag; an `Error` message or EOF becomes an error.
+    pub fn expect(&self, want: Tag, what: &str) -> Result<Vec<u8>> {
+        match self.recv()? {
+            Some((t, p, _)) if t == want => Ok(p),
+            Some((Tag::Error, p, _)) => Err(Error::Init(String::from_utf8_lossy(&p).into_owned())),
+            Some((Tag::Abort, _, _)) => Err(Error::Init("aborted by the runtime".into())),
+            Some((t, _, _)) => Err(Error::Init(format!("{what}: unexpected message {t:?}"))),
+            None => Err(Error::Init(format!("{what}: peer exited"))),
+        }
+    }
+}
