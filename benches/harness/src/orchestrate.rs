@@ -1,0 +1,923 @@
+//! The orchestrator: prepares rootfs and bundles, runs every case in
+//! interleaved rounds (one worker process per runtime per round, the runtime
+//! order rotated every round), and reports.
+
+use crate::bundle::{self, BundleOpts};
+use crate::report::{fmt_bytes, fmt_kib, CaseReport, Outcome, Row, Summary};
+use crate::sizes;
+use crate::spec::{parse_samples, Sample, Spec, Step};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+type Error = Box<dyn std::error::Error>;
+
+/// Command-line options of `boxrun-bench run`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Scratch directory (created and removed by run.sh).
+    pub work: PathBuf,
+    /// Unique token in every container id and cgroup of this run.
+    pub nonce: String,
+    /// Repository root.
+    pub repo: PathBuf,
+    /// boxrun binary.
+    pub boxrun: PathBuf,
+    /// boxctl binary.
+    pub boxctl: PathBuf,
+    /// runc binary.
+    pub runc: PathBuf,
+    /// crun binary.
+    pub crun: PathBuf,
+    /// Fewer rounds.
+    pub quick: bool,
+    /// Cases to run.
+    pub cases: Vec<u32>,
+    /// Override of the number of rounds of every case.
+    pub rounds: Option<u32>,
+    /// Override of the iterations per round of every case.
+    pub iters: Option<u32>,
+    /// Directory receiving summary.json, samples.tsv and report.md.
+    pub results: PathBuf,
+    /// The command line as typed, recorded in the results.
+    pub command: String,
+}
+
+#[derive(Debug, Clone)]
+struct Runtime {
+    key: &'static str,
+    label: String,
+    bin: PathBuf,
+    needs_ns: bool,
+    missing: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Variant {
+    key: String,
+    label: String,
+    /// Index into the runtimes; `None` for the bare unshare baseline.
+    rt: Option<usize>,
+    root: PathBuf,
+    bundle: PathBuf,
+    pre: Vec<Step>,
+}
+
+struct CaseDef {
+    number: u32,
+    title: String,
+    notes: Vec<String>,
+    variants: Vec<Variant>,
+    rounds: u32,
+    iters: u32,
+    warmup: u32,
+    steps: StepsFn,
+}
+
+/// Builds a variant's iteration steps from the runtime's argv prefix.
+type StepsFn = Box<dyn Fn(&Variant, &[String]) -> Vec<Step>>;
+
+/// Variants without samples: key → (what the row says instead, error detail).
+type Absent = HashMap<String, (String, Option<String>)>;
+
+type Raw = HashMap<(String, String), Vec<Sample>>;
+
+struct Bench {
+    o: Options,
+    runtimes: Vec<Runtime>,
+    rootfs: PathBuf,
+    empty: PathBuf,
+    outer_mntns: String,
+    self_exe: PathBuf,
+    tsv: String,
+    seccomp: Option<(Value, String)>,
+}
+
+const RT_BOXRUN: usize = 0;
+const RT_RUNC: usize = 1;
+const RT_CRUN: usize = 2;
+
+fn version(bin: &Path) -> Option<String> {
+    let out = Command::new(bin)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let first = text.lines().next()?.to_owned();
+    Some(match first.split_once("version ") {
+        Some((_, v)) => v.trim().to_owned(),
+        None => first.trim().to_owned(),
+    })
+}
+
+fn runtime(key: &'static str, bin: &Path, needs_ns: bool, not_there: &str) -> Runtime {
+    let (label, missing) = if !bin.exists() {
+        (key.to_owned(), Some(not_there.to_owned()))
+    } else {
+        match version(bin) {
+            Some(v) => (format!("{key} {v}"), None),
+            None => (
+                key.to_owned(),
+                Some(format!("`{} --version` fails", bin.display())),
+            ),
+        }
+    };
+    Runtime {
+        key,
+        label,
+        bin: bin.to_owned(),
+        needs_ns,
+        missing,
+    }
+}
+
+fn sh(cmd: &str) -> String {
+    Command::new("sh")
+        .args(["-c", cmd])
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let v: Vec<&str> = text.lines().collect();
+    v[v.len().saturating_sub(lines)..].join(" | ")
+}
+
+impl Bench {
+    fn new(o: Options) -> Result<Bench, Error> {
+        for d in ["bundles", "roots", "specs", "logs", "pids"] {
+            fs::create_dir_all(o.work.join(d))
+                .map_err(|e| format!("create {}/{d}: {e}", o.work.display()))?;
+        }
+        let rootfs = o.work.join("rootfs");
+        let script = o.repo.join("bundles/busybox/build-rootfs.sh");
+        let st = Command::new(&script)
+            .arg(&rootfs)
+            .status()
+            .map_err(|e| format!("run {}: {e}", script.display()))?;
+        if !st.success() {
+            return Err(format!("{} {} failed: {st}", script.display(), rootfs.display()).into());
+        }
+        let empty = o.work.join("empty");
+        fs::write(&empty, "").map_err(|e| format!("create {}: {e}", empty.display()))?;
+        let outer_mntns = fs::read_link("/proc/self/ns/mnt")
+            .map_err(|e| format!("read /proc/self/ns/mnt: {e}"))?
+            .to_string_lossy()
+            .into_owned();
+        let self_exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+        let runtimes = vec![
+            runtime("boxrun", &o.boxrun, false, "not built"),
+            runtime(
+                "runc",
+                &o.runc,
+                false,
+                "not installed: apt-get install runc",
+            ),
+            runtime("crun", &o.crun, true, "not installed"),
+        ];
+        let seccomp = bundle::seccomp_profile(&o.repo).ok();
+        Ok(Bench {
+            o,
+            runtimes,
+            rootfs,
+            empty,
+            outer_mntns,
+            self_exe,
+            tsv: String::from(
+                "case\truntime\tstep\tround\titer\twall_ns\tuser_us\tsys_us\tmaxrss_kb\n",
+            ),
+            seccomp,
+        })
+    }
+
+    fn bundle(
+        &self,
+        name: &str,
+        hardened: bool,
+        cgroups_path: Option<String>,
+    ) -> Result<PathBuf, Error> {
+        let dir = self.o.work.join("bundles").join(name);
+        let profile = if hardened {
+            Some(
+                &self
+                    .seccomp
+                    .as_ref()
+                    .ok_or("no docker-default seccomp profile: see benches/fixtures/")?
+                    .0,
+            )
+        } else {
+            None
+        };
+        let cfg = bundle::config(
+            &self.o.repo,
+            &BundleOpts {
+                rootfs: &self.rootfs,
+                hardened: profile,
+                cgroups_path,
+            },
+        )?;
+        bundle::write(&dir, &cfg)?;
+        Ok(dir)
+    }
+
+    fn variant(&self, case: u32, rt: usize, suffix: &str, bundle: &Path) -> Result<Variant, Error> {
+        let r = &self.runtimes[rt];
+        let key = format!("{}{suffix}", r.key);
+        let root = self.o.work.join("roots").join(format!("c{case}-{key}"));
+        fs::create_dir_all(&root).map_err(|e| format!("create {}: {e}", root.display()))?;
+        // For run.sh's cleanup trap: which binary owns this root, and whether
+        // it must be run in the crun namespace.
+        let meta = format!("bin={}\nns={}\n", r.bin.display(), u8::from(r.needs_ns));
+        fs::write(root.with_extension("meta"), meta)?;
+        Ok(Variant {
+            key,
+            label: r.label.clone(),
+            rt: Some(rt),
+            root,
+            bundle: bundle.to_owned(),
+            pre: vec![],
+        })
+    }
+
+    fn rt_argv(&self, v: &Variant, rest: &[&str]) -> Vec<String> {
+        let bin =
+            v.rt.map(|i| self.runtimes[i].bin.clone())
+                .unwrap_or_default();
+        let mut a = vec![
+            bin.display().to_string(),
+            "--root".into(),
+            v.root.display().to_string(),
+        ];
+        a.extend(rest.iter().map(|s| s.to_string()));
+        a
+    }
+
+    fn rounds(&self, full: u32, quick: u32) -> u32 {
+        self.o
+            .rounds
+            .unwrap_or(if self.o.quick { quick } else { full })
+            .max(1)
+    }
+
+    fn iters(&self, full: u32, quick: u32) -> u32 {
+        self.o
+            .iters
+            .unwrap_or(if self.o.quick { quick } else { full })
+            .max(1)
+    }
+
+    fn run_variants(&self, number: u32) -> Result<[Variant; 3], Error> {
+        let b = self.bundle("c1", false, None)?;
+        Ok([
+            self.variant(number, RT_BOXRUN, "", &b)?,
+            self.variant(number, RT_RUNC, "", &b)?,
+            self.variant(number, RT_CRUN, "", &b)?,
+        ])
+    }
+
+    fn case_def(&self, number: u32) -> Result<Option<CaseDef>, Error> {
+        let crun_note = "crun runs inside one private mount namespace per batch \
+            (`unshare -m --propagation private`) in which an empty file is bind-mounted over \
+            /sys/fs/cgroup/unified/cgroup.controllers, because crun 1.8.1 refuses this hybrid \
+            cgroup host otherwise; the namespace is set up once per batch, outside the timed \
+            region, so each timed crun invocation costs only crun itself."
+            .to_owned();
+        let cpu_note =
+            "CPU = user + system time of the runtime's whole process tree (wait4 rusage \
+            of the runtime process, which includes its reaped children: runc init, the container \
+            process, ...)."
+                .to_owned();
+        Ok(Some(match number {
+            1 => {
+                let [bx, rc, cr] = self.run_variants(1)?;
+                let baseline = Variant {
+                    key: "baseline".into(),
+                    label: "unshare -pfmnui + chroot (baseline)".into(),
+                    rt: None,
+                    root: PathBuf::new(),
+                    bundle: PathBuf::new(),
+                    pre: vec![],
+                };
+                let rootfs = self.rootfs.display().to_string();
+                CaseDef {
+                    number,
+                    title: "`run` of /bin/true, default `runc spec` bundle (terminal=false), busybox rootfs".into(),
+                    notes: vec![
+                        cpu_note,
+                        crun_note,
+                        format!("baseline: `unshare -pfmnui --mount-proc=ROOTFS/proc chroot ROOTFS /bin/true` — the same namespaces as the bundle (pid, net, ipc, uts, mount) + proc mount + chroot + exec, no runtime."),
+                    ],
+                    variants: vec![bx, rc, cr, baseline],
+                    rounds: self.rounds(20, 4),
+                    iters: self.iters(5, 3),
+                    warmup: if self.o.quick { 1 } else { 3 },
+                    steps: Box::new(move |v, rt| {
+                        let argv = if v.rt.is_none() {
+                            vec![
+                                "unshare".into(),
+                                "-pfmnui".into(),
+                                format!("--mount-proc={rootfs}/proc"),
+                                "chroot".into(),
+                                rootfs.clone(),
+                                "/bin/true".into(),
+                            ]
+                        } else {
+                            rt_cmd(rt, v, &["run", "-b", &v.bundle.display().to_string(), "{id}"])
+                        };
+                        vec![Step::Timed {
+                            label: "run".into(),
+                            argv,
+                        }]
+                    }),
+                }
+            }
+            2 => {
+                let Some((_, source)) = &self.seccomp else {
+                    return Err("case 2: no docker-default seccomp profile found".into());
+                };
+                let cg = |k: &str| Some(format!("/boxrun-bench/{}-{k}", self.o.nonce));
+                let b_cold = self.bundle("c2-boxrun-cold", true, cg("boxrun-cold"))?;
+                let b_warm = self.bundle("c2-boxrun-warm", true, cg("boxrun-warm"))?;
+                let b_runc = self.bundle("c2-runc", true, cg("runc"))?;
+                let b_crun = self.bundle("c2-crun", true, cg("crun"))?;
+                let mut cold = self.variant(2, RT_BOXRUN, "-cold", &b_cold)?;
+                cold.label = format!("{} (seccomp cache cold)", cold.label);
+                // TODO(bench): switch to BOXRUN_SECCOMP_CACHE=0 if the runtime grows it;
+                // deleting the cache directory measures a true cold start meanwhile.
+                cold.pre = vec![Step::RemoveTree {
+                    path: cold.root.join("seccomp-cache").display().to_string(),
+                }];
+                let mut warm = self.variant(2, RT_BOXRUN, "-warm", &b_warm)?;
+                warm.label = format!("{} (seccomp cache warm)", warm.label);
+                CaseDef {
+                    number,
+                    title: "`run` of /bin/true with Docker's default seccomp profile, a cgroup namespace and memory/pids/cpu limits".into(),
+                    notes: vec![
+                        format!("seccomp profile: {source}; limits: memory {} MiB, pids {}, cpu shares 512 + quota 50 ms / 100 ms; cgroupsPath /boxrun-bench/<run>-<runtime>.", bundle::MEMORY_LIMIT >> 20, bundle::PIDS_LIMIT),
+                        "boxrun cold = <root>/seccomp-cache deleted before every run (untimed); warm = cache kept. runc and crun have no filter cache.".into(),
+                        cpu_note,
+                        crun_note,
+                    ],
+                    variants: vec![
+                        cold,
+                        warm,
+                        self.variant(2, RT_RUNC, "", &b_runc)?,
+                        self.variant(2, RT_CRUN, "", &b_crun)?,
+                    ],
+                    rounds: self.rounds(15, 3),
+                    iters: self.iters(4, 3),
+                    warmup: if self.o.quick { 1 } else { 2 },
+                    steps: Box::new(|v, rt| {
+                        let mut s = v.pre.clone();
+                        s.push(Step::Timed {
+                            label: "run".into(),
+                            argv: rt_cmd(rt, v, &["run", "-b", &v.bundle.display().to_string(), "{id}"]),
+                        });
+                        s
+                    }),
+                }
+            }
+            3 => {
+                let variants = self.run_variants(3)?.to_vec();
+                let pids = self.o.work.join("pids").display().to_string();
+                CaseDef {
+                    number,
+                    title: "`create`, `start`, `delete` timed separately (case 1 bundle)".into(),
+                    notes: vec![
+                        "per iteration: create --pid-file (timed), pidfd_open on the init pid, start (timed), wait for the container process to exit (pidfd, untimed), delete (timed).".into(),
+                        cpu_note,
+                        crun_note,
+                    ],
+                    variants,
+                    rounds: self.rounds(15, 3),
+                    iters: self.iters(4, 3),
+                    warmup: if self.o.quick { 1 } else { 2 },
+                    steps: Box::new(move |v, rt| {
+                        let pidfile = format!("{pids}/{{id}}.pid");
+                        vec![
+                            Step::Timed {
+                                label: "create".into(),
+                                argv: rt_cmd(rt, v, &["create", "-b", &v.bundle.display().to_string(), "--pid-file", &pidfile, "{id}"]),
+                            },
+                            Step::PidfdOpen { path: pidfile },
+                            Step::Timed {
+                                label: "start".into(),
+                                argv: rt_cmd(rt, v, &["start", "{id}"]),
+                            },
+                            Step::PidfdWait { timeout_ms: 10_000 },
+                            Step::Timed {
+                                label: "delete".into(),
+                                argv: rt_cmd(rt, v, &["delete", "{id}"]),
+                            },
+                        ]
+                    }),
+                }
+            }
+            5 => {
+                let variants = self.run_variants(5)?.to_vec();
+                CaseDef {
+                    number,
+                    title: "50 containers with `run` (/bin/true): sequentially and 2 at a time".into(),
+                    notes: vec![
+                        "one sample = the wall time of the whole batch of 50 (divide by 50 for per-container cost); CPU = sum over the 50 process trees.".into(),
+                        crun_note,
+                    ],
+                    variants,
+                    rounds: self.rounds(5, 2),
+                    iters: self.iters(1, 1),
+                    warmup: 0,
+                    steps: Box::new(|v, rt| {
+                        let argv = rt_cmd(rt, v, &["run", "-b", &v.bundle.display().to_string(), "{id}-{j}"]);
+                        vec![
+                            Step::Batch {
+                                label: "50 sequential".into(),
+                                n: 50,
+                                parallel: 1,
+                                argv: argv.iter().map(|a| a.replace("{j}", "s{j}")).collect(),
+                            },
+                            Step::Batch {
+                                label: "50, 2 at a time".into(),
+                                n: 50,
+                                parallel: 2,
+                                argv: argv.iter().map(|a| a.replace("{j}", "p{j}")).collect(),
+                            },
+                        ]
+                    }),
+                }
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    fn worker(&self, v: &Variant, spec: &Spec, tag: &str) -> Result<Vec<(String, Sample)>, String> {
+        let dir = self.o.work.join("specs");
+        let spec_path = dir.join(format!("{tag}.json"));
+        let out_path = dir.join(format!("{tag}.tsv"));
+        fs::write(&spec_path, spec.to_json())
+            .map_err(|e| format!("write {}: {e}", spec_path.display()))?;
+        let needs_ns = v.rt.is_some_and(|i| self.runtimes[i].needs_ns);
+        let mut cmd = if needs_ns {
+            let mut c = Command::new("unshare");
+            c.args(["-m", "--propagation", "private"])
+                .arg(&self.self_exe);
+            c
+        } else {
+            Command::new(&self.self_exe)
+        };
+        cmd.arg("worker")
+            .arg("--spec")
+            .arg(&spec_path)
+            .arg("--out")
+            .arg(&out_path);
+        if needs_ns {
+            cmd.arg("--hide-unified")
+                .arg(&self.empty)
+                .arg("--outer-mntns")
+                .arg(&self.outer_mntns);
+        }
+        let out = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .output()
+            .map_err(|e| format!("spawn worker: {e}"))?;
+        let samples = fs::read_to_string(&out_path)
+            .ok()
+            .and_then(|t| parse_samples(&t).ok())
+            .unwrap_or_default();
+        if !out.status.success() {
+            let msg = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            return Err(format!("{msg} [log: {}]", tail(Path::new(&spec.log), 3)));
+        }
+        Ok(samples)
+    }
+
+    fn spec_for(&self, def: &CaseDef, v: &Variant, round: &str, iterations: u32) -> Spec {
+        let rt = v.rt.map(|i| self.runtimes[i].bin.display().to_string());
+        let rtv = rt.clone().into_iter().collect::<Vec<_>>();
+        let on_fail = match &rt {
+            Some(_) => vec![self.rt_argv(v, &["delete", "-f", "{id}"])],
+            None => vec![],
+        };
+        Spec {
+            iterations,
+            id_prefix: format!("bxbench-{}-c{}-{}-{round}", self.o.nonce, def.number, v.key),
+            env: vec![],
+            steps: (def.steps)(v, &rtv),
+            on_fail,
+            log: self
+                .o
+                .work
+                .join("logs")
+                .join(format!("c{}-{}.log", def.number, v.key))
+                .display()
+                .to_string(),
+        }
+    }
+
+    /// Delete whatever containers a variant left in its root.
+    fn sweep(&self, def: &CaseDef, v: &Variant) {
+        let Ok(rd) = fs::read_dir(&v.root) else {
+            return;
+        };
+        let ids: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("bxbench-"))
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        let spec = Spec {
+            iterations: 1,
+            id_prefix: "sweep".into(),
+            env: vec![],
+            steps: ids
+                .iter()
+                .map(|id| Step::BestEffort {
+                    argv: self.rt_argv(v, &["delete", "-f", id]),
+                })
+                .collect(),
+            on_fail: vec![],
+            log: self.o.work.join("logs/sweep.log").display().to_string(),
+        };
+        let _ = self.worker(v, &spec, &format!("sweep-c{}-{}", def.number, v.key));
+    }
+
+    fn run_case(&mut self, def: &CaseDef) -> (Raw, Absent) {
+        let mut raw: Raw = HashMap::new();
+        let mut failed: HashMap<String, (String, String)> = HashMap::new();
+        let mut missing: HashMap<String, String> = HashMap::new();
+        let mut active: Vec<&Variant> = Vec::new();
+        for v in &def.variants {
+            if let Some(i) = v.rt {
+                if let Some(why) = &self.runtimes[i].missing {
+                    missing.insert(v.key.clone(), why.clone());
+                    continue;
+                }
+            }
+            active.push(v);
+        }
+        // Warm-up (page cache, dentries, first cgroup creation): discarded.
+        if def.warmup > 0 {
+            for v in active.clone() {
+                let spec = self.spec_for(def, v, "w", def.warmup);
+                if let Err(e) = self.worker(v, &spec, &format!("c{}-{}-w", def.number, v.key)) {
+                    failed.insert(v.key.clone(), ("failed in warm-up".into(), e));
+                    self.sweep(def, v);
+                }
+            }
+            active.retain(|v| !failed.contains_key(&v.key));
+        }
+        for round in 0..def.rounds {
+            let n = active.len().max(1);
+            let mut order = active.clone();
+            order.rotate_left(round as usize % n);
+            for v in order {
+                if failed.contains_key(&v.key) {
+                    continue;
+                }
+                let tag = format!("r{round}");
+                let spec = self.spec_for(def, v, &tag, def.iters);
+                match self.worker(v, &spec, &format!("c{}-{}-{tag}", def.number, v.key)) {
+                    Ok(samples) => {
+                        for (i, (label, s)) in samples.into_iter().enumerate() {
+                            self.tsv.push_str(&format!(
+                                "{}\t{}\t{}\t{round}\t{i}\t{}\t{}\t{}\t{}\n",
+                                def.number,
+                                v.key,
+                                label,
+                                s.wall_ns,
+                                s.user_us,
+                                s.sys_us,
+                                s.maxrss_kb
+                            ));
+                            raw.entry((v.key.clone(), label)).or_default().push(s);
+                        }
+                    }
+                    Err(e) => {
+                        failed.insert(v.key.clone(), (format!("failed in round {round}"), e));
+                        self.sweep(def, v);
+                    }
+                }
+            }
+            eprint!(".");
+        }
+        eprintln!();
+        for v in &def.variants {
+            if v.rt.is_some() {
+                self.sweep(def, v);
+            }
+        }
+        let mut absent: Absent = failed
+            .into_iter()
+            .map(|(k, (short, detail))| (k, (short, Some(detail))))
+            .collect();
+        absent.extend(missing.into_iter().map(|(k, why)| (k, (why, None))));
+        (raw, absent)
+    }
+
+    fn report(&self, def: &CaseDef, raw: &Raw, failed: &Absent) -> CaseReport {
+        let mut labels: Vec<String> = Vec::new();
+        for v in &def.variants {
+            for s in (def.steps)(v, &["rt".to_owned()]) {
+                let l = match s {
+                    Step::Timed { label, .. } | Step::Batch { label, .. } => label,
+                    _ => continue,
+                };
+                if !labels.contains(&l) {
+                    labels.push(l);
+                }
+            }
+        }
+        let mut rows = Vec::new();
+        for l in &labels {
+            for v in &def.variants {
+                let outcome = match failed.get(&v.key) {
+                    Some((why, None)) => Outcome::Missing(why.clone()),
+                    Some((why, Some(_))) => Outcome::Missing(format!("{why} (see below)")),
+                    None => match raw.get(&(v.key.clone(), l.clone())) {
+                        Some(s) => Outcome::from_samples(s),
+                        None => Outcome::Missing("no samples".into()),
+                    },
+                };
+                rows.push(Row {
+                    step: l.clone(),
+                    key: v.key.clone(),
+                    label: v.label.clone(),
+                    outcome,
+                    is_reference: v.key == "crun",
+                });
+            }
+        }
+        CaseReport {
+            number: def.number,
+            title: def.title.clone(),
+            notes: {
+                let mut n = def.notes.clone();
+                n.push(format!(
+                    "{} interleaved rounds × {} runs per runtime (runtime order rotated each round), after {} discarded warm-up run(s).",
+                    def.rounds, def.iters, def.warmup
+                ));
+                n
+            },
+            rows,
+            extra: def
+                .variants
+                .iter()
+                .filter_map(|v| match failed.get(&v.key) {
+                    Some((why, Some(detail))) => {
+                        Some(format!("- {} ({}) {why}: {detail}", v.label, v.key))
+                    }
+                    _ => None,
+                })
+                .collect(),
+            data: Value::Null,
+        }
+    }
+
+    fn case4(&mut self, case1: Option<&Raw>) -> Result<CaseReport, Error> {
+        let owned;
+        let raw = match case1 {
+            Some(r) => r,
+            None => {
+                let def = self.case_def(1)?.ok_or("case 1 missing")?;
+                let (r, _) = self.run_case(&def);
+                owned = r;
+                &owned
+            }
+        };
+        let mut extra = vec![
+            "| runtime | binary | binary + shared libs (ldd) | peak RSS, median | min–max | ratio vs crun (RSS / with libs) |".to_owned(),
+            "|---|---:|---:|---:|---:|---:|".to_owned(),
+        ];
+        let mut data: Vec<(String, Value)> = Vec::new();
+        let crun_rss = raw
+            .get(&("crun".to_owned(), "run".to_owned()))
+            .and_then(|s| Summary::of(&s.iter().map(|x| x.maxrss_kb as f64).collect::<Vec<_>>()));
+        let crun_size = sizes::measure(&self.runtimes[RT_CRUN].bin);
+        for rt in &self.runtimes {
+            if let Some(why) = &rt.missing {
+                extra.push(format!("| {} | {why} | | | | |", rt.label));
+                continue;
+            }
+            let sz = sizes::measure(&rt.bin);
+            let rss = raw
+                .get(&(rt.key.to_owned(), "run".to_owned()))
+                .and_then(|s| {
+                    Summary::of(&s.iter().map(|x| x.maxrss_kb as f64).collect::<Vec<_>>())
+                });
+            let (med, range, ratio) = match (&rss, &crun_rss) {
+                (Some(r), Some(c)) => (
+                    fmt_kib(r.median),
+                    format!("{}–{}", fmt_kib(r.min), fmt_kib(r.max)),
+                    format!(
+                        "{:.2}× / {:.2}×",
+                        r.median / c.median,
+                        sz.with_libs as f64 / crun_size.with_libs.max(1) as f64
+                    ),
+                ),
+                (Some(r), None) => (
+                    fmt_kib(r.median),
+                    format!("{}–{}", fmt_kib(r.min), fmt_kib(r.max)),
+                    "–".into(),
+                ),
+                _ => ("not measured".into(), String::new(), "–".into()),
+            };
+            extra.push(format!(
+                "| {} | {} | {} ({} libs) | {med} | {range} | {ratio} |",
+                rt.label,
+                fmt_bytes(sz.binary),
+                fmt_bytes(sz.with_libs),
+                sz.libs.len()
+            ));
+            data.push((
+                rt.key.to_owned(),
+                json!({
+                    "binary_bytes": sz.binary,
+                    "with_libs_bytes": sz.with_libs,
+                    "libs": sz.libs,
+                    "peak_rss_kb": rss.map(|r| json!({"median": r.median, "min": r.min, "max": r.max})),
+                }),
+            ));
+        }
+        Ok(CaseReport {
+            number: 4,
+            title: "peak RSS of the runtime and binary size with its shared libraries".into(),
+            notes: vec![
+                "peak RSS = ru_maxrss from wait4 on the runtime process during case 1's `run`: the largest resident set of any process of the tree (the runtime, its re-exec'd init, the 1.2 MiB static busybox), median over all case 1 runs.".into(),
+                "binary + shared libs = file sizes of the binary and of every library `ldd` resolves (dynamic loader included).".into(),
+            ],
+            rows: vec![],
+            extra,
+            data: Value::Object(data.into_iter().collect()),
+        })
+    }
+
+    fn case6(&self) -> CaseReport {
+        let present = self.o.boxctl.exists();
+        let status = if present {
+            format!(
+                "boxctl found at {}, but its benchmarks are not yet available: the harness support lands once the boxctl CLI settles (TODO(bench)).",
+                self.o.boxctl.display()
+            )
+        } else {
+            format!(
+                "boxctl: not yet available ({} not built: cargo build --release -p boxctl).",
+                self.o.boxctl.display()
+            )
+        };
+        let planned = [
+            "6a time to a running instance vs image size (100 MiB, 1 GiB, 4 GiB ext4 images): full copy vs reflink vs copy-on-write overlay",
+            "6b `boxctl ps` with 1,000 instances in the state file",
+            "6c `boxctl run` overhead over a bare runtime `run` (boxrun, runc, crun as backend)",
+        ];
+        let mut extra = vec![status, String::new()];
+        extra.extend(planned.iter().map(|p| format!("- {p}: not yet available")));
+        CaseReport {
+            number: 6,
+            title: "boxctl".into(),
+            notes: vec![],
+            rows: vec![],
+            extra,
+            data: Value::Null,
+        }
+    }
+}
+
+fn rt_cmd(rt: &[String], v: &Variant, rest: &[&str]) -> Vec<String> {
+    let mut a = rt.to_vec();
+    a.push("--root".into());
+    a.push(v.root.display().to_string());
+    a.extend(rest.iter().map(|s| s.to_string()));
+    a
+}
+
+/// Run the selected cases, print their tables and write the result files.
+pub fn run(o: Options) -> Result<(), Error> {
+    let mut b = Bench::new(o)?;
+    let load_before = sh("cut -d' ' -f1-3 /proc/loadavg");
+    let meta = json!({
+        "date": sh("date -u +%Y-%m-%dT%H:%M:%SZ"),
+        "command": b.o.command,
+        "kernel": sh("uname -r"),
+        "cpu": sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"),
+        "cores": sh("nproc"),
+        "loadavg_before": load_before,
+        "runtimes": b.runtimes.iter().map(|r| json!({
+            "key": r.key, "label": r.label, "bin": r.bin, "missing": r.missing,
+        })).collect::<Vec<_>>(),
+        "nonce": b.o.nonce,
+    });
+    let header = format!(
+        "boxrun benchmarks — {} — kernel {}, {} cores ({}), load {}\ncommand: {}\n",
+        meta["date"].as_str().unwrap_or(""),
+        meta["kernel"].as_str().unwrap_or(""),
+        meta["cores"].as_str().unwrap_or(""),
+        meta["cpu"].as_str().unwrap_or("").trim(),
+        load_before,
+        b.o.command
+    );
+    println!("{header}");
+    for r in &b.runtimes {
+        if let Some(why) = &r.missing {
+            println!("{}: {why} ({})", r.key, r.bin.display());
+        }
+    }
+    println!();
+    let mut reports: Vec<CaseReport> = Vec::new();
+    let mut case1_raw: Option<Raw> = None;
+    for &n in &b.o.cases.clone() {
+        eprint!("case {n} ");
+        let rep = match n {
+            4 => b.case4(case1_raw.as_ref())?,
+            6 => {
+                eprintln!();
+                b.case6()
+            }
+            _ => match b.case_def(n) {
+                Ok(Some(def)) => {
+                    let (raw, failed) = b.run_case(&def);
+                    let rep = b.report(&def, &raw, &failed);
+                    if n == 1 {
+                        case1_raw = Some(raw);
+                    }
+                    rep
+                }
+                Ok(None) => {
+                    eprintln!("no such case");
+                    continue;
+                }
+                Err(e) => CaseReport {
+                    number: n,
+                    title: "not run".into(),
+                    notes: vec![],
+                    rows: vec![],
+                    extra: vec![format!("case {n} could not be prepared: {e}")],
+                    data: Value::Null,
+                },
+            },
+        };
+        print!("{}", rep.markdown());
+        reports.push(rep);
+    }
+    let load_after = sh("cut -d' ' -f1-3 /proc/loadavg");
+    println!("load average after: {load_after}");
+    let mut meta = meta;
+    meta["loadavg_after"] = json!(load_after);
+    fs::create_dir_all(&b.o.results)
+        .map_err(|e| format!("create {}: {e}", b.o.results.display()))?;
+    let summary =
+        json!({"meta": meta, "cases": reports.iter().map(CaseReport::json).collect::<Vec<_>>()});
+    let md: String = std::iter::once(header)
+        .chain(std::iter::once(String::from("\n")))
+        .chain(reports.iter().map(CaseReport::markdown))
+        .chain(std::iter::once(format!(
+            "load average after: {load_after}\n"
+        )))
+        .collect();
+    fs::write(
+        b.o.results.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
+    fs::write(b.o.results.join("samples.tsv"), &b.tsv)?;
+    fs::write(b.o.results.join("report.md"), md)?;
+    println!(
+        "results: {}/{{summary.json,samples.tsv,report.md}}",
+        b.o.results.display()
+    );
+    Ok(())
+}
+
+/// Write one case's bundle to `out` (used by profile.sh).
+pub fn write_bundle(
+    repo: &Path,
+    case: u32,
+    rootfs: &Path,
+    out: &Path,
+    cgroups_path: Option<String>,
+) -> Result<(), Error> {
+    let seccomp = if case == 2 {
+        Some(bundle::seccomp_profile(repo)?.0)
+    } else {
+        None
+    };
+    let cfg = bundle::config(
+        repo,
+        &BundleOpts {
+            rootfs,
+            hardened: seccomp.as_ref(),
+            cgroups_path,
+        },
+    )?;
+    bundle::write(out, &cfg)
+}

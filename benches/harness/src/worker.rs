@@ -1,0 +1,344 @@
+//! The worker: runs one [`Spec`] and writes its samples.
+//!
+//! Every measured command is spawned directly (no shell) and reaped with
+//! `wait4`, whose rusage covers the child and every descendant it waited for,
+//! so CPU time and peak RSS cover the runtime's whole process tree (runc init,
+//! the container process, ...). The worker makes itself a child subreaper so
+//! that detached container processes (`create`/`start`) are reaped here and
+//! never linger as zombies.
+
+use crate::spec::{sample_line, Sample, Spec, Step};
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// Where crun's hybrid-host check looks.
+pub const UNIFIED_CONTROLLERS: &str = "/sys/fs/cgroup/unified/cgroup.controllers";
+
+type Error = Box<dyn std::error::Error>;
+
+fn err(msg: String) -> Error {
+    msg.into()
+}
+
+/// Bind-mount `empty` over [`UNIFIED_CONTROLLERS`], refusing to do so unless
+/// this process runs in a mount namespace other than `outer_mntns`.
+pub fn hide_unified_controllers(empty: &str, outer_mntns: &str) -> Result<(), Error> {
+    let own = fs::read_link("/proc/self/ns/mnt")
+        .map_err(|e| err(format!("read /proc/self/ns/mnt: {e}")))?;
+    if own.to_string_lossy() == outer_mntns {
+        return Err(err(format!(
+            "worker: refusing to bind-mount over {UNIFIED_CONTROLLERS} in the host mount \
+             namespace ({outer_mntns}): run the worker under `unshare -m --propagation private`"
+        )));
+    }
+    let c = |s: &str| std::ffi::CString::new(s).map_err(|e| err(format!("bad path {s:?}: {e}")));
+    let (src, dst) = (c(empty)?, c(UNIFIED_CONTROLLERS)?);
+    // SAFETY: both pointers are valid NUL-terminated strings living across the
+    // call; fstype and data may be null for a bind mount.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            dst.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(err(format!(
+            "bind-mount {empty} over {UNIFIED_CONTROLLERS}: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
+
+fn subst(argv: &[String], id: &str, j: Option<u32>) -> Vec<String> {
+    argv.iter()
+        .map(|a| {
+            let a = a.replace("{id}", id);
+            match j {
+                Some(j) => a.replace("{j}", &j.to_string()),
+                None => a,
+            }
+        })
+        .collect()
+}
+
+struct Ctx<'a> {
+    spec: &'a Spec,
+    log: File,
+    pidfd: Option<OwnedFd>,
+}
+
+impl Ctx<'_> {
+    fn spawn(&mut self, argv: &[String]) -> Result<libc::pid_t, Error> {
+        let (prog, args) = argv
+            .split_first()
+            .ok_or_else(|| err("worker: empty command".into()))?;
+        let log = self
+            .log
+            .try_clone()
+            .map_err(|e| err(format!("clone log fd: {e}")))?;
+        let child = Command::new(prog)
+            .args(args)
+            .envs(self.spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| err(format!("spawn {prog}: {e}")))?;
+        // The child is reaped with wait4 below, never through `Child`.
+        Ok(child.id() as libc::pid_t)
+    }
+
+    /// Run `argv` to completion; returns its sample, or an error naming the
+    /// command when it fails.
+    fn run_one(&mut self, argv: &[String]) -> Result<Sample, Error> {
+        let t0 = Instant::now();
+        let pid = self.spawn(argv)?;
+        let (status, ru) = wait4(pid)?;
+        let wall = t0.elapsed();
+        check_status(argv, status)?;
+        Ok(Sample {
+            wall_ns: wall.as_nanos() as u64,
+            user_us: tv_us(&ru.ru_utime),
+            sys_us: tv_us(&ru.ru_stime),
+            maxrss_kb: ru.ru_maxrss.max(0) as u64,
+        })
+    }
+
+    fn batch(&mut self, argv: &[String], id: &str, n: u32, parallel: u32) -> Result<Sample, Error> {
+        let t0 = Instant::now();
+        let mut running: HashMap<libc::pid_t, u32> = HashMap::new();
+        let mut next = 0u32;
+        let mut total = Sample::default();
+        let mut failure: Option<Error> = None;
+        while next < n || !running.is_empty() {
+            while failure.is_none() && next < n && (running.len() as u32) < parallel {
+                let cmd = subst(argv, id, Some(next));
+                match self.spawn(&cmd) {
+                    Ok(pid) => {
+                        running.insert(pid, next);
+                    }
+                    Err(e) => failure = Some(e),
+                }
+                next += 1;
+            }
+            if running.is_empty() {
+                break;
+            }
+            let (pid, status, ru) = wait_any()?;
+            // Reparented orphans (we are a subreaper) are reaped and ignored.
+            if let Some(j) = running.remove(&pid) {
+                total.user_us += tv_us(&ru.ru_utime);
+                total.sys_us += tv_us(&ru.ru_stime);
+                total.maxrss_kb = total.maxrss_kb.max(ru.ru_maxrss.max(0) as u64);
+                if let Err(e) = check_status(&subst(argv, id, Some(j)), status) {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        total.wall_ns = t0.elapsed().as_nanos() as u64;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(total),
+        }
+    }
+}
+
+fn tv_us(tv: &libc::timeval) -> u64 {
+    (tv.tv_sec.max(0) as u64) * 1_000_000 + tv.tv_usec.max(0) as u64
+}
+
+fn check_status(argv: &[String], status: libc::c_int) -> Result<(), Error> {
+    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+        return Ok(());
+    }
+    let how = if libc::WIFEXITED(status) {
+        format!("exit status {}", libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        format!("signal {}", libc::WTERMSIG(status))
+    } else {
+        format!("wait status {status:#x}")
+    };
+    Err(err(format!("`{}` failed: {how}", argv.join(" "))))
+}
+
+fn wait4(pid: libc::pid_t) -> Result<(libc::c_int, libc::rusage), Error> {
+    let mut status = 0;
+    // SAFETY: rusage is plain old data; zeroed is a valid value.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: status and ru are valid, writable and outlive the call.
+        let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if rc == pid {
+            return Ok((status, ru));
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err(format!("wait4 {pid}: {e}")));
+        }
+    }
+}
+
+fn wait_any() -> Result<(libc::pid_t, libc::c_int, libc::rusage), Error> {
+    let mut status = 0;
+    // SAFETY: rusage is plain old data; zeroed is a valid value.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: status and ru are valid, writable and outlive the call.
+        let rc = unsafe { libc::wait4(-1, &mut status, 0, &mut ru) };
+        if rc > 0 {
+            return Ok((rc, status, ru));
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err(format!("wait4 any: {e}")));
+        }
+    }
+}
+
+/// Reap every exited child (orphans handed to us as subreaper) without blocking.
+fn reap_orphans() {
+    loop {
+        let mut status = 0;
+        // SAFETY: status is a valid writable int.
+        let rc = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if rc <= 0 {
+            break;
+        }
+    }
+}
+
+fn pidfd_open(path: &str) -> Result<OwnedFd, Error> {
+    let text = fs::read_to_string(path).map_err(|e| err(format!("read pid file {path}: {e}")))?;
+    let pid: libc::pid_t = text
+        .trim()
+        .parse()
+        .map_err(|_| err(format!("pid file {path} holds {text:?}, not a pid")))?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(err(format!(
+            "pidfd_open {pid}: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: fd is a fresh descriptor we own exclusively.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn pidfd_wait(fd: &OwnedFd, timeout_ms: u64) -> Result<(), Error> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let deadline = Instant::now() + std::time::Duration::from_millis(timeout_ms);
+    loop {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis() as i32;
+        // SAFETY: pfd is a valid pollfd array of length 1.
+        let rc = unsafe { libc::poll(&mut pfd, 1, left) };
+        if rc > 0 {
+            reap_orphans();
+            return Ok(());
+        }
+        if rc == 0 {
+            return Err(err(format!(
+                "container process still running after {timeout_ms} ms"
+            )));
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err(format!("poll pidfd: {e}")));
+        }
+    }
+}
+
+fn iteration(ctx: &mut Ctx<'_>, i: u32, out: &mut String) -> Result<(), Error> {
+    let id = format!("{}-{i}", ctx.spec.id_prefix);
+    for step in ctx.spec.steps.clone() {
+        match step {
+            Step::Timed { label, argv } => {
+                let s = ctx.run_one(&subst(&argv, &id, None))?;
+                out.push_str(&sample_line(&label, i, &s));
+            }
+            Step::Untimed { argv } => {
+                ctx.run_one(&subst(&argv, &id, None))?;
+            }
+            Step::BestEffort { argv } => {
+                let _ = ctx.run_one(&subst(&argv, &id, None));
+            }
+            Step::RemoveTree { path } => {
+                let path = path.replace("{id}", &id);
+                match fs::remove_dir_all(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(err(format!("remove {path}: {e}"))),
+                }
+            }
+            Step::PidfdOpen { path } => {
+                ctx.pidfd = Some(pidfd_open(&path.replace("{id}", &id))?);
+            }
+            Step::PidfdWait { timeout_ms } => {
+                let fd = ctx
+                    .pidfd
+                    .take()
+                    .ok_or_else(|| err("worker: pidfd_wait without pidfd_open".into()))?;
+                pidfd_wait(&fd, timeout_ms)?;
+            }
+            Step::Batch {
+                label,
+                n,
+                parallel,
+                argv,
+            } => {
+                let s = ctx.batch(&argv, &id, n, parallel)?;
+                out.push_str(&sample_line(&label, i, &s));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Run `spec`, writing samples to `out_path`. On the first failing iteration
+/// the `on_fail` commands run and the error is returned (samples of earlier
+/// iterations are kept).
+pub fn run(spec: &Spec, out_path: &str) -> Result<(), Error> {
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) only changes this process's
+    // reparenting behaviour.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&spec.log)
+        .map_err(|e| err(format!("open log {}: {e}", spec.log)))?;
+    let mut ctx = Ctx {
+        spec,
+        log,
+        pidfd: None,
+    };
+    let mut out = String::new();
+    let mut result = Ok(());
+    for i in 0..spec.iterations {
+        if let Err(e) = iteration(&mut ctx, i, &mut out) {
+            let id = format!("{}-{i}", spec.id_prefix);
+            let _ = writeln!(ctx.log, "bench worker: iteration {i}: {e}");
+            for cmd in &spec.on_fail {
+                let _ = ctx.run_one(&subst(cmd, &id, None));
+            }
+            result = Err(e);
+            break;
+        }
+    }
+    reap_orphans();
+    fs::write(out_path, out).map_err(|e| err(format!("write {out_path}: {e}")))?;
+    result
+}

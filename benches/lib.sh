@@ -1,0 +1,72 @@
+# Shared helpers of benches/run.sh and benches/profile.sh (sourced, not run).
+# shellcheck shell=bash
+
+bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo_dir=$(dirname "$bench_dir")
+UNIFIED_CONTROLLERS=/sys/fs/cgroup/unified/cgroup.controllers
+
+# Build the harness (standalone crate, own target dir) and set BENCH_BIN.
+bench_build_harness() {
+    : "${BENCH_TARGET_DIR:=$repo_dir/target-bench}"
+    if ! command -v cargo >/dev/null 2>&1; then
+        echo "bench: cargo not found: install a Rust toolchain" >&2
+        return 1
+    fi
+    cargo build --release --quiet --manifest-path "$bench_dir/harness/Cargo.toml" \
+        --target-dir "$BENCH_TARGET_DIR" || {
+        echo "bench: building benches/harness failed" >&2
+        return 1
+    }
+    BENCH_BIN=$BENCH_TARGET_DIR/release/boxrun-bench
+}
+
+# Run "$@" inside a private mount namespace in which an empty file hides the
+# cgroup2 controllers of this hybrid host (crun 1.8.1 refuses hybrid hosts).
+# $BENCH_EMPTY must name an empty file.
+in_crun_ns() {
+    unshare -m --propagation private sh -c \
+        'mount --bind "$0" '"$UNIFIED_CONTROLLERS"' && exec "$@"' "$BENCH_EMPTY" "$@"
+}
+
+# Best-effort removal of everything a bench run may have left behind:
+# containers in every root under $1/roots (via the runtime that owns the
+# root, see <root>.meta), cgroups whose name carries nonce $2, mounts under
+# $1, and $1 itself.
+bench_cleanup() {
+    local work=$1 nonce=$2 meta root bin ns id d pid
+    [ -n "$work" ] && [ -d "$work" ] || return 0
+    BENCH_EMPTY=$work/empty
+    [ -f "$BENCH_EMPTY" ] || : >"$BENCH_EMPTY"
+    for meta in "$work"/roots/*.meta; do
+        [ -f "$meta" ] || continue
+        root=${meta%.meta}
+        bin=$(sed -n 's/^bin=//p' "$meta")
+        ns=$(sed -n 's/^ns=//p' "$meta")
+        [ -x "$bin" ] || continue
+        for d in "$root"/bxbench-*; do
+            [ -e "$d" ] || continue
+            id=$(basename "$d")
+            if [ "$ns" = 1 ]; then
+                in_crun_ns "$bin" --root "$root" delete -f "$id" >/dev/null 2>&1 || true
+            else
+                "$bin" --root "$root" delete -f "$id" >/dev/null 2>&1 || true
+            fi
+        done
+    done
+    if [ -n "$nonce" ]; then
+        # Deepest first: kill what is left, then rmdir.
+        for d in $(find /sys/fs/cgroup/ -maxdepth 3 -type d \
+            \( -name "bxbench-$nonce-*" -o -path "*/boxrun-bench/$nonce-*" \) 2>/dev/null | sort -r); do
+            if [ -f "$d/cgroup.procs" ]; then
+                while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done <"$d/cgroup.procs"
+            fi
+            rmdir "$d" 2>/dev/null || { sleep 0.1; rmdir "$d" 2>/dev/null || true; }
+        done
+        rmdir /sys/fs/cgroup/*/boxrun-bench 2>/dev/null || true
+    fi
+    # Mounts under the work dir (none expected: runtimes mount in their own
+    # namespaces), innermost first.
+    awk -v w="$work" '$5 ~ "^"w {print $5}' /proc/self/mountinfo | sort -r |
+        while read -r d; do umount -l "$d" 2>/dev/null || true; done
+    rm -rf "$work"
+}
