@@ -209,11 +209,15 @@ pub fn create(opts: &CreateOpts, wait_fifo: bool) -> Result<Created> {
     if plan.new_user {
         write_id_maps(pid, &spec)?;
     }
-    cg.add_process(pid)?;
     record.pid = pid;
     record.pid_start_time = procfs::stat(pid).map(|s| s.start_time).unwrap_or(0);
     dir.save(&record)?;
     parent.send(Tag::Go, &[])?;
+    // The first cgroup.procs write after a quiet spell waits for an RCU grace period
+    // (cgroup_threadgroup_rwsem), ~10-25 ms here: the child sets up its mounts meanwhile
+    // and waits for CgroupJoined only where it must (cgroupns unshare, or before exec).
+    cg.add_process(pid)?;
+    parent.send(Tag::CgroupJoined, &[])?;
 
     loop {
         match parent.recv()? {

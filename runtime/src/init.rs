@@ -124,6 +124,12 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
             }
         }
     }
+    let cgroupns_new = ctx.ns.late_unshare & libc::CLONE_NEWCGROUP != 0;
+    let joined = std::cell::Cell::new(false);
+    if cgroupns_new || ctx.ns.joins.iter().any(|j| j.typ == LinuxNamespaceType::Cgroup) {
+        // The cgroup namespace root is the cgroup we are in when we unshare it.
+        wait_for(chan, Tag::CgroupJoined, &joined, "waiting for the cgroup join")?;
+    }
     if ctx.ns.late_unshare != 0 {
         // SAFETY: unshare with namespace flags.
         if unsafe { libc::unshare(ctx.ns.late_unshare) } != 0 {
@@ -179,7 +185,7 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
 
     if ctx.runtime_hooks {
         chan.send(Tag::RuntimeHooks, &[])?;
-        chan.expect(Tag::Continue, "waiting for createRuntime hooks")?;
+        wait_for(chan, Tag::Continue, &joined, "waiting for createRuntime hooks")?;
     }
     if let Some(h) = spec.hooks().as_ref().and_then(|h| h.create_container().as_ref()) {
         let state = state_json(ctx, record.as_ref(), "creating");
@@ -246,7 +252,7 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
     let sets = capabilities::Sets::from_spec(process.capabilities().as_ref())?;
     let last = capabilities::last_cap();
     if let (Some(f), false) = (ctx.seccomp, nnp) {
-        install_seccomp(f, chan)?;
+        install_seccomp(f, chan, &joined)?;
     }
     capabilities::drop_bounding(&sets, last)?;
     // SAFETY: prctl with integer arguments.
@@ -267,7 +273,7 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
             return Err(Error::sys("set no_new_privs", nix::Error::last()));
         }
         if let Some(f) = ctx.seccomp {
-            install_seccomp(f, chan)?;
+            install_seccomp(f, chan, &joined)?;
         }
     }
 
@@ -278,6 +284,7 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
         unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
     }
 
+    wait_for(chan, Tag::CgroupJoined, &joined, "waiting for the cgroup join")?;
     chan.send(Tag::Ready, &[])?;
     if let Some(fifo) = fifo {
         let p = format!("/proc/self/fd/{}", fifo.as_raw_fd());
@@ -318,12 +325,33 @@ fn state_json(ctx: &InitCtx, rec: Option<&crate::state::Record>, status: &str) -
     v.to_string().into_bytes()
 }
 
-fn install_seccomp(f: &boxrun_seccomp::Filter, chan: &Channel) -> Result<()> {
+fn install_seccomp(f: &boxrun_seccomp::Filter, chan: &Channel, joined: &std::cell::Cell<bool>) -> Result<()> {
     if let Some(listener) = f.install()? {
         chan.send_fd(Tag::SeccompFd, listener.as_raw_fd())?;
-        chan.expect(Tag::Continue, "waiting for the seccomp listener hand-over")?;
+        wait_for(chan, Tag::Continue, joined, "waiting for the seccomp listener hand-over")?;
     }
     Ok(())
+}
+
+/// Wait for `want`; a CgroupJoined that arrives first is noted in `joined`.
+fn wait_for(chan: &Channel, want: Tag, joined: &std::cell::Cell<bool>, what: &str) -> Result<()> {
+    if want == Tag::CgroupJoined && joined.get() {
+        return Ok(());
+    }
+    loop {
+        match chan.recv()? {
+            Some((Tag::CgroupJoined, _, _)) => {
+                joined.set(true);
+                if want == Tag::CgroupJoined {
+                    return Ok(());
+                }
+            }
+            Some((t, _, _)) if t == want => return Ok(()),
+            Some((Tag::Abort, _, _)) => return Err(Error::Init("aborted by the runtime".into())),
+            Some((t, _, _)) => return Err(Error::Init(format!("{what}: unexpected message {t:?}"))),
+            None => return Err(Error::Init(format!("{what}: runtime exited"))),
+        }
+    }
 }
 
 /// CVE-2024-21626: the working directory must be inside the container's root.

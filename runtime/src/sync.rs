@@ -27,6 +27,8 @@ pub enum Tag {
     SeccompFd = 7,
     /// child → parent (exec): the pid of the process, payload is its pid as decimal text.
     Pid = 8,
+    /// parent → child: the child is in its cgroups (sent after Go; the join overlaps set-up).
+    CgroupJoined = 9,
 }
 
 impl Tag {
@@ -40,6 +42,7 @@ impl Tag {
             6 => Tag::Error,
             7 => Tag::SeccompFd,
             8 => Tag::Pid,
+            9 => Tag::CgroupJoined,
             _ => return None,
         })
     }
