@@ -1,0 +1,103 @@
+//! process.*: args, env, cwd, user, umask, capabilities, rlimits, noNewPrivileges,
+//! oomScoreAdj, hostname, domainname, sysctl, preserve-fds.
+
+mod common;
+use common::*;
+use serde_json::json;
+
+fn sh(f: &mut Fixture, script: &str) -> String {
+    f.args(&["/bin/sh", "-c", script]);
+    let o = f.run(&["run", "--bundle", f.bundle.to_str().unwrap(), "p"]);
+    assert!(o.status.success(), "{script}: {}", stderr(&o));
+    stdout(&o)
+}
+
+#[test]
+fn env_cwd_user_umask() {
+    let mut f = Fixture::new();
+    f.config["process"]["env"] = json!(["PATH=/bin", "FOO=bar baz"]);
+    f.config["process"]["cwd"] = "/tmp".into();
+    f.config["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 7], "umask": 63});
+    let out = sh(&mut f, "echo $FOO; pwd; id -u; id -g; id -G; umask; echo $HOME");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, vec!["bar baz", "/tmp", "1000", "1001", "1001 5 7", "0077", "/"], "{out}");
+}
+
+#[test]
+fn capabilities_exact() {
+    let mut f = Fixture::new();
+    f.config["process"]["capabilities"] = json!({
+        "bounding": ["CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW"],
+        "effective": ["CAP_KILL"],
+        "permitted": ["CAP_KILL", "CAP_CHOWN"],
+        "inheritable": ["CAP_CHOWN"],
+        "ambient": ["CAP_CHOWN"]
+    });
+    let out = sh(&mut f, "grep -E '^Cap' /proc/self/status");
+    // after exec as root, effective = permitted = prev permitted | ambient...; the init's
+    // own sets are what the spec says: check the bounding and inheritable sets exactly
+    assert!(out.contains(&format!("CapBnd:\t{:016x}", (1u64 << 5) | 1 | (1 << 13))), "{out}");
+    assert!(out.contains(&format!("CapInh:\t{:016x}", 1u64)), "{out}");
+    assert!(out.contains(&format!("CapAmb:\t{:016x}", 1u64)), "{out}");
+}
+
+#[test]
+fn rlimits_nnp_oom_hostname_sysctl() {
+    let mut f = Fixture::new();
+    f.config["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 512, "soft": 256}, {"type": "RLIMIT_CORE", "hard": 0, "soft": 0}]);
+    f.config["process"]["noNewPrivileges"] = true.into();
+    f.config["process"]["oomScoreAdj"] = 123.into();
+    f.config["hostname"] = "boxhost".into();
+    f.config["domainname"] = "boxdomain".into();
+    f.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1", "kernel.shmmax": "65536"});
+    let out = sh(&mut f, "ulimit -n; ulimit -Hn; grep NoNewPrivs /proc/self/status; cat /proc/self/oom_score_adj; hostname; cat /proc/sys/kernel/domainname; cat /proc/sys/net/ipv4/ip_forward; cat /proc/sys/kernel/shmmax");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, vec!["256", "512", "NoNewPrivs:\t1", "123", "boxhost", "boxdomain", "1", "65536"], "{out}");
+}
+
+#[test]
+fn unknown_rlimit_and_capability_are_errors() {
+    let mut f = Fixture::new();
+    f.config["process"]["rlimits"] = json!([{"type": "RLIMIT_BOGUS", "hard": 1, "soft": 1}]);
+    f.save();
+    let o = f.run(&["run", "--bundle", f.bundle.to_str().unwrap(), "x"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("RLIMIT_BOGUS"), "{}", stderr(&o));
+    f.config["process"]["rlimits"] = json!([]);
+    f.config["process"]["capabilities"]["effective"] = json!(["CAP_BOGUS"]);
+    f.save();
+    let o = f.run(&["run", "--bundle", f.bundle.to_str().unwrap(), "x"]);
+    assert!(!o.status.success());
+    assert!(!f.root.join("x").exists());
+}
+
+#[test]
+fn preserve_fds_and_stdio_passthrough() {
+    let mut f = Fixture::new();
+    f.args(&["/bin/sh", "-c", "echo to-fd3 >&3; echo to-stdout"]);
+    let extra = f.dir.join("fd3");
+    let file = std::fs::File::create(&extra).unwrap();
+    let mut c = f.cmd();
+    c.args(["run", "--preserve-fds", "1", "--bundle", f.bundle.to_str().unwrap(), "fds"]);
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let raw = file.as_raw_fd();
+    // SAFETY: dup2 in the child before exec, onto fd 3.
+    unsafe {
+        c.pre_exec(move || {
+            if raw != 3 && libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::fcntl(3, libc::F_SETFD, 0);
+            Ok(())
+        });
+    }
+    let o = run_bounded(c, &f.dir, "fds");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "to-stdout\n");
+    assert_eq!(std::fs::read_to_string(&extra).unwrap(), "to-fd3\n");
+    // without --preserve-fds, fd 3 is closed in the container
+    f.args(&["/bin/sh", "-c", "ls /proc/self/fd | sort -n | tr '\\n' ' '"]);
+    let o = f.run(&["run", "--bundle", f.bundle.to_str().unwrap(), "nofds"]);
+    assert_eq!(stdout(&o).trim(), "0 1 2 3", "ls's own directory fd is 3: {}", stdout(&o));
+}
