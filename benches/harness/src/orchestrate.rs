@@ -149,7 +149,10 @@ fn sh(cmd: &str) -> String {
 
 fn tail(path: &Path, lines: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
-    let v: Vec<&str> = text.lines().collect();
+    let v: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("bench worker:"))
+        .collect();
     v[v.len().saturating_sub(lines)..].join(" | ")
 }
 
@@ -754,7 +757,7 @@ impl Bench {
             number: 4,
             title: "peak RSS of the runtime and binary size with its shared libraries".into(),
             notes: vec![
-                "peak RSS = ru_maxrss from wait4 on the runtime process during case 1's `run`: the largest resident set of any process of the tree (the runtime, its re-exec'd init, the 1.2 MiB static busybox), median over all case 1 runs.".into(),
+                "peak RSS = ru_maxrss from wait4 on the runtime process during case 1's `run`: the largest resident set of any process of the tree (the runtime itself, runc's re-exec'd `runc init`, the 1.2 MiB static busybox), median over all case 1 runs.".into(),
                 "binary + shared libs = file sizes of the binary and of every library `ldd` resolves (dynamic loader included).".into(),
             ],
             rows: vec![],
