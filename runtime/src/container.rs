@@ -112,11 +112,17 @@ fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
 /// Create a container. With `wait_fifo` false (foreground `run`), the init does not
 /// wait for `start` and execs as soon as it is set up.
 pub fn create(opts: &CreateOpts, wait_fifo: bool) -> Result<Created> {
+    create_with_console(opts, wait_fifo, None)
+}
+
+/// `create` with an already connected console socket (foreground `run` with a terminal
+/// proxies the pty itself).
+fn create_with_console(opts: &CreateOpts, wait_fifo: bool, console_fd: Option<OwnedFd>) -> Result<Created> {
     crate::util::validate_id(&opts.id)?;
     let Bundle { dir: bundle, rootfs, spec, raw } = config::load_bundle(&opts.bundle)?;
     let process = spec.process().as_ref().ok_or_else(|| Error::Config("process is required".into()))?;
     let terminal = process.terminal().unwrap_or(false);
-    if terminal && opts.console_socket.is_none() {
+    if terminal && opts.console_socket.is_none() && console_fd.is_none() {
         return Err(Error::Other(
             "process.terminal is true: pass --console-socket (or set terminal to false)".into(),
         ));
@@ -130,6 +136,8 @@ pub fn create(opts: &CreateOpts, wait_fifo: bool) -> Result<Created> {
         None => None,
     };
     let console = match (&opts.console_socket, terminal) {
+        _ if !terminal => None,
+        (_, true) if console_fd.is_some() => console_fd,
         (Some(p), true) => Some(crate::console::connect(p)?),
         _ => None,
     };
@@ -524,12 +532,29 @@ pub fn run(opts: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
     let fwd = forwarded_signals();
     // SAFETY: blocking signals in a single-threaded process.
     unsafe { libc::sigprocmask(libc::SIG_BLOCK, &fwd, std::ptr::null_mut()) };
-    let created = create(opts, false)?;
+    let wants_tty = opts.console_socket.is_none() && {
+        let b = config::load_bundle(&opts.bundle)?;
+        b.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false)
+    };
+    let (ours, theirs) = if wants_tty {
+        let (a, b) = std::os::unix::net::UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
+        (Some(a), Some(OwnedFd::from(b)))
+    } else {
+        (None, None)
+    };
+    let created = create_with_console(opts, false, theirs)?;
     let Created { pid, dir, record, spec } = created;
+    let master = match &ours {
+        Some(sock) => Some(crate::console::recv_master(sock.as_raw_fd())?),
+        None => None,
+    };
     let state = record.oci_state(Status::Running).to_string().into_bytes();
     hooks::run_all_warn(spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()), &state, "poststart");
     drop(dir);
-    let code = wait_forwarding(pid, &fwd);
+    let code = match master {
+        Some(m) => crate::console::proxy_until_exit(&m, pid, &fwd),
+        None => wait_forwarding(pid, &fwd),
+    };
     if !keep {
         let dir = StateDir::open(&opts.root, &opts.id)?;
         let mut rec = dir.load()?.unwrap_or(record);

@@ -137,3 +137,15 @@ fn systemd_cgroup_without_systemd_is_a_clear_error() {
     assert!(stderr(&o).contains("systemd is not running"), "{}", stderr(&o));
     assert!(!f.root.join("sd").exists());
 }
+
+#[test]
+fn foreground_run_with_terminal_proxies_the_pty() {
+    let mut f = Fixture::new();
+    f.config["process"]["terminal"] = true.into();
+    f.args(&["/bin/sh", "-c", "tty; echo hi; exit 5"]);
+    let o = f.run(&["run", "--bundle", f.bundle.to_str().unwrap(), "fg"]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    let out = stdout(&o).replace('\r', "");
+    assert!(out.contains("/dev/pts/0\nhi\n"), "{out}");
+    assert!(!f.root.join("fg").exists());
+}

@@ -1,0 +1,41 @@
+#!/bin/bash
+# The whole test suite, from a fresh Debian 12 machine (run as root):
+#   sudo scripts/test.sh
+# Installs what it needs (apt packages), builds the workspace, runs every crate's unit
+# and integration tests (runtime, cgroups, seccomp, manager, network), the OCI
+# conformance suite against boxrun, and prints one closing line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then
+    echo "test.sh: run as root (containers, cgroups, mounts and bridges need it)" >&2
+    exit 1
+fi
+scripts/install-deps.sh || exit 1
+export CARGO_TERM_COLOR=never
+log=$(mktemp /tmp/boxrun-test-log.XXXXXX)
+trap 'rm -f "$log"' EXIT
+status=0
+
+echo "== build (release: the binaries the conformance suite, benches and demo use)"
+cargo build --release --workspace --bins 2>&1 | tail -3 || exit 1
+
+echo "== cargo test (workspace)"
+# Tests run as root and each uses its own runtime root, bundle, cgroup names and bridges.
+cargo test --workspace --no-fail-fast -- --test-threads=2 2>&1 | tee -a "$log" | grep -E '^test |test result|panicked|FAILED|error(\[|:)' || true
+if grep -q "^test result: FAILED\|error: test failed\|error: could not compile" "$log"; then
+    status=1
+fi
+
+if [ -x conformance/scripts/run.sh ]; then
+    echo "== OCI conformance suite against boxrun"
+    conformance/scripts/run.sh "$PWD/target/release/boxrun" 2>&1 | tee -a "$log" | tail -60
+    [ "${PIPESTATUS[0]}" = 0 ] || status=1
+fi
+
+passed=$(grep -oE 'test result: [A-Za-z]+\. [0-9]+ passed' "$log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -oE '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}')
+echo "$passed passed, $failed failed"
+if [ "$failed" != 0 ]; then
+    status=1
+fi
+exit $status
