@@ -342,3 +342,142 @@ pub fn run(spec: &Spec, out_path: &str) -> Result<(), Error> {
     fs::write(out_path, out).map_err(|e| err(format!("write {out_path}: {e}")))?;
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::parse_samples;
+    use std::path::PathBuf;
+
+    /// `run` reaps with wait4(-1) (it owns its process in production), so
+    /// tests that spawn must not run concurrently within this test process.
+    static SPAWN_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SPAWN_LOCK.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A scratch directory removed on drop, even when the test fails.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let p = std::env::temp_dir()
+                .join(format!("boxrun-bench-test-{tag}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&p);
+            fs::create_dir_all(&p).expect("create scratch dir");
+            Scratch(p)
+        }
+        fn path(&self, name: &str) -> String {
+            self.0.join(name).display().to_string()
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn spec(steps: Vec<Step>, s: &Scratch, on_fail: Vec<Vec<String>>) -> Spec {
+        Spec {
+            iterations: 2,
+            id_prefix: "t".into(),
+            env: vec![("BENCH_TEST".into(), "1".into())],
+            steps,
+            on_fail,
+            log: s.path("log"),
+        }
+    }
+
+    fn argv(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn times_commands_and_batches_with_ids() {
+        let _serial = serial();
+        let s = Scratch::new("ok");
+        let marker = s.path("{id}");
+        let sp = spec(
+            vec![
+                Step::Timed {
+                    label: "touch".into(),
+                    argv: argv(&["touch", &marker]),
+                },
+                Step::Batch {
+                    label: "batch".into(),
+                    n: 4,
+                    parallel: 2,
+                    argv: argv(&["touch", &s.path("{id}-{j}")]),
+                },
+                Step::RemoveTree {
+                    path: s.path("absent"),
+                },
+            ],
+            &s,
+            vec![],
+        );
+        run(&sp, &s.path("out")).expect("worker run");
+        let samples =
+            parse_samples(&fs::read_to_string(s.path("out")).expect("out")).expect("parse");
+        assert_eq!(samples.len(), 4, "2 iterations × (touch + batch)");
+        assert!(samples
+            .iter()
+            .all(|(_, x)| x.wall_ns > 0 && x.maxrss_kb > 0));
+        for f in ["t-0", "t-1", "t-0-0", "t-0-3", "t-1-3"] {
+            assert!(s.0.join(f).exists(), "{f} not created");
+        }
+    }
+
+    #[test]
+    fn failing_step_runs_on_fail_and_keeps_earlier_samples() {
+        let _serial = serial();
+        let s = Scratch::new("fail");
+        let mut sp = spec(
+            vec![Step::Timed {
+                label: "probe".into(),
+                // Succeeds on iteration 0, fails on iteration 1.
+                argv: argv(&["test", "{id}", "=", "t-0"]),
+            }],
+            &s,
+            vec![argv(&["touch", &s.path("cleaned-{id}")])],
+        );
+        sp.iterations = 3;
+        let e = run(&sp, &s.path("out")).expect_err("iteration 1 must fail");
+        assert!(e.to_string().contains("exit status 1"), "{e}");
+        assert!(s.0.join("cleaned-t-1").exists(), "on_fail did not run");
+        let samples =
+            parse_samples(&fs::read_to_string(s.path("out")).expect("out")).expect("parse");
+        assert_eq!(samples.len(), 1);
+    }
+
+    #[test]
+    fn pidfd_wait_sees_exit() {
+        let _serial = serial();
+        let s = Scratch::new("pidfd");
+        let pidfile = s.path("pid");
+        let sp = spec(
+            vec![
+                Step::Untimed {
+                    argv: argv(&["sh", "-c", &format!("sleep 0.05 & echo $! > {pidfile}")]),
+                },
+                Step::PidfdOpen {
+                    path: pidfile.clone(),
+                },
+                Step::PidfdWait { timeout_ms: 5_000 },
+            ],
+            &s,
+            vec![],
+        );
+        run(&sp, &s.path("out")).expect("worker run");
+    }
+
+    #[test]
+    fn refuses_to_hide_controllers_in_outer_namespace() {
+        let own = fs::read_link("/proc/self/ns/mnt").expect("mntns");
+        let e = hide_unified_controllers("/dev/null", &own.to_string_lossy())
+            .expect_err("must refuse in the same namespace");
+        assert!(e.to_string().contains("refusing"), "{e}");
+    }
+}
