@@ -173,6 +173,11 @@ fn create_with_console(opts: &CreateOpts, wait_fifo: bool, console_fd: Option<Ow
     if wait_fifo {
         nix::unistd::mkfifo(&dir.fifo_path(), nix::sys::stat::Mode::from_bits_truncate(0o600))
             .map_err(|e| Error::sys("mkfifo exec.fifo", e))?;
+        // The init reopens the fifo as the container's root, which may be another host uid.
+        if let Some((uid, gid)) = host_root_ids(&spec) {
+            nix::unistd::chown(&dir.fifo_path(), Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(gid)))
+                .map_err(|e| Error::sys("chown exec.fifo", e))?;
+        }
     }
     let has_runtime_hooks = spec.hooks().as_ref().is_some_and(|h| {
         h.prestart().as_ref().is_some_and(|v| !v.is_empty())
@@ -220,22 +225,23 @@ fn create_with_console(opts: &CreateOpts, wait_fifo: bool, console_fd: Option<Ow
     record.pid = pid;
     record.pid_start_time = procfs::stat(pid).map(|s| s.start_time).unwrap_or(0);
     dir.save(&record)?;
-    parent.send(Tag::Go, &[])?;
+    send_or_child_error(&parent, Tag::Go)?;
     // The first cgroup.procs write after a quiet spell waits for an RCU grace period
     // (cgroup_threadgroup_rwsem), ~10-25 ms here: the child sets up its mounts meanwhile
     // and waits for CgroupJoined only where it must (cgroupns unshare, or before exec).
     cg.add_process(pid)?;
-    parent.send(Tag::CgroupJoined, &[])?;
+    send_or_child_error(&parent, Tag::CgroupJoined)?;
 
     loop {
         match parent.recv()? {
             Some((Tag::RuntimeHooks, _, _)) => {
-                let state = record.oci_state(Status::Creating).to_string().into_bytes();
+                // runtime-tools (hooks_stdin) expects "created" here; runc says "creating".
+                let state = record.oci_state(Status::Created).to_string().into_bytes();
                 let h = spec.hooks().as_ref();
                 let res = hooks::run_all(h.and_then(|h| h.prestart().as_ref()), &state, "prestart")
                     .and_then(|_| hooks::run_all(h.and_then(|h| h.create_runtime().as_ref()), &state, "createRuntime"));
                 match res {
-                    Ok(()) => parent.send(Tag::Continue, &[])?,
+                    Ok(()) => send_or_child_error(&parent, Tag::Continue)?,
                     Err(e) => {
                         let _ = parent.send(Tag::Abort, &[]);
                         return Err(e);
@@ -260,6 +266,31 @@ fn create_with_console(opts: &CreateOpts, wait_fifo: bool, console_fd: Option<Ow
     guard.armed = false;
     drop(guard);
     Ok(Created { pid, dir, record, spec })
+}
+
+/// Send to the child; if it already failed and closed its end, return its error message.
+fn send_or_child_error(chan: &sync::Channel, tag: Tag) -> Result<()> {
+    match chan.send(tag, &[]) {
+        Ok(()) => Ok(()),
+        Err(e) => match chan.recv() {
+            Ok(Some((Tag::Error, msg, _))) => Err(Error::Init(String::from_utf8_lossy(&msg).into_owned())),
+            _ => Err(e),
+        },
+    }
+}
+
+/// Host uid and gid that the container's root maps to, when a user namespace maps it elsewhere.
+fn host_root_ids(spec: &Spec) -> Option<(u32, u32)> {
+    let l = spec.linux().as_ref()?;
+    let find = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        m.iter().flatten().find(|e| e.container_id() == 0).map(|e| e.host_id())
+    };
+    let uid = find(l.uid_mappings());
+    let gid = find(l.gid_mappings());
+    if uid.is_none() && gid.is_none() {
+        return None;
+    }
+    Some((uid.unwrap_or(0), gid.unwrap_or(0)))
 }
 
 fn compile_seccomp(root: &Path, s: &oci_spec::runtime::LinuxSeccomp) -> Result<boxrun_seccomp::Filter> {

@@ -188,10 +188,21 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
         wait_for(chan, Tag::Continue, &joined, "waiting for createRuntime hooks")?;
     }
     if let Some(h) = spec.hooks().as_ref().and_then(|h| h.create_container().as_ref()) {
-        let state = state_json(ctx, record.as_ref(), "creating");
+        let state = state_json(ctx, record.as_ref(), "created");
         hooks::run_all(Some(h), &state, "createContainer")?;
     }
 
+    // Reopening the fifo for writing goes through /proc/self/fd; keep a handle on the
+    // runtime's /proc so this works even when the container mounts no /proc of its own.
+    // It is close-on-exec and no other process exists in the container yet.
+    let host_proc = if ctx.wait_fifo {
+        let fd = nix::fcntl::open("/proc", nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+            .sys_ctx(|| "open /proc".into())?;
+        // SAFETY: fresh fd.
+        Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+    } else {
+        None
+    };
     let fifo = if ctx.wait_fifo {
         let p = ctx.state_dir.join("exec.fifo");
         let fd = nix::fcntl::open(&p, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
@@ -287,23 +298,25 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
     wait_for(chan, Tag::CgroupJoined, &joined, "waiting for the cgroup join")?;
     chan.send(Tag::Ready, &[])?;
     if let Some(fifo) = fifo {
-        let p = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+        let p = format!("self/fd/{}", fifo.as_raw_fd());
         let cp = CString::new(p).unwrap_or_default();
+        let dirfd = host_proc.as_ref().map(|f| f.as_raw_fd()).unwrap_or(libc::AT_FDCWD);
         // Blocks until `start` opens the fifo for reading.
         let fd = loop {
-            // SAFETY: cp is a valid C string.
-            let fd = unsafe { libc::open(cp.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+            // SAFETY: cp is a valid C string, dirfd an open directory.
+            let fd = unsafe { libc::openat(dirfd, cp.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
             if fd >= 0 || nix::Error::last() != nix::Error::EINTR {
                 break fd;
             }
         };
         if fd < 0 {
-            return Err(Error::sys("open exec fifo (is /proc mounted in the container?)", nix::Error::last()));
+            return Err(Error::sys("open exec fifo", nix::Error::last()));
         }
         crate::util::write_all_fd(fd, b"0").map_err(|e| Error::Other(format!("write exec fifo: {e}")))?;
         // SAFETY: closing our own fd.
         unsafe { libc::close(fd) };
         drop(fifo);
+        drop(host_proc);
     }
     if let Some(h) = spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()) {
         let state = state_json(ctx, record.as_ref(), "running");

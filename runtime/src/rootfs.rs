@@ -209,10 +209,12 @@ pub fn prepare_root(ctx: &Ctx) -> Result<()> {
     };
     // Default and non-shared modes: apply to the whole tree so nothing leaks back.
     // Shared modes: the host side must stay private while we set up, like runc.
-    let base = if prop.contains(MsFlags::MS_SHARED) {
-        MsFlags::MS_SLAVE | MsFlags::MS_REC
+    // Shared and unbindable modes are applied to the new root at the end
+    // (apply_root_propagation): an unbindable tree could not be bind-mounted now.
+    let base = if prop.contains(MsFlags::MS_PRIVATE) {
+        MsFlags::MS_PRIVATE | MsFlags::MS_REC
     } else {
-        prop | MsFlags::MS_REC
+        MsFlags::MS_SLAVE | MsFlags::MS_REC
     };
     do_mount(None, Path::new("/"), None, base, None, &|| {
         "set propagation of /".into()

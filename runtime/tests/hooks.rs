@@ -42,7 +42,7 @@ fn hooks_run_in_order_with_state() {
             _ => assert!(!in_host, "{} not in container ns", l[0]),
         }
     }
-    assert_eq!(lines[0][1], "\"status\":\"creating\"");
+    assert_eq!(lines[0][1], "\"status\":\"created\"");
     assert_eq!(lines[4][1], "\"status\":\"running\"");
     assert_eq!(lines[5][1], "\"status\":\"stopped\"");
 }
