@@ -1,0 +1,46 @@
+//! Conformance cases, one module per area. Each case owns a [`Ctx`]: a
+//! private `--root`, a bundle with a hard-linked busybox rootfs and the base
+//! `runc spec` config, which it modifies before driving the runtime.
+//!
+//! [`Ctx`]: crate::runner::Ctx
+
+mod cgroups;
+mod cli;
+mod devices;
+mod hooks;
+mod kernel;
+mod lifecycle;
+mod mounts;
+mod namespaces;
+mod process;
+
+use crate::runner::Case;
+
+/// Every case, in report order.
+pub fn all() -> Vec<Case> {
+    let mut v = Vec::new();
+    v.extend_from_slice(lifecycle::CASES);
+    v.extend_from_slice(hooks::CASES);
+    v.extend_from_slice(cli::CASES);
+    v.extend_from_slice(process::CASES);
+    v.extend_from_slice(namespaces::CASES);
+    v.extend_from_slice(mounts::CASES);
+    v.extend_from_slice(devices::CASES);
+    v.extend_from_slice(cgroups::CASES);
+    v.extend_from_slice(kernel::CASES);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn case_names_are_unique_and_area_prefixed() {
+        let all = super::all();
+        let mut names: Vec<&str> = all.iter().map(|c| c.name).collect();
+        assert!(names.iter().all(|n| n.contains('.')), "{names:?}");
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len(), "duplicate case names");
+    }
+}
