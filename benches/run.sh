@@ -2,7 +2,8 @@
 # Benchmark boxrun next to runc and crun (and boxctl, when it exists).
 #
 #   benches/run.sh [--quick] [--cases 1,2,3] [--rounds N] [--iters N]
-#                  [--boxrun PATH] [--runc PATH] [--crun PATH] [--results DIR]
+#                  [--settle SECS] [--boxrun PATH] [--runc PATH] [--crun PATH]
+#                  [--results DIR]
 #
 # Prints one table per case and writes summary.json, samples.tsv and report.md
 # to benches/results/<UTC time>/ (and benches/results/latest). Must run as
@@ -13,7 +14,7 @@ set -euo pipefail
 
 case " $* " in
 *" -h "* | *" --help "*)
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 esac

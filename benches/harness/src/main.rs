@@ -20,7 +20,7 @@ type Error = Box<dyn std::error::Error>;
 const USAGE: &str = "\
 usage:
   boxrun-bench run --work DIR --nonce STR [--repo DIR] [--quick] [--cases 1,2,3]
-                   [--rounds N] [--iters N] [--results DIR] [--boxrun PATH]
+                   [--rounds N] [--iters N] [--settle SECS] [--results DIR] [--boxrun PATH]
                    [--boxctl PATH] [--runc PATH] [--crun PATH] [--command STR]
   boxrun-bench worker --spec FILE --out FILE [--hide-unified EMPTY --outer-mntns NS]
   boxrun-bench bundle --case 1|2 --rootfs DIR --out DIR [--repo DIR] [--cgroups-path P]";
@@ -104,9 +104,10 @@ fn cmd_run(mut a: Args) -> Result<(), Error> {
         .map(PathBuf::from)
         .unwrap_or_else(default_repo);
     let work = PathBuf::from(a.required("--work")?);
+    let quick = a.flag("--quick");
     let o = orchestrate::Options {
         nonce: a.required("--nonce")?,
-        quick: a.flag("--quick"),
+        quick,
         cases: parse_cases(&a.value("--cases")?.unwrap_or_else(|| "1,2,3,4,5,6".into()))?,
         rounds: a.number("--rounds")?,
         iters: a.number("--iters")?,
@@ -130,6 +131,7 @@ fn cmd_run(mut a: Args) -> Result<(), Error> {
         command: a
             .value("--command")?
             .unwrap_or_else(|| "boxrun-bench run".into()),
+        settle_secs: a.number("--settle")?.unwrap_or(if quick { 2 } else { 5 }),
         work,
         repo,
     };

@@ -43,6 +43,8 @@ pub struct Options {
     pub results: PathBuf,
     /// The command line as typed, recorded in the results.
     pub command: String,
+    /// Before each round, wait up to this long for the machine to be quiet.
+    pub settle_secs: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +80,14 @@ struct CaseDef {
 
 /// Builds a variant's iteration steps from the runtime's argv prefix.
 type StepsFn = Box<dyn Fn(&Variant, &[String]) -> Vec<Step>>;
+
+/// What one case's rounds produced.
+struct CaseRun {
+    raw: Raw,
+    absent: Absent,
+    /// Rounds that started although the machine was still busy.
+    busy_rounds: u32,
+}
 
 /// Variants without samples: key → (what the row says instead, error detail).
 type Absent = HashMap<String, (String, Option<String>)>;
@@ -135,6 +145,44 @@ fn runtime(key: &'static str, bin: &Path, needs_ns: bool, not_there: &str) -> Ru
         bin: bin.to_owned(),
         needs_ns,
         missing,
+    }
+}
+
+/// Busy fraction of all CPUs (0..1) over `ms` milliseconds, from /proc/stat.
+fn cpu_busy(ms: u64) -> Option<f64> {
+    fn snap() -> Option<(u64, u64)> {
+        let text = fs::read_to_string("/proc/stat").ok()?;
+        let line = text.lines().next()?;
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal ...
+        let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+        Some((v.iter().take(8).sum(), idle))
+    }
+    let (t0, i0) = snap()?;
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    let (t1, i1) = snap()?;
+    let total = t1.saturating_sub(t0);
+    (total > 0).then(|| 1.0 - i1.saturating_sub(i0) as f64 / total as f64)
+}
+
+/// Busy fraction under which the machine counts as quiet (others use less
+/// than ~half a core of the two).
+const QUIET_BUSY: f64 = 0.25;
+
+/// Wait up to `secs` for the machine to be quiet; true when it is.
+fn settle(secs: u32) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs.into());
+    loop {
+        match cpu_busy(200) {
+            Some(b) if b < QUIET_BUSY => return true,
+            None => return true,
+            Some(_) if std::time::Instant::now() >= deadline => return false,
+            Some(_) => {}
+        }
     }
 }
 
@@ -556,7 +604,7 @@ impl Bench {
         let _ = self.worker(v, &spec, &format!("sweep-c{}-{}", def.number, v.key));
     }
 
-    fn run_case(&mut self, def: &CaseDef) -> (Raw, Absent) {
+    fn run_case(&mut self, def: &CaseDef) -> CaseRun {
         let mut raw: Raw = HashMap::new();
         let mut failed: HashMap<String, (String, String)> = HashMap::new();
         let mut missing: HashMap<String, String> = HashMap::new();
@@ -581,7 +629,11 @@ impl Bench {
             }
             active.retain(|v| !failed.contains_key(&v.key));
         }
+        let mut busy_rounds = 0;
         for round in 0..def.rounds {
+            if self.o.settle_secs > 0 && !settle(self.o.settle_secs) {
+                busy_rounds += 1;
+            }
             let n = active.len().max(1);
             let mut order = active.clone();
             order.rotate_left(round as usize % n);
@@ -626,10 +678,15 @@ impl Bench {
             .map(|(k, (short, detail))| (k, (short, Some(detail))))
             .collect();
         absent.extend(missing.into_iter().map(|(k, why)| (k, (why, None))));
-        (raw, absent)
+        CaseRun {
+            raw,
+            absent,
+            busy_rounds,
+        }
     }
 
-    fn report(&self, def: &CaseDef, raw: &Raw, failed: &Absent) -> CaseReport {
+    fn report(&self, def: &CaseDef, run: &CaseRun) -> CaseReport {
+        let (raw, failed) = (&run.raw, &run.absent);
         let mut labels: Vec<String> = Vec::new();
         for v in &def.variants {
             for s in (def.steps)(v, &["rt".to_owned()]) {
@@ -671,6 +728,15 @@ impl Bench {
                     "{} interleaved rounds × {} runs per runtime (runtime order rotated each round), after {} discarded warm-up run(s).",
                     def.rounds, def.iters, def.warmup
                 ));
+                if self.o.settle_secs > 0 {
+                    n.push(format!(
+                        "each round waited up to {} s for the machine to be quiet (< {:.0}% of all CPUs busy); {} of {} rounds started on a busy machine.",
+                        self.o.settle_secs,
+                        QUIET_BUSY * 100.0,
+                        run.busy_rounds,
+                        def.rounds
+                    ));
+                }
                 n
             },
             rows,
@@ -694,8 +760,7 @@ impl Bench {
             Some(r) => r,
             None => {
                 let def = self.case_def(1)?.ok_or("case 1 missing")?;
-                let (r, _) = self.run_case(&def);
-                owned = r;
+                owned = self.run_case(&def).raw;
                 &owned
             }
         };
@@ -849,10 +914,10 @@ pub fn run(o: Options) -> Result<(), Error> {
             }
             _ => match b.case_def(n) {
                 Ok(Some(def)) => {
-                    let (raw, failed) = b.run_case(&def);
-                    let rep = b.report(&def, &raw, &failed);
+                    let run = b.run_case(&def);
+                    let rep = b.report(&def, &run);
                     if n == 1 {
-                        case1_raw = Some(raw);
+                        case1_raw = Some(run.raw);
                     }
                     rep
                 }
