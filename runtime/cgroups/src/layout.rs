@@ -247,6 +247,19 @@ impl Layout {
     }
 }
 
+/// The `linux.cgroup` object of `boxrun features` (runtime-spec
+/// features.md): what this library supports, independent of the host —
+/// v1, v2 (and hybrid) and rdma yes; no systemd cgroup driver.
+pub fn oci_features() -> oci_spec::runtime::Cgroup {
+    let mut c = oci_spec::runtime::Cgroup::default();
+    c.set_v1(Some(true));
+    c.set_v2(Some(true));
+    c.set_systemd(Some(false));
+    c.set_systemd_user(Some(false));
+    c.set_rdma(Some(true));
+    c
+}
+
 /// One line of `/proc/<pid>/cgroup`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcCgroup {
@@ -413,6 +426,15 @@ mod tests {
     fn no_cgroups() {
         let e = Layout::from_mountinfo("1 0 0:1 / / rw - ext4 /dev/sda rw\n", |_| unreachable!());
         assert!(matches!(e, Err(CgroupError::NoCgroupFs)));
+    }
+
+    #[test]
+    fn features_json() {
+        let v = serde_json::to_value(oci_features()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true})
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use boxrun_cgroups::layout::{Layout, Mode};
 use boxrun_cgroups::{Cgroup, CgroupError, DeviceRule, Version};
-use common::{cstr, read, resources, Blocker, TestRoot};
+use common::{cstr, read, resources, Blocker, Reaper, TestRoot};
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{fork, pipe, ForkResult};
@@ -257,7 +257,7 @@ fn pids_limit_makes_fork_fail_with_eagain() {
     };
     drop(res_w);
     drop(go_r);
-    let mut guard = GuardPid(child);
+    let mut guard = Reaper::new(child);
     cg.add_process(child.as_raw()).unwrap();
     nix::unistd::write(&go_w, b"g").unwrap();
     let mut buf = [0u8; 4];
@@ -266,23 +266,6 @@ fn pids_limit_makes_fork_fail_with_eagain() {
     assert_eq!(i32::from_ne_bytes(buf), libc::EAGAIN);
     guard.wait();
     cg.destroy().unwrap();
-}
-
-/// Kills and reaps a raw child on drop.
-struct GuardPid(nix::unistd::Pid);
-impl GuardPid {
-    fn wait(&mut self) {
-        let _ = nix::sys::wait::waitpid(self.0, None);
-        self.0 = nix::unistd::Pid::from_raw(0);
-    }
-}
-impl Drop for GuardPid {
-    fn drop(&mut self) {
-        if self.0.as_raw() > 0 {
-            let _ = nix::sys::signal::kill(self.0, Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(self.0, None);
-        }
-    }
 }
 
 #[test]
@@ -515,7 +498,7 @@ fn bpf_device_program_filters_opens() {
     };
     drop(res_w);
     drop(go_r);
-    let mut guard = GuardPid(child);
+    let mut guard = Reaper::new(child);
     cg.add_process(child.as_raw()).unwrap();
     nix::unistd::write(&go_w, b"g").unwrap();
     let mut buf = [0u8; 16];

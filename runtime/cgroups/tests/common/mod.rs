@@ -105,11 +105,70 @@ impl Drop for TestRoot {
     }
 }
 
+/// Thaw the freezer cgroups `pid` is in, so that a SIGKILL can take effect
+/// (a task frozen by the v1 freezer cannot die).
+fn thaw_cgroups_of(pid: Pid) {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+        return;
+    };
+    let Ok(l) = Layout::detect() else {
+        return;
+    };
+    for line in text.lines() {
+        let mut it = line.splitn(3, ':');
+        let (Some(_), Some(ctrls), Some(path)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        let rel = path.trim_start_matches('/');
+        if ctrls.split(',').any(|c| c == "freezer") {
+            if let Some(m) =
+                l.v1.iter()
+                    .find(|m| m.controllers.iter().any(|c| c == "freezer"))
+            {
+                let _ = std::fs::write(m.mount_point.join(rel).join("freezer.state"), "THAWED");
+            }
+        } else if ctrls.is_empty() {
+            if let Some(v2) = &l.v2 {
+                let _ = std::fs::write(v2.mount_point.join(rel).join("cgroup.freeze"), "0");
+            }
+        }
+    }
+}
+
+/// Owns a forked child: SIGKILLs (thawing it first) and reaps it on drop.
+pub struct Reaper {
+    pub pid: Pid,
+    reaped: bool,
+}
+
+impl Reaper {
+    pub fn new(pid: Pid) -> Reaper {
+        Reaper { pid, reaped: false }
+    }
+
+    /// Wait for the child to end and return how it ended.
+    pub fn wait(&mut self) -> WaitStatus {
+        let s = waitpid(self.pid, None).expect("waitpid");
+        self.reaped = true;
+        s
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = kill(self.pid, Signal::SIGKILL);
+            thaw_cgroups_of(self.pid);
+            let _ = waitpid(self.pid, None);
+        }
+    }
+}
+
 /// A forked child that blocks reading a pipe until released or killed.
 pub struct Blocker {
     pub pid: Pid,
+    reaper: Reaper,
     release: Option<OwnedFd>,
-    reaped: bool,
 }
 
 impl Blocker {
@@ -131,8 +190,8 @@ impl Blocker {
                 drop(r);
                 Blocker {
                     pid: child,
+                    reaper: Reaper::new(child),
                     release: Some(w),
-                    reaped: false,
                 }
             }
         }
@@ -140,23 +199,12 @@ impl Blocker {
 
     /// Wait for the child to end and return how it ended.
     pub fn wait(&mut self) -> WaitStatus {
-        let s = waitpid(self.pid, None).expect("waitpid");
-        self.reaped = true;
-        s
+        self.reaper.wait()
     }
 
     /// Let the child exit normally.
     pub fn release(&mut self) {
         self.release.take();
-    }
-}
-
-impl Drop for Blocker {
-    fn drop(&mut self) {
-        if !self.reaped {
-            let _ = kill(self.pid, Signal::SIGKILL);
-            let _ = waitpid(self.pid, None);
-        }
     }
 }
 
