@@ -698,3 +698,69 @@ fn blkio_weight_and_throttle() {
     }
     cg.destroy().unwrap();
 }
+
+/// A child that allocates past the memory limit is OOM-killed and the kill
+/// is counted (the source of `events` OOM notifications).
+#[test]
+fn oom_kill_is_counted() {
+    if !root_or_skip() {
+        return;
+    }
+    let t = TestRoot::new();
+    let cg = Cgroup::create(
+        Some(&t.path("oom")),
+        "x",
+        Some(&resources(r#"{"memory": {"limit": 16777216}}"#)),
+    )
+    .unwrap();
+    // no swapping around the limit where swap accounting exists
+    let _ = cg.apply(&resources(
+        r#"{"memory": {"limit": 16777216, "swap": 16777216}}"#,
+    ));
+    assert_eq!(cg.oom_kill_count().unwrap(), 0);
+    let (go_r, go_w) = pipe().unwrap();
+    // SAFETY: the child only uses async-signal-safe calls (read, mmap, _exit)
+    // and writes to memory it mapped itself.
+    let child = match unsafe { fork() }.unwrap() {
+        ForkResult::Child => unsafe {
+            let mut b = 0u8;
+            libc::read(go_r.as_raw_fd(), &mut b as *mut u8 as *mut libc::c_void, 1);
+            let len = 256usize << 20;
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if p == libc::MAP_FAILED {
+                libc::_exit(2);
+            }
+            let mut off = 0;
+            while off < len {
+                *(p as *mut u8).add(off) = 1;
+                off += 4096;
+            }
+            libc::_exit(0);
+        },
+        ForkResult::Parent { child } => child,
+    };
+    drop(go_r);
+    let mut guard = Reaper::new(child);
+    cg.add_process(child.as_raw()).unwrap();
+    nix::unistd::write(&go_w, b"g").unwrap();
+    assert_eq!(
+        guard.wait(),
+        WaitStatus::Signaled(child, Signal::SIGKILL, false),
+        "the OOM killer ends the child"
+    );
+    assert_eq!(cg.oom_kill_count().unwrap(), 1);
+    let st = cg.stats().unwrap();
+    assert!(
+        st.memory.usage.max > 8 << 20,
+        "peak near the limit: {:?}",
+        st.memory.usage
+    );
+    cg.destroy().unwrap();
+}
