@@ -377,6 +377,13 @@ fn memory_swap_and_update_order() {
         .unwrap();
         assert_eq!(read(&m.join("memory.limit_in_bytes")), "33554432");
         assert_eq!(read(&m.join("memory.memsw.limit_in_bytes")), "33554432");
+        // unlimited memory without a swap value lifts the memsw limit too
+        cg.apply(&resources(r#"{"memory": {"limit": -1}}"#))
+            .unwrap();
+        assert_eq!(
+            read(&m.join("memory.limit_in_bytes")),
+            read(&m.join("memory.memsw.limit_in_bytes"))
+        );
         let e = cg
             .apply(&resources(r#"{"memory": {"limit": 100, "swap": 50}}"#))
             .unwrap_err();

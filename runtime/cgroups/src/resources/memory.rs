@@ -116,8 +116,13 @@ fn apply_v1(dir: &Path, m: &LinuxMemory) -> Result<()> {
         .limit()
         .map(|v| v1_bytes(LIMIT, v).map(|s| (v, s)))
         .transpose()?;
-    let swap = m
-        .swap()
+    // An unlimited memory limit with swap unset means unlimited swap too
+    // (the kernel refuses limit > memsw), where swap accounting exists.
+    let swap_req = match (m.limit(), m.swap()) {
+        (Some(-1), None) if dir.join("memory.memsw.limit_in_bytes").exists() => Some(-1),
+        (_, s) => s,
+    };
+    let swap = swap_req
         .map(|v| v1_bytes(SWAP, v).map(|s| (v, s)))
         .transpose()?;
     match (limit, swap) {
