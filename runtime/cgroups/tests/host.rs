@@ -771,3 +771,93 @@ fn oom_kill_is_counted() {
     );
     cg.destroy().unwrap();
 }
+
+/// The cgroup2 code paths (cgroup.freeze + cgroup.events, cgroup.kill,
+/// clone3 into the cgroup) on this host's cgroup2 tree, via a view of the
+/// container's cgroup that holds only its v2 hierarchy.
+#[test]
+fn v2_freeze_kill_and_clone_into_cgroup() {
+    if !root_or_skip() {
+        return;
+    }
+    let l = Layout::detect().unwrap();
+    if l.v2.is_none() {
+        eprintln!("skipped: no cgroup2 tree");
+        return;
+    }
+    let t = TestRoot::new();
+    let full = Cgroup::create(Some(&t.path("v2")), "x", None).unwrap();
+    let v2 = Cgroup {
+        mode: Mode::Unified,
+        hierarchies: vec![full.v2().unwrap().clone()],
+    };
+    let v2dir = v2.hierarchies[0].path.clone();
+
+    // clone3(CLONE_INTO_CGROUP) with the O_PATH descriptor
+    let fd = v2.clone_into_fd().expect("O_PATH fd of the v2 dir");
+    let (go_r, go_w) = pipe().unwrap();
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let mut args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: fd.as_raw_fd() as u64,
+        ..Default::default()
+    };
+    // SAFETY: clone3 without CLONE_VM behaves like fork; the child only
+    // uses async-signal-safe calls (read, _exit).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if r == 0 {
+        // SAFETY: plain syscalls in the child.
+        unsafe {
+            let mut b = 0u8;
+            libc::read(go_r.as_raw_fd(), &mut b as *mut u8 as *mut libc::c_void, 1);
+            libc::_exit(0);
+        }
+    }
+    assert!(r > 0, "clone3: {}", std::io::Error::last_os_error());
+    let pid = nix::unistd::Pid::from_raw(r as i32);
+    let mut child = Reaper::new(pid);
+    drop(go_r);
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let want = format!("0::/{}/v2", t.name);
+    assert!(own.lines().any(|l| l == want), "{own}");
+    assert_eq!(v2.pids().unwrap(), vec![pid.as_raw()]);
+
+    // freeze waits for cgroup.events to report frozen
+    v2.freeze().unwrap();
+    assert!(v2.is_frozen().unwrap());
+    assert!(read(&v2dir.join("cgroup.events")).contains("frozen 1"));
+    v2.thaw().unwrap();
+    assert!(!v2.is_frozen().unwrap());
+    assert!(read(&v2dir.join("cgroup.events")).contains("frozen 0"));
+
+    // SIGKILL goes through cgroup.kill
+    v2.kill_all(Signal::SIGKILL as i32).unwrap();
+    assert_eq!(
+        child.wait(),
+        WaitStatus::Signaled(pid, Signal::SIGKILL, false)
+    );
+    drop(go_w);
+    full.destroy().unwrap();
+}
