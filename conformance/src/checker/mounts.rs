@@ -148,7 +148,8 @@ fn option_errors(opts: &[String], got: &MountInfo) -> Vec<String> {
     });
     if let Some(p) = prop {
         let have = got.propagation();
-        if have != p && !(p == "slave" && have == "shared+slave") {
+        // A slave made shared (or a shared mount copied as a slave) is both.
+        if have != p && !((p == "slave" || p == "shared") && have == "shared+slave") {
             errs.push(format!("propagation: expected {p} got {have}"));
         }
     }
@@ -249,7 +250,7 @@ fn rootfs_propagation(c: &Checker) -> Check {
         .ok_or_else(|| Miss::Fail("no mount at / in mountinfo".into()))?;
     let want = want.trim_start_matches('r');
     let have = root.propagation();
-    if have == want || (want == "slave" && have == "shared+slave") {
+    if have == want || ((want == "slave" || want == "shared") && have == "shared+slave") {
         Ok(())
     } else {
         Err(mismatch(want, have))

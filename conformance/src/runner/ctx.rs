@@ -151,6 +151,10 @@ impl<'s> Ctx<'s> {
         std::fs::write(self.bundle.join("config.json"), &text)
             .context("write bundle config.json")?;
         let rootfs = self.rootfs();
+        if !rootfs.is_dir() {
+            // Cases that test a missing rootfs.
+            return Ok(());
+        }
         std::fs::write(rootfs.join("oci-checker.json"), &text)
             .context("write oci-checker.json")?;
         std::fs::write(
@@ -388,6 +392,26 @@ impl<'s> Ctx<'s> {
         Ok(())
     }
 
+    /// Create a FIFO `name` in the output directory (visible at /out/<name>
+    /// after [`Ctx::mount_out`]) and open its read end.
+    pub fn fifo(&self, name: &str) -> Result<Fifo> {
+        let path = self.out().join(name);
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+            .context("fifo path has a NUL byte")?;
+        // SAFETY: valid C string.
+        if unsafe { libc::mkfifo(c.as_ptr(), 0o666) } != 0 {
+            bail!("mkfifo {}: {}", path.display(), std::io::Error::last_os_error());
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+            .with_context(|| format!("open {}", path.display()))?;
+        Ok(Fifo { file, buf: Vec::new() })
+    }
+
     /// Time left before the case deadline.
     pub fn time_left(&self) -> Duration {
         self.remaining()
@@ -444,5 +468,47 @@ pub fn remove_cgroup(path: &str) {
 impl Drop for Ctx<'_> {
     fn drop(&mut self) {
         self.cleanup();
+    }
+}
+
+/// Read end of a FIFO the container writes lines to.
+pub struct Fifo {
+    file: std::fs::File,
+    buf: Vec<u8>,
+}
+
+impl Fifo {
+    /// Next line, waiting (poll) up to `timeout`.
+    pub fn read_line(&mut self, timeout: Duration) -> Result<String> {
+        use std::io::Read;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                return Ok(String::from_utf8_lossy(&line).trim_end().to_string());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!("no line from the container within {timeout:?} (got {:?})", String::from_utf8_lossy(&self.buf));
+            }
+            let mut p = libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&self.file), events: libc::POLLIN, revents: 0 };
+            // SAFETY: one valid pollfd.
+            let rc = unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+            if rc <= 0 {
+                continue;
+            }
+            let mut chunk = [0u8; 512];
+            match self.file.read(&mut chunk) {
+                Ok(0) => {
+                    // Writer closed (POLLHUP): wait for the next writer without spinning.
+                    if p.revents & libc::POLLHUP != 0 {
+                        bail!("container closed the fifo without writing a line (got {:?})", String::from_utf8_lossy(&self.buf));
+                    }
+                }
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e).context("read fifo"),
+            }
+        }
     }
 }
