@@ -465,8 +465,20 @@ fn bpf_device_program_filters_opens() {
     ])
     .unwrap();
     let _: &[DeviceRule] = &rules;
-    boxrun_cgroups::bpf::apply_device_rules(&v2, &rules).unwrap();
-    // re-applying replaces instead of stacking
+    // through Cgroup::apply on a v2-only view (what a unified host does)...
+    let view = Cgroup {
+        mode: Mode::Unified,
+        hierarchies: vec![cg.v2().unwrap().clone()],
+    };
+    view.apply(&resources(
+        r#"{"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "b", "access": "m"}]}"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        boxrun_cgroups::bpf::attached_programs(&v2).unwrap().len(),
+        1
+    );
+    // ...and directly; re-applying replaces instead of stacking
     boxrun_cgroups::bpf::apply_device_rules(&v2, &rules).unwrap();
     assert_eq!(
         boxrun_cgroups::bpf::attached_programs(&v2).unwrap().len(),
