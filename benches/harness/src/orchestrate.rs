@@ -65,6 +65,8 @@ struct Variant {
     root: PathBuf,
     bundle: PathBuf,
     pre: Vec<Step>,
+    /// Extra environment of every command of this variant.
+    env: Vec<(String, String)>,
 }
 
 struct CaseDef {
@@ -297,6 +299,7 @@ impl Bench {
             root,
             bundle: bundle.to_owned(),
             pre: vec![],
+            env: vec![],
         })
     }
 
@@ -358,6 +361,7 @@ impl Bench {
                     root: PathBuf::new(),
                     bundle: PathBuf::new(),
                     pre: vec![],
+                    env: vec![],
                 };
                 let rootfs = self.rootfs.display().to_string();
                 CaseDef {
@@ -399,29 +403,33 @@ impl Bench {
                 let cg = |k: &str| Some(format!("/boxrun-bench/{}-{k}", self.o.nonce));
                 let b_cold = self.bundle("c2-boxrun-cold", true, cg("boxrun-cold"))?;
                 let b_warm = self.bundle("c2-boxrun-warm", true, cg("boxrun-warm"))?;
+                let b_none = self.bundle("c2-boxrun-nocache", true, cg("boxrun-nocache"))?;
                 let b_runc = self.bundle("c2-runc", true, cg("runc"))?;
                 let b_crun = self.bundle("c2-crun", true, cg("crun"))?;
                 let mut cold = self.variant(2, RT_BOXRUN, "-cold", &b_cold)?;
                 cold.label = format!("{} (seccomp cache cold)", cold.label);
-                // TODO(bench): switch to BOXRUN_SECCOMP_CACHE=0 if the runtime grows it;
-                // deleting the cache directory measures a true cold start meanwhile.
+                // Cold = compile and write the cache, as on a first run.
                 cold.pre = vec![Step::RemoveTree {
                     path: cold.root.join("seccomp-cache").display().to_string(),
                 }];
                 let mut warm = self.variant(2, RT_BOXRUN, "-warm", &b_warm)?;
                 warm.label = format!("{} (seccomp cache warm)", warm.label);
+                let mut nocache = self.variant(2, RT_BOXRUN, "-nocache", &b_none)?;
+                nocache.label = format!("{} (BOXRUN_SECCOMP_CACHE=0)", nocache.label);
+                nocache.env = vec![("BOXRUN_SECCOMP_CACHE".into(), "0".into())];
                 CaseDef {
                     number,
                     title: "`run` of /bin/true with Docker's default seccomp profile, a cgroup namespace and memory/pids/cpu limits".into(),
                     notes: vec![
                         format!("seccomp profile: {source}; limits: memory {} MiB, pids {}, cpu shares 512 + quota 50 ms / 100 ms; cgroupsPath /boxrun-bench/<run>-<runtime>.", bundle::MEMORY_LIMIT >> 20, bundle::PIDS_LIMIT),
-                        "boxrun cold = <root>/seccomp-cache deleted before every run (untimed); warm = cache kept. runc and crun have no filter cache.".into(),
+                        "boxrun cold = <root>/seccomp-cache deleted before every run (untimed), so the filter is compiled and the cache written; warm = cache kept; BOXRUN_SECCOMP_CACHE=0 = compiled every run, cache neither read nor written. runc and crun have no filter cache.".into(),
                         cpu_note,
                         crun_note,
                     ],
                     variants: vec![
                         cold,
                         warm,
+                        nocache,
                         self.variant(2, RT_RUNC, "", &b_runc)?,
                         self.variant(2, RT_CRUN, "", &b_crun)?,
                     ],
@@ -562,7 +570,7 @@ impl Bench {
         Spec {
             iterations,
             id_prefix: format!("bxbench-{}-c{}-{}-{round}", self.o.nonce, def.number, v.key),
-            env: vec![],
+            env: v.env.clone(),
             steps: (def.steps)(v, &rtv),
             on_fail,
             log: self

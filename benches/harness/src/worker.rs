@@ -414,6 +414,9 @@ mod tests {
                 Step::RemoveTree {
                     path: s.path("absent"),
                 },
+                Step::Untimed {
+                    argv: argv(&["sh", "-c", "test \"$BENCH_TEST\" = 1"]),
+                },
             ],
             &s,
             vec![],
