@@ -608,6 +608,15 @@ fn mount_into_builds_the_container_view() {
                 if !p.exists() {
                     return Err(format!("{} missing", p.display()));
                 }
+                // read-only applies to the fresh mounts too
+                if let Err(e) = std::fs::create_dir(p.with_file_name("boxrun-rw-probe")) {
+                    if e.raw_os_error() != Some(libc::EROFS) {
+                        return Err(format!("mkdir in {}: {e}", p.display()));
+                    }
+                } else {
+                    let _ = std::fs::remove_dir(p.with_file_name("boxrun-rw-probe"));
+                    return Err(format!("{} is writable", p.display()));
+                }
             }
             Ok(())
         })();
