@@ -54,7 +54,9 @@ pub fn unescape(s: &str) -> String {
         if b[i] == b'\\' && i + 4 <= b.len() {
             let oct = &b[i + 1..i + 4];
             if oct.iter().all(|c| (b'0'..=b'7').contains(c)) {
-                let v = (oct[0] - b'0') as u32 * 64 + (oct[1] - b'0') as u32 * 8 + (oct[2] - b'0') as u32;
+                let v = (oct[0] - b'0') as u32 * 64
+                    + (oct[1] - b'0') as u32 * 8
+                    + (oct[2] - b'0') as u32;
                 if let Ok(v) = u8::try_from(v) {
                     out.push(v);
                     i += 4;
@@ -275,6 +277,9 @@ mod tests {
         assert_eq!(cap_names(0b100001), "CAP_CHOWN,CAP_KILL");
         assert_eq!(rlimit_resource("RLIMIT_NOFILE"), Some(7));
         assert_eq!(parse_size("65536k"), Some(64 << 20));
-        assert_eq!(status_field("Uid:\t0\t0\t0\t0\nGid:\t1\n", "Gid"), Some("1"));
+        assert_eq!(
+            status_field("Uid:\t0\t0\t0\t0\nGid:\t1\n", "Gid"),
+            Some("1")
+        );
     }
 }

@@ -50,7 +50,9 @@ fn parse_args() -> Result<Args> {
         let mut val = || -> Result<String> {
             match inline.clone() {
                 Some(v) => Ok(v),
-                None => it.next().with_context(|| format!("{flag} needs a value\n{USAGE}")),
+                None => it
+                    .next()
+                    .with_context(|| format!("{flag} needs a value\n{USAGE}")),
             }
         };
         match flag.as_str() {
@@ -83,9 +85,19 @@ fn find_checker(explicit: Option<PathBuf>) -> Result<PathBuf> {
             candidates.push(dir.join("oci-checker"));
             let profile = dir.file_name().map(|s| s.to_owned()).unwrap_or_default();
             if let Some(target) = dir.parent() {
-                candidates.push(target.join("x86_64-unknown-linux-gnu").join(&profile).join("oci-checker"));
+                candidates.push(
+                    target
+                        .join("x86_64-unknown-linux-gnu")
+                        .join(&profile)
+                        .join("oci-checker"),
+                );
                 for p in ["release", "debug"] {
-                    candidates.push(target.join("x86_64-unknown-linux-gnu").join(p).join("oci-checker"));
+                    candidates.push(
+                        target
+                            .join("x86_64-unknown-linux-gnu")
+                            .join(p)
+                            .join("oci-checker"),
+                    );
                 }
             }
         }
@@ -118,7 +130,9 @@ fn real_main() -> Result<i32> {
     let all = cases::all();
     let selected: Vec<_> = all
         .into_iter()
-        .filter(|c| args.filter.is_empty() || args.filter.iter().any(|f| c.name.contains(f.as_str())))
+        .filter(|c| {
+            args.filter.is_empty() || args.filter.iter().any(|f| c.name.contains(f.as_str()))
+        })
         .collect();
     if args.list {
         for c in &selected {
@@ -132,9 +146,9 @@ fn real_main() -> Result<i32> {
     let runtime = std::fs::canonicalize(&runtime)
         .with_context(|| format!("runtime {} not found", runtime.display()))?;
     let checker = find_checker(args.checker)?;
-    let work = args
-        .workdir
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("oci-conformance.{}", std::process::id())));
+    let work = args.workdir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("oci-conformance.{}", std::process::id()))
+    });
     std::fs::create_dir_all(&work).with_context(|| format!("mkdir {}", work.display()))?;
     let work = std::fs::canonicalize(&work)?;
     let base = work.join("base-rootfs");

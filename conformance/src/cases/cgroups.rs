@@ -8,9 +8,18 @@ use std::path::{Path, PathBuf};
 
 /// Cases of this area.
 pub const CASES: &[Case] = &[
-    Case { name: "cgroups.host-readback", run: host_readback },
-    Case { name: "cgroups.inside-view", run: inside },
-    Case { name: "cgroups.delete-removes", run: delete_removes },
+    Case {
+        name: "cgroups.host-readback",
+        run: host_readback,
+    },
+    Case {
+        name: "cgroups.inside-view",
+        run: inside,
+    },
+    Case {
+        name: "cgroups.delete-removes",
+        run: delete_removes,
+    },
 ];
 
 fn resources() -> serde_json::Value {
@@ -30,11 +39,15 @@ fn v1() -> Result<(), crate::runner::Outcome> {
 }
 
 fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_else(|e| format!("<{e}>"))
+    std::fs::read_to_string(p)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|e| format!("<{e}>"))
 }
 
 fn host_dir(ctrl: &str, cg: &str) -> PathBuf {
-    Path::new("/sys/fs/cgroup").join(ctrl).join(cg.trim_start_matches('/'))
+    Path::new("/sys/fs/cgroup")
+        .join(ctrl)
+        .join(cg.trim_start_matches('/'))
 }
 
 fn host_readback(c: &mut Ctx) -> CaseResult {
@@ -60,7 +73,9 @@ fn host_readback(c: &mut Ctx) -> CaseResult {
     }
     let procs = read(&host_dir("pids", &cg).join("cgroup.procs"));
     if !procs.lines().any(|l| l == pid.to_string()) {
-        errs.push(format!("pid {pid} not in pids{cg}/cgroup.procs ({procs:?})"));
+        errs.push(format!(
+            "pid {pid} not in pids{cg}/cgroup.procs ({procs:?})"
+        ));
     }
     check!(errs.is_empty(), "{}", errs.join("; "));
     Ok(())
@@ -86,7 +101,10 @@ fn delete_removes(c: &mut Ctx) -> CaseResult {
     c.config["linux"]["resources"] = resources();
     c.set_args(&["/bin/true"]);
     c.create(&id)?;
-    check!(host_dir("pids", &cg).is_dir(), "create made no pids cgroup {cg}");
+    check!(
+        host_dir("pids", &cg).is_dir(),
+        "create made no pids cgroup {cg}"
+    );
     c.rt_ok(&["start", &id])?;
     c.wait_stopped(&id)?;
     c.rt_ok(&["delete", &id])?;
@@ -98,7 +116,10 @@ fn delete_removes(c: &mut Ctx) -> CaseResult {
     if !left.is_empty() {
         fail!("cgroup {cg} still exists in {left:?} after delete");
     }
-    check!(keep_dir.is_dir(), "delete removed the unrelated cgroup {keep}");
+    check!(
+        keep_dir.is_dir(),
+        "delete removed the unrelated cgroup {keep}"
+    );
     drop(guard);
     Ok(())
 }

@@ -5,8 +5,14 @@ use serde_json::json;
 
 /// Cases of this area.
 pub const CASES: &[Case] = &[
-    Case { name: "devices.default", run: default },
-    Case { name: "devices.config", run: config },
+    Case {
+        name: "devices.default",
+        run: default,
+    },
+    Case {
+        name: "devices.config",
+        run: config,
+    },
 ];
 
 fn default(c: &mut Ctx) -> CaseResult {

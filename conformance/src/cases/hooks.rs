@@ -8,15 +8,42 @@ use std::path::Path;
 
 /// Cases of this area.
 pub const CASES: &[Case] = &[
-    Case { name: "hooks.order-timing-namespace-state", run: order },
-    Case { name: "hooks.args-env", run: args_env },
-    Case { name: "hooks.fail-prestart", run: |c| fail_create(c, "prestart") },
-    Case { name: "hooks.fail-createRuntime", run: |c| fail_create(c, "createRuntime") },
-    Case { name: "hooks.fail-createContainer", run: |c| fail_create(c, "createContainer") },
-    Case { name: "hooks.fail-startContainer", run: fail_start_container },
-    Case { name: "hooks.fail-poststart", run: fail_poststart },
-    Case { name: "hooks.fail-poststop", run: fail_poststop },
-    Case { name: "hooks.timeout", run: timeout },
+    Case {
+        name: "hooks.order-timing-namespace-state",
+        run: order,
+    },
+    Case {
+        name: "hooks.args-env",
+        run: args_env,
+    },
+    Case {
+        name: "hooks.fail-prestart",
+        run: |c| fail_create(c, "prestart"),
+    },
+    Case {
+        name: "hooks.fail-createRuntime",
+        run: |c| fail_create(c, "createRuntime"),
+    },
+    Case {
+        name: "hooks.fail-createContainer",
+        run: |c| fail_create(c, "createContainer"),
+    },
+    Case {
+        name: "hooks.fail-startContainer",
+        run: fail_start_container,
+    },
+    Case {
+        name: "hooks.fail-poststart",
+        run: fail_poststart,
+    },
+    Case {
+        name: "hooks.fail-poststop",
+        run: fail_poststop,
+    },
+    Case {
+        name: "hooks.timeout",
+        run: timeout,
+    },
 ];
 
 const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -24,7 +51,11 @@ const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 /// A hook that records its stdin, mount namespace and name. Runtime hooks
 /// write to the host path of the output directory, container hooks to /out.
 fn recorder(c: &Ctx, name: &str, in_container: bool) -> Value {
-    let out = if in_container { "/out".to_string() } else { c.out().to_string_lossy().into_owned() };
+    let out = if in_container {
+        "/out".to_string()
+    } else {
+        c.out().to_string_lossy().into_owned()
+    };
     let script = format!(
         "cat > {out}/{name}.state; readlink /proc/self/ns/mnt > {out}/{name}.mnt; \
          cat /proc/1/comm > {out}/{name}.comm1 2>/dev/null; \
@@ -48,7 +79,9 @@ fn log(c: &Ctx) -> Vec<String> {
 }
 
 fn read(c: &Ctx, f: &str) -> String {
-    std::fs::read_to_string(c.out().join(f)).map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string(c.out().join(f))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 fn all_hooks(c: &mut Ctx) {
@@ -83,16 +116,26 @@ fn order(c: &mut Ctx) -> CaseResult {
         .unwrap_or_default();
     c.rt_ok(&["start", &id])?;
     let after_start = log(c);
-    let want_start = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart"];
+    let want_start = [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+    ];
     if after_start != want_start {
-        errs.push(format!("hooks after start: expected {want_start:?} got {after_start:?}"));
+        errs.push(format!(
+            "hooks after start: expected {want_start:?} got {after_start:?}"
+        ));
     }
     c.rt_ok(&["kill", &id, "KILL"])?;
     c.wait_stopped(&id)?;
     c.rt_ok(&["delete", &id])?;
     let after_delete = log(c);
     if after_delete.last().map(String::as_str) != Some("poststop") || after_delete.len() != 6 {
-        errs.push(format!("hooks after delete: expected poststop last of 6 got {after_delete:?}"));
+        errs.push(format!(
+            "hooks after delete: expected poststop last of 6 got {after_delete:?}"
+        ));
     }
     let bundle = c.bundle.to_string_lossy().into_owned();
     for (name, status, inside) in [
@@ -111,31 +154,45 @@ fn order(c: &mut Ctx) -> CaseResult {
                 continue;
             }
         };
-        if st["id"] != id.as_str() || st["bundle"] != bundle.as_str() || !st["ociVersion"].is_string() {
+        if st["id"] != id.as_str()
+            || st["bundle"] != bundle.as_str()
+            || !st["ociVersion"].is_string()
+        {
             errs.push(format!("{name}: state id/bundle/ociVersion wrong: {st}"));
         }
         // Steps 3-5 run inside the create operation, which runtime.md calls
         // both "being created" (creating) and "after step 2" (created).
-        let status_ok = st["status"] == status || (status == "creating" && st["status"] == "created");
+        let status_ok =
+            st["status"] == status || (status == "creating" && st["status"] == "created");
         if !status_ok {
-            errs.push(format!("{name}: state status expected {status} got {}", st["status"]));
+            errs.push(format!(
+                "{name}: state status expected {status} got {}",
+                st["status"]
+            ));
         }
         if name != "poststop" {
             // runtime.md: "For hooks executed in the container namespace, it
             // is the pid as seen by the container."
             let want_pid = if inside { json!(1) } else { json!(pid) };
             if st["pid"] != want_pid {
-                errs.push(format!("{name}: state pid expected {want_pid} got {}", st["pid"]));
+                errs.push(format!(
+                    "{name}: state pid expected {want_pid} got {}",
+                    st["pid"]
+                ));
             }
         }
         let mnt = read(c, &format!("{name}.mnt"));
         if inside && mnt != ctr_mnt {
-            errs.push(format!("{name}: ran in mount ns {mnt}, container's is {ctr_mnt}"));
+            errs.push(format!(
+                "{name}: ran in mount ns {mnt}, container's is {ctr_mnt}"
+            ));
         }
         // Namespace inode numbers are recycled once the container's mount
         // namespace is gone, so poststop cannot be compared this way.
         if !inside && name != "poststop" && (mnt == ctr_mnt || mnt.is_empty()) {
-            errs.push(format!("{name}: ran in the container mount ns {mnt}, expected the runtime's"));
+            errs.push(format!(
+                "{name}: ran in the container mount ns {mnt}, expected the runtime's"
+            ));
         }
     }
     if read(c, "startContainer.comm1") == "sleep" {
@@ -160,7 +217,11 @@ fn args_env(c: &mut Ctx) -> CaseResult {
     let id = c.id(1);
     c.create(&id)?;
     let got = std::fs::read_to_string(&out).unwrap_or_default();
-    check!(got.trim() == "zero|one|yes there", "hook saw {:?}, expected \"zero|one|yes there\"", got.trim());
+    check!(
+        got.trim() == "zero|one|yes there",
+        "hook saw {:?}, expected \"zero|one|yes there\"",
+        got.trim()
+    );
     Ok(())
 }
 
@@ -170,7 +231,10 @@ fn torn_down(c: &mut Ctx, id: &str, errs: &mut Vec<String>) -> anyhow::Result<()
     let st = c.rt(&["state", id])?;
     if st.success() {
         let s: Value = serde_json::from_str(&st.stdout).unwrap_or(Value::Null);
-        errs.push(format!("container still exists with status {} (step 12: destroyed)", s["status"]));
+        errs.push(format!(
+            "container still exists with status {} (step 12: destroyed)",
+            s["status"]
+        ));
     }
     if !log(c).iter().any(|l| l == "poststop") {
         errs.push("poststop hooks did not run (step 13)".into());
@@ -187,7 +251,10 @@ fn fail_create(c: &mut Ctx, which: &str) -> CaseResult {
     c.set_args(&["/bin/sleep", "600"]);
     let id = c.id(1);
     let out = c.try_create(&id)?;
-    check!(!out.success(), "create succeeded although a {which} hook failed");
+    check!(
+        !out.success(),
+        "create succeeded although a {which} hook failed"
+    );
     let mut errs = Vec::new();
     torn_down(c, &id, &mut errs)?;
     check!(errs.is_empty(), "{}", errs.join(" | "));
@@ -204,7 +271,10 @@ fn fail_start_container(c: &mut Ctx) -> CaseResult {
     let id = c.id(1);
     c.create(&id)?;
     let out = c.rt(&["start", &id])?;
-    check!(!out.success(), "start succeeded although a startContainer hook failed");
+    check!(
+        !out.success(),
+        "start succeeded although a startContainer hook failed"
+    );
     let mut errs = Vec::new();
     if Path::new(&c.out().join("ran")).exists() {
         errs.push("the user program ran although startContainer failed".into());
@@ -226,7 +296,9 @@ fn fail_poststart(c: &mut Ctx) -> CaseResult {
     let out = c.rt(&["start", &id])?;
     let mut errs = Vec::new();
     if out.success() {
-        errs.push("start succeeded although a poststart hook failed (step 9: generate an error)".into());
+        errs.push(
+            "start succeeded although a poststart hook failed (step 9: generate an error)".into(),
+        );
     }
     torn_down(c, &id, &mut errs)?;
     check!(errs.is_empty(), "{}", errs.join(" | "));
@@ -246,7 +318,10 @@ fn fail_poststop(c: &mut Ctx) -> CaseResult {
     let out = c.rt(&["delete", &id])?;
     let mut errs = Vec::new();
     if !out.success() {
-        errs.push(format!("delete failed because a poststop hook failed: {}", out.describe()));
+        errs.push(format!(
+            "delete failed because a poststop hook failed: {}",
+            out.describe()
+        ));
     }
     if !log(c).iter().any(|l| l == "poststop") {
         errs.push("the poststop hook after the failing one did not run".into());
@@ -266,7 +341,10 @@ fn timeout(c: &mut Ctx) -> CaseResult {
     let id = c.id(1);
     let out = c.try_create(&id)?;
     if out.success() {
-        fail!("create succeeded although the createRuntime hook outlived its 1s timeout ({:?})", out.elapsed);
+        fail!(
+            "create succeeded although the createRuntime hook outlived its 1s timeout ({:?})",
+            out.elapsed
+        );
     }
     check!(
         out.elapsed.as_secs() < 20,

@@ -7,11 +7,26 @@ use serde_json::json;
 
 /// Cases of this area.
 pub const CASES: &[Case] = &[
-    Case { name: "kernel.sysctl", run: sysctl },
-    Case { name: "kernel.seccomp-mode", run: seccomp },
-    Case { name: "kernel.no-seccomp", run: no_seccomp },
-    Case { name: "kernel.personality-linux32", run: personality },
-    Case { name: "kernel.intelRdt", run: intel_rdt },
+    Case {
+        name: "kernel.sysctl",
+        run: sysctl,
+    },
+    Case {
+        name: "kernel.seccomp-mode",
+        run: seccomp,
+    },
+    Case {
+        name: "kernel.no-seccomp",
+        run: no_seccomp,
+    },
+    Case {
+        name: "kernel.personality-linux32",
+        run: personality,
+    },
+    Case {
+        name: "kernel.intelRdt",
+        run: intel_rdt,
+    },
 ];
 
 fn sysctl(c: &mut Ctx) -> CaseResult {

@@ -7,24 +7,78 @@ use std::time::Duration;
 
 /// Cases of this area.
 pub const CASES: &[Case] = &[
-    Case { name: "lifecycle.state-transitions", run: transitions },
-    Case { name: "lifecycle.process-exits-stopped", run: exits_stopped },
-    Case { name: "lifecycle.config-change-after-create", run: config_change },
-    Case { name: "lifecycle.duplicate-id", run: duplicate_id },
-    Case { name: "lifecycle.invalid-id", run: invalid_id },
-    Case { name: "lifecycle.unknown-id", run: unknown_id },
-    Case { name: "lifecycle.create-error-leaves-nothing", run: create_error },
-    Case { name: "lifecycle.start-running", run: start_running },
-    Case { name: "lifecycle.start-stopped", run: start_stopped },
-    Case { name: "lifecycle.kill-created", run: kill_created },
-    Case { name: "lifecycle.kill-stopped", run: kill_stopped },
-    Case { name: "lifecycle.kill-signal-names", run: kill_signals },
-    Case { name: "lifecycle.delete-created", run: delete_created },
-    Case { name: "lifecycle.delete-running", run: delete_running },
-    Case { name: "lifecycle.delete-force", run: delete_force },
-    Case { name: "lifecycle.delete-keeps-foreign", run: delete_keeps_foreign },
-    Case { name: "lifecycle.annotations", run: annotations },
-    Case { name: "lifecycle.pid-file", run: pid_file },
+    Case {
+        name: "lifecycle.state-transitions",
+        run: transitions,
+    },
+    Case {
+        name: "lifecycle.process-exits-stopped",
+        run: exits_stopped,
+    },
+    Case {
+        name: "lifecycle.config-change-after-create",
+        run: config_change,
+    },
+    Case {
+        name: "lifecycle.duplicate-id",
+        run: duplicate_id,
+    },
+    Case {
+        name: "lifecycle.invalid-id",
+        run: invalid_id,
+    },
+    Case {
+        name: "lifecycle.unknown-id",
+        run: unknown_id,
+    },
+    Case {
+        name: "lifecycle.create-error-leaves-nothing",
+        run: create_error,
+    },
+    Case {
+        name: "lifecycle.start-running",
+        run: start_running,
+    },
+    Case {
+        name: "lifecycle.start-stopped",
+        run: start_stopped,
+    },
+    Case {
+        name: "lifecycle.kill-created",
+        run: kill_created,
+    },
+    Case {
+        name: "lifecycle.kill-stopped",
+        run: kill_stopped,
+    },
+    Case {
+        name: "lifecycle.kill-signal-names",
+        run: kill_signals,
+    },
+    Case {
+        name: "lifecycle.delete-created",
+        run: delete_created,
+    },
+    Case {
+        name: "lifecycle.delete-running",
+        run: delete_running,
+    },
+    Case {
+        name: "lifecycle.delete-force",
+        run: delete_force,
+    },
+    Case {
+        name: "lifecycle.delete-keeps-foreign",
+        run: delete_keeps_foreign,
+    },
+    Case {
+        name: "lifecycle.annotations",
+        run: annotations,
+    },
+    Case {
+        name: "lifecycle.pid-file",
+        run: pid_file,
+    },
 ];
 
 fn sleeper(c: &mut Ctx) {
@@ -43,16 +97,28 @@ fn expect_error(c: &mut Ctx, args: &[&str]) -> CaseResult {
 /// The container still has this status and pid.
 fn unchanged(c: &mut Ctx, id: &str, status: &str, pid: Option<i64>) -> CaseResult {
     let s = c.state(id)?;
-    check!(s["status"] == status, "container changed: expected status {status} got {}", s["status"]);
+    check!(
+        s["status"] == status,
+        "container changed: expected status {status} got {}",
+        s["status"]
+    );
     if let Some(p) = pid {
-        check!(s["pid"] == json!(p), "container changed: expected pid {p} got {}", s["pid"]);
+        check!(
+            s["pid"] == json!(p),
+            "container changed: expected pid {p} got {}",
+            s["pid"]
+        );
     }
     Ok(())
 }
 
 fn gone(c: &mut Ctx, id: &str) -> CaseResult {
     let out = c.rt(&["state", id])?;
-    check!(!out.success(), "state {id} still succeeds: {}", out.stdout.trim());
+    check!(
+        !out.success(),
+        "state {id} still succeeds: {}",
+        out.stdout.trim()
+    );
     Ok(())
 }
 
@@ -64,21 +130,51 @@ fn transitions(c: &mut Ctx) -> CaseResult {
     let s = c.state(&id)?;
     let bundle = c.bundle.to_string_lossy().into_owned();
     check!(s["ociVersion"].is_string(), "state has no ociVersion: {s}");
-    check!(s["id"] == id.as_str(), "state id: expected {id} got {}", s["id"]);
-    check!(s["status"] == "created", "after create: expected created got {}", s["status"]);
-    check!(s["pid"].as_i64().is_some_and(|p| p > 0), "created state needs pid > 0: {s}");
-    check!(s["bundle"] == bundle.as_str(), "state bundle: expected {bundle} got {}", s["bundle"]);
-    check!(!c.out().join("started").exists(), "user process ran before start");
+    check!(
+        s["id"] == id.as_str(),
+        "state id: expected {id} got {}",
+        s["id"]
+    );
+    check!(
+        s["status"] == "created",
+        "after create: expected created got {}",
+        s["status"]
+    );
+    check!(
+        s["pid"].as_i64().is_some_and(|p| p > 0),
+        "created state needs pid > 0: {s}"
+    );
+    check!(
+        s["bundle"] == bundle.as_str(),
+        "state bundle: expected {bundle} got {}",
+        s["bundle"]
+    );
+    check!(
+        !c.out().join("started").exists(),
+        "user process ran before start"
+    );
     let pid = s["pid"].as_i64();
     c.rt_ok(&["start", &id])?;
     let s = c.state(&id)?;
-    check!(s["status"] == "running", "after start: expected running got {}", s["status"]);
-    check!(s["pid"].as_i64() == pid, "pid changed across start: {pid:?} -> {}", s["pid"]);
+    check!(
+        s["status"] == "running",
+        "after start: expected running got {}",
+        s["status"]
+    );
+    check!(
+        s["pid"].as_i64() == pid,
+        "pid changed across start: {pid:?} -> {}",
+        s["pid"]
+    );
     c.rt_ok(&["kill", &id, "KILL"])?;
     c.wait_stopped(&id)?;
     c.rt_ok(&["delete", &id])?;
     gone(c, &id)?;
-    check!(!c.root.join(&id).exists(), "{} left behind after delete", c.root.join(&id).display());
+    check!(
+        !c.root.join(&id).exists(),
+        "{} left behind after delete",
+        c.root.join(&id).display()
+    );
     Ok(())
 }
 
@@ -99,12 +195,19 @@ fn config_change(c: &mut Ctx) -> CaseResult {
     c.create(&id)?;
     c.set_sh("echo changed > /out/which");
     c.config["hostname"] = json!("changed");
-    std::fs::write(c.bundle.join("config.json"), serde_json::to_string(&c.config).map_err(anyhow::Error::from)?)
-        .map_err(anyhow::Error::from)?;
+    std::fs::write(
+        c.bundle.join("config.json"),
+        serde_json::to_string(&c.config).map_err(anyhow::Error::from)?,
+    )
+    .map_err(anyhow::Error::from)?;
     c.rt_ok(&["start", &id])?;
     c.wait_stopped(&id)?;
     let got = std::fs::read_to_string(c.out().join("which")).unwrap_or_default();
-    check!(got.trim() == "original", "process after config.json edit wrote {:?}, expected \"original\"", got.trim());
+    check!(
+        got.trim() == "original",
+        "process after config.json edit wrote {:?}, expected \"original\"",
+        got.trim()
+    );
     Ok(())
 }
 
@@ -130,16 +233,31 @@ fn invalid_id(c: &mut Ctx) -> CaseResult {
         }
     }
     let left: Vec<String> = std::fs::read_dir(&c.root)
-        .map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
-    check!(left.is_empty(), "invalid ids left entries in --root: {left:?}");
-    check!(!c.dir.join("oc-escape").exists(), "id ../oc-escape escaped the state directory");
+    check!(
+        left.is_empty(),
+        "invalid ids left entries in --root: {left:?}"
+    );
+    check!(
+        !c.dir.join("oc-escape").exists(),
+        "id ../oc-escape escaped the state directory"
+    );
     Ok(())
 }
 
 fn unknown_id(c: &mut Ctx) -> CaseResult {
     let id = "oc-no-such-container";
-    for op in [vec!["state", id], vec!["start", id], vec!["kill", id, "KILL"], vec!["delete", id]] {
+    for op in [
+        vec!["state", id],
+        vec!["start", id],
+        vec!["kill", id, "KILL"],
+        vec!["delete", id],
+    ] {
         expect_error(c, &op)?;
     }
     Ok(())
@@ -152,12 +270,24 @@ fn create_error(c: &mut Ctx) -> CaseResult {
     let out = c.try_create(&id)?;
     check!(!out.success(), "create with a missing rootfs succeeded");
     gone(c, &id)?;
-    check!(!c.root.join(&id).exists(), "failed create left {}", c.root.join(&id).display());
+    check!(
+        !c.root.join(&id).exists(),
+        "failed create left {}",
+        c.root.join(&id).display()
+    );
     let left: Vec<&str> = ["memory", "pids", "cpu", "devices", "freezer"]
         .into_iter()
-        .filter(|ctrl| std::path::Path::new("/sys/fs/cgroup").join(ctrl).join(cg.trim_start_matches('/')).exists())
+        .filter(|ctrl| {
+            std::path::Path::new("/sys/fs/cgroup")
+                .join(ctrl)
+                .join(cg.trim_start_matches('/'))
+                .exists()
+        })
         .collect();
-    check!(left.is_empty(), "failed create left cgroup {cg} in {left:?}");
+    check!(
+        left.is_empty(),
+        "failed create left cgroup {cg} in {left:?}"
+    );
     Ok(())
 }
 
@@ -213,11 +343,24 @@ fn kill_signals(c: &mut Ctx) -> CaseResult {
     c.rt_ok(&["start", &id])?;
     let t = Duration::from_secs(10);
     let ready = fifo.read_line(t)?;
-    check!(ready == "ready", "container wrote {ready:?} instead of ready");
-    for (sig, want) in [("SIGUSR1", "USR1"), ("USR2", "USR2"), ("1", "HUP"), ("15", "TERM")] {
+    check!(
+        ready == "ready",
+        "container wrote {ready:?} instead of ready"
+    );
+    for (sig, want) in [
+        ("SIGUSR1", "USR1"),
+        ("USR2", "USR2"),
+        ("1", "HUP"),
+        ("15", "TERM"),
+    ] {
         c.rt_ok(&["kill", &id, sig])?;
-        let got = fifo.read_line(t).map_err(|e| anyhow::anyhow!("after kill {sig}: {e:#}"))?;
-        check!(got == want, "kill {sig}: container saw {got:?}, expected {want}");
+        let got = fifo
+            .read_line(t)
+            .map_err(|e| anyhow::anyhow!("after kill {sig}: {e:#}"))?;
+        check!(
+            got == want,
+            "kill {sig}: container saw {got:?}, expected {want}"
+        );
     }
     c.wait_stopped(&id)?;
     Ok(())
@@ -251,7 +394,10 @@ fn delete_force(c: &mut Ctx) -> CaseResult {
     c.rt_ok(&["delete", "--force", &id])?;
     gone(c, &id)?;
     let exited = crate::runner::cmd::wait_pid_exit(pid, Duration::from_secs(10))?;
-    check!(exited, "container process {pid} still alive after delete --force");
+    check!(
+        exited,
+        "container process {pid} still alive after delete --force"
+    );
     Ok(())
 }
 
@@ -272,7 +418,11 @@ fn delete_keeps_foreign(c: &mut Ctx) -> CaseResult {
         c.bundle.join("config.json"),
         c.bundle.join("rootfs/bin/busybox"),
     ] {
-        check!(p.exists(), "delete removed {}, which create did not make", p.display());
+        check!(
+            p.exists(),
+            "delete removed {}, which create did not make",
+            p.display()
+        );
     }
     Ok(())
 }
@@ -284,7 +434,11 @@ fn annotations(c: &mut Ctx) -> CaseResult {
     let id = c.id(1);
     c.create(&id)?;
     let s = c.state(&id)?;
-    check!(s["annotations"] == ann, "state annotations: expected {ann} got {}", s["annotations"]);
+    check!(
+        s["annotations"] == ann,
+        "state annotations: expected {ann} got {}",
+        s["annotations"]
+    );
     Ok(())
 }
 
@@ -298,7 +452,12 @@ fn pid_file(c: &mut Ctx) -> CaseResult {
     let p = pf.to_string_lossy().into_owned();
     c.rt_ok(&["create", "--bundle", &b, "--pid-file", &p, &id])?;
     let pid = c.pid(&id)?;
-    let text = std::fs::read_to_string(&pf).map_err(|e| anyhow::anyhow!("read --pid-file {p}: {e}"))?;
-    check!(text.trim() == pid.to_string(), "--pid-file holds {:?}, state pid is {pid}", text);
+    let text =
+        std::fs::read_to_string(&pf).map_err(|e| anyhow::anyhow!("read --pid-file {p}: {e}"))?;
+    check!(
+        text.trim() == pid.to_string(),
+        "--pid-file holds {:?}, state pid is {pid}",
+        text
+    );
     Ok(())
 }

@@ -6,21 +6,66 @@ use serde_json::json;
 
 /// Cases of this area.
 pub const CASES: &[Case] = &[
-    Case { name: "mounts.default", run: default },
-    Case { name: "mounts.bind-ro", run: bind_ro },
-    Case { name: "mounts.tmpfs-options", run: tmpfs_options },
-    Case { name: "mounts.order-nested", run: order_nested },
-    Case { name: "mounts.propagation-rslave", run: |c| propagation(c, "rslave") },
-    Case { name: "mounts.propagation-rshared", run: |c| propagation(c, "rshared") },
-    Case { name: "mounts.propagation-rprivate", run: |c| propagation(c, "rprivate") },
-    Case { name: "mounts.root-readonly", run: |c| root_ro(c, true) },
-    Case { name: "mounts.root-readwrite", run: |c| root_ro(c, false) },
-    Case { name: "mounts.rootfsPropagation-private", run: |c| rootfs_prop(c, "private") },
-    Case { name: "mounts.rootfsPropagation-slave", run: |c| rootfs_prop(c, "slave") },
-    Case { name: "mounts.rootfsPropagation-shared", run: |c| rootfs_prop(c, "shared") },
-    Case { name: "mounts.rootfsPropagation-unbindable", run: |c| rootfs_prop(c, "unbindable") },
-    Case { name: "mounts.maskedPaths", run: masked },
-    Case { name: "mounts.readonlyPaths", run: readonly },
+    Case {
+        name: "mounts.default",
+        run: default,
+    },
+    Case {
+        name: "mounts.bind-ro",
+        run: bind_ro,
+    },
+    Case {
+        name: "mounts.tmpfs-options",
+        run: tmpfs_options,
+    },
+    Case {
+        name: "mounts.order-nested",
+        run: order_nested,
+    },
+    Case {
+        name: "mounts.propagation-rslave",
+        run: |c| propagation(c, "rslave"),
+    },
+    Case {
+        name: "mounts.propagation-rshared",
+        run: |c| propagation(c, "rshared"),
+    },
+    Case {
+        name: "mounts.propagation-rprivate",
+        run: |c| propagation(c, "rprivate"),
+    },
+    Case {
+        name: "mounts.root-readonly",
+        run: |c| root_ro(c, true),
+    },
+    Case {
+        name: "mounts.root-readwrite",
+        run: |c| root_ro(c, false),
+    },
+    Case {
+        name: "mounts.rootfsPropagation-private",
+        run: |c| rootfs_prop(c, "private"),
+    },
+    Case {
+        name: "mounts.rootfsPropagation-slave",
+        run: |c| rootfs_prop(c, "slave"),
+    },
+    Case {
+        name: "mounts.rootfsPropagation-shared",
+        run: |c| rootfs_prop(c, "shared"),
+    },
+    Case {
+        name: "mounts.rootfsPropagation-unbindable",
+        run: |c| rootfs_prop(c, "unbindable"),
+    },
+    Case {
+        name: "mounts.maskedPaths",
+        run: masked,
+    },
+    Case {
+        name: "mounts.readonlyPaths",
+        run: readonly,
+    },
 ];
 
 fn default(c: &mut Ctx) -> CaseResult {

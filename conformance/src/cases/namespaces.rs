@@ -1,7 +1,7 @@
 //! `linux.namespaces` (new, shared, joined), user namespace mappings, time
 //! namespace offsets, hostname and domainname.
 
-use crate::runner::{CaseResult, Case, Ctx};
+use crate::runner::{Case, CaseResult, Ctx};
 use crate::{check, skip};
 use anyhow::Context;
 use serde_json::json;
@@ -10,13 +10,34 @@ use std::process::{Command, Stdio};
 
 /// Cases of this area.
 pub const CASES: &[Case] = &[
-    Case { name: "namespaces.default", run: default },
-    Case { name: "namespaces.host-shared", run: host_shared },
-    Case { name: "namespaces.cgroup", run: cgroup },
-    Case { name: "namespaces.user", run: user },
-    Case { name: "namespaces.time", run: time },
-    Case { name: "namespaces.join-path", run: join },
-    Case { name: "namespaces.hostname-domainname", run: hostname },
+    Case {
+        name: "namespaces.default",
+        run: default,
+    },
+    Case {
+        name: "namespaces.host-shared",
+        run: host_shared,
+    },
+    Case {
+        name: "namespaces.cgroup",
+        run: cgroup,
+    },
+    Case {
+        name: "namespaces.user",
+        run: user,
+    },
+    Case {
+        name: "namespaces.time",
+        run: time,
+    },
+    Case {
+        name: "namespaces.join-path",
+        run: join,
+    },
+    Case {
+        name: "namespaces.hostname-domainname",
+        run: hostname,
+    },
 ];
 
 fn default(c: &mut Ctx) -> CaseResult {
@@ -74,7 +95,15 @@ fn join(c: &mut Ctx) -> CaseResult {
     // namespaces exist.
     let child = c.spawn(
         Command::new("unshare")
-            .args(["--net", "--ipc", "--uts", "--", "/bin/sh", "-c", "echo ready; exec sleep 600"])
+            .args([
+                "--net",
+                "--ipc",
+                "--uts",
+                "--",
+                "/bin/sh",
+                "-c",
+                "echo ready; exec sleep 600",
+            ])
             .stdout(Stdio::piped())
             .stdin(Stdio::null()),
     )?;
@@ -84,7 +113,10 @@ fn join(c: &mut Ctx) -> CaseResult {
     std::io::BufReader::new(out)
         .read_line(&mut line)
         .context("read holder readiness")?;
-    check!(line.trim() == "ready", "holder process did not start: {line:?}");
+    check!(
+        line.trim() == "ready",
+        "holder process did not start: {line:?}"
+    );
     for (ty, n) in [("network", "net"), ("ipc", "ipc"), ("uts", "uts")] {
         let p = format!("/proc/{pid}/ns/{n}");
         c.set_ns(ty, Some(&p));

@@ -1,20 +1,66 @@
 //! `process.*` as seen from inside the container.
 
+use crate::runner::console::{read_all, ConsoleSocket};
 use crate::runner::{Case, CaseResult, Ctx};
+use crate::tap::{Point, Tap};
+use crate::{check, skip};
 use serde_json::json;
+use std::time::Duration;
 
 /// Cases of this area.
 pub const CASES: &[Case] = &[
-    Case { name: "process.default", run: default },
-    Case { name: "process.args-env-cwd", run: args_env_cwd },
-    Case { name: "process.user", run: user },
-    Case { name: "process.capabilities.root", run: caps_root },
-    Case { name: "process.capabilities.non-root-ambient", run: caps_ambient },
-    Case { name: "process.rlimits", run: rlimits },
-    Case { name: "process.noNewPrivileges.false", run: nnp_false },
-    Case { name: "process.oomScoreAdj", run: oom },
-    Case { name: "process.ioPriority", run: io_priority },
-    Case { name: "process.scheduler", run: scheduler },
+    Case {
+        name: "process.default",
+        run: default,
+    },
+    Case {
+        name: "process.args-env-cwd",
+        run: args_env_cwd,
+    },
+    Case {
+        name: "process.user",
+        run: user,
+    },
+    Case {
+        name: "process.capabilities.root",
+        run: caps_root,
+    },
+    Case {
+        name: "process.capabilities.non-root-ambient",
+        run: caps_ambient,
+    },
+    Case {
+        name: "process.rlimits",
+        run: rlimits,
+    },
+    Case {
+        name: "process.noNewPrivileges.false",
+        run: nnp_false,
+    },
+    Case {
+        name: "process.oomScoreAdj",
+        run: oom,
+    },
+    Case {
+        name: "process.ioPriority",
+        run: io_priority,
+    },
+    Case {
+        name: "process.scheduler",
+        run: scheduler,
+    },
+    Case {
+        name: "process.terminal",
+        run: terminal,
+    },
+    Case {
+        name: "process.apparmorProfile",
+        run: apparmor,
+    },
+    Case {
+        name: "process.selinuxLabel",
+        run: selinux,
+    },
 ];
 
 fn default(c: &mut Ctx) -> CaseResult {
@@ -22,9 +68,9 @@ fn default(c: &mut Ctx) -> CaseResult {
 }
 
 fn args_env_cwd(c: &mut Ctx) -> CaseResult {
-    c.config["process"]["env"]
-        .as_array_mut()
-        .map(|e| e.push(json!("OC_SPACES=a b  c")));
+    if let Some(e) = c.config["process"]["env"].as_array_mut() {
+        e.push(json!("OC_SPACES=a b  c"));
+    }
     c.config["process"]["cwd"] = json!("/tmp");
     c.expect_checks(&["process.args", "process.env", "process.cwd"])
 }
@@ -37,7 +83,13 @@ fn user(c: &mut Ctx) -> CaseResult {
 }
 
 fn caps_root(c: &mut Ctx) -> CaseResult {
-    let set = json!(["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW", "CAP_SETUID", "CAP_SETGID"]);
+    let set = json!([
+        "CAP_CHOWN",
+        "CAP_KILL",
+        "CAP_NET_RAW",
+        "CAP_SETUID",
+        "CAP_SETGID"
+    ]);
     c.config["process"]["capabilities"] = json!({
         "bounding": set, "effective": set, "permitted": set,
         "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL"]
@@ -84,4 +136,53 @@ fn io_priority(c: &mut Ctx) -> CaseResult {
 fn scheduler(c: &mut Ctx) -> CaseResult {
     c.config["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 7});
     c.expect_checks(&["process.scheduler"])
+}
+
+fn terminal(c: &mut Ctx) -> CaseResult {
+    c.config["process"]["terminal"] = json!(true);
+    c.set_args(&["/oci-checker", "--only", "process.terminal,devices.console"]);
+    let sock_path = c.dir.join("console.sock");
+    let sock = ConsoleSocket::bind(&sock_path)?;
+    let id = c.id(1);
+    c.write_config()?;
+    c.track(&id);
+    let b = c.bundle.to_string_lossy().into_owned();
+    let s = sock_path.to_string_lossy().into_owned();
+    c.rt_ok(&["create", "--bundle", &b, "--console-socket", &s, &id])?;
+    let master = sock.receive(Duration::from_secs(5))?;
+    c.rt_ok(&["start", &id])?;
+    let text = read_all(&master, c.time_left().min(Duration::from_secs(20)));
+    let tap = Tap::parse(&text);
+    check!(
+        tap.complete() && !tap.points.is_empty(),
+        "no TAP on the console: {text:?}"
+    );
+    let fails: Vec<String> = tap
+        .points
+        .iter()
+        .filter_map(|p| match &p.point {
+            Point::NotOk(r) => Some(format!("{}: {r}", p.desc)),
+            _ => None,
+        })
+        .collect();
+    check!(fails.is_empty(), "{}", fails.join(" | "));
+    check!(
+        tap.points.iter().any(|p| p.point == Point::Ok),
+        "every check skipped: {text:?}"
+    );
+    Ok(())
+}
+
+fn apparmor(_c: &mut Ctx) -> CaseResult {
+    if !std::path::Path::new("/sys/kernel/security/apparmor").exists() {
+        skip!("host kernel has no AppArmor");
+    }
+    skip!("AppArmor profiles are not exercised by this suite")
+}
+
+fn selinux(_c: &mut Ctx) -> CaseResult {
+    if !std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+        skip!("host has no SELinux");
+    }
+    skip!("SELinux labels are not exercised by this suite")
 }

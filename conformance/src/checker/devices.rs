@@ -46,7 +46,10 @@ pub(super) fn run(c: &mut Checker) {
     for d in devs {
         let path = d["path"].as_str().unwrap_or("").to_string();
         c.check(&format!("devices.config.{path}"), |_| {
-            let ty = d["type"].as_str().and_then(|t| t.chars().next()).unwrap_or('?');
+            let ty = d["type"]
+                .as_str()
+                .and_then(|t| t.chars().next())
+                .unwrap_or('?');
             device(
                 &path,
                 ty,
@@ -148,7 +151,10 @@ fn ptmx() -> Check {
 }
 
 fn console(c: &Checker) -> Check {
-    let terminal = c.at("/process/terminal").and_then(|v| v.as_bool()).unwrap_or(false);
+    let terminal = c
+        .at("/process/terminal")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
     if !terminal {
         return Err(Miss::Skip("process.terminal is false".into()));
     }

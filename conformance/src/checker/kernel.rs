@@ -30,7 +30,11 @@ fn sysctl(key: &str, want: &str) -> Check {
 }
 
 fn seccomp(c: &Checker) -> Check {
-    let want = if c.at("/linux/seccomp").is_some() { "2" } else { "0" };
+    let want = if c.at("/linux/seccomp").is_some() {
+        "2"
+    } else {
+        "0"
+    };
     let got = status_field(&c.status, "Seccomp")
         .ok_or_else(|| Miss::Skip("kernel without seccomp".into()))?;
     expect_eq(want, got)
@@ -48,7 +52,10 @@ fn personality(c: &Checker) -> Check {
     // SAFETY: 0xffffffff queries the persona without changing it.
     let got = unsafe { libc::personality(0xffff_ffff) };
     if got < 0 {
-        return Err(Miss::Fail(format!("personality: {}", std::io::Error::last_os_error())));
+        return Err(Miss::Fail(format!(
+            "personality: {}",
+            std::io::Error::last_os_error()
+        )));
     }
     expect_eq(format!("{want:#x}"), format!("{:#x}", got & 0xff))
 }
@@ -62,7 +69,9 @@ fn read_trim(p: &str) -> Result<String, Miss> {
 fn cgroups(c: &mut Checker) {
     let res = c.at("/linux/resources").cloned();
     let Some(res) = res else {
-        c.check("cgroups", |_| Err(Miss::Skip("linux.resources not set".into())));
+        c.check("cgroups", |_| {
+            Err(Miss::Skip("linux.resources not set".into()))
+        });
         return;
     };
     let mounted = c
@@ -78,10 +87,18 @@ fn cgroups(c: &mut Checker) {
                 return Err(Miss::Skip("no cgroup mount in the container".into()));
             }
             let (path, want) = if v1 {
-                let w = if limit < 0 { "9223372036854771712".to_string() } else { (limit / page * page).to_string() };
+                let w = if limit < 0 {
+                    "9223372036854771712".to_string()
+                } else {
+                    (limit / page * page).to_string()
+                };
                 ("/sys/fs/cgroup/memory/memory.limit_in_bytes", w)
             } else {
-                let w = if limit < 0 { "max".to_string() } else { (limit / page * page).to_string() };
+                let w = if limit < 0 {
+                    "max".to_string()
+                } else {
+                    (limit / page * page).to_string()
+                };
                 ("/sys/fs/cgroup/memory.max", w)
             };
             expect_eq(want, read_trim(path)?)
@@ -92,8 +109,16 @@ fn cgroups(c: &mut Checker) {
             if !mounted {
                 return Err(Miss::Skip("no cgroup mount in the container".into()));
             }
-            let path = if v1 { "/sys/fs/cgroup/pids/pids.max" } else { "/sys/fs/cgroup/pids.max" };
-            let want = if limit <= 0 { "max".to_string() } else { limit.to_string() };
+            let path = if v1 {
+                "/sys/fs/cgroup/pids/pids.max"
+            } else {
+                "/sys/fs/cgroup/pids.max"
+            };
+            let want = if limit <= 0 {
+                "max".to_string()
+            } else {
+                limit.to_string()
+            };
             expect_eq(want, read_trim(path)?)
         });
     }
@@ -103,9 +128,14 @@ fn cgroups(c: &mut Checker) {
                 return Err(Miss::Skip("no cgroup mount in the container".into()));
             }
             if !v1 {
-                return Err(Miss::Skip("cpu.shares is a v1 file; v2 maps it to cpu.weight".into()));
+                return Err(Miss::Skip(
+                    "cpu.shares is a v1 file; v2 maps it to cpu.weight".into(),
+                ));
             }
-            expect_eq(shares.to_string(), read_trim("/sys/fs/cgroup/cpu/cpu.shares")?)
+            expect_eq(
+                shares.to_string(),
+                read_trim("/sys/fs/cgroup/cpu/cpu.shares")?,
+            )
         });
     }
     let quota = res.pointer("/cpu/quota").and_then(|v| v.as_i64());
@@ -117,15 +147,27 @@ fn cgroups(c: &mut Checker) {
             }
             if v1 {
                 if let Some(q) = quota {
-                    expect_eq(q.to_string(), read_trim("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")?)?;
+                    expect_eq(
+                        q.to_string(),
+                        read_trim("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")?,
+                    )?;
                 }
                 if let Some(p) = period {
-                    expect_eq(p.to_string(), read_trim("/sys/fs/cgroup/cpu/cpu.cfs_period_us")?)?;
+                    expect_eq(
+                        p.to_string(),
+                        read_trim("/sys/fs/cgroup/cpu/cpu.cfs_period_us")?,
+                    )?;
                 }
                 Ok(())
             } else {
                 let got = read_trim("/sys/fs/cgroup/cpu.max")?;
-                let q = quota.map(|q| if q < 0 { "max".to_string() } else { q.to_string() });
+                let q = quota.map(|q| {
+                    if q < 0 {
+                        "max".to_string()
+                    } else {
+                        q.to_string()
+                    }
+                });
                 let mut it = got.split_whitespace();
                 let (gq, gp) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
                 if q.as_deref().is_some_and(|q| q != gq)

@@ -132,7 +132,10 @@ impl Checker {
 
 /// Collapse `//` and trailing `/` so paths compare like mountinfo prints them.
 pub fn normalize(p: &str) -> String {
-    let parts: Vec<&str> = p.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
+    let parts: Vec<&str> = p
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
     format!("/{}", parts.join("/"))
 }
 

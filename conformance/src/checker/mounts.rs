@@ -43,7 +43,11 @@ pub(super) fn run(c: &mut Checker) {
 fn list(c: &Checker, ptr: &str) -> Vec<String> {
     c.at(ptr)
         .and_then(|v| v.as_array())
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -54,7 +58,11 @@ fn is_bind(m: &Value, opts: &[String]) -> bool {
 fn mount(c: &Checker, m: &Value, dest: &str, covered: bool) -> Check {
     let opts: Vec<String> = m["options"]
         .as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     let got = c
         .mount_at(dest)
@@ -66,7 +74,10 @@ fn mount(c: &Checker, m: &Value, dest: &str, covered: bool) -> Check {
         // On a cgroup v1 host runtimes build /sys/fs/cgroup as a tmpfs with one
         // cgroup mount per hierarchy beneath it.
         if !["cgroup", "cgroup2", "tmpfs"].contains(&got.fstype.as_str()) {
-            errs.push(format!("type: expected cgroup/cgroup2/tmpfs got {}", got.fstype));
+            errs.push(format!(
+                "type: expected cgroup/cgroup2/tmpfs got {}",
+                got.fstype
+            ));
         }
     } else if !bind && !ty.is_empty() && got.fstype != ty {
         errs.push(format!("type: expected {ty} got {}", got.fstype));
@@ -154,7 +165,9 @@ fn option_errors(opts: &[String], got: &MountInfo) -> Vec<String> {
         }
     }
     for o in opts {
-        let Some((k, v)) = o.split_once('=') else { continue };
+        let Some((k, v)) = o.split_once('=') else {
+            continue;
+        };
         let shown = got
             .super_opts
             .iter()
@@ -164,7 +177,9 @@ fn option_errors(opts: &[String], got: &MountInfo) -> Vec<String> {
                 u32::from_str_radix(v, 8).ok() == u32::from_str_radix(s, 8).ok()
             }
             // tmpfs does not print its default mode 1777.
-            ("mode", None) if got.fstype == "tmpfs" => u32::from_str_radix(v, 8).ok() == Some(0o1777),
+            ("mode", None) if got.fstype == "tmpfs" => {
+                u32::from_str_radix(v, 8).ok() == Some(0o1777)
+            }
             ("size", Some(s)) => parse_size(v) == parse_size(s),
             ("uid" | "gid" | "nr_inodes", Some(s)) => v.parse::<u64>().ok() == s.parse().ok(),
             ("mode" | "ptmxmode" | "size" | "uid" | "gid" | "nr_inodes", None) => false,
@@ -222,7 +237,10 @@ fn errno_of(path: &str, f: impl FnOnce(&CString) -> i32) -> Result<i32, Miss> {
 }
 
 fn root_readonly(c: &Checker) -> Check {
-    let want = c.at("/root/readonly").and_then(|v| v.as_bool()).unwrap_or(false);
+    let want = c
+        .at("/root/readonly")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
     let root = c
         .mount_at("/")
         .ok_or_else(|| Miss::Fail("no mount at / in mountinfo".into()))?;
@@ -277,7 +295,9 @@ fn masked_path(p: &str) -> Check {
     match std::fs::read(p) {
         Ok(b) if b.is_empty() => Ok(()),
         Ok(b) => Err(mismatch("nothing readable", format!("{} bytes", b.len()))),
-        Err(e) if e.raw_os_error() == Some(libc::EACCES) || e.raw_os_error() == Some(libc::EPERM) => {
+        Err(e)
+            if e.raw_os_error() == Some(libc::EACCES) || e.raw_os_error() == Some(libc::EPERM) =>
+        {
             Ok(())
         }
         Err(e) => {

@@ -11,8 +11,12 @@ pub(super) fn run(c: &mut Checker) {
     }
     c.check("hostname", hostname);
     c.check("domainname", domainname);
-    c.check("idmap.uid", |c| idmap(c, "uidMappings", "/proc/self/uid_map"));
-    c.check("idmap.gid", |c| idmap(c, "gidMappings", "/proc/self/gid_map"));
+    c.check("idmap.uid", |c| {
+        idmap(c, "uidMappings", "/proc/self/uid_map")
+    });
+    c.check("idmap.gid", |c| {
+        idmap(c, "gidMappings", "/proc/self/gid_map")
+    });
     c.check("timeOffsets", time_offsets);
 }
 
@@ -33,14 +37,17 @@ fn ns(c: &Checker, ty: &str) -> Check {
             if own == host {
                 Ok(())
             } else {
-                Err(mismatch(format!("host {ty} ns {host} (not in config)"), own))
+                Err(mismatch(
+                    format!("host {ty} ns {host} (not in config)"),
+                    own,
+                ))
             }
         }
         Some(e) => match e["path"].as_str().filter(|p| !p.is_empty()) {
             Some(path) => {
-                let want = c.host["nsPaths"][path].as_u64().ok_or_else(|| {
-                    Miss::Skip(format!("runner did not resolve {path}"))
-                })?;
+                let want = c.host["nsPaths"][path]
+                    .as_u64()
+                    .ok_or_else(|| Miss::Skip(format!("runner did not resolve {path}")))?;
                 if own == want {
                     Ok(())
                 } else {
@@ -60,7 +67,10 @@ fn uname() -> Result<libc::utsname, Miss> {
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
     // SAFETY: u is a valid, writable utsname.
     if unsafe { libc::uname(&mut u) } != 0 {
-        return Err(Miss::Fail(format!("uname: {}", std::io::Error::last_os_error())));
+        return Err(Miss::Fail(format!(
+            "uname: {}",
+            std::io::Error::last_os_error()
+        )));
     }
     Ok(u)
 }
@@ -109,7 +119,10 @@ fn idmap(c: &Checker, key: &str, file: &str) -> Check {
     let mut got: Vec<(u64, u64, u64)> = text
         .lines()
         .filter_map(|l| {
-            let v: Vec<u64> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            let v: Vec<u64> = l
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
             (v.len() == 3).then(|| (v[0], v[1], v[2]))
         })
         .collect();
@@ -138,11 +151,10 @@ fn time_offsets(c: &Checker) -> Check {
             .ok_or_else(|| Miss::Fail(format!("no {clock} line in timens_offsets")))?;
         let v: Vec<&str> = line.split_whitespace().collect();
         let got = format!("{} {}", v.get(1).unwrap_or(&"?"), v.get(2).unwrap_or(&"?"));
-        expect_eq(format!("{secs} {nanos}"), got)
-            .map_err(|m| match m {
-                Miss::Fail(r) => Miss::Fail(format!("{clock}: {r}")),
-                s => s,
-            })?;
+        expect_eq(format!("{secs} {nanos}"), got).map_err(|m| match m {
+            Miss::Fail(r) => Miss::Fail(format!("{clock}: {r}")),
+            s => s,
+        })?;
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ pub(super) fn run(c: &mut Checker) {
     c.check("process.args", args);
     c.check("process.env", env);
     c.check("process.cwd", cwd);
+    c.check("process.terminal", terminal);
     c.check("process.user.uid", |c| ids(c, "Uid", "uid"));
     c.check("process.user.gid", |c| ids(c, "Gid", "gid"));
     c.check("process.user.additionalGids", groups);
@@ -35,7 +36,11 @@ fn args(c: &Checker) -> Check {
     let want: Vec<String> = c
         .at("/process/args")
         .and_then(|v| v.as_array())
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     let raw = std::fs::read("/proc/self/cmdline").map_err(|e| Miss::Fail(e.to_string()))?;
     let got: Vec<String> = raw
@@ -66,7 +71,10 @@ fn env(c: &Checker) -> Check {
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(mismatch(format!("{missing:?} in environ"), format!("{got:?}")))
+        Err(mismatch(
+            format!("{missing:?} in environ"),
+            format!("{got:?}"),
+        ))
     }
 }
 
@@ -140,12 +148,19 @@ fn expected_caps(c: &Checker) -> [(&'static str, &'static str, u64); 5] {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(40);
-    let known = if last >= 63 { u64::MAX } else { (1u64 << (last + 1)) - 1 };
+    let known = if last >= 63 {
+        u64::MAX
+    } else {
+        (1u64 << (last + 1)) - 1
+    };
     let bnd = cfg_caps(c, "bounding") & known;
     let inh = cfg_caps(c, "inheritable") & known;
     let prm = cfg_caps(c, "permitted") & known;
     let amb = cfg_caps(c, "ambient") & known & prm & inh;
-    let uid = c.at("/process/user/uid").and_then(|v| v.as_u64()).unwrap_or(0);
+    let uid = c
+        .at("/process/user/uid")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
     let (prm_after, eff_after) = if uid == 0 {
         let p = bnd | inh;
         (p, p)
@@ -196,7 +211,10 @@ fn rlimit(c: &Checker, name: &str) -> Check {
     // SAFETY: prlimit on ourselves with a null new limit only writes `cur`.
     let rc = unsafe { libc::prlimit(0, res as _, std::ptr::null(), &mut cur) };
     if rc != 0 {
-        return Err(Miss::Fail(format!("prlimit: {}", std::io::Error::last_os_error())));
+        return Err(Miss::Fail(format!(
+            "prlimit: {}",
+            std::io::Error::last_os_error()
+        )));
     }
     let want = format!(
         "soft={} hard={}",
@@ -239,7 +257,10 @@ fn io_priority(c: &Checker) -> Check {
     // SAFETY: ioprio_get(IOPRIO_WHO_PROCESS, self) has no memory arguments.
     let got = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, 0) };
     if got < 0 {
-        return Err(Miss::Fail(format!("ioprio_get: {}", std::io::Error::last_os_error())));
+        return Err(Miss::Fail(format!(
+            "ioprio_get: {}",
+            std::io::Error::last_os_error()
+        )));
     }
     expect_eq(
         format!("class {class} prio {prio}"),
@@ -283,4 +304,21 @@ fn scheduler(c: &Checker) -> Check {
         }
     }
     Ok(())
+}
+
+fn terminal(c: &Checker) -> Check {
+    let want = c
+        .at("/process/terminal")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    // SAFETY: isatty only inspects the descriptor.
+    let got: Vec<bool> = (0..3).map(|fd| unsafe { libc::isatty(fd) } == 1).collect();
+    if got.iter().all(|t| *t == want) {
+        Ok(())
+    } else {
+        Err(mismatch(
+            format!("stdin/stdout/stderr tty={want}"),
+            format!("{got:?}"),
+        ))
+    }
 }

@@ -126,8 +126,10 @@ pub fn run(
         unsafe { libc::kill(-pid, libc::SIGKILL) };
     }
     let status = child.wait().context("wait for runtime command")?;
-    let stdout = String::from_utf8_lossy(&std::fs::read(&out_path).unwrap_or_default()).into_owned();
-    let stderr = String::from_utf8_lossy(&std::fs::read(&err_path).unwrap_or_default()).into_owned();
+    let stdout =
+        String::from_utf8_lossy(&std::fs::read(&out_path).unwrap_or_default()).into_owned();
+    let stderr =
+        String::from_utf8_lossy(&std::fs::read(&err_path).unwrap_or_default()).into_owned();
     Ok(Output {
         status,
         stdout,

@@ -155,8 +155,7 @@ impl<'s> Ctx<'s> {
             // Cases that test a missing rootfs.
             return Ok(());
         }
-        std::fs::write(rootfs.join("oci-checker.json"), &text)
-            .context("write oci-checker.json")?;
+        std::fs::write(rootfs.join("oci-checker.json"), &text).context("write oci-checker.json")?;
         std::fs::write(
             rootfs.join("oci-checker-host.json"),
             serde_json::to_string(&self.host_facts())?,
@@ -211,7 +210,10 @@ impl<'s> Ctx<'s> {
     }
 
     fn rt_timeout(&mut self, args: &[&str], t: Duration) -> Result<Output> {
-        let mut full = vec!["--root".to_string(), self.root.to_string_lossy().into_owned()];
+        let mut full = vec![
+            "--root".to_string(),
+            self.root.to_string_lossy().into_owned(),
+        ];
         full.extend(self.global.iter().cloned());
         full.extend(args.iter().map(|s| s.to_string()));
         self.ncmd += 1;
@@ -232,7 +234,10 @@ impl<'s> Ctx<'s> {
     /// Run and require success.
     pub fn rt_ok(&mut self, args: &[&str]) -> Result<Output> {
         let out = self.rt(args)?;
-        cmd::require(&format!("{} {}", self.suite.runtime.display(), args.join(" ")), out)
+        cmd::require(
+            &format!("{} {}", self.suite.runtime.display(), args.join(" ")),
+            out,
+        )
     }
 
     /// Remember `id` for cleanup.
@@ -354,7 +359,10 @@ impl<'s> Ctx<'s> {
                     _ => p.desc.clone(),
                 })
                 .collect();
-            return Err(Outcome::Fail(format!("every check skipped: {}", why.join(" | "))));
+            return Err(Outcome::Fail(format!(
+                "every check skipped: {}",
+                why.join(" | ")
+            )));
         }
         if !out.success() {
             return Err(Outcome::Fail(format!("runtime run: {}", out.describe())));
@@ -377,17 +385,37 @@ impl<'s> Ctx<'s> {
             .context("mount path has a NUL byte")?;
         // SAFETY: valid C strings / null pointers as mount(2) documents.
         let rc = unsafe {
-            libc::mount(c.as_ptr(), c.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null())
+            libc::mount(
+                c.as_ptr(),
+                c.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            )
         };
         if rc != 0 {
-            bail!("bind mount {}: {}", path.display(), std::io::Error::last_os_error());
+            bail!(
+                "bind mount {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            );
         }
         // SAFETY: as above; only changes propagation of our own mount.
         let rc = unsafe {
-            libc::mount(std::ptr::null(), c.as_ptr(), std::ptr::null(), libc::MS_SHARED, std::ptr::null())
+            libc::mount(
+                std::ptr::null(),
+                c.as_ptr(),
+                std::ptr::null(),
+                libc::MS_SHARED,
+                std::ptr::null(),
+            )
         };
         if rc != 0 {
-            bail!("make {} shared: {}", path.display(), std::io::Error::last_os_error());
+            bail!(
+                "make {} shared: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            );
         }
         Ok(())
     }
@@ -400,7 +428,11 @@ impl<'s> Ctx<'s> {
             .context("fifo path has a NUL byte")?;
         // SAFETY: valid C string.
         if unsafe { libc::mkfifo(c.as_ptr(), 0o666) } != 0 {
-            bail!("mkfifo {}: {}", path.display(), std::io::Error::last_os_error());
+            bail!(
+                "mkfifo {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            );
         }
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
         use std::os::unix::fs::OpenOptionsExt;
@@ -409,7 +441,10 @@ impl<'s> Ctx<'s> {
             .custom_flags(libc::O_NONBLOCK)
             .open(&path)
             .with_context(|| format!("open {}", path.display()))?;
-        Ok(Fifo { file, buf: Vec::new() })
+        Ok(Fifo {
+            file,
+            buf: Vec::new(),
+        })
     }
 
     /// Time left before the case deadline.
@@ -454,7 +489,9 @@ impl<'s> Ctx<'s> {
 /// Remove a cgroup path (relative to every mounted hierarchy), deepest first;
 /// the `/boxrun` parent itself is left alone.
 pub fn remove_cgroup(path: &str) {
-    let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") else { return };
+    let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
     let mut hier: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
     hier.push(PathBuf::from("/sys/fs/cgroup"));
     for h in hier {
@@ -489,11 +526,19 @@ impl Fifo {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                bail!("no line from the container within {timeout:?} (got {:?})", String::from_utf8_lossy(&self.buf));
+                bail!(
+                    "no line from the container within {timeout:?} (got {:?})",
+                    String::from_utf8_lossy(&self.buf)
+                );
             }
-            let mut p = libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&self.file), events: libc::POLLIN, revents: 0 };
+            let mut p = libc::pollfd {
+                fd: std::os::fd::AsRawFd::as_raw_fd(&self.file),
+                events: libc::POLLIN,
+                revents: 0,
+            };
             // SAFETY: one valid pollfd.
-            let rc = unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+            let rc =
+                unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as i32) };
             if rc <= 0 {
                 continue;
             }
@@ -502,7 +547,10 @@ impl Fifo {
                 Ok(0) => {
                     // Writer closed (POLLHUP): wait for the next writer without spinning.
                     if p.revents & libc::POLLHUP != 0 {
-                        bail!("container closed the fifo without writing a line (got {:?})", String::from_utf8_lossy(&self.buf));
+                        bail!(
+                            "container closed the fifo without writing a line (got {:?})",
+                            String::from_utf8_lossy(&self.buf)
+                        );
                     }
                 }
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),

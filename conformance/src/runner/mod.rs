@@ -3,6 +3,7 @@
 
 pub mod bundle;
 pub mod cmd;
+pub mod console;
 pub mod ctx;
 
 pub use ctx::Ctx;
@@ -141,7 +142,12 @@ fn run_one(suite: &Suite, case: &Case) -> Report {
 
 /// Render the result table and the closing `N passed, N failed, N skipped`.
 pub fn render(reports: &[Report]) -> String {
-    let w = reports.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    let w = reports
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let mut out = format!("{:<w$}  {:<6}  {:>8}  reason\n", "case", "result", "time");
     let (mut p, mut f, mut s) = (0, 0, 0);
     for r in reports {
