@@ -1,1 +1,109 @@
-//! Networking for boxctl.
+//! Networking for boxctl: Linux bridges, network namespaces, veth pairs,
+//! IPv4 address management and userspace port forwarding — without ever
+//! touching the host's packet filter (iptables/nftables) or routing table.
+//!
+//! Everything is synchronous (no async runtime): the manager is a
+//! short-lived CLI. The kernel is driven over rtnetlink (crates
+//! `netlink-packet-route` + `netlink-sys`); nothing shells out to `ip`.
+//! All functions need `CAP_NET_ADMIN` (and `CAP_SYS_ADMIN` for namespaces),
+//! i.e. root.
+//!
+//! # Model
+//!
+//! A boxctl *network* is a standard Linux bridge on the host (a virtual
+//! switch) named by [`bridge_name_for`], with the network's gateway address
+//! on it. Each instance owns a network namespace (bind-mounted on a file
+//! chosen by the manager) and is attached to one or more networks, each
+//! through a veth pair: host end enslaved to the bridge, other end inside
+//! the namespace as `eth0`, `eth1`, ... with the instance's address.
+//!
+//! * Instances on the same bridge reach each other directly (layer 2).
+//! * The host reaches every instance through the bridge's gateway address
+//!   (the kernel adds the connected route when the address is set and
+//!   removes it with the bridge; this crate adds no other host route).
+//! * Instances on different bridges are isolated at layer 2; whether the
+//!   host routes between subnets is decided by the host's own
+//!   `net.ipv4.ip_forward` and firewall, which this crate never changes.
+//! * Published ports are served by a userspace [`forward::Forwarder`]
+//!   (like docker-proxy), not by NAT rules.
+//!
+//! # API
+//!
+//! Addresses (pure, serializable):
+//! * [`Subnet`]: `"10.88.0.0/24".parse::<Subnet>()`, `default_gateway()`
+//!   (`.1`), `broadcast()`, `contains()`.
+//! * [`Ipam`]: `Ipam::new(subnet)` / `with_gateway` / `with_used`;
+//!   `allocate()` gives the lowest free host address, `reserve(addr)` checks
+//!   and takes a static one (refusing outside/network/broadcast/gateway/taken),
+//!   `release(addr)`.
+//!
+//! Names: [`bridge_name_for`]`(network)` (`bx-<name>` or a hashed form, ≤15
+//! bytes), [`veth_name_for`]`(instance_id, index)` (`bx<hash>v<index>`).
+//!
+//! Host objects:
+//! * [`bridge::ensure`]`(name, Some((gateway, prefix)))` — create if absent,
+//!   up, address; idempotent. [`bridge::delete`], [`bridge::exists`],
+//!   [`bridge::addresses`].
+//! * [`netns::create`]`(path)` — new namespace bind-mounted at `path`,
+//!   loopback up, caller untouched; [`netns::delete`] (umount + unlink,
+//!   idempotent); [`netns::exists`]; [`netns::run_in`]`(path, closure)` runs
+//!   a closure on a thread inside the namespace (sockets it creates stay
+//!   there).
+//! * [`veth::attach`]`(netns_path, bridge, "eth0", addr, prefix,
+//!   Some(gateway), host_ifname)`; [`veth::detach`]`(host_ifname)`
+//!   (idempotent; deleting the host end removes the pair).
+//!
+//! Files for the instance: [`hosts::render_hosts`], [`hosts::render_resolv_conf`],
+//! [`hosts::usable_host_nameservers`].
+//!
+//! Published ports: [`forward::Forwarder`] — `new()`, `add(listen, target)`
+//! per port, then `run()` (blocking, stopped through a
+//! [`forward::StopHandle`]) or `spawn()`.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use boxctl_network::{bridge, bridge_name_for, netns, veth, veth_name_for, Ipam};
+//! # fn main() -> Result<(), boxctl_network::Error> {
+//! let mut ipam = Ipam::new("10.88.0.0/24".parse()?);
+//! let br = bridge_name_for("web");
+//! bridge::ensure(&br, Some((ipam.gateway(), ipam.subnet().prefix())))?;
+//! let ns = std::path::Path::new("/var/lib/boxctl/netns/web1");
+//! netns::create(ns)?;
+//! let addr = ipam.allocate()?;
+//! veth::attach(ns, &br, "eth0", addr, ipam.subnet().prefix(), Some(ipam.gateway()),
+//!              &veth_name_for("web1", 0))?;
+//! // ... run the instance with its network namespace path set to `ns` ...
+//! veth::detach(&veth_name_for("web1", 0))?;
+//! netns::delete(ns)?;
+//! # Ok(()) }
+//! ```
+
+pub mod bridge;
+mod error;
+pub mod forward;
+pub mod hosts;
+mod ipam;
+mod names;
+pub mod netns;
+mod nl;
+pub mod veth;
+
+pub use error::{Error, Result};
+pub use ipam::{Ipam, Subnet};
+pub use names::{
+    bridge_name_for, validate_host_ifname, validate_ifname, veth_name_for, HOST_PREFIX,
+    IFNAME_MAX,
+};
+pub use nl::Route;
+
+/// The host's IPv4 routes (all tables), read over netlink; for diagnostics
+/// and tests that check nothing else changed.
+pub fn host_ipv4_routes() -> Result<Vec<Route>> {
+    nl::Handle::new()?.ipv4_routes()
+}
+
+/// Index and name of every interface in the caller's network namespace.
+pub fn interfaces() -> Result<Vec<(u32, String)>> {
+    nl::Handle::new()?.link_names()
+}

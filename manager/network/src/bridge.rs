@@ -1,0 +1,104 @@
+//! Linux bridges ("virtual switches") on the host, one per boxctl network.
+
+use std::net::Ipv4Addr;
+
+use netlink_packet_route::link::InfoKind;
+
+use crate::error::{Error, Result};
+use crate::names::validate_host_ifname;
+use crate::nl::Handle;
+
+fn check_prefix(name: &str, addr: Ipv4Addr, prefix: u8) -> Result<()> {
+    if (1..=30).contains(&prefix) {
+        Ok(())
+    } else {
+        Err(Error::InvalidAddress {
+            addr,
+            subnet: format!("{addr}/{prefix} on {name}"),
+            reason: "the gateway prefix length must be between 1 and 30".into(),
+        })
+    }
+}
+
+/// Makes sure bridge `name` exists, is up and, when `gateway` is given,
+/// carries that address (so the host reaches the instances; the kernel adds
+/// the connected route for the subnet itself). Idempotent.
+///
+/// `name` must start with `bx` and be at most 15 bytes (see
+/// [`crate::bridge_name_for`]). Fails with [`Error::WrongKind`] if an
+/// interface of that name exists and is not a bridge. Addresses already on
+/// the bridge are left alone.
+pub fn ensure(name: &str, gateway: Option<(Ipv4Addr, u8)>) -> Result<()> {
+    validate_host_ifname(name)?;
+    if let Some((addr, prefix)) = gateway {
+        check_prefix(name, addr, prefix)?;
+    }
+    let mut nl = Handle::new()?;
+    let link = match nl.link_by_name(name)? {
+        Some(link) => link,
+        None => {
+            match nl.create_bridge(name) {
+                // Someone else created it in between: check it below.
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                other => other?,
+            }
+            nl.link_by_name(name)?.ok_or_else(|| Error::NoSuchInterface {
+                name: name.to_string(),
+                hint: "; it vanished right after being created, retry".into(),
+            })?
+        }
+    };
+    if link.kind != Some(InfoKind::Bridge) {
+        return Err(Error::WrongKind {
+            name: name.to_string(),
+            expected: "bridge",
+        });
+    }
+    if let Some((addr, prefix)) = gateway {
+        nl.add_address(link.index, name, addr, prefix)?;
+    }
+    if !link.up {
+        nl.set_up(link.index, name)?;
+    }
+    Ok(())
+}
+
+/// Deletes bridge `name` (its addresses and connected routes go with it;
+/// veths still attached are detached from it, not deleted). Absent is not an
+/// error. Refuses to delete an interface that is not a bridge.
+pub fn delete(name: &str) -> Result<()> {
+    validate_host_ifname(name)?;
+    let mut nl = Handle::new()?;
+    let Some(link) = nl.link_by_name(name)? else {
+        return Ok(());
+    };
+    if link.kind != Some(InfoKind::Bridge) {
+        return Err(Error::WrongKind {
+            name: name.to_string(),
+            expected: "bridge",
+        });
+    }
+    match nl.delete_link(link.index, name) {
+        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(()),
+        other => other,
+    }
+}
+
+/// Whether a bridge called `name` exists (an interface of that name that is
+/// not a bridge answers `false`).
+pub fn exists(name: &str) -> Result<bool> {
+    let mut nl = Handle::new()?;
+    Ok(nl
+        .link_by_name(name)?
+        .is_some_and(|l| l.kind == Some(InfoKind::Bridge)))
+}
+
+/// The IPv4 addresses (with prefix length) on bridge `name`.
+pub fn addresses(name: &str) -> Result<Vec<(Ipv4Addr, u8)>> {
+    let mut nl = Handle::new()?;
+    let link = nl.link_by_name(name)?.ok_or_else(|| Error::NoSuchInterface {
+        name: name.to_string(),
+        hint: "; create it with bridge::ensure".into(),
+    })?;
+    nl.addresses(link.index, name)
+}

@@ -1,0 +1,513 @@
+//! A userspace TCP port forwarder, the equivalent of docker-proxy: it
+//! listens on host addresses and relays every connection to an instance
+//! address, with no packet filtering rule involved.
+//!
+//! One thread runs an edge-triggered epoll loop over all listeners and
+//! connections (no thread per connection). Each direction has its own 32 KiB
+//! buffer; an end-of-stream from one side is passed on as a write shutdown
+//! to the other (half-close), and the connection is closed once both
+//! directions are finished, or at the first error (reset) on either side.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use nix::sys::socket::{
+    connect, getsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
+    SockaddrIn6,
+};
+
+use crate::error::{Error, Result};
+
+const BUF_SIZE: usize = 32 * 1024;
+const STOP_TOKEN: u64 = u64::MAX;
+const LISTENER_BIT: u64 = 1 << 62;
+
+fn fwd_err(op: impl Into<String>, source: io::Error) -> Error {
+    Error::Forward {
+        op: op.into(),
+        source,
+    }
+}
+
+fn errno(e: nix::Error) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
+}
+
+struct Listener {
+    socket: TcpListener,
+    target: SocketAddr,
+    paused: bool,
+}
+
+/// A set of `listen address -> instance address` TCP forwards served by one
+/// thread. Build it with [`Forwarder::new`] and [`Forwarder::add`], then
+/// call [`Forwarder::run`] (blocks) or [`Forwarder::spawn`].
+pub struct Forwarder {
+    epoll: Epoll,
+    stop: Arc<EventFd>,
+    listeners: Vec<Listener>,
+}
+
+/// Stops a running [`Forwarder`] from any thread (or a signal handler's
+/// helper thread). Cheap to clone.
+#[derive(Clone)]
+pub struct StopHandle(Arc<EventFd>);
+
+impl StopHandle {
+    /// Asks the forwarder to stop; [`Forwarder::run`] returns soon after and
+    /// open connections are closed.
+    pub fn stop(&self) -> Result<()> {
+        self.0
+            .write(1)
+            .map(|_| ())
+            .map_err(|e| fwd_err("signal the stop event", errno(e)))
+    }
+}
+
+impl Forwarder {
+    /// An empty forwarder.
+    pub fn new() -> Result<Forwarder> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
+            .map_err(|e| fwd_err("create epoll instance", errno(e)))?;
+        let stop = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+            .map_err(|e| fwd_err("create stop eventfd", errno(e)))?;
+        epoll
+            .add(&stop, EpollEvent::new(EpollFlags::EPOLLIN, STOP_TOKEN))
+            .map_err(|e| fwd_err("watch stop eventfd", errno(e)))?;
+        Ok(Forwarder {
+            epoll,
+            stop: Arc::new(stop),
+            listeners: Vec::new(),
+        })
+    }
+
+    /// Listens on `listen` (e.g. `0.0.0.0:8080`, or port 0 for an ephemeral
+    /// port) and forwards its connections to `target` (the instance's
+    /// `ADDR:PORT`). Returns the address actually bound.
+    pub fn add(&mut self, listen: SocketAddr, target: SocketAddr) -> Result<SocketAddr> {
+        let op = || format!("listen on {listen} for {target}");
+        let socket = TcpListener::bind(listen).map_err(|e| fwd_err(op(), e))?;
+        socket.set_nonblocking(true).map_err(|e| fwd_err(op(), e))?;
+        let local = socket.local_addr().map_err(|e| fwd_err(op(), e))?;
+        let token = LISTENER_BIT | self.listeners.len() as u64;
+        self.epoll
+            .add(&socket, EpollEvent::new(EpollFlags::EPOLLIN, token))
+            .map_err(|e| fwd_err(op(), errno(e)))?;
+        self.listeners.push(Listener {
+            socket,
+            target,
+            paused: false,
+        });
+        Ok(local)
+    }
+
+    /// The addresses bound by [`Forwarder::add`], in order.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.socket.local_addr().ok())
+            .collect()
+    }
+
+    /// A handle that stops [`Forwarder::run`].
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(Arc::clone(&self.stop))
+    }
+
+    /// Runs the forwarding loop on a new thread.
+    pub fn spawn(self) -> Result<RunningForwarder> {
+        let stop = self.stop_handle();
+        let thread = std::thread::Builder::new()
+            .name("boxctl-forward".into())
+            .spawn(move || self.run())
+            .map_err(|e| fwd_err("start the forwarding thread", e))?;
+        Ok(RunningForwarder {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Serves connections until [`StopHandle::stop`] is called. Errors on a
+    /// single connection only close that connection.
+    pub fn run(mut self) -> Result<()> {
+        let mut conns = Slab::default();
+        let mut events = vec![EpollEvent::empty(); 256];
+        loop {
+            let n = match self.epoll.wait(&mut events, EpollTimeout::NONE) {
+                Ok(n) => n,
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(fwd_err("wait for events", errno(e))),
+            };
+            let mut closed_any = false;
+            for ev in &events[..n] {
+                let token = ev.data();
+                if token == STOP_TOKEN {
+                    return Ok(());
+                }
+                if token & LISTENER_BIT != 0 {
+                    let idx = (token & !LISTENER_BIT) as usize;
+                    self.accept_all(idx, &mut conns)?;
+                    continue;
+                }
+                let slot = (token >> 1) as usize;
+                let from_upstream = token & 1 == 1;
+                let Some(conn) = conns.get_mut(slot) else {
+                    continue; // closed earlier in this batch
+                };
+                if conn.connecting && from_upstream {
+                    conn.finish_connect();
+                }
+                if !conn.pump() {
+                    conns.remove(slot);
+                    closed_any = true;
+                }
+            }
+            if closed_any {
+                self.resume_listeners()?;
+            }
+        }
+    }
+
+    fn accept_all(&mut self, idx: usize, conns: &mut Slab) -> Result<()> {
+        let Some(listener) = self.listeners.get_mut(idx) else {
+            return Ok(());
+        };
+        loop {
+            let client = match listener.socket.accept() {
+                Ok((client, _)) => client,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ECONNABORTED) | Some(libc::EPROTO) | Some(libc::EPERM)
+                    ) =>
+                {
+                    continue
+                }
+                Err(_) => {
+                    // Out of descriptors or memory: stop accepting on this
+                    // listener until a connection closes, instead of spinning.
+                    listener.paused = true;
+                    let _ = self.epoll.delete(&listener.socket);
+                    return Ok(());
+                }
+            };
+            let Ok(upstream) = start_connect(listener.target) else {
+                continue; // drops the client: it sees the connection closed
+            };
+            if client.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let _ = client.set_nodelay(true);
+            let slot = conns.insert(Conn::new(client, upstream));
+            let flags = EpollFlags::EPOLLIN
+                | EpollFlags::EPOLLOUT
+                | EpollFlags::EPOLLRDHUP
+                | EpollFlags::EPOLLET;
+            let Some(conn) = conns.get_mut(slot) else {
+                continue;
+            };
+            let registered = self
+                .epoll
+                .add(&conn.client, EpollEvent::new(flags, (slot as u64) << 1))
+                .and_then(|_| {
+                    self.epoll.add(
+                        &conn.upstream,
+                        EpollEvent::new(flags, ((slot as u64) << 1) | 1),
+                    )
+                });
+            if registered.is_err() {
+                conns.remove(slot);
+            }
+        }
+    }
+
+    fn resume_listeners(&mut self) -> Result<()> {
+        for (idx, l) in self.listeners.iter_mut().enumerate() {
+            if l.paused {
+                let token = LISTENER_BIT | idx as u64;
+                self.epoll
+                    .add(&l.socket, EpollEvent::new(EpollFlags::EPOLLIN, token))
+                    .map_err(|e| fwd_err("resume listening", errno(e)))?;
+                l.paused = false;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A [`Forwarder`] running on its own thread; dropping it stops it.
+pub struct RunningForwarder {
+    stop: StopHandle,
+    thread: Option<JoinHandle<Result<()>>>,
+}
+
+impl RunningForwarder {
+    /// A handle that stops the forwarder.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// Stops the forwarder and waits for its thread; returns the loop's
+    /// result.
+    pub fn stop(mut self) -> Result<()> {
+        self.stop_and_join()
+    }
+
+    fn stop_and_join(&mut self) -> Result<()> {
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        self.stop.stop()?;
+        thread.join().unwrap_or_else(|_| {
+            Err(Error::ThreadPanicked {
+                what: "port forwarder".into(),
+            })
+        })
+    }
+}
+
+impl Drop for RunningForwarder {
+    fn drop(&mut self) {
+        let _ = self.stop_and_join();
+    }
+}
+
+/// Starts a non-blocking connect to `target`.
+fn start_connect(target: SocketAddr) -> io::Result<TcpStream> {
+    let family = match target {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let fd: OwnedFd = socket(
+        family,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(errno)?;
+    let res = match target {
+        SocketAddr::V4(a) => connect(fd.as_raw_fd(), &SockaddrIn::from(a)),
+        SocketAddr::V6(a) => connect(fd.as_raw_fd(), &SockaddrIn6::from(a)),
+    };
+    match res {
+        Ok(()) | Err(nix::Error::EINPROGRESS) => {}
+        Err(e) => return Err(errno(e)),
+    }
+    let stream = TcpStream::from(fd);
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// One direction's bytes in flight.
+struct Buf {
+    data: Box<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl Buf {
+    fn new() -> Buf {
+        Buf {
+            data: vec![0u8; BUF_SIZE].into_boxed_slice(),
+            start: 0,
+            end: 0,
+        }
+    }
+    fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+    fn has_space(&self) -> bool {
+        self.end < self.data.len()
+    }
+}
+
+/// Progress of one direction.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Something was read or written.
+    Moved,
+    /// Nothing to do right now.
+    Idle,
+    /// The connection must be closed.
+    Fail,
+}
+
+/// Moves bytes `from -> to` through `buf` until neither side can make
+/// progress; `eof`/`shut` track the half-close.
+fn pump_one(
+    from: &TcpStream,
+    to: &TcpStream,
+    buf: &mut Buf,
+    eof: &mut bool,
+    shut: &mut bool,
+    can_write: bool,
+) -> Step {
+    let mut moved = false;
+    loop {
+        let mut progress = false;
+        if !*eof && buf.has_space() {
+            match (&*from).read(&mut buf.data[buf.end..]) {
+                Ok(0) => {
+                    *eof = true;
+                    progress = true;
+                }
+                Ok(n) => {
+                    buf.end += n;
+                    progress = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => progress = true,
+                Err(_) => return Step::Fail,
+            }
+        }
+        if can_write && !buf.is_empty() {
+            match (&*to).write(&buf.data[buf.start..buf.end]) {
+                Ok(n) => {
+                    buf.start += n;
+                    if buf.is_empty() {
+                        buf.start = 0;
+                        buf.end = 0;
+                    }
+                    progress = progress || n > 0;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => progress = true,
+                Err(_) => return Step::Fail,
+            }
+        }
+        if can_write && *eof && buf.is_empty() && !*shut {
+            if to.shutdown(Shutdown::Write).is_err() {
+                return Step::Fail;
+            }
+            *shut = true;
+            progress = true;
+        }
+        if !progress {
+            break;
+        }
+        moved = true;
+    }
+    if moved {
+        Step::Moved
+    } else {
+        Step::Idle
+    }
+}
+
+struct Conn {
+    client: TcpStream,
+    upstream: TcpStream,
+    connecting: bool,
+    failed: bool,
+    to_upstream: Buf,
+    to_client: Buf,
+    client_eof: bool,
+    upstream_eof: bool,
+    upstream_shut: bool,
+    client_shut: bool,
+}
+
+impl Conn {
+    fn new(client: TcpStream, upstream: TcpStream) -> Conn {
+        Conn {
+            client,
+            upstream,
+            connecting: true,
+            failed: false,
+            to_upstream: Buf::new(),
+            to_client: Buf::new(),
+            client_eof: false,
+            upstream_eof: false,
+            upstream_shut: false,
+            client_shut: false,
+        }
+    }
+
+    /// Called on an event for the upstream socket while connecting.
+    fn finish_connect(&mut self) {
+        match getsockopt(&self.upstream.as_fd(), sockopt::SocketError) {
+            Ok(0) => {
+                // A spurious wake-up leaves the socket unconnected.
+                if self.upstream.peer_addr().is_ok() {
+                    self.connecting = false;
+                }
+            }
+            _ => self.failed = true,
+        }
+    }
+
+    /// Moves data both ways; returns false when the connection is over.
+    fn pump(&mut self) -> bool {
+        if self.failed {
+            return false;
+        }
+        loop {
+            let a = pump_one(
+                &self.client,
+                &self.upstream,
+                &mut self.to_upstream,
+                &mut self.client_eof,
+                &mut self.upstream_shut,
+                !self.connecting,
+            );
+            if a == Step::Fail {
+                return false;
+            }
+            let b = if self.connecting {
+                Step::Idle
+            } else {
+                pump_one(
+                    &self.upstream,
+                    &self.client,
+                    &mut self.to_client,
+                    &mut self.upstream_eof,
+                    &mut self.client_shut,
+                    true,
+                )
+            };
+            if b == Step::Fail {
+                return false;
+            }
+            if a == Step::Idle && b == Step::Idle {
+                break;
+            }
+        }
+        !(self.upstream_shut && self.client_shut)
+    }
+}
+
+/// Connections indexed by slot, slots reused.
+#[derive(Default)]
+struct Slab {
+    slots: Vec<Option<Conn>>,
+    free: Vec<usize>,
+}
+
+impl Slab {
+    fn insert(&mut self, conn: Conn) -> usize {
+        if let Some(i) = self.free.pop() {
+            self.slots[i] = Some(conn);
+            i
+        } else {
+            self.slots.push(Some(conn));
+            self.slots.len() - 1
+        }
+    }
+    fn get_mut(&mut self, i: usize) -> Option<&mut Conn> {
+        self.slots.get_mut(i).and_then(Option::as_mut)
+    }
+    fn remove(&mut self, i: usize) {
+        if let Some(slot) = self.slots.get_mut(i) {
+            if slot.take().is_some() {
+                self.free.push(i);
+            }
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! A minimal synchronous rtnetlink client on top of netlink-sys and
+//! netlink-packet-route. A [`Handle`] talks to the network namespace of the
+//! thread that created it.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::RawFd;
+
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
+    NLM_F_EXCL, NLM_F_REQUEST,
+};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
+    RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+use crate::error::{Error, Result};
+
+/// What we know about a link after looking it up.
+#[derive(Debug, Clone)]
+pub(crate) struct Link {
+    pub index: u32,
+    pub kind: Option<InfoKind>,
+    pub up: bool,
+    pub controller: Option<u32>,
+}
+
+/// A connected rtnetlink socket in the caller thread's network namespace.
+pub(crate) struct Handle {
+    socket: Socket,
+    seq: u32,
+}
+
+fn nl_err(op: &str, source: io::Error) -> Error {
+    Error::Netlink {
+        op: op.to_string(),
+        source,
+    }
+}
+
+impl Handle {
+    /// Opens a socket in the current thread's network namespace.
+    pub fn new() -> Result<Handle> {
+        let op = "open rtnetlink socket";
+        let mut socket = Socket::new(NETLINK_ROUTE).map_err(|e| nl_err(op, e))?;
+        socket.bind_auto().map_err(|e| nl_err(op, e))?;
+        socket
+            .connect(&SocketAddr::new(0, 0))
+            .map_err(|e| nl_err(op, e))?;
+        Ok(Handle { socket, seq: 0 })
+    }
+
+    /// Sends one request and collects every inner message of the reply
+    /// until the ACK / DONE (or the error).
+    fn request(
+        &mut self,
+        op: &str,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<Vec<RouteNetlinkMessage>> {
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | flags;
+        header.sequence_number = seq;
+        let mut packet = NetlinkMessage::new(header, NetlinkPayload::from(msg));
+        packet.finalize();
+        let mut buf = vec![0u8; packet.buffer_len()];
+        packet.serialize(&mut buf);
+        self.socket.send(&buf, 0).map_err(|e| nl_err(op, e))?;
+
+        let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
+        let mut out = Vec::new();
+        loop {
+            let (data, _) = self.socket.recv_from_full().map_err(|e| nl_err(op, e))?;
+            if data.is_empty() {
+                return Err(Error::NetlinkProtocol {
+                    op: op.to_string(),
+                    detail: "the socket returned no data".into(),
+                });
+            }
+            let mut offset = 0;
+            while offset < data.len() {
+                let msg: NetlinkMessage<RouteNetlinkMessage> =
+                    NetlinkMessage::deserialize(&data[offset..]).map_err(|e| {
+                        Error::NetlinkProtocol {
+                            op: op.to_string(),
+                            detail: e.to_string(),
+                        }
+                    })?;
+                let len = msg.header.length as usize;
+                if len == 0 {
+                    return Err(Error::NetlinkProtocol {
+                        op: op.to_string(),
+                        detail: "zero-length message".into(),
+                    });
+                }
+                offset += (len + 3) & !3;
+                if msg.header.sequence_number != seq {
+                    continue;
+                }
+                match msg.payload {
+                    NetlinkPayload::Error(e) => {
+                        return match e.code {
+                            None => Ok(out),
+                            Some(_) => Err(nl_err(op, e.to_io())),
+                        };
+                    }
+                    NetlinkPayload::Done(_) => return Ok(out),
+                    NetlinkPayload::InnerMessage(m) => {
+                        out.push(m);
+                        if !dump && flags & NLM_F_ACK == 0 {
+                            return Ok(out);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Sends a request that only expects an acknowledgement.
+    fn ack(&mut self, op: &str, msg: RouteNetlinkMessage, flags: u16) -> Result<()> {
+        self.request(op, msg, flags | NLM_F_ACK).map(|_| ())
+    }
+
+    /// Looks a link up by name; `Ok(None)` when it does not exist.
+    pub fn link_by_name(&mut self, name: &str) -> Result<Option<Link>> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        let op = format!("look up interface {name}");
+        match self.request(&op, RouteNetlinkMessage::GetLink(msg), 0) {
+            Ok(replies) => Ok(replies.into_iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(to_link(&l)),
+                _ => None,
+            })),
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates a bridge (fails with EEXIST if the name is taken).
+    pub fn create_bridge(&mut self, name: &str) -> Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+            InfoKind::Bridge,
+        )]));
+        self.ack(
+            &format!("create bridge {name}"),
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
+    }
+
+    /// Creates a veth pair: `host` here, `peer` directly inside the network
+    /// namespace referred to by `netns_fd`.
+    pub fn create_veth(&mut self, host: &str, peer: &str, netns_fd: RawFd) -> Result<()> {
+        let mut peer_msg = LinkMessage::default();
+        peer_msg.attributes.push(LinkAttribute::IfName(peer.to_string()));
+        peer_msg.attributes.push(LinkAttribute::NetNsFd(netns_fd));
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(host.to_string()));
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Veth),
+            LinkInfo::Data(InfoData::Veth(
+                netlink_packet_route::link::InfoVeth::Peer(peer_msg),
+            )),
+        ]));
+        self.ack(
+            &format!("create veth pair {host} / {peer}"),
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
+    }
+
+    /// Deletes a link by index.
+    pub fn delete_link(&mut self, index: u32, name: &str) -> Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        self.ack(
+            &format!("delete interface {name}"),
+            RouteNetlinkMessage::DelLink(msg),
+            0,
+        )
+    }
+
+    /// Brings a link up.
+    pub fn set_up(&mut self, index: u32, name: &str) -> Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.header.flags = LinkFlags::Up;
+        msg.header.change_mask = LinkFlags::Up;
+        self.ack(
+            &format!("bring interface {name} up"),
+            RouteNetlinkMessage::SetLink(msg),
+            0,
+        )
+    }
+
+    /// Enslaves a link to a bridge.
+    pub fn set_controller(&mut self, index: u32, name: &str, controller: u32) -> Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.attributes.push(LinkAttribute::Controller(controller));
+        self.ack(
+            &format!("attach interface {name} to its bridge"),
+            RouteNetlinkMessage::SetLink(msg),
+            0,
+        )
+    }
+
+    /// IPv4 addresses (with prefix) on a link.
+    pub fn addresses(&mut self, index: u32, name: &str) -> Result<Vec<(Ipv4Addr, u8)>> {
+        let mut msg = AddressMessage::default();
+        msg.header.family = AddressFamily::Inet;
+        let replies = self.request(
+            &format!("list addresses of {name}"),
+            RouteNetlinkMessage::GetAddress(msg),
+            NLM_F_DUMP,
+        )?;
+        let mut out = Vec::new();
+        for m in replies {
+            if let RouteNetlinkMessage::NewAddress(a) = m {
+                if a.header.index != index {
+                    continue;
+                }
+                for attr in &a.attributes {
+                    if let AddressAttribute::Local(std::net::IpAddr::V4(ip)) = attr {
+                        out.push((*ip, a.header.prefix_len));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds an IPv4 address; already present is not an error.
+    pub fn add_address(&mut self, index: u32, name: &str, addr: Ipv4Addr, prefix: u8) -> Result<()> {
+        let mut msg = AddressMessage::default();
+        msg.header.family = AddressFamily::Inet;
+        msg.header.prefix_len = prefix;
+        msg.header.scope = AddressScope::Universe;
+        msg.header.index = index;
+        msg.attributes.push(AddressAttribute::Local(addr.into()));
+        msg.attributes.push(AddressAttribute::Address(addr.into()));
+        if prefix < 31 {
+            let host_mask = u32::MAX >> prefix;
+            let brd = Ipv4Addr::from(u32::from(addr) | host_mask);
+            msg.attributes.push(AddressAttribute::Broadcast(brd));
+        }
+        match self.ack(
+            &format!("add address {addr}/{prefix} to {name}"),
+            RouteNetlinkMessage::NewAddress(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ) {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Adds a default route via `gateway` out of link `index`, in the main
+    /// table of this handle's namespace.
+    pub fn add_default_route(&mut self, index: u32, name: &str, gateway: Ipv4Addr) -> Result<()> {
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = AddressFamily::Inet;
+        msg.header.destination_prefix_length = 0;
+        msg.header.table = RouteHeader::RT_TABLE_MAIN;
+        msg.header.protocol = RouteProtocol::Boot;
+        msg.header.scope = RouteScope::Universe;
+        msg.header.kind = RouteType::Unicast;
+        msg.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
+        msg.attributes.push(RouteAttribute::Oif(index));
+        self.ack(
+            &format!("add default route via {gateway} dev {name}"),
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
+    }
+
+    /// Dumps the IPv4 main routing table as `(destination/prefix, gateway, oif)`.
+    pub fn ipv4_routes(&mut self) -> Result<Vec<Route>> {
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = AddressFamily::Inet;
+        let replies = self.request(
+            "list IPv4 routes",
+            RouteNetlinkMessage::GetRoute(msg),
+            NLM_F_DUMP,
+        )?;
+        let mut out = Vec::new();
+        for m in replies {
+            let RouteNetlinkMessage::NewRoute(r) = m else {
+                continue;
+            };
+            let mut route = Route {
+                table: u32::from(r.header.table),
+                destination: Ipv4Addr::UNSPECIFIED,
+                prefix: r.header.destination_prefix_length,
+                gateway: None,
+                oif: None,
+                protocol: u8::from(r.header.protocol),
+                scope: u8::from(r.header.scope),
+                kind: u8::from(r.header.kind),
+                priority: None,
+                pref_source: None,
+            };
+            for attr in &r.attributes {
+                match attr {
+                    RouteAttribute::Table(t) => route.table = *t,
+                    RouteAttribute::Destination(RouteAddress::Inet(d)) => route.destination = *d,
+                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => route.gateway = Some(*g),
+                    RouteAttribute::PrefSource(RouteAddress::Inet(s)) => {
+                        route.pref_source = Some(*s)
+                    }
+                    RouteAttribute::Oif(o) => route.oif = Some(*o),
+                    RouteAttribute::Priority(p) => route.priority = Some(*p),
+                    _ => {}
+                }
+            }
+            out.push(route);
+        }
+        Ok(out)
+    }
+
+    /// Names of all links with their index.
+    pub fn link_names(&mut self) -> Result<Vec<(u32, String)>> {
+        let replies = self.request(
+            "list interfaces",
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            NLM_F_DUMP,
+        )?;
+        let mut out = Vec::new();
+        for m in replies {
+            if let RouteNetlinkMessage::NewLink(l) = m {
+                for attr in &l.attributes {
+                    if let LinkAttribute::IfName(n) = attr {
+                        out.push((l.header.index, n.clone()));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One IPv4 route, as dumped by [`Handle::ipv4_routes`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Route {
+    /// Routing table id.
+    pub table: u32,
+    /// Destination network.
+    pub destination: Ipv4Addr,
+    /// Destination prefix length.
+    pub prefix: u8,
+    /// Next hop, if any.
+    pub gateway: Option<Ipv4Addr>,
+    /// Output interface index, if any.
+    pub oif: Option<u32>,
+    /// `RTPROT_*` of the route.
+    pub protocol: u8,
+    /// `RT_SCOPE_*` of the route.
+    pub scope: u8,
+    /// `RTN_*` type of the route.
+    pub kind: u8,
+    /// Metric.
+    pub priority: Option<u32>,
+    /// Preferred source address.
+    pub pref_source: Option<Ipv4Addr>,
+}
+
+fn to_link(msg: &LinkMessage) -> Link {
+    let mut link = Link {
+        index: msg.header.index,
+        kind: None,
+        up: msg.header.flags.contains(LinkFlags::Up),
+        controller: None,
+    };
+    for attr in &msg.attributes {
+        match attr {
+            LinkAttribute::LinkInfo(infos) => {
+                for info in infos {
+                    if let LinkInfo::Kind(k) = info {
+                        link.kind = Some(k.clone());
+                    }
+                }
+            }
+            LinkAttribute::Controller(c) => link.controller = Some(*c),
+            _ => {}
+        }
+    }
+    link
+}
