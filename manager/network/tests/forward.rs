@@ -1,0 +1,151 @@
+//! The userspace port forwarder, on loopback and into an instance.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use boxctl_network::forward::Forwarder;
+use common::*;
+
+fn loopback_any() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
+}
+
+/// An echo server on host loopback serving `n` connections.
+fn loopback_echo(n: usize) -> SocketAddr {
+    let listener = TcpListener::bind(loopback_any()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for _ in 0..n {
+            let Ok((c, _)) = listener.accept() else { return };
+            std::thread::spawn(move || echo(c));
+        }
+    });
+    addr
+}
+
+fn payload(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+#[test]
+fn forwards_on_loopback_with_half_close_and_many_connections() {
+    let target = loopback_echo(21);
+    let mut fwd = Forwarder::new().unwrap();
+    let front = fwd.add(loopback_any(), target).unwrap();
+    assert_ne!(front.port(), 0);
+    assert_eq!(fwd.local_addrs(), vec![front]);
+    let running = fwd.spawn().unwrap();
+
+    // A large transfer exercises full buffers in both directions.
+    let big = payload(4 << 20, 7);
+    assert!(round_trip(front, &big).unwrap() == big, "4 MiB echo differs");
+
+    // Many concurrent connections.
+    let clients: Vec<_> = (0..20u8)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let data = payload(1000 + usize::from(i) * 7919, i);
+                (round_trip(front, &data).unwrap(), data)
+            })
+        })
+        .collect();
+    for c in clients {
+        let (back, sent) = c.join().unwrap();
+        assert!(back == sent, "echo of {} bytes differs", sent.len());
+    }
+    running.stop().unwrap();
+}
+
+#[test]
+fn server_closing_first_is_passed_on() {
+    // The server speaks first and closes without reading.
+    let listener = TcpListener::bind(loopback_any()).unwrap();
+    let target = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = listener.accept().unwrap();
+        c.write_all(b"220 banner\r\n").unwrap();
+        c.shutdown(Shutdown::Write).unwrap();
+        // Still reads what the client sends after the server's FIN.
+        let mut rest = Vec::new();
+        c.read_to_end(&mut rest).unwrap();
+        rest
+    });
+    let mut fwd = Forwarder::new().unwrap();
+    let front = fwd.add(loopback_any(), target).unwrap();
+    let running = fwd.spawn().unwrap();
+
+    let mut c = TcpStream::connect(front).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"220 banner\r\n");
+    // Half-closed by the server only: the client can still talk.
+    c.write_all(b"QUIT\r\n").unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(server.join().unwrap(), b"QUIT\r\n");
+    running.stop().unwrap();
+}
+
+#[test]
+fn unreachable_target_closes_the_client() {
+    // A port with nothing listening: bind, note the port, close.
+    let dead = TcpListener::bind(loopback_any()).unwrap().local_addr().unwrap();
+    let mut fwd = Forwarder::new().unwrap();
+    let front = fwd.add(loopback_any(), dead).unwrap();
+    let running = fwd.spawn().unwrap();
+    let mut c = TcpStream::connect(front).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 16];
+    match c.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        other => panic!("expected the connection to be closed, got {other:?}"),
+    }
+    running.stop().unwrap();
+}
+
+#[test]
+fn stop_closes_the_listeners() {
+    let target = loopback_echo(1);
+    let mut fwd = Forwarder::new().unwrap();
+    let front = fwd.add(loopback_any(), target).unwrap();
+    let stop = fwd.stop_handle();
+    let thread = std::thread::spawn(move || fwd.run());
+    assert_eq!(round_trip(front, b"one").unwrap(), b"one");
+    stop.stop().unwrap();
+    thread.join().unwrap().unwrap();
+    let err = TcpStream::connect(front).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+}
+
+#[test]
+fn listen_conflict_is_reported() {
+    let taken = TcpListener::bind(loopback_any()).unwrap();
+    let mut fwd = Forwarder::new().unwrap();
+    let err = fwd
+        .add(taken.local_addr().unwrap(), loopback_any())
+        .unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE), "{err}");
+    assert!(err.to_string().contains("listen on 127.0.0.1:"), "{err}");
+}
+
+#[test]
+fn forwards_from_host_loopback_into_an_instance() {
+    let subnet = free_subnet();
+    let gw = subnet.default_gateway();
+    let br = BridgeGuard::new(unique_ifname("fw"), Some((gw, subnet.prefix())));
+    let inst = Instance::new(&br.0, Ipv4Addr::from(u32::from(gw) + 1), 24, Some(gw));
+    let target = inst.echo_server(8080, 3);
+
+    let mut fwd = Forwarder::new().unwrap();
+    let front = fwd.add(loopback_any(), target).unwrap();
+    let running = fwd.spawn().unwrap();
+    for i in 0..3u8 {
+        let data = payload(100_000, i);
+        assert!(round_trip(front, &data).unwrap() == data);
+    }
+    running.stop().unwrap();
+}
