@@ -333,6 +333,10 @@ impl<'s> Ctx<'s> {
     /// check must pass, and at least one must not be skipped.
     pub fn expect_checks(&mut self, only: &[&str]) -> Result<(), Outcome> {
         let (out, tap) = self.run_checker(only)?;
+        self.expect_checks_from(out, tap)
+    }
+
+    fn expect_checks_from(&mut self, out: Output, tap: Tap) -> Result<(), Outcome> {
         if tap.points.is_empty() || !tap.complete() {
             return Err(Outcome::Fail(format!(
                 "checker produced no complete TAP ({} points): {}",
@@ -368,6 +372,19 @@ impl<'s> Ctx<'s> {
             return Err(Outcome::Fail(format!("runtime run: {}", out.describe())));
         }
         Ok(())
+    }
+
+    /// Like [`Ctx::expect_checks`] for an optional feature: a runtime that
+    /// refuses the config with an error (instead of ignoring the field) is
+    /// reported as unsupported, which runtime.md allows ("If the runtime
+    /// cannot apply a property ... it MUST generate an error").
+    pub fn expect_checks_optional(&mut self, only: &[&str], feature: &str) -> Result<(), Outcome> {
+        let (out, tap) = self.run_checker(only)?;
+        if tap.points.is_empty() && !out.success() {
+            let why: String = out.stderr.trim().chars().take(200).collect();
+            return Err(Outcome::Skip(format!("runtime refused {feature}: {why}")));
+        }
+        self.expect_checks_from(out, tap)
     }
 
     /// Spawn a helper process this case owns (killed on drop).
