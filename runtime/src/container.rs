@@ -215,7 +215,9 @@ fn create_with_console(opts: &CreateOpts, wait_fifo: bool, console_fd: Option<Ow
             return Err(Error::sys("join pid namespace", nix::Error::last()));
         }
     }
-    let pid = clone_child(plan.clone_flags, &ctx, &child, plan.join_pid.is_some())?;
+    // Pure v2: the child is born in its cgroup (clone3 CLONE_INTO_CGROUP), no late join.
+    let into = cg.clone_into_fd();
+    let (pid, joined) = clone_child(plan.clone_flags, &ctx, &child, plan.join_pid.is_some(), into.as_ref())?;
     drop(child);
     guard.pid = pid;
 
@@ -229,7 +231,9 @@ fn create_with_console(opts: &CreateOpts, wait_fifo: bool, console_fd: Option<Ow
     // The first cgroup.procs write after a quiet spell waits for an RCU grace period
     // (cgroup_threadgroup_rwsem), ~10-25 ms here: the child sets up its mounts meanwhile
     // and waits for CgroupJoined only where it must (cgroupns unshare, or before exec).
-    cg.add_process(pid)?;
+    if !joined {
+        cg.add_process(pid)?;
+    }
     send_or_child_error(&parent, Tag::CgroupJoined)?;
 
     loop {
@@ -329,11 +333,58 @@ pub fn write_pid_file(p: &Path, pid: i32) -> Result<()> {
 }
 
 /// clone(2) with fork semantics and the new-namespace flags; the child runs init.
-fn clone_child(flags: libc::c_int, ctx: &InitCtx, chan: &sync::Channel, joined_pidns: bool) -> Result<i32> {
+/// With a cgroup fd, clone3 with CLONE_INTO_CGROUP is tried first; the bool says whether
+/// the child was born in its cgroup.
+fn clone_child(
+    flags: libc::c_int,
+    ctx: &InitCtx,
+    chan: &sync::Channel,
+    joined_pidns: bool,
+    cgroup_fd: Option<&OwnedFd>,
+) -> Result<(i32, bool)> {
     if joined_pidns {
         // A process entering an existing pid namespace must not expose the runtime binary.
         // SAFETY: prctl with integer arguments.
         unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    }
+    if let Some(cfd) = cgroup_fd {
+        #[repr(C)]
+        struct CloneArgs {
+            flags: u64,
+            pidfd: u64,
+            child_tid: u64,
+            parent_tid: u64,
+            exit_signal: u64,
+            stack: u64,
+            stack_size: u64,
+            tls: u64,
+            set_tid: u64,
+            set_tid_size: u64,
+            cgroup: u64,
+        }
+        const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+        let args = CloneArgs {
+            flags: flags as u32 as u64 | CLONE_INTO_CGROUP,
+            pidfd: 0,
+            child_tid: 0,
+            parent_tid: 0,
+            exit_signal: libc::SIGCHLD as u64,
+            stack: 0,
+            stack_size: 0,
+            tls: 0,
+            set_tid: 0,
+            set_tid_size: 0,
+            cgroup: cfd.as_raw_fd() as u64,
+        };
+        // SAFETY: clone3 with a fork-like (no stack) argument block; single-threaded.
+        let pid = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+        if pid == 0 {
+            init::child_main(ctx, chan);
+        }
+        if pid > 0 {
+            return Ok((pid as i32, true));
+        }
+        crate::logging::debug(&format!("clone3 into cgroup failed ({}), falling back to clone", nix::Error::last()));
     }
     // SAFETY: raw clone with a NULL stack behaves like fork; the program is
     // single-threaded, so the child may allocate.
@@ -353,7 +404,7 @@ fn clone_child(flags: libc::c_int, ctx: &InitCtx, chan: &sync::Channel, joined_p
     if pid == 0 {
         init::child_main(ctx, chan);
     }
-    Ok(pid as i32)
+    Ok((pid as i32, false))
 }
 
 /// `start`: release a created container's init and run poststart hooks.

@@ -125,6 +125,7 @@ impl Channel {
     pub fn recv(&self) -> Result<Option<(Tag, Vec<u8>, Option<OwnedFd>)>> {
         let mut buf = vec![0u8; 8192];
         let mut cmsg_space = nix::cmsg_space!([RawFd; 1]);
+        let mut resets = 0;
         loop {
             let mut iov = [std::io::IoSliceMut::new(&mut buf)];
             match nix::sys::socket::recvmsg::<()>(
@@ -154,6 +155,12 @@ impl Channel {
                     return Ok(Some((tag, buf[1..n].to_vec(), got_fd)));
                 }
                 Err(nix::Error::EINTR) => continue,
+                // A peer that exits with our messages unread resets the connection; the
+                // error is reported once, and what it sent before exiting is still queued.
+                Err(nix::Error::ECONNRESET) if resets < 2 => {
+                    resets += 1;
+                    continue;
+                }
                 Err(e) => return Err(Error::sys("receive from peer", e)),
             }
         }
