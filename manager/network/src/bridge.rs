@@ -42,10 +42,11 @@ pub fn ensure(name: &str, gateway: Option<(Ipv4Addr, u8)>) -> Result<()> {
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                 other => other?,
             }
-            nl.link_by_name(name)?.ok_or_else(|| Error::NoSuchInterface {
-                name: name.to_string(),
-                hint: "; it vanished right after being created, retry".into(),
-            })?
+            nl.link_by_name(name)?
+                .ok_or_else(|| Error::NoSuchInterface {
+                    name: name.to_string(),
+                    hint: "; it vanished right after being created, retry".into(),
+                })?
         }
     };
     if link.kind != Some(InfoKind::Bridge) {
@@ -96,9 +97,11 @@ pub fn exists(name: &str) -> Result<bool> {
 /// The IPv4 addresses (with prefix length) on bridge `name`.
 pub fn addresses(name: &str) -> Result<Vec<(Ipv4Addr, u8)>> {
     let mut nl = Handle::new()?;
-    let link = nl.link_by_name(name)?.ok_or_else(|| Error::NoSuchInterface {
-        name: name.to_string(),
-        hint: "; create it with bridge::ensure".into(),
-    })?;
+    let link = nl
+        .link_by_name(name)?
+        .ok_or_else(|| Error::NoSuchInterface {
+            name: name.to_string(),
+            hint: "; create it with bridge::ensure".into(),
+        })?;
     nl.addresses(link.index, name)
 }

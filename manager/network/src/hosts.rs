@@ -130,7 +130,13 @@ mod tests {
         let ns = usable_host_nameservers(
             "# c\nnameserver 127.0.0.53\nnameserver 192.0.2.53\nsearch x\nnameserver ::1\nnameserver 2001:db8::1\n",
         );
-        assert_eq!(ns, vec!["192.0.2.53".parse::<IpAddr>().unwrap(), "2001:db8::1".parse().unwrap()]);
+        assert_eq!(
+            ns,
+            vec![
+                "192.0.2.53".parse::<IpAddr>().unwrap(),
+                "2001:db8::1".parse().unwrap()
+            ]
+        );
         assert_eq!(
             render_resolv_conf(&ns),
             "nameserver 192.0.2.53\nnameserver 2001:db8::1\n"

@@ -383,8 +383,8 @@ mod tests {
         let mut ipam = Ipam::with_used(subnet, ip("10.0.0.1"), [ip("10.0.0.2")]).unwrap();
         assert_eq!(ipam.allocate().unwrap(), ip("10.0.0.3"));
         // gateway .3, used {.1, .2} => .4
-        let mut ipam = Ipam::with_used(subnet, ip("10.0.0.3"), [ip("10.0.0.1"), ip("10.0.0.2")])
-            .unwrap();
+        let mut ipam =
+            Ipam::with_used(subnet, ip("10.0.0.3"), [ip("10.0.0.1"), ip("10.0.0.2")]).unwrap();
         assert_eq!(ipam.allocate().unwrap(), ip("10.0.0.4"));
     }
 

@@ -92,8 +92,7 @@ pub mod veth;
 pub use error::{Error, Result};
 pub use ipam::{Ipam, Subnet};
 pub use names::{
-    bridge_name_for, validate_host_ifname, validate_ifname, veth_name_for, HOST_PREFIX,
-    IFNAME_MAX,
+    bridge_name_for, validate_host_ifname, validate_ifname, veth_name_for, HOST_PREFIX, IFNAME_MAX,
 };
 pub use nl::Route;
 

@@ -70,8 +70,7 @@ fn plain(c: char) -> bool {
 ///   the first form, so the two forms never collide.
 pub fn bridge_name_for(network_name: &str) -> String {
     let direct = format!("bx-{network_name}");
-    if !network_name.is_empty() && direct.len() <= IFNAME_MAX && network_name.chars().all(plain)
-    {
+    if !network_name.is_empty() && direct.len() <= IFNAME_MAX && network_name.chars().all(plain) {
         return direct;
     }
     let head: String = network_name.chars().filter(|c| plain(*c)).take(6).collect();

@@ -27,11 +27,15 @@ fn errno(e: nix::Error) -> io::Error {
 }
 
 /// Creates a new network namespace and bind-mounts it at `path` (a file
-/// that must not exist yet; its directory must exist). Loopback is brought up
-/// inside. The calling thread stays in its namespace.
+/// that must not exist yet; missing parent directories are created, mode
+/// 0755). Loopback is brought up inside. The calling thread stays in its
+/// namespace.
 ///
 /// Fails with `EEXIST` if `path` exists: call [`delete`] first to recreate.
 pub fn create(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| ns_err(path, "create the parent directory", e))?;
+    }
     OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -95,10 +99,8 @@ pub fn delete(path: &Path) -> Result<()> {
 
 /// Whether `path` is a mounted network namespace.
 pub fn exists(path: &Path) -> bool {
-    // NSFS_MAGIC: the file system type of /proc/*/ns/* bind mounts.
-    const NSFS_MAGIC: i64 = 0x6e73_6673;
     match nix::sys::statfs::statfs(path) {
-        Ok(st) => st.filesystem_type().0 as i64 == NSFS_MAGIC,
+        Ok(st) => st.filesystem_type() == nix::sys::statfs::NSFS_MAGIC,
         Err(_) => false,
     }
 }

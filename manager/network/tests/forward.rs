@@ -19,7 +19,9 @@ fn loopback_echo(n: usize) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         for _ in 0..n {
-            let Ok((c, _)) = listener.accept() else { return };
+            let Ok((c, _)) = listener.accept() else {
+                return;
+            };
             std::thread::spawn(move || echo(c));
         }
     });
@@ -27,7 +29,9 @@ fn loopback_echo(n: usize) -> SocketAddr {
 }
 
 fn payload(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 #[test]
@@ -41,7 +45,10 @@ fn forwards_on_loopback_with_half_close_and_many_connections() {
 
     // A large transfer exercises full buffers in both directions.
     let big = payload(4 << 20, 7);
-    assert!(round_trip(front, &big).unwrap() == big, "4 MiB echo differs");
+    assert!(
+        round_trip(front, &big).unwrap() == big,
+        "4 MiB echo differs"
+    );
 
     // Many concurrent connections.
     let clients: Vec<_> = (0..20u8)
@@ -92,7 +99,10 @@ fn server_closing_first_is_passed_on() {
 #[test]
 fn unreachable_target_closes_the_client() {
     // A port with nothing listening: bind, note the port, close.
-    let dead = TcpListener::bind(loopback_any()).unwrap().local_addr().unwrap();
+    let dead = TcpListener::bind(loopback_any())
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let mut fwd = Forwarder::new().unwrap();
     let front = fwd.add(loopback_any(), dead).unwrap();
     let running = fwd.spawn().unwrap();

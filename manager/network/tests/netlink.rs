@@ -34,7 +34,11 @@ fn bridge_create_is_idempotent_and_delete_removes_it() {
     bridge::ensure(&br.0, Some(gw)).unwrap();
     bridge::ensure(&br.0, None).unwrap();
     assert_eq!(bridge::addresses(&br.0).unwrap(), vec![gw]);
-    assert!(route_on(&br.0, subnet), "no connected route for {subnet} on {}", br.0);
+    assert!(
+        route_on(&br.0, subnet),
+        "no connected route for {subnet} on {}",
+        br.0
+    );
 
     bridge::delete(&br.0).unwrap();
     assert!(!bridge::exists(&br.0).unwrap());
@@ -60,7 +64,10 @@ fn bad_names_are_refused() {
 fn netns_create_leaves_caller_alone_and_delete_is_idempotent() {
     let before = std::fs::read_link("/proc/thread-self/ns/net").unwrap();
     let ns = NetnsGuard::new("ns");
-    assert_eq!(std::fs::read_link("/proc/thread-self/ns/net").unwrap(), before);
+    assert_eq!(
+        std::fs::read_link("/proc/thread-self/ns/net").unwrap(),
+        before
+    );
     assert!(netns::exists(ns.path()));
     let (inside, lo_ok) = netns::run_in(ns.path(), || {
         let inside = std::fs::read_link("/proc/thread-self/ns/net").unwrap();
@@ -102,7 +109,10 @@ fn instances_on_one_bridge_reach_each_other_and_the_host_reaches_them() {
 
     let a_srv = a.echo_server(7000, 2);
     // b -> a across the bridge.
-    assert_eq!(round_trip_from(b.ns.path(), a_srv, b"hello a").unwrap(), b"hello a");
+    assert_eq!(
+        round_trip_from(b.ns.path(), a_srv, b"hello a").unwrap(),
+        b"hello a"
+    );
     // host -> a through the gateway address on the bridge.
     assert_eq!(round_trip(a_srv, b"from host").unwrap(), b"from host");
 
@@ -182,7 +192,12 @@ fn instances_on_different_bridges_are_isolated() {
     let br2 = BridgeGuard::new(unique_ifname("b2"), Some((s2.default_gateway(), 24)));
     let mut ipam1 = boxctl_network::Ipam::new(s1);
     let mut ipam2 = boxctl_network::Ipam::new(s2);
-    let a = Instance::new(&br1.0, ipam1.allocate().unwrap(), 24, Some(s1.default_gateway()));
+    let a = Instance::new(
+        &br1.0,
+        ipam1.allocate().unwrap(),
+        24,
+        Some(s1.default_gateway()),
+    );
     let srv = a.echo_server(7001, 3);
     // Positive control: a is up and reachable from the host.
     assert_eq!(round_trip(srv, b"ping").unwrap(), b"ping");
@@ -204,7 +219,12 @@ fn instances_on_different_bridges_are_isolated() {
 
     // Layer 3: with ip_forward off (never changed by us), an instance on br2
     // routing through its own gateway cannot reach br1 either.
-    let b = Instance::new(&br2.0, ipam2.allocate().unwrap(), 24, Some(s2.default_gateway()));
+    let b = Instance::new(
+        &br2.0,
+        ipam2.allocate().unwrap(),
+        24,
+        Some(s2.default_gateway()),
+    );
     if ip_forward() {
         eprintln!("net.ipv4.ip_forward=1 on this host: routed isolation not asserted");
     } else {

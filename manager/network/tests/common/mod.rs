@@ -32,7 +32,11 @@ pub fn free_subnet() -> Subnet {
         assert!(*next < 256, "no free test subnet left in 10.213.0.0/16");
         let net = Ipv4Addr::new(10, 213, third, 0);
         let taken = routes.iter().any(|r| {
-            let mask = if r.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(r.prefix)) };
+            let mask = if r.prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(r.prefix))
+            };
             r.prefix > 0 && (u32::from(net) & mask) == (u32::from(r.destination) & mask)
         });
         if !taken {
@@ -189,10 +193,8 @@ pub fn round_trip_within(
 
 /// Expects that a connection from `ns` to `addr` cannot be made within 2 s.
 pub fn unreachable_from(ns: &Path, addr: SocketAddr) -> std::io::Error {
-    let res = netns::run_in(ns, || {
-        round_trip_within(addr, b"x", Duration::from_secs(2))
-    })
-    .expect("enter netns");
+    let res = netns::run_in(ns, || round_trip_within(addr, b"x", Duration::from_secs(2)))
+        .expect("enter netns");
     match res {
         Ok(_) => panic!("{addr} is reachable from {}", ns.display()),
         Err(e) => e,
