@@ -51,10 +51,13 @@ pub enum Error {
         reason: String,
     },
     /// A netlink request was refused by the kernel or could not be exchanged.
-    #[error("netlink: {op} failed: {source}")]
+    #[error("netlink: {op} failed: {source}{detail}")]
     Netlink {
         /// What was being done, naming the object (e.g. "create bridge bx-web").
         op: String,
+        /// The kernel's extended error message, as "; kernel says: ...", or
+        /// empty.
+        detail: String,
         /// The kernel's answer.
         #[source]
         source: io::Error,

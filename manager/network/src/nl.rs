@@ -7,8 +7,8 @@ use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
-    NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator, NLM_F_ACK, NLM_F_CREATE,
+    NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
 use netlink_packet_route::link::{
@@ -35,13 +35,47 @@ pub(crate) struct Link {
 pub(crate) struct Handle {
     socket: Socket,
     seq: u32,
+    /// Whether NETLINK_CAP_ACK is on (error replies omit the request body).
+    capped: bool,
 }
 
 fn nl_err(op: &str, source: io::Error) -> Error {
     Error::Netlink {
         op: op.to_string(),
+        detail: String::new(),
         source,
     }
+}
+
+/// `NLM_F_ACK_TLVS`: the error message carries extended-ack attributes.
+const NLM_F_ACK_TLVS: u16 = 0x200;
+/// `NLMSGERR_ATTR_MSG`: a human-readable error string.
+const NLMSGERR_ATTR_MSG: u16 = 1;
+/// Length of a netlink message header.
+const NLMSG_HDRLEN: usize = 16;
+
+/// The kernel's extended-ack message in an error reply, if any.
+fn ext_ack_message(flags: u16, payload: &[u8], capped: bool) -> Option<String> {
+    if flags & NLM_F_ACK_TLVS == 0 || payload.len() < NLMSG_HDRLEN {
+        return None;
+    }
+    let offset = if capped {
+        NLMSG_HDRLEN
+    } else {
+        let len = u32::from_ne_bytes(payload[..4].try_into().ok()?) as usize;
+        (len + 3) & !3
+    };
+    let tlvs = payload.get(offset..)?;
+    for nla in NlasIterator::new(tlvs) {
+        let nla = nla.ok()?;
+        if nla.kind() & 0x3fff == NLMSGERR_ATTR_MSG {
+            let text = nla.value();
+            let text = text.split(|b| *b == 0).next().unwrap_or(text);
+            let text = String::from_utf8_lossy(text).trim().to_string();
+            return (!text.is_empty()).then_some(text);
+        }
+    }
+    None
 }
 
 impl Handle {
@@ -53,7 +87,15 @@ impl Handle {
         socket
             .connect(&SocketAddr::new(0, 0))
             .map_err(|e| nl_err(op, e))?;
-        Ok(Handle { socket, seq: 0 })
+        // Both are optional comforts: shorter error replies and the
+        // kernel's explanation of a refusal.
+        let capped = socket.set_cap_ack(true).is_ok();
+        let _ = socket.set_ext_ack(true);
+        Ok(Handle {
+            socket,
+            seq: 0,
+            capped,
+        })
     }
 
     /// Sends one request and collects every inner message of the reply
@@ -109,7 +151,13 @@ impl Handle {
                     NetlinkPayload::Error(e) => {
                         return match e.code {
                             None => Ok(out),
-                            Some(_) => Err(nl_err(op, e.to_io())),
+                            Some(_) => Err(Error::Netlink {
+                                op: op.to_string(),
+                                detail: ext_ack_message(msg.header.flags, &e.header, self.capped)
+                                    .map(|m| format!("; kernel says: {m}"))
+                                    .unwrap_or_default(),
+                                source: e.to_io(),
+                            }),
                         };
                     }
                     NetlinkPayload::Done(_) => return Ok(out),
@@ -405,4 +453,42 @@ fn to_link(msg: &LinkMessage) -> Link {
         }
     }
     link
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tlv(kind: u16, value: &[u8]) -> Vec<u8> {
+        let mut v = ((4 + value.len()) as u16).to_ne_bytes().to_vec();
+        v.extend_from_slice(&kind.to_ne_bytes());
+        v.extend_from_slice(value);
+        while v.len() % 4 != 0 {
+            v.push(0);
+        }
+        v
+    }
+
+    #[test]
+    fn extended_ack_message_is_found() {
+        // Capped: embedded request header only, then the TLVs.
+        let mut payload = vec![0u8; NLMSG_HDRLEN];
+        payload[..4].copy_from_slice(&64u32.to_ne_bytes());
+        payload.extend(tlv(4, &7u32.to_ne_bytes())); // NLMSGERR_ATTR_OFFS
+        payload.extend(tlv(NLMSGERR_ATTR_MSG, b"Nexthop has invalid gateway\0"));
+        assert_eq!(
+            ext_ack_message(NLM_F_ACK_TLVS, &payload, true).as_deref(),
+            Some("Nexthop has invalid gateway")
+        );
+        assert_eq!(ext_ack_message(0, &payload, true), None);
+        // Uncapped: the whole request (length from its header) comes first.
+        let mut payload = vec![0u8; 20];
+        payload[..4].copy_from_slice(&18u32.to_ne_bytes());
+        payload.extend(tlv(NLMSGERR_ATTR_MSG, b"no\0"));
+        assert_eq!(
+            ext_ack_message(NLM_F_ACK_TLVS, &payload, false).as_deref(),
+            Some("no")
+        );
+        assert_eq!(ext_ack_message(NLM_F_ACK_TLVS, &[1, 2], true), None);
+    }
 }

@@ -162,6 +162,7 @@ fn attach_failure_leaves_nothing_behind() {
         &host,
     )
     .unwrap_err();
+    eprintln!("attach with a foreign gateway: {err}");
     assert!(err.to_string().contains("default route"), "{err}");
     assert!(!veth::exists(&host).unwrap());
     // Missing bridge: clear error.
