@@ -28,7 +28,7 @@ pub use bpf::MAX_INSNS;
 pub use cache::compile_cached;
 pub use error::SeccompError;
 pub use notify::send_listener_fd;
-pub use profile::syscall_nr_x86_64;
+pub use profile::{resolve_syscall, syscall_nr_x86_64};
 
 /// `SECCOMP_FILTER_FLAG_NEW_LISTENER`.
 pub const FLAG_NEW_LISTENER: u32 = profile::flag::NEW_LISTENER;

@@ -158,6 +158,13 @@ pub fn syscall_nr_x86_64(name: &str) -> Option<u32> {
     lookup(name).and_then(|i| A::X86_64.nr(&SYSCALLS[i]))
 }
 
+/// The syscall number of `name` on `arch` (x86_64, x86 or x32; x32 numbers include
+/// `__X32_SYSCALL_BIT`), or `None` if the architecture lacks it or is not supported.
+pub fn resolve_syscall(name: &str, arch: Arch) -> Option<u32> {
+    let a = arch_of(arch)?;
+    lookup(name).and_then(|i| a.nr(&SYSCALLS[i]))
+}
+
 fn arch_of(a: Arch) -> Option<A> {
     match a {
         Arch::ScmpArchNative | Arch::ScmpArchX86_64 => Some(A::X86_64),

@@ -89,3 +89,51 @@ impl Rng {
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 }
+
+/// Reference semantics (runc + libseccomp, written plainly) for syscall `nr` of `arch`, for
+/// numbers the profile's tables cover (the -ENOSYS stub and bad-arch paths are tested apart).
+pub fn reference(p: &LinuxSeccomp, arch: oci_spec::runtime::Arch, nr: u32, args: [u64; 6]) -> u32 {
+    use oci_spec::runtime::{Arch, LinuxSeccompAction as Act, LinuxSeccompOperator as O};
+    let act = |a: Act, e: Option<u32>| match a {
+        Act::ScmpActKill | Act::ScmpActKillThread => KILL_THREAD,
+        Act::ScmpActKillProcess => KILL_PROCESS,
+        Act::ScmpActTrap => TRAP,
+        Act::ScmpActErrno => ERRNO | (e.unwrap_or(1) & 0xffff),
+        Act::ScmpActTrace => TRACE | (e.unwrap_or(1) & 0xffff),
+        Act::ScmpActNotify => NOTIFY,
+        Act::ScmpActLog => LOG,
+        Act::ScmpActAllow => ALLOW,
+    };
+    let wide = arch == Arch::ScmpArchX86_64;
+    let default = act(p.default_action(), p.default_errno_ret());
+    let mut conditional = None;
+    for sc in p.syscalls().iter().flatten() {
+        let a = act(sc.action(), sc.errno_ret());
+        if a == default || !sc.names().iter().any(|n| boxrun_seccomp::resolve_syscall(n, arch) == Some(nr)) {
+            continue;
+        }
+        let conds = sc.args().clone().unwrap_or_default();
+        if conds.is_empty() {
+            return a;
+        }
+        let check = |c: &oci_spec::runtime::LinuxSeccompArg| {
+            let mask = if wide { u64::MAX } else { 0xffff_ffff };
+            let (x, v, v2) = (args[c.index()] & mask, c.value() & mask, c.value_two().unwrap_or(0) & mask);
+            match c.op() {
+                O::ScmpCmpNe => x != v,
+                O::ScmpCmpLt => x < v,
+                O::ScmpCmpLe => x <= v,
+                O::ScmpCmpEq => x == v,
+                O::ScmpCmpGe => x >= v,
+                O::ScmpCmpGt => x > v,
+                O::ScmpCmpMaskedEq => x & v == v2,
+            }
+        };
+        let same_arg = (0..6).any(|i| conds.iter().filter(|c| c.index() == i).count() > 1);
+        let hit = if same_arg { conds.iter().any(check) } else { conds.iter().all(check) };
+        if hit && conditional.is_none() {
+            conditional = Some(a);
+        }
+    }
+    conditional.unwrap_or(default)
+}
