@@ -257,11 +257,19 @@ impl Gen<'_> {
         } else {
             bad
         };
-        let x32 = if low.enabled[A::X32 as usize] { self.section(A::X32) } else { bad };
+        let x32 = if low.enabled[A::X32 as usize] {
+            self.section(A::X32)
+        } else {
+            bad
+        };
         let x64 = self.section(A::X86_64);
         self.jump(JSET_K, X32_BIT, x32, x64);
         let x64_entry = self.stmt(LD_W_ABS, OFF_NR);
-        let other = if low.enabled[A::X86 as usize] { self.jump(JEQ_K, AUDIT_ARCH_I386, x86, bad) } else { bad };
+        let other = if low.enabled[A::X86 as usize] {
+            self.jump(JEQ_K, AUDIT_ARCH_I386, x86, bad)
+        } else {
+            bad
+        };
         self.jump(JEQ_K, AUDIT_ARCH_X86_64, x64_entry, other);
         self.stmt(LD_W_ABS, OFF_ARCH);
     }
@@ -269,7 +277,12 @@ impl Gen<'_> {
 
 /// Generate the program for `low`.
 pub(crate) fn generate(low: &Lowered) -> Vec<libc::sock_filter> {
-    let mut g = Gen { rev: Vec::with_capacity(256), rets: HashMap::new(), blocks: HashMap::new(), low };
+    let mut g = Gen {
+        rev: Vec::with_capacity(256),
+        rets: HashMap::new(),
+        blocks: HashMap::new(),
+        low,
+    };
     g.program();
     g.rev.reverse();
     g.rev

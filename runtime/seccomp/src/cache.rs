@@ -168,7 +168,11 @@ fn parse(k: &[u8], b: &[u8]) -> Option<Filter> {
 }
 
 fn read_entry(path: &Path, k: &[u8]) -> Option<Filter> {
-    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path).ok()?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
     let max = HEADER + k.len() + MAX_INSNS * 8 + 8;
     // Room for the largest valid entry plus one byte, so an over-long file shows up as too long;
     // read_to_end fills the spare capacity without zeroing it first.
@@ -178,9 +182,14 @@ fn read_entry(path: &Path, k: &[u8]) -> Option<Filter> {
 }
 
 fn write_entry(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!(".{name}.{}.{seq}.{nanos}.tmp", std::process::id()));
     let res = (|| {
@@ -226,7 +235,8 @@ mod tests {
         }
     }
     fn dir(tag: &str) -> Dir {
-        let p = std::env::temp_dir().join(format!("boxrun-seccomp-cache-{tag}-{}", std::process::id()));
+        let p =
+            std::env::temp_dir().join(format!("boxrun-seccomp-cache-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
         Dir(p)
     }
@@ -238,7 +248,10 @@ mod tests {
         .unwrap()
     }
     fn entries(d: &Path) -> Vec<std::path::PathBuf> {
-        let mut v: Vec<_> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut v: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         v.sort();
         v
     }
@@ -254,7 +267,11 @@ mod tests {
         // Plant a different (valid) program under the same key: a hit must return it as is.
         let other = compile(&profile("rmdir")).unwrap();
         std::fs::write(&files[0], serialize(&key(&p), &other)).unwrap();
-        assert_eq!(compile_cached(&p, &d.0).unwrap(), other, "second call is served from the cache");
+        assert_eq!(
+            compile_cached(&p, &d.0).unwrap(),
+            other,
+            "second call is served from the cache"
+        );
         // A second profile gets its own entry.
         compile_cached(&profile("rmdir"), &d.0).unwrap();
         assert_eq!(entries(&d.0).len(), 2);
@@ -273,7 +290,10 @@ mod tests {
         flipped[mid] ^= 0x40;
         let mut bad_magic = bytes.clone();
         bad_magic[0] = b'X';
-        let other_key = serialize(&key(&profile("rmdir")), &compile(&profile("rmdir")).unwrap());
+        let other_key = serialize(
+            &key(&profile("rmdir")),
+            &compile(&profile("rmdir")).unwrap(),
+        );
         let mut too_long = bytes.clone();
         too_long.push(0);
         for (what, content) in [
@@ -286,7 +306,11 @@ mod tests {
         ] {
             std::fs::write(&path, &content).unwrap();
             assert_eq!(compile_cached(&p, &d.0).unwrap(), good, "{what}");
-            assert_eq!(std::fs::read(&path).unwrap(), bytes, "{what}: entry rewritten");
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                bytes,
+                "{what}: entry rewritten"
+            );
         }
         assert_eq!(entries(&d.0).len(), 1, "no temporary files left behind");
     }
@@ -298,7 +322,10 @@ mod tests {
         let file = d.0.join("file");
         std::fs::write(&file, b"x").unwrap();
         let p = profile("mkdir");
-        assert_eq!(compile_cached(&p, &file.join("cache")).unwrap(), compile(&p).unwrap());
+        assert_eq!(
+            compile_cached(&p, &file.join("cache")).unwrap(),
+            compile(&p).unwrap()
+        );
     }
 
     #[test]

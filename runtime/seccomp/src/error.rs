@@ -6,7 +6,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
     /// `defaultAction` is `SCMP_ACT_NOTIFY` (runc refuses it too: the runtime's own writes would block).
-    #[error("defaultAction SCMP_ACT_NOTIFY is not allowed: use SCMP_ACT_NOTIFY in syscall rules only")]
+    #[error(
+        "defaultAction SCMP_ACT_NOTIFY is not allowed: use SCMP_ACT_NOTIFY in syscall rules only"
+    )]
     NotifyDefault,
     /// A `SCMP_ACT_NOTIFY` rule names `write` (runc refuses it: the listener hand-over needs write).
     #[error("SCMP_ACT_NOTIFY cannot be used for the write syscall (syscalls[{rule}]): the runtime needs write to hand over the listener")]

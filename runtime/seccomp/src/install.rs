@@ -14,17 +14,32 @@ fn flag_names(flags: u32) -> String {
         (flag::SPEC_ALLOW, "SECCOMP_FILTER_FLAG_SPEC_ALLOW"),
         (flag::NEW_LISTENER, "SECCOMP_FILTER_FLAG_NEW_LISTENER"),
         (flag::TSYNC_ESRCH, "SECCOMP_FILTER_FLAG_TSYNC_ESRCH"),
-        (flag::WAIT_KILLABLE_RECV, "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"),
+        (
+            flag::WAIT_KILLABLE_RECV,
+            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+        ),
     ];
-    let v: Vec<&str> = NAMES.iter().filter(|(b, _)| flags & b != 0).map(|(_, n)| *n).collect();
+    let v: Vec<&str> = NAMES
+        .iter()
+        .filter(|(b, _)| flags & b != 0)
+        .map(|(_, n)| *n)
+        .collect();
     v.join("|")
 }
 
 pub(crate) fn install(f: &Filter) -> Result<Option<OwnedFd>, SeccompError> {
-    let prog = libc::sock_fprog { len: f.insns.len() as u16, filter: f.insns.as_ptr() as *mut libc::sock_filter };
+    let prog = libc::sock_fprog {
+        len: f.insns.len() as u16,
+        filter: f.insns.as_ptr() as *mut libc::sock_filter,
+    };
     // SAFETY: `prog` points at `f.insns`, which outlives the call; the kernel copies the program.
     let r = unsafe {
-        libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, f.flags as libc::c_ulong, &prog as *const libc::sock_fprog)
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            f.flags as libc::c_ulong,
+            &prog as *const libc::sock_fprog,
+        )
     };
     if r < 0 {
         let e = std::io::Error::last_os_error();

@@ -42,7 +42,10 @@ pub struct Filter {
 
 impl std::fmt::Debug for Filter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Filter").field("len", &self.insns.len()).field("flags", &self.flags).finish()
+        f.debug_struct("Filter")
+            .field("len", &self.insns.len())
+            .field("flags", &self.flags)
+            .finish()
     }
 }
 
@@ -50,7 +53,11 @@ impl PartialEq for Filter {
     fn eq(&self, o: &Self) -> bool {
         self.flags == o.flags
             && self.insns.len() == o.insns.len()
-            && self.insns.iter().zip(&o.insns).all(|(a, b)| (a.code, a.jt, a.jf, a.k) == (b.code, b.jt, b.jf, b.k))
+            && self
+                .insns
+                .iter()
+                .zip(&o.insns)
+                .all(|(a, b)| (a.code, a.jt, a.jf, a.k) == (b.code, b.jt, b.jf, b.k))
     }
 }
 
@@ -85,5 +92,8 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filter, SeccompError> {
     if insns.len() > MAX_INSNS {
         return Err(SeccompError::TooLong { len: insns.len() });
     }
-    Ok(Filter { insns, flags: low.flags })
+    Ok(Filter {
+        insns,
+        flags: low.flags,
+    })
 }

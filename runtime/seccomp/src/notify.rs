@@ -13,8 +13,15 @@ use crate::SeccompError;
 /// runc's protocol: connect to `listener_path` (unix stream) and send `process_state_json`
 /// (runc's `specs.ContainerProcessState`: ociVersion, fds ["seccompFd"], pid, metadata, state)
 /// with `listener_fd` attached in SCM_RIGHTS, then close the connection.
-pub fn send_listener_fd(listener_path: &Path, listener_fd: BorrowedFd, process_state_json: &[u8]) -> Result<(), SeccompError> {
-    let err = |source: std::io::Error| SeccompError::Listener { path: listener_path.to_path_buf(), source };
+pub fn send_listener_fd(
+    listener_path: &Path,
+    listener_fd: BorrowedFd,
+    process_state_json: &[u8],
+) -> Result<(), SeccompError> {
+    let err = |source: std::io::Error| SeccompError::Listener {
+        path: listener_path.to_path_buf(),
+        source,
+    };
     let mut conn = UnixStream::connect(listener_path).map_err(err)?;
     let fds = [listener_fd.as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];

@@ -11,7 +11,9 @@
 //! * runc's -ENOSYS stub: unless the default action is ALLOW, LOG or TRACE, a syscall numbered above
 //!   the largest one the profile names (per listed architecture) returns ENOSYS.
 
-use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator};
+use oci_spec::runtime::{
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
+};
 
 use crate::syscalls::{Entry, SYSCALLS};
 use crate::SeccompError;
@@ -186,7 +188,12 @@ pub(crate) fn lower(p: &LinuxSeccomp) -> Result<Lowered, SeccompError> {
 
     let mut enabled = [true, false, false];
     let mut listed = [false; 3];
-    for a in p.architectures().iter().flatten().filter_map(|a| arch_of(*a)) {
+    for a in p
+        .architectures()
+        .iter()
+        .flatten()
+        .filter_map(|a| arch_of(*a))
+    {
         enabled[a as usize] = true;
         listed[a as usize] = true;
     }
@@ -215,7 +222,11 @@ pub(crate) fn lower(p: &LinuxSeccomp) -> Result<Lowered, SeccompError> {
         for a in args {
             if a.index() > 5 {
                 let name = sc.names().first().cloned().unwrap_or_default();
-                return Err(SeccompError::ArgIndex { rule: ri, name, index: a.index() });
+                return Err(SeccompError::ArgIndex {
+                    rule: ri,
+                    name,
+                    index: a.index(),
+                });
             }
         }
         let mut counts = [0u8; 6];
@@ -259,9 +270,15 @@ pub(crate) fn lower(p: &LinuxSeccomp) -> Result<Lowered, SeccompError> {
                 value_two: a.value_two().unwrap_or(0),
             });
             if split {
-                list.extend(conds.map(|c| Rule { conds: vec![c], action: act }));
+                list.extend(conds.map(|c| Rule {
+                    conds: vec![c],
+                    action: act,
+                }));
             } else {
-                list.push(Rule { conds: conds.collect(), action: act });
+                list.push(Rule {
+                    conds: conds.collect(),
+                    action: act,
+                });
             }
         }
     }
@@ -277,7 +294,9 @@ pub(crate) fn lower(p: &LinuxSeccomp) -> Result<Lowered, SeccompError> {
 
     let allowish = matches!(
         default_action,
-        LinuxSeccompAction::ScmpActAllow | LinuxSeccompAction::ScmpActLog | LinuxSeccompAction::ScmpActTrace
+        LinuxSeccompAction::ScmpActAllow
+            | LinuxSeccompAction::ScmpActLog
+            | LinuxSeccompAction::ScmpActTrace
     );
     let mut stub = [None; 3];
     // With ERRNO(ENOSYS) as default the stub changes nothing, so it is left out.
@@ -301,5 +320,11 @@ pub(crate) fn lower(p: &LinuxSeccomp) -> Result<Lowered, SeccompError> {
         flags &= !flag::WAIT_KILLABLE_RECV;
     }
 
-    Ok(Lowered { default, enabled, stub, plans, flags })
+    Ok(Lowered {
+        default,
+        enabled,
+        stub,
+        plans,
+        flags,
+    })
 }

@@ -19,7 +19,11 @@ fn docker_profile_matches_reference_semantics() {
     let f = compile(&p).unwrap();
     let prog = f.instructions();
     eprintln!("docker default profile: {} BPF instructions", prog.len());
-    assert!(prog.len() < 400, "program unexpectedly large: {}", prog.len());
+    assert!(
+        prog.len() < 400,
+        "program unexpectedly large: {}",
+        prog.len()
+    );
     let mut rng = Rng(7);
     for (arch, audit, bit) in [
         (Arch::ScmpArchX86_64, AUDIT_ARCH_X86_64, 0),
@@ -36,22 +40,44 @@ fn docker_profile_matches_reference_semantics() {
             .max()
             .unwrap();
         for nr in bit..=last {
-            for args in [[0u64; 6], [40, 0, 0, 0, 0, 0], [8, 1, 2, 3, 4, 5], [0xffff_ffff, 0, 0, 0, 0, 0], [rng.next(); 6]] {
+            for args in [
+                [0u64; 6],
+                [40, 0, 0, 0, 0, 0],
+                [8, 1, 2, 3, 4, 5],
+                [0xffff_ffff, 0, 0, 0, 0, 0],
+                [rng.next(); 6],
+            ] {
                 let want = reference(&p, arch, nr, args);
-                assert_eq!(run(prog, audit, nr, args), want, "{arch:?} nr {nr:#x} args {args:?}");
+                assert_eq!(
+                    run(prog, audit, nr, args),
+                    want,
+                    "{arch:?} nr {nr:#x} args {args:?}"
+                );
             }
         }
         for nr in [last + 1, last + 100, bit | 0x3fff_ffff, u32::MAX] {
-            assert_eq!(run(prog, audit, nr, [0; 6]), ENOSYS, "{arch:?} nr {nr:#x} above the profile");
+            assert_eq!(
+                run(prog, audit, nr, [0; 6]),
+                ENOSYS,
+                "{arch:?} nr {nr:#x} above the profile"
+            );
         }
     }
     // Spot checks, independent of the reference model.
     let z = [0; 6];
     assert_eq!(run64(prog, "read", z), ALLOW);
-    assert_eq!(run64(prog, "mount", z), ALLOW, "all capabilities: CAP_SYS_ADMIN entries kept");
+    assert_eq!(
+        run64(prog, "mount", z),
+        ALLOW,
+        "all capabilities: CAP_SYS_ADMIN entries kept"
+    );
     assert_eq!(run64(prog, "kexec_load", z), EPERM);
     assert_eq!(run64(prog, "keyctl", z), EPERM);
-    assert_eq!(run64(prog, "socket", [40, 1, 0, 0, 0, 0]), EPERM, "AF_VSOCK");
+    assert_eq!(
+        run64(prog, "socket", [40, 1, 0, 0, 0, 0]),
+        EPERM,
+        "AF_VSOCK"
+    );
     assert_eq!(run64(prog, "socket", [2, 1, 0, 0, 0, 0]), ALLOW);
     assert_eq!(run64(prog, "personality", [8, 0, 0, 0, 0, 0]), ALLOW);
     assert_eq!(run64(prog, "personality", [1, 0, 0, 0, 0, 0]), EPERM);
@@ -75,8 +101,14 @@ fn docker_profile_timings() {
         assert_eq!(f.instructions().len(), first.instructions().len());
     }
     let hit_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
-    println!("docker profile: compile {compile_us:.1} us, cache hit {hit_us:.1} us, {} instructions", first.instructions().len());
-    eprintln!("docker profile: compile {compile_us:.1} us, cache hit {hit_us:.1} us, {} instructions", first.instructions().len());
+    println!(
+        "docker profile: compile {compile_us:.1} us, cache hit {hit_us:.1} us, {} instructions",
+        first.instructions().len()
+    );
+    eprintln!(
+        "docker profile: compile {compile_us:.1} us, cache hit {hit_us:.1} us, {} instructions",
+        first.instructions().len()
+    );
 }
 
 /// A temporary directory removed on drop.

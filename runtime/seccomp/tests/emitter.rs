@@ -7,7 +7,10 @@ use common::*;
 use serde_json::json;
 
 fn prog(v: serde_json::Value) -> Vec<libc::sock_filter> {
-    compile(&profile(v)).expect("profile compiles").instructions().to_vec()
+    compile(&profile(v))
+        .expect("profile compiles")
+        .instructions()
+        .to_vec()
 }
 
 #[test]
@@ -37,14 +40,25 @@ fn every_action() {
     assert_eq!(run64(p, "getppid", z), KILL_THREAD);
     assert_eq!(run64(p, "gettid", z), KILL_PROCESS);
     assert_eq!(run64(p, "uname", z), TRAP);
-    assert_eq!(run64(p, "getuid", z), TRACE | 1, "TRACE data defaults to EPERM like runc");
+    assert_eq!(
+        run64(p, "getuid", z),
+        TRACE | 1,
+        "TRACE data defaults to EPERM like runc"
+    );
     assert_eq!(run64(p, "getgid", z), TRACE | 7);
     assert_eq!(run64(p, "geteuid", z), LOG);
     assert_eq!(run64(p, "getegid", z), NOTIFY);
-    assert_eq!(run64(p, "sync", z), ERRNO | (70000 & 0xffff), "errno data is 16 bits");
+    assert_eq!(
+        run64(p, "sync", z),
+        ERRNO | (70000 & 0xffff),
+        "errno data is 16 bits"
+    );
     assert_eq!(run64(p, "read", z), ALLOW);
     assert!(f.needs_notify());
-    assert_eq!(f.flags() & boxrun_seccomp::FLAG_NEW_LISTENER, boxrun_seccomp::FLAG_NEW_LISTENER);
+    assert_eq!(
+        f.flags() & boxrun_seccomp::FLAG_NEW_LISTENER,
+        boxrun_seccomp::FLAG_NEW_LISTENER
+    );
 }
 
 #[test]
@@ -76,26 +90,57 @@ fn holds(op: &str, arg: u64, v: u64, v2: u64) -> bool {
     }
 }
 
-const OPS: [&str; 7] =
-    ["SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"];
+const OPS: [&str; 7] = [
+    "SCMP_CMP_NE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_MASKED_EQ",
+];
 
 #[test]
 fn every_operator_with_64_bit_values() {
-    let values: [u64; 8] =
-        [0, 1, 0xffff_ffff, 0x1_0000_0000, 0x1_0000_0001, 0xffff_ffff_ffff_ffff, 0x8000_0000_0000_0000, 0x7fff_ffff_0000_0001];
+    let values: [u64; 8] = [
+        0,
+        1,
+        0xffff_ffff,
+        0x1_0000_0000,
+        0x1_0000_0001,
+        0xffff_ffff_ffff_ffff,
+        0x8000_0000_0000_0000,
+        0x7fff_ffff_0000_0001,
+    ];
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for op in OPS {
         for &v in &values {
-            let v2 = if op == "SCMP_CMP_MASKED_EQ" { v & 0x0000_ffff_0000_ff00 } else { 0 };
+            let v2 = if op == "SCMP_CMP_MASKED_EQ" {
+                v & 0x0000_ffff_0000_ff00
+            } else {
+                0
+            };
             let p = prog(json!({
                 "defaultAction": "SCMP_ACT_ERRNO",
                 "syscalls": [{"names": ["ioctl"], "action": "SCMP_ACT_ALLOW",
                     "args": [{"index": 2, "value": v, "valueTwo": v2, "op": op}]}]
             }));
-            let mut probes: Vec<u64> = values.iter().flat_map(|&x| [x, x.wrapping_add(1), x.wrapping_sub(1)]).collect();
-            probes.extend([v, v.wrapping_add(1), v.wrapping_sub(1), v ^ (1 << 32), v ^ 1, v2, v2 | 0xffff_0000_0000_00ff]);
+            let mut probes: Vec<u64> = values
+                .iter()
+                .flat_map(|&x| [x, x.wrapping_add(1), x.wrapping_sub(1)])
+                .collect();
+            probes.extend([
+                v,
+                v.wrapping_add(1),
+                v.wrapping_sub(1),
+                v ^ (1 << 32),
+                v ^ 1,
+                v2,
+                v2 | 0xffff_0000_0000_00ff,
+            ]);
             probes.extend((0..200).map(|_| rng.next()));
-            probes.extend((0..50).map(|_| (v & 0xffff_ffff_0000_0000) | (rng.next() & 0xffff_ffff)));
+            probes
+                .extend((0..50).map(|_| (v & 0xffff_ffff_0000_0000) | (rng.next() & 0xffff_ffff)));
             probes.extend((0..50).map(|_| (v & 0xffff_ffff) | (rng.next() << 32)));
             for arg in probes {
                 let want = if holds(op, arg, v, v2) { ALLOW } else { EPERM };
@@ -126,10 +171,19 @@ fn random_conjunctions_match_reference() {
             }
         };
         let conds: Vec<(usize, &str, u64, u64)> = (0..n)
-            .map(|i| (idx[i], OPS[(rng.next() % 7) as usize], pick(&mut rng), pick(&mut rng)))
+            .map(|i| {
+                (
+                    idx[i],
+                    OPS[(rng.next() % 7) as usize],
+                    pick(&mut rng),
+                    pick(&mut rng),
+                )
+            })
             .collect();
-        let args: Vec<_> =
-            conds.iter().map(|c| json!({"index": c.0, "op": c.1, "value": c.2, "valueTwo": c.3})).collect();
+        let args: Vec<_> = conds
+            .iter()
+            .map(|c| json!({"index": c.0, "op": c.1, "value": c.2, "valueTwo": c.3}))
+            .collect();
         let p = prog(json!({
             "defaultAction": "SCMP_ACT_ALLOW",
             "syscalls": [{"names": ["openat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 5, "args": args}]
@@ -139,7 +193,9 @@ fn random_conjunctions_match_reference() {
             for (i, x) in a.iter_mut().enumerate() {
                 // Often hit the condition's own values.
                 *x = match conds.iter().find(|c| c.0 == i) {
-                    Some(c) if rng.next() % 2 == 0 => [c.2, c.3, c.2 & c.3, c.2.wrapping_add(1)][(rng.next() % 4) as usize],
+                    Some(c) if rng.next() & 1 == 0 => {
+                        [c.2, c.3, c.2 & c.3, c.2.wrapping_add(1)][(rng.next() % 4) as usize]
+                    }
                     _ => pick(&mut rng),
                 };
             }
@@ -184,7 +240,10 @@ fn several_rules_for_one_syscall() {
     assert_eq!(run64(&p, "personality", [0; 6]), ALLOW);
     assert_eq!(run64(&p, "personality", [8, 0, 0, 0, 0, 0]), ALLOW);
     assert_eq!(run64(&p, "personality", [0xffff_ffff, 0, 0, 0, 0, 0]), LOG);
-    assert_eq!(run64(&p, "personality", [0xffff_ffff_ffff_ffff, 0, 0, 0, 0, 0]), EPERM);
+    assert_eq!(
+        run64(&p, "personality", [0xffff_ffff_ffff_ffff, 0, 0, 0, 0, 0]),
+        EPERM
+    );
     assert_eq!(run64(&p, "personality", [1, 0, 0, 0, 0, 0]), EPERM);
     assert_eq!(run64(&p, "socket", [2, 0, 0, 0, 0, 0]), ALLOW);
     assert_eq!(run64(&p, "socket", [40, 0, 0, 0, 0, 0]), EPERM);
@@ -204,25 +263,42 @@ fn architectures() {
     let p = prog(base.clone());
     assert_eq!(run(&p, AUDIT_ARCH_X86_64, 83, [0; 6]), ERRNO | 2);
     assert_eq!(run(&p, AUDIT_ARCH_X86_64, 84, [0; 6]), ALLOW);
-    assert_eq!(run(&p, AUDIT_ARCH_X86_64, 158, [0; 6]), ERRNO | 2, "arch_prctl");
+    assert_eq!(
+        run(&p, AUDIT_ARCH_X86_64, 158, [0; 6]),
+        ERRNO | 2,
+        "arch_prctl"
+    );
     assert_eq!(run(&p, AUDIT_ARCH_I386, 39, [0; 6]), KILL_THREAD);
     assert_eq!(run(&p, AUDIT_ARCH_X86_64, X32 | 83, [0; 6]), KILL_THREAD);
     assert_eq!(run(&p, AUDIT_ARCH_X86_64, 0xffff_ffff, [0; 6]), KILL_THREAD);
     assert_eq!(run(&p, AUDIT_ARCH_AARCH64, 34, [0; 6]), KILL_THREAD);
 
     let mut all = base.clone();
-    all["architectures"] = json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64"]);
+    all["architectures"] = json!([
+        "SCMP_ARCH_X86_64",
+        "SCMP_ARCH_X86",
+        "SCMP_ARCH_X32",
+        "SCMP_ARCH_AARCH64"
+    ]);
     let p = prog(all);
     assert_eq!(run(&p, AUDIT_ARCH_X86_64, 83, [0; 6]), ERRNO | 2);
     // i386: mkdir is 39; 83 is symlink there. socketcall (102) exists only on i386.
     assert_eq!(run(&p, AUDIT_ARCH_I386, 39, [0; 6]), ERRNO | 2);
     assert_eq!(run(&p, AUDIT_ARCH_I386, 83, [0; 6]), ALLOW);
     assert_eq!(run(&p, AUDIT_ARCH_I386, 102, [0; 6]), ERRNO | 2);
-    assert_eq!(run(&p, AUDIT_ARCH_X86_64, 102, [0; 6]), ALLOW, "102 is getuid on x86_64");
+    assert_eq!(
+        run(&p, AUDIT_ARCH_X86_64, 102, [0; 6]),
+        ALLOW,
+        "102 is getuid on x86_64"
+    );
     // x32 uses the x86_64 audit arch with the x32 bit in nr.
     assert_eq!(run(&p, AUDIT_ARCH_X86_64, X32 | 83, [0; 6]), ERRNO | 2);
     assert_eq!(run(&p, AUDIT_ARCH_X86_64, X32 | 84, [0; 6]), ALLOW);
-    assert_eq!(run(&p, AUDIT_ARCH_X86_64, X32 | 158, [0; 6]), ERRNO | 2, "arch_prctl on x32");
+    assert_eq!(
+        run(&p, AUDIT_ARCH_X86_64, X32 | 158, [0; 6]),
+        ERRNO | 2,
+        "arch_prctl on x32"
+    );
     // A default of ALLOW means no -ENOSYS stub.
     assert_eq!(run(&p, AUDIT_ARCH_X86_64, 1000, [0; 6]), ALLOW);
     assert_eq!(run(&p, AUDIT_ARCH_X86_64, 0xffff_ffff, [0; 6]), ALLOW);
@@ -274,13 +350,21 @@ fn enosys_stub_like_runc() {
     let p = prog(v.clone());
     // The newest syscall named is openat2 (437) on x86_64 and x32, 437 on i386 too.
     assert_eq!(run(&p, AUDIT_ARCH_X86_64, 437, [0; 6]), ALLOW);
-    assert_eq!(run(&p, AUDIT_ARCH_X86_64, 436, [0; 6]), EPERM, "close_range has the default action");
+    assert_eq!(
+        run(&p, AUDIT_ARCH_X86_64, 436, [0; 6]),
+        EPERM,
+        "close_range has the default action"
+    );
     assert_eq!(run(&p, AUDIT_ARCH_X86_64, 438, [0; 6]), ENOSYS);
     assert_eq!(run(&p, AUDIT_ARCH_X86_64, 0xffff_ffff, [0; 6]), ENOSYS);
     assert_eq!(run(&p, AUDIT_ARCH_X86_64, X32 | 437, [0; 6]), ALLOW);
     assert_eq!(run(&p, AUDIT_ARCH_X86_64, X32 | 438, [0; 6]), ENOSYS);
     assert_eq!(run(&p, AUDIT_ARCH_X86_64, X32 | 300, [0; 6]), EPERM);
-    assert_eq!(run(&p, AUDIT_ARCH_I386, 140, [0; 6]), ALLOW, "_llseek on i386");
+    assert_eq!(
+        run(&p, AUDIT_ARCH_I386, 140, [0; 6]),
+        ALLOW,
+        "_llseek on i386"
+    );
     assert_eq!(run(&p, AUDIT_ARCH_I386, 438, [0; 6]), ENOSYS);
     assert_eq!(run(&p, AUDIT_ARCH_I386, 200, [0; 6]), EPERM);
     // KILL default gets the stub too.
@@ -320,12 +404,20 @@ fn flags() {
         "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
         "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO"}]})))
     .unwrap();
-    assert_eq!(f.flags(), 2 | 4, "WAIT_KILLABLE_RECV is dropped without a NOTIFY rule");
+    assert_eq!(
+        f.flags(),
+        2 | 4,
+        "WAIT_KILLABLE_RECV is dropped without a NOTIFY rule"
+    );
     let f = compile(&profile(json!({"defaultAction": "SCMP_ACT_ALLOW",
         "flags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
         "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]})))
     .unwrap();
-    assert_eq!(f.flags(), 1 | 8 | 16 | 32, "TSYNC with NOTIFY adds TSYNC_ESRCH");
+    assert_eq!(
+        f.flags(),
+        1 | 8 | 16 | 32,
+        "TSYNC with NOTIFY adds TSYNC_ESRCH"
+    );
 }
 
 /// All x86_64 syscalls with alternating actions and argument conditions: exercises long jumps.
@@ -338,7 +430,12 @@ fn jump_range_stress() {
         })
         .collect();
     assert!(names.len() >= 350, "{}", names.len());
-    let acts = ["SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRAP", "SCMP_ACT_ERRNO"];
+    let acts = [
+        "SCMP_ACT_ALLOW",
+        "SCMP_ACT_LOG",
+        "SCMP_ACT_TRAP",
+        "SCMP_ACT_ERRNO",
+    ];
     let rules: Vec<_> = names
         .iter()
         .enumerate()
@@ -386,13 +483,19 @@ fn too_long_is_an_error() {
         .map(|i| json!({"names": ["ioctl"], "action": "SCMP_ACT_ALLOW",
             "args": [{"index": 1, "value": i, "op": "SCMP_CMP_EQ"}, {"index": 2, "value": i, "op": "SCMP_CMP_GE"}]}))
         .collect();
-    let e = compile(&profile(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": rules}))).unwrap_err();
+    let e = compile(&profile(
+        json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": rules}),
+    ))
+    .unwrap_err();
     assert!(matches!(e, SeccompError::TooLong { .. }), "{e}");
 }
 
 fn name_of(nr: u32) -> Option<String> {
     // Inverse lookup through the public name lookup, over the names the kernel headers use.
-    NAMES.iter().find(|n| boxrun_seccomp::syscall_nr_x86_64(n) == Some(nr)).map(|s| s.to_string())
+    NAMES
+        .iter()
+        .find(|n| boxrun_seccomp::syscall_nr_x86_64(n) == Some(nr))
+        .map(|s| s.to_string())
 }
 
 const NAMES: &[&str] = &include!("fixtures/x86_64_names.in");

@@ -26,7 +26,11 @@ pub fn profile(v: serde_json::Value) -> LinuxSeccomp {
 
 /// Run `prog` on a synthetic `seccomp_data`, checking the kernel's structural rules as it goes.
 pub fn run(prog: &[libc::sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
-    assert!(!prog.is_empty() && prog.len() <= 4096, "program length {}", prog.len());
+    assert!(
+        !prog.is_empty() && prog.len() <= 4096,
+        "program length {}",
+        prog.len()
+    );
     let mut data = [0u8; 64];
     data[0..4].copy_from_slice(&nr.to_le_bytes());
     data[4..8].copy_from_slice(&arch.to_le_bytes());
@@ -40,7 +44,9 @@ pub fn run(prog: &[libc::sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> u3
     loop {
         steps += 1;
         assert!(steps <= prog.len(), "BPF runs backwards or loops");
-        let i = prog.get(pc).unwrap_or_else(|| panic!("pc {pc} ran off the end"));
+        let i = prog
+            .get(pc)
+            .unwrap_or_else(|| panic!("pc {pc} ran off the end"));
         let jump = |off: u32| -> usize {
             let t = pc + 1 + off as usize;
             assert!(t < prog.len(), "jump from {pc} out of range");
@@ -49,7 +55,7 @@ pub fn run(prog: &[libc::sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> u3
         match i.code {
             0x20 => {
                 let k = i.k as usize;
-                assert!(k % 4 == 0 && k + 4 <= 64, "bad load offset {k}");
+                assert!(k & 3 == 0 && k + 4 <= 64, "bad load offset {k}");
                 a = u32::from_le_bytes([data[k], data[k + 1], data[k + 2], data[k + 3]]);
                 pc += 1;
             }
@@ -75,7 +81,8 @@ pub fn run(prog: &[libc::sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> u3
 
 /// Shorthand: x86_64 syscall `name` with `args`.
 pub fn run64(prog: &[libc::sock_filter], name: &str, args: [u64; 6]) -> u32 {
-    let nr = boxrun_seccomp::syscall_nr_x86_64(name).unwrap_or_else(|| panic!("unknown syscall {name}"));
+    let nr =
+        boxrun_seccomp::syscall_nr_x86_64(name).unwrap_or_else(|| panic!("unknown syscall {name}"));
     run(prog, AUDIT_ARCH_X86_64, nr, args)
 }
 
@@ -109,7 +116,12 @@ pub fn reference(p: &LinuxSeccomp, arch: oci_spec::runtime::Arch, nr: u32, args:
     let mut conditional = None;
     for sc in p.syscalls().iter().flatten() {
         let a = act(sc.action(), sc.errno_ret());
-        if a == default || !sc.names().iter().any(|n| boxrun_seccomp::resolve_syscall(n, arch) == Some(nr)) {
+        if a == default
+            || !sc
+                .names()
+                .iter()
+                .any(|n| boxrun_seccomp::resolve_syscall(n, arch) == Some(nr))
+        {
             continue;
         }
         let conds = sc.args().clone().unwrap_or_default();
@@ -118,7 +130,11 @@ pub fn reference(p: &LinuxSeccomp, arch: oci_spec::runtime::Arch, nr: u32, args:
         }
         let check = |c: &oci_spec::runtime::LinuxSeccompArg| {
             let mask = if wide { u64::MAX } else { 0xffff_ffff };
-            let (x, v, v2) = (args[c.index()] & mask, c.value() & mask, c.value_two().unwrap_or(0) & mask);
+            let (x, v, v2) = (
+                args[c.index()] & mask,
+                c.value() & mask,
+                c.value_two().unwrap_or(0) & mask,
+            );
             match c.op() {
                 O::ScmpCmpNe => x != v,
                 O::ScmpCmpLt => x < v,
@@ -130,7 +146,11 @@ pub fn reference(p: &LinuxSeccomp, arch: oci_spec::runtime::Arch, nr: u32, args:
             }
         };
         let same_arg = (0..6).any(|i| conds.iter().filter(|c| c.index() == i).count() > 1);
-        let hit = if same_arg { conds.iter().any(check) } else { conds.iter().all(check) };
+        let hit = if same_arg {
+            conds.iter().any(check)
+        } else {
+            conds.iter().all(check)
+        };
         if hit && conditional.is_none() {
             conditional = Some(a);
         }
