@@ -1,1 +1,40 @@
-fn main() {}
+//! boxctl: a daemonless container manager. Every command is a short-lived
+//! process; each running instance has a small monitor (`boxctl __monitor`).
+
+mod bundle;
+mod cli;
+mod commands;
+mod disk;
+mod image;
+mod instance_file;
+mod lifecycle;
+mod limits;
+mod loopdev;
+mod monitor;
+mod mounts;
+mod networking;
+mod procs;
+mod runtime_cli;
+mod stats;
+mod store;
+mod util;
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    let root = cli
+        .root
+        .clone()
+        .or_else(|| std::env::var_os("BOXCTL_ROOT").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/var/lib/boxctl"));
+    match commands::dispatch(&root, cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("boxctl: error: {e:#}");
+            std::process::exit(125);
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Command-line definition.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// boxctl: a daemonless container manager for disk images.
+#[derive(Debug, Parser)]
+#[command(name = "boxctl", version, about)]
+pub struct Cli {
+    /// State directory (default: $BOXCTL_ROOT or /var/lib/boxctl).
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
+    /// OCI runtime binary (default: boxrun next to boxctl, then on PATH).
+    #[arg(long, global = true)]
+    pub runtime: Option<String>,
+    /// Command.
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Manage images.
+    #[command(subcommand)]
+    Image(ImageCmd),
+    /// Manage networks (bridges).
+    #[command(subcommand)]
+    Network(NetworkCmd),
+    /// Create an instance without starting it.
+    Create(RunArgs),
+    /// Create and start an instance.
+    Run {
+        /// Run in the background and print the id.
+        #[arg(short, long)]
+        detach: bool,
+        /// Instance options.
+        #[command(flatten)]
+        args: RunArgs,
+    },
+    /// List instances.
+    Ps {
+        /// Show all instances, not only running ones.
+        #[arg(short, long)]
+        all: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Only ids.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Start stopped instances.
+    Start {
+        /// Instances.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Stop running instances (SIGTERM, then SIGKILL); their disks are kept.
+    Stop {
+        /// Seconds to wait before SIGKILL.
+        #[arg(short = 't', long = "time", default_value_t = 10)]
+        time: u64,
+        /// Instances.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Stop then start instances.
+    Restart {
+        /// Seconds to wait before SIGKILL.
+        #[arg(short = 't', long = "time", default_value_t = 10)]
+        time: u64,
+        /// Instances.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove instances (disk, bundle, logs and characteristics).
+    Rm {
+        /// Stop running instances first.
+        #[arg(short, long)]
+        force: bool,
+        /// Instances.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Print an instance's output.
+    Logs {
+        /// Keep following the output.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(long)]
+        tail: Option<usize>,
+        /// Instance.
+        name: String,
+    },
+    /// Run a command in a running instance.
+    Exec {
+        /// Keep stdin open.
+        #[arg(short, long)]
+        interactive: bool,
+        /// Allocate a terminal.
+        #[arg(short, long)]
+        tty: bool,
+        /// Instance.
+        name: String,
+        /// Command and arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Show instances' characteristics as JSON.
+    Inspect {
+        /// Instances.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Resource usage of running instances.
+    Stats {
+        /// Print once and exit.
+        #[arg(long)]
+        no_stream: bool,
+        /// JSON output (implies --no-stream).
+        #[arg(long)]
+        json: bool,
+        /// Instances (default: all running).
+        names: Vec<String>,
+    },
+    /// Change the limits of an instance (live when running).
+    Update {
+        /// New limits.
+        #[command(flatten)]
+        limits: LimitArgs,
+        /// Instance.
+        name: String,
+    },
+    /// Internal: the per-instance monitor.
+    #[command(name = "__monitor", hide = true)]
+    Monitor {
+        /// Instance id.
+        id: String,
+    },
+}
+
+/// `image` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ImageCmd {
+    /// Import a raw ext4 image, a rootfs directory or tarball, or an OCI/docker image.
+    Import {
+        /// Size of the disk image made from a directory or archive (e.g. 1g).
+        #[arg(long)]
+        size: Option<String>,
+        /// Source path.
+        src: PathBuf,
+        /// Image name.
+        name: String,
+    },
+    /// List images.
+    Ls {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove images (refused while an instance uses them).
+    Rm {
+        /// Images.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+/// `network` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum NetworkCmd {
+    /// Create a network (a Linux bridge).
+    Create {
+        /// Subnet, e.g. 10.88.0.0/24.
+        #[arg(long)]
+        subnet: Option<String>,
+        /// Network name.
+        name: String,
+    },
+    /// List networks.
+    Ls,
+    /// Remove networks.
+    Rm {
+        /// Networks.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+/// Limit options shared by run, create and update.
+#[derive(Debug, Args, Default, Clone)]
+pub struct LimitArgs {
+    /// Memory limit (e.g. 256m, 1g).
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// CPUs (fractional, e.g. 0.5).
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// CPUs allowed (e.g. 0-1).
+    #[arg(long)]
+    pub cpuset: Option<String>,
+    /// Maximum number of processes.
+    #[arg(long)]
+    pub pids: Option<String>,
+    /// Read throughput limit on the instance's disk (e.g. 10m per second).
+    #[arg(long)]
+    pub io_read_bps: Option<String>,
+    /// Write throughput limit on the instance's disk.
+    #[arg(long)]
+    pub io_write_bps: Option<String>,
+    /// Read operations per second on the instance's disk.
+    #[arg(long)]
+    pub io_read_iops: Option<String>,
+    /// Write operations per second on the instance's disk.
+    #[arg(long)]
+    pub io_write_iops: Option<String>,
+}
+
+/// Options of run and create.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Instance name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Environment variable (KEY=VALUE), repeatable.
+    #[arg(short, long)]
+    pub env: Vec<String>,
+    /// Working directory.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// User (uid[:gid] or name[:group]).
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Hostname (default: the instance name).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Override the image's entrypoint (empty string clears it).
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Restart policy: no, always, on-failure[:N].
+    #[arg(long, default_value = "no")]
+    pub restart: String,
+    /// Network: none, host, or NAME[:ADDR/PREFIX] (repeatable).
+    #[arg(long = "net")]
+    pub net: Vec<String>,
+    /// Publish a port: HOSTPORT:PORT (repeatable).
+    #[arg(short, long)]
+    pub publish: Vec<String>,
+    /// Image.
+    pub image: String,
+    /// Command and arguments (default: the image's).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}

@@ -1,0 +1,156 @@
+//! OCI image layouts (directory or archive) and docker-archive tars: layers
+//! applied in order with whiteouts, the image config's defaults kept.
+
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use super::import_tar::{apply_whiteouts, extract, normalize, open_in};
+use super::ImageConfig;
+
+fn read_json(dir: &Path, rel: &Path) -> Result<Value> {
+    let mut s = String::new();
+    open_in(dir, rel)?
+        .read_to_string(&mut s)
+        .with_context(|| format!("cannot read {}", rel.display()))?;
+    serde_json::from_str(&s).with_context(|| format!("{} is not valid JSON", rel.display()))
+}
+
+/// `sha256:abc…` → `blobs/sha256/abc…`, refusing anything but `[a-z0-9]` parts.
+fn blob_path(digest: &str) -> Result<PathBuf> {
+    let (alg, hex) = digest
+        .split_once(':')
+        .with_context(|| format!("bad digest {digest:?}"))?;
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    if !ok(alg) || !ok(hex) {
+        bail!("bad digest {digest:?}: refusing the image");
+    }
+    Ok(PathBuf::from("blobs").join(alg).join(hex))
+}
+
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// Apply one (possibly gzip-compressed) layer file, found at `rel` in `dir`, to `rootfs`.
+fn apply_layer(dir: &Path, rel: &Path, rootfs: &Path) -> Result<()> {
+    let open = || -> Result<Box<dyn Read>> {
+        let mut f = open_in(dir, rel)?;
+        let mut magic = [0u8; 2];
+        let n = f.read(&mut magic)?;
+        let f = open_in(dir, rel)?;
+        if n == 2 && magic == [0x1f, 0x8b] {
+            Ok(Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(
+                f,
+            ))))
+        } else {
+            Ok(Box::new(BufReader::new(f)))
+        }
+    };
+    apply_whiteouts(open()?, rootfs).with_context(|| format!("layer {}", rel.display()))?;
+    extract(open()?, rootfs, true).with_context(|| format!("layer {}", rel.display()))?;
+    Ok(())
+}
+
+/// The defaults from an image config blob (`config.Cmd`, …).
+pub fn image_config(v: &Value) -> ImageConfig {
+    let c = &v["config"];
+    let strings = |k: &str| -> Vec<String> {
+        c[k].as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    ImageConfig {
+        entrypoint: strings("Entrypoint"),
+        cmd: strings("Cmd"),
+        env: strings("Env"),
+        workdir: c["WorkingDir"].as_str().unwrap_or("").to_string(),
+        user: c["User"].as_str().unwrap_or("").to_string(),
+    }
+}
+
+/// Import the OCI layout at `dir` into `rootfs`; returns the image defaults.
+pub fn from_layout(dir: &Path, rootfs: &Path) -> Result<ImageConfig> {
+    let index = read_json(dir, Path::new("index.json"))?;
+    let mut manifest = pick_manifest(dir, &index)?;
+    // Nested indexes (multi-platform images) resolve to a manifest.
+    for _ in 0..4 {
+        if manifest["manifests"].is_array() {
+            manifest = pick_manifest(dir, &manifest)?;
+        } else {
+            break;
+        }
+    }
+    let config_digest = manifest["config"]["digest"]
+        .as_str()
+        .context("image manifest has no config")?;
+    let config = read_json(dir, &blob_path(config_digest)?)?;
+    let layers = manifest["layers"]
+        .as_array()
+        .context("image manifest has no layers")?;
+    for l in layers {
+        let d = l["digest"].as_str().context("layer without digest")?;
+        let media = l["mediaType"].as_str().unwrap_or("");
+        if media.contains("zstd") {
+            bail!("layer {d} is zstd-compressed, which boxctl does not support");
+        }
+        apply_layer(dir, &blob_path(d)?, rootfs)?;
+    }
+    Ok(image_config(&config))
+}
+
+fn pick_manifest(dir: &Path, index: &Value) -> Result<Value> {
+    let list = index["manifests"]
+        .as_array()
+        .filter(|a| !a.is_empty())
+        .context("index.json lists no manifests")?;
+    let chosen = list
+        .iter()
+        .find(|m| {
+            m["platform"]["architecture"].as_str() == Some(host_arch())
+                && m["platform"]["os"].as_str().unwrap_or("linux") == "linux"
+        })
+        .unwrap_or(&list[0]);
+    let digest = chosen["digest"]
+        .as_str()
+        .context("manifest without digest")?;
+    read_json(dir, &blob_path(digest)?)
+}
+
+/// Import an extracted docker-archive (`manifest.json` + config + layer tars).
+pub fn from_docker_archive(dir: &Path, rootfs: &Path) -> Result<ImageConfig> {
+    let manifest = read_json(dir, Path::new("manifest.json"))?;
+    let first = manifest
+        .as_array()
+        .and_then(|a| a.first())
+        .context("manifest.json lists no image")?;
+    let config_rel = normalize(
+        first["Config"]
+            .as_str()
+            .context("manifest.json has no Config")?
+            .as_bytes(),
+    )?;
+    let config = read_json(dir, &config_rel)?;
+    for l in first["Layers"]
+        .as_array()
+        .context("manifest.json has no Layers")?
+    {
+        let rel = normalize(l.as_str().context("bad layer entry")?.as_bytes())?;
+        apply_layer(dir, &rel, rootfs)?;
+    }
+    Ok(image_config(&config))
+}

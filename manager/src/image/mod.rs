@@ -1,0 +1,238 @@
+//! The image store: each image is a raw ext4 disk file plus its metadata.
+
+pub mod ext4;
+pub mod import_oci;
+pub mod import_tar;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::store::Store;
+use crate::util;
+
+/// Defaults an image gives its instances (from an OCI/docker config).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageConfig {
+    /// `Entrypoint`.
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    /// `Cmd`.
+    #[serde(default)]
+    pub cmd: Vec<String>,
+    /// `Env`.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// `WorkingDir`.
+    #[serde(default)]
+    pub workdir: String,
+    /// `User`.
+    #[serde(default)]
+    pub user: String,
+}
+
+/// What `image.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImageMeta {
+    /// Image name.
+    pub name: String,
+    /// Import time (RFC 3339).
+    pub created: String,
+    /// Disk image size in bytes.
+    pub size: u64,
+    /// What it was imported from (`raw`, `directory`, `tar`, `oci`, `docker-archive`).
+    pub source: String,
+    /// Defaults.
+    #[serde(default)]
+    pub config: ImageConfig,
+}
+
+/// An image as found in the store.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// Metadata.
+    pub meta: ImageMeta,
+    /// Its disk file.
+    pub disk: PathBuf,
+}
+
+/// Look up image `name`.
+pub fn get(store: &Store, name: &str) -> Result<Image> {
+    util::validate_name("image", name)?;
+    let dir = store.image_dir(name);
+    let meta_path = dir.join("image.json");
+    let text = match fs::read_to_string(&meta_path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("no such image: {name} (import it with `boxctl image import SRC {name}`)")
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", meta_path.display())),
+    };
+    let meta: ImageMeta = serde_json::from_str(&text)
+        .with_context(|| format!("image metadata {} is damaged", meta_path.display()))?;
+    Ok(Image {
+        meta,
+        disk: dir.join("disk.img"),
+    })
+}
+
+/// Every image, sorted by name.
+pub fn list(store: &Store) -> Result<Vec<Image>> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(store.images_dir()).context("cannot list images")? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        if let Ok(img) = get(store, &name) {
+            out.push(img);
+        }
+    }
+    out.sort_by(|a, b| a.meta.name.cmp(&b.meta.name));
+    Ok(out)
+}
+
+/// Removes a work directory on drop unless disarmed.
+struct TempDir(Option<PathBuf>);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_dir_all(p);
+        }
+    }
+}
+
+/// Import `src` (raw ext4 image, rootfs directory, rootfs tar[.gz], OCI
+/// layout directory or archive, docker-archive) as image `name`.
+pub fn import(store: &Store, src: &Path, name: &str, size: Option<u64>) -> Result<ImageMeta> {
+    util::validate_name("image", name)?;
+    let final_dir = store.image_dir(name);
+    if final_dir.exists() {
+        bail!("image {name} already exists: remove it first with `boxctl image rm {name}`");
+    }
+    let src_meta = fs::metadata(src).with_context(|| format!("cannot read {}", src.display()))?;
+    let work = store
+        .images_dir()
+        .join(format!(".tmp-{}", util::random_id()));
+    fs::create_dir(&work).with_context(|| format!("cannot create {}", work.display()))?;
+    let mut guard = TempDir(Some(work.clone()));
+    let disk = work.join("disk.img");
+    let rootfs = work.join("rootfs");
+    let unpacked = work.join("src");
+    let (source, config) = if src_meta.is_dir() {
+        if src.join("oci-layout").exists() {
+            fs::create_dir(&rootfs)?;
+            let c = import_oci::from_layout(src, &rootfs)?;
+            ext4::make_from_dir(&rootfs, &disk, size)?;
+            ("oci", c)
+        } else {
+            ext4::make_from_dir(src, &disk, size)?;
+            ("directory", ImageConfig::default())
+        }
+    } else if ext4::is_ext4(src) {
+        crate::disk::copy_image(src, &disk)?;
+        ("raw", ImageConfig::default())
+    } else {
+        let names = import_tar::list_entries(src).with_context(|| {
+            format!(
+                "{} is neither an ext4 disk image, a directory, a tar archive nor an OCI image",
+                src.display()
+            )
+        })?;
+        let has = |n: &str| names.iter().any(|x| x == n);
+        if has("oci-layout") || (has("index.json") && names.iter().any(|n| n.starts_with("blobs/")))
+        {
+            fs::create_dir(&unpacked)?;
+            import_tar::extract(import_tar::open_maybe_gzip(src)?, &unpacked, false)?;
+            fs::create_dir(&rootfs)?;
+            let c = import_oci::from_layout(&unpacked, &rootfs)?;
+            ext4::make_from_dir(&rootfs, &disk, size)?;
+            ("oci", c)
+        } else if has("manifest.json")
+            && !names
+                .iter()
+                .any(|n| n.starts_with("bin/") || n.starts_with("etc/"))
+        {
+            fs::create_dir(&unpacked)?;
+            import_tar::extract(import_tar::open_maybe_gzip(src)?, &unpacked, false)?;
+            fs::create_dir(&rootfs)?;
+            let c = import_oci::from_docker_archive(&unpacked, &rootfs)?;
+            ext4::make_from_dir(&rootfs, &disk, size)?;
+            ("docker-archive", c)
+        } else {
+            fs::create_dir(&rootfs)?;
+            import_tar::extract(import_tar::open_maybe_gzip(src)?, &rootfs, false)?;
+            ext4::make_from_dir(&rootfs, &disk, size)?;
+            ("tar", ImageConfig::default())
+        }
+    };
+    for d in [&rootfs, &unpacked] {
+        if d.exists() {
+            fs::remove_dir_all(d).with_context(|| format!("cannot clean {}", d.display()))?;
+        }
+    }
+    let meta = ImageMeta {
+        name: name.to_string(),
+        created: util::format_time(util::now_secs()),
+        size: fs::metadata(&disk)?.len(),
+        source: source.to_string(),
+        config,
+    };
+    crate::store::write_atomic(
+        &work.join("image.json"),
+        serde_json::to_string_pretty(&meta)?.as_bytes(),
+    )?;
+    rename_noreplace(&work, &final_dir).with_context(|| {
+        format!("image {name} already exists: remove it first with `boxctl image rm {name}`")
+    })?;
+    guard.0 = None;
+    Ok(meta)
+}
+
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let a = std::ffi::CString::new(from.as_os_str().as_bytes())?;
+    let b = std::ffi::CString::new(to.as_os_str().as_bytes())?;
+    // SAFETY: valid C strings; AT_FDCWD dirfds.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Remove image `name`, refused while an instance uses it.
+pub fn remove(store: &Store, name: &str) -> Result<()> {
+    let img = get(store, name)?;
+    let _lock = store.lock()?;
+    let users: Vec<String> = store
+        .load()?
+        .into_iter()
+        .filter(|i| i.image == img.meta.name)
+        .map(|i| i.name)
+        .collect();
+    if !users.is_empty() {
+        bail!(
+            "image {name} is used by instance(s) {}: remove them first with `boxctl rm`",
+            users.join(", ")
+        );
+    }
+    let dir = store.image_dir(name);
+    let trash = store
+        .images_dir()
+        .join(format!(".rm-{}", util::random_id()));
+    fs::rename(&dir, &trash).with_context(|| format!("cannot remove image {name}"))?;
+    fs::remove_dir_all(&trash).with_context(|| format!("cannot remove {}", trash.display()))?;
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! The instance file: every instance and its characteristics in one
+//! human-readable text file.
+//!
+//! One `[ID]` section per instance, one `key = value` line per
+//! characteristic, values written as JSON scalars or arrays of strings,
+//! which keeps the file valid TOML:
+//!
+//! ```text
+//! [3f2a9c01b7de]
+//! name = "web1"
+//! image = "busybox"
+//! status = "running"
+//! memory = 268435456
+//! networks = ["br0=10.88.0.2/24"]
+//! ```
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::limits::{Limits, RestartPolicy};
+
+/// Life-cycle state of an instance as recorded in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Disk being copied / bundle being prepared by a boxctl command.
+    Creating,
+    /// Disk ready, never started (or being started).
+    Created,
+    /// The container is running under its monitor.
+    Running,
+    /// The process ended; the monitor waits before restarting it.
+    Restarting,
+    /// Stopped or exited; the disk is kept.
+    Exited,
+    /// Being removed.
+    Removing,
+}
+
+/// An attachment to a network: the network name and the instance's address on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetAttachment {
+    /// Network (bridge) name.
+    pub network: String,
+    /// Address with prefix, e.g. `10.88.0.2/24`; empty until allocated.
+    pub address: String,
+}
+
+/// One instance and all its characteristics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    /// 12 hex digits.
+    #[serde(skip)]
+    pub id: String,
+    /// Unique user-facing name.
+    pub name: String,
+    /// Name of the image it was made from.
+    pub image: String,
+    /// Creation time (RFC 3339).
+    pub created: String,
+    /// Recorded state.
+    pub status: Status,
+    /// Last start time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// Last exit time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Last exit code (128+N for signal N).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Host pid of the container's init while running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    /// Pid of the monitor process while running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor_pid: Option<i32>,
+    /// Pid of the boxctl command that is creating it (status creating).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_pid: Option<i32>,
+    /// Set by `stop`: the monitor must not restart.
+    #[serde(default)]
+    pub stop_requested: bool,
+    /// Restarts done by the monitor since the last start.
+    #[serde(default)]
+    pub restart_count: u32,
+    /// Restart policy.
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// OCI runtime binary.
+    pub runtime: String,
+    /// Command run in the instance (entrypoint + cmd).
+    pub command: Vec<String>,
+    /// Environment.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Working directory.
+    #[serde(default = "root_dir")]
+    pub workdir: String,
+    /// `uid[:gid]` or a user name from the image.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    /// Hostname inside the instance.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hostname: String,
+    /// Limits.
+    #[serde(flatten)]
+    pub limits: Limits,
+    /// `bridge`, `none` or `host`.
+    #[serde(default = "net_none")]
+    pub net_mode: String,
+    /// Networks as `NAME=ADDR/PREFIX` (address empty until allocated).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<String>,
+    /// Published ports as `HOSTPORT:PORT`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub publish: Vec<String>,
+}
+
+fn root_dir() -> String {
+    "/".into()
+}
+fn net_none() -> String {
+    "none".into()
+}
+
+impl Instance {
+    /// Parsed network attachments.
+    pub fn attachments(&self) -> Vec<NetAttachment> {
+        self.networks
+            .iter()
+            .map(|s| {
+                let (n, a) = s.split_once('=').unwrap_or((s.as_str(), ""));
+                NetAttachment {
+                    network: n.to_string(),
+                    address: a.to_string(),
+                }
+            })
+            .collect()
+    }
+
+    /// Whether a process may be alive (running or between restarts).
+    pub fn is_active(&self) -> bool {
+        matches!(self.status, Status::Running | Status::Restarting)
+    }
+}
+
+const HEADER: &str = "# boxctl instance file: one [ID] section per instance.\n\
+# Rewritten atomically by boxctl under ROOT/lock; do not edit while boxctl runs.\n";
+
+/// Render the whole file.
+pub fn render(list: &[Instance]) -> String {
+    let mut out = String::from(HEADER);
+    for inst in list {
+        out.push('\n');
+        out.push_str(&format!("[{}]\n", inst.id));
+        let value = serde_json::to_value(inst).unwrap_or(Value::Null);
+        if let Value::Object(map) = value {
+            for (k, v) in map {
+                if v.is_null() {
+                    continue;
+                }
+                out.push_str(&format!("{k} = {v}\n"));
+            }
+        }
+    }
+    out
+}
+
+/// Parse the whole file.
+pub fn parse(text: &str) -> Result<Vec<Instance>> {
+    let mut list = Vec::new();
+    let mut current: Option<(String, Map<String, Value>)> = None;
+    let finish =
+        |cur: Option<(String, Map<String, Value>)>, list: &mut Vec<Instance>| -> Result<()> {
+            if let Some((id, map)) = cur {
+                let mut inst: Instance = serde_json::from_value(Value::Object(map))
+                    .with_context(|| format!("section [{id}]"))?;
+                inst.id = id;
+                list.push(inst);
+            }
+            Ok(())
+        };
+    for (no, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix('[') {
+            let id = rest
+                .strip_suffix(']')
+                .with_context(|| format!("line {}: unterminated section header", no + 1))?;
+            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                bail!("line {}: bad instance id {id:?}", no + 1);
+            }
+            finish(current.take(), &mut list)?;
+            current = Some((id.to_string(), Map::new()));
+            continue;
+        }
+        let (k, v) = line
+            .split_once(" = ")
+            .with_context(|| format!("line {}: expected `key = value`", no + 1))?;
+        let value: Value = serde_json::from_str(v.trim())
+            .with_context(|| format!("line {}: bad value for {}", no + 1, k.trim()))?;
+        let (_, map) = current
+            .as_mut()
+            .with_context(|| format!("line {}: key outside an [ID] section", no + 1))?;
+        map.insert(k.trim().to_string(), value);
+    }
+    finish(current, &mut list)?;
+    Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Instance {
+        Instance {
+            id: "0123456789ab".into(),
+            name: "web\"1".into(),
+            image: "busybox".into(),
+            created: "2024-01-01T00:00:00Z".into(),
+            status: Status::Running,
+            started_at: Some("2024-01-01T00:00:01Z".into()),
+            finished_at: None,
+            exit_code: None,
+            pid: Some(42),
+            monitor_pid: Some(41),
+            owner_pid: None,
+            stop_requested: false,
+            restart_count: 0,
+            restart: RestartPolicy::OnFailure { max: 2 },
+            runtime: "/usr/sbin/runc".into(),
+            command: vec!["sh".into(), "-c".into(), "echo 'a = b'\n".into()],
+            env: vec!["PATH=/bin".into()],
+            workdir: "/".into(),
+            user: String::new(),
+            hostname: "web1".into(),
+            limits: Limits {
+                memory: Some(1 << 28),
+                cpus: Some(0.5),
+                ..Default::default()
+            },
+            net_mode: "bridge".into(),
+            networks: vec!["br0=10.0.0.2/24".into()],
+            publish: vec![],
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let mut b = sample();
+        b.id = "ba9876543210".into();
+        b.status = Status::Exited;
+        b.exit_code = Some(137);
+        let list = vec![sample(), b];
+        let text = render(&list);
+        assert!(text.contains("memory = 268435456"), "{text}");
+        assert!(text.contains("[0123456789ab]"), "{text}");
+        assert_eq!(parse(&text).unwrap(), list);
+    }
+
+    #[test]
+    fn damaged_file_is_an_error() {
+        assert!(parse("[abc]\nname = \"x\"\n").is_err());
+        assert!(parse("name = \"x\"\n").is_err());
+        assert!(parse("[../x]\n").is_err());
+    }
+}

@@ -1,0 +1,425 @@
+//! Instance life cycle: create, start, stop, remove, and reconciling the
+//! instance file with reality.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::image;
+use crate::instance_file::{Instance, Status};
+use crate::limits::{Limits, RestartPolicy};
+use crate::runtime_cli::Runtime;
+use crate::store::{self, Store};
+use crate::{monitor, mounts, networking, procs, util};
+
+/// Everything `create`/`run` need to make an instance.
+#[derive(Debug, Clone, Default)]
+pub struct CreateSpec {
+    /// Name (None: generated from the image and id).
+    pub name: Option<String>,
+    /// Image name.
+    pub image: String,
+    /// Command override (None: the image's entrypoint + cmd, else `/bin/sh`).
+    pub command: Vec<String>,
+    /// Entrypoint override.
+    pub entrypoint: Option<Vec<String>>,
+    /// Extra environment.
+    pub env: Vec<String>,
+    /// Working directory override.
+    pub workdir: Option<String>,
+    /// User override.
+    pub user: Option<String>,
+    /// Hostname.
+    pub hostname: Option<String>,
+    /// Limits.
+    pub limits: Limits,
+    /// Restart policy.
+    pub restart: RestartPolicy,
+    /// Runtime binary.
+    pub runtime: PathBuf,
+    /// `none`, `host` or `bridge`.
+    pub net_mode: String,
+    /// `NAME=ADDR` entries.
+    pub networks: Vec<String>,
+    /// `HOSTPORT:PORT` entries.
+    pub publish: Vec<String>,
+}
+
+/// The runtime driver for an instance.
+pub fn runtime_for(store: &Store, inst: &Instance) -> Runtime {
+    Runtime {
+        bin: PathBuf::from(&inst.runtime),
+        root: store.runtime_root(),
+        log: Some(store.instance_dir(&inst.id).join("runtime.log")),
+    }
+}
+
+/// Removes a half-made instance (directory and record) unless disarmed.
+struct CreateGuard<'a> {
+    store: &'a Store,
+    id: Option<String>,
+}
+
+impl Drop for CreateGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            let _ = std::fs::remove_dir_all(self.store.instance_dir(&id));
+            let _ = self.store.update(|l| {
+                l.retain(|i| i.id != id);
+                Ok(())
+            });
+        }
+    }
+}
+
+/// Create an instance: record it, copy the image's disk into its directory.
+pub fn create(store: &Store, spec: &CreateSpec) -> Result<Instance> {
+    let img = image::get(store, &spec.image)?;
+    if let Some(n) = &spec.name {
+        util::validate_name("instance", n)?;
+    }
+    if let Some(h) = &spec.hostname {
+        util::validate_name("hostname", h)?;
+    }
+    networking::validate(store, spec)?;
+    let cfg = &img.meta.config;
+    let entrypoint = spec
+        .entrypoint
+        .clone()
+        .unwrap_or_else(|| cfg.entrypoint.clone());
+    let cmd = if spec.command.is_empty() && spec.entrypoint.is_none() {
+        cfg.cmd.clone()
+    } else {
+        spec.command.clone()
+    };
+    let mut command = entrypoint;
+    command.extend(cmd);
+    if command.is_empty() {
+        command = vec!["/bin/sh".into()];
+    }
+    let mut env = cfg.env.clone();
+    for e in &spec.env {
+        let key = e.split('=').next().unwrap_or("");
+        env.retain(|x| x.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    let id = unique_id(store)?;
+    let name = spec
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", spec.image, &id[..6]));
+    let inst = Instance {
+        id: id.clone(),
+        name: name.clone(),
+        image: spec.image.clone(),
+        created: util::format_time(util::now_secs()),
+        status: Status::Creating,
+        started_at: None,
+        finished_at: None,
+        exit_code: None,
+        pid: None,
+        monitor_pid: None,
+        owner_pid: Some(std::process::id() as i32),
+        stop_requested: false,
+        restart_count: 0,
+        restart: spec.restart,
+        runtime: spec.runtime.display().to_string(),
+        command,
+        env,
+        workdir: spec.workdir.clone().unwrap_or_else(|| {
+            if cfg.workdir.is_empty() {
+                "/".into()
+            } else {
+                cfg.workdir.clone()
+            }
+        }),
+        user: spec.user.clone().unwrap_or_else(|| cfg.user.clone()),
+        hostname: spec.hostname.clone().unwrap_or_default(),
+        limits: spec.limits.clone(),
+        net_mode: spec.net_mode.clone(),
+        networks: spec.networks.clone(),
+        publish: spec.publish.clone(),
+    };
+    store.update(|list| {
+        if let Some(other) = list.iter().find(|i| i.name == name) {
+            bail!(
+                "the name {name} is already used by instance {}: choose another --name or remove it with `boxctl rm {name}`",
+                other.id
+            );
+        }
+        list.push(inst.clone());
+        Ok(())
+    })?;
+    let mut guard = CreateGuard {
+        store,
+        id: Some(id.clone()),
+    };
+    let dir = store.instance_dir(&id);
+    std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir(dir.join("rootfs"))?;
+    crate::disk::copy_image(&img.disk, &dir.join("disk.img"))
+        .with_context(|| format!("cannot copy the disk of image {}", spec.image))?;
+    let inst = store.update(|list| {
+        let i = store::get_mut(list, &id)?;
+        i.status = Status::Created;
+        i.owner_pid = None;
+        Ok(i.clone())
+    })?;
+    guard.id = None;
+    Ok(inst)
+}
+
+fn unique_id(store: &Store) -> Result<String> {
+    let list = store.load()?;
+    for _ in 0..16 {
+        let id = util::random_id();
+        if !list.iter().any(|i| i.id == id) && !store.instance_dir(&id).exists() {
+            return Ok(id);
+        }
+    }
+    bail!("cannot find a free instance id")
+}
+
+/// Start a created or stopped instance under a new monitor.
+pub fn start(store: &Store, key: &str) -> Result<Instance> {
+    let me = std::process::id() as i32;
+    let inst = store.update(|list| {
+        let idx = list
+            .iter()
+            .position(|i| i.name == key || i.id == key)
+            .map(Ok)
+            .unwrap_or_else(|| {
+                store::find_in(list, key).and_then(|i| store::position(list, &i.id))
+            })?;
+        let i = &mut list[idx];
+        match i.status {
+            Status::Created | Status::Exited => {}
+            Status::Running | Status::Restarting => bail!("instance {} is already running", i.name),
+            Status::Creating => bail!("instance {} is still being created", i.name),
+            Status::Removing => bail!("instance {} is being removed", i.name),
+        }
+        i.status = Status::Running;
+        i.stop_requested = false;
+        i.restart_count = 0;
+        i.owner_pid = Some(me);
+        i.pid = None;
+        Ok(i.clone())
+    })?;
+    match monitor::spawn(store, &inst) {
+        Ok(()) => store.update(|list| {
+            let i = store::get_mut(list, &inst.id)?;
+            i.owner_pid = None;
+            Ok(i.clone())
+        }),
+        Err(e) => {
+            let _ = store.update(|list| {
+                let i = store::get_mut(list, &inst.id)?;
+                i.owner_pid = None;
+                if i.status == Status::Running && i.pid.is_none() {
+                    i.status = Status::Exited;
+                    i.monitor_pid = None;
+                }
+                Ok(())
+            });
+            Err(e)
+        }
+    }
+}
+
+/// Release what a stopped instance still holds: runtime state, mount (the
+/// loop device goes with it), network. Idempotent.
+pub fn teardown(store: &Store, inst: &Instance) -> Result<()> {
+    let rt = runtime_for(store, inst);
+    let mut first_err = None;
+    if let Err(e) = rt.delete_force(&inst.id) {
+        first_err.get_or_insert(e);
+    }
+    if let Err(e) = networking::teardown(store, inst) {
+        first_err.get_or_insert(e);
+    }
+    let rootfs = store.instance_dir(&inst.id).join("rootfs");
+    if let Err(e) = mounts::unmount(&rootfs) {
+        first_err.get_or_insert(e);
+    }
+    // A loop device still bound to the disk but no longer mounted (a process
+    // killed between attach and mount with the fd inherited elsewhere).
+    let disk = store.instance_dir(&inst.id).join("disk.img");
+    for (dev, backing) in crate::loopdev::devices_backed_under(&disk) {
+        if backing == disk && !mounts::is_mount_point(&rootfs) {
+            let _ = crate::loopdev::detach_path(&dev);
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Whether the runtime reports the container's process as alive.
+fn container_alive(rt: &Runtime, inst: &Instance) -> bool {
+    match rt.state(&inst.id) {
+        Ok(Some(s)) => matches!(s.status.as_str(), "running" | "created" | "paused") && s.pid > 0,
+        _ => false,
+    }
+}
+
+/// Stop an instance: SIGTERM, then SIGKILL after `timeout`; the disk is kept.
+pub fn stop(store: &Store, key: &str, timeout: Duration) -> Result<Instance> {
+    let inst = store.update(|list| {
+        let id = store::find_in(list, key)?.id.clone();
+        let i = store::get_mut(list, &id)?;
+        if i.is_active() {
+            i.stop_requested = true;
+        }
+        Ok(i.clone())
+    })?;
+    if !inst.is_active() {
+        return Ok(inst);
+    }
+    let rt = runtime_for(store, &inst);
+    if let Some(pid) = inst.pid {
+        if container_alive(&rt, &inst) {
+            let sig = if timeout.is_zero() { "KILL" } else { "TERM" };
+            let _ = rt.kill(&inst.id, sig);
+            if !procs::wait_exit(pid, timeout) {
+                let _ = rt.kill(&inst.id, "KILL");
+                if !procs::wait_exit(pid, Duration::from_secs(10)) {
+                    bail!("instance {} did not die after SIGKILL", inst.name);
+                }
+            }
+        }
+    }
+    let monitor = inst.monitor_pid.filter(|p| procs::is_monitor(*p, &inst.id));
+    if let Some(m) = monitor {
+        if !procs::wait_exit(m, Duration::from_secs(30)) {
+            bail!(
+                "the monitor of {} (pid {m}) did not finish: try again",
+                inst.name
+            );
+        }
+        return store.find(&inst.id);
+    }
+    // No monitor (killed): clean up ourselves.
+    teardown(store, &inst)?;
+    store.update(|list| {
+        let i = store::get_mut(list, &inst.id)?;
+        if i.is_active() {
+            i.status = Status::Exited;
+            i.finished_at = Some(util::format_time(util::now_secs()));
+            i.pid = None;
+            i.monitor_pid = None;
+        }
+        Ok(i.clone())
+    })
+}
+
+/// Remove an instance and everything it owns. A running one needs `force`.
+pub fn remove(store: &Store, key: &str, force: bool) -> Result<()> {
+    let inst = store.find(key)?;
+    if inst.is_active() {
+        if !force {
+            bail!(
+                "instance {} is running: stop it first or use `boxctl rm -f {}`",
+                inst.name,
+                inst.name
+            );
+        }
+        stop(store, &inst.id, Duration::ZERO)?;
+    }
+    if inst.status == Status::Creating && inst.owner_pid.is_some_and(procs::alive) {
+        bail!(
+            "instance {} is being created by pid {}: wait for it",
+            inst.name,
+            inst.owner_pid.unwrap_or(0)
+        );
+    }
+    store.update(|list| {
+        let i = store::get_mut(list, &inst.id)?;
+        i.status = Status::Removing;
+        Ok(())
+    })?;
+    teardown(store, &inst)?;
+    let dir = store.instance_dir(&inst.id);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    store.update(|list| {
+        list.retain(|i| i.id != inst.id);
+        Ok(())
+    })
+}
+
+/// Compare the instance file with reality (monitor pids, runtime state),
+/// fix it, and release what dead instances still hold. Returns the fixed list.
+pub fn refresh(store: &Store) -> Result<Vec<Instance>> {
+    let mut to_teardown = Vec::new();
+    let mut to_delete = Vec::new();
+    let list = store.update(|list| {
+        let now = util::format_time(util::now_secs());
+        for i in list.iter_mut() {
+            let owner_busy = i.owner_pid.is_some_and(procs::alive);
+            match i.status {
+                Status::Creating if !owner_busy => to_delete.push(i.id.clone()),
+                Status::Running | Status::Restarting if !owner_busy => {
+                    let monitor_ok = i.monitor_pid.is_some_and(|p| procs::is_monitor(p, &i.id));
+                    if monitor_ok {
+                        continue;
+                    }
+                    i.monitor_pid = None;
+                    let rt = runtime_for(store, i);
+                    if container_alive(&rt, i) {
+                        continue; // running unmonitored: still running
+                    }
+                    i.status = Status::Exited;
+                    i.pid = None;
+                    i.owner_pid = None;
+                    i.finished_at.get_or_insert_with(|| now.clone());
+                    to_teardown.push(i.clone());
+                }
+                Status::Removing if !owner_busy => to_delete.push(i.id.clone()),
+                _ => {}
+            }
+        }
+        list.retain(|i| !to_delete.contains(&i.id));
+        Ok(list.clone())
+    })?;
+    for inst in &to_teardown {
+        let _ = teardown(store, inst);
+    }
+    for id in &to_delete {
+        let dir = store.instance_dir(id);
+        let _ = mounts::unmount(&dir.join("rootfs"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(list)
+}
+
+/// Uptime column as docker prints it.
+pub fn status_text(inst: &Instance, now: i64) -> String {
+    let since = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(util::parse_time)
+            .map(|s| util::human_duration(now - s))
+            .unwrap_or_else(|| "?".into())
+    };
+    match inst.status {
+        Status::Running if inst.monitor_pid.is_none() && inst.pid.is_some() => {
+            format!("Up {} (unmonitored)", since(&inst.started_at))
+        }
+        Status::Running => format!("Up {}", since(&inst.started_at)),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            inst.exit_code.unwrap_or(-1),
+            since(&inst.finished_at)
+        ),
+        Status::Exited => match inst.exit_code {
+            Some(c) => format!("Exited ({c}) {} ago", since(&inst.finished_at)),
+            None => format!("Exited {} ago", since(&inst.finished_at)),
+        },
+        Status::Created => "Created".into(),
+        Status::Creating => "Creating".into(),
+        Status::Removing => "Removing".into(),
+    }
+}

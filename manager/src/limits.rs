@@ -1,0 +1,338 @@
+//! Resource limits: parsing the command-line forms and turning them into
+//! OCI `linux.resources`.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// CFS period used for `--cpus` (the same as docker's).
+pub const CPU_PERIOD: u64 = 100_000;
+
+/// Limits of one instance. Every field is optional; absent means unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Memory limit in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<u64>,
+    /// Number of CPUs (fractional), enforced as a CFS quota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// CPUs the instance may run on (`0-1,3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset: Option<String>,
+    /// Maximum number of tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<i64>,
+    /// Read throughput limit on the instance's disk, bytes per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_read_bps: Option<u64>,
+    /// Write throughput limit on the instance's disk, bytes per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_write_bps: Option<u64>,
+    /// Read operations per second on the instance's disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_read_iops: Option<u64>,
+    /// Write operations per second on the instance's disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_write_iops: Option<u64>,
+}
+
+/// Parse a size such as `256m`, `1g`, `1.5G`, `512k`, `1024` or `64MiB`.
+pub fn parse_size(what: &str, s: &str) -> Result<u64> {
+    let t = s.trim();
+    let lower = t.to_ascii_lowercase();
+    let digits_end = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(lower.len());
+    let (num, unit) = lower.split_at(digits_end);
+    let mult: u64 = match unit {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => bail!("invalid {what} {s:?}: expected a number with an optional k, m, g or t suffix (e.g. 256m)"),
+    };
+    let value: f64 = num
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+        .with_context(|| {
+            format!("invalid {what} {s:?}: expected a number with an optional k, m, g or t suffix (e.g. 256m)")
+        })?;
+    let bytes = value * mult as f64;
+    if bytes > u64::MAX as f64 / 2.0 {
+        bail!("invalid {what} {s:?}: too large");
+    }
+    Ok(bytes as u64)
+}
+
+/// Parse `--cpus`: a positive number no larger than the host's CPU count.
+pub fn parse_cpus(s: &str) -> Result<f64> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite())
+        .with_context(|| format!("invalid --cpus {s:?}: expected a number such as 0.5 or 2"))?;
+    let host = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1) as f64;
+    if v <= 0.0 || v * CPU_PERIOD as f64 <= 1000.0 {
+        bail!("invalid --cpus {s:?}: must be at least 0.01");
+    }
+    if v > host {
+        bail!("invalid --cpus {s:?}: this host has only {host} CPUs");
+    }
+    Ok(v)
+}
+
+/// Check a cpuset list such as `0`, `0-1` or `0,2-3`.
+pub fn parse_cpuset(s: &str) -> Result<String> {
+    let ok = !s.is_empty()
+        && s.split(',').all(|part| {
+            let mut it = part.splitn(2, '-');
+            let a = it.next().and_then(|a| a.parse::<u32>().ok());
+            match (a, it.next()) {
+                (Some(_), None) => true,
+                (Some(a), Some(b)) => b.parse::<u32>().map(|b| b >= a).unwrap_or(false),
+                _ => false,
+            }
+        });
+    if !ok {
+        bail!("invalid --cpuset {s:?}: expected a list such as 0, 0-1 or 0,2-3");
+    }
+    Ok(s.to_string())
+}
+
+/// Parse `--pids`: a positive count, or -1/0 for unlimited.
+pub fn parse_pids(s: &str) -> Result<i64> {
+    let v: i64 = s
+        .trim()
+        .parse()
+        .with_context(|| format!("invalid --pids {s:?}: expected a whole number"))?;
+    if v < -1 {
+        bail!("invalid --pids {s:?}: expected a positive number, or -1 for unlimited");
+    }
+    Ok(v)
+}
+
+/// Parse an operations-per-second count.
+pub fn parse_iops(what: &str, s: &str) -> Result<u64> {
+    s.trim().parse().with_context(|| {
+        format!("invalid {what} {s:?}: expected a whole number of operations per second")
+    })
+}
+
+impl Limits {
+    /// OCI `linux.resources` for these limits; block I/O throttles apply to
+    /// the block device `dev` (the instance's loop device) when given.
+    pub fn to_oci(&self, dev: Option<(u64, u64)>) -> Value {
+        let mut r = serde_json::Map::new();
+        r.insert(
+            "devices".into(),
+            json!([{ "allow": false, "access": "rwm" }]),
+        );
+        if let Some(m) = self.memory {
+            r.insert("memory".into(), json!({ "limit": m }));
+        }
+        let mut cpu = serde_json::Map::new();
+        if let Some(c) = self.cpus {
+            cpu.insert(
+                "quota".into(),
+                json!((c * CPU_PERIOD as f64).round() as i64),
+            );
+            cpu.insert("period".into(), json!(CPU_PERIOD));
+        }
+        if let Some(s) = &self.cpuset {
+            cpu.insert("cpus".into(), json!(s));
+        }
+        if !cpu.is_empty() {
+            r.insert("cpu".into(), Value::Object(cpu));
+        }
+        if let Some(p) = self.pids.filter(|p| *p > 0) {
+            r.insert("pids".into(), json!({ "limit": p }));
+        }
+        if let Some((major, minor)) = dev {
+            let mut bio = serde_json::Map::new();
+            let mut add = |key: &str, v: Option<u64>| {
+                if let Some(rate) = v {
+                    bio.insert(
+                        key.into(),
+                        json!([{ "major": major, "minor": minor, "rate": rate }]),
+                    );
+                }
+            };
+            add("throttleReadBpsDevice", self.io_read_bps);
+            add("throttleWriteBpsDevice", self.io_write_bps);
+            add("throttleReadIOPSDevice", self.io_read_iops);
+            add("throttleWriteIOPSDevice", self.io_write_iops);
+            if !bio.is_empty() {
+                r.insert("blockIO".into(), Value::Object(bio));
+            }
+        }
+        Value::Object(r)
+    }
+
+    /// A short summary for `ps` ("mem=256MiB cpus=0.5").
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(m) = self.memory {
+            parts.push(format!("mem={}", crate::util::human_bytes(m)));
+        }
+        if let Some(c) = self.cpus {
+            parts.push(format!("cpus={c}"));
+        }
+        if let Some(c) = &self.cpuset {
+            parts.push(format!("cpuset={c}"));
+        }
+        if let Some(p) = self.pids {
+            parts.push(format!("pids={p}"));
+        }
+        let io = [
+            ("rbps", self.io_read_bps),
+            ("wbps", self.io_write_bps),
+            ("riops", self.io_read_iops),
+            ("wiops", self.io_write_iops),
+        ];
+        for (k, v) in io {
+            if let Some(v) = v {
+                parts.push(format!("{k}={v}"));
+            }
+        }
+        parts.join(" ")
+    }
+}
+
+/// When the monitor restarts an instance whose process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RestartPolicy {
+    /// Never.
+    #[default]
+    No,
+    /// After a non-zero exit, at most `max` times (0 = no maximum).
+    OnFailure {
+        /// Maximum number of restarts, 0 for unbounded.
+        max: u32,
+    },
+    /// Always, whatever the exit status (but not after `boxctl stop`).
+    Always,
+}
+
+impl std::str::FromStr for RestartPolicy {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "no" => Ok(Self::No),
+            "always" => Ok(Self::Always),
+            "on-failure" => Ok(Self::OnFailure { max: 0 }),
+            _ => {
+                if let Some(n) = s.strip_prefix("on-failure:") {
+                    let max = n.parse().with_context(|| {
+                        format!("invalid --restart {s:?}: the retry count must be a whole number")
+                    })?;
+                    Ok(Self::OnFailure { max })
+                } else {
+                    bail!("invalid --restart {s:?}: use no, always, on-failure or on-failure:N")
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for RestartPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::No => f.write_str("no"),
+            Self::Always => f.write_str("always"),
+            Self::OnFailure { max: 0 } => f.write_str("on-failure"),
+            Self::OnFailure { max } => write!(f, "on-failure:{max}"),
+        }
+    }
+}
+
+impl RestartPolicy {
+    /// Whether to restart after exit `code` given `restarts` done so far.
+    pub fn should_restart(self, code: i32, restarts: u32) -> bool {
+        match self {
+            Self::No => false,
+            Self::Always => true,
+            Self::OnFailure { max } => code != 0 && (max == 0 || restarts < max),
+        }
+    }
+
+    /// Back-off before restart number `restarts + 1`: 100 ms doubling, at most 10 s.
+    pub fn backoff(restarts: u32) -> std::time::Duration {
+        let ms = 100u64.saturating_mul(1u64 << restarts.min(7));
+        std::time::Duration::from_millis(ms.min(10_000))
+    }
+}
+
+impl Serialize for RestartPolicy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for RestartPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("--memory", "256m").unwrap(), 256 << 20);
+        assert_eq!(parse_size("--memory", "1g").unwrap(), 1 << 30);
+        assert_eq!(parse_size("--memory", "1.5G").unwrap(), 3 << 29);
+        assert_eq!(parse_size("--memory", "4096").unwrap(), 4096);
+        assert_eq!(parse_size("--memory", "64MiB").unwrap(), 64 << 20);
+        let e = parse_size("--memory", "12Q").unwrap_err().to_string();
+        assert!(e.contains("12Q") && e.contains("--memory"), "{e}");
+        assert!(parse_size("--memory", "").is_err());
+        assert!(parse_size("--memory", "-1m").is_err());
+    }
+
+    #[test]
+    fn cpus_and_sets() {
+        assert_eq!(parse_cpus("0.5").unwrap(), 0.5);
+        assert!(parse_cpus("0").is_err());
+        assert!(parse_cpus("1000").is_err());
+        assert!(parse_cpus("x").is_err());
+        assert!(parse_cpuset("0-1,3").is_ok());
+        assert!(parse_cpuset("1-0").is_err());
+        assert!(parse_cpuset("a").is_err());
+    }
+
+    #[test]
+    fn oci_resources() {
+        let l = Limits {
+            memory: Some(1 << 20),
+            cpus: Some(0.5),
+            io_write_bps: Some(1000),
+            ..Default::default()
+        };
+        let v = l.to_oci(Some((7, 3)));
+        assert_eq!(v["memory"]["limit"], 1 << 20);
+        assert_eq!(v["cpu"]["quota"], 50_000);
+        assert_eq!(v["cpu"]["period"], 100_000);
+        assert_eq!(v["blockIO"]["throttleWriteBpsDevice"][0]["major"], 7);
+        assert_eq!(v["blockIO"]["throttleWriteBpsDevice"][0]["rate"], 1000);
+    }
+
+    #[test]
+    fn restart_policies() {
+        let p: RestartPolicy = "on-failure:3".parse().unwrap();
+        assert_eq!(p, RestartPolicy::OnFailure { max: 3 });
+        assert!(p.should_restart(1, 2));
+        assert!(!p.should_restart(1, 3));
+        assert!(!p.should_restart(0, 0));
+        assert!("sometimes".parse::<RestartPolicy>().is_err());
+        assert_eq!(p.to_string(), "on-failure:3");
+    }
+}

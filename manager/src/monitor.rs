@@ -1,0 +1,364 @@
+//! The per-instance monitor: `boxctl __monitor ID`, started detached
+//! (setsid) by `start`. It is the container's parent (child subreaper), holds
+//! its stdio (log file with a size cap, rotated), reaps it, records the
+//! exit, applies the restart policy and tears down what the instance held.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::instance_file::{Instance, Status};
+use crate::lifecycle::{runtime_for, teardown};
+use crate::limits::RestartPolicy;
+use crate::loopdev::LoopDevice;
+use crate::store::{self, Store};
+use crate::{bundle, mounts, networking, util};
+
+/// Default log size cap before rotation (override with BOXCTL_LOG_MAX, bytes).
+pub const LOG_MAX: u64 = 10 << 20;
+const READY_FD: i32 = 3;
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0i32; 2];
+    // SAFETY: fds is a valid two-element array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("cannot create a pipe");
+    }
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Spawn the monitor for `inst` and wait until it reports the container
+/// started (or failed to).
+pub fn spawn(store: &Store, inst: &Instance) -> Result<()> {
+    let exe = std::env::current_exe().context("cannot find the boxctl executable")?;
+    let dir = store.instance_dir(&inst.id);
+    let mlog = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("monitor.log"))
+        .with_context(|| format!("cannot open {}", dir.join("monitor.log").display()))?;
+    let (r, w) = pipe()?;
+    let wfd = w.as_raw_fd();
+    let mut cmd = Command::new(exe);
+    cmd.arg("--root")
+        .arg(store.root())
+        .arg("__monitor")
+        .arg(&inst.id)
+        .stdin(Stdio::null())
+        .stdout(mlog.try_clone()?)
+        .stderr(mlog)
+        .current_dir("/");
+    // SAFETY: only async-signal-safe calls (setsid, dup2, fcntl) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            if wfd == READY_FD {
+                libc::fcntl(wfd, libc::F_SETFD, 0);
+            } else if libc::dup2(wfd, READY_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().context("cannot start the monitor")?;
+    let mpid = child.id() as i32;
+    drop(w);
+    store.update(|list| {
+        let i = store::get_mut(list, &inst.id)?;
+        i.monitor_pid = Some(mpid);
+        Ok(())
+    })?;
+    let mut msg = String::new();
+    File::from(r)
+        .read_to_string(&mut msg)
+        .context("cannot read the monitor's report")?;
+    let msg = msg.trim();
+    if msg == "ok" {
+        return Ok(());
+    }
+    if let Some(e) = msg.strip_prefix("error: ") {
+        bail!("{e}");
+    }
+    bail!(
+        "the monitor exited during start-up: see {}",
+        dir.join("monitor.log").display()
+    )
+}
+
+/// Log file writer with a size cap: `container.log` rotates to `container.log.1`.
+struct LogWriter {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    cap: u64,
+}
+
+impl LogWriter {
+    fn open(path: PathBuf) -> Result<LogWriter> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let cap = std::env::var("BOXCTL_LOG_MAX")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(LOG_MAX);
+        Ok(LogWriter {
+            path,
+            file,
+            size,
+            cap,
+        })
+    }
+
+    fn write(&mut self, data: &[u8]) {
+        if self.size + data.len() as u64 > self.cap && self.size > 0 {
+            let mut old = self.path.clone().into_os_string();
+            old.push(".1");
+            let _ = std::fs::rename(&self.path, &old);
+            if let Ok(f) = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+            {
+                self.file = f;
+                self.size = 0;
+            }
+        }
+        if self.file.write_all(data).is_ok() {
+            self.size += data.len() as u64;
+        }
+    }
+}
+
+fn pump(read: OwnedFd, mut log: LogWriter) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut f = File::from(read);
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => log.write(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    })
+}
+
+/// Mount the disk, write the bundle, `create` + `start` through the
+/// runtime with us as the caller. Returns the init pid and the log pump.
+fn start_container(store: &Store, inst: &Instance) -> Result<(i32, JoinHandle<()>)> {
+    let dir = store.instance_dir(&inst.id);
+    let rootfs = dir.join("rootfs");
+    std::fs::create_dir_all(&rootfs)?;
+    mounts::unmount(&rootfs)?;
+    let rt = runtime_for(store, inst);
+    rt.delete_force(&inst.id)?;
+    let lo = LoopDevice::attach(&dir.join("disk.img"), false)?;
+    let mm = lo.major_minor()?;
+    if let Err(e) = mounts::mount_ext4(lo.path(), &rootfs, false) {
+        let _ = lo.detach();
+        return Err(e);
+    }
+    drop(lo); // autoclear: detached by the kernel at unmount
+    let netns = networking::setup(store, inst, &rootfs)?;
+    let cfg = bundle::config(inst, &rootfs, Some(mm), netns.as_deref())?;
+    bundle::write(&dir, &cfg)?;
+    let (r, w) = pipe()?;
+    let log = LogWriter::open(dir.join("container.log"))?;
+    let pumper = pump(r, log);
+    let pidfile = dir.join("init.pid");
+    let _ = std::fs::remove_file(&pidfile);
+    let _ = std::fs::remove_file(dir.join("runtime.log"));
+    let w_file = File::from(w);
+    let status = rt
+        .command()
+        .arg("create")
+        .arg("--bundle")
+        .arg(&dir)
+        .arg("--pid-file")
+        .arg(&pidfile)
+        .arg(&inst.id)
+        .stdin(Stdio::null())
+        .stdout(w_file.try_clone()?)
+        .stderr(w_file)
+        .status()
+        .with_context(|| format!("cannot run runtime {}", rt.bin.display()))?;
+    if !status.success() {
+        let _ = pumper.join();
+        bail!("runtime create failed: {}", runtime_error(&dir));
+    }
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .context("the runtime wrote no pid file")?;
+    if let Err(e) = rt.start(&inst.id) {
+        let _ = rt.delete_force(&inst.id);
+        return Err(e);
+    }
+    networking::started(store, inst, pid)?;
+    Ok((pid, pumper))
+}
+
+fn runtime_error(dir: &Path) -> String {
+    let read = |p: PathBuf| std::fs::read(p).unwrap_or_default();
+    let text = read(dir.join("runtime.log"));
+    let t = String::from_utf8_lossy(&text);
+    if let Some(l) = t.lines().rev().find(|l| l.contains("error")) {
+        return crate::runtime_cli::last_line(l.as_bytes());
+    }
+    let log = read(dir.join("container.log"));
+    crate::runtime_cli::last_line(&log)
+}
+
+/// Reap children until `pid` exits; returns its exit code.
+fn reap(pid: i32) -> i32 {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid with a valid status pointer.
+        let r = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if r == pid {
+            return crate::procs::exit_code(status);
+        }
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return -1; // ECHILD: lost it
+        }
+    }
+}
+
+/// The monitor's main loop (`boxctl __monitor ID`).
+pub fn main(store: &Store, id: &str) -> Result<()> {
+    // SAFETY: F_GETFD only queries the descriptor.
+    let has_ready = unsafe { libc::fcntl(READY_FD, libc::F_GETFD) } >= 0;
+    // SAFETY: fd 3 was set up by spawn() for the start-up report; we take ownership once.
+    let mut ready = has_ready.then(|| unsafe { File::from_raw_fd(READY_FD) });
+    // SAFETY: prctl/signal calls with constant arguments.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+    let me = std::process::id() as i32;
+    loop {
+        let inst = store.find(id)?;
+        let started = start_container(store, &inst);
+        let (pid, pumper) = match started {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = teardown(store, &inst);
+                let now = util::format_time(util::now_secs());
+                if let Some(mut r) = ready.take() {
+                    let _ = store.update(|list| {
+                        let i = store::get_mut(list, id)?;
+                        i.status = if i.started_at.is_some() {
+                            Status::Exited
+                        } else {
+                            Status::Created
+                        };
+                        i.monitor_pid = None;
+                        i.pid = None;
+                        Ok(())
+                    });
+                    let _ = writeln!(r, "error: {e:#}");
+                    return Err(e);
+                }
+                eprintln!("boxctl monitor: restart of {id} failed: {e:#}");
+                let again = record_exit(store, id, 127, &now)?;
+                match again {
+                    Some(d) => {
+                        if !backoff(store, id, d)? {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    None => return Ok(()),
+                }
+            }
+        };
+        store.update(|list| {
+            let i = store::get_mut(list, id)?;
+            i.status = Status::Running;
+            i.pid = Some(pid);
+            i.monitor_pid = Some(me);
+            i.started_at = Some(util::format_time(util::now_secs()));
+            i.finished_at = None;
+            i.exit_code = None;
+            Ok(())
+        })?;
+        if let Some(mut r) = ready.take() {
+            let _ = writeln!(r, "ok");
+        }
+        let code = reap(pid);
+        let now = util::format_time(util::now_secs());
+        // The container's processes are gone with its pid namespace; the pipe drains.
+        let _ = pumper.join();
+        if let Err(e) = teardown(store, &inst) {
+            eprintln!("boxctl monitor: teardown of {id}: {e:#}");
+        }
+        match record_exit(store, id, code, &now)? {
+            Some(d) => {
+                if !backoff(store, id, d)? {
+                    return Ok(());
+                }
+            }
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Record an exit; returns the back-off to wait if the policy says restart.
+fn record_exit(store: &Store, id: &str, code: i32, now: &str) -> Result<Option<Duration>> {
+    store.update(|list| {
+        let i = store::get_mut(list, id)?;
+        i.exit_code = Some(code);
+        i.finished_at = Some(now.to_string());
+        i.pid = None;
+        if !i.stop_requested && i.restart.should_restart(code, i.restart_count) {
+            let d = RestartPolicy::backoff(i.restart_count);
+            i.restart_count += 1;
+            i.status = Status::Restarting;
+            Ok(Some(d))
+        } else {
+            i.status = Status::Exited;
+            i.monitor_pid = None;
+            Ok(None)
+        }
+    })
+}
+
+/// Wait `d` unless a stop is requested meanwhile; false if stopped.
+fn backoff(store: &Store, id: &str, d: Duration) -> Result<bool> {
+    let end = Instant::now() + d;
+    loop {
+        let inst = store.find(id)?;
+        if inst.stop_requested {
+            store.update(|list| {
+                let i = store::get_mut(list, id)?;
+                i.status = Status::Exited;
+                i.monitor_pid = None;
+                Ok(())
+            })?;
+            return Ok(false);
+        }
+        let now = Instant::now();
+        if now >= end {
+            return Ok(true);
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(50)));
+    }
+}

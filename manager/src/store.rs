@@ -1,0 +1,202 @@
+//! The on-disk layout under the root (default /var/lib/boxctl), the lock
+//! and atomic file replacement.
+//!
+//! ```text
+//! ROOT/lock                 flock(2) taken around every read-modify-write of instances.toml
+//! ROOT/instances.toml       every instance and its characteristics (see instance_file)
+//! ROOT/images/NAME/         disk.img (raw ext4) + image.json (defaults, size, created)
+//! ROOT/instances/ID/        disk.img, config.json (bundle), rootfs/ (mount point), logs
+//! ROOT/runtime/             the OCI runtime's --root
+//! ```
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::instance_file::{self, Instance};
+
+/// Paths of one boxctl root.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// An exclusive flock on ROOT/lock, released on drop.
+pub struct LockGuard {
+    _file: File,
+}
+
+impl Store {
+    /// The store at `root`, creating its directories if needed.
+    pub fn open(root: &Path) -> Result<Store> {
+        let root = if root.is_absolute() {
+            root.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .context("cannot read the current directory")?
+                .join(root)
+        };
+        for d in ["images", "instances", "runtime", "networks"] {
+            let p = root.join(d);
+            fs::create_dir_all(&p)
+                .with_context(|| format!("cannot create {}: are you root?", p.display()))?;
+        }
+        Ok(Store { root })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// ROOT/images.
+    pub fn images_dir(&self) -> PathBuf {
+        self.root.join("images")
+    }
+
+    /// ROOT/images/NAME (the name must have been validated).
+    pub fn image_dir(&self, name: &str) -> PathBuf {
+        self.images_dir().join(name)
+    }
+
+    /// ROOT/instances/ID.
+    pub fn instance_dir(&self, id: &str) -> PathBuf {
+        self.root.join("instances").join(id)
+    }
+
+    /// The runtime's state root.
+    pub fn runtime_root(&self) -> PathBuf {
+        self.root.join("runtime")
+    }
+
+    /// ROOT/instances.toml.
+    pub fn instance_file(&self) -> PathBuf {
+        self.root.join("instances.toml")
+    }
+
+    /// Take the store lock (blocks until free).
+    pub fn lock(&self) -> Result<LockGuard> {
+        let path = self.root.join("lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+            .with_context(|| format!("cannot open lock file {}", path.display()))?;
+        loop {
+            // SAFETY: flock on an fd we own.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+            if rc == 0 {
+                break;
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(err).with_context(|| format!("cannot lock {}", path.display()));
+            }
+        }
+        Ok(LockGuard { _file: file })
+    }
+
+    /// Read every instance (the caller should hold the lock for a consistent
+    /// read-modify-write; a plain read is safe anyway thanks to atomic renames).
+    pub fn load(&self) -> Result<Vec<Instance>> {
+        let path = self.instance_file();
+        match fs::read_to_string(&path) {
+            Ok(text) => instance_file::parse(&text)
+                .with_context(|| format!("instance file {} is damaged", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// Replace the instance file atomically (caller holds the lock).
+    pub fn save(&self, list: &[Instance]) -> Result<()> {
+        write_atomic(
+            &self.instance_file(),
+            instance_file::render(list).as_bytes(),
+        )
+    }
+
+    /// Lock, load, let `f` change the list, save if `f` succeeded.
+    pub fn update<R>(&self, f: impl FnOnce(&mut Vec<Instance>) -> Result<R>) -> Result<R> {
+        let _guard = self.lock()?;
+        let mut list = self.load()?;
+        let r = f(&mut list)?;
+        self.save(&list)?;
+        Ok(r)
+    }
+
+    /// The instance named or identified by `key` (name, full id or unique id prefix).
+    pub fn find(&self, key: &str) -> Result<Instance> {
+        let list = self.load()?;
+        find_in(&list, key).cloned()
+    }
+}
+
+/// Look an instance up by name, id, or unique id prefix.
+pub fn find_in<'a>(list: &'a [Instance], key: &str) -> Result<&'a Instance> {
+    if let Some(i) = list.iter().find(|i| i.name == key || i.id == key) {
+        return Ok(i);
+    }
+    let matches: Vec<_> = list
+        .iter()
+        .filter(|i| key.len() >= 3 && i.id.starts_with(key))
+        .collect();
+    match matches.len() {
+        1 => Ok(matches[0]),
+        0 => anyhow::bail!("no such instance: {key} (see `boxctl ps -a`)"),
+        _ => anyhow::bail!("instance id prefix {key} is ambiguous: give more digits or the name"),
+    }
+}
+
+/// Index of the instance with id `id`.
+pub fn position(list: &[Instance], id: &str) -> Result<usize> {
+    list.iter()
+        .position(|i| i.id == id)
+        .with_context(|| format!("instance {id} has disappeared from the instance file"))
+}
+
+/// Write `data` to `path` atomically: temp file, fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let result = (|| -> Result<()> {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o644)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        f.write_all(data)
+            .and_then(|_| f.sync_all())
+            .with_context(|| format!("cannot write {} (is the disk full?)", tmp.display()))?;
+        fs::rename(&tmp, path)
+            .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot sync directory {}", dir.display()))?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The instance with id `id`, mutably.
+pub fn get_mut<'a>(list: &'a mut [Instance], id: &str) -> Result<&'a mut Instance> {
+    list.iter_mut()
+        .find(|i| i.id == id)
+        .with_context(|| format!("instance {id} has disappeared from the instance file"))
+}
