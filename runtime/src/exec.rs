@@ -240,6 +240,11 @@ fn child_setup(
         }
         Ok(())
     };
+    nix::unistd::chdir(p.cwd()).map_err(|e| Error::sys(format!("cwd {}", p.cwd().display()), e))?;
+    let cwd = nix::unistd::getcwd().map_err(|e| Error::sys("getcwd", e))?;
+    if cwd.as_os_str().to_string_lossy().starts_with("(unreachable)") {
+        return Err(Error::Other("exec: cwd is outside the container".into()));
+    }
     if let (Some(f), false) = (seccomp, nnp) {
         install(f)?;
     }
@@ -251,10 +256,6 @@ fn child_setup(
     // SAFETY: prctl with integers.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
     nix::unistd::chdir(p.cwd()).map_err(|e| Error::sys(format!("cwd {}", p.cwd().display()), e))?;
-    let cwd = nix::unistd::getcwd().map_err(|e| Error::sys("getcwd", e))?;
-    if cwd.as_os_str().to_string_lossy().starts_with("(unreachable)") {
-        return Err(Error::Other("exec: cwd is outside the container".into()));
-    }
     crate::capabilities::apply(sets, last)?;
     // SAFETY: umask with an integer.
     unsafe { libc::umask(p.user().umask().unwrap_or(0o022) as libc::mode_t) };

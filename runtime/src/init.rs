@@ -262,6 +262,11 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
     let nnp = process.no_new_privileges().unwrap_or(false);
     let sets = capabilities::Sets::from_spec(process.capabilities().as_ref())?;
     let last = capabilities::last_cap();
+    // Verify the cwd (CVE-2024-21626) before a profile that may deny getcwd is loaded;
+    // it is entered again below as the target user, so permissions still apply.
+    let cwd = process.cwd();
+    nix::unistd::chdir(cwd).sys_ctx(|| format!("process.cwd {}", cwd.display()))?;
+    check_cwd_inside()?;
     if let (Some(f), false) = (ctx.seccomp, nnp) {
         install_seccomp(f, chan, &joined)?;
     }
@@ -272,9 +277,7 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
     identity::switch(process.user(), setgroups_ok)?;
     // SAFETY: as above.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
-    let cwd = process.cwd();
     nix::unistd::chdir(cwd).sys_ctx(|| format!("process.cwd {}", cwd.display()))?;
-    check_cwd_inside()?;
     capabilities::apply(&sets, last)?;
     // SAFETY: umask with an integer.
     unsafe { libc::umask(process.user().umask().unwrap_or(0o022) as libc::mode_t) };
