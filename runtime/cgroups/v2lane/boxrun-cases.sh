@@ -1,0 +1,165 @@
+#!/bin/sh
+# boxrun on a pure cgroup v2 system (runs inside the lane's VM, see
+# stage2.sh): limits read back from /sys/fs/cgroup/boxrun/<id>/ and enforced.
+# Each case prints "V2LANE-CASE <name> ok" or "V2LANE-CASE <name> FAILED: why".
+# The bundles (/lane/bundles/<case>/config.json, rootfs /lane/rootfs) are
+# made by run.sh.
+BR="/lane/boxrun --root /run/boxrun"
+CG=/sys/fs/cgroup/boxrun
+errs=""
+
+report() {
+    if [ -z "$errs" ]; then
+        echo "V2LANE-CASE $1 ok"
+    else
+        echo "V2LANE-CASE $1 FAILED:$errs"
+    fi
+    errs=""
+}
+
+err() { errs="$errs $*;"; }
+
+# want FILE VALUE: the file's content (trimmed) must be VALUE
+want() {
+    got=$(cat "$1" 2>&1)
+    [ "$got" = "$2" ] || err "${1#$CG/} is '$got', want '$2'"
+}
+
+# wait_for FILE PATTERN SECONDS: bounded poll for a container's output line
+wait_for() {
+    n=0
+    while ! grep -q "$2" "$1" 2>/dev/null; do
+        [ $n -ge $(($3 * 10)) ] && return 1
+        sleep 0.1
+        n=$((n + 1))
+    done
+}
+
+# the init pid of a container, from `boxrun state`
+pid_of() { $BR state "$1" 2>/dev/null | tr -d ' \n' | sed -n 's/.*"pid":\([0-9]*\).*/\1/p'; }
+
+# create + start a container whose output goes to /tmp/<id>.out
+launch() {
+    if ! $BR create --bundle "/lane/bundles/$1" "$1" >"/tmp/$1.out" 2>&1; then
+        err "create failed: $(tr '\n' ' ' <"/tmp/$1.out")"
+        return 1
+    fi
+}
+
+finish() {
+    $BR kill "$1" KILL >/dev/null 2>&1
+    $BR delete --force "$1" >/dev/null 2>&1 || err "delete --force $1 failed"
+    [ -e "$CG/$1" ] && err "$CG/$1 left after delete"
+}
+
+echo "V2LANE-INFO boxrun $($BR --version 2>&1 | head -1)"
+
+# --- limits from the config, read back; update; join; delete removes them
+id=limits
+if launch $id; then
+    pid=$(pid_of $id)
+    want $CG/$id/memory.max 67108864
+    want $CG/$id/memory.swap.max 67108864
+    want $CG/$id/memory.low 33554432
+    want $CG/$id/cpu.weight 20
+    want $CG/$id/cpu.max "50000 100000"
+    want $CG/$id/pids.max 32
+    [ -n "$pid" ] || err "no pid in state"
+    want $CG/$id/cgroup.procs "$pid"
+    want "/proc/$pid/cgroup" "0::/boxrun/$id"
+    # the device program is attached (its effect: see the devices case)
+    $BR update --pids-limit 64 --memory 134217728 --cpu-quota 20000 $id >/tmp/upd.out 2>&1 ||
+        err "update failed: $(tr '\n' ' ' </tmp/upd.out)"
+    want $CG/$id/pids.max 64
+    want $CG/$id/memory.max 134217728
+    want $CG/$id/cpu.max "20000 100000"
+    $BR start $id >/tmp/start.out 2>&1 || err "start failed: $(tr '\n' ' ' </tmp/start.out)"
+fi
+finish $id
+report boxrun_limits_read_back_and_update
+
+# --- a process over memory.max is OOM-killed (dd's 64 MiB buffer, 32 MiB limit)
+id=oom
+if launch $id; then
+    $BR start $id >/dev/null 2>&1 || err "start failed"
+    if wait_for /tmp/$id.out dd_exit= 120; then
+        grep -q '^dd_exit=137$' /tmp/$id.out || err "dd not SIGKILLed: $(tr '\n' ' ' </tmp/$id.out)"
+        ok=$(sed -n 's/^oom_kill //p' $CG/$id/memory.events)
+        [ "${ok:-0}" -ge 1 ] || err "memory.events oom_kill is '${ok}'"
+        peak=$(cat $CG/$id/memory.peak 2>/dev/null || echo 0)
+        [ "$peak" -le 33554432 ] || err "memory.peak $peak above the limit"
+    else
+        err "no dd_exit line: $(tr '\n' ' ' </tmp/$id.out)"
+    fi
+fi
+finish $id
+report boxrun_oom_kill_at_memory_max
+
+# --- an unbounded fork loop stops at pids.max
+id=forkbomb
+if launch $id; then
+    $BR start $id >/dev/null 2>&1 || err "start failed"
+    if wait_for /tmp/$id.out 'bomb_stopped' 120; then
+        grep -q bomb_unbounded /tmp/$id.out && err "fork loop not stopped: $(tr '\n' ' ' </tmp/$id.out)"
+        cur=$(cat $CG/$id/pids.current)
+        [ "$cur" -le 16 ] || err "pids.current $cur above pids.max 16"
+        [ "$cur" -ge 10 ] || err "pids.current $cur: the loop forked too little"
+        mx=$(sed -n 's/^max //p' $CG/$id/pids.events)
+        [ "${mx:-0}" -ge 1 ] || err "pids.events max is '$mx'"
+    else
+        err "no bomb_stopped line: $(tr '\n' ' ' </tmp/$id.out)"
+    fi
+fi
+finish $id
+report boxrun_fork_bomb_stops_at_pids_max
+
+# --- a busy loop under cpu.max 20% is throttled
+id=cpu
+if launch $id; then
+    $BR start $id >/dev/null 2>&1 || err "start failed"
+    if wait_for /tmp/$id.out spin_done 120; then
+        thr=$(sed -n 's/^nr_throttled //p' $CG/$id/cpu.stat)
+        [ "${thr:-0}" -ge 1 ] || err "cpu.stat nr_throttled is '$thr'"
+        use=$(sed -n 's/^usage_usec //p' $CG/$id/cpu.stat)
+        # 2 s wall clock at 20% of one cpu: well under 1 s of cpu time
+        [ "${use:-0}" -le 1000000 ] || err "usage_usec $use: not throttled to 20%"
+        [ "${use:-0}" -ge 100000 ] || err "usage_usec $use: the loop did not run"
+    else
+        err "no spin_done line: $(tr '\n' ' ' </tmp/$id.out)"
+    fi
+fi
+finish $id
+report boxrun_cpu_max_throttles
+
+# --- the eBPF device program: a c 1:11 node in the rootfs is denied unless
+# a rule allows it; /dev/zero (runc default rules) stays allowed
+id=devdeny
+out=$($BR run --bundle /lane/bundles/$id $id 2>&1)
+echo "$out" | grep -q '^node_denied' || err "c 1:11 not denied: $(echo "$out" | tr '\n' ' ')"
+echo "$out" | grep -q 'Operation not permitted' || err "no EPERM: $(echo "$out" | tr '\n' ' ')"
+echo "$out" | grep -q '^zero_ok' || err "/dev/zero not readable: $(echo "$out" | tr '\n' ' ')"
+$BR delete --force $id >/dev/null 2>&1
+[ -e "$CG/$id" ] && err "$CG/$id left after run"
+report boxrun_device_program_denies_unlisted_device
+
+id=devallow
+out=$($BR run --bundle /lane/bundles/$id $id 2>&1)
+echo "$out" | grep -q '^node_ok' || err "allowed c 1:11 not opened: $(echo "$out" | tr '\n' ' ')"
+echo "$out" | grep -q '^write_denied' || err "write to r-only c 1:11 not denied: $(echo "$out" | tr '\n' ' ')"
+$BR delete --force $id >/dev/null 2>&1
+report boxrun_device_program_allows_listed_device
+
+# --- with a cgroup namespace the container sees its own cgroup as the root,
+# read-only, with its limits
+id=cgns
+out=$($BR run --bundle /lane/bundles/$id $id 2>&1)
+echo "$out" | grep -q '^0::/$' || err "/proc/self/cgroup not 0::/ : $(echo "$out" | tr '\n' ' ')"
+echo "$out" | grep -q '^pids=7$' || err "pids.max not 7 in the container: $(echo "$out" | tr '\n' ' ')"
+echo "$out" | grep -q '^ro_ok' || err "cgroup mount writable: $(echo "$out" | tr '\n' ' ')"
+$BR delete --force $id >/dev/null 2>&1
+report boxrun_cgroup_namespace_view
+
+# nothing left in the state root
+left=$($BR list -q 2>/dev/null | tr '\n' ' ')
+[ -z "$left" ] || err "containers left: $left"
+report boxrun_state_root_empty
