@@ -1,8 +1,6 @@
-//! `linux.sysctl`, `linux.seccomp` (mode), `linux.personality`,
-//! `linux.intelRdt`.
+//! `linux.sysctl`, `linux.seccomp` (mode) and `linux.personality`.
 
 use crate::runner::{Case, CaseResult, Ctx};
-use crate::skip;
 use serde_json::json;
 
 /// Cases of this area.
@@ -22,10 +20,6 @@ pub const CASES: &[Case] = &[
     Case {
         name: "kernel.personality-linux32",
         run: personality,
-    },
-    Case {
-        name: "kernel.intelRdt",
-        run: intel_rdt,
     },
 ];
 
@@ -54,14 +48,4 @@ fn no_seccomp(c: &mut Ctx) -> CaseResult {
 fn personality(c: &mut Ctx) -> CaseResult {
     c.config["linux"]["personality"] = json!({"domain": "LINUX32"});
     c.expect_checks_optional(&["personality"], "linux.personality")
-}
-
-fn intel_rdt(_c: &mut Ctx) -> CaseResult {
-    let mounted = std::fs::read_to_string("/proc/self/mountinfo")
-        .map(|t| t.contains(" - resctrl "))
-        .unwrap_or(false);
-    if !mounted {
-        skip!("host has no resctrl filesystem mounted (no Intel RDT)");
-    }
-    skip!("intelRdt behaviour is not covered by this suite yet")
 }

@@ -7,6 +7,7 @@
 mod cgroups;
 mod cli;
 mod devices;
+mod errors;
 mod hooks;
 mod kernel;
 mod lifecycle;
@@ -21,6 +22,7 @@ pub fn all() -> Vec<Case> {
     let mut v = Vec::new();
     v.extend_from_slice(lifecycle::CASES);
     v.extend_from_slice(hooks::CASES);
+    v.extend_from_slice(errors::CASES);
     v.extend_from_slice(cli::CASES);
     v.extend_from_slice(process::CASES);
     v.extend_from_slice(namespaces::CASES);

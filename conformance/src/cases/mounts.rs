@@ -1,6 +1,7 @@
 //! `mounts`, `root.readonly`, `linux.rootfsPropagation`, `linux.maskedPaths`,
 //! `linux.readonlyPaths`.
 
+use crate::check;
 use crate::runner::{Case, CaseResult, Ctx};
 use serde_json::json;
 
@@ -57,6 +58,10 @@ pub const CASES: &[Case] = &[
     Case {
         name: "mounts.rootfsPropagation-unbindable",
         run: |c| rootfs_prop(c, "unbindable"),
+    },
+    Case {
+        name: "mounts.rootfsPropagation-slave-receives",
+        run: slave_receives,
     },
     Case {
         name: "mounts.maskedPaths",
@@ -140,4 +145,47 @@ fn readonly(c: &mut Ctx) -> CaseResult {
         a.push(json!("/etc/passwd"));
     }
     c.expect_checks(&["readonlyPaths"])
+}
+
+/// Behavioural form of rootfsPropagation=slave: "the rootfs mount receives
+/// propagation events from the host (e.g. if something is mounted on the host
+/// it will also appear in the container)".
+fn slave_receives(c: &mut Ctx) -> CaseResult {
+    c.config["linux"]["rootfsPropagation"] = json!("slave");
+    let rootfs = c.rootfs();
+    let probe = rootfs.join("mnt/oc-probe");
+    std::fs::create_dir_all(&probe).map_err(anyhow::Error::from)?;
+    c.make_shared_mount(&rootfs)?;
+    c.set_args(&["/bin/sleep", "600"]);
+    let id = c.id(1);
+    c.create(&id)?;
+    c.rt_ok(&["start", &id])?;
+    let p = std::ffi::CString::new(probe.as_os_str().as_encoded_bytes())
+        .map_err(anyhow::Error::from)?;
+    let fstype = c"tmpfs";
+    // SAFETY: valid C strings; mounts a tmpfs under the case directory,
+    // which the case cleanup detaches.
+    let rc = unsafe {
+        libc::mount(
+            fstype.as_ptr(),
+            p.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(anyhow::anyhow!(
+            "mount tmpfs on {}: {}",
+            probe.display(),
+            std::io::Error::last_os_error()
+        )
+        .into());
+    }
+    let out = c.rt_ok(&["exec", &id, "/bin/cat", "/proc/self/mountinfo"])?;
+    check!(
+        out.stdout.lines().any(|l| l.split(' ').nth(4) == Some("/mnt/oc-probe")),
+        "a tmpfs mounted on the host at rootfs/mnt/oc-probe after start is not visible in the container"
+    );
+    Ok(())
 }
