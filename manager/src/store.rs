@@ -126,8 +126,11 @@ impl Store {
     pub fn update<R>(&self, f: impl FnOnce(&mut Vec<Instance>) -> Result<R>) -> Result<R> {
         let _guard = self.lock()?;
         let mut list = self.load()?;
+        let before = list.clone();
         let r = f(&mut list)?;
-        self.save(&list)?;
+        if list != before {
+            self.save(&list)?;
+        }
         Ok(r)
     }
 

@@ -1,0 +1,255 @@
+//! Shared test harness: a private boxctl root per test, cleaned up on drop
+//! (instances removed, mounts, loop devices and cgroups checked and released).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// The OCI runtime the tests drive: $BOXCTL_TEST_RUNTIME, else the
+/// workspace's release boxrun when built, else runc.
+pub fn runtime() -> String {
+    if let Ok(r) = std::env::var("BOXCTL_TEST_RUNTIME") {
+        return r;
+    }
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for cand in [
+        ws.join("target/release/boxrun"),
+        ws.join("target/debug/boxrun"),
+    ] {
+        if cand.is_file() {
+            return cand.display().to_string();
+        }
+    }
+    "/usr/sbin/runc".to_string()
+}
+
+/// One test's boxctl root.
+pub struct Env {
+    pub dir: PathBuf,
+    pub root: PathBuf,
+    pub runtime: String,
+    extra_mounts: Vec<PathBuf>,
+}
+
+impl Env {
+    /// A fresh root with the busybox image imported as `bb`.
+    pub fn new(tag: &str) -> Env {
+        let env = Env::empty(tag);
+        let rootfs = env.dir.join("rootfs-src");
+        let st = Command::new(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../bundles/busybox/build-rootfs.sh"),
+        )
+        .arg(&rootfs)
+        .status()
+        .expect("run build-rootfs.sh");
+        assert!(st.success(), "build-rootfs.sh failed");
+        env.ok(&[
+            "image",
+            "import",
+            "--size",
+            "64m",
+            rootfs.to_str().unwrap(),
+            "bb",
+        ]);
+        env
+    }
+
+    /// A fresh root without images.
+    pub fn empty(tag: &str) -> Env {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir =
+            std::env::temp_dir().join(format!("boxctl-test-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let root = dir.join("root");
+        Env {
+            dir,
+            root,
+            runtime: runtime(),
+            extra_mounts: Vec::new(),
+        }
+    }
+
+    /// Put the root on a tmpfs of `size` (for disk-full tests); unmounted on drop.
+    pub fn root_on_tmpfs(&mut self, size: &str) {
+        std::fs::create_dir_all(&self.root).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&self.root)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        self.extra_mounts.push(self.root.clone());
+    }
+
+    /// Run boxctl with this root and runtime.
+    pub fn boxctl(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_boxctl"))
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--runtime")
+            .arg(&self.runtime)
+            .args(args)
+            .env("BOXCTL_LOG_MAX", "65536")
+            .output()
+            .expect("run boxctl")
+    }
+
+    /// Run boxctl, assert success, return stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.boxctl(args);
+        assert!(
+            out.status.success(),
+            "boxctl {args:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Run boxctl, assert failure with one `boxctl: error:` line, return stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.boxctl(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !out.status.success(),
+            "boxctl {args:?} unexpectedly succeeded"
+        );
+        assert!(
+            err.starts_with("boxctl: error: "),
+            "bad error output: {err:?}"
+        );
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "error is not one line: {err:?}"
+        );
+        err
+    }
+
+    /// `inspect NAME` as JSON.
+    pub fn inspect(&self, name: &str) -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(&self.ok(&["inspect", name])).unwrap();
+        v[0].clone()
+    }
+
+    /// `ps -a --json`.
+    pub fn ps_all(&self) -> Vec<serde_json::Value> {
+        serde_json::from_str(&self.ok(&["ps", "-a", "--json"])).unwrap()
+    }
+
+    /// Instance directories present.
+    pub fn instance_dirs(&self) -> Vec<String> {
+        std::fs::read_dir(self.root.join("instances"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Assert nothing is left: mounts, loop devices, cgroups of known ids.
+    pub fn assert_no_leaks(&self, ids: &[String]) {
+        let mounts = mounts_under(&self.root);
+        let mounts: Vec<_> = mounts
+            .iter()
+            .filter(|m| !self.extra_mounts.contains(m))
+            .collect();
+        assert!(mounts.is_empty(), "leaked mounts: {mounts:?}");
+        let loops = loops_under(&self.root);
+        assert!(loops.is_empty(), "leaked loop devices: {loops:?}");
+        for id in ids {
+            for c in ["memory", "pids", "cpu", "blkio"] {
+                let p = Path::new("/sys/fs/cgroup").join(c).join("boxctl").join(id);
+                assert!(!p.exists(), "leaked cgroup {}", p.display());
+            }
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Remove every instance (the file may list them even if a test failed midway).
+        if let Ok(out) = Command::new(env!("CARGO_BIN_EXE_boxctl"))
+            .arg("--root")
+            .arg(&self.root)
+            .args(["ps", "-a", "-q"])
+            .output()
+        {
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new(env!("CARGO_BIN_EXE_boxctl"))
+                    .arg("--root")
+                    .arg(&self.root)
+                    .args(["rm", "-f", id])
+                    .output();
+                for c in [
+                    "memory", "pids", "cpu", "cpuacct", "blkio", "cpuset", "devices", "freezer",
+                    "systemd",
+                ] {
+                    let _ = std::fs::remove_dir(
+                        Path::new("/sys/fs/cgroup").join(c).join("boxctl").join(id),
+                    );
+                }
+            }
+        }
+        let mut ms = mounts_under(&self.root);
+        ms.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
+        for m in ms {
+            let _ = Command::new("umount").arg("-l").arg(&m).status();
+        }
+        for (dev, _) in loops_under(&self.dir) {
+            let _ = Command::new("losetup").arg("-d").arg(dev).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Mount points under `dir`.
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(PathBuf::from))
+        .filter(|p| p.starts_with(dir))
+        .collect()
+}
+
+/// Loop devices backed by files under `dir`.
+pub fn loops_under(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/sys/block").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Ok(b) = std::fs::read_to_string(e.path().join("loop/backing_file")) {
+            let b = PathBuf::from(b.trim_end());
+            if b.starts_with(dir) {
+                out.push((format!("/dev/{name}"), b));
+            }
+        }
+    }
+    out
+}
+
+/// Wait for a process (not our child) to exit, through a pidfd.
+pub fn wait_pid(pid: i32, secs: u64) -> bool {
+    // SAFETY: pidfd_open with a pid and no flags.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return true;
+    }
+    let mut p = libc::pollfd {
+        fd: fd as i32,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let rc = unsafe { libc::poll(&mut p, 1, (secs * 1000) as i32) };
+    // SAFETY: closing the fd we opened.
+    unsafe { libc::close(fd as i32) };
+    rc > 0
+}

@@ -1,0 +1,395 @@
+//! End-to-end tests of boxctl against a real OCI runtime (root required).
+
+mod common;
+
+use std::time::Instant;
+
+use common::{wait_pid, Env};
+
+fn id_of(env: &Env, name: &str) -> String {
+    env.inspect(name)["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn full_life_of_an_instance() {
+    let env = Env::new("life");
+    let id = env
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "bb",
+            "sh",
+            "-c",
+            "echo hello-from-box; exec sleep 1000",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 12);
+
+    // ps shows it running with an uptime, and the instance file says so too.
+    let ps = env.ok(&["ps"]);
+    assert!(ps.contains("web") && ps.contains("Up "), "{ps}");
+    let all = env.ps_all();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0]["status"], "running");
+    assert_eq!(all[0]["image"], "bb");
+    assert!(all[0]["uptime_seconds"].as_i64().unwrap() >= 0);
+    let file = std::fs::read_to_string(env.root.join("instances.toml")).unwrap();
+    assert!(
+        file.contains(&format!("[{id}]")) && file.contains("status = \"running\""),
+        "{file}"
+    );
+
+    // logs, exec, stats
+    let logs = env.ok(&["logs", "web"]);
+    assert_eq!(logs.trim(), "hello-from-box");
+    assert_eq!(env.ok(&["exec", "web", "hostname"]).trim(), "web");
+    let out = env.boxctl(&["exec", "web", "sh", "-c", "exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+    let stats: serde_json::Value =
+        serde_json::from_str(&env.ok(&["stats", "--json", "web"])).unwrap();
+    assert!(stats[0]["pids"].as_u64().unwrap() >= 1, "{stats}");
+    assert!(stats[0]["memory_usage"].as_u64().unwrap() > 0, "{stats}");
+
+    // A file written inside survives stop/start; the disk is kept while stopped.
+    env.ok(&["exec", "web", "sh", "-c", "echo kept > /data.txt && sync"]);
+    env.ok(&["stop", "-t", "1", "web"]);
+    let i = env.inspect("web");
+    assert_eq!(i["status"], "exited");
+    assert_eq!(i["mounted"], false);
+    assert!(std::path::Path::new(i["disk"].as_str().unwrap()).exists());
+    assert!(
+        env.ok(&["ps"]).lines().count() == 1,
+        "stopped instance listed by plain ps"
+    );
+    env.assert_no_leaks(&[id.clone()]);
+    env.ok(&["start", "web"]);
+    assert_eq!(env.ok(&["exec", "web", "cat", "/data.txt"]).trim(), "kept");
+    assert_eq!(env.inspect("web")["limits"], serde_json::Value::Null);
+
+    // rm refuses a running instance, rm -f removes everything.
+    let err = env.fails(&["rm", "web"]);
+    assert!(err.contains("running"), "{err}");
+    env.ok(&["restart", "-t", "1", "web"]);
+    assert_eq!(env.inspect("web")["status"], "running");
+    env.ok(&["rm", "-f", "web"]);
+    assert!(env.ps_all().is_empty());
+    assert!(env.instance_dirs().is_empty(), "{:?}", env.instance_dirs());
+    let file = std::fs::read_to_string(env.root.join("instances.toml")).unwrap();
+    assert!(!file.contains(&id), "{file}");
+    env.assert_no_leaks(&[id]);
+}
+
+#[test]
+fn foreground_run_returns_the_exit_code_and_output() {
+    let env = Env::new("fg");
+    let out = env.boxctl(&["run", "--name", "fg", "bb", "sh", "-c", "echo out; exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "out");
+    let i = env.inspect("fg");
+    assert_eq!(i["status"], "exited");
+    assert_eq!(i["exit_code"], 3);
+    let id = i["id"].as_str().unwrap().to_string();
+    env.ok(&["rm", "fg"]);
+    env.assert_no_leaks(&[id]);
+}
+
+#[test]
+fn limits_are_enforced_inside() {
+    let env = Env::new("limits");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lim",
+        "--memory",
+        "32m",
+        "--pids",
+        "20",
+        "--cpus",
+        "0.5",
+        "--io-write-bps",
+        "1m",
+        "bb",
+        "sleep",
+        "1000",
+    ]);
+    let id = id_of(&env, "lim");
+    let cg = env.ok(&[
+        "exec",
+        "lim",
+        "cat",
+        "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+        "/sys/fs/cgroup/cpu/cpu.cfs_period_us",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        "/sys/fs/cgroup/pids/pids.max",
+    ]);
+    let v: Vec<&str> = cg.split_whitespace().collect();
+    assert_eq!(v, ["50000", "100000", "33554432", "20"]);
+
+    // Memory: a shell growing past 32 MiB is OOM-killed.
+    let out = env.boxctl(&[
+        "exec",
+        "lim",
+        "sh",
+        "-c",
+        "x=$(head -c 60000000 /dev/zero | tr '\\0' a); echo survived",
+    ]);
+    assert_eq!(out.status.code(), Some(137), "{:?}", out);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("survived"));
+
+    // Pids: forking past 20 tasks fails.
+    let out = env.boxctl(&[
+        "exec",
+        "lim",
+        "sh",
+        "-c",
+        "for i in $(seq 40); do sleep 2 & done; wait",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("can't fork"),
+        "{out:?}"
+    );
+
+    // Disk: 2 MiB of direct writes at 1 MiB/s take about 2 s.
+    let t = Instant::now();
+    env.ok(&[
+        "exec",
+        "lim",
+        "dd",
+        "if=/dev/zero",
+        "of=/blob",
+        "bs=64k",
+        "count=32",
+        "oflag=direct",
+    ]);
+    let took = t.elapsed().as_secs_f64();
+    assert!(
+        took > 1.5,
+        "2 MiB written in {took:.2}s despite --io-write-bps 1m"
+    );
+
+    // Live update of the memory limit.
+    env.ok(&["update", "lim", "--memory", "64m"]);
+    let m = env.ok(&[
+        "exec",
+        "lim",
+        "cat",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]);
+    assert_eq!(m.trim(), "67108864");
+    assert_eq!(env.inspect("lim")["memory"], 67108864);
+
+    env.ok(&["rm", "-f", "lim"]);
+    env.assert_no_leaks(&[id]);
+}
+
+#[test]
+fn restart_policy_after_crashes() {
+    let env = Env::new("restart");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "crash",
+        "--restart",
+        "on-failure:2",
+        "bb",
+        "sh",
+        "-c",
+        "echo attempt; exit 3",
+    ]);
+    let i = env.inspect("crash");
+    let id = i["id"].as_str().unwrap().to_string();
+    if let Some(m) = i["monitor_pid"].as_i64() {
+        assert!(
+            wait_pid(m as i32, 30),
+            "monitor still running after the retries"
+        );
+    }
+    let i = env.inspect("crash");
+    assert_eq!(i["status"], "exited");
+    assert_eq!(i["exit_code"], 3);
+    assert_eq!(i["restart_count"], 2);
+    let logs = env.ok(&["logs", "crash"]);
+    assert_eq!(logs.matches("attempt").count(), 3, "{logs}");
+    env.assert_no_leaks(&[id.clone()]);
+
+    // `always` restarts a killed process; stop ends it for good.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "always",
+        "--restart",
+        "always",
+        "bb",
+        "sleep",
+        "1000",
+    ]);
+    let a = env.inspect("always");
+    let pid = a["pid"].as_i64().unwrap() as i32;
+    // SAFETY: signalling the container's init we started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(wait_pid(pid, 10));
+    let mut restarted = false;
+    for _ in 0..100 {
+        let a = env.inspect("always");
+        if a["status"] == "running" && a["pid"].as_i64().is_some_and(|p| p as i32 != pid) {
+            assert_eq!(a["restart_count"], 1);
+            restarted = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        restarted,
+        "instance with --restart always was not restarted"
+    );
+    env.ok(&["stop", "-t", "1", "always"]);
+    assert_eq!(env.inspect("always")["status"], "exited");
+    let aid = id_of(&env, "always");
+    env.ok(&["rm", "always", "crash"]);
+    env.assert_no_leaks(&[id, aid]);
+}
+
+#[test]
+fn ps_repairs_the_file_after_the_monitor_is_killed() {
+    let env = Env::new("repair");
+    env.ok(&["run", "-d", "--name", "orphan", "bb", "sleep", "1000"]);
+    let i = env.inspect("orphan");
+    let id = i["id"].as_str().unwrap().to_string();
+    let monitor = i["monitor_pid"].as_i64().unwrap() as i32;
+    let pid = i["pid"].as_i64().unwrap() as i32;
+    // SAFETY: killing the monitor process boxctl started for this test.
+    unsafe { libc::kill(monitor, libc::SIGKILL) };
+    assert!(wait_pid(monitor, 10));
+    // Still running, but unmonitored.
+    let ps = env.ps_all();
+    assert_eq!(ps[0]["status"], "running");
+    assert!(
+        ps[0]["state"].as_str().unwrap().contains("unmonitored"),
+        "{}",
+        ps[0]
+    );
+    assert!(ps[0]["monitor_pid"].is_null());
+    // The process dies behind boxctl's back: ps notices, records it and releases the disk.
+    // SAFETY: killing the container's init.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(wait_pid(pid, 10));
+    let ps = env.ps_all();
+    assert_eq!(ps[0]["status"], "exited", "{}", ps[0]);
+    assert!(ps[0]["finished_at"].is_string());
+    assert!(env.ok(&["ps"]).lines().count() == 1);
+    env.assert_no_leaks(&[id.clone()]);
+    // It can be started again on its kept disk.
+    env.ok(&["start", "orphan"]);
+    env.ok(&["rm", "-f", "orphan"]);
+    env.assert_no_leaks(&[id]);
+}
+
+#[test]
+fn concurrent_runs_keep_the_file_consistent() {
+    let env = Env::new("concurrent");
+    let n = 20;
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..n)
+            .map(|k| {
+                let env = &env;
+                s.spawn(move || {
+                    env.boxctl(&[
+                        "run",
+                        "-d",
+                        "--name",
+                        &format!("c{k}"),
+                        "bb",
+                        "sleep",
+                        "1000",
+                    ])
+                })
+            })
+            .collect();
+        for h in hs {
+            let out = h.join().unwrap();
+            assert!(out.status.success(), "{out:?}");
+        }
+    });
+    let all = env.ps_all();
+    assert_eq!(all.len(), n);
+    let mut names: Vec<_> = all
+        .iter()
+        .map(|i| i["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), n);
+    assert!(all.iter().all(|i| i["status"] == "running"));
+    let ids: Vec<String> = all
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    // Concurrent removal too.
+    std::thread::scope(|s| {
+        for k in 0..n {
+            let env = &env;
+            s.spawn(move || env.ok(&["rm", "-f", &format!("c{k}")]));
+        }
+    });
+    assert!(env.ps_all().is_empty());
+    assert!(env.instance_dirs().is_empty());
+    env.assert_no_leaks(&ids);
+}
+
+#[test]
+fn bad_input_leaves_nothing_behind() {
+    let mut env = Env::new("badinput");
+    let e = env.fails(&["run", "-d", "--memory", "12Q", "bb", "true"]);
+    assert!(e.contains("12Q"), "{e}");
+    let e = env.fails(&["run", "-d", "nosuchimage", "true"]);
+    assert!(e.contains("no such image"), "{e}");
+    let e = env.fails(&["run", "-d", "--name", "../evil", "bb", "true"]);
+    assert!(e.contains("invalid instance name"), "{e}");
+    env.fails(&["run", "-d", "--cpus=-1", "bb", "true"]);
+    env.fails(&["run", "-d", "--bogus-flag", "bb", "true"]);
+    env.fails(&["run", "-d", "--restart", "sometimes", "bb", "true"]);
+    env.fails(&["run", "-d", "bb", "/no/such/binary"]);
+    env.ok(&["run", "-d", "--name", "dup", "bb", "sleep", "1000"]);
+    let e = env.fails(&["run", "-d", "--name", "dup", "bb", "true"]);
+    assert!(e.contains("already used"), "{e}");
+    let e = env.fails(&["image", "rm", "bb"]);
+    assert!(e.contains("dup"), "{e}");
+    let id = id_of(&env, "dup");
+    env.ok(&["rm", "-f", "dup"]);
+    assert!(env.ps_all().is_empty());
+    assert!(env.instance_dirs().is_empty(), "{:?}", env.instance_dirs());
+    env.assert_no_leaks(&[id]);
+
+    // A full disk: the copy fails cleanly.
+    let img = env.dir.join("rootfs-src");
+    env.root = env.dir.join("small");
+    env.root_on_tmpfs("12m");
+    env.ok(&[
+        "image",
+        "import",
+        "--size",
+        "32m",
+        img.to_str().unwrap(),
+        "bb",
+    ]);
+    let filler = env.root.join("filler");
+    let _ = std::process::Command::new("dd")
+        .args([
+            "if=/dev/zero",
+            "bs=1M",
+            "count=64",
+            &format!("of={}", filler.display()),
+        ])
+        .output();
+    let e = env.fails(&["run", "-d", "--name", "full", "bb", "true"]);
+    assert!(e.contains("full"), "{e}");
+    assert!(env.ps_all().is_empty());
+    assert!(env.instance_dirs().is_empty(), "{:?}", env.instance_dirs());
+    env.assert_no_leaks(&[]);
+}
