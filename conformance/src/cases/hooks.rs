@@ -17,6 +17,10 @@ pub const CASES: &[Case] = &[
         run: args_env,
     },
     Case {
+        name: "hooks.path-resolution",
+        run: path_resolution,
+    },
+    Case {
         name: "hooks.fail-prestart",
         run: |c| fail_create(c, "prestart"),
     },
@@ -350,6 +354,47 @@ fn timeout(c: &mut Ctx) -> CaseResult {
         out.elapsed.as_secs() < 20,
         "create took {:?}: the 1s hook timeout was not enforced",
         out.elapsed
+    );
+    Ok(())
+}
+
+/// createRuntime paths resolve in the runtime namespace and startContainer
+/// paths in the container: each hook program exists only on its own side.
+fn path_resolution(c: &mut Ctx) -> CaseResult {
+    use std::os::unix::fs::PermissionsExt;
+    c.mount_out();
+    let host_script = c.dir.join("oc-host-only-hook");
+    let out = c.out();
+    std::fs::write(
+        &host_script,
+        format!(
+            "#!/bin/sh\necho createRuntime >> {}/hooks.log\n",
+            out.display()
+        ),
+    )
+    .map_err(anyhow::Error::from)?;
+    let ctr_script = c.rootfs().join("oc-container-only-hook");
+    std::fs::write(
+        &ctr_script,
+        "#!/bin/sh\necho startContainer >> /out/hooks.log\n",
+    )
+    .map_err(anyhow::Error::from)?;
+    for p in [&host_script, &ctr_script] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
+            .map_err(anyhow::Error::from)?;
+    }
+    c.config["hooks"] = json!({
+        "createRuntime": [{"path": host_script.to_string_lossy()}],
+        "startContainer": [{"path": "/oc-container-only-hook"}]
+    });
+    c.set_args(&["/bin/sleep", "600"]);
+    let id = c.id(1);
+    c.create(&id)?;
+    c.rt_ok(&["start", &id])?;
+    let got = log(c);
+    check!(
+        got == ["createRuntime", "startContainer"],
+        "expected both hooks to run from their own namespace, log is {got:?}"
     );
     Ok(())
 }

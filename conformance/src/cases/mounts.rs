@@ -40,6 +40,10 @@ pub const CASES: &[Case] = &[
         run: |c| root_ro(c, true),
     },
     Case {
+        name: "mounts.root-absolute-path",
+        run: root_absolute,
+    },
+    Case {
         name: "mounts.root-readwrite",
         run: |c| root_ro(c, false),
     },
@@ -188,4 +192,10 @@ fn slave_receives(c: &mut Ctx) -> CaseResult {
         "a tmpfs mounted on the host at rootfs/mnt/oc-probe after start is not visible in the container"
     );
     Ok(())
+}
+
+fn root_absolute(c: &mut Ctx) -> CaseResult {
+    let abs = c.bundle.join("rootfs");
+    c.config["root"]["path"] = json!(abs.to_string_lossy());
+    c.expect_checks(&["root.readonly", "process.args"])
 }

@@ -54,6 +54,10 @@ pub const CASES: &[Case] = &[
         run: terminal,
     },
     Case {
+        name: "process.exec",
+        run: exec,
+    },
+    Case {
         name: "process.apparmorProfile",
         run: apparmor,
     },
@@ -140,7 +144,12 @@ fn scheduler(c: &mut Ctx) -> CaseResult {
 
 fn terminal(c: &mut Ctx) -> CaseResult {
     c.config["process"]["terminal"] = json!(true);
-    c.set_args(&["/oci-checker", "--only", "process.terminal,devices.console"]);
+    c.config["process"]["consoleSize"] = json!({"height": 33, "width": 101});
+    c.set_args(&[
+        "/oci-checker",
+        "--only",
+        "process.terminal,process.consoleSize,devices.console",
+    ]);
     let sock_path = c.dir.join("console.sock");
     let sock = ConsoleSocket::bind(&sock_path)?;
     let id = c.id(1);
@@ -166,10 +175,14 @@ fn terminal(c: &mut Ctx) -> CaseResult {
         })
         .collect();
     check!(fails.is_empty(), "{}", fails.join(" | "));
-    check!(
-        tap.points.iter().any(|p| p.point == Point::Ok),
-        "every check skipped: {text:?}"
-    );
+    for want in ["process.terminal", "process.consoleSize", "devices.console"] {
+        check!(
+            tap.points
+                .iter()
+                .any(|p| p.desc == want && p.point == Point::Ok),
+            "{want} did not pass: {text:?}"
+        );
+    }
     Ok(())
 }
 
@@ -185,4 +198,54 @@ fn selinux(_c: &mut Ctx) -> CaseResult {
         skip!("host has no SELinux");
     }
     skip!("SELinux labels are not exercised by this suite")
+}
+
+/// `exec --process`: the exec'd process gets its own user, env, cwd,
+/// capabilities, rlimits and noNewPrivileges. The checker reads a config
+/// copy whose `process` is the exec'd one.
+fn exec(c: &mut Ctx) -> CaseResult {
+    c.set_args(&["/bin/sleep", "600"]);
+    let caps = json!(["CAP_KILL", "CAP_CHOWN"]);
+    let process = json!({
+        "terminal": false,
+        "user": {"uid": 1000, "gid": 1000, "additionalGids": [1001]},
+        "args": ["/oci-checker", "--config", "/oci-checker-exec.json", "--only", "process."],
+        "env": ["PATH=/bin", "OC_EXEC=yes"],
+        "cwd": "/tmp",
+        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps,
+                          "inheritable": caps, "ambient": ["CAP_KILL"]},
+        "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 256, "hard": 300}],
+        "noNewPrivileges": true
+    });
+    let mut exec_cfg = c.config.clone();
+    exec_cfg["process"] = process.clone();
+    std::fs::write(
+        c.rootfs().join("oci-checker-exec.json"),
+        exec_cfg.to_string(),
+    )
+    .map_err(anyhow::Error::from)?;
+    let pj = c.dir.join("process.json");
+    std::fs::write(&pj, process.to_string()).map_err(anyhow::Error::from)?;
+    let id = c.id(1);
+    c.create(&id)?;
+    c.rt_ok(&["start", &id])?;
+    let p = pj.to_string_lossy().into_owned();
+    let out = c.rt(&["exec", "--process", &p, &id])?;
+    let tap = Tap::parse(&out.stdout);
+    check!(
+        tap.complete() && !tap.points.is_empty(),
+        "no TAP from the exec'd checker: {}",
+        out.describe()
+    );
+    let fails: Vec<String> = tap
+        .points
+        .iter()
+        .filter_map(|p| match &p.point {
+            Point::NotOk(r) => Some(format!("{}: {r}", p.desc)),
+            _ => None,
+        })
+        .collect();
+    check!(fails.is_empty(), "{}", fails.join(" | "));
+    check!(out.success(), "exec: {}", out.describe());
+    Ok(())
 }

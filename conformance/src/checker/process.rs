@@ -9,6 +9,7 @@ pub(super) fn run(c: &mut Checker) {
     c.check("process.env", env);
     c.check("process.cwd", cwd);
     c.check("process.terminal", terminal);
+    c.check("process.consoleSize", console_size);
     c.check("process.user.uid", |c| ids(c, "Uid", "uid"));
     c.check("process.user.gid", |c| ids(c, "Gid", "gid"));
     c.check("process.user.additionalGids", groups);
@@ -321,4 +322,38 @@ fn terminal(c: &Checker) -> Check {
             format!("{got:?}"),
         ))
     }
+}
+
+fn console_size(c: &Checker) -> Check {
+    let size = c
+        .at("/process/consoleSize")
+        .ok_or_else(|| Miss::Skip("consoleSize not set".into()))?;
+    if !c
+        .at("/process/terminal")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
+    {
+        return Err(Miss::Skip("consoleSize without terminal".into()));
+    }
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize into `ws`.
+    if unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) } != 0 {
+        return Err(Miss::Fail(format!(
+            "TIOCGWINSZ: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    expect_eq(
+        format!(
+            "{}x{}",
+            size["height"].as_u64().unwrap_or(0),
+            size["width"].as_u64().unwrap_or(0)
+        ),
+        format!("{}x{}", ws.ws_row, ws.ws_col),
+    )
 }
