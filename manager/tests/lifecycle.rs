@@ -64,7 +64,7 @@ fn full_life_of_an_instance() {
         env.ok(&["ps"]).lines().count() == 1,
         "stopped instance listed by plain ps"
     );
-    env.assert_no_leaks(&[id.clone()]);
+    env.assert_no_leaks(std::slice::from_ref(&id));
     env.ok(&["start", "web"]);
     assert_eq!(env.ok(&["exec", "web", "cat", "/data.txt"]).trim(), "kept");
     assert_eq!(env.inspect("web")["limits"], serde_json::Value::Null);
@@ -215,7 +215,7 @@ fn restart_policy_after_crashes() {
     assert_eq!(i["restart_count"], 2);
     let logs = env.ok(&["logs", "crash"]);
     assert_eq!(logs.matches("attempt").count(), 3, "{logs}");
-    env.assert_no_leaks(&[id.clone()]);
+    env.assert_no_leaks(std::slice::from_ref(&id));
 
     // `always` restarts a killed process; stop ends it for good.
     env.ok(&[
@@ -283,7 +283,7 @@ fn ps_repairs_the_file_after_the_monitor_is_killed() {
     assert_eq!(ps[0]["status"], "exited", "{}", ps[0]);
     assert!(ps[0]["finished_at"].is_string());
     assert!(env.ok(&["ps"]).lines().count() == 1);
-    env.assert_no_leaks(&[id.clone()]);
+    env.assert_no_leaks(std::slice::from_ref(&id));
     // It can be started again on its kept disk.
     env.ok(&["start", "orphan"]);
     env.ok(&["rm", "-f", "orphan"]);
