@@ -14,6 +14,7 @@ mod lifecycle;
 mod mounts;
 mod namespaces;
 mod process;
+mod selftest;
 
 use crate::runner::Case;
 
@@ -30,6 +31,7 @@ pub fn all() -> Vec<Case> {
     v.extend_from_slice(devices::CASES);
     v.extend_from_slice(cgroups::CASES);
     v.extend_from_slice(kernel::CASES);
+    v.extend_from_slice(selftest::CASES);
     v
 }
 

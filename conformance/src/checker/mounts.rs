@@ -342,3 +342,41 @@ pub fn errno_name(e: i32) -> String {
         std::io::Error::from_raw_os_error(e).to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::procfs::parse_mountinfo;
+
+    fn mi(line: &str) -> MountInfo {
+        parse_mountinfo(line).remove(0)
+    }
+
+    fn opts(o: &[&str]) -> Vec<String> {
+        o.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn flags_propagation_and_superblock_options_are_compared() {
+        let m = mi("50 40 0:5 / /dev rw,nosuid shared:3 - tmpfs tmpfs rw,size=65536k,mode=755\n");
+        assert!(
+            option_errors(&opts(&["nosuid", "mode=0755", "size=64m", "rshared"]), &m).is_empty()
+        );
+        let e = option_errors(&opts(&["ro", "noexec", "mode=700", "rslave"]), &m);
+        assert_eq!(e.len(), 4, "{e:?}");
+    }
+
+    #[test]
+    fn tmpfs_default_mode_is_implicit() {
+        let m = mi("50 40 0:5 / /dev/shm rw - tmpfs shm rw,size=65536k\n");
+        assert!(option_errors(&opts(&["mode=1777"]), &m).is_empty());
+        assert_eq!(option_errors(&opts(&["mode=755"]), &m).len(), 1);
+    }
+
+    #[test]
+    fn strictatime_means_neither_relatime_nor_noatime() {
+        let m = mi("50 40 0:5 / /x rw,relatime - tmpfs t rw\n");
+        assert_eq!(option_errors(&opts(&["strictatime"]), &m).len(), 1);
+        assert!(option_errors(&opts(&["relatime", "suid", "dev", "exec"]), &m).is_empty());
+    }
+}

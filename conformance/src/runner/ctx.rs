@@ -314,6 +314,17 @@ impl<'s> Ctx<'s> {
     /// Run the checker as the container process with `--only <only>` and
     /// return the runtime's output and the parsed TAP.
     pub fn run_checker(&mut self, only: &[&str]) -> Result<(Output, Tap)> {
+        self.run_checker_with(only, |_| {})
+    }
+
+    /// Like [`Ctx::run_checker`], but `lie` edits the checker's copy of the
+    /// config after the runtime's config.json is written: a negative control
+    /// that proves a check can fail.
+    pub fn run_checker_with(
+        &mut self,
+        only: &[&str],
+        lie: impl FnOnce(&mut Value),
+    ) -> Result<(Output, Tap)> {
         let mut args = vec!["/oci-checker".to_string()];
         if !only.is_empty() {
             args.push("--only".into());
@@ -321,6 +332,12 @@ impl<'s> Ctx<'s> {
         }
         self.config["process"]["args"] = json!(args);
         self.write_config()?;
+        let mut told = self.config.clone();
+        lie(&mut told);
+        if told != self.config {
+            std::fs::write(self.rootfs().join("oci-checker.json"), told.to_string())
+                .context("write the altered oci-checker.json")?;
+        }
         let id = self.id(0);
         self.track(&id);
         let b = self.bundle.to_string_lossy().into_owned();
