@@ -139,6 +139,9 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
             write_timens_offsets(spec)?;
         }
     }
+    if ctx.ns.new_net {
+        crate::namespaces::loopback_up()?;
+    }
     // SAFETY: setsid takes no arguments.
     unsafe { libc::setsid() };
     if !ctx.no_new_keyring {

@@ -58,6 +58,8 @@ pub struct Plan {
     pub join_pid: Option<OwnedFd>,
     /// Whether any mount namespace (new or joined) is used.
     pub has_mount_ns: bool,
+    /// Whether a new network namespace is created (its loopback is brought up, as runc does).
+    pub new_net: bool,
 }
 
 const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
@@ -100,6 +102,9 @@ pub fn plan(list: &[LinuxNamespace]) -> Result<Plan> {
         let t = ns.typ();
         if t == LinuxNamespaceType::Mount {
             p.has_mount_ns = true;
+        }
+        if t == LinuxNamespaceType::Network {
+            p.new_net = ns.path().as_ref().is_none_or(|p| p.as_os_str().is_empty());
         }
         match ns.path() {
             Some(path) if !path.as_os_str().is_empty() => {
@@ -147,6 +152,40 @@ pub fn setns(j: &Join) -> Result<()> {
             format!("join {} namespace", proc_name(j.typ)),
             nix::Error::last(),
         ));
+    }
+    Ok(())
+}
+
+/// Bring up `lo` in the current (new) network namespace, as runc and crun do: engines
+/// that ask for an empty network namespace (`--network none`) expect a usable loopback.
+pub fn loopback_up() -> Result<()> {
+    let err = |what: &str| {
+        Error::sys(
+            format!("bring up lo in the new network namespace: {what}"),
+            nix::Error::last(),
+        )
+    };
+    // SAFETY: plain socket(2); the fd is owned at once.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(err("socket"));
+    }
+    // SAFETY: raw is a fresh fd we own.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: ifreq is plain data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: req is a valid ifreq naming "lo"; the kernel fills ifru_flags.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } != 0 {
+        return Err(err("SIOCGIFFLAGS"));
+    }
+    // SAFETY: ifru_flags was set by SIOCGIFFLAGS just above.
+    unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
+    // SAFETY: as above.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } != 0 {
+        return Err(err("SIOCSIFFLAGS"));
     }
     Ok(())
 }
