@@ -181,10 +181,10 @@ impl Gen<'_> {
     }
 
     /// The interval list for one architecture: `(first nr, outcome)`, sorted, merged, starting
-    /// at 0; from `top.0` on, everything gets `top.1`.
-    fn intervals(&self, arch: A, top: Option<(u32, Outcome)>) -> Vec<(u32, Outcome)> {
+    /// at 0; `top` (sorted by start) overrides everything from its first start on.
+    fn intervals(&self, arch: A, top: &[(u32, Outcome)]) -> Vec<(u32, Outcome)> {
         let low = self.low;
-        let limit = top.map_or(u32::MAX, |t| t.0);
+        let limit = top.first().map_or(u32::MAX, |t| t.0);
         let mut pts: Vec<(u32, Outcome)> = Vec::with_capacity(low.plans.len());
         for (pi, (si, plan)) in low.plans.iter().enumerate() {
             match arch.nr(&SYSCALLS[*si]) {
@@ -217,7 +217,7 @@ impl Gen<'_> {
         if next < limit {
             add(&mut iv, next, def);
         }
-        if let Some((from, o)) = top {
+        for &(from, o) in top {
             add(&mut iv, from, o);
         }
         iv
@@ -226,14 +226,16 @@ impl Gen<'_> {
     /// The syscall dispatch of one architecture (the caller has loaded `nr`).
     fn section(&mut self, arch: A) -> Label {
         let low = self.low;
-        let top = match (arch, low.stub[arch as usize]) {
+        let def = Outcome::Ret(low.default);
+        let top: &[(u32, Outcome)] = match (arch, low.stub[arch as usize]) {
             // runc's stub: anything above the profile's newest syscall gets ENOSYS.
-            (_, Some(last)) => Some((last + 1, Outcome::Ret(ENOSYS_RET))),
+            (_, Some(last)) => &[(last + 1, Outcome::Ret(ENOSYS_RET))],
             // x86_64 numbers at or above the x32 bit (with the bit itself clear) belong to the x32
-            // section in libseccomp, where no rule matches them, or to the bad-arch action.
-            (A::X86_64, None) if low.enabled[A::X32 as usize] => None,
-            (A::X86_64, None) => Some((X32_BIT, Outcome::Ret(BAD_ARCH))),
-            (_, None) => None,
+            // section in libseccomp, where no rule matches them, or else to the bad-arch action,
+            // except -1 (a syscall skipped by a tracer), which libseccomp lets through.
+            (A::X86_64, None) if low.enabled[A::X32 as usize] => &[],
+            (A::X86_64, None) => &[(X32_BIT, Outcome::Ret(BAD_ARCH)), (u32::MAX, def)],
+            (_, None) => &[],
         };
         let iv = self.intervals(arch, top);
         self.tree(arch, &iv)
@@ -260,7 +262,9 @@ impl Gen<'_> {
         let x32 = if low.enabled[A::X32 as usize] {
             self.section(A::X32)
         } else {
-            bad
+            // Without x32, libseccomp still lets nr -1 reach the x86_64 rules (none match it).
+            let def = self.ret(low.default);
+            self.jump(JEQ_K, u32::MAX, def, bad)
         };
         let x64 = self.section(A::X86_64);
         self.jump(JSET_K, X32_BIT, x32, x64);

@@ -2,7 +2,7 @@
 //! with the same behaviour as runc + libseccomp, cache compiled programs on disk, install them,
 //! and hand `SCMP_ACT_NOTIFY` listener fds to a seccomp agent the way runc does.
 //!
-//! The BPF emitter is our own (see [`bpf`](crate::bpf) internals): `seccompiler` compiles one
+//! The BPF emitter is our own (`src/bpf.rs`): `seccompiler` compiles one
 //! architecture and one match action per filter and has no NOTIFY, LOG or TRACE, while OCI
 //! profiles need x86_64 + x86 + x32 in one filter and per-rule actions.
 //!
@@ -10,9 +10,12 @@
 //! Other architectures in `architectures` are ignored: an x86_64 kernel never reports them, so
 //! they would only ever reach the bad-arch action.
 //!
-//! Known differences from libseccomp: i386 socketcall/ipc multiplexing is not expanded (a rule
-//! for `socket` on x86 matches the direct syscall only); overlapping conditional rules with
-//! different actions on one syscall are tried in profile order.
+//! Semantics follow runc 1.1 + libseccomp 2.5 and are checked against them: `tests/runc_diff.rs`
+//! runs profiles under the installed runc, reads back the filter it loaded, and compares
+//! verdicts for every syscall number of every architecture. That includes runc's -ENOSYS stub,
+//! libseccomp's i386 socketcall/ipc multiplexing, nr -1 handling and 32-bit argument
+//! comparisons on x86 and x32. Remaining known difference: syscall names newer than the
+//! host's libseccomp are honoured here, where runc would ignore them.
 
 mod bpf;
 mod cache;

@@ -178,6 +178,74 @@ fn arch_of(a: Arch) -> Option<A> {
     }
 }
 
+/// i386 multiplexer syscalls.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mux {
+    Socketcall,
+    Ipc,
+}
+
+/// Calls reachable through i386 `socketcall(2)` / `ipc(2)`, by name (sorted), with the call number.
+const MUX: [(&str, Mux, u64); 32] = [
+    ("accept", Mux::Socketcall, 5),
+    ("accept4", Mux::Socketcall, 18),
+    ("bind", Mux::Socketcall, 2),
+    ("connect", Mux::Socketcall, 3),
+    ("getpeername", Mux::Socketcall, 7),
+    ("getsockname", Mux::Socketcall, 6),
+    ("getsockopt", Mux::Socketcall, 15),
+    ("listen", Mux::Socketcall, 4),
+    ("msgctl", Mux::Ipc, 14),
+    ("msgget", Mux::Ipc, 13),
+    ("msgrcv", Mux::Ipc, 12),
+    ("msgsnd", Mux::Ipc, 11),
+    ("recv", Mux::Socketcall, 10),
+    ("recvfrom", Mux::Socketcall, 12),
+    ("recvmmsg", Mux::Socketcall, 19),
+    ("recvmsg", Mux::Socketcall, 17),
+    ("semctl", Mux::Ipc, 3),
+    ("semget", Mux::Ipc, 2),
+    ("semop", Mux::Ipc, 1),
+    ("semtimedop", Mux::Ipc, 4),
+    ("send", Mux::Socketcall, 9),
+    ("sendmmsg", Mux::Socketcall, 20),
+    ("sendmsg", Mux::Socketcall, 16),
+    ("sendto", Mux::Socketcall, 11),
+    ("setsockopt", Mux::Socketcall, 14),
+    ("shmat", Mux::Ipc, 21),
+    ("shmctl", Mux::Ipc, 24),
+    ("shmdt", Mux::Ipc, 22),
+    ("shmget", Mux::Ipc, 23),
+    ("shutdown", Mux::Socketcall, 13),
+    ("socket", Mux::Socketcall, 1),
+    ("socketpair", Mux::Socketcall, 8),
+];
+
+/// Rules collected per syscall (indexed like [`SYSCALLS`]).
+struct Table {
+    rules: Vec<Option<Vec<Rule>>>,
+    always: Vec<Option<u32>>,
+    /// Syscalls with rules, in first-seen order.
+    used: Vec<usize>,
+    socketcall: usize,
+    ipc: usize,
+}
+
+impl Table {
+    /// Add `rs` for syscall `i`, or an unconditional `act` when `rs` is empty.
+    fn add(&mut self, i: usize, rs: Vec<Rule>, act: u32) {
+        if self.rules[i].is_none() && self.always[i].is_none() {
+            self.used.push(i);
+        }
+        if rs.is_empty() {
+            // The first unconditional rule wins and replaces any conditional ones.
+            self.always[i].get_or_insert(act);
+        } else {
+            self.rules[i].get_or_insert_with(Vec::new).extend(rs);
+        }
+    }
+}
+
 /// Lower `p`; see the module documentation for the semantics.
 pub(crate) fn lower(p: &LinuxSeccomp) -> Result<Lowered, SeccompError> {
     let default_action = p.default_action();
@@ -208,10 +276,13 @@ pub(crate) fn lower(p: &LinuxSeccomp) -> Result<Lowered, SeccompError> {
         };
     }
 
-    // Per-syscall rule lists, indexed like SYSCALLS; `order` remembers first appearance.
-    let mut rules: Vec<Option<Vec<Rule>>> = vec![None; SYSCALLS.len()];
-    let mut always: Vec<Option<u32>> = vec![None; SYSCALLS.len()];
-    let mut used: Vec<usize> = Vec::new();
+    let mut t = Table {
+        rules: vec![None; SYSCALLS.len()],
+        always: vec![None; SYSCALLS.len()],
+        used: Vec::new(),
+        socketcall: lookup("socketcall").unwrap_or(0),
+        ipc: lookup("ipc").unwrap_or(0),
+    };
     let mut last = [0u32; 3];
     let mut notify = false;
 
@@ -241,49 +312,79 @@ pub(crate) fn lower(p: &LinuxSeccomp) -> Result<Lowered, SeccompError> {
             if is_notify && name == "write" {
                 return Err(SeccompError::NotifyWrite { rule: ri });
             }
-            let Some(idx) = lookup(name) else { continue };
-            let e = &SYSCALLS[idx];
-            for a in [A::X86_64, A::X86, A::X32] {
-                if let Some(nr) = a.nr(e) {
-                    last[a as usize] = last[a as usize].max(nr);
+            let idx = lookup(name);
+            let mux = MUX.binary_search_by(|m| m.0.cmp(name)).ok().map(|i| MUX[i]);
+            if let Some(i) = idx {
+                for a in [A::X86_64, A::X86, A::X32] {
+                    if let Some(nr) = a.nr(&SYSCALLS[i]) {
+                        last[a as usize] = last[a as usize].max(nr);
+                    }
                 }
             }
-            if act == default {
+            if act == default || (idx.is_none() && mux.is_none()) {
                 continue;
             }
             notify |= is_notify;
-            if rules[idx].is_none() && always[idx].is_none() {
-                used.push(idx);
+            if let Some(i) = idx {
+                let rs = if args.is_empty() {
+                    Vec::new()
+                } else {
+                    let conds = args.iter().map(|a| Cond {
+                        index: a.index() as u8,
+                        op: op(a.op()),
+                        value: a.value(),
+                        value_two: a.value_two().unwrap_or(0),
+                    });
+                    if split {
+                        conds
+                            .map(|c| Rule {
+                                conds: vec![c],
+                                action: act,
+                            })
+                            .collect()
+                    } else {
+                        vec![Rule {
+                            conds: conds.collect(),
+                            action: act,
+                        }]
+                    }
+                };
+                t.add(i, rs, act);
             }
-            if args.is_empty() {
-                // The first unconditional rule wins and replaces any conditional ones.
-                if always[idx].is_none() {
-                    always[idx] = Some(act);
-                }
-                continue;
-            }
-            let list = rules[idx].get_or_insert_with(Vec::new);
-            let conds = args.iter().map(|a| Cond {
-                index: a.index() as u8,
-                op: op(a.op()),
-                value: a.value(),
-                value_two: a.value_two().unwrap_or(0),
-            });
-            if split {
-                list.extend(conds.map(|c| Rule {
-                    conds: vec![c],
-                    action: act,
-                }));
-            } else {
-                list.push(Rule {
-                    conds: conds.collect(),
-                    action: act,
-                });
+            // libseccomp also filters i386's multiplexed form: socketcall(call, args) or
+            // ipc(call, ...), matching the call number only (the real arguments are in memory).
+            if let Some((_, base, call)) = mux {
+                let b = if base == Mux::Socketcall {
+                    t.socketcall
+                } else {
+                    t.ipc
+                };
+                let c = Cond {
+                    index: 0,
+                    op: Op::Eq,
+                    value: call,
+                    value_two: 0,
+                };
+                t.add(
+                    b,
+                    vec![Rule {
+                        conds: vec![c],
+                        action: act,
+                    }],
+                    act,
+                );
             }
         }
     }
 
+    let Table {
+        rules,
+        always,
+        mut used,
+        ..
+    } = t;
     used.sort_unstable();
+    let mut rules = rules;
     let plans = used
         .into_iter()
         .map(|i| match always[i] {
@@ -327,4 +428,15 @@ pub(crate) fn lower(p: &LinuxSeccomp) -> Result<Lowered, SeccompError> {
         plans,
         flags,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_sorted() {
+        assert!(MUX.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(SYSCALLS.windows(2).all(|w| w[0].0 < w[1].0));
+    }
 }

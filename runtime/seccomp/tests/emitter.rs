@@ -270,7 +270,10 @@ fn architectures() {
     );
     assert_eq!(run(&p, AUDIT_ARCH_I386, 39, [0; 6]), KILL_THREAD);
     assert_eq!(run(&p, AUDIT_ARCH_X86_64, X32 | 83, [0; 6]), KILL_THREAD);
-    assert_eq!(run(&p, AUDIT_ARCH_X86_64, 0xffff_ffff, [0; 6]), KILL_THREAD);
+    assert_eq!(run(&p, AUDIT_ARCH_X86_64, 0x8000_0000, [0; 6]), KILL_THREAD);
+    assert_eq!(run(&p, AUDIT_ARCH_X86_64, 0xffff_fffe, [0; 6]), KILL_THREAD);
+    // libseccomp lets -1 (a syscall a tracer skipped) through to the rules.
+    assert_eq!(run(&p, AUDIT_ARCH_X86_64, 0xffff_ffff, [0; 6]), ALLOW);
     assert_eq!(run(&p, AUDIT_ARCH_AARCH64, 34, [0; 6]), KILL_THREAD);
 
     let mut all = base.clone();
@@ -499,3 +502,54 @@ fn name_of(nr: u32) -> Option<String> {
 }
 
 const NAMES: &[&str] = &include!("fixtures/x86_64_names.in");
+
+#[test]
+fn i386_socketcall_and_ipc_multiplexing() {
+    let p = prog(json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+        "syscalls": [
+            {"names": ["socket", "shmget", "send"], "action": "SCMP_ACT_ERRNO", "errnoRet": 11},
+            {"names": ["connect"], "action": "SCMP_ACT_ERRNO", "errnoRet": 12,
+             "args": [{"index": 0, "value": 23, "op": "SCMP_CMP_EQ"}]}
+        ]
+    }));
+    let e11 = ERRNO | 11;
+    assert_eq!(run(&p, AUDIT_ARCH_I386, 359, [0; 6]), e11, "direct socket");
+    assert_eq!(
+        run(&p, AUDIT_ARCH_I386, 102, [1, 0, 0, 0, 0, 0]),
+        e11,
+        "socketcall(SYS_SOCKET)"
+    );
+    assert_eq!(
+        run(&p, AUDIT_ARCH_I386, 102, [9, 0, 0, 0, 0, 0]),
+        e11,
+        "socketcall(SYS_SEND)"
+    );
+    assert_eq!(
+        run(&p, AUDIT_ARCH_I386, 102, [2, 0, 0, 0, 0, 0]),
+        ALLOW,
+        "socketcall(SYS_BIND)"
+    );
+    // The multiplexed form cannot see the real arguments: libseccomp matches the call only.
+    assert_eq!(
+        run(&p, AUDIT_ARCH_I386, 102, [3, 0, 0, 0, 0, 0]),
+        ERRNO | 12
+    );
+    assert_eq!(
+        run(&p, AUDIT_ARCH_I386, 362, [23, 0, 0, 0, 0, 0]),
+        ERRNO | 12
+    );
+    assert_eq!(run(&p, AUDIT_ARCH_I386, 362, [22, 0, 0, 0, 0, 0]), ALLOW);
+    assert_eq!(
+        run(&p, AUDIT_ARCH_I386, 117, [23, 0, 0, 0, 0, 0]),
+        e11,
+        "ipc(SHMGET)"
+    );
+    assert_eq!(
+        run(&p, AUDIT_ARCH_I386, 117, [21, 0, 0, 0, 0, 0]),
+        ALLOW,
+        "ipc(SHMAT)"
+    );
+    assert_eq!(run64(&p, "socket", [0; 6]), e11);
+}

@@ -1,0 +1,349 @@
+//! Differential test against runc + libseccomp: run a container under runc with a profile, fetch
+//! the filter runc loaded (PTRACE_SECCOMP_GET_FILTER), and compare its verdicts with ours on
+//! every syscall number of every architecture and a spread of argument values, both programs
+//! run by the test interpreter. Skipped when runc or busybox-static is missing.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use boxrun_seccomp::compile;
+use common::*;
+use serde_json::{json, Value};
+
+const RUNC: &str = "/usr/sbin/runc";
+
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running runc container; killed and deleted on drop.
+struct Container {
+    root: PathBuf,
+    id: String,
+    child: std::process::Child,
+}
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new(RUNC)
+            .arg("--root")
+            .arg(&self.root)
+            .args(["kill", &self.id, "KILL"])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = Command::new(RUNC)
+            .arg("--root")
+            .arg(&self.root)
+            .args(["delete", "-f", &self.id])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Start `profile` under runc; returns the container and its host pid once it has exec'd.
+fn start(dir: &Path, tag: &str, profile: &Value) -> (Container, i32) {
+    let bundle = dir.join(format!("bundle-{tag}"));
+    std::fs::create_dir_all(&bundle).unwrap();
+    let rootfs = dir.join("rootfs");
+    let mut cfg: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace().join("bundles/busybox/config.json")).unwrap(),
+    )
+    .unwrap();
+    cfg["root"] = json!({"path": rootfs, "readonly": true});
+    cfg["process"]["args"] = json!(["/bin/sh", "-c", "echo ready; exec cat"]);
+    cfg["linux"]["seccomp"] = profile.clone();
+    cfg["linux"]["cgroupsPath"] =
+        json!(format!("/boxrun/seccomp-diff-{}-{tag}", std::process::id()));
+    std::fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec_pretty(&cfg).unwrap(),
+    )
+    .unwrap();
+    let root = dir.join("runc-root");
+    let id = format!("bxsecdiff-{}-{tag}", std::process::id());
+    let child = Command::new(RUNC)
+        .arg("--root")
+        .arg(&root)
+        .args(["run", "-b"])
+        .arg(&bundle)
+        .arg(&id)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut c = Container { root, id, child };
+    // "ready" on stdout means the container process has exec'd, so its filter is installed.
+    let mut line = String::new();
+    BufReader::new(c.child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready", "container did not start");
+    let out = Command::new(RUNC)
+        .arg("--root")
+        .arg(&c.root)
+        .args(["state", &c.id])
+        .output()
+        .unwrap();
+    let state: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pid = state["pid"].as_i64().unwrap() as i32;
+    (c, pid)
+}
+
+/// The (single) seccomp filter of `pid`, through ptrace.
+fn filter_of(pid: i32) -> Vec<libc::sock_filter> {
+    const PTRACE_SECCOMP_GET_FILTER: libc::c_uint = 0x420c;
+    // SAFETY: ptrace on a process we own as root; detached before returning.
+    unsafe {
+        assert_eq!(
+            libc::ptrace(libc::PTRACE_SEIZE, pid, 0, 0),
+            0,
+            "seize: {}",
+            std::io::Error::last_os_error()
+        );
+        assert_eq!(libc::ptrace(libc::PTRACE_INTERRUPT, pid, 0, 0), 0);
+        let mut st = 0;
+        assert_eq!(libc::waitpid(pid, &mut st, libc::__WALL), pid);
+        let n = libc::ptrace(
+            PTRACE_SECCOMP_GET_FILTER,
+            pid,
+            0usize,
+            std::ptr::null_mut::<libc::sock_filter>(),
+        );
+        assert!(
+            n > 0,
+            "PTRACE_SECCOMP_GET_FILTER: {}",
+            std::io::Error::last_os_error()
+        );
+        // Only one filter may be stacked: index 1 must not exist.
+        assert!(
+            libc::ptrace(
+                PTRACE_SECCOMP_GET_FILTER,
+                pid,
+                1usize,
+                std::ptr::null_mut::<libc::sock_filter>()
+            ) < 0
+        );
+        let mut v = vec![
+            libc::sock_filter {
+                code: 0,
+                jt: 0,
+                jf: 0,
+                k: 0
+            };
+            n as usize
+        ];
+        let m = libc::ptrace(PTRACE_SECCOMP_GET_FILTER, pid, 0usize, v.as_mut_ptr());
+        assert_eq!(m, n);
+        libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0);
+        v
+    }
+}
+
+fn interesting_args(profile: &Value) -> Vec<[u64; 6]> {
+    let mut vals: Vec<u64> = vec![0, 1, 0xffff_ffff, 0x1_0000_0000, u64::MAX];
+    for s in profile["syscalls"].as_array().into_iter().flatten() {
+        for a in s["args"].as_array().into_iter().flatten() {
+            for k in ["value", "valueTwo"] {
+                if let Some(v) = a[k].as_u64() {
+                    vals.extend([
+                        v,
+                        v.wrapping_add(1),
+                        v.wrapping_sub(1),
+                        v ^ (1 << 32),
+                        v | (1 << 40),
+                    ]);
+                }
+            }
+        }
+    }
+    vals.sort_unstable();
+    vals.dedup();
+    let mut rng = Rng(99);
+    let mut out = Vec::new();
+    for (i, &v) in vals.iter().enumerate() {
+        let w = vals[(i * 7 + 3) % vals.len()];
+        out.push([v; 6]);
+        out.push([v, w, v, w, v, w]);
+        out.push([w, v, w, v, w, v]);
+    }
+    for _ in 0..20 {
+        let mut a = [0u64; 6];
+        for x in &mut a {
+            *x = vals[(rng.next() % vals.len() as u64) as usize];
+        }
+        out.push(a);
+    }
+    out
+}
+
+fn compare(
+    tag: &str,
+    theirs: &[libc::sock_filter],
+    ours: &[libc::sock_filter],
+    profile: &Value,
+) -> Vec<String> {
+    let args = interesting_args(profile);
+    let mut nrs: Vec<u32> = (0..=600).collect();
+    nrs.extend([0x3fff_ffff, 0x8000_0005, 0xffff_fffe, 0xffff_ffff]);
+    let mut diffs = Vec::new();
+    for (arch, base) in [
+        (AUDIT_ARCH_X86_64, 0),
+        (AUDIT_ARCH_X86_64, X32),
+        (AUDIT_ARCH_I386, 0),
+        (AUDIT_ARCH_AARCH64, 0),
+    ] {
+        for &n in &nrs {
+            let nr = if n <= 600 { base | n } else { n };
+            for a in &args {
+                let (t, o) = (run(theirs, arch, nr, *a), run(ours, arch, nr, *a));
+                if t != o {
+                    diffs.push(format!(
+                        "{tag}: arch {arch:#x} nr {nr:#x} args {a:x?}: runc {t:#x}, boxrun {o:#x}"
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+    diffs
+}
+
+fn profiles() -> Vec<(&'static str, Value)> {
+    let docker: Value =
+        serde_json::from_str(include_str!("fixtures/docker-default-amd64.json")).unwrap();
+    let mut extra = docker.clone();
+    let rules = extra["syscalls"].as_array_mut().unwrap();
+    rules.extend([
+        json!({"names": ["keyctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 11,
+               "args": [{"index": 0, "value": 5, "op": "SCMP_CMP_GT"}, {"index": 1, "value": 0x1_0000_0000u64, "op": "SCMP_CMP_LE"}]}),
+        json!({"names": ["add_key"], "action": "SCMP_ACT_TRACE", "errnoRet": 12,
+               "args": [{"index": 2, "value": 0xff00, "valueTwo": 0x1200, "op": "SCMP_CMP_MASKED_EQ"}]}),
+        json!({"names": ["request_key"], "action": "SCMP_ACT_LOG",
+               "args": [{"index": 3, "value": 7, "op": "SCMP_CMP_GE"}, {"index": 3, "value": 9, "op": "SCMP_CMP_LT"}]}),
+        json!({"names": ["kexec_load"], "action": "SCMP_ACT_KILL_PROCESS"}),
+        json!({"names": ["lookup_dcookie", "nfsservctl"], "action": "SCMP_ACT_TRAP"}),
+        json!({"names": ["ustat", "sysfs"], "action": "SCMP_ACT_KILL",
+               "args": [{"index": 0, "value": 0xffff_ffff_0000_0000u64, "op": "SCMP_CMP_NE"}]}),
+        json!({"names": ["vm86", "vm86old"], "action": "SCMP_ACT_ERRNO", "errnoRet": 99}),
+        json!({"names": ["uselib"], "action": "SCMP_ACT_ERRNO", "errnoRet": 98,
+               "args": [{"index": 0, "value": 0x8000_0000_0000_0000u64, "op": "SCMP_CMP_LT"}]}),
+    ]);
+    let allow_default = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X32"],
+        "syscalls": [
+            {"names": ["keyctl", "add_key"], "action": "SCMP_ACT_ERRNO", "errnoRet": 3},
+            {"names": ["kexec_load"], "action": "SCMP_ACT_KILL_THREAD",
+             "args": [{"index": 1, "value": 3, "op": "SCMP_CMP_EQ"}, {"index": 2, "value": 0x10_0000_0000u64, "op": "SCMP_CMP_GE"}]},
+            {"names": ["acct"], "action": "SCMP_ACT_ERRNO", "errnoRet": 4,
+             "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}, {"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}]}
+        ]
+    });
+    let native = json!({
+        "defaultAction": "SCMP_ACT_LOG",
+        "syscalls": [{"names": ["syslog"], "action": "SCMP_ACT_ERRNO"}]
+    });
+    let mut no_x32 = docker.clone();
+    no_x32["architectures"] = json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]);
+    let allow86 = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X86_64"],
+        "syscalls": [
+            {"names": ["keyctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 5,
+             "args": [{"index": 0, "value": 0x1_0000_0001u64, "op": "SCMP_CMP_EQ"}, {"index": 4, "value": 7, "op": "SCMP_CMP_NE"}]},
+            {"names": ["add_key"], "action": "SCMP_ACT_ERRNO", "errnoRet": 6,
+             "args": [{"index": 1, "value": 0xffff_ffff_ffff_fff0u64, "op": "SCMP_CMP_GT"}]},
+            {"names": ["request_key"], "action": "SCMP_ACT_TRAP",
+             "args": [{"index": 5, "value": 0xf0f0_f0f0_f0f0_f0f0u64, "valueTwo": 0x1010_1010_0000_0000u64, "op": "SCMP_CMP_MASKED_EQ"}]},
+            {"names": ["socketcall", "ipc"], "action": "SCMP_ACT_ERRNO", "errnoRet": 7},
+            {"names": ["vm86"], "action": "SCMP_ACT_LOG", "args": [{"index": 0, "value": 3, "op": "SCMP_CMP_LE"}]},
+            {"names": ["vm86old"], "action": "SCMP_ACT_LOG", "args": [{"index": 0, "value": 23, "op": "SCMP_CMP_EQ"}]}
+        ]
+    });
+    let multiplex = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+        "syscalls": [
+            {"names": ["socket", "shmget"], "action": "SCMP_ACT_ERRNO", "errnoRet": 11},
+            {"names": ["connect"], "action": "SCMP_ACT_ERRNO", "errnoRet": 12, "args": [{"index": 0, "value": 23, "op": "SCMP_CMP_EQ"}]}
+        ]
+    });
+    let conflict = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [
+            {"names": ["keyctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 5, "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["keyctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 6, "args": [{"index": 1, "value": 2, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["add_key"], "action": "SCMP_ACT_ERRNO", "errnoRet": 8, "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["add_key"], "action": "SCMP_ACT_ERRNO", "errnoRet": 7},
+            {"names": ["request_key"], "action": "SCMP_ACT_ERRNO", "errnoRet": 9},
+            {"names": ["request_key"], "action": "SCMP_ACT_ERRNO", "errnoRet": 10, "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]}
+        ]
+    });
+    let mut all = vec![
+        ("docker", docker),
+        ("docker-extra", extra),
+        ("docker-no-x32", no_x32),
+        ("allow", allow_default),
+        ("allow86", allow86),
+        ("native", native),
+        ("conflict", conflict),
+        ("multiplex", multiplex),
+    ];
+    if let Ok(only) = std::env::var("SECCOMP_DIFF_ONLY") {
+        all.retain(|(t, _)| *t == only);
+    }
+    all
+}
+
+#[test]
+fn same_verdicts_as_runc() {
+    if !Path::new(RUNC).exists() || Command::new("/bin/busybox").arg("true").status().is_err() {
+        eprintln!("skipping: runc or busybox-static missing");
+        return;
+    }
+    let dir = TempDir(
+        std::env::temp_dir().join(format!("boxrun-seccomp-runcdiff-{}", std::process::id())),
+    );
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let ok = Command::new(workspace().join("bundles/busybox/build-rootfs.sh"))
+        .arg(dir.0.join("rootfs"))
+        .status()
+        .unwrap();
+    assert!(ok.success(), "build-rootfs.sh failed");
+    let mut all = Vec::new();
+    for (tag, p) in profiles() {
+        let (c, pid) = start(&dir.0, tag, &p);
+        let theirs = filter_of(pid);
+        drop(c);
+        let ours = compile(&profile(p.clone())).unwrap();
+        eprintln!(
+            "{tag}: runc {} instructions, boxrun {}",
+            theirs.len(),
+            ours.instructions().len()
+        );
+        if std::env::var_os("SECCOMP_DIFF_DUMP").is_some() && theirs.len() < 60 {
+            for (i, x) in theirs.iter().enumerate() {
+                eprintln!(
+                    "  runc {i:3}: code {:#06x} jt {:3} jf {:3} k {:#x}",
+                    x.code, x.jt, x.jf, x.k
+                );
+            }
+        }
+        all.extend(compare(tag, &theirs, ours.instructions(), &p));
+    }
+    for d in &all {
+        eprintln!("{d}");
+    }
+    assert!(all.is_empty(), "{} differences from runc", all.len());
+}
