@@ -155,14 +155,11 @@ impl Forwarder {
                     continue;
                 }
                 let slot = (token >> 1) as usize;
-                let from_upstream = token & 1 == 1;
+                let side = (token & 1) as usize;
                 let Some(conn) = conns.get_mut(slot) else {
                     continue; // closed earlier in this batch
                 };
-                if conn.connecting && from_upstream {
-                    conn.finish_connect();
-                }
-                if !conn.pump() {
+                if !conn.on_event(side, ev.events()) {
                     conns.remove(slot);
                     closed_any = true;
                 }
@@ -215,10 +212,13 @@ impl Forwarder {
             };
             let registered = self
                 .epoll
-                .add(&conn.client, EpollEvent::new(flags, (slot as u64) << 1))
+                .add(
+                    &conn.sides[0].stream,
+                    EpollEvent::new(flags, (slot as u64) << 1),
+                )
                 .and_then(|_| {
                     self.epoll.add(
-                        &conn.upstream,
+                        &conn.sides[1].stream,
                         EpollEvent::new(flags, ((slot as u64) << 1) | 1),
                     )
                 });
@@ -328,47 +328,64 @@ impl Buf {
     }
 }
 
-/// Progress of one direction.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Step {
-    /// Something was read or written.
-    Moved,
-    /// Nothing to do right now.
-    Idle,
-    /// The connection must be closed.
-    Fail,
+/// One socket of a connection, with edge-triggered readiness tracking: a
+/// flag is set by an epoll event and cleared once the kernel says "would
+/// block" (or a short read shows the queue is drained), so no system call is
+/// spent on a socket known to have nothing to offer.
+struct Side {
+    stream: TcpStream,
+    readable: bool,
+    writable: bool,
+    /// The peer has shut down (or reset): a short read no longer means the
+    /// queue is drained, since the end of stream may follow the data
+    /// without a new edge.
+    hup: bool,
+    /// End of stream read from this socket.
+    eof: bool,
+    /// Write side shut down (after passing on the other side's end of stream).
+    shut: bool,
 }
 
-/// Moves bytes `from -> to` through `buf` until neither side can make
-/// progress; `eof`/`shut` track the half-close.
-fn pump_one(
-    from: &TcpStream,
-    to: &TcpStream,
-    buf: &mut Buf,
-    eof: &mut bool,
-    shut: &mut bool,
-    can_write: bool,
-) -> Step {
-    let mut moved = false;
+impl Side {
+    fn new(stream: TcpStream, writable: bool) -> Side {
+        Side {
+            stream,
+            readable: true,
+            writable,
+            hup: false,
+            eof: false,
+            shut: false,
+        }
+    }
+}
+
+/// Moves bytes `from -> to` through `buf` as far as readiness allows
+/// (`to` is only written to or shut down when `connected`). Returns false
+/// when the connection must be closed.
+fn pump_one(from: &mut Side, to: &mut Side, buf: &mut Buf, connected: bool) -> bool {
     loop {
         let mut progress = false;
-        if !*eof && buf.has_space() {
-            match (&*from).read(&mut buf.data[buf.end..]) {
+        if from.readable && !from.eof && buf.has_space() {
+            let space = buf.data.len() - buf.end;
+            match (&from.stream).read(&mut buf.data[buf.end..]) {
                 Ok(0) => {
-                    *eof = true;
+                    from.eof = true;
                     progress = true;
                 }
                 Ok(n) => {
                     buf.end += n;
+                    // A short read drained the queue: new data brings a new
+                    // edge. Not so for an end of stream already signalled.
+                    from.readable = n == space || from.hup;
                     progress = true;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => from.readable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => progress = true,
-                Err(_) => return Step::Fail,
+                Err(_) => return false,
             }
         }
-        if can_write && !buf.is_empty() {
-            match (&*to).write(&buf.data[buf.start..buf.end]) {
+        if connected && to.writable && !buf.is_empty() {
+            match (&to.stream).write(&buf.data[buf.start..buf.end]) {
                 Ok(n) => {
                     buf.start += n;
                     if buf.is_empty() {
@@ -377,109 +394,89 @@ fn pump_one(
                     }
                     progress = progress || n > 0;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => to.writable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => progress = true,
-                Err(_) => return Step::Fail,
+                Err(_) => return false,
             }
         }
-        if can_write && *eof && buf.is_empty() && !*shut {
-            if to.shutdown(Shutdown::Write).is_err() {
-                return Step::Fail;
+        if connected && from.eof && buf.is_empty() && !to.shut {
+            if to.stream.shutdown(Shutdown::Write).is_err() {
+                return false;
             }
-            *shut = true;
-            progress = true;
+            to.shut = true;
         }
         if !progress {
-            break;
+            return true;
         }
-        moved = true;
-    }
-    if moved {
-        Step::Moved
-    } else {
-        Step::Idle
     }
 }
 
 struct Conn {
-    client: TcpStream,
-    upstream: TcpStream,
+    /// `[client, upstream]`.
+    sides: [Side; 2],
+    /// `[client -> upstream, upstream -> client]`.
+    bufs: [Buf; 2],
     connecting: bool,
-    failed: bool,
-    to_upstream: Buf,
-    to_client: Buf,
-    client_eof: bool,
-    upstream_eof: bool,
-    upstream_shut: bool,
-    client_shut: bool,
 }
 
 impl Conn {
     fn new(client: TcpStream, upstream: TcpStream) -> Conn {
         Conn {
-            client,
-            upstream,
+            sides: [Side::new(client, true), Side::new(upstream, false)],
+            bufs: [Buf::new(), Buf::new()],
             connecting: true,
-            failed: false,
-            to_upstream: Buf::new(),
-            to_client: Buf::new(),
-            client_eof: false,
-            upstream_eof: false,
-            upstream_shut: false,
-            client_shut: false,
         }
     }
 
-    /// Called on an event for the upstream socket while connecting.
-    fn finish_connect(&mut self) {
-        match getsockopt(&self.upstream.as_fd(), sockopt::SocketError) {
+    /// Records an epoll event for side 0 (client) or 1 (upstream), moves
+    /// what can be moved; returns false when the connection is over.
+    fn on_event(&mut self, side: usize, flags: EpollFlags) -> bool {
+        let hup = EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP | EpollFlags::EPOLLRDHUP;
+        if flags.intersects(EpollFlags::EPOLLIN | hup) {
+            self.sides[side].readable = true;
+        }
+        if flags.intersects(hup) {
+            self.sides[side].hup = true;
+        }
+        if flags.intersects(EpollFlags::EPOLLOUT | EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP) {
+            self.sides[side].writable = true;
+        }
+        if self.connecting {
+            if side == 0 {
+                // Buffer what the client sends until the upstream is ready.
+                let [client, upstream] = &mut self.sides;
+                return pump_one(client, upstream, &mut self.bufs[0], false);
+            }
+            if !self.finish_connect() {
+                return false;
+            }
+            if self.connecting {
+                return true;
+            }
+        }
+        let [client, upstream] = &mut self.sides;
+        pump_one(client, upstream, &mut self.bufs[0], true)
+            && pump_one(upstream, client, &mut self.bufs[1], true)
+            && !(client.shut && upstream.shut)
+    }
+
+    /// Called on an upstream event while connecting; false if it failed.
+    fn finish_connect(&mut self) -> bool {
+        let upstream = &mut self.sides[1];
+        match getsockopt(&upstream.stream.as_fd(), sockopt::SocketError) {
             Ok(0) => {
                 // A spurious wake-up leaves the socket unconnected.
-                if self.upstream.peer_addr().is_ok() {
+                if upstream.stream.peer_addr().is_ok() {
                     self.connecting = false;
+                    upstream.writable = true;
+                    upstream.readable = true;
+                } else {
+                    upstream.writable = false;
                 }
+                true
             }
-            _ => self.failed = true,
+            _ => false,
         }
-    }
-
-    /// Moves data both ways; returns false when the connection is over.
-    fn pump(&mut self) -> bool {
-        if self.failed {
-            return false;
-        }
-        loop {
-            let a = pump_one(
-                &self.client,
-                &self.upstream,
-                &mut self.to_upstream,
-                &mut self.client_eof,
-                &mut self.upstream_shut,
-                !self.connecting,
-            );
-            if a == Step::Fail {
-                return false;
-            }
-            let b = if self.connecting {
-                Step::Idle
-            } else {
-                pump_one(
-                    &self.upstream,
-                    &self.client,
-                    &mut self.to_client,
-                    &mut self.upstream_eof,
-                    &mut self.client_shut,
-                    true,
-                )
-            };
-            if b == Step::Fail {
-                return false;
-            }
-            if a == Step::Idle && b == Step::Idle {
-                break;
-            }
-        }
-        !(self.upstream_shut && self.client_shut)
     }
 }
 

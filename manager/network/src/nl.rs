@@ -463,7 +463,7 @@ mod tests {
         let mut v = ((4 + value.len()) as u16).to_ne_bytes().to_vec();
         v.extend_from_slice(&kind.to_ne_bytes());
         v.extend_from_slice(value);
-        while !v.len().is_multiple_of(4) {
+        while v.len() & 3 != 0 {
             v.push(0);
         }
         v
