@@ -25,9 +25,9 @@ pub const CASES: &[Case] = &[
 fn resources() -> serde_json::Value {
     json!({
         "devices": [{"allow": false, "access": "rwm"}],
-        "memory": {"limit": 67108864},
+        "memory": {"limit": 67108864, "reservation": 33554432},
         "pids": {"limit": 77},
-        "cpu": {"shares": 512, "quota": 50000, "period": 100000}
+        "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"}
     })
 }
 
@@ -61,6 +61,9 @@ fn host_readback(c: &mut Ctx) -> CaseResult {
     let mut errs = Vec::new();
     for (ctrl, file, want) in [
         ("memory", "memory.limit_in_bytes", "67108864"),
+        ("memory", "memory.soft_limit_in_bytes", "33554432"),
+        ("cpuset", "cpuset.cpus", "0"),
+        ("cpuset", "cpuset.mems", "0"),
         ("pids", "pids.max", "77"),
         ("cpu", "cpu.shares", "512"),
         ("cpu", "cpu.cfs_quota_us", "50000"),

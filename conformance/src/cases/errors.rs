@@ -46,6 +46,10 @@ pub const CASES: &[Case] = &[
         run: intel_rdt,
     },
     Case {
+        name: "errors.seccomp-listener-unreachable",
+        run: seccomp_listener,
+    },
+    Case {
         name: "errors.start-without-process",
         run: no_process,
     },
@@ -175,4 +179,15 @@ fn no_process(c: &mut Ctx) -> CaseResult {
         "start succeeded on a container without process"
     );
     Ok(())
+}
+
+fn seccomp_listener(c: &mut Ctx) -> CaseResult {
+    let sock = c.dir.join("no-such-listener.sock");
+    c.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "listenerPath": sock.to_string_lossy(),
+        "syscalls": [{"names": ["kexec_load"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    refused(c, "a seccomp listenerPath nobody listens on")
 }

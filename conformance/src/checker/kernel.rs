@@ -138,6 +138,20 @@ fn cgroups(c: &mut Checker) {
             )
         });
     }
+    if let Some(cpus) = res.pointer("/cpu/cpus").and_then(|v| v.as_str()) {
+        let cpus = cpus.to_string();
+        c.check("cgroups.cpuset.cpus", |_| {
+            if !mounted {
+                return Err(Miss::Skip("no cgroup mount in the container".into()));
+            }
+            let path = if v1 {
+                "/sys/fs/cgroup/cpuset/cpuset.cpus"
+            } else {
+                "/sys/fs/cgroup/cpuset.cpus"
+            };
+            expect_eq(cpus.clone(), read_trim(path)?)
+        });
+    }
     let quota = res.pointer("/cpu/quota").and_then(|v| v.as_i64());
     let period = res.pointer("/cpu/period").and_then(|v| v.as_u64());
     if quota.is_some() || period.is_some() {
