@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use netlink_packet_route::link::InfoKind;
 
 use crate::error::{Error, Result};
-use crate::names::validate_host_ifname;
+use crate::names::{bridge_mac, validate_host_ifname};
 use crate::nl::Handle;
 
 fn check_prefix(name: &str, addr: Ipv4Addr, prefix: u8) -> Result<()> {
@@ -37,7 +37,7 @@ pub fn ensure(name: &str, gateway: Option<(Ipv4Addr, u8)>) -> Result<()> {
     let link = match nl.link_by_name(name)? {
         Some(link) => link,
         None => {
-            match nl.create_bridge(name) {
+            match nl.create_bridge(name, bridge_mac(name)) {
                 // Someone else created it in between: check it below.
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                 other => other?,

@@ -78,6 +78,12 @@ pub fn bridge_name_for(network_name: &str) -> String {
     format!("bx-{head}.{hash:05x}")
 }
 
+/// A stable, locally administered unicast MAC address for bridge `name`.
+pub(crate) fn bridge_mac(name: &str) -> [u8; 6] {
+    let h = fnv1a(name.as_bytes()).to_be_bytes();
+    [0x02, h[3], h[4], h[5], h[6], h[7]]
+}
+
 /// A host-side veth name for attachment number `index` of an instance,
 /// deterministic: `bx` + 9 hex digits of a hash of the instance id + `v` +
 /// the index (0..=999).

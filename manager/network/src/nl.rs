@@ -115,12 +115,22 @@ impl Handle {
         packet.finalize();
         let mut buf = vec![0u8; packet.buffer_len()];
         packet.serialize(&mut buf);
-        self.socket.send(&buf, 0).map_err(|e| nl_err(op, e))?;
+        loop {
+            match self.socket.send(&buf, 0) {
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(nl_err(op, e)),
+            }
+        }
 
         let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
         let mut out = Vec::new();
         loop {
-            let (data, _) = self.socket.recv_from_full().map_err(|e| nl_err(op, e))?;
+            let data = match self.socket.recv_from_full() {
+                Ok((data, _)) => data,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(nl_err(op, e)),
+            };
             if data.is_empty() {
                 return Err(Error::NetlinkProtocol {
                     op: op.to_string(),
@@ -193,10 +203,14 @@ impl Handle {
         }
     }
 
-    /// Creates a bridge (fails with EEXIST if the name is taken).
-    pub fn create_bridge(&mut self, name: &str) -> Result<()> {
+    /// Creates a bridge (fails with EEXIST if the name is taken) with a
+    /// fixed MAC address: otherwise the bridge takes the lowest MAC of its
+    /// ports, which changes as instances come and go and leaves stale
+    /// gateway entries in the instances' ARP caches.
+    pub fn create_bridge(&mut self, name: &str, mac: [u8; 6]) -> Result<()> {
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
         msg.attributes
             .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
                 InfoKind::Bridge,
@@ -407,7 +421,7 @@ impl Handle {
     }
 }
 
-/// One IPv4 route, as dumped by [`Handle::ipv4_routes`].
+/// One IPv4 route, as listed by [`crate::host_ipv4_routes`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Route {
     /// Routing table id.

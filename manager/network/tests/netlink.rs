@@ -103,9 +103,17 @@ fn instances_on_one_bridge_reach_each_other_and_the_host_reaches_them() {
     let gw = subnet.default_gateway();
     let br = BridgeGuard::new(unique_ifname("br"), Some((gw, subnet.prefix())));
     let mut ipam = boxctl_network::Ipam::new(subnet);
+    let mac = || std::fs::read_to_string(format!("/sys/class/net/{}/address", br.0)).unwrap();
+    let mac_before = mac();
+    assert!(mac_before.starts_with("02:"), "{mac_before}");
     let a = Instance::new(&br.0, ipam.allocate().unwrap(), subnet.prefix(), Some(gw));
     let b = Instance::new(&br.0, ipam.allocate().unwrap(), subnet.prefix(), Some(gw));
     assert!(veth::exists(&a.veth.0).unwrap());
+    assert_eq!(
+        mac(),
+        mac_before,
+        "the bridge's MAC changed when ports were added"
+    );
 
     let a_srv = a.echo_server(7000, 2);
     // b -> a across the bridge.
