@@ -109,7 +109,9 @@ fn memory_max_swap_max_low_high() {
     assert_eq!(read(&d.join("memory.high")), "50331648");
     // swap below the limit is refused, v1-only knobs are errors on v2
     let e = cg
-        .apply(&resources(r#"{"memory": {"limit": 100000000, "swap": 50}}"#))
+        .apply(&resources(
+            r#"{"memory": {"limit": 100000000, "swap": 50}}"#,
+        ))
         .unwrap_err();
     assert!(matches!(e, CgroupError::InvalidValue { .. }), "{e}");
     let e = cg
@@ -282,8 +284,14 @@ fn kill_all_through_cgroup_kill_and_frozen_delivery() {
     assert!(read(&d.join("cgroup.events")).contains("frozen 1"));
     assert_eq!(read(&d.join("cgroup.freeze")), "1");
     cg.kill_all(Signal::SIGKILL as i32).unwrap();
-    assert_eq!(a.wait(), WaitStatus::Signaled(a.pid, Signal::SIGKILL, false));
-    assert_eq!(b.wait(), WaitStatus::Signaled(b.pid, Signal::SIGKILL, false));
+    assert_eq!(
+        a.wait(),
+        WaitStatus::Signaled(a.pid, Signal::SIGKILL, false)
+    );
+    assert_eq!(
+        b.wait(),
+        WaitStatus::Signaled(b.pid, Signal::SIGKILL, false)
+    );
     assert!(cg.pids().unwrap().is_empty());
     cg.destroy().unwrap();
     assert!(!d.exists());

@@ -136,19 +136,23 @@ fi
 
 # the containers' rootfs (shared, read-only for most cases) and bundles
 bundles/busybox/build-rootfs.sh "$ir/lane/rootfs" || die "cannot build the busybox rootfs"
-mknod "$ir/lane/rootfs/devnode" c 1 11 || die "mknod in the rootfs failed"
 # bundle NAME READONLY RESOURCES_JSON EXTRA_JQ ARGS...
 bundle() {
     local name=$1 ro=$2 res=$3 extra=$4
     shift 4
     mkdir -p "$ir/lane/bundles/$name"
-    jq --arg name "$name" --argjson ro "$ro" --argjson res "$res" \
-        --args '.root = {path: "/lane/rootfs", readonly: $ro}
+    # (not jq --args: jq would take an argument "-c" as its own option)
+    local args='[]' a
+    for a in "$@"; do
+        args=$(jq -c --arg a "$a" '. + [$a]' <<<"$args") || die "jq failed on $a"
+    done
+    jq --arg name "$name" --argjson ro "$ro" --argjson res "$res" --argjson args "$args" \
+        '.root = {path: "/lane/rootfs", readonly: $ro}
         | .hostname = $name
-        | .process.args = $ARGS.positional
+        | .process.args = $args
         | del(.linux.seccomp)
         | .linux.resources = (.linux.resources + $res)
-        | '"$extra" "$@" <bundles/busybox/config.json >"$ir/lane/bundles/$name/config.json" ||
+        | '"$extra" <bundles/busybox/config.json >"$ir/lane/bundles/$name/config.json" ||
         die "cannot write bundle $name"
 }
 deny_all='{"devices": [{"allow": false, "access": "rwm"}]}'
@@ -160,11 +164,14 @@ bundle forkbomb true '{"pids": {"limit": 16}}' . sh -c \
     '( while :; do sleep 600 & done; echo bomb_unbounded ) 2>/dev/null; echo bomb_stopped rc=$?; exec sleep 600'
 bundle cpu true '{"cpu": {"quota": 20000, "period": 100000}}' . sh -c \
     'timeout 2 sh -c "while :; do :; done"; echo spin_done; exec sleep 600'
+# the device cases use a node of the VM's virtio disk (b MAJ:MIN, made by
+# boxrun-cases.sh, which also fills in the numbers): no driver permission
+# check stands in front of the device program for a read-only open
 bundle devdeny false "$deny_all" . sh -c \
-    ': < /devnode && echo node_ok || echo node_denied; head -c 1 /dev/zero >/dev/null && echo zero_ok'
+    'true < /devnode && echo node_ok || echo node_denied; head -c 1 /dev/zero >/dev/null && echo zero_ok'
 bundle devallow false '{"devices": [{"allow": false, "access": "rwm"},
-    {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "r"}]}' . sh -c \
-    ': < /devnode && echo node_ok; (: > /devnode) 2>/dev/null && echo write_ok || echo write_denied'
+    {"allow": true, "type": "b", "major": 999999, "minor": 999998, "access": "r"}]}' . sh -c \
+    'true < /devnode && echo node_ok; (true > /devnode) 2>/dev/null && echo write_ok || echo write_denied'
 bundle cgns true '{"pids": {"limit": 7}}' '.linux.namespaces += [{"type": "cgroup"}]' sh -c \
     'cat /proc/self/cgroup; echo pids=$(cat /sys/fs/cgroup/pids.max); mkdir /sys/fs/cgroup/x 2>/dev/null && echo ro_bad || echo ro_ok'
 
