@@ -86,6 +86,20 @@ impl Subnet {
         self.contains(addr) && addr != self.network && addr != self.broadcast()
     }
 
+    /// Whether this subnet shares any address with `other`.
+    pub fn overlaps(&self, other: &Subnet) -> bool {
+        self.overlaps_prefix(other.network, other.prefix)
+    }
+
+    /// Whether this subnet shares any address with the block
+    /// `addr/prefix` (any prefix 0..=32, e.g. a route's destination; a
+    /// prefix of 0 covers everything).
+    pub fn overlaps_prefix(&self, addr: Ipv4Addr, prefix: u8) -> bool {
+        let shorter = self.prefix.min(prefix.min(32));
+        let m = mask(shorter);
+        u32::from(self.network) & m == u32::from(addr) & m
+    }
+
     /// Number of host addresses (network and broadcast excluded).
     pub fn host_count(&self) -> u32 {
         (!mask(self.prefix)) - 1
@@ -312,6 +326,20 @@ mod tests {
         assert_eq!(s.broadcast(), ip("172.31.255.255"));
         assert!(s.contains(ip("172.20.1.1")));
         assert!(!s.contains(ip("172.32.0.1")));
+    }
+
+    #[test]
+    fn overlaps() {
+        let a: Subnet = "10.88.1.0/24".parse().unwrap();
+        let wide: Subnet = "10.88.0.0/16".parse().unwrap();
+        let other: Subnet = "10.89.0.0/24".parse().unwrap();
+        assert!(a.overlaps(&wide) && wide.overlaps(&a));
+        assert!(!a.overlaps(&other) && !other.overlaps(&a));
+        assert!(a.overlaps(&a));
+        assert!(a.overlaps_prefix(ip("10.88.1.77"), 32));
+        assert!(!a.overlaps_prefix(ip("10.88.2.77"), 32));
+        assert!(a.overlaps_prefix(ip("10.0.0.0"), 8));
+        assert!(a.overlaps_prefix(ip("0.0.0.0"), 0));
     }
 
     #[test]

@@ -31,7 +31,8 @@
 //!
 //! Addresses (pure, serializable):
 //! * [`Subnet`]: `"10.88.0.0/24".parse::<Subnet>()`, `default_gateway()`
-//!   (`.1`), `broadcast()`, `contains()`.
+//!   (`.1`), `broadcast()`, `contains()`, `overlaps()`; pick a subnet not
+//!   yet used on the host with [`host_routes_overlapping`].
 //! * [`Ipam`]: `Ipam::new(subnet)` / `with_gateway` / `with_used`;
 //!   `allocate()` gives the lowest free host address, `reserve(addr)` checks
 //!   and takes a static one (refusing outside/network/broadcast/gateway/taken),
@@ -100,6 +101,18 @@ pub use nl::Route;
 /// and tests that check nothing else changed.
 pub fn host_ipv4_routes() -> Result<Vec<Route>> {
     nl::Handle::new()?.ipv4_routes()
+}
+
+/// Host routes (main table, default route excluded) whose destination
+/// overlaps `subnet`: a non-empty answer means the subnet is already in use
+/// on this host (another bridge, a VPN, podman's 10.88.0.0/16...) and a new
+/// network should pick another one.
+pub fn host_routes_overlapping(subnet: &Subnet) -> Result<Vec<Route>> {
+    Ok(host_ipv4_routes()?
+        .into_iter()
+        .filter(|r| r.table == 254 && r.prefix > 0)
+        .filter(|r| subnet.overlaps_prefix(r.destination, r.prefix))
+        .collect())
 }
 
 /// Index and name of every interface in the caller's network namespace.

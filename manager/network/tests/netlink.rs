@@ -39,6 +39,14 @@ fn bridge_create_is_idempotent_and_delete_removes_it() {
         "no connected route for {subnet} on {}",
         br.0
     );
+    let wider = boxctl_network::Subnet::new(Ipv4Addr::new(10, 213, 0, 0), 16).unwrap();
+    assert!(
+        boxctl_network::host_routes_overlapping(&wider)
+            .unwrap()
+            .iter()
+            .any(|r| r.destination == subnet.network() && r.prefix == 24),
+        "the bridge's route does not show as overlapping {wider}"
+    );
 
     bridge::delete(&br.0).unwrap();
     assert!(!bridge::exists(&br.0).unwrap());
