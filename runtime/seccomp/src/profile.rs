@@ -15,7 +15,7 @@ use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
 };
 
-use crate::syscalls::{Entry, SYSCALLS};
+use crate::syscalls::{Entry, FIRST, SYSCALLS};
 use crate::SeccompError;
 
 /// `SECCOMP_RET_*` values.
@@ -150,9 +150,14 @@ fn op(o: LinuxSeccompOperator) -> Op {
     }
 }
 
-/// Find a syscall by name.
+/// Find a syscall by name: a binary search among the names with the same first byte.
 pub(crate) fn lookup(name: &str) -> Option<usize> {
-    SYSCALLS.binary_search_by(|e| e.0.cmp(name)).ok()
+    let b = *name.as_bytes().first()? as usize;
+    let (lo, hi) = (FIRST[b] as usize, FIRST[b + 1] as usize);
+    SYSCALLS[lo..hi]
+        .binary_search_by(|e| e.0.cmp(name))
+        .ok()
+        .map(|i| lo + i)
 }
 
 /// The syscall number of `name` on x86_64, if any (handy for tests and callers).
@@ -177,49 +182,6 @@ fn arch_of(a: Arch) -> Option<A> {
         _ => None,
     }
 }
-
-/// i386 multiplexer syscalls.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mux {
-    Socketcall,
-    Ipc,
-}
-
-/// Calls reachable through i386 `socketcall(2)` / `ipc(2)`, by name (sorted), with the call number.
-const MUX: [(&str, Mux, u64); 32] = [
-    ("accept", Mux::Socketcall, 5),
-    ("accept4", Mux::Socketcall, 18),
-    ("bind", Mux::Socketcall, 2),
-    ("connect", Mux::Socketcall, 3),
-    ("getpeername", Mux::Socketcall, 7),
-    ("getsockname", Mux::Socketcall, 6),
-    ("getsockopt", Mux::Socketcall, 15),
-    ("listen", Mux::Socketcall, 4),
-    ("msgctl", Mux::Ipc, 14),
-    ("msgget", Mux::Ipc, 13),
-    ("msgrcv", Mux::Ipc, 12),
-    ("msgsnd", Mux::Ipc, 11),
-    ("recv", Mux::Socketcall, 10),
-    ("recvfrom", Mux::Socketcall, 12),
-    ("recvmmsg", Mux::Socketcall, 19),
-    ("recvmsg", Mux::Socketcall, 17),
-    ("semctl", Mux::Ipc, 3),
-    ("semget", Mux::Ipc, 2),
-    ("semop", Mux::Ipc, 1),
-    ("semtimedop", Mux::Ipc, 4),
-    ("send", Mux::Socketcall, 9),
-    ("sendmmsg", Mux::Socketcall, 20),
-    ("sendmsg", Mux::Socketcall, 16),
-    ("sendto", Mux::Socketcall, 11),
-    ("setsockopt", Mux::Socketcall, 14),
-    ("shmat", Mux::Ipc, 21),
-    ("shmctl", Mux::Ipc, 24),
-    ("shmdt", Mux::Ipc, 22),
-    ("shmget", Mux::Ipc, 23),
-    ("shutdown", Mux::Socketcall, 13),
-    ("socket", Mux::Socketcall, 1),
-    ("socketpair", Mux::Socketcall, 8),
-];
 
 /// Rules collected per syscall (indexed like [`SYSCALLS`]).
 struct Table {
@@ -312,20 +274,18 @@ pub(crate) fn lower(p: &LinuxSeccomp) -> Result<Lowered, SeccompError> {
             if is_notify && name == "write" {
                 return Err(SeccompError::NotifyWrite { rule: ri });
             }
-            let idx = lookup(name);
-            let mux = MUX.binary_search_by(|m| m.0.cmp(name)).ok().map(|i| MUX[i]);
-            if let Some(i) = idx {
-                for a in [A::X86_64, A::X86, A::X32] {
-                    if let Some(nr) = a.nr(&SYSCALLS[i]) {
-                        last[a as usize] = last[a as usize].max(nr);
-                    }
+            let Some(idx) = lookup(name) else { continue };
+            let e = &SYSCALLS[idx];
+            for a in [A::X86_64, A::X86, A::X32] {
+                if let Some(nr) = a.nr(e) {
+                    last[a as usize] = last[a as usize].max(nr);
                 }
             }
-            if act == default || (idx.is_none() && mux.is_none()) {
+            if act == default {
                 continue;
             }
             notify |= is_notify;
-            if let Some(i) = idx {
+            if e.1 >= 0 || e.2 >= 0 || e.3 >= 0 {
                 let rs = if args.is_empty() {
                     Vec::new()
                 } else {
@@ -349,24 +309,20 @@ pub(crate) fn lower(p: &LinuxSeccomp) -> Result<Lowered, SeccompError> {
                         }]
                     }
                 };
-                t.add(i, rs, act);
+                t.add(idx, rs, act);
             }
             // libseccomp also filters i386's multiplexed form: socketcall(call, args) or
             // ipc(call, ...), matching the call number only (the real arguments are in memory).
-            if let Some((_, base, call)) = mux {
-                let b = if base == Mux::Socketcall {
-                    t.socketcall
-                } else {
-                    t.ipc
-                };
+            if e.4 != 0 {
+                let base = if e.4 == 1 { t.socketcall } else { t.ipc };
                 let c = Cond {
                     index: 0,
                     op: Op::Eq,
-                    value: call,
+                    value: e.5 as u64,
                     value_two: 0,
                 };
                 t.add(
-                    b,
+                    base,
                     vec![Rule {
                         conds: vec![c],
                         action: act,
@@ -435,8 +391,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tables_are_sorted() {
-        assert!(MUX.windows(2).all(|w| w[0].0 < w[1].0));
+    fn tables_are_sorted_and_indexed() {
         assert!(SYSCALLS.windows(2).all(|w| w[0].0 < w[1].0));
+        for (i, e) in SYSCALLS.iter().enumerate() {
+            assert_eq!(lookup(e.0), Some(i), "{}", e.0);
+        }
+        assert_eq!(lookup(""), None);
+        assert_eq!(lookup("zzz"), None);
+        assert_eq!(lookup("~"), None);
+        let socket = lookup("socket").map(|i| (SYSCALLS[i].4, SYSCALLS[i].5));
+        assert_eq!(socket, Some((1, 1)));
     }
 }
