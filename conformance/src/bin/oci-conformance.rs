@@ -169,7 +169,7 @@ fn real_main() -> Result<i32> {
         checker.display()
     );
     let reports = runner::run_cases(&suite, &selected, args.jobs);
-    print!("{}", runner::render(&reports));
+    print!("{}", runner::render(&reports, cases::note));
     if !args.keep {
         let _ = std::fs::remove_dir_all(&work);
     } else {

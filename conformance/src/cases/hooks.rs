@@ -21,6 +21,10 @@ pub const CASES: &[Case] = &[
         run: path_resolution,
     },
     Case {
+        name: "hooks.ignores-stdin",
+        run: ignores_stdin,
+    },
+    Case {
         name: "hooks.fail-prestart",
         run: |c| fail_create(c, "prestart"),
     },
@@ -71,7 +75,9 @@ fn recorder(c: &Ctx, name: &str, in_container: bool) -> Value {
 }
 
 fn failing(name: &str) -> Value {
-    json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo {name} failing >&2; exit 3")], "env": [PATH_ENV]})
+    // The state is read first so that only the exit status differs from a
+    // well-behaved hook (see hooks.ignores-stdin for the other case).
+    json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat >/dev/null; echo {name} failing >&2; exit 3")], "env": [PATH_ENV]})
 }
 
 fn log(c: &Ctx) -> Vec<String> {
@@ -395,6 +401,31 @@ fn path_resolution(c: &mut Ctx) -> CaseResult {
     check!(
         got == ["createRuntime", "startContainer"],
         "expected both hooks to run from their own namespace, log is {got:?}"
+    );
+    Ok(())
+}
+
+/// A hook that exits 0 without reading its stdin succeeded; the runtime must
+/// not die of SIGPIPE/EPIPE while writing a large state (big annotations
+/// overflow the pipe buffer) and must run the next hook.
+fn ignores_stdin(c: &mut Ctx) -> CaseResult {
+    c.mount_out();
+    let big = "x".repeat(200 * 1024);
+    c.config["annotations"] = json!({"org.example.oc/big": big});
+    c.config["hooks"] = json!({
+        "createRuntime": [{"path": "/bin/true"}, recorder(c, "createRuntime", false)],
+        "poststop": [{"path": "/bin/true"}, recorder(c, "poststop", false)]
+    });
+    c.set_args(&["/bin/true"]);
+    let id = c.id(1);
+    c.create(&id)?;
+    c.rt_ok(&["start", &id])?;
+    c.wait_stopped(&id)?;
+    c.rt_ok(&["delete", &id])?;
+    let got = log(c);
+    check!(
+        got == ["createRuntime", "poststop"],
+        "hooks after one that ignored its stdin: expected [createRuntime, poststop] got {got:?}"
     );
     Ok(())
 }

@@ -141,7 +141,8 @@ fn run_one(suite: &Suite, case: &Case) -> Report {
 }
 
 /// Render the result table and the closing `N passed, N failed, N skipped`.
-pub fn render(reports: &[Report]) -> String {
+/// `note` may add a remark to a failed case's reason.
+pub fn render(reports: &[Report], note: impl Fn(&str) -> Option<&'static str>) -> String {
     let w = reports
         .iter()
         .map(|r| r.name.len())
@@ -158,7 +159,10 @@ pub fn render(reports: &[Report]) -> String {
             }
             Some(Outcome::Fail(why)) => {
                 f += 1;
-                ("FAIL", why.clone())
+                match note(r.name) {
+                    Some(n) => ("FAIL", format!("{n} {why}")),
+                    None => ("FAIL", why.clone()),
+                }
             }
             Some(Outcome::Skip(why)) => {
                 s += 1;
