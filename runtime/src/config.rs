@@ -37,7 +37,11 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
     let raw = std::fs::read(&cfg).map_err(|e| Error::Other(format!("{}: {e}", cfg.display())))?;
     let spec = parse(&raw)?;
     let rootfs = rootfs_path(&dir, &spec)?;
-    validate(&spec, true)?;
+    // process is REQUIRED only when start is called (runtime-spec config.md): checked there.
+    validate(&spec, false)?;
+    if let Some(p) = spec.process() {
+        check_process(p)?;
+    }
     Ok(Bundle {
         dir,
         rootfs,
@@ -202,16 +206,22 @@ pub fn validate(spec: &Spec, need_process: bool) -> Result<()> {
             .process()
             .as_ref()
             .ok_or_else(|| Error::Config("process is required".into()))?;
-        match p.args() {
-            Some(a) if !a.is_empty() && !a[0].is_empty() => {}
-            _ => return Err(Error::Config("process.args must not be empty".into())),
-        }
-        if !p.cwd().is_absolute() {
-            return Err(Error::Config(format!(
-                "process.cwd {:?} must be an absolute path",
-                p.cwd()
-            )));
-        }
+        check_process(p)?;
+    }
+    Ok(())
+}
+
+/// Checks of `process` that hold whenever it is present.
+pub fn check_process(p: &oci_spec::runtime::Process) -> Result<()> {
+    match p.args() {
+        Some(a) if !a.is_empty() && !a[0].is_empty() => {}
+        _ => return Err(Error::Config("process.args must not be empty".into())),
+    }
+    if !p.cwd().is_absolute() {
+        return Err(Error::Config(format!(
+            "process.cwd {:?} must be an absolute path",
+            p.cwd()
+        )));
     }
     Ok(())
 }

@@ -120,8 +120,8 @@ pub fn create(opts: &CreateOpts, wait_fifo: bool) -> Result<Created> {
 fn create_with_console(opts: &CreateOpts, wait_fifo: bool, console_fd: Option<OwnedFd>) -> Result<Created> {
     crate::util::validate_id(&opts.id)?;
     let Bundle { dir: bundle, rootfs, spec, raw } = config::load_bundle(&opts.bundle)?;
-    let process = spec.process().as_ref().ok_or_else(|| Error::Config("process is required".into()))?;
-    let terminal = process.terminal().unwrap_or(false);
+    let process = spec.process().as_ref();
+    let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
     if terminal && opts.console_socket.is_none() && console_fd.is_none() {
         return Err(Error::Other(
             "process.terminal is true: pass --console-socket (or set terminal to false)".into(),
@@ -130,7 +130,11 @@ fn create_with_console(opts: &CreateOpts, wait_fifo: bool, console_fd: Option<Ow
     // Everything that can fail on bad input is checked before the host is touched.
     let ns_list = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
     let plan = namespaces::plan(&ns_list)?;
-    crate::capabilities::Sets::from_spec(process.capabilities().as_ref())?;
+    if let Some(p) = process {
+        crate::capabilities::Sets::from_spec(p.capabilities().as_ref())?;
+    } else if !wait_fifo {
+        return Err(Error::Config("process is required to run a container".into()));
+    }
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         Some(s) => Some(compile_seccomp(&opts.root, s)?),
         None => None,
@@ -420,6 +424,15 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         });
     }
     let spec = load_saved_spec(&dir)?;
+    if spec.process().is_none() {
+        // runtime-spec: start MUST generate an error if process was not set. The
+        // container cannot ever run, so it is stopped rather than left waiting.
+        let _ = signal_pid(&rec, libc::SIGKILL);
+        wait_gone(rec.pid, rec.pid_start_time, std::time::Duration::from_secs(10));
+        rec.status = Status::Stopped;
+        dir.save(&rec)?;
+        return Err(Error::Config(format!("container {id} has no process in its config.json: nothing to start")));
+    }
     release_fifo(&dir)?;
     rec.status = Status::Running;
     dir.save(&rec)?;

@@ -228,7 +228,15 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
         rootfs::finalize(spec)?;
     }
 
-    let process = spec.process().as_ref().ok_or_else(|| Error::Config("process is required".into()))?;
+    let Some(process) = spec.process().as_ref() else {
+        // No process: the container exists (created) but `start` will refuse it.
+        wait_for(chan, Tag::CgroupJoined, &joined, "waiting for the cgroup join")?;
+        chan.send(Tag::Ready, &[])?;
+        loop {
+            // SAFETY: pause only waits for a signal.
+            unsafe { libc::pause() };
+        }
+    };
     if process.terminal().unwrap_or(false) {
         let sock = ctx
             .console_socket
