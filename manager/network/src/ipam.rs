@@ -159,12 +159,30 @@ impl From<Subnet> for String {
 }
 
 /// Address bookkeeping for one network: its subnet, gateway and the host
-/// addresses in use. Pure data; serializable into the manager's state.
+/// addresses in use. Pure data; serializable into the manager's state
+/// (deserializing re-checks every address, so a damaged state file is
+/// refused rather than trusted).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "IpamState")]
 pub struct Ipam {
     subnet: Subnet,
     gateway: Ipv4Addr,
     used: BTreeSet<Ipv4Addr>,
+}
+
+/// The unchecked serialized form of [`Ipam`].
+#[derive(Deserialize)]
+struct IpamState {
+    subnet: Subnet,
+    gateway: Ipv4Addr,
+    used: BTreeSet<Ipv4Addr>,
+}
+
+impl TryFrom<IpamState> for Ipam {
+    type Error = Error;
+    fn try_from(s: IpamState) -> Result<Ipam> {
+        Ipam::with_used(s.subnet, s.gateway, s.used)
+    }
 }
 
 impl Ipam {
@@ -443,5 +461,8 @@ mod tests {
         let back: Ipam = serde_json::from_str(&json).unwrap();
         assert_eq!(back, ipam);
         assert!(serde_json::from_str::<Subnet>("\"10.88.0.3/24\"").is_err());
+        let damaged = json.replace("10.88.0.77", "10.99.0.77");
+        let err = serde_json::from_str::<Ipam>(&damaged).unwrap_err();
+        assert!(err.to_string().contains("outside the subnet"), "{err}");
     }
 }
