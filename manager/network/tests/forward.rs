@@ -159,3 +159,49 @@ fn forwards_from_host_loopback_into_an_instance() {
     }
     running.stop().unwrap();
 }
+
+#[test]
+fn client_reset_closes_the_upstream_connection() {
+    let listener = TcpListener::bind(loopback_any()).unwrap();
+    let target = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = listener.accept().unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        // Ends with EOF or a reset once the forwarder drops the pair; a
+        // timeout would mean the forwarder kept the upstream side open.
+        loop {
+            match c.read(&mut buf) {
+                Ok(0) => return Ok(got),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return Ok(got),
+                Err(e) => return Err(e),
+            }
+        }
+    });
+    let mut fwd = Forwarder::new().unwrap();
+    let front = fwd.add(loopback_any(), target).unwrap();
+    let running = fwd.spawn().unwrap();
+
+    let mut c = TcpStream::connect(front).unwrap();
+    c.write_all(b"partial request").unwrap();
+    // Abortive close: RST instead of FIN.
+    nix::sys::socket::setsockopt(
+        &c,
+        nix::sys::socket::sockopt::Linger,
+        &libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        },
+    )
+    .unwrap();
+    drop(c);
+    let got = server
+        .join()
+        .unwrap()
+        .expect("upstream connection left open");
+    // Whatever arrived before the reset is a prefix of what was sent.
+    assert!(b"partial request".starts_with(&got), "{got:?}");
+    running.stop().unwrap();
+}

@@ -234,6 +234,12 @@ fn instances_on_different_bridges_are_isolated() {
         "unexpected error {err}"
     );
 
+    // Layer 3 without a route: an instance on br2 with no default route has
+    // no way to a's subnet at all, whatever the host does.
+    let d = Instance::new(&br2.0, ipam2.allocate().unwrap(), 24, None);
+    let err = unreachable_from(d.ns.path(), srv);
+    assert_eq!(err.kind(), ErrorKind::NetworkUnreachable, "{err}");
+
     // Layer 3: with ip_forward off (never changed by us), an instance on br2
     // routing through its own gateway cannot reach br1 either.
     let b = Instance::new(
