@@ -148,6 +148,7 @@ fn create_with_console(opts: &CreateOpts, wait_fifo: bool, console_fd: Option<Ow
 
     let dir = StateDir::create(&opts.root, &opts.id)?;
     let mut guard = CreateGuard { dir: Some(&dir), pid: 0, cgroup: None, armed: true };
+    crate::failpoint::hit("create:state-dir");
     std::fs::write(dir.config_path(), &raw).map_err(|e| Error::io(dir.config_path(), e))?;
     let me = std::process::id() as i32;
     let mut record = Record {
@@ -173,6 +174,7 @@ fn create_with_console(opts: &CreateOpts, wait_fifo: bool, console_fd: Option<Ow
     guard.cgroup = Some(cg.clone());
     record.cgroup = Some(cg.clone());
     dir.save(&record)?;
+    crate::failpoint::hit("create:cgroup");
 
     if wait_fifo {
         nix::unistd::mkfifo(&dir.fifo_path(), nix::sys::stat::Mode::from_bits_truncate(0o600))
@@ -231,6 +233,7 @@ fn create_with_console(opts: &CreateOpts, wait_fifo: bool, console_fd: Option<Ow
     record.pid = pid;
     record.pid_start_time = procfs::stat(pid).map(|s| s.start_time).unwrap_or(0);
     dir.save(&record)?;
+    crate::failpoint::hit("create:cloned");
     send_or_child_error(&parent, Tag::Go)?;
     // The first cgroup.procs write after a quiet spell waits for an RCU grace period
     // (cgroup_threadgroup_rwsem), ~10-25 ms here: the child sets up its mounts meanwhile
@@ -238,6 +241,7 @@ fn create_with_console(opts: &CreateOpts, wait_fifo: bool, console_fd: Option<Ow
     if !joined {
         cg.add_process(pid)?;
     }
+    crate::failpoint::hit("create:joined");
     send_or_child_error(&parent, Tag::CgroupJoined)?;
 
     loop {
@@ -266,6 +270,7 @@ fn create_with_console(opts: &CreateOpts, wait_fifo: bool, console_fd: Option<Ow
             None => return Err(Error::Init("container init exited during set-up".into())),
         }
     }
+    crate::failpoint::hit("create:ready");
     record.status = if wait_fifo { Status::Created } else { Status::Running };
     dir.save(&record)?;
     if let Some(p) = &opts.pid_file {
@@ -433,7 +438,9 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         dir.save(&rec)?;
         return Err(Error::Config(format!("container {id} has no process in its config.json: nothing to start")));
     }
+    crate::failpoint::hit("start:before-release");
     release_fifo(&dir)?;
+    crate::failpoint::hit("start:released");
     rec.status = Status::Running;
     dir.save(&rec)?;
     let state = rec.oci_state(Status::Running).to_string().into_bytes();
@@ -566,6 +573,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
                 let _ = cg.kill_all(libc::SIGKILL);
             }
         }
+        crate::failpoint::hit("delete:killed");
         if rec.pid > 0 && !wait_gone(rec.pid, rec.pid_start_time, std::time::Duration::from_secs(10)) {
             return Err(Error::Other(format!("container {id}: process {} did not die after SIGKILL", rec.pid)));
         }
@@ -580,6 +588,7 @@ fn destroy(dir: StateDir, rec: &Record) -> Result<()> {
             let _ = cg.kill_all(libc::SIGKILL);
         }
         cg.destroy()?;
+        crate::failpoint::hit("delete:cgroup-removed");
     }
     if let Ok(spec) = load_saved_spec(&dir) {
         let state = rec.oci_state(Status::Stopped).to_string().into_bytes();

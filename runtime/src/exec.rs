@@ -127,6 +127,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
         unsafe { libc::_exit(255) };
     }
     drop(child);
+    crate::failpoint::hit("exec:forked");
     let guard = KillOnDrop(pid);
     if let Some(cg) = &rec.cgroup {
         cg.add_process(pid)?;

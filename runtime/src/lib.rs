@@ -21,6 +21,7 @@ pub mod container;
 pub mod devices;
 pub mod error;
 pub mod exec;
+pub mod failpoint;
 pub mod features;
 pub mod hooks;
 pub mod identity;
