@@ -1,7 +1,7 @@
 //! On-disk cache of compiled filters.
 //!
-//! The key is a canonical byte encoding of the profile plus the crate version, the kernel
-//! release and the machine. The entry's name is a 64-bit hash of the key; the entry stores the
+//! The key is a canonical byte encoding of the profile plus the crate version, a hash of the
+//! crate's sources (from build.rs), the kernel release and the machine. The entry's name is a 64-bit hash of the key; the entry stores the
 //! whole key and a hit requires it to match byte for byte, so a hash collision can only cost a
 //! recompile, never load the wrong filter. Entry content (little endian):
 //!
@@ -79,6 +79,8 @@ fn environment() -> &'static [u8] {
     ENV.get_or_init(|| {
         let mut v = Vec::new();
         v.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
+        v.push(0);
+        v.extend_from_slice(env!("BOXRUN_SECCOMP_SRC_HASH").as_bytes());
         v.push(0);
         // SAFETY: uname fills a zeroed utsname; the fields are NUL-terminated.
         let mut uts: libc::utsname = unsafe { std::mem::zeroed() };

@@ -26,6 +26,11 @@ pub fn profile(v: serde_json::Value) -> LinuxSeccomp {
 
 /// Run `prog` on a synthetic `seccomp_data`, checking the kernel's structural rules as it goes.
 pub fn run(prog: &[libc::sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+    run_counted(prog, arch, nr, args).0
+}
+
+/// [`run`], also returning how many instructions were executed.
+pub fn run_counted(prog: &[libc::sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> (u32, usize) {
     assert!(
         !prog.is_empty() && prog.len() <= 4096,
         "program length {}",
@@ -73,7 +78,7 @@ pub fn run(prog: &[libc::sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> u3
                 };
                 pc = jump(if c { i.jt } else { i.jf } as u32);
             }
-            0x06 => return i.k,
+            0x06 => return (i.k, steps),
             c => panic!("unexpected opcode {c:#x} at {pc}"),
         }
     }
