@@ -143,7 +143,6 @@ impl Forwarder {
                 Err(nix::Error::EINTR) => continue,
                 Err(e) => return Err(fwd_err("wait for events", errno(e))),
             };
-            let mut closed_any = false;
             for ev in &events[..n] {
                 let token = ev.data();
                 if token == STOP_TOKEN {
@@ -161,10 +160,11 @@ impl Forwarder {
                 };
                 if !conn.on_event(side, ev.events()) {
                     conns.remove(slot);
-                    closed_any = true;
                 }
             }
-            if closed_any {
+            // Slots freed in this batch are reused only now, so a later
+            // event of the batch can never reach a new connection.
+            if conns.recycle() {
                 self.resume_listeners()?;
             }
         }
@@ -447,7 +447,7 @@ impl Conn {
                 let [client, upstream] = &mut self.sides;
                 return pump_one(client, upstream, &mut self.bufs[0], false);
             }
-            if !self.finish_connect() {
+            if !self.finish_connect(flags) {
                 return false;
             }
             if self.connecting {
@@ -461,18 +461,21 @@ impl Conn {
     }
 
     /// Called on an upstream event while connecting; false if it failed.
-    fn finish_connect(&mut self) -> bool {
+    /// A connecting socket polls as neither readable nor writable, so
+    /// writable or error means the connect is over (slots are never reused
+    /// within a batch, so the event is this socket's).
+    fn finish_connect(&mut self, flags: EpollFlags) -> bool {
+        let done = EpollFlags::EPOLLOUT | EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP;
         let upstream = &mut self.sides[1];
+        if !flags.intersects(done) {
+            upstream.writable = false;
+            return true;
+        }
         match getsockopt(&upstream.stream.as_fd(), sockopt::SocketError) {
             Ok(0) => {
-                // A spurious wake-up leaves the socket unconnected.
-                if upstream.stream.peer_addr().is_ok() {
-                    self.connecting = false;
-                    upstream.writable = true;
-                    upstream.readable = true;
-                } else {
-                    upstream.writable = false;
-                }
+                self.connecting = false;
+                upstream.writable = true;
+                upstream.readable = true;
                 true
             }
             _ => false,
@@ -480,11 +483,13 @@ impl Conn {
     }
 }
 
-/// Connections indexed by slot, slots reused.
+/// Connections indexed by slot; freed slots are reused after
+/// [`Slab::recycle`].
 #[derive(Default)]
 struct Slab {
     slots: Vec<Option<Conn>>,
     free: Vec<usize>,
+    retired: Vec<usize>,
 }
 
 impl Slab {
@@ -503,8 +508,15 @@ impl Slab {
     fn remove(&mut self, i: usize) {
         if let Some(slot) = self.slots.get_mut(i) {
             if slot.take().is_some() {
-                self.free.push(i);
+                self.retired.push(i);
             }
         }
+    }
+    /// Makes the slots removed since the last call reusable; returns
+    /// whether there were any.
+    fn recycle(&mut self) -> bool {
+        let any = !self.retired.is_empty();
+        self.free.append(&mut self.retired);
+        any
     }
 }
