@@ -26,6 +26,21 @@
 //!   `net.ipv4.ip_forward` and firewall, which this crate never changes.
 //! * Published ports are served by a userspace [`forward::Forwarder`]
 //!   (like docker-proxy), not by NAT rules.
+//! * Caveat: when the host has `br_netfilter` loaded with
+//!   `net.bridge.bridge-nf-call-iptables=1` (Docker or podman do that),
+//!   even traffic between instances of one bridge crosses the host's
+//!   iptables FORWARD chain; a DROP policy there (Docker sets one) blocks
+//!   it. boxctl does not touch either setting; that is the host
+//!   administrator's call.
+//!
+//! # Tests
+//!
+//! `cargo test -p boxctl-network`, as root: unit tests, then kernel tests
+//! that create `bxt*` bridges and veths, namespaces under the temp dir and
+//! subnets in 10.213.0.0/16 that no host route uses, all removed by drop
+//! guards. Traffic stays on loopback and those bridges. `cargo run
+//! --release -p boxctl-network --example forward_bench` compares direct and
+//! forwarded loopback TCP.
 //!
 //! # API
 //!
