@@ -274,6 +274,8 @@ pub(crate) fn lower(p: &LinuxSeccomp) -> Result<Lowered, SeccompError> {
             if is_notify && name == "write" {
                 return Err(SeccompError::NotifyWrite { rule: ri });
             }
+            // Like runc, any NOTIFY rule asks for a listener, even one for an unknown syscall.
+            notify |= is_notify;
             let Some(idx) = lookup(name) else { continue };
             let e = &SYSCALLS[idx];
             for a in [A::X86_64, A::X86, A::X32] {
@@ -284,7 +286,6 @@ pub(crate) fn lower(p: &LinuxSeccomp) -> Result<Lowered, SeccompError> {
             if act == default {
                 continue;
             }
-            notify |= is_notify;
             if e.1 >= 0 || e.2 >= 0 || e.3 >= 0 {
                 let rs = if args.is_empty() {
                     Vec::new()

@@ -402,6 +402,15 @@ fn profile_errors() {
 }
 
 #[test]
+fn notify_on_an_unknown_syscall_still_asks_for_a_listener() {
+    // runc sets NEW_LISTENER for any NOTIFY rule, resolved or not, and hands the fd over.
+    let f = compile(&profile(json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["no_such_syscall"], "action": "SCMP_ACT_NOTIFY"}]})))
+    .unwrap();
+    assert!(f.needs_notify());
+}
+
+#[test]
 fn flags() {
     let f = compile(&profile(json!({"defaultAction": "SCMP_ACT_ALLOW",
         "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],

@@ -254,6 +254,10 @@ fn profiles() -> Vec<(&'static str, Value)> {
         "defaultAction": "SCMP_ACT_LOG",
         "syscalls": [{"names": ["syslog"], "action": "SCMP_ACT_ERRNO"}]
     });
+    let mut x32_only = docker.clone();
+    x32_only["architectures"] = json!(["SCMP_ARCH_X32"]);
+    let mut x86_only = docker.clone();
+    x86_only["architectures"] = json!(["SCMP_ARCH_X86"]);
     let mut no_x32 = docker.clone();
     no_x32["architectures"] = json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]);
     let allow86 = json!({
@@ -294,6 +298,8 @@ fn profiles() -> Vec<(&'static str, Value)> {
         ("docker", docker),
         ("docker-extra", extra),
         ("docker-no-x32", no_x32),
+        ("docker-x32-only", x32_only),
+        ("docker-x86-only", x86_only),
         ("allow", allow_default),
         ("allow86", allow86),
         ("native", native),
