@@ -2,7 +2,7 @@
 //! bulk throughput, small request/response round trips on one connection,
 //! and short connections per second.
 //!
-//! `cargo run --release -p boxctl-network --example forward_bench [ping-pong]`
+//! `cargo run --release -p boxctl-network --example forward_bench [ping-pong|bulk-direct|bulk-forwarded]`
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -92,10 +92,21 @@ fn main() -> Result<(), boxctl_network::Error> {
     let mut fwd = Forwarder::new()?;
     let front = fwd.add(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), target)?;
     let running = fwd.spawn()?;
-    if std::env::args().nth(1).as_deref() == Some("ping-pong") {
-        // For `strace -c -f`: only the forwarded ping-pong.
-        println!("{:.1} us/round trip", ping_pong(front, 20_000));
-        return running.stop();
+    // Single measurements, for `strace -c -f` or `time`.
+    match std::env::args().nth(1).as_deref() {
+        Some("ping-pong") => {
+            println!("{:.1} us/round trip", ping_pong(front, 20_000));
+            return running.stop();
+        }
+        Some("bulk-direct") => {
+            println!("{:.0} MB/s", bulk(target, 2 << 30));
+            return running.stop();
+        }
+        Some("bulk-forwarded") => {
+            println!("{:.0} MB/s", bulk(front, 2 << 30));
+            return running.stop();
+        }
+        _ => {}
     }
     for (name, addr) in [("direct", target), ("forwarded", front)] {
         println!(

@@ -7,6 +7,16 @@
 //! buffer; an end-of-stream from one side is passed on as a write shutdown
 //! to the other (half-close), and the connection is closed once both
 //! directions are finished, or at the first error (reset) on either side.
+//!
+//! Cost: per forwarded message one read, one write and a share of an
+//! `epoll_wait` (readiness is tracked per socket, so no system call is
+//! spent on probing a drained socket); per connection accept, socket,
+//! connect, two `epoll_ctl`, one `SO_ERROR` check. Bytes are copied through
+//! user space rather than spliced: splice(2) needs two pipes (four
+//! descriptors, two more system calls) per connection, which costs more
+//! than it saves on small request/response traffic; a 2 GiB loopback bulk
+//! transfer costs about 1.2 s of extra system time per GiB on this class of
+//! machine (`examples/forward_bench.rs`).
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
