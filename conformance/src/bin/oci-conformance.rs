@@ -168,6 +168,7 @@ fn real_main() -> Result<i32> {
         args.jobs,
         checker.display()
     );
+    runner::install_interrupt_handler();
     let reports = runner::run_cases(&suite, &selected, args.jobs);
     print!("{}", runner::render(&reports, cases::note));
     if !args.keep {

@@ -9,7 +9,7 @@ pub mod ctx;
 pub use ctx::Ctx;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -86,7 +86,28 @@ pub struct Report {
     pub elapsed: Duration,
 }
 
-/// Run `cases` with `jobs` workers; results come back in case order.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Make SIGINT/SIGTERM stop handing out new cases instead of killing the
+/// runner, so running cases still clean up their containers and mounts.
+pub fn install_interrupt_handler() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic (async-signal-safe).
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+}
+
+/// True once SIGINT/SIGTERM arrived (after [`install_interrupt_handler`]).
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Run `cases` with `jobs` workers; results come back in case order. Cases
+/// not started because of an interrupt are reported as failed.
 pub fn run_cases(suite: &Suite, cases: &[Case], jobs: usize) -> Vec<Report> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Report>>> = Mutex::new(vec![None; cases.len()]);
@@ -95,7 +116,15 @@ pub fn run_cases(suite: &Suite, cases: &[Case], jobs: usize) -> Vec<Report> {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(case) = cases.get(i) else { break };
-                let r = run_one(suite, case);
+                let r = if interrupted() {
+                    Report {
+                        name: case.name,
+                        outcome: Some(Outcome::Fail("not run: interrupted".into())),
+                        elapsed: Duration::ZERO,
+                    }
+                } else {
+                    run_one(suite, case)
+                };
                 eprintln!(
                     "{:<44} {}",
                     r.name,
@@ -180,4 +209,28 @@ pub fn render(reports: &[Report], note: impl Fn(&str) -> Option<&'static str>) -
     }
     out.push_str(&format!("{p} passed, {f} failed, {s} skipped\n"));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_counts_and_closing_line() {
+        let r = |name, outcome| Report {
+            name,
+            outcome,
+            elapsed: Duration::from_millis(1500),
+        };
+        let reports = vec![
+            r("a.pass", None),
+            r("b.fail", Some(Outcome::Fail("expected 1 got 2".into()))),
+            r("c.skip", Some(Outcome::Skip("no resctrl".into()))),
+        ];
+        let text = render(&reports, |n| (n == "b.fail").then_some("[note]"));
+        assert!(text.ends_with("1 passed, 1 failed, 1 skipped\n"), "{text}");
+        assert!(text.contains("[note] expected 1 got 2"), "{text}");
+        assert!(text.contains("unsupported: no resctrl"), "{text}");
+        assert!(text.contains("1.50s"), "{text}");
+    }
 }
