@@ -312,7 +312,48 @@ lane_podman() {
         sh -c 'mkdir -p /www && echo hello-engines >/www/index.html && exec httpd -f -p 80 -h /www'
     if fetch_until "http://127.0.0.1:$port/" hello-engines; then ok "$name: -p traffic on 127.0.0.1:$port"; else notok "$name: -p traffic on 127.0.0.1:$port" "$(short "$OUT")"; fi
     check "$name: rm -f published container" 0 bxe-pweb "$P" rm -f -t 0 bxe-pweb
+    opts_checks "$name" "$P" run --rm "${R[@]}"
+    check "$name: --uidmap user namespace" 0 '^ +0 +100000 +65536' "$P" run --rm "${R[@]}" --uidmap 0:100000:65536 --gidmap 0:100000:65536 $IMG cat /proc/self/uid_map
+    check "$name: exec -u -w -e" 0 'uid=65534.*/tmp bar' sh -c "$P run -d --name bxe-p2 ${R[*]} $IMG sleep 1000 >/dev/null && $P exec -u 65534 -w /tmp -e FOO=bar bxe-p2 sh -c 'id; echo \$PWD \$FOO'"
+    check "$name: rm -f running container" 0 bxe-p2 "$P" rm -f -t 0 bxe-p2
+    check "$name: logs of a detached container" 0 'logged-line' sh -c "$P run -d --name bxe-p3 ${R[*]} $IMG echo logged-line >/dev/null && $P wait bxe-p3 >/dev/null && $P logs bxe-p3 && $P rm bxe-p3 >/dev/null"
     check_eq "$name: runtime state has none of the lane's containers" "" "$(rt_left)"
+}
+
+# ---------------------------------------------------------------- run options (podman and docker)
+# opts_checks NAME RUN-PREFIX...: the prefix ends with "run --rm" and its runtime options.
+opts_checks() {
+    local name=$1
+    shift
+    local E=("$@") hostns
+    check "$name: default seccomp profile is loaded" 0 'Seccomp:[[:space:]]+2' "${E[@]}" $IMG grep -E '^Seccomp:' /proc/self/status
+    check "$name: --privileged: no seccomp, host devices" 0 'Seccomp:[[:space:]]+0.*loop-control' "${E[@]}" --privileged $IMG \
+        sh -c 'grep -E "^Seccomp:" /proc/self/status; ls /dev'
+    check "$name: --user 65534:65534" 0 'uid=65534.*gid=65534' "${E[@]}" --user 65534:65534 $IMG id
+    check "$name: -w -e --hostname" 0 '^/tmp bar bxhost' "${E[@]}" -w /tmp -e FOO=bar --hostname bxhost $IMG sh -c 'echo $PWD $FOO $(hostname)'
+    check "$name: --read-only rootfs" 0 'rc=1' "${E[@]}" --read-only $IMG sh -c 'touch /x 2>/dev/null; echo rc=$?'
+    check "$name: --cap-drop ALL" 0 'CapEff:[[:space:]]+0000000000000000' "${E[@]}" --cap-drop ALL $IMG grep CapEff /proc/self/status
+    check "$name: NET_ADMIN missing by default" 0 'rc=[1-9]' "${E[@]}" --network none $IMG sh -c 'ip link set lo mtu 1500 2>/dev/null; echo rc=$?'
+    check "$name: --cap-add NET_ADMIN" 0 'rc=0' "${E[@]}" --network none --cap-add NET_ADMIN $IMG sh -c 'ip link set lo mtu 1500; echo rc=$?'
+    mkdir -p "$T/vol-$name"
+    check "$name: -v bind mount, written from inside" 0 '' "${E[@]}" -v "$T/vol-$name:/data" $IMG sh -c 'echo from-inside >/data/f'
+    check_eq "$name: bind mount file on the host" from-inside "$(cat "$T/vol-$name/f" 2>&1)"
+    check "$name: --mount type=bind,readonly" 0 'rc=1' "${E[@]}" --mount "type=bind,src=$T/vol-$name,dst=/ro,readonly" $IMG sh -c 'cat /ro/f; touch /ro/g 2>/dev/null; echo rc=$?'
+    check "$name: --tmpfs" 0 'tmpfs /scratch tmpfs' "${E[@]}" --tmpfs /scratch $IMG grep ' /scratch ' /proc/mounts
+    check "$name: --memory in the container's cgroup" 0 '^33554432' "${E[@]}" --memory 32m $IMG cat /sys/fs/cgroup/memory/memory.limit_in_bytes
+    check "$name: --pids-limit" 0 '^50' "${E[@]}" --pids-limit 50 $IMG cat /sys/fs/cgroup/pids/pids.max
+    check "$name: --cpus" 0 '^50000' "${E[@]}" --cpus 0.5 $IMG cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us
+    check "$name: --device" 0 '^4' "${E[@]}" --device /dev/zero:/dev/bxzero $IMG sh -c 'head -c 4 /dev/bxzero | wc -c'
+    check "$name: --sysctl (net namespace)" 0 '^1234' "${E[@]}" --sysctl net.core.somaxconn=1234 $IMG cat /proc/sys/net/core/somaxconn
+    check "$name: --ulimit" 0 '^1024' "${E[@]}" --ulimit nofile=1024:2048 $IMG sh -c 'ulimit -n'
+    check "$name: --oom-score-adj" 0 '^100' "${E[@]}" --oom-score-adj 100 $IMG cat /proc/self/oom_score_adj
+    check "$name: no-new-privileges" 0 'NoNewPrivs:[[:space:]]+1' "${E[@]}" --security-opt no-new-privileges $IMG grep NoNewPrivs /proc/self/status
+    check "$name: --shm-size" 0 '16384' "${E[@]}" --shm-size 16m $IMG df -k /dev/shm
+    for ns in pid ipc uts; do
+        hostns=$(readlink /proc/self/ns/$ns)
+        check "$name: --$ns host" 0 "${hostns//[][]/.}" "${E[@]}" --$ns host $IMG readlink /proc/self/ns/$ns
+    done
+    check "$name: own pid namespace (pid 1 is the process)" 0 '^1$' "${E[@]}" $IMG sh -c 'echo $$'
 }
 
 # ---------------------------------------------------------------- containerd
@@ -340,6 +381,12 @@ lane_containerd() {
     check "$name: build OCI archive (podman save)" 0 '' "$P" save --format oci-archive -o "$T/busybox-oci.tar" $IMG
     check "$name: ctr image import" 0 "$CTR_IMG" "$C" images import "$T/busybox-oci.tar"
     check "$name: run --rm echo" 0 '(^|'$'\n'')hi' "$C" run --rm "${RR[@]}" $CTR_IMG bxe-c1 echo hi
+    rr bxe-c5
+    check "$name: run --seccomp (default profile)" 0 'Seccomp:[[:space:]]+2' "$C" run --rm --seccomp "${RR[@]}" $CTR_IMG bxe-c5 grep -E '^Seccomp:' /proc/self/status
+    rr bxe-c6
+    check "$name: run --net-host" 0 "$(readlink /proc/self/ns/net | sed 's/[][]/./g')" "$C" run --rm --net-host "${RR[@]}" $CTR_IMG bxe-c6 readlink /proc/self/ns/net
+    rr bxe-c7
+    check "$name: run --memory-limit" 0 '^33554432' "$C" run --rm --memory-limit 33554432 "${RR[@]}" $CTR_IMG bxe-c7 cat /sys/fs/cgroup/memory/memory.limit_in_bytes
     rr bxe-c2
     check "$name: run --rm exit status" 7 '' "$C" run --rm "${RR[@]}" $CTR_IMG bxe-c2 sh -c 'exit 7'
     rr bxe-c3
@@ -417,6 +464,12 @@ lane_docker() {
         sh -c 'mkdir -p /www && echo hello-engines >/www/index.html && exec httpd -f -p 80 -h /www'
     if fetch_until "http://127.0.0.1:$port/" hello-engines; then ok "$name: -p traffic on 127.0.0.1:$port"; else notok "$name: -p traffic on 127.0.0.1:$port" "$(short "$OUT")"; fi
     check "$name: rm -f published container" 0 bxe-dweb "$D" rm -f bxe-dweb
+    opts_checks "$name" "$D" run --runtime bxtest --rm
+    check "$name: --init (docker-init as pid 1)" 0 'docker-init' "$D" run --runtime bxtest --rm --init $IMG cat /proc/1/comm
+    check "$name: exec -u -w -e" 0 'uid=65534.*/tmp bar' sh -c "$D run --runtime bxtest -d --name bxe-d2 $IMG sleep 1000 >/dev/null && $D exec -u 65534 -w /tmp -e FOO=bar bxe-d2 sh -c 'id; echo \$PWD \$FOO'"
+    check "$name: rm -f running container" 0 bxe-d2 "$D" rm -f bxe-d2
+    check "$name: wait + logs of a detached container" 0 '^0'$'\n''logged-line' sh -c "$D run --runtime bxtest -d --name bxe-d3 $IMG echo logged-line >/dev/null && $D wait bxe-d3 && $D logs bxe-d3 && $D rm bxe-d3 >/dev/null"
+    check "$name: stats --no-stream" 0 'bxe-d4' sh -c "$D run --runtime bxtest -d --name bxe-d4 $IMG sleep 1000 >/dev/null && $D stats --no-stream --format '{{.Name}} {{.MemUsage}}' bxe-d4; $D rm -f bxe-d4 >/dev/null"
     check "$name: ps -a empty" 0 '^$' "$D" ps -aq
     check_eq "$name: runtime state empty" "" "$(ls "$T/docker/exec/runtime-bxtest/moby" 2>/dev/null)$(rt_left --root "$T/docker/exec/runtime-bxtest/moby")"
 }

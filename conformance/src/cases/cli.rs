@@ -1,5 +1,6 @@
-//! CLI contract beyond runtime.md: `features`, `--log --log-format json`,
-//! `exec` with execCPUAffinity.
+//! The runc CLI contract beyond runtime.md: `features`, `--log --log-format
+//! json`, `run` exit codes, `kill` without a signal, `pause`/`resume`, `ps`,
+//! `list`, `update`, `exec` with execCPUAffinity.
 
 use crate::runner::{Case, CaseResult, Ctx};
 use crate::{check, skip};
@@ -14,6 +15,26 @@ pub const CASES: &[Case] = &[
     Case {
         name: "cli.log-json",
         run: log_json,
+    },
+    Case {
+        name: "cli.run-exit-code",
+        run: run_exit_code,
+    },
+    Case {
+        name: "cli.kill-default-signal",
+        run: kill_default,
+    },
+    Case {
+        name: "cli.pause-resume",
+        run: pause_resume,
+    },
+    Case {
+        name: "cli.ps-list-json",
+        run: ps_list,
+    },
+    Case {
+        name: "cli.update-resources",
+        run: update,
     },
     Case {
         name: "cli.exec-cpu-affinity",
@@ -195,6 +216,139 @@ fn exec_affinity(c: &mut Ctx) -> CaseResult {
     check!(
         got == "0",
         "exec'd process has Cpus_allowed_list {got:?}, execCPUAffinity.final is \"0\""
+    );
+    Ok(())
+}
+
+fn run_exit_code(c: &mut Ctx) -> CaseResult {
+    c.set_sh("exit 7");
+    c.write_config()?;
+    let id = c.id(1);
+    c.track(&id);
+    let b = c.bundle.to_string_lossy().into_owned();
+    let out = c.rt(&["run", "--bundle", &b, &id])?;
+    check!(
+        out.status.code() == Some(7),
+        "run of a process exiting 7 returned {}",
+        out.describe()
+    );
+    Ok(())
+}
+
+fn kill_default(c: &mut Ctx) -> CaseResult {
+    c.mount_out();
+    let mut fifo = c.fifo("sig")?;
+    c.set_sh(
+        "trap 'echo TERM >&3; exit 0' TERM; exec 3>/out/sig; echo ready >&3; \
+         while :; do sleep 600 & wait $!; done",
+    );
+    let id = c.id(1);
+    c.create(&id)?;
+    c.rt_ok(&["start", &id])?;
+    let t = std::time::Duration::from_secs(10);
+    let ready = fifo.read_line(t)?;
+    check!(
+        ready == "ready",
+        "container wrote {ready:?} instead of ready"
+    );
+    c.rt_ok(&["kill", &id])?;
+    let got = fifo.read_line(t)?;
+    check!(
+        got == "TERM",
+        "kill without a signal delivered {got:?}, runc sends SIGTERM"
+    );
+    c.wait_stopped(&id)
+        .map_err(|e| crate::runner::Outcome::Fail(format!("{e:#}")))
+}
+
+fn pause_resume(c: &mut Ctx) -> CaseResult {
+    c.set_args(&["/bin/sleep", "600"]);
+    let id = c.id(1);
+    c.create(&id)?;
+    c.rt_ok(&["start", &id])?;
+    let pid = c.pid(&id)?;
+    c.rt_ok(&["pause", &id])?;
+    let st = c.status(&id)?;
+    check!(st == "paused", "after pause: state {st:?}, expected paused");
+    let proc_state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .map(|r| r.trim().chars().next().unwrap_or('?'))
+        })
+        .unwrap_or('?');
+    // A frozen task sleeps in the freezer (D on cgroup v1, S on v2).
+    check!(
+        proc_state != 'R',
+        "paused process is running (state {proc_state})"
+    );
+    c.rt_ok(&["resume", &id])?;
+    let st = c.status(&id)?;
+    check!(
+        st == "running",
+        "after resume: state {st:?}, expected running"
+    );
+    Ok(())
+}
+
+fn ps_list(c: &mut Ctx) -> CaseResult {
+    c.set_args(&["/bin/sleep", "600"]);
+    let id = c.id(1);
+    c.create(&id)?;
+    c.rt_ok(&["start", &id])?;
+    let pid = c.pid(&id)?;
+    let out = c.rt_ok(&["ps", "--format", "json", &id])?;
+    let pids: Value = serde_json::from_str(out.stdout.trim())
+        .map_err(|e| anyhow::anyhow!("ps --format json is not JSON ({e}): {:?}", out.stdout))?;
+    check!(
+        pids.as_array().is_some_and(|a| a.contains(&json!(pid))),
+        "ps --format json gave {pids}, expected it to contain {pid}"
+    );
+    let out = c.rt_ok(&["list", "--format", "json"])?;
+    let list: Value = serde_json::from_str(out.stdout.trim())
+        .map_err(|e| anyhow::anyhow!("list --format json is not JSON ({e}): {:?}", out.stdout))?;
+    let entry = list
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["id"] == id.as_str()));
+    let Some(entry) = entry else {
+        crate::fail!("list --format json does not show {id}: {list}");
+    };
+    check!(
+        entry["status"] == "running" && entry["pid"] == json!(pid),
+        "list entry for {id}: {entry}"
+    );
+    Ok(())
+}
+
+fn update(c: &mut Ctx) -> CaseResult {
+    if !std::path::Path::new("/sys/fs/cgroup/pids/pids.max").exists()
+        && !std::path::Path::new("/sys/fs/cgroup/pids").is_dir()
+    {
+        skip!("host has no v1 pids hierarchy");
+    }
+    c.set_args(&["/bin/sleep", "600"]);
+    let id = c.id(1);
+    let cg = c.use_cgroup(&id);
+    c.config["linux"]["resources"]["pids"] = json!({"limit": 50});
+    c.config["linux"]["resources"]["memory"] = json!({"limit": 67108864});
+    c.create(&id)?;
+    c.rt_ok(&["update", "--pids-limit", "60", "--memory", "134217728", &id])?;
+    let read = |ctrl: &str, f: &str| {
+        std::fs::read_to_string(
+            std::path::Path::new("/sys/fs/cgroup")
+                .join(ctrl)
+                .join(cg.trim_start_matches('/'))
+                .join(f),
+        )
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|e| format!("<{e}>"))
+    };
+    let pids = read("pids", "pids.max");
+    let mem = read("memory", "memory.limit_in_bytes");
+    check!(
+        pids == "60" && mem == "134217728",
+        "after update: pids.max {pids} (want 60), memory.limit_in_bytes {mem} (want 134217728)"
     );
     Ok(())
 }
