@@ -100,6 +100,7 @@ pub fn config(
     rootfs: &Path,
     dev: Option<(u64, u64)>,
     netns: Option<&Path>,
+    extra_mounts: &[Value],
 ) -> Result<Value> {
     let (uid, gid) = resolve_user(rootfs, &inst.user)?;
     let mut env = inst.env.clone();
@@ -121,7 +122,7 @@ pub fn config(
         _ => namespaces.push(json!({"type": "network"})),
     }
     let caps = json!(CAPS);
-    Ok(json!({
+    let mut cfg = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
@@ -162,7 +163,11 @@ pub fn config(
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
                 "/proc/sysrq-trigger"]
         }
-    }))
+    });
+    if let Some(m) = cfg["mounts"].as_array_mut() {
+        m.extend(extra_mounts.iter().cloned());
+    }
+    Ok(cfg)
 }
 
 /// The open-files limit: the caller's hard limit (a container may not exceed it).

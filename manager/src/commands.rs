@@ -13,7 +13,7 @@ use crate::instance_file::{Instance, Status};
 use crate::lifecycle::{self, CreateSpec};
 use crate::limits::{self, Limits};
 use crate::store::{self, Store};
-use crate::{image, monitor, mounts, procs, runtime_cli, stats, util};
+use crate::{image, monitor, mounts, networking, procs, runtime_cli, stats, util};
 
 /// Run the command; returns the process exit code.
 pub fn dispatch(root: &Path, cli: Cli) -> Result<i32> {
@@ -236,8 +236,23 @@ fn image_cmd(store: &Store, c: ImageCmd) -> Result<i32> {
     }
 }
 
-fn network_cmd(_store: &Store, _c: NetworkCmd) -> Result<i32> {
-    bail!("networks are not available yet in this build of boxctl")
+fn network_cmd(store: &Store, c: NetworkCmd) -> Result<i32> {
+    match c {
+        NetworkCmd::Create { subnet, name } => {
+            let n = networking::create(store, &name, subnet.as_deref())?;
+            println!("{} {} {}", n.name, n.subnet, n.bridge);
+            Ok(0)
+        }
+        NetworkCmd::Ls => {
+            print_table(&networking::list(store)?);
+            Ok(0)
+        }
+        NetworkCmd::Rm { names } => for_each(&names, |n| {
+            networking::remove(store, n)?;
+            println!("{n}");
+            Ok(())
+        }),
+    }
 }
 
 /// Print rows as aligned columns.

@@ -148,7 +148,9 @@ pub fn create(store: &Store, spec: &CreateSpec) -> Result<Instance> {
                 other.id
             );
         }
-        list.push(inst.clone());
+        let mut new = inst.clone();
+        new.networks = networking::allocate(store, list, &inst.networks)?;
+        list.push(new);
         Ok(())
     })?;
     let mut guard = CreateGuard {
@@ -239,8 +241,16 @@ pub fn teardown(store: &Store, inst: &Instance) -> Result<()> {
         first_err.get_or_insert(e);
     }
     let rootfs = store.instance_dir(&inst.id).join("rootfs");
+    let dev = mounts::device_of(&rootfs);
     if let Err(e) = mounts::unmount(&rootfs) {
         first_err.get_or_insert(e);
+    }
+    // The file system (and so the auto-clearing loop device) lives on until the
+    // container's mount namespace is gone, which the kernel finishes
+    // asynchronously; wait for it so that a following start or rm finds the
+    // disk free.
+    if let Some((major, minor)) = dev {
+        crate::loopdev::wait_released(major, minor, Duration::from_secs(5));
     }
     // A loop device still bound to the disk but no longer mounted (a process
     // killed between attach and mount with the fd inherited elsewhere).

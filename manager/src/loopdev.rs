@@ -164,6 +164,23 @@ pub fn detach_path(dev: &Path) -> Result<()> {
     .detach()
 }
 
+/// Wait until the loop device `major:minor` has no backing file any more
+/// (released by auto-clear), at most `timeout`. There is no event for this,
+/// so it polls every 10 ms. Returns whether it was released.
+pub fn wait_released(major: u64, minor: u64, timeout: std::time::Duration) -> bool {
+    let p = PathBuf::from(format!("/sys/dev/block/{major}:{minor}/loop/backing_file"));
+    let end = std::time::Instant::now() + timeout;
+    loop {
+        if !p.exists() {
+            return true;
+        }
+        if std::time::Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Loop devices whose backing file lies under `dir` (for leak checks and repair).
 pub fn devices_backed_under(dir: &Path) -> Vec<(PathBuf, PathBuf)> {
     let mut out = Vec::new();

@@ -156,9 +156,16 @@ fn pump(read: OwnedFd, mut log: LogWriter) -> JoinHandle<()> {
     })
 }
 
+/// A started container.
+struct Started {
+    pid: i32,
+    pumper: JoinHandle<()>,
+    forwarder: Option<boxctl_network::forward::RunningForwarder>,
+}
+
 /// Mount the disk, write the bundle, `create` + `start` through the
 /// runtime with us as the caller. Returns the init pid and the log pump.
-fn start_container(store: &Store, inst: &Instance) -> Result<(i32, JoinHandle<()>)> {
+fn start_container(store: &Store, inst: &Instance) -> Result<Started> {
     let dir = store.instance_dir(&inst.id);
     let rootfs = dir.join("rootfs");
     std::fs::create_dir_all(&rootfs)?;
@@ -172,8 +179,8 @@ fn start_container(store: &Store, inst: &Instance) -> Result<(i32, JoinHandle<()
         return Err(e);
     }
     drop(lo); // autoclear: detached by the kernel at unmount
-    let netns = networking::setup(store, inst, &rootfs)?;
-    let cfg = bundle::config(inst, &rootfs, Some(mm), netns.as_deref())?;
+    let net = networking::setup(store, inst)?;
+    let cfg = bundle::config(inst, &rootfs, Some(mm), net.netns.as_deref(), &net.mounts)?;
     bundle::write(&dir, &cfg)?;
     let (r, w) = pipe()?;
     let log = LogWriter::open(dir.join("container.log"))?;
@@ -207,8 +214,20 @@ fn start_container(store: &Store, inst: &Instance) -> Result<(i32, JoinHandle<()
         let _ = rt.delete_force(&inst.id);
         return Err(e);
     }
-    networking::started(store, inst, pid)?;
-    Ok((pid, pumper))
+    let forwarder = match networking::start_forwarder(inst) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = rt.kill(&inst.id, "KILL");
+            reap(pid);
+            let _ = rt.delete_force(&inst.id);
+            return Err(e);
+        }
+    };
+    Ok(Started {
+        pid,
+        pumper,
+        forwarder,
+    })
 }
 
 fn runtime_error(dir: &Path) -> String {
@@ -257,7 +276,11 @@ pub fn main(store: &Store, id: &str) -> Result<()> {
     loop {
         let inst = store.find(id)?;
         let started = start_container(store, &inst);
-        let (pid, pumper) = match started {
+        let Started {
+            pid,
+            pumper,
+            forwarder,
+        } = match started {
             Ok(x) => x,
             Err(e) => {
                 let _ = teardown(store, &inst);
@@ -305,6 +328,9 @@ pub fn main(store: &Store, id: &str) -> Result<()> {
         }
         let code = reap(pid);
         let now = util::format_time(util::now_secs());
+        if let Some(f) = forwarder {
+            let _ = f.stop();
+        }
         // The container's processes are gone with its pid namespace; the pipe drains.
         let _ = pumper.join();
         if let Err(e) = teardown(store, &inst) {

@@ -1,45 +1,512 @@
 //! Network glue between instances and the boxctl-network crate.
 //!
-//! Not integrated yet: the boxctl-network crate has no API so far. Instances
-//! get `--net none` (a new, empty network namespace: loopback only) or
-//! `--net host`; `--net NAME[:ADDR]` and `--publish` are refused with a
-//! clear error until then.
+//! A boxctl network is a Linux bridge (`bx-NAME`) with a subnet, recorded in
+//! ROOT/networks.toml (same section format as the instance file). An
+//! instance's addresses are allocated when it is created (so they are kept
+//! with its characteristics across stop/start), under the store lock. At
+//! start the monitor makes the instance's network namespace
+//! (ROOT/instances/ID/netns), one veth per network (`eth0`, `eth1`, …, the
+//! default route via the first network's gateway), writes `hosts` and
+//! `resolv.conf` next to the bundle and bind-mounts them, and runs the port
+//! forwarder for `--publish`. Teardown removes veths and the namespace; the
+//! bridge belongs to the network and stays.
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use boxctl_network::{bridge, bridge_name_for, hosts, netns, veth, veth_name_for, Ipam, Subnet};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 use crate::instance_file::Instance;
 use crate::lifecycle::CreateSpec;
-use crate::store::Store;
+use crate::store::{self, Store};
+use crate::util;
+
+/// One network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Network {
+    /// Name (section header).
+    #[serde(skip)]
+    pub name: String,
+    /// Subnet, e.g. `10.88.0.0/24`.
+    pub subnet: String,
+    /// Gateway address (on the bridge).
+    pub gateway: String,
+    /// Bridge interface name.
+    pub bridge: String,
+    /// Creation time.
+    pub created: String,
+}
+
+fn networks_file(store: &Store) -> PathBuf {
+    store.root().join("networks.toml")
+}
+
+/// Every network (caller holds the lock for read-modify-write).
+pub fn load(store: &Store) -> Result<BTreeMap<String, Network>> {
+    let path = networks_file(store);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let mut out = BTreeMap::new();
+    let mut cur: Option<(String, serde_json::Map<String, Value>)> = None;
+    let mut finish = |c: Option<(String, serde_json::Map<String, Value>)>| -> Result<()> {
+        if let Some((name, map)) = c {
+            let mut n: Network = serde_json::from_value(Value::Object(map))
+                .with_context(|| format!("{}: network [{name}] is damaged", path.display()))?;
+            n.name = name.clone();
+            out.insert(name, n);
+        }
+        Ok(())
+    };
+    for (no, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            util::validate_name("network", name)?;
+            finish(cur.take())?;
+            cur = Some((name.to_string(), serde_json::Map::new()));
+            continue;
+        }
+        let (k, v) = line
+            .split_once(" = ")
+            .with_context(|| format!("{} line {}: expected key = value", path.display(), no + 1))?;
+        let v: Value = serde_json::from_str(v.trim())
+            .with_context(|| format!("{} line {}: bad value", path.display(), no + 1))?;
+        cur.as_mut()
+            .with_context(|| format!("{} line {}: key outside a section", path.display(), no + 1))?
+            .1
+            .insert(k.trim().to_string(), v);
+    }
+    finish(cur)?;
+    Ok(out)
+}
+
+fn save(store: &Store, nets: &BTreeMap<String, Network>) -> Result<()> {
+    let mut text = String::from("# boxctl networks: one [NAME] section per bridge.\n");
+    for n in nets.values() {
+        text.push_str(&format!("\n[{}]\n", n.name));
+        if let Value::Object(m) = serde_json::to_value(n)? {
+            for (k, v) in m {
+                text.push_str(&format!("{k} = {v}\n"));
+            }
+        }
+    }
+    store::write_atomic(&networks_file(store), text.as_bytes())
+}
+
+/// `network create NAME [--subnet CIDR]`.
+pub fn create(store: &Store, name: &str, subnet: Option<&str>) -> Result<Network> {
+    util::validate_name("network", name)?;
+    if matches!(name, "none" | "host") {
+        bail!("{name} is reserved: choose another network name");
+    }
+    let _lock = store.lock()?;
+    let mut nets = load(store)?;
+    if nets.contains_key(name) {
+        bail!("network {name} already exists");
+    }
+    let taken: Vec<Subnet> = nets
+        .values()
+        .filter_map(|n| n.subnet.parse().ok())
+        .collect();
+    let overlaps = |s: &Subnet| {
+        taken
+            .iter()
+            .any(|t| t.contains(s.network()) || s.contains(t.network()))
+    };
+    let subnet: Subnet = match subnet {
+        Some(s) => {
+            let s: Subnet = s
+                .parse()
+                .with_context(|| format!("invalid --subnet {s:?}"))?;
+            if overlaps(&s) {
+                bail!("subnet {s} overlaps another boxctl network: choose another --subnet");
+            }
+            s
+        }
+        None => {
+            let routes = boxctl_network::host_ipv4_routes().unwrap_or_default();
+            (0..=255u8)
+                .filter_map(|k| Subnet::new(Ipv4Addr::new(10, 88, k, 0), 24).ok())
+                .find(|s| {
+                    !overlaps(s)
+                        && !routes
+                            .iter()
+                            .any(|r| r.prefix > 0 && s.contains(r.destination))
+                })
+                .context("no free 10.88.x.0/24 subnet left: give --subnet")?
+        }
+    };
+    let gw = subnet.default_gateway();
+    let net = Network {
+        name: name.to_string(),
+        subnet: subnet.to_string(),
+        gateway: gw.to_string(),
+        bridge: bridge_name_for(name),
+        created: util::format_time(util::now_secs()),
+    };
+    bridge::ensure(&net.bridge, Some((gw, subnet.prefix())))
+        .with_context(|| format!("cannot create bridge {}", net.bridge))?;
+    nets.insert(name.to_string(), net.clone());
+    if let Err(e) = save(store, &nets) {
+        let _ = bridge::delete(&net.bridge);
+        return Err(e);
+    }
+    Ok(net)
+}
+
+/// `network rm NAME`: refused while an instance is attached.
+pub fn remove(store: &Store, name: &str) -> Result<()> {
+    let _lock = store.lock()?;
+    let mut nets = load(store)?;
+    let net = nets
+        .remove(name)
+        .with_context(|| format!("no such network: {name} (see `boxctl network ls`)"))?;
+    let users: Vec<String> = store
+        .load()?
+        .into_iter()
+        .filter(|i| i.attachments().iter().any(|a| a.network == name))
+        .map(|i| i.name)
+        .collect();
+    if !users.is_empty() {
+        bail!(
+            "network {name} is used by instance(s) {}: remove them first",
+            users.join(", ")
+        );
+    }
+    bridge::delete(&net.bridge).with_context(|| format!("cannot delete bridge {}", net.bridge))?;
+    save(store, &nets)
+}
 
 /// Check the network options of a new instance.
-pub fn validate(_store: &Store, spec: &CreateSpec) -> Result<()> {
-    match spec.net_mode.as_str() {
-        "none" | "host" => {}
-        other => bail!("network mode {other:?} is not available yet: use --net none or --net host"),
+pub fn validate(store: &Store, spec: &CreateSpec) -> Result<()> {
+    let nets = load(store)?;
+    for n in &spec.networks {
+        let (name, _) = n.split_once('=').unwrap_or((n.as_str(), ""));
+        if !nets.contains_key(name) {
+            bail!("no such network: {name} (create it with `boxctl network create {name}`)");
+        }
     }
-    if !spec.networks.is_empty() {
-        bail!("attaching instances to bridges is not available yet: use --net none or --net host");
+    if !spec.publish.is_empty() && spec.networks.is_empty() {
+        bail!("--publish needs the instance on a network: add --net NAME");
     }
-    if !spec.publish.is_empty() {
-        bail!("--publish is not available yet");
+    for p in &spec.publish {
+        parse_publish(p)?;
     }
     Ok(())
 }
 
-/// Prepare the instance's network before the container is created; returns
-/// a network namespace path to join, if any.
-pub fn setup(_store: &Store, _inst: &Instance, _rootfs: &Path) -> Result<Option<PathBuf>> {
-    Ok(None)
+/// `[IP:]HOSTPORT:PORT` → (listen address, container port).
+pub fn parse_publish(p: &str) -> Result<(SocketAddr, u16)> {
+    let parts: Vec<&str> = p.rsplitn(3, ':').collect();
+    let bad =
+        || anyhow::anyhow!("invalid --publish {p:?}: expected [IP:]HOSTPORT:PORT, e.g. 8080:80");
+    let port: u16 = parts
+        .first()
+        .and_then(|s| s.parse().ok())
+        .filter(|p| *p > 0)
+        .ok_or_else(bad)?;
+    let host_port: u16 = parts
+        .get(1)
+        .and_then(|s| s.parse().ok())
+        .filter(|p| *p > 0)
+        .ok_or_else(bad)?;
+    let ip: IpAddr = match parts.get(2) {
+        Some(ip) => ip.parse().map_err(|_| bad())?,
+        None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    };
+    Ok((SocketAddr::new(ip, host_port), port))
 }
 
-/// Called once the container's init runs (`pid`).
-pub fn started(_store: &Store, _inst: &Instance, _pid: i32) -> Result<()> {
-    Ok(())
+/// Allocate (or check static) addresses for `networks` (`NAME=` or
+/// `NAME=ADDR[/PREFIX]`) against the instances in `list`; called under the lock.
+pub fn allocate(store: &Store, list: &[Instance], networks: &[String]) -> Result<Vec<String>> {
+    let nets = load(store)?;
+    let mut out = Vec::new();
+    let mut mine: Vec<(String, Ipv4Addr)> = Vec::new();
+    for entry in networks {
+        let (name, want) = entry.split_once('=').unwrap_or((entry.as_str(), ""));
+        let net = nets
+            .get(name)
+            .with_context(|| format!("no such network: {name}"))?;
+        let subnet: Subnet = net.subnet.parse()?;
+        let gw: Ipv4Addr = net.gateway.parse()?;
+        let used = list
+            .iter()
+            .flat_map(|i| i.attachments())
+            .chain(
+                mine.iter()
+                    .map(|(n, a)| crate::instance_file::NetAttachment {
+                        network: n.clone(),
+                        address: format!("{a}/{}", subnet.prefix()),
+                    }),
+            )
+            .filter(|a| a.network == name)
+            .filter_map(|a| {
+                a.address
+                    .split('/')
+                    .next()
+                    .and_then(|s| s.parse::<Ipv4Addr>().ok())
+            });
+        let mut ipam = Ipam::with_used(subnet, gw, used)?;
+        let addr = if want.is_empty() {
+            ipam.allocate()?
+        } else {
+            let (a, prefix) = want.split_once('/').unwrap_or((want, ""));
+            let a: Ipv4Addr = a
+                .parse()
+                .with_context(|| format!("invalid address {want:?} for network {name}"))?;
+            if !prefix.is_empty() && prefix.parse::<u8>().ok() != Some(subnet.prefix()) {
+                bail!("address {want} does not match network {name}'s subnet {subnet}");
+            }
+            ipam.reserve(a)
+                .with_context(|| format!("cannot use address {a} on network {name}"))?;
+            a
+        };
+        mine.push((name.to_string(), addr));
+        out.push(format!("{name}={addr}/{}", subnet.prefix()));
+    }
+    Ok(out)
+}
+
+fn netns_path(store: &Store, inst: &Instance) -> PathBuf {
+    store.instance_dir(&inst.id).join("netns")
+}
+
+/// What the bundle needs from the network set-up.
+#[derive(Debug, Default)]
+pub struct NetSetup {
+    /// Network namespace to join.
+    pub netns: Option<PathBuf>,
+    /// Extra OCI mounts (hosts, resolv.conf).
+    pub mounts: Vec<Value>,
+}
+
+/// Prepare the instance's network before the container is created.
+pub fn setup(store: &Store, inst: &Instance) -> Result<NetSetup> {
+    if inst.net_mode != "bridge" {
+        return Ok(NetSetup::default());
+    }
+    let nets = load(store)?;
+    let ns = netns_path(store, inst);
+    let _ = netns::delete(&ns);
+    netns::create(&ns)
+        .with_context(|| format!("cannot create the network namespace of {}", inst.name))?;
+    let result = (|| -> Result<NetSetup> {
+        let mut entries = Vec::new();
+        let mut own = Vec::new();
+        for (idx, a) in inst.attachments().iter().enumerate() {
+            let net = nets
+                .get(&a.network)
+                .with_context(|| format!("network {} no longer exists", a.network))?;
+            let subnet: Subnet = net.subnet.parse()?;
+            let gw: Ipv4Addr = net.gateway.parse()?;
+            let addr: Ipv4Addr = a
+                .address
+                .split('/')
+                .next()
+                .unwrap_or("")
+                .parse()
+                .with_context(|| {
+                    format!("instance {} has no address on {}", inst.name, a.network)
+                })?;
+            bridge::ensure(&net.bridge, Some((gw, subnet.prefix())))?;
+            let host_if = veth_name_for(&inst.id, idx as u16);
+            let _ = veth::detach(&host_if);
+            veth::attach(
+                &ns,
+                &net.bridge,
+                &format!("eth{idx}"),
+                addr,
+                subnet.prefix(),
+                (idx == 0).then_some(gw),
+                &host_if,
+            )
+            .with_context(|| format!("cannot attach {} to network {}", inst.name, a.network))?;
+            // A MAC derived from the address (02:42:a:b:c:d, as docker does): after a
+            // restart, peers' ARP caches still point at the right interface.
+            let ifname = format!("eth{idx}");
+            netns::run_in(&ns, move || set_mac(&ifname, mac_for(addr)))?.with_context(|| {
+                format!(
+                    "cannot set the MAC address of {} on {}",
+                    inst.name, a.network
+                )
+            })?;
+            own.push(addr);
+        }
+        let hn = crate::bundle::hostname(inst).to_string();
+        for a in &own {
+            if hn == inst.name {
+                entries.push(hosts::HostEntry::new(*a, &[hn.as_str()]));
+            } else {
+                entries.push(hosts::HostEntry::new(
+                    *a,
+                    &[hn.as_str(), inst.name.as_str()],
+                ));
+            }
+        }
+        // Peers on the same networks, by name.
+        let mine: Vec<String> = inst.attachments().into_iter().map(|a| a.network).collect();
+        for peer in store.load()?.iter().filter(|p| p.id != inst.id) {
+            for a in peer.attachments() {
+                if mine.contains(&a.network) {
+                    if let Some(ip) = a
+                        .address
+                        .split('/')
+                        .next()
+                        .and_then(|s| s.parse::<Ipv4Addr>().ok())
+                    {
+                        entries.push(hosts::HostEntry::new(ip, &[peer.name.as_str()]));
+                    }
+                }
+            }
+        }
+        let dir = store.instance_dir(&inst.id);
+        let hosts_text = hosts::render_hosts(&entries)?;
+        store::write_atomic(&dir.join("hosts"), hosts_text.as_bytes())?;
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let resolv = hosts::render_resolv_conf(&hosts::usable_host_nameservers(&host_resolv));
+        store::write_atomic(&dir.join("resolv.conf"), resolv.as_bytes())?;
+        let bind = |src: &str, dst: &str| {
+            json!({"destination": dst, "type": "bind", "source": dir.join(src),
+                   "options": ["rbind", "rprivate", "nosuid", "nodev", "noexec"]})
+        };
+        Ok(NetSetup {
+            netns: Some(ns.clone()),
+            mounts: vec![
+                bind("hosts", "/etc/hosts"),
+                bind("resolv.conf", "/etc/resolv.conf"),
+            ],
+        })
+    })();
+    if result.is_err() {
+        let _ = teardown(store, inst);
+    }
+    result
+}
+
+/// Start the port forwarder for `--publish` (None without published ports).
+pub fn start_forwarder(
+    inst: &Instance,
+) -> Result<Option<boxctl_network::forward::RunningForwarder>> {
+    if inst.publish.is_empty() {
+        return Ok(None);
+    }
+    let first = inst
+        .attachments()
+        .first()
+        .and_then(|a| {
+            a.address
+                .split('/')
+                .next()
+                .and_then(|s| s.parse::<Ipv4Addr>().ok())
+        })
+        .context("--publish needs an address on a network")?;
+    let mut fw = boxctl_network::forward::Forwarder::new()?;
+    for p in &inst.publish {
+        let (listen, port) = parse_publish(p)?;
+        fw.add(listen, SocketAddr::new(IpAddr::V4(first), port))
+            .with_context(|| format!("cannot publish {p}: is host port {} free?", listen.port()))?;
+    }
+    Ok(Some(fw.spawn()?))
 }
 
 /// Release the instance's network resources (idempotent).
-pub fn teardown(_store: &Store, _inst: &Instance) -> Result<()> {
+pub fn teardown(store: &Store, inst: &Instance) -> Result<()> {
+    let mut first: Option<anyhow::Error> = None;
+    for idx in 0..inst.attachments().len() {
+        if let Err(e) = veth::detach(&veth_name_for(&inst.id, idx as u16)) {
+            first.get_or_insert(e.into());
+        }
+    }
+    let ns = netns_path(store, inst);
+    if ns.exists() {
+        if let Err(e) = netns::delete(&ns) {
+            first.get_or_insert(e.into());
+        }
+    }
+    match first {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Lines for `network ls`.
+pub fn list(store: &Store) -> Result<Vec<Vec<String>>> {
+    let nets = load(store)?;
+    let insts = store.load()?;
+    let mut rows = vec![vec![
+        "NAME".to_string(),
+        "SUBNET".into(),
+        "GATEWAY".into(),
+        "BRIDGE".into(),
+        "INSTANCES".into(),
+    ]];
+    for n in nets.values() {
+        let count = insts
+            .iter()
+            .filter(|i| i.attachments().iter().any(|a| a.network == n.name))
+            .count();
+        rows.push(vec![
+            n.name.clone(),
+            n.subnet.clone(),
+            n.gateway.clone(),
+            n.bridge.clone(),
+            count.to_string(),
+        ]);
+    }
+    Ok(rows)
+}
+
+/// The MAC address used for `addr`: locally administered, 02:42 + the IPv4 bytes.
+pub fn mac_for(addr: Ipv4Addr) -> [u8; 6] {
+    let o = addr.octets();
+    [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+/// Set the hardware address of `ifname` in the caller's network namespace.
+fn set_mac(ifname: &str, mac: [u8; 6]) -> std::io::Result<()> {
+    // SAFETY: socket() with constant arguments.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by socket() and is owned here only.
+    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain old data; zero is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    let name = ifname.as_bytes();
+    if name.len() >= req.ifr_name.len() {
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    for (d, s) in req.ifr_name.iter_mut().zip(name) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: sockaddr is plain old data; zero is valid.
+    let mut hw: libc::sockaddr = unsafe { std::mem::zeroed() };
+    hw.sa_family = libc::ARPHRD_ETHER;
+    for (d, s) in hw.sa_data.iter_mut().zip(mac) {
+        *d = s as libc::c_char;
+    }
+    req.ifr_ifru.ifru_hwaddr = hw;
+    // SAFETY: SIOCSIFHWADDR with a valid ifreq on an open socket.
+    let rc = unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&sock),
+            libc::SIOCSIFHWADDR as _,
+            &req,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
     Ok(())
 }
