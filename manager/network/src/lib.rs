@@ -37,7 +37,7 @@
 //!
 //! `cargo test -p boxctl-network`, as root: unit tests, then kernel tests
 //! that create `bxt*` bridges and veths, namespaces under the temp dir and
-//! subnets in 10.213.0.0/16 that no host route uses, all removed by drop
+//! subnets in 10.231.0.0/16 that no host route uses, all removed by drop
 //! guards. Traffic stays on loopback and those bridges. `cargo run
 //! --release -p boxctl-network --example forward_bench` compares direct and
 //! forwarded loopback TCP.

@@ -177,7 +177,7 @@ fn network_lifecycle_leaves_filter_and_routes_alone() {
     let subnet: Subnet = free_subnet();
     let gw = subnet.default_gateway();
     let net = subnet.network().octets();
-    // "10.213.7." for 10.213.7.0/24.
+    // "10.231.7." for 10.231.7.0/24.
     let mut markers = vec![format!("{}.{}.{}.", net[0], net[1], net[2])];
     let (br_index, veth_index) = {
         let br = BridgeGuard::new(unique_ifname("hs"), Some((gw, subnet.prefix())));

@@ -39,7 +39,7 @@ fn bridge_create_is_idempotent_and_delete_removes_it() {
         "no connected route for {subnet} on {}",
         br.0
     );
-    let wider = boxctl_network::Subnet::new(Ipv4Addr::new(10, 213, 0, 0), 16).unwrap();
+    let wider = boxctl_network::Subnet::new(Ipv4Addr::new(10, 231, 0, 0), 16).unwrap();
     assert!(
         boxctl_network::host_routes_overlapping(&wider)
             .unwrap()

@@ -21,7 +21,8 @@ pub fn unique_ifname(tag: &str) -> String {
     name
 }
 
-/// A /24 in 10.213.0.0/16 that no host route covers yet; distinct per call.
+/// A /24 in 10.231.0.0/16 that no host route covers yet; distinct per call.
+/// (The manager's tests use 10.213.100-199.0/24: stay out of their way.)
 pub fn free_subnet() -> Subnet {
     let mut next = SUBNETS.lock().unwrap_or_else(|e| e.into_inner());
     let routes = boxctl_network::host_ipv4_routes().expect("dump host routes");
@@ -29,8 +30,8 @@ pub fn free_subnet() -> Subnet {
     loop {
         let third = ((start + *next) % 256) as u8;
         *next += 1;
-        assert!(*next < 256, "no free test subnet left in 10.213.0.0/16");
-        let net = Ipv4Addr::new(10, 213, third, 0);
+        assert!(*next < 256, "no free test subnet left in 10.231.0.0/16");
+        let net = Ipv4Addr::new(10, 231, third, 0);
         let taken = routes.iter().any(|r| {
             let mask = if r.prefix == 0 {
                 0
