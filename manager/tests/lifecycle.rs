@@ -521,3 +521,60 @@ fn networks_addresses_hosts_and_published_ports() {
         .exists());
     env.assert_no_leaks(&[web_id, client_id]);
 }
+
+/// The manager speaks only the OCI CLI: runc and crun drive the same life cycle.
+#[test]
+fn runc_and_crun_work_too() {
+    let mut env = Env::new("runtimes");
+    let mut runtimes = Vec::new();
+    if std::path::Path::new("/usr/sbin/runc").exists() {
+        runtimes.push("/usr/sbin/runc".to_string());
+    }
+    if std::path::Path::new("/usr/bin/crun").exists() {
+        // crun refuses hybrid cgroup hosts unless it sees an empty cgroup2
+        // controller list: give it one in a private mount namespace.
+        let wrapper = env.dir.join("crun.sh");
+        std::fs::write(
+            &wrapper,
+            "#!/bin/sh\nexec unshare -m --propagation slave sh -c 'if grep -q . /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null; then mount --bind /dev/null /sys/fs/cgroup/unified/cgroup.controllers; fi; exec /usr/bin/crun \"$@\"' crun \"$@\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            &wrapper,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        runtimes.push(wrapper.display().to_string());
+    }
+    for (k, rt) in runtimes.iter().enumerate() {
+        env.runtime = rt.clone();
+        let name = format!("rt{k}");
+        env.ok(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--memory",
+            "32m",
+            "bb",
+            "sh",
+            "-c",
+            "echo up; exec sleep 1000",
+        ]);
+        let id = id_of(&env, &name);
+        assert_eq!(env.inspect(&name)["runtime"].as_str(), Some(rt.as_str()));
+        assert_eq!(env.ok(&["logs", &name]).trim(), "up", "runtime {rt}");
+        let m = env.ok(&[
+            "exec",
+            &name,
+            "cat",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        ]);
+        assert_eq!(m.trim(), "33554432", "runtime {rt}");
+        env.ok(&["stop", "-t", "1", &name]);
+        env.ok(&["start", &name]);
+        assert_eq!(env.inspect(&name)["status"], "running", "runtime {rt}");
+        env.ok(&["rm", "-f", &name]);
+        env.assert_no_leaks(&[id]);
+    }
+}
