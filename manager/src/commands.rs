@@ -184,9 +184,30 @@ fn run(store: &Store, args: &RunArgs, runtime: Option<&str>, detach: bool) -> Re
         println!("{}", inst.id);
         return Ok(0);
     }
+    forward_signals(store, &inst)?;
     logs(store, &inst, true, None)?;
     let done = store.find(&inst.id)?;
     Ok(done.exit_code.unwrap_or(0))
+}
+
+/// In a foreground `run`, pass SIGINT, SIGTERM and SIGHUP on to the instance
+/// (as `docker run` does) instead of dying and leaving it behind.
+fn forward_signals(store: &Store, inst: &Instance) -> Result<()> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(s);
+    }
+    set.thread_block().context("cannot block signals")?;
+    let rt = lifecycle::runtime_for(store, inst);
+    let id = inst.id.clone();
+    std::thread::spawn(move || {
+        while let Ok(sig) = set.wait() {
+            let name = sig.as_str().trim_start_matches("SIG");
+            let _ = rt.kill(&id, name);
+        }
+    });
+    Ok(())
 }
 
 fn image_cmd(store: &Store, c: ImageCmd) -> Result<i32> {
@@ -514,6 +535,13 @@ fn update(store: &Store, name: &str, args: &LimitArgs) -> Result<i32> {
         let r = rt.update(&inst.id, &["-r".to_string(), file.display().to_string()]);
         let _ = std::fs::remove_file(&file);
         r?;
+        let io_changed = new.io_read_bps.is_some()
+            || new.io_write_bps.is_some()
+            || new.io_read_iops.is_some()
+            || new.io_write_iops.is_some();
+        if let (true, Some(dev)) = (io_changed, dev) {
+            stats::apply_io_throttles(&inst, &merged, dev)?;
+        }
     }
     store.update(|list| {
         let i = store::get_mut(list, &inst.id)?;

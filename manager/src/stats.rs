@@ -130,3 +130,50 @@ fn host_memory() -> u64 {
         .map(|kb| kb * 1024)
         .unwrap_or(u64::MAX)
 }
+
+/// Write the block I/O throttles of `limits` for device `dev` straight into
+/// the instance's cgroup: some runtimes (runc 1.1) ignore `blockIO` in `update`.
+pub fn apply_io_throttles(
+    inst: &Instance,
+    limits: &crate::limits::Limits,
+    dev: (u64, u64),
+) -> Result<()> {
+    use boxrun_cgroups::Version;
+    let layout = Layout::host().context("cannot read the host's cgroup layout")?;
+    let path = crate::bundle::cgroups_path(&inst.id);
+    let cg = Cgroup::resolve(layout, Some(Path::new(&path)), &inst.id)?;
+    let Some(h) = cg.controller("blkio").or_else(|| cg.controller("io")) else {
+        anyhow::bail!("no blkio/io cgroup controller on this host: cannot limit disk throughput");
+    };
+    let (major, minor) = dev;
+    let pairs = [
+        ("blkio.throttle.read_bps_device", "rbps", limits.io_read_bps),
+        (
+            "blkio.throttle.write_bps_device",
+            "wbps",
+            limits.io_write_bps,
+        ),
+        (
+            "blkio.throttle.read_iops_device",
+            "riops",
+            limits.io_read_iops,
+        ),
+        (
+            "blkio.throttle.write_iops_device",
+            "wiops",
+            limits.io_write_iops,
+        ),
+    ];
+    for (v1file, v2key, value) in pairs {
+        let Some(v) = value else { continue };
+        let (file, text) = match h.version {
+            Version::V1 => (h.path.join(v1file), format!("{major}:{minor} {v}")),
+            Version::V2 => (
+                h.path.join("io.max"),
+                format!("{major}:{minor} {v2key}={v}"),
+            ),
+        };
+        std::fs::write(&file, text).with_context(|| format!("cannot write {}", file.display()))?;
+    }
+    Ok(())
+}

@@ -94,6 +94,39 @@ fn foreground_run_returns_the_exit_code_and_output() {
     let id = i["id"].as_str().unwrap().to_string();
     env.ok(&["rm", "fg"]);
     env.assert_no_leaks(&[id]);
+
+    // SIGTERM to a foreground run is passed on to the instance.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_boxctl"))
+        .arg("--root")
+        .arg(&env.root)
+        .arg("--runtime")
+        .arg(&env.runtime)
+        .args([
+            "run",
+            "--name",
+            "sig",
+            "bb",
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 5' TERM; echo ready; while true; do sleep 0.1; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    // SAFETY: signalling the boxctl process this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(rest.contains("got-term"), "{rest}");
+    assert_eq!(status.code(), Some(5));
+    let id = env.inspect("sig")["id"].as_str().unwrap().to_string();
+    env.ok(&["rm", "sig"]);
+    env.assert_no_leaks(&[id]);
 }
 
 #[test]
@@ -181,6 +214,17 @@ fn limits_are_enforced_inside() {
     ]);
     assert_eq!(m.trim(), "67108864");
     assert_eq!(env.inspect("lim")["memory"], 67108864);
+
+    // Live update of the disk throttle (written to the cgroup even where the runtime ignores it).
+    env.ok(&["update", "lim", "--io-write-bps", "2m"]);
+    let t = env.ok(&[
+        "exec",
+        "lim",
+        "cat",
+        "/sys/fs/cgroup/blkio/blkio.throttle.write_bps_device",
+    ]);
+    assert!(t.trim().ends_with(" 2097152"), "{t}");
+    assert_eq!(env.inspect("lim")["io_write_bps"], 2097152);
 
     env.ok(&["rm", "-f", "lim"]);
     env.assert_no_leaks(&[id]);
