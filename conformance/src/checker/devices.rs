@@ -43,6 +43,29 @@ pub(super) fn run(c: &mut Checker) {
         .and_then(|v| v.as_array())
         .cloned()
         .unwrap_or_default();
+    let rules: Vec<serde_json::Value> = c
+        .at("/linux/resources/devices")
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default();
+    for d in &devs {
+        let path = d["path"].as_str().unwrap_or("").to_string();
+        let ty = d["type"].as_str().unwrap_or("");
+        if ty != "c" && ty != "b" && ty != "u" {
+            continue;
+        }
+        let (maj, min) = (
+            d["major"].as_i64().unwrap_or(-1),
+            d["minor"].as_i64().unwrap_or(-1),
+        );
+        c.check(&format!("devices.access.{path}"), |_| {
+            if rules.is_empty() {
+                return Err(Miss::Skip("no linux.resources.devices rules".into()));
+            }
+            let allowed = read_allowed(&rules, if ty == "b" { 'b' } else { 'c' }, maj, min);
+            access(&path, allowed)
+        });
+    }
     for d in devs {
         let path = d["path"].as_str().unwrap_or("").to_string();
         c.check(&format!("devices.config.{path}"), |_| {
@@ -168,5 +191,49 @@ fn console(c: &Checker) -> Check {
         Ok(())
     } else {
         Err(mismatch("pty slave (major 136-143)", maj))
+    }
+}
+
+/// Whether the rules (applied in order, later rules overriding earlier ones,
+/// as config-linux.md "The runtime MUST apply entries in the listed order")
+/// allow reading the device. The default devices the runtime MUST supply are
+/// treated as allowed.
+fn read_allowed(rules: &[serde_json::Value], ty: char, major: i64, minor: i64) -> bool {
+    let default = ty == 'c'
+        && matches!(
+            (major, minor),
+            (1, 3 | 5 | 7 | 8 | 9) | (5, 0..=2) | (136, _)
+        );
+    let mut allowed = true;
+    for r in rules {
+        let rt = r["type"].as_str().unwrap_or("a");
+        let type_ok = rt == "a" || rt.starts_with(ty);
+        let maj_ok = r["major"].as_i64().is_none_or(|m| m == -1 || m == major);
+        let min_ok = r["minor"].as_i64().is_none_or(|m| m == -1 || m == minor);
+        let acc_ok = r["access"].as_str().is_none_or(|a| a.contains('r'));
+        if type_ok && maj_ok && min_ok && acc_ok {
+            allowed = r["allow"].as_bool().unwrap_or(false);
+        }
+    }
+    allowed || default
+}
+
+fn access(path: &str, allowed: bool) -> Check {
+    use std::os::unix::fs::OpenOptionsExt;
+    let r = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path);
+    let eperm = matches!(&r, Err(e) if e.raw_os_error() == Some(libc::EPERM));
+    match (allowed, eperm) {
+        (true, false) | (false, true) => Ok(()),
+        (true, true) => Err(mismatch("open allowed by the device rules", "EPERM")),
+        (false, false) => Err(mismatch(
+            "EPERM (denied by the device rules)",
+            match r {
+                Ok(_) => "open succeeded".to_string(),
+                Err(e) => e.to_string(),
+            },
+        )),
     }
 }
