@@ -125,8 +125,11 @@ if launch $id; then
         thr=$(sed -n 's/^nr_throttled //p' $CG/$id/cpu.stat)
         [ "${thr:-0}" -ge 5 ] || err "cpu.stat nr_throttled is '$thr'"
         use=$(sed -n 's/^usage_usec //p' $CG/$id/cpu.stat)
-        # 2 s wall clock at 20% of one cpu: well under 1 s of cpu time
-        [ "${use:-0}" -le 1000000 ] || err "usage_usec $use: not throttled to 20%"
+        # at most the 20 ms quota in each 100 ms period that had work (plus
+        # slack for the accounting granularity)
+        per=$(sed -n 's/^nr_periods //p' $CG/$id/cpu.stat)
+        [ "${use:-0}" -le $((${per:-0} * 20000 + 100000)) ] ||
+            err "usage_usec $use over $per periods: not throttled to 20%"
         [ "${use:-0}" -ge 200000 ] || err "usage_usec $use: the loop did not run"
     else
         err "no spin_done line: $(tr '\n' ' ' </tmp/$id.out)"

@@ -195,10 +195,13 @@ timeout --kill-after=10 "$vm_timeout" qemu-system-x86_64 \
 qpid=$!
 
 # live per-test lines while the VM runs, then the tally
-awk -v live=1 -f "$here/report.awk" < <(tail -n +1 -f --pid="$qpid" "$log")
+# (in the background, so that a signal to this script is handled at once)
+awk -v live=1 -f "$here/report.awk" < <(tail -n +1 -f --pid="$qpid" "$log") &
+apid=$!
 wait "$qpid"
 qrc=$?
 qpid=""
+wait "$apid"
 say "VM ran $(($(date +%s) - start))s (qemu exit $qrc); serial log: $log"
 [ "$qrc" = 124 ] && say "VM killed at the ${vm_timeout}s limit"
 [ -s "$work/qemu.log" ] && grep -v '^$' "$work/qemu.log" | head -5 | sed 's/^/v2lane: qemu: /'
