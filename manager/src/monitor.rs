@@ -264,6 +264,10 @@ fn reap(pid: i32) -> i32 {
 pub fn main(store: &Store, id: &str) -> Result<()> {
     // SAFETY: F_GETFD only queries the descriptor.
     let has_ready = unsafe { libc::fcntl(READY_FD, libc::F_GETFD) } >= 0;
+    if has_ready {
+        // SAFETY: as above; the runtime and the container must not inherit the report pipe.
+        unsafe { libc::fcntl(READY_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
     // SAFETY: fd 3 was set up by spawn() for the start-up report; we take ownership once.
     let mut ready = has_ready.then(|| unsafe { File::from_raw_fd(READY_FD) });
     // SAFETY: prctl/signal calls with constant arguments.

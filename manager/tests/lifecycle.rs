@@ -622,3 +622,58 @@ fn runc_and_crun_work_too() {
         env.assert_no_leaks(&[id]);
     }
 }
+
+/// `boxctl run` killed with SIGKILL at arbitrary moments: the next `ps` leaves a
+/// consistent state (every record has its directory and vice versa), and
+/// everything can be removed without leaks.
+#[test]
+fn run_killed_at_any_moment_leaves_a_consistent_state() {
+    let env = Env::new("kill9");
+    for k in 0..12u64 {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_boxctl"))
+            .arg("--root")
+            .arg(&env.root)
+            .arg("--runtime")
+            .arg(&env.runtime)
+            .args([
+                "run",
+                "-d",
+                "--name",
+                &format!("k{k}"),
+                "bb",
+                "sleep",
+                "1000",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Spread the kills over the whole run (copy, record, monitor start-up).
+        std::thread::sleep(std::time::Duration::from_millis(k * 25));
+        // SAFETY: killing the boxctl process this test started.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let _ = child.wait();
+    }
+    let all = env.ps_all();
+    let mut recorded: Vec<String> = all
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    recorded.sort();
+    let mut dirs = env.instance_dirs();
+    dirs.sort();
+    assert_eq!(recorded, dirs, "instance file and directories disagree");
+    for i in &all {
+        let st = i["status"].as_str().unwrap();
+        assert!(
+            ["created", "running", "exited"].contains(&st),
+            "unexpected status {st}: {i}"
+        );
+    }
+    for id in &recorded {
+        env.ok(&["rm", "-f", id]);
+    }
+    assert!(env.ps_all().is_empty());
+    assert!(env.instance_dirs().is_empty());
+    env.assert_no_leaks(&recorded);
+}
