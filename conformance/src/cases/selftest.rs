@@ -52,6 +52,16 @@ pub const CASES: &[Case] = &[
         },
     },
     Case {
+        name: "selftest.masked-path",
+        run: |c| {
+            lie(c, "maskedPaths./proc/cpuinfo", |v| {
+                if let Some(a) = v["linux"]["maskedPaths"].as_array_mut() {
+                    a.push(json!("/proc/cpuinfo"));
+                }
+            })
+        },
+    },
+    Case {
         name: "selftest.readonly-root",
         run: |c| lie(c, "root.readonly", |v| v["root"]["readonly"] = json!(false)),
     },

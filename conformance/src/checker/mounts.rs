@@ -33,7 +33,15 @@ pub(super) fn run(c: &mut Checker) {
     c.check("root.readonly", root_readonly);
     c.check("rootfsPropagation", rootfs_propagation);
     for p in masked {
-        c.check(&format!("maskedPaths.{p}"), |_| masked_path(&p));
+        c.check(&format!("maskedPaths.{p}"), |c| {
+            masked_path(&p)?;
+            // An empty directory or file proves nothing unless something was
+            // mounted over it.
+            if c.mount_at(&p).is_none() {
+                return Err(mismatch(format!("a mount masking {p}"), "no mount there"));
+            }
+            Ok(())
+        });
     }
     for p in ro_paths {
         c.check(&format!("readonlyPaths.{p}"), |c| readonly_path(c, &p));
