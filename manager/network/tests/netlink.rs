@@ -103,6 +103,15 @@ fn netns_create_leaves_caller_alone_and_delete_is_idempotent() {
     assert!(!ns.path().exists());
     assert!(!netns::exists(ns.path()));
     netns::delete(ns.path()).unwrap();
+
+    // Missing parent directories are created.
+    let dir = TempDir::new("nested");
+    let nested = dir.0.join("a/b/netns");
+    netns::create(&nested).unwrap();
+    let mounted = netns::exists(&nested);
+    netns::delete(&nested).unwrap();
+    assert!(mounted);
+    assert!(!nested.exists());
 }
 
 #[test]
