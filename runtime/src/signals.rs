@@ -26,14 +26,12 @@ pub fn parse(s: &str) -> Result<i32> {
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);
     if let Some(rest) = name.strip_prefix("RTMIN") {
-        let base = libc::SIGRTMIN();
-        let off = if rest.is_empty() { 0 } else { rest.trim_start_matches('+').parse::<i32>().map_err(|_| bad())? };
-        return Ok(base + off);
+        let off = if rest.is_empty() { 0 } else { rest.strip_prefix('+').ok_or_else(bad)?.parse::<i32>().map_err(|_| bad())? };
+        return libc::SIGRTMIN().checked_add(off).filter(|n| (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(n)).ok_or_else(bad);
     }
     if let Some(rest) = name.strip_prefix("RTMAX") {
-        let base = libc::SIGRTMAX();
-        let off = if rest.is_empty() { 0 } else { rest.trim_start_matches('-').parse::<i32>().map_err(|_| bad())? };
-        return Ok(base - off);
+        let off = if rest.is_empty() { 0 } else { rest.strip_prefix('-').ok_or_else(bad)?.parse::<i32>().map_err(|_| bad())? };
+        return libc::SIGRTMAX().checked_sub(off).filter(|n| (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(n)).ok_or_else(bad);
     }
     NAMES.iter().find(|(n, _)| *n == name).map(|(_, v)| *v).ok_or_else(bad)
 }
@@ -51,5 +49,11 @@ mod tests {
         assert!(parse("NOPE").is_err());
         assert!(parse("0").is_err());
         assert!(parse("65").is_err());
+        // found by tests/props.rs: offsets past the real-time range, or without a sign
+        assert!(parse("RTMIN+100").is_err());
+        assert!(parse("RTMIN31").is_err());
+        assert!(parse("RTMAX-2147483647").is_err());
+        assert_eq!(parse("RTMIN+2").expect("RTMIN+2"), libc::SIGRTMIN() + 2);
+        assert_eq!(parse("SIGRTMAX-1").expect("RTMAX-1"), libc::SIGRTMAX() - 1);
     }
 }
