@@ -17,7 +17,8 @@ trap 'rm -f "$log"' EXIT
 status=0
 
 echo "== build (release: the binaries the conformance suite, benches and demo use)"
-cargo build --release --workspace --bins 2>&1 | tail -3 || exit 1
+scripts/build.sh 2>&1 | tail -3
+[ "${PIPESTATUS[0]}" = 0 ] || exit 1
 
 echo "== cargo test (workspace)"
 # Tests run as root and each uses its own runtime root, bundle, cgroup names and bridges.
