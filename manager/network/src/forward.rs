@@ -148,7 +148,14 @@ impl Forwarder {
         let mut conns = Slab::default();
         let mut events = vec![EpollEvent::empty(); 256];
         loop {
-            let n = match self.epoll.wait(&mut events, EpollTimeout::NONE) {
+            // A listener paused for lack of descriptors is retried every
+            // second even if no connection of ours closes.
+            let timeout = if self.listeners.iter().any(|l| l.paused) {
+                EpollTimeout::from(1000u16)
+            } else {
+                EpollTimeout::NONE
+            };
+            let n = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
                 Err(nix::Error::EINTR) => continue,
                 Err(e) => return Err(fwd_err("wait for events", errno(e))),
@@ -174,7 +181,7 @@ impl Forwarder {
             }
             // Slots freed in this batch are reused only now, so a later
             // event of the batch can never reach a new connection.
-            if conns.recycle() {
+            if conns.recycle() || n == 0 {
                 self.resume_listeners()?;
             }
         }
