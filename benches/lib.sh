@@ -53,6 +53,20 @@ bench_cleanup() {
             fi
         done
     done
+    # boxctl roots of case 6 (<root>.boxctl): remove their instances (crun's
+    # inside the crun namespace). 6b's 1,000 fake instances hold nothing.
+    for meta in "$work"/boxctl/*.boxctl; do
+        [ -f "$meta" ] || continue
+        root=${meta%.boxctl}
+        bin=$(sed -n 's/^bin=//p' "$meta")
+        [ -x "$bin" ] && [ "$(basename "$root")" != 6b ] || continue
+        for id in $("$bin" --root "$root" ps -aq 2>/dev/null); do
+            case $root in
+            *crun*) in_crun_ns "$bin" --root "$root" --runtime "$(command -v crun)" rm -f "$id" ;;
+            *) "$bin" --root "$root" rm -f "$id" ;;
+            esac >/dev/null 2>&1 || true
+        done
+    done
     if [ -n "$nonce" ]; then
         # Deepest first: kill what is left, then rmdir.
         for d in $(find /sys/fs/cgroup/ -maxdepth 3 -type d \

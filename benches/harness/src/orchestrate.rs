@@ -2,6 +2,8 @@
 //! interleaved rounds (one worker process per runtime per round, the runtime
 //! order rotated every round), and reports.
 
+mod boxctl;
+
 use crate::bundle::{self, BundleOpts};
 use crate::report::{fmt_bytes, fmt_kib, CaseReport, Outcome, Row, Summary};
 use crate::sizes;
@@ -67,6 +69,8 @@ struct Variant {
     pre: Vec<Step>,
     /// Extra environment of every command of this variant.
     env: Vec<(String, String)>,
+    /// Cleanup after a failed iteration, instead of `RUNTIME delete -f {id}`.
+    on_fail: Option<Vec<Vec<String>>>,
 }
 
 struct CaseDef {
@@ -300,6 +304,7 @@ impl Bench {
             bundle: bundle.to_owned(),
             pre: vec![],
             env: vec![],
+            on_fail: None,
         })
     }
 
@@ -362,6 +367,7 @@ impl Bench {
                     bundle: PathBuf::new(),
                     pre: vec![],
                     env: vec![],
+                    on_fail: None,
                 };
                 let rootfs = self.rootfs.display().to_string();
                 CaseDef {
@@ -563,9 +569,10 @@ impl Bench {
     fn spec_for(&self, def: &CaseDef, v: &Variant, round: &str, iterations: u32) -> Spec {
         let rt = v.rt.map(|i| self.runtimes[i].bin.display().to_string());
         let rtv = rt.clone().into_iter().collect::<Vec<_>>();
-        let on_fail = match &rt {
-            Some(_) => vec![self.rt_argv(v, &["delete", "-f", "{id}"])],
-            None => vec![],
+        let on_fail = match (&v.on_fail, &rt) {
+            (Some(cmds), _) => cmds.clone(),
+            (None, Some(_)) => vec![self.rt_argv(v, &["delete", "-f", "{id}"])],
+            (None, None) => vec![],
         };
         Spec {
             iterations,
@@ -838,36 +845,6 @@ impl Bench {
             data: Value::Object(data.into_iter().collect()),
         })
     }
-
-    fn case6(&self) -> CaseReport {
-        let present = self.o.boxctl.exists();
-        let status = if present {
-            format!(
-                "boxctl found at {}, but its benchmarks are not yet available: the harness support lands once the boxctl CLI settles (TODO(bench)).",
-                self.o.boxctl.display()
-            )
-        } else {
-            format!(
-                "boxctl: not yet available ({} not built: cargo build --release -p boxctl).",
-                self.o.boxctl.display()
-            )
-        };
-        let planned = [
-            "6a time to a running instance vs image size (100 MiB, 1 GiB, 4 GiB ext4 images): full copy vs reflink vs copy-on-write overlay",
-            "6b `boxctl ps` with 1,000 instances in the state file",
-            "6c `boxctl run` overhead over a bare runtime `run` (boxrun, runc, crun as backend)",
-        ];
-        let mut extra = vec![status, String::new()];
-        extra.extend(planned.iter().map(|p| format!("- {p}: not yet available")));
-        CaseReport {
-            number: 6,
-            title: "boxctl".into(),
-            notes: vec![],
-            rows: vec![],
-            extra,
-            data: Value::Null,
-        }
-    }
 }
 
 fn rt_cmd(rt: &[String], v: &Variant, rest: &[&str]) -> Vec<String> {
@@ -917,8 +894,15 @@ pub fn run(o: Options) -> Result<(), Error> {
         let rep = match n {
             4 => b.case4(case1_raw.as_ref())?,
             6 => {
-                eprintln!();
-                b.case6()
+                let reps = b.case6();
+                for rep in &reps[..reps.len().saturating_sub(1)] {
+                    print!("{}", rep.markdown());
+                }
+                reports.extend(reps[..reps.len().saturating_sub(1)].iter().cloned());
+                match reps.last() {
+                    Some(last) => last.clone(),
+                    None => continue,
+                }
             }
             _ => match b.case_def(n) {
                 Ok(Some(def)) => {
