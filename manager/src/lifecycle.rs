@@ -251,6 +251,17 @@ pub fn teardown(store: &Store, inst: &Instance) -> Result<()> {
     // disk free.
     if let Some((major, minor)) = dev {
         crate::loopdev::wait_released(major, minor, Duration::from_secs(5));
+        // The loop device wrote through the host's page cache: make the stopped
+        // disk durable, so it is in a stable state even across a host crash.
+        let disk = store.instance_dir(&inst.id).join("disk.img");
+        if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&disk) {
+            if let Err(e) = f.sync_all() {
+                first_err.get_or_insert(anyhow::Error::from(e).context(format!(
+                    "cannot flush the disk of {} (is the disk full?)",
+                    inst.name
+                )));
+            }
+        }
     }
     // A loop device still bound to the disk but no longer mounted (a process
     // killed between attach and mount with the fd inherited elsewhere).
