@@ -11,6 +11,7 @@
 #   V2LANE_CACHE          kernel cache (default: /var/cache/boxrun-v2lane)
 #   V2LANE_TIMEOUT        hard limit for the VM in seconds (default: 600)
 #   V2LANE_NO_BUILD=1     use already built binaries (needs a previous run's json)
+#   V2LANE_VERBOSE=1      boot messages on the console (for a VM that does not boot)
 # The VM's serial log stays in $CARGO_TARGET_DIR/v2lane/serial.log.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -95,11 +96,14 @@ if [ "${V2LANE_NO_BUILD:-0}" != 1 ]; then
     if ! cargo build --release -p boxrun >>"$work/build.log" 2>&1; then
         tail -20 "$work/build.log"
         say "boxrun did not build: its cases are reported as failed"
+        boxrun_failed=1
     fi
 fi
 mapfile -t tests < <(jq -r 'select(.reason == "compiler-artifact" and .profile.test == true and .executable != null) | .target.name + " " + .executable' "$json")
 [ "${#tests[@]}" -gt 0 ] || die "no test executables in $json"
 boxrun=$target/release/boxrun
+# never test a stale binary
+[ "${boxrun_failed:-0}" = 1 ] && boxrun=/nonexistent
 
 # ---- initramfs
 ir=$work/initramfs
@@ -184,12 +188,14 @@ log=$work/serial.log
 : >"$log"
 say "booting (TCG, hard limit ${vm_timeout}s)"
 start=$(date +%s)
+kargs="quiet loglevel=1"
+[ "${V2LANE_VERBOSE:-0}" = 1 ] && kargs="loglevel=7"
 timeout --kill-after=10 "$vm_timeout" qemu-system-x86_64 \
     -accel tcg,thread=multi -cpu max -smp 2 -m 1536 \
     -nodefaults -no-user-config -display none -no-reboot -monitor none \
     -serial "file:$log" \
     -kernel "$kdir/vmlinuz" -initrd "$work/initrd.gz" \
-    -append "console=ttyS0 quiet loglevel=1 panic=-1 mitigations=off" \
+    -append "console=ttyS0 $kargs panic=-1 mitigations=off" \
     -drive "file=$work/disk.raw,if=virtio,format=raw" \
     </dev/null >"$work/qemu.log" 2>&1 &
 qpid=$!

@@ -15,7 +15,8 @@ mount -t cgroup2 none /sys/fs/cgroup
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 # only emergencies on the console: OOM kills must not cut into test lines
-echo 1 >/proc/sys/kernel/printk
+# (unless run.sh was asked for a verbose boot)
+grep -q 'loglevel=7' /proc/cmdline || echo 1 >/proc/sys/kernel/printk
 
 for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk; do
     [ -f "/lane/modules/$m.ko" ] && insmod "/lane/modules/$m.ko"
