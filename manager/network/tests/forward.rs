@@ -205,3 +205,149 @@ fn client_reset_closes_the_upstream_connection() {
     assert!(b"partial request".starts_with(&got), "{got:?}");
     running.stop().unwrap();
 }
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields overall.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// Helper for `running_out_of_descriptors_pauses_then_resumes`: a no-op
+/// unless started by it (environment variable set), in which case it runs a
+/// forwarder with room for only two connections' descriptors.
+#[test]
+fn descriptor_limited_forwarder_child() {
+    let Ok(target) = std::env::var("BOXCTL_NET_TEST_FD_CHILD") else {
+        return;
+    };
+    let target: SocketAddr = target.parse().unwrap();
+    let mut fwd = Forwarder::new().unwrap();
+    let front = fwd.add(loopback_any(), target).unwrap();
+    // Descriptors are numbered from the lowest free one: fill every hole,
+    // then allow 4 more (client + upstream of two connections).
+    let highest = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .max()
+        .unwrap();
+    let mut fillers = Vec::new();
+    let top = loop {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+        fillers.push(f);
+        if fd >= highest {
+            break fd;
+        }
+    };
+    let limit = top as u64 + 1 + 4;
+    let (_, hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, limit, hard)
+        .unwrap();
+    let running = fwd.spawn().unwrap();
+    println!("PORT {}", front.port());
+    // Serve until the parent closes our stdin.
+    let mut sink = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut sink);
+    running.stop().unwrap();
+}
+
+#[test]
+fn running_out_of_descriptors_pauses_then_resumes() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    // Echo every read back (request/response on a kept-open connection).
+    let listener = TcpListener::bind(loopback_any()).unwrap();
+    let target = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut c in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                while let Ok(n @ 1..) = c.read(&mut buf) {
+                    if c.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "descriptor_limited_forwarder_child",
+            "--nocapture",
+        ])
+        .env("BOXCTL_NET_TEST_FD_CHILD", target.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let mut child = Reap(child);
+    let mut stdout = std::io::BufReader::new(stdout);
+    let mut port = None;
+    let mut line = String::new();
+    while port.is_none() && stdout.read_line(&mut line).unwrap() > 0 {
+        port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .map(|p| p.parse::<u16>().unwrap());
+        line.clear();
+    }
+    let port = port.expect("the child did not report its port");
+    let front = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+
+    let ping = |c: &mut TcpStream, msg: &[u8], wait: Duration| -> std::io::Result<Vec<u8>> {
+        c.set_read_timeout(Some(wait))?;
+        c.write_all(msg)?;
+        let mut buf = vec![0u8; msg.len()];
+        c.read_exact(&mut buf)?;
+        Ok(buf)
+    };
+    let long = Duration::from_secs(5);
+    let mut c1 = TcpStream::connect(front).unwrap();
+    assert_eq!(ping(&mut c1, b"one", long).unwrap(), b"one");
+    let mut c2 = TcpStream::connect(front).unwrap();
+    assert_eq!(ping(&mut c2, b"two", long).unwrap(), b"two");
+    // The third waits in the kernel's accept queue: no descriptor left.
+    // Meanwhile the forwarder must not spin on the failing accept.
+    let cpu_before = cpu_ticks(child.0.id());
+    let mut c3 = TcpStream::connect(front).unwrap();
+    let err = ping(&mut c3, b"three", Duration::from_millis(500)).unwrap_err();
+    let spent = cpu_ticks(child.0.id()) - cpu_before;
+    assert!(
+        spent < 5,
+        "the forwarder burnt {spent} ticks while out of descriptors"
+    );
+    assert!(
+        matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        "{err}"
+    );
+    // Closing one connection frees descriptors: the third is served.
+    drop(c1);
+    let mut buf = [0u8; 5];
+    c3.set_read_timeout(Some(long)).unwrap();
+    c3.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"three");
+    assert_eq!(ping(&mut c2, b"2again", long).unwrap(), b"2again");
+    drop(stdin);
+    // Drain the child's output so its harness can report.
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "child forwarder failed: {status}");
+}
