@@ -21,8 +21,9 @@ fn check_prefix(name: &str, addr: Ipv4Addr, prefix: u8) -> Result<()> {
 }
 
 /// Makes sure bridge `name` exists, is up and, when `gateway` is given,
-/// carries that address (so the host reaches the instances; the kernel adds
-/// the connected route for the subnet itself). Idempotent.
+/// carries that address and no other IPv4 address (so the host reaches the
+/// instances; the kernel adds the connected route for the subnet itself,
+/// and removes those of addresses taken away). Idempotent.
 ///
 /// `name` must start with `bx` and be at most 15 bytes (see
 /// [`crate::bridge_name_for`]). Fails with [`Error::WrongKind`] if an
@@ -56,6 +57,13 @@ pub fn ensure(name: &str, gateway: Option<(Ipv4Addr, u8)>) -> Result<()> {
         });
     }
     if let Some((addr, prefix)) = gateway {
+        // A bridge left over from an earlier network of the same name may
+        // carry another subnet's gateway: only the requested one stays.
+        for (old, old_prefix) in nl.addresses(link.index, name)? {
+            if (old, old_prefix) != (addr, prefix) {
+                nl.del_address(link.index, name, old, old_prefix)?;
+            }
+        }
         nl.add_address(link.index, name, addr, prefix)?;
     }
     if !link.up {

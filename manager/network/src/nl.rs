@@ -336,6 +336,29 @@ impl Handle {
         }
     }
 
+    /// Removes an IPv4 address; already absent is not an error.
+    pub fn del_address(
+        &mut self,
+        index: u32,
+        name: &str,
+        addr: Ipv4Addr,
+        prefix: u8,
+    ) -> Result<()> {
+        let mut msg = AddressMessage::default();
+        msg.header.family = AddressFamily::Inet;
+        msg.header.prefix_len = prefix;
+        msg.header.index = index;
+        msg.attributes.push(AddressAttribute::Local(addr.into()));
+        match self.ack(
+            &format!("remove address {addr}/{prefix} from {name}"),
+            RouteNetlinkMessage::DelAddress(msg),
+            0,
+        ) {
+            Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Ok(()),
+            other => other,
+        }
+    }
+
     /// Adds a default route via `gateway` out of link `index`, in the main
     /// table of this handle's namespace.
     pub fn add_default_route(&mut self, index: u32, name: &str, gateway: Ipv4Addr) -> Result<()> {

@@ -48,8 +48,18 @@ fn bridge_create_is_idempotent_and_delete_removes_it() {
         "the bridge's route does not show as overlapping {wider}"
     );
 
+    // Re-ensuring with another subnet's gateway replaces the address and
+    // the connected route.
+    let other = free_subnet();
+    let gw2 = (other.default_gateway(), other.prefix());
+    bridge::ensure(&br.0, Some(gw2)).unwrap();
+    assert_eq!(bridge::addresses(&br.0).unwrap(), vec![gw2]);
+    assert!(route_on(&br.0, other));
+    assert!(!route_on(&br.0, subnet));
+
     bridge::delete(&br.0).unwrap();
     assert!(!bridge::exists(&br.0).unwrap());
+    assert!(!route_on(&br.0, other));
     assert!(!route_on(&br.0, subnet));
     bridge::delete(&br.0).unwrap(); // idempotent
 }
