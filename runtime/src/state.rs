@@ -89,7 +89,10 @@ impl Record {
                     } else if dir.join("exec.fifo").exists() {
                         Status::Created
                     } else {
-                        Status::Stopped
+                        // A foreground `run` (no exec fifo) died after set-up: the init
+                        // runs the user process with nobody watching. Never call a live
+                        // process stopped: delete would skip the kill and leak it.
+                        Status::Running
                     }
                 } else if procfs::is_alive(self.creator.0, self.creator.1) {
                     Status::Creating
