@@ -18,6 +18,14 @@ pub const CASES: &[Case] = &[
         run: rlimits_unknown,
     },
     Case {
+        name: "errors.rlimits-soft-above-hard",
+        run: rlimits_soft_above_hard,
+    },
+    Case {
+        name: "errors.hook-timeout-zero",
+        run: hook_timeout_zero,
+    },
+    Case {
         name: "errors.namespace-duplicate",
         run: ns_duplicate,
     },
@@ -190,4 +198,18 @@ fn seccomp_listener(c: &mut Ctx) -> CaseResult {
         "syscalls": [{"names": ["kexec_load"], "action": "SCMP_ACT_NOTIFY"}]
     });
     refused(c, "a seccomp listenerPath nobody listens on")
+}
+
+fn rlimits_soft_above_hard(c: &mut Ctx) -> CaseResult {
+    c.config["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 2048, "hard": 1024}]);
+    refused(
+        c,
+        "an rlimit whose soft limit exceeds its hard limit (setrlimit cannot apply it)",
+    )
+}
+
+fn hook_timeout_zero(c: &mut Ctx) -> CaseResult {
+    // config.md: "If set, `timeout` MUST be greater than zero."
+    c.config["hooks"] = json!({"createRuntime": [{"path": "/bin/true", "timeout": 0}]});
+    refused(c, "a hook timeout of 0")
 }

@@ -30,6 +30,10 @@ pub const CASES: &[Case] = &[
         run: caps_ambient,
     },
     Case {
+        name: "process.capabilities.unknown-is-a-warning",
+        run: caps_unknown,
+    },
+    Case {
         name: "process.rlimits",
         run: rlimits,
     },
@@ -248,4 +252,15 @@ fn exec(c: &mut Ctx) -> CaseResult {
     check!(fails.is_empty(), "{}", fails.join(" | "));
     check!(out.success(), "exec: {}", out.describe());
     Ok(())
+}
+
+/// config.md: a capability that "cannot be mapped to a relevant kernel
+/// interface ... MUST be logged as a warning by the runtime. Runtimes SHOULD
+/// NOT fail". The known capabilities must still be applied.
+fn caps_unknown(c: &mut Ctx) -> CaseResult {
+    let set = json!(["CAP_KILL", "CAP_OC_NOT_A_CAPABILITY", "CAP_CHOWN"]);
+    c.config["process"]["capabilities"] = json!({
+        "bounding": set, "effective": set, "permitted": set
+    });
+    c.expect_checks(&["process.capabilities"])
 }
