@@ -30,7 +30,7 @@ pub fn apply(limits: &[PosixRlimit]) -> Result<()> {
     for l in limits {
         if l.soft() > l.hard() {
             return Err(Error::Config(format!(
-                "rlimit {:?}: soft limit {} is above hard limit {}",
+                "process.rlimits {}: soft limit {} is above hard limit {}",
                 l.typ(),
                 l.soft(),
                 l.hard()
@@ -42,7 +42,7 @@ pub fn apply(limits: &[PosixRlimit]) -> Result<()> {
         };
         // SAFETY: r is a valid rlimit.
         if unsafe { libc::setrlimit(resource(l.typ()), &r) } != 0 {
-            return Err(Error::sys(format!("set rlimit {:?} to {}/{}", l.typ(), l.soft(), l.hard()), nix::Error::last()));
+            return Err(Error::sys(format!("process.rlimits {}: set to {}/{}", l.typ(), l.soft(), l.hard()), nix::Error::last()));
         }
     }
     Ok(())
