@@ -223,6 +223,29 @@ pub fn check_process(p: &oci_spec::runtime::Process) -> Result<()> {
             p.cwd()
         )));
     }
+    check_exec_strings("process.args", p.args().as_deref().unwrap_or_default())?;
+    check_exec_strings("process.env", p.env().as_deref().unwrap_or_default())?;
+    Ok(())
+}
+
+/// The kernel's limit on one argv/envp string, NUL included (MAX_ARG_STRLEN, 32 pages).
+const MAX_ARG_STRLEN: usize = 32 * 4096;
+
+/// Strings execve(2) would refuse after set-up, where its error could no longer be
+/// reported (a foreground `run` has already let the init go): refuse them up front.
+fn check_exec_strings(what: &str, list: &[String]) -> Result<()> {
+    for (i, s) in list.iter().enumerate() {
+        if s.contains('\0') {
+            return Err(Error::Config(format!("{what}[{i}] contains a NUL byte")));
+        }
+        if s.len() >= MAX_ARG_STRLEN {
+            return Err(Error::Config(format!(
+                "{what}[{i}] is {} bytes: the kernel allows at most {} per string",
+                s.len(),
+                MAX_ARG_STRLEN - 1
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -277,6 +300,20 @@ mod tests {
         let mut v = base();
         v["process"]["args"] = serde_json::json!([]);
         assert!(check(v).is_err());
+    }
+
+    #[test]
+    fn rejects_exec_strings_the_kernel_would_refuse() {
+        // found by tests/reliability.rs: a 1 MiB argument made `run` exit 1 without a word
+        let mut v = base();
+        v["process"]["args"] = serde_json::json!(["/bin/true", "x".repeat(MAX_ARG_STRLEN)]);
+        assert!(check(v).unwrap_err().to_string().contains("process.args[1]"));
+        let mut v = base();
+        v["process"]["env"] = serde_json::json!(["A=1", "B=\u{0}"]);
+        assert!(check(v).unwrap_err().to_string().contains("process.env[1]"));
+        let mut v = base();
+        v["process"]["args"] = serde_json::json!(["/bin/true", "x".repeat(MAX_ARG_STRLEN - 1)]);
+        check(v).expect("longest allowed argument");
     }
 
     #[test]
