@@ -98,7 +98,7 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32)> {
 pub fn config(
     inst: &Instance,
     rootfs: &Path,
-    dev: Option<(u64, u64)>,
+    devs: &[(u64, u64)],
     netns: Option<&Path>,
     extra_mounts: &[Value],
 ) -> Result<Value> {
@@ -155,7 +155,7 @@ pub fn config(
         ],
         "linux": {
             "cgroupsPath": cgroups_path(&inst.id),
-            "resources": inst.limits.to_oci(dev),
+            "resources": inst.limits.to_oci(devs),
             "namespaces": namespaces,
             "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
                 "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",

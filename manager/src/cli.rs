@@ -252,6 +252,10 @@ pub struct RunArgs {
     /// Publish a port: HOSTPORT:PORT (repeatable).
     #[arg(short, long)]
     pub publish: Vec<String>,
+    /// Copy-on-write: run on an overlay of the shared image and a
+    /// per-instance upper layer instead of a full copy of the disk.
+    #[arg(long)]
+    pub cow: bool,
     /// Image.
     pub image: String,
     /// Command and arguments (default: the image's).

@@ -170,6 +170,7 @@ fn spec(a: &RunArgs, runtime: Option<&str>) -> Result<CreateSpec> {
         net_mode,
         networks,
         publish: a.publish.clone(),
+        cow: a.cow,
     })
 }
 
@@ -490,11 +491,10 @@ fn inspect(store: &Store, names: &[String]) -> Result<i32> {
         v["id"] = json!(inst.id);
         v["state"] = json!(lifecycle::status_text(&inst, util::now_secs()));
         v["directory"] = json!(dir);
-        v["disk"] = json!(dir.join("disk.img"));
-        v["disk_size"] = json!(std::fs::metadata(dir.join("disk.img"))
-            .map(|m| m.len())
-            .unwrap_or(0));
-        v["disk_allocated"] = json!(crate::disk::allocated_bytes(&dir.join("disk.img")));
+        let disk = crate::instance_disk::disk_file(store, &inst);
+        v["disk"] = json!(disk);
+        v["disk_size"] = json!(std::fs::metadata(&disk).map(|m| m.len()).unwrap_or(0));
+        v["disk_allocated"] = json!(crate::disk::allocated_bytes(&disk));
         v["bundle"] = json!(dir);
         v["log"] = json!(dir.join("container.log"));
         v["cgroups_path"] = json!(crate::bundle::cgroups_path(&inst.id));
@@ -524,8 +524,8 @@ fn update(store: &Store, name: &str, args: &LimitArgs) -> Result<i32> {
     );
     if inst.status == Status::Running && inst.pid.is_some() {
         let dir = store.instance_dir(&inst.id);
-        let dev = mounts::device_of(&dir.join("rootfs"));
-        let mut res = merged.to_oci(dev);
+        let devs = crate::instance_disk::devices(store, &inst);
+        let mut res = merged.to_oci(&devs);
         if let Some(o) = res.as_object_mut() {
             o.remove("devices");
         }
@@ -539,8 +539,10 @@ fn update(store: &Store, name: &str, args: &LimitArgs) -> Result<i32> {
             || new.io_write_bps.is_some()
             || new.io_read_iops.is_some()
             || new.io_write_iops.is_some();
-        if let (true, Some(dev)) = (io_changed, dev) {
-            stats::apply_io_throttles(&inst, &merged, dev)?;
+        if io_changed {
+            for dev in devs {
+                stats::apply_io_throttles(&inst, &merged, dev)?;
+            }
         }
     }
     store.update(|list| {

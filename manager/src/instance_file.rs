@@ -116,6 +116,13 @@ pub struct Instance {
     /// Published ports as `HOSTPORT:PORT`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub publish: Vec<String>,
+    /// Copy-on-write instance (overlay on the shared image + upper.img).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub cow: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn root_dir() -> String {
@@ -246,6 +253,7 @@ mod tests {
             net_mode: "bridge".into(),
             networks: vec!["br0=10.0.0.2/24".into()],
             publish: vec![],
+            cow: false,
         }
     }
 

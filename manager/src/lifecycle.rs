@@ -44,6 +44,8 @@ pub struct CreateSpec {
     pub networks: Vec<String>,
     /// `HOSTPORT:PORT` entries.
     pub publish: Vec<String>,
+    /// Copy-on-write: overlay on the shared image instead of a full copy.
+    pub cow: bool,
 }
 
 /// The runtime driver for an instance.
@@ -140,6 +142,7 @@ pub fn create(store: &Store, spec: &CreateSpec) -> Result<Instance> {
         net_mode: spec.net_mode.clone(),
         networks: spec.networks.clone(),
         publish: spec.publish.clone(),
+        cow: spec.cow,
     };
     store.update(|list| {
         if let Some(other) = list.iter().find(|i| i.name == name) {
@@ -160,8 +163,8 @@ pub fn create(store: &Store, spec: &CreateSpec) -> Result<Instance> {
     let dir = store.instance_dir(&id);
     std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     std::fs::create_dir(dir.join("rootfs"))?;
-    crate::disk::copy_image(&img.disk, &dir.join("disk.img"))
-        .with_context(|| format!("cannot copy the disk of image {}", spec.image))?;
+    crate::instance_disk::prepare(&dir, &img, spec.cow)
+        .with_context(|| format!("cannot make the disk of {name} from image {}", spec.image))?;
     let inst = store.update(|list| {
         let i = store::get_mut(list, &id)?;
         i.status = Status::Created;
@@ -240,36 +243,8 @@ pub fn teardown(store: &Store, inst: &Instance) -> Result<()> {
     if let Err(e) = networking::teardown(store, inst) {
         first_err.get_or_insert(e);
     }
-    let rootfs = store.instance_dir(&inst.id).join("rootfs");
-    let dev = mounts::device_of(&rootfs);
-    if let Err(e) = mounts::unmount(&rootfs) {
+    if let Err(e) = crate::instance_disk::unmount(store, inst) {
         first_err.get_or_insert(e);
-    }
-    // The file system (and so the auto-clearing loop device) lives on until the
-    // container's mount namespace is gone, which the kernel finishes
-    // asynchronously; wait for it so that a following start or rm finds the
-    // disk free.
-    if let Some((major, minor)) = dev {
-        crate::loopdev::wait_released(major, minor, Duration::from_secs(5));
-        // The loop device wrote through the host's page cache: make the stopped
-        // disk durable, so it is in a stable state even across a host crash.
-        let disk = store.instance_dir(&inst.id).join("disk.img");
-        if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&disk) {
-            if let Err(e) = f.sync_all() {
-                first_err.get_or_insert(anyhow::Error::from(e).context(format!(
-                    "cannot flush the disk of {} (is the disk full?)",
-                    inst.name
-                )));
-            }
-        }
-    }
-    // A loop device still bound to the disk but no longer mounted (a process
-    // killed between attach and mount with the fd inherited elsewhere).
-    let disk = store.instance_dir(&inst.id).join("disk.img");
-    for (dev, backing) in crate::loopdev::devices_backed_under(&disk) {
-        if backing == disk && !mounts::is_mount_point(&rootfs) {
-            let _ = crate::loopdev::detach_path(&dev);
-        }
     }
     match first_err {
         Some(e) => Err(e),

@@ -127,7 +127,7 @@ pub fn parse_iops(what: &str, s: &str) -> Result<u64> {
 impl Limits {
     /// OCI `linux.resources` for these limits; block I/O throttles apply to
     /// the block device `dev` (the instance's loop device) when given.
-    pub fn to_oci(&self, dev: Option<(u64, u64)>) -> Value {
+    pub fn to_oci(&self, devs: &[(u64, u64)]) -> Value {
         let mut r = serde_json::Map::new();
         r.insert(
             "devices".into(),
@@ -153,14 +153,15 @@ impl Limits {
         if let Some(p) = self.pids.filter(|p| *p > 0) {
             r.insert("pids".into(), json!({ "limit": p }));
         }
-        if let Some((major, minor)) = dev {
+        if !devs.is_empty() {
             let mut bio = serde_json::Map::new();
             let mut add = |key: &str, v: Option<u64>| {
                 if let Some(rate) = v {
-                    bio.insert(
-                        key.into(),
-                        json!([{ "major": major, "minor": minor, "rate": rate }]),
-                    );
+                    let list: Vec<Value> = devs
+                        .iter()
+                        .map(|(major, minor)| json!({ "major": major, "minor": minor, "rate": rate }))
+                        .collect();
+                    bio.insert(key.into(), Value::Array(list));
                 }
             };
             add("throttleReadBpsDevice", self.io_read_bps);
@@ -317,7 +318,7 @@ mod tests {
             io_write_bps: Some(1000),
             ..Default::default()
         };
-        let v = l.to_oci(Some((7, 3)));
+        let v = l.to_oci(&[(7, 3)]);
         assert_eq!(v["memory"]["limit"], 1 << 20);
         assert_eq!(v["cpu"]["quota"], 50_000);
         assert_eq!(v["cpu"]["period"], 100_000);

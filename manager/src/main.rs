@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod disk;
 mod image;
+mod instance_disk;
 mod instance_file;
 mod lifecycle;
 mod limits;

@@ -17,9 +17,8 @@ use anyhow::{bail, Context, Result};
 use crate::instance_file::{Instance, Status};
 use crate::lifecycle::{runtime_for, teardown};
 use crate::limits::RestartPolicy;
-use crate::loopdev::LoopDevice;
 use crate::store::{self, Store};
-use crate::{bundle, mounts, networking, util};
+use crate::{bundle, networking, util};
 
 /// Default log size cap before rotation (override with BOXCTL_LOG_MAX, bytes).
 pub const LOG_MAX: u64 = 10 << 20;
@@ -168,19 +167,12 @@ struct Started {
 fn start_container(store: &Store, inst: &Instance) -> Result<Started> {
     let dir = store.instance_dir(&inst.id);
     let rootfs = dir.join("rootfs");
-    std::fs::create_dir_all(&rootfs)?;
-    mounts::unmount(&rootfs)?;
     let rt = runtime_for(store, inst);
     rt.delete_force(&inst.id)?;
-    let lo = LoopDevice::attach(&dir.join("disk.img"), false)?;
-    let mm = lo.major_minor()?;
-    if let Err(e) = mounts::mount_ext4(lo.path(), &rootfs, false) {
-        let _ = lo.detach();
-        return Err(e);
-    }
-    drop(lo); // autoclear: detached by the kernel at unmount
+    crate::instance_disk::unmount(store, inst)?;
+    let devs = crate::instance_disk::mount(store, inst)?;
     let net = networking::setup(store, inst)?;
-    let cfg = bundle::config(inst, &rootfs, Some(mm), net.netns.as_deref(), &net.mounts)?;
+    let cfg = bundle::config(inst, &rootfs, &devs, net.netns.as_deref(), &net.mounts)?;
     bundle::write(&dir, &cfg)?;
     let (r, w) = pipe()?;
     let log = LogWriter::open(dir.join("container.log"))?;

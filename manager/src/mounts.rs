@@ -116,3 +116,25 @@ pub fn device_of(target: &Path) -> Option<(u64, u64)> {
         }
     })
 }
+
+/// Mount an overlay with `options` (lowerdir=…,upperdir=…,workdir=…) on `target`.
+pub fn mount_overlay(target: &Path, options: &str) -> Result<()> {
+    let dst = CString::new(target.as_os_str().as_encoded_bytes())?;
+    let fstype = CString::new("overlay")?;
+    let data = CString::new(options)?;
+    // SAFETY: valid C strings.
+    let rc = unsafe {
+        libc::mount(
+            fstype.as_ptr(),
+            dst.as_ptr(),
+            fstype.as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            data.as_ptr().cast(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("cannot mount the overlay on {}", target.display()));
+    }
+    Ok(())
+}

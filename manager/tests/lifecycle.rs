@@ -677,3 +677,82 @@ fn run_killed_at_any_moment_leaves_a_consistent_state() {
     assert!(env.instance_dirs().is_empty());
     env.assert_no_leaks(&recorded);
 }
+
+fn file_digest(p: &std::path::Path) -> Vec<u8> {
+    let out = std::process::Command::new("sha256sum")
+        .arg(p)
+        .output()
+        .unwrap();
+    out.stdout
+}
+
+/// Copy-on-write instances share the read-only image and keep their own
+/// changes (files and deletions) in their upper layer across stop/start.
+#[test]
+fn copy_on_write_instances() {
+    let env = Env::new("cow");
+    let image_disk = env.root.join("images/bb/disk.img");
+    let before = file_digest(&image_disk);
+    env.ok(&[
+        "run",
+        "-d",
+        "--cow",
+        "--name",
+        "cow1",
+        "--io-write-bps",
+        "1m",
+        "bb",
+        "sleep",
+        "1000",
+    ]);
+    env.ok(&[
+        "run", "-d", "--cow", "--name", "cow2", "bb", "sleep", "1000",
+    ]);
+    let i1 = env.inspect("cow1");
+    assert_eq!(i1["cow"], true);
+    assert!(i1["disk"].as_str().unwrap().ends_with("upper.img"));
+    env.ok(&[
+        "exec",
+        "cow1",
+        "sh",
+        "-c",
+        "echo mine > /etc/mine && rm /bin/vi && sync",
+    ]);
+    // cow2 sees the pristine image.
+    let out = env.boxctl(&["exec", "cow2", "cat", "/etc/mine"]);
+    assert!(!out.status.success());
+    env.ok(&["exec", "cow2", "ls", "/bin/vi"]);
+    // Throttles apply to the instance's own disk devices.
+    let t = Instant::now();
+    env.ok(&[
+        "exec",
+        "cow1",
+        "dd",
+        "if=/dev/zero",
+        "of=/blob",
+        "bs=64k",
+        "count=32",
+        "oflag=direct",
+    ]);
+    assert!(
+        t.elapsed().as_secs_f64() > 1.5,
+        "copy-on-write instance not throttled"
+    );
+    env.ok(&["stop", "-t", "1", "cow1"]);
+    env.ok(&["start", "cow1"]);
+    assert_eq!(env.ok(&["exec", "cow1", "cat", "/etc/mine"]).trim(), "mine");
+    assert!(!env
+        .boxctl(&["exec", "cow1", "ls", "/bin/vi"])
+        .status
+        .success());
+    let ids = [id_of(&env, "cow1"), id_of(&env, "cow2")];
+    env.fails(&["image", "rm", "bb"]);
+    env.ok(&["rm", "-f", "cow1", "cow2"]);
+    assert_eq!(
+        file_digest(&image_disk),
+        before,
+        "the shared image was modified"
+    );
+    assert!(env.instance_dirs().is_empty());
+    env.assert_no_leaks(&ids);
+}

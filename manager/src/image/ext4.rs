@@ -75,3 +75,27 @@ pub fn make_from_dir(dir: &Path, out: &Path, size: Option<u64>) -> Result<()> {
     }
     Ok(())
 }
+
+/// Make the empty sparse ext4 file system `out` of `size` bytes.
+pub fn make_empty(out: &Path, size: u64) -> Result<()> {
+    let size = size.div_ceil(1 << 20) << 20;
+    let f = File::create_new(out).with_context(|| format!("cannot create {}", out.display()))?;
+    f.set_len(size)
+        .with_context(|| format!("cannot size {} (is the disk full?)", out.display()))?;
+    drop(f);
+    let output = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-t", "ext4", "-E", "root_owner=0:0"])
+        .arg(out)
+        .output()
+        .context("cannot run mkfs.ext4: install e2fsprogs")?;
+    if !output.status.success() {
+        let _ = std::fs::remove_file(out);
+        let err = String::from_utf8_lossy(&output.stderr);
+        bail!(
+            "mkfs.ext4 failed to make {}: {}",
+            out.display(),
+            err.lines().last().unwrap_or("no message").trim()
+        );
+    }
+    Ok(())
+}

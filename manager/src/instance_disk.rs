@@ -1,0 +1,159 @@
+//! An instance's root file system: its own copy of the image's disk
+//! (`disk.img`), or — copy-on-write instances — an overlay of the image's
+//! disk mounted read-only (shared by every such instance) and a per-instance
+//! upper layer in its own ext4 file (`upper.img`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::image::{self, Image};
+use crate::instance_file::Instance;
+use crate::loopdev::{self, LoopDevice};
+use crate::mounts;
+use crate::store::Store;
+
+/// The disk file an instance writes to.
+pub fn disk_file(store: &Store, inst: &Instance) -> PathBuf {
+    store
+        .instance_dir(&inst.id)
+        .join(if inst.cow { "upper.img" } else { "disk.img" })
+}
+
+/// Make the instance's disk in `dir` (at create time).
+pub fn prepare(dir: &Path, img: &Image, cow: bool) -> Result<()> {
+    if cow {
+        let size = std::fs::metadata(&img.disk)
+            .with_context(|| format!("cannot read {}", img.disk.display()))?
+            .len()
+            .max(64 << 20);
+        // An empty ext4 upper layer, made once per image and then copied
+        // (sparse: a few MiB) — faster than mkfs for every instance.
+        let template = img.disk.with_file_name("upper.tmpl");
+        if !template.exists() {
+            let tmp = img
+                .disk
+                .with_file_name(format!(".upper.tmpl.{}", crate::util::random_id()));
+            image::ext4::make_empty(&tmp, size)?;
+            if let Err(e) = std::fs::rename(&tmp, &template) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e).context("cannot store the upper-layer template");
+            }
+        }
+        crate::disk::copy_image(&template, &dir.join("upper.img")).map(|_| ())
+    } else {
+        crate::disk::copy_image(&img.disk, &dir.join("disk.img")).map(|_| ())
+    }
+}
+
+fn attach_mount(file: &Path, target: &Path, read_only: bool) -> Result<(u64, u64)> {
+    std::fs::create_dir_all(target)?;
+    let lo = LoopDevice::attach(file, read_only)?;
+    let mm = lo.major_minor()?;
+    if let Err(e) = mounts::mount_ext4(lo.path(), target, read_only) {
+        let _ = lo.detach();
+        return Err(e);
+    }
+    Ok(mm) // the device auto-clears at unmount
+}
+
+/// Mount the instance's root file system on `rootfs/`; returns the loop
+/// devices behind it (for block I/O throttles).
+pub fn mount(store: &Store, inst: &Instance) -> Result<Vec<(u64, u64)>> {
+    let dir = store.instance_dir(&inst.id);
+    let rootfs = dir.join("rootfs");
+    std::fs::create_dir_all(&rootfs)?;
+    if !inst.cow {
+        return Ok(vec![attach_mount(&dir.join("disk.img"), &rootfs, false)?]);
+    }
+    let img = image::get(store, &inst.image)?;
+    let (lower, upper) = (dir.join("lower"), dir.join("upper"));
+    for p in [&lower, &upper] {
+        let s = p.to_string_lossy();
+        if s.contains([',', ':', '\\']) {
+            bail!("the path {s} cannot be used in overlay options: choose a --root without ',' or ':'");
+        }
+    }
+    let result = (|| -> Result<Vec<(u64, u64)>> {
+        let lo = attach_mount(&img.disk, &lower, true)?;
+        let up = attach_mount(&dir.join("upper.img"), &upper, false)?;
+        std::fs::create_dir_all(upper.join("data"))?;
+        std::fs::create_dir_all(upper.join("work"))?;
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            upper.join("data").display(),
+            upper.join("work").display()
+        );
+        mounts::mount_overlay(&rootfs, &opts)?;
+        Ok(vec![lo, up])
+    })();
+    if result.is_err() {
+        let _ = unmount(store, inst);
+    }
+    result
+}
+
+/// The loop devices behind a mounted instance.
+pub fn devices(store: &Store, inst: &Instance) -> Vec<(u64, u64)> {
+    let dir = store.instance_dir(&inst.id);
+    let points: &[&str] = if inst.cow {
+        &["lower", "upper"]
+    } else {
+        &["rootfs"]
+    };
+    points
+        .iter()
+        .filter_map(|p| mounts::device_of(&dir.join(p)))
+        .collect()
+}
+
+/// Unmount everything (idempotent), wait for the loop devices to be
+/// released and flush the instance's disk file.
+pub fn unmount(store: &Store, inst: &Instance) -> Result<()> {
+    let dir = store.instance_dir(&inst.id);
+    let mut first: Option<anyhow::Error> = None;
+    let mut released = Vec::new();
+    for p in ["rootfs", "upper", "lower"] {
+        let target = dir.join(p);
+        let dev = mounts::device_of(&target);
+        match mounts::unmount(&target) {
+            Ok(()) => released.extend(dev),
+            Err(e) => {
+                first.get_or_insert(e);
+            }
+        }
+    }
+    // The file systems (and so the auto-clearing loop devices) live on until
+    // the container's mount namespace is gone, which the kernel finishes
+    // asynchronously; wait for it so that a following start or rm finds the
+    // disks free.
+    for (major, minor) in released {
+        loopdev::wait_released(major, minor, Duration::from_secs(5));
+    }
+    // A loop device still bound to the disk but not mounted (a process killed
+    // between attach and mount, with the fd inherited elsewhere).
+    let disk = disk_file(store, inst);
+    if !mounts::is_mount_point(&dir.join("rootfs")) {
+        for (dev, backing) in loopdev::devices_backed_under(&disk) {
+            if backing == disk {
+                let _ = loopdev::detach_path(&dev);
+            }
+        }
+    }
+    // The loop device wrote through the host's page cache: make the stopped
+    // disk durable, so it is in a stable state even across a host crash.
+    if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&disk) {
+        if let Err(e) = f.sync_all() {
+            first.get_or_insert(anyhow::Error::from(e).context(format!(
+                "cannot flush the disk of {} (is the disk full?)",
+                inst.name
+            )));
+        }
+    }
+    match first {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
