@@ -34,7 +34,7 @@ pub fn prepare(dir: &Path, img: &Image, cow: bool) -> Result<()> {
         if !template.exists() {
             let tmp = img
                 .disk
-                .with_file_name(format!(".upper.tmpl.{}", crate::util::random_id()));
+                .with_file_name(format!(".tmp-{}-upper", std::process::id()));
             image::ext4::make_empty(&tmp, size)?;
             if let Err(e) = std::fs::rename(&tmp, &template) {
                 let _ = std::fs::remove_file(&tmp);

@@ -45,7 +45,39 @@ impl Store {
             fs::create_dir_all(&p)
                 .with_context(|| format!("cannot create {}: are you root?", p.display()))?;
         }
-        Ok(Store { root })
+        let store = Store { root };
+        store.clean_stale_temps();
+        Ok(store)
+    }
+
+    /// Remove temporary files and directories left by boxctl processes that
+    /// were killed (their names carry the writer's pid).
+    fn clean_stale_temps(&self) {
+        let dirs = [self.root.clone(), self.images_dir()];
+        for dir in dirs {
+            let Ok(rd) = fs::read_dir(&dir) else { continue };
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let pid = if let Some(rest) = name.strip_prefix(".tmp-") {
+                    rest.split('-').next()
+                } else if name.starts_with('.') && name.contains(".tmp.") {
+                    name.rsplit('.').next()
+                } else {
+                    None
+                };
+                let Some(pid) = pid.and_then(|p| p.parse::<i32>().ok()) else {
+                    continue;
+                };
+                if !crate::procs::alive(pid) {
+                    let p = e.path();
+                    let _ = if p.is_dir() {
+                        fs::remove_dir_all(&p)
+                    } else {
+                        fs::remove_file(&p)
+                    };
+                }
+            }
+        }
     }
 
     /// The root directory.

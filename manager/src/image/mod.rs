@@ -114,9 +114,10 @@ pub fn import(store: &Store, src: &Path, name: &str, size: Option<u64>) -> Resul
         bail!("image {name} already exists: remove it first with `boxctl image rm {name}`");
     }
     let src_meta = fs::metadata(src).with_context(|| format!("cannot read {}", src.display()))?;
-    let work = store
-        .images_dir()
-        .join(format!(".tmp-{}", util::random_id()));
+    let work =
+        store
+            .images_dir()
+            .join(format!(".tmp-{}-{}", std::process::id(), util::random_id()));
     fs::create_dir(&work).with_context(|| format!("cannot create {}", work.display()))?;
     let mut guard = TempDir(Some(work.clone()));
     let disk = work.join("disk.img");
