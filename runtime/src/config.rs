@@ -137,6 +137,11 @@ pub fn validate(spec: &Spec, need_process: bool) -> Result<()> {
         ));
     }
     if let Some(l) = linux {
+        if l.intel_rdt().is_some() && !Path::new("/sys/fs/resctrl/tasks").exists() {
+            return Err(Error::Config(
+                "linux.intelRdt is set but no resctrl filesystem is mounted at /sys/fs/resctrl".into(),
+            ));
+        }
         let has_maps = l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
             || l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
         if has_maps && !has_ns(LinuxNamespaceType::User) {
@@ -213,6 +218,18 @@ pub fn validate(spec: &Spec, need_process: bool) -> Result<()> {
 
 /// Checks of `process` that hold whenever it is present.
 pub fn check_process(p: &oci_spec::runtime::Process) -> Result<()> {
+    if let Some(rl) = p.rlimits() {
+        let mut seen = Vec::new();
+        for r in rl {
+            if seen.contains(&r.typ()) {
+                return Err(Error::Config(format!(
+                    "process.rlimits: {:?} is listed twice",
+                    r.typ()
+                )));
+            }
+            seen.push(r.typ());
+        }
+    }
     match p.args() {
         Some(a) if !a.is_empty() && !a[0].is_empty() => {}
         _ => return Err(Error::Config("process.args must not be empty".into())),

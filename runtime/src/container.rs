@@ -54,6 +54,8 @@ struct CreateGuard<'a> {
     pid: i32,
     cgroup: Option<boxrun_cgroups::Cgroup>,
     armed: bool,
+    /// A create-time hook failed: the lifecycle continues at destroy, poststop included.
+    poststop: Option<(Vec<oci_spec::runtime::Hook>, Vec<u8>)>,
 }
 
 impl Drop for CreateGuard<'_> {
@@ -74,6 +76,9 @@ impl Drop for CreateGuard<'_> {
             if let Err(e) = cg.destroy() {
                 logging::warn(&format!("remove cgroup after failed create: {e}"));
             }
+        }
+        if let Some((hooks, state)) = &self.poststop {
+            hooks::run_all_warn(Some(hooks), state, "poststop");
         }
         if let Some(d) = self.dir {
             let _ = std::fs::remove_dir_all(&d.path);
@@ -147,7 +152,8 @@ fn create_with_console(opts: &CreateOpts, wait_fifo: bool, console_fd: Option<Ow
     };
 
     let dir = StateDir::create(&opts.root, &opts.id)?;
-    let mut guard = CreateGuard { dir: Some(&dir), pid: 0, cgroup: None, armed: true };
+    let mut guard = CreateGuard { dir: Some(&dir), pid: 0, cgroup: None, armed: true, poststop: None };
+    let poststop_hooks = spec.hooks().as_ref().and_then(|h| h.poststop().clone()).unwrap_or_default();
     crate::failpoint::hit("create:state-dir");
     std::fs::write(dir.config_path(), &raw).map_err(|e| Error::io(dir.config_path(), e))?;
     let me = std::process::id() as i32;
@@ -256,6 +262,7 @@ fn create_with_console(opts: &CreateOpts, wait_fifo: bool, console_fd: Option<Ow
                     Ok(()) => send_or_child_error(&parent, Tag::Continue)?,
                     Err(e) => {
                         let _ = parent.send(Tag::Abort, &[]);
+                        guard.poststop = Some((poststop_hooks.clone(), record.oci_state(Status::Stopped).to_string().into_bytes()));
                         return Err(e);
                     }
                 }
@@ -266,6 +273,10 @@ fn create_with_console(opts: &CreateOpts, wait_fifo: bool, console_fd: Option<Ow
             }
             Some((Tag::Ready, _, _)) => break,
             Some((Tag::Error, msg, _)) => return Err(Error::Init(String::from_utf8_lossy(&msg).into_owned())),
+            Some((Tag::HookFailed, msg, _)) => {
+                guard.poststop = Some((poststop_hooks.clone(), record.oci_state(Status::Stopped).to_string().into_bytes()));
+                return Err(Error::Hook(String::from_utf8_lossy(&msg).into_owned()));
+            }
             Some((t, _, _)) => return Err(Error::Init(format!("unexpected message {t:?} from the container"))),
             None => return Err(Error::Init("container init exited during set-up".into())),
         }
@@ -439,7 +450,16 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         return Err(Error::Config(format!("container {id} has no process in its config.json: nothing to start")));
     }
     crate::failpoint::hit("start:before-release");
-    release_fifo(&dir)?;
+    if let Err(e) = release_fifo(&dir) {
+        if matches!(e, Error::Hook(_)) {
+            // A startContainer hook failed: stop the container and destroy it (poststop too).
+            let _ = signal_pid(&rec, libc::SIGKILL);
+            wait_gone(rec.pid, rec.pid_start_time, std::time::Duration::from_secs(10));
+            rec.status = Status::Stopped;
+            let _ = destroy(dir, &rec);
+        }
+        return Err(e);
+    }
     crate::failpoint::hit("start:released");
     rec.status = Status::Running;
     dir.save(&rec)?;
@@ -454,13 +474,14 @@ fn release_fifo(dir: &StateDir) -> Result<()> {
         .read(true)
         .open(&p)
         .map_err(|e| Error::io(&p, e))?;
-    let mut b = [0u8; 1];
-    let n = std::io::Read::read(&mut f, &mut b).map_err(|e| Error::io(&p, e))?;
+    let mut b = Vec::new();
+    std::io::Read::read_to_end(&mut f, &mut b).map_err(|e| Error::io(&p, e))?;
     let _ = std::fs::remove_file(&p);
-    if n == 0 {
-        return Err(Error::Init("container init exited before it could be started".into()));
+    match b.first() {
+        None => Err(Error::Init("container init exited before it could be started".into())),
+        Some(b'0') => Ok(()),
+        Some(_) => Err(Error::Hook(String::from_utf8_lossy(&b[1..]).into_owned())),
     }
-    Ok(())
 }
 
 /// The spec saved at create time.

@@ -129,9 +129,27 @@ fn create(root: RawFd, d: &Dev, userns: bool) -> Result<()> {
     drop(pfd);
     let cname = CString::new(std::os::unix::ffi::OsStrExt::as_bytes(name))
         .map_err(|_| Error::Config("device name with NUL".into()))?;
-    // Replace whatever is there (runc does the same for the image's /dev entries).
-    // SAFETY: valid dir fd and name.
-    unsafe { libc::unlinkat(pdir.as_raw_fd(), cname.as_ptr(), 0) };
+    // A file already at the path must be the same device (config-linux.md: otherwise
+    // the runtime MUST generate an error); a matching node is replaced.
+    // SAFETY: zeroed stat is valid storage; fstatat with a valid dir fd and name.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatat(pdir.as_raw_fd(), cname.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } == 0 {
+        let want = match d.kind {
+            'c' => libc::S_IFCHR,
+            'b' => libc::S_IFBLK,
+            _ => libc::S_IFIFO,
+        };
+        let same_kind = st.st_mode & libc::S_IFMT == want;
+        let same_dev = d.kind == 'p' || st.st_rdev == libc::makedev(d.major as u32, d.minor as u32);
+        if !(same_kind && same_dev) {
+            return Err(Error::Config(format!(
+                "linux.devices {}: a different file already exists at that path",
+                d.path.display()
+            )));
+        }
+        // SAFETY: valid dir fd and name.
+        unsafe { libc::unlinkat(pdir.as_raw_fd(), cname.as_ptr(), 0) };
+    }
     if userns {
         // Bind the host device over an empty file.
         // SAFETY: valid dir fd and name.
@@ -248,21 +266,16 @@ mod tests {
 }
 
 /// The device cgroup rules the container gets, as runc computes them: the spec's
-/// `linux.resources.devices` in order, then an allow rule for each `linux.devices`
-/// entry, then the devices every container may use (null, zero, full, random,
-/// urandom, tty, console, ptmx, /dev/pts/*, /dev/net/tun and mknod of anything).
+/// `linux.resources.devices` in order, then the devices every container may use (null,
+/// zero, full, random, urandom, tty, console, ptmx, /dev/pts/*, /dev/net/tun and mknod
+/// of anything). `linux.devices` entries are not allowed implicitly: a rule denying one
+/// is honoured.
 pub fn cgroup_rules(spec: &Spec) -> Result<Vec<oci_spec::runtime::LinuxDeviceCgroup>> {
     let mut v: Vec<serde_json::Value> = Vec::new();
     if let Some(rules) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()).and_then(|r| r.devices().as_ref()) {
         for r in rules {
             v.push(serde_json::to_value(r).map_err(|e| Error::Other(e.to_string()))?);
         }
-    }
-    for d in list(spec)? {
-        if d.kind == 'p' {
-            continue;
-        }
-        v.push(serde_json::json!({"allow": true, "type": d.kind.to_string(), "major": d.major, "minor": d.minor, "access": "rwm"}));
     }
     let defaults = [
         ("c", None, None, "m"),

@@ -186,7 +186,13 @@ fn child_setup(
 ) -> Result<()> {
     // SAFETY: make /proc/self/exe unreachable for container processes (CVE-2019-5736).
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    if let Some(cpus) = crate::sched::initial_affinity(p) {
+        crate::sched::set_affinity(&cpus)?;
+    }
     chan.expect(Tag::Go, "waiting for the runtime")?;
+    if let Some(cpus) = crate::sched::final_affinity(p) {
+        crate::sched::set_affinity(&cpus)?;
+    }
     let mut in_userns = false;
     for (name, fd) in nss {
         if *name == "pid" || *name == "time" {
@@ -269,6 +275,8 @@ fn child_setup(
             install(f)?;
         }
     }
+    crate::sched::apply_io_priority(p)?;
+    crate::sched::apply_scheduler(p)?;
     crate::util::cloexec_from(3 + preserve_fds);
     for fd in 3..3 + preserve_fds as i32 {
         if fd != chan.raw() {

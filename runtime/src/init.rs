@@ -76,7 +76,8 @@ pub fn child_main(ctx: &InitCtx, chan: &Channel) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let _ = chan.send(Tag::Error, err.to_string().as_bytes());
+    let tag = if matches!(err, Error::Hook(_)) { Tag::HookFailed } else { Tag::Error };
+    let _ = chan.send(tag, err.to_string().as_bytes());
     // SAFETY: leave without running the parent's atexit handlers or destructors.
     unsafe { libc::_exit(1) }
 }
@@ -302,6 +303,10 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
         }
     }
 
+    crate::sched::apply_io_priority(process)?;
+    if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
+        crate::sched::apply_personality(p)?;
+    }
     // Only stdio and the preserved fds go through exec.
     crate::util::cloexec_from(3 + ctx.preserve_fds);
     for fd in 3..3 + ctx.preserve_fds as RawFd {
@@ -326,16 +331,28 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
         if fd < 0 {
             return Err(Error::sys("open exec fifo", nix::Error::last()));
         }
-        crate::util::write_all_fd(fd, b"0").map_err(|e| Error::Other(format!("write exec fifo: {e}")))?;
+        // `start` is here now: run startContainer hooks, then tell it how they went
+        // ("0", or "1" and the error), so a failing hook fails `start`.
+        let res = match spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()) {
+            Some(h) => hooks::run_all(Some(h), &state_json(ctx, record.as_ref(), "created"), "startContainer"),
+            None => Ok(()),
+        };
+        let msg = match &res {
+            Ok(()) => b"0".to_vec(),
+            Err(e) => format!("1{e}").into_bytes(),
+        };
+        crate::util::write_all_fd(fd, &msg).map_err(|e| Error::Other(format!("write exec fifo: {e}")))?;
         // SAFETY: closing our own fd.
         unsafe { libc::close(fd) };
         drop(fifo);
         drop(host_proc);
-    }
-    if let Some(h) = spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()) {
-        let state = state_json(ctx, record.as_ref(), "running");
+        res?;
+    } else if let Some(h) = spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()) {
+        let state = state_json(ctx, record.as_ref(), "created");
         hooks::run_all(Some(h), &state, "startContainer")?;
     }
+    // Last: a real-time or deadline policy must not slow the set-up above.
+    crate::sched::apply_scheduler(process)?;
     exec(&exe, &args, &env)
 }
 

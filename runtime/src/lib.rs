@@ -32,6 +32,7 @@ pub mod namespaces;
 pub mod procfs;
 pub mod rlimits;
 pub mod rootfs;
+pub mod sched;
 pub mod signals;
 pub mod spec;
 pub mod state;

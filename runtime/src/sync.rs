@@ -29,6 +29,9 @@ pub enum Tag {
     Pid = 8,
     /// parent → child: the child is in its cgroups (sent after Go; the join overlaps set-up).
     CgroupJoined = 9,
+    /// child → parent: a createContainer hook failed (payload: the message); poststop
+    /// hooks must run as the container is destroyed.
+    HookFailed = 10,
 }
 
 impl Tag {
@@ -43,6 +46,7 @@ impl Tag {
             7 => Tag::SeccompFd,
             8 => Tag::Pid,
             9 => Tag::CgroupJoined,
+            10 => Tag::HookFailed,
             _ => return None,
         })
     }
