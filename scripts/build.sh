@@ -9,5 +9,7 @@ cargo build --release --workspace --bins
 host=$(rustc -vV | sed -n 's/^host: //p')
 # crt-static only for the target crates (--target keeps proc-macros and build scripts dynamic).
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -p boxrun --target "$host"
+# The conformance checker runs inside containers, so it is static too.
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -p boxrun-conformance --bin oci-checker --target "$host"
 install -m 0755 "target/$host/release/boxrun" target/release/boxrun
 echo "build: target/release/boxrun (static), target/release/boxctl"

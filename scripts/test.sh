@@ -27,14 +27,25 @@ if grep -q "^test result: FAILED\|error: test failed\|error: could not compile" 
     status=1
 fi
 
-if [ -x conformance/scripts/run.sh ]; then
-    echo "== OCI conformance suite against boxrun"
-    conformance/scripts/run.sh "$PWD/target/release/boxrun" 2>&1 | tee -a "$log" | tail -60
+echo "== OCI conformance suite against boxrun"
+host=$(rustc -vV | sed -n 's/^host: //p')
+target/release/oci-conformance --runtime "$PWD/target/release/boxrun" \
+    --checker "$PWD/target/$host/release/oci-checker" --jobs 2 2>&1 | tee -a "$log" | tail -25
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
+
+echo "== pure cgroup v2 lane (Debian kernel under qemu, TCG)"
+CARGO_TARGET_DIR="$PWD/target" runtime/cgroups/v2lane/run.sh 2>&1 | tee -a "$log" | grep -E '^v2lane: (FAIL|failures|  )|^[0-9]+ passed'
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
+
+if [ -x conformance/engines/run.sh ]; then
+    echo "== podman, containerd and docker with boxrun as their runtime"
+    conformance/engines/run.sh "$PWD/target/release/boxrun" 2>&1 | tee -a "$log" | tail -15
     [ "${PIPESTATUS[0]}" = 0 ] || status=1
 fi
 
-passed=$(grep -oE 'test result: [A-Za-z]+\. [0-9]+ passed' "$log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
-failed=$(grep -oE '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}')
+# cargo's "test result:" lines plus each lane's own closing "N passed, N failed" line.
+passed=$( (grep -oE 'test result: [A-Za-z]+\. [0-9]+ passed' "$log"; grep -E '^[0-9]+ passed, [0-9]+ failed' "$log") | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$( (grep -oE 'test result: [A-Za-z]+\. [0-9]+ passed; [0-9]+ failed' "$log"; grep -E '^[0-9]+ passed, [0-9]+ failed' "$log") | grep -oE '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
 echo "$passed passed, $failed failed"
 if [ "$failed" != 0 ]; then
     status=1
