@@ -471,6 +471,8 @@ fn exec(
     c.arg("exec");
     if tty {
         c.arg("-t");
+        let dir = store.instance_dir(&inst.id);
+        return crate::console::exec_tty(c, &dir, &inst.id, command);
     }
     c.arg(&inst.id).args(command);
     if !interactive {

@@ -4,6 +4,7 @@
 mod bundle;
 mod cli;
 mod commands;
+mod console;
 mod disk;
 mod image;
 mod instance_disk;

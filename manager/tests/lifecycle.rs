@@ -756,3 +756,35 @@ fn copy_on_write_instances() {
     assert!(env.instance_dirs().is_empty());
     env.assert_no_leaks(&ids);
 }
+
+/// `exec -it` gets a terminal (through the console socket) and the exit code.
+#[test]
+fn exec_with_a_terminal() {
+    let env = Env::new("tty");
+    env.ok(&["run", "-d", "--name", "term", "bb", "sleep", "1000"]);
+    let id = id_of(&env, "term");
+    let inner = format!(
+        "{} --root {} --runtime {} exec -it term sh; echo rc=$?",
+        env!("CARGO_BIN_EXE_boxctl"),
+        env.root.display(),
+        env.runtime
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (bsdutils) is needed for this test");
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        b"tty; echo $((6*7)); exit 3\n",
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("/dev/pts/"), "{text}");
+    assert!(text.contains("42"), "{text}");
+    assert!(text.contains("rc=3"), "{text}");
+    env.ok(&["rm", "-f", "term"]);
+    env.assert_no_leaks(&[id]);
+}
