@@ -198,6 +198,13 @@ pub fn validate(spec: &Spec, need_process: bool) -> Result<()> {
             hooks.poststop(),
         ];
         for h in all.into_iter().flatten().flatten() {
+            if h.timeout().is_some_and(|t| t <= 0) {
+                return Err(Error::Config(format!(
+                    "hooks: {} has timeout {}: it must be greater than zero",
+                    h.path().display(),
+                    h.timeout().unwrap_or(0)
+                )));
+            }
             if !h.path().is_absolute() {
                 return Err(Error::Config(format!(
                     "hooks: path {} must be absolute",
