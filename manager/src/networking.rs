@@ -301,8 +301,6 @@ pub fn setup(store: &Store, inst: &Instance) -> Result<NetSetup> {
     netns::create(&ns)
         .with_context(|| format!("cannot create the network namespace of {}", inst.name))?;
     let result = (|| -> Result<NetSetup> {
-        let mut entries = Vec::new();
-        let mut own = Vec::new();
         for (idx, a) in inst.attachments().iter().enumerate() {
             let net = nets
                 .get(&a.network)
@@ -340,38 +338,20 @@ pub fn setup(store: &Store, inst: &Instance) -> Result<NetSetup> {
                     inst.name, a.network
                 )
             })?;
-            own.push(addr);
         }
-        let hn = crate::bundle::hostname(inst).to_string();
-        for a in &own {
-            if hn == inst.name {
-                entries.push(hosts::HostEntry::new(*a, &[hn.as_str()]));
-            } else {
-                entries.push(hosts::HostEntry::new(
-                    *a,
-                    &[hn.as_str(), inst.name.as_str()],
-                ));
-            }
-        }
-        // Peers on the same networks, by name.
+        let all = store.load()?;
+        let dir = store.instance_dir(&inst.id);
+        store::write_atomic(&dir.join("hosts"), hosts_for(inst, &all)?.as_bytes())?;
+        // Running peers learn this instance's name: their hosts file is
+        // bind-mounted, so it is rewritten in place (same inode).
         let mine: Vec<String> = inst.attachments().into_iter().map(|a| a.network).collect();
-        for peer in store.load()?.iter().filter(|p| p.id != inst.id) {
-            for a in peer.attachments() {
-                if mine.contains(&a.network) {
-                    if let Some(ip) = a
-                        .address
-                        .split('/')
-                        .next()
-                        .and_then(|s| s.parse::<Ipv4Addr>().ok())
-                    {
-                        entries.push(hosts::HostEntry::new(ip, &[peer.name.as_str()]));
-                    }
+        for peer in all.iter().filter(|p| p.id != inst.id && p.is_active()) {
+            if peer.attachments().iter().any(|a| mine.contains(&a.network)) {
+                if let Ok(text) = hosts_for(peer, &all) {
+                    let _ = std::fs::write(store.instance_dir(&peer.id).join("hosts"), text);
                 }
             }
         }
-        let dir = store.instance_dir(&inst.id);
-        let hosts_text = hosts::render_hosts(&entries)?;
-        store::write_atomic(&dir.join("hosts"), hosts_text.as_bytes())?;
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let resolv = hosts::render_resolv_conf(&hosts::usable_host_nameservers(&host_resolv));
         store::write_atomic(&dir.join("resolv.conf"), resolv.as_bytes())?;
@@ -391,6 +371,43 @@ pub fn setup(store: &Store, inst: &Instance) -> Result<NetSetup> {
         let _ = teardown(store, inst);
     }
     result
+}
+
+/// The /etc/hosts of `inst`: itself first, then every other instance sharing one of its networks.
+fn hosts_for(inst: &Instance, all: &[Instance]) -> Result<String> {
+    let mut entries = Vec::new();
+    let hn = crate::bundle::hostname(inst).to_string();
+    for a in inst.attachments() {
+        if let Some(ip) = a
+            .address
+            .split('/')
+            .next()
+            .and_then(|s| s.parse::<Ipv4Addr>().ok())
+        {
+            let mut names = vec![hn.as_str()];
+            if hn != inst.name {
+                names.push(inst.name.as_str());
+            }
+            entries.push(hosts::HostEntry::new(ip, &names));
+        }
+    }
+    let mine: Vec<String> = inst.attachments().into_iter().map(|a| a.network).collect();
+    for peer in all.iter().filter(|p| p.id != inst.id) {
+        for a in peer.attachments() {
+            if !mine.contains(&a.network) {
+                continue;
+            }
+            if let Some(ip) = a
+                .address
+                .split('/')
+                .next()
+                .and_then(|s| s.parse::<Ipv4Addr>().ok())
+            {
+                entries.push(hosts::HostEntry::new(ip, &[peer.name.as_str()]));
+            }
+        }
+    }
+    Ok(hosts::render_hosts(&entries)?)
 }
 
 /// Start the port forwarder for `--publish` (None without published ports).

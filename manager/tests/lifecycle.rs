@@ -512,6 +512,13 @@ fn networks_addresses_hosts_and_published_ports() {
     let ps = env.ok(&["ps"]);
     assert!(ps.contains(&format!("{net}:10.213.{third}.2/24")), "{ps}");
 
+    // web1 was running when client started: its /etc/hosts learnt the new peer.
+    let hosts = env.ok(&["exec", "web1", "cat", "/etc/hosts"]);
+    assert!(
+        hosts.contains(&format!("10.213.{third}.50\tclient")),
+        "{hosts}"
+    );
+
     // Peers by name, the host through the published port.
     let page = env.ok(&["exec", "client", "wget", "-qO-", "http://web1/"]);
     assert_eq!(page.trim(), "hello-web1");
