@@ -717,6 +717,12 @@ impl Bench {
         let mut rows = Vec::new();
         for l in &labels {
             for v in &def.variants {
+                let has_step = (def.steps)(v, &["rt".to_owned()]).iter().any(|s| {
+                    matches!(s, Step::Timed { label, .. } | Step::Batch { label, .. } if label == l)
+                });
+                if !has_step {
+                    continue;
+                }
                 let outcome = match failed.get(&v.key) {
                     Some((why, None)) => Outcome::Missing(why.clone()),
                     Some((why, Some(_))) => Outcome::Missing(format!("{why} (see below)")),
