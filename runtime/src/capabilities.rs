@@ -41,7 +41,9 @@ fn mask(set: &Option<HashSet<Capability>>) -> Result<u64> {
 impl Sets {
     /// Build from the spec; absent capabilities means none.
     pub fn from_spec(c: Option<&LinuxCapabilities>) -> Result<Sets> {
-        let Some(c) = c else { return Ok(Sets::default()) };
+        let Some(c) = c else {
+            return Ok(Sets::default());
+        };
         Ok(Sets {
             bounding: mask(c.bounding())?,
             effective: mask(c.effective())?,
@@ -56,11 +58,15 @@ impl Sets {
 pub fn last_cap() -> u8 {
     let mut last = 40u8;
     // SAFETY: PR_CAPBSET_READ only reads.
-    while last < 63 && unsafe { libc::prctl(libc::PR_CAPBSET_READ, (last + 1) as libc::c_ulong, 0, 0, 0) } >= 0 {
+    while last < 63
+        && unsafe { libc::prctl(libc::PR_CAPBSET_READ, (last + 1) as libc::c_ulong, 0, 0, 0) } >= 0
+    {
         last += 1;
     }
     // SAFETY: as above.
-    while last > 0 && unsafe { libc::prctl(libc::PR_CAPBSET_READ, last as libc::c_ulong, 0, 0, 0) } < 0 {
+    while last > 0
+        && unsafe { libc::prctl(libc::PR_CAPBSET_READ, last as libc::c_ulong, 0, 0, 0) } < 0
+    {
         last -= 1;
     }
     last
@@ -73,7 +79,10 @@ pub fn drop_bounding(s: &Sets, last: u8) -> Result<()> {
             // SAFETY: PR_CAPBSET_DROP with a capability number.
             let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, n as libc::c_ulong, 0, 0, 0) };
             if r != 0 && nix::Error::last() != nix::Error::EINVAL {
-                return Err(Error::sys(format!("drop capability {n} from bounding set"), nix::Error::last()));
+                return Err(Error::sys(
+                    format!("drop capability {n} from bounding set"),
+                    nix::Error::last(),
+                ));
             }
         }
     }
@@ -118,7 +127,15 @@ pub fn apply(s: &Sets, last: u8) -> Result<()> {
         return Err(Error::sys("set capabilities", nix::Error::last()));
     }
     // SAFETY: PR_CAP_AMBIENT_CLEAR_ALL takes no pointer.
-    unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0) };
+    unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
     for n in 0..=last {
         if s.ambient & (1u64 << n) != 0 {
             // SAFETY: raising an ambient capability by number.
@@ -134,7 +151,10 @@ pub fn apply(s: &Sets, last: u8) -> Result<()> {
             if r != 0 {
                 // runc only warns too: an ambient capability that is not also permitted and
                 // inheritable cannot be raised, and `runc spec` configs list it that way.
-                crate::logging::debug(&format!("cannot raise ambient capability {n}: {}", nix::Error::last()));
+                crate::logging::debug(&format!(
+                    "cannot raise ambient capability {n}: {}",
+                    nix::Error::last()
+                ));
             }
         }
     }

@@ -8,7 +8,11 @@ use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "boxrun", about = "boxrun: a fast, runc-compatible OCI runtime", disable_version_flag = true)]
+#[command(
+    name = "boxrun",
+    about = "boxrun: a fast, runc-compatible OCI runtime",
+    disable_version_flag = true
+)]
 struct Cli {
     /// Root directory for container state.
     #[arg(long, global = true, default_value = "/run/boxrun")]
@@ -243,7 +247,11 @@ pub fn main() -> i32 {
         println!("boxrun version {}\nspec: 1.2.0", env!("CARGO_PKG_VERSION"));
         return 0;
     }
-    let fmt = if cli.log_format == "json" { logging::Format::Json } else { logging::Format::Text };
+    let fmt = if cli.log_format == "json" {
+        logging::Format::Json
+    } else {
+        logging::Format::Text
+    };
     if let Err(e) = logging::init(Some(&cli.log), fmt, cli.debug) {
         eprintln!("boxrun: error: {e}");
         return 1;
@@ -281,7 +289,8 @@ fn dispatch(cli: &Cli) -> Result<i32> {
     };
     if cli.systemd_cgroup && !systemd_running() {
         return Err(Error::Other(
-            "--systemd-cgroup: systemd is not running on this host; drop the flag to use cgroupfs".into(),
+            "--systemd-cgroup: systemd is not running on this host; drop the flag to use cgroupfs"
+                .into(),
         ));
     }
     if cli.systemd_cgroup {
@@ -310,7 +319,10 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Cmd::Spec { bundle, rootless } => {
             let p = bundle.join("config.json");
             if p.exists() {
-                return Err(Error::Other(format!("{} already exists: remove it first", p.display())));
+                return Err(Error::Other(format!(
+                    "{} already exists: remove it first",
+                    p.display()
+                )));
             }
             let v = crate::spec::default_spec(*rootless);
             let data = serde_json::to_string_pretty(&v).unwrap_or_default();
@@ -318,14 +330,25 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Features => {
-            println!("{}", serde_json::to_string_pretty(&crate::features::document()).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::features::document()).unwrap_or_default()
+            );
             Ok(0)
         }
         Cmd::Exec(a) => exec_cmd(root, a),
         Cmd::Pause { id } => container::set_frozen(root, id, true).map(|_| 0),
         Cmd::Resume { id } => container::set_frozen(root, id, false).map(|_| 0),
-        Cmd::Ps { format, id, ps_args } => ps(root, id, format, ps_args),
-        Cmd::Events { interval, stats, id } => events(root, id, interval, *stats),
+        Cmd::Ps {
+            format,
+            id,
+            ps_args,
+        } => ps(root, id, format, ps_args),
+        Cmd::Events {
+            interval,
+            stats,
+            id,
+        } => events(root, id, interval, *stats),
         Cmd::Update(u) => update(root, u),
         Cmd::Checkpoint { .. } | Cmd::Restore { .. } => Err(Error::Other(
             "checkpoint/restore is not supported by boxrun".into(),
@@ -352,7 +375,11 @@ fn list(root: &std::path::Path, format: &str, quiet: bool) -> Result<i32> {
             let _ = writeln!(out, "{}", serde_json::Value::Array(rows));
         }
         "table" => {
-            let _ = writeln!(out, "{:<12} {:<8} {:<10} {:<40} {:<31} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
+            let _ = writeln!(
+                out,
+                "{:<12} {:<8} {:<10} {:<40} {:<31} OWNER",
+                "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+            );
             for r in &rows {
                 let _ = writeln!(
                     out,
@@ -362,7 +389,11 @@ fn list(root: &std::path::Path, format: &str, quiet: bool) -> Result<i32> {
                     r["status"].as_str().unwrap_or(""),
                     r["bundle"].as_str().unwrap_or(""),
                     r["created"].as_str().unwrap_or(""),
-                    if r["owner"].as_str().unwrap_or("").is_empty() { "root" } else { r["owner"].as_str().unwrap_or("") }
+                    if r["owner"].as_str().unwrap_or("").is_empty() {
+                        "root"
+                    } else {
+                        r["owner"].as_str().unwrap_or("")
+                    }
                 );
             }
         }
@@ -379,16 +410,20 @@ fn exec_cmd(root: &std::path::Path, a: &ExecArgs) -> Result<i32> {
         Some(p) => {
             let raw = if p.as_os_str() == "-" {
                 let mut s = Vec::new();
-                std::io::Read::read_to_end(&mut std::io::stdin(), &mut s).map_err(|e| Error::io("stdin", e))?;
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut s)
+                    .map_err(|e| Error::io("stdin", e))?;
                 s
             } else {
                 std::fs::read(p).map_err(|e| Error::io(p, e))?
             };
-            serde_json::from_slice(&raw).map_err(|e| Error::Config(format!("--process {}: {e}", p.display())))?
+            serde_json::from_slice(&raw)
+                .map_err(|e| Error::Config(format!("--process {}: {e}", p.display())))?
         }
         None => {
             if a.command.is_empty() {
-                return Err(Error::Other("exec: give a command or --process FILE".into()));
+                return Err(Error::Other(
+                    "exec: give a command or --process FILE".into(),
+                ));
             }
             crate::exec::process_from_flags(
                 &spec,
@@ -428,7 +463,11 @@ fn ps(root: &std::path::Path, id: &str, format: &str, ps_args: &[String]) -> Res
             Ok(0)
         }
         "table" => {
-            let args: Vec<String> = if ps_args.is_empty() { vec!["-ef".into()] } else { ps_args.to_vec() };
+            let args: Vec<String> = if ps_args.is_empty() {
+                vec!["-ef".into()]
+            } else {
+                ps_args.to_vec()
+            };
             let out = std::process::Command::new("ps")
                 .args(&args)
                 .output()
@@ -436,10 +475,17 @@ fn ps(root: &std::path::Path, id: &str, format: &str, ps_args: &[String]) -> Res
             let text = String::from_utf8_lossy(&out.stdout);
             let mut lines = text.lines();
             let header = lines.next().unwrap_or("");
-            let col = header.split_whitespace().position(|h| h == "PID").ok_or_else(|| Error::Other("ps output has no PID column".into()))?;
+            let col = header
+                .split_whitespace()
+                .position(|h| h == "PID")
+                .ok_or_else(|| Error::Other("ps output has no PID column".into()))?;
             println!("{header}");
             for l in lines {
-                if let Some(p) = l.split_whitespace().nth(col).and_then(|s| s.parse::<i32>().ok()) {
+                if let Some(p) = l
+                    .split_whitespace()
+                    .nth(col)
+                    .and_then(|s| s.parse::<i32>().ok())
+                {
                     if pids.contains(&p) {
                         println!("{l}");
                     }
@@ -453,7 +499,10 @@ fn ps(root: &std::path::Path, id: &str, format: &str, ps_args: &[String]) -> Res
 
 fn parse_duration(s: &str) -> Result<std::time::Duration> {
     let bad = || Error::Other(format!("--interval {s:?}: use e.g. 500ms, 5s, 1m"));
-    let (num, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map(|i| s.split_at(i)).unwrap_or((s, "s"));
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
     let n: f64 = num.parse().map_err(|_| bad())?;
     let secs = match unit {
         "ms" => n / 1000.0,
@@ -470,9 +519,15 @@ fn parse_duration(s: &str) -> Result<std::time::Duration> {
 fn events(root: &std::path::Path, id: &str, interval: &str, stats_once: bool) -> Result<i32> {
     let every = parse_duration(interval)?;
     let (_, rec, _) = container::load(root, id)?;
-    let cg = rec.cgroup.clone().ok_or_else(|| Error::Other(format!("container {id} has no cgroup")))?;
+    let cg = rec
+        .cgroup
+        .clone()
+        .ok_or_else(|| Error::Other(format!("container {id} has no cgroup")))?;
     let emit = |typ: &str, data: serde_json::Value| {
-        println!("{}", serde_json::json!({"type": typ, "id": id, "data": data}));
+        println!(
+            "{}",
+            serde_json::json!({"type": typ, "id": id, "data": data})
+        );
     };
     if stats_once {
         let s = cg.stats()?;
@@ -521,18 +576,24 @@ fn parse_bytes(flag: &str, s: &str) -> Result<i64> {
 fn update(root: &std::path::Path, u: &UpdateArgs) -> Result<i32> {
     let (_, rec, st) = container::load(root, &u.id)?;
     if st == crate::state::Status::Stopped {
-        return Err(Error::BadState { id: u.id.clone(), status: "stopped".into(), msg: "cannot update a stopped container".into() });
+        return Err(Error::BadState {
+            id: u.id.clone(),
+            status: "stopped".into(),
+            msg: "cannot update a stopped container".into(),
+        });
     }
     let mut v = match &u.resources {
         Some(r) => {
             let raw = if r == "-" {
                 let mut s = Vec::new();
-                std::io::Read::read_to_end(&mut std::io::stdin(), &mut s).map_err(|e| Error::io("stdin", e))?;
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut s)
+                    .map_err(|e| Error::io("stdin", e))?;
                 s
             } else {
                 std::fs::read(r).map_err(|e| Error::io(r, e))?
             };
-            serde_json::from_slice::<serde_json::Value>(&raw).map_err(|e| Error::Config(format!("--resources: {e}")))?
+            serde_json::from_slice::<serde_json::Value>(&raw)
+                .map_err(|e| Error::Config(format!("--resources: {e}")))?
         }
         None => serde_json::json!({}),
     };
@@ -542,25 +603,78 @@ fn update(root: &std::path::Path, u: &UpdateArgs) -> Result<i32> {
         }
         v[a][b] = val;
     };
-    if let Some(w) = u.blkio_weight { set(&mut v, "blockIO", "weight", w.into()); }
-    if let Some(x) = u.cpu_period { set(&mut v, "cpu", "period", x.into()); }
-    if let Some(x) = u.cpu_quota { set(&mut v, "cpu", "quota", x.into()); }
-    if let Some(x) = u.cpu_share { set(&mut v, "cpu", "shares", x.into()); }
-    if let Some(x) = u.cpu_rt_period { set(&mut v, "cpu", "realtimePeriod", x.into()); }
-    if let Some(x) = u.cpu_rt_runtime { set(&mut v, "cpu", "realtimeRuntime", x.into()); }
-    if let Some(x) = &u.cpuset_cpus { set(&mut v, "cpu", "cpus", x.clone().into()); }
-    if let Some(x) = &u.cpuset_mems { set(&mut v, "cpu", "mems", x.clone().into()); }
-    if let Some(x) = &u.memory { set(&mut v, "memory", "limit", parse_bytes("memory", x)?.into()); }
-    if let Some(x) = &u.memory_reservation { set(&mut v, "memory", "reservation", parse_bytes("memory-reservation", x)?.into()); }
-    if let Some(x) = &u.memory_swap { set(&mut v, "memory", "swap", parse_bytes("memory-swap", x)?.into()); }
-    if let Some(x) = &u.kernel_memory { set(&mut v, "memory", "kernel", parse_bytes("kernel-memory", x)?.into()); }
-    if let Some(x) = &u.kernel_memory_tcp { set(&mut v, "memory", "kernelTCP", parse_bytes("kernel-memory-tcp", x)?.into()); }
-    if let Some(x) = u.pids_limit { set(&mut v, "pids", "limit", x.into()); }
-    if u.l3_cache_schema.is_some() || u.mem_bw_schema.is_some() {
-        return Err(Error::Other("update: Intel RDT is not supported on this host".into()));
+    if let Some(w) = u.blkio_weight {
+        set(&mut v, "blockIO", "weight", w.into());
     }
-    let res: oci_spec::runtime::LinuxResources = serde_json::from_value(v).map_err(|e| Error::Config(format!("update: {e}")))?;
-    let cg = rec.cgroup.ok_or_else(|| Error::Other(format!("container {} has no cgroup", u.id)))?;
+    if let Some(x) = u.cpu_period {
+        set(&mut v, "cpu", "period", x.into());
+    }
+    if let Some(x) = u.cpu_quota {
+        set(&mut v, "cpu", "quota", x.into());
+    }
+    if let Some(x) = u.cpu_share {
+        set(&mut v, "cpu", "shares", x.into());
+    }
+    if let Some(x) = u.cpu_rt_period {
+        set(&mut v, "cpu", "realtimePeriod", x.into());
+    }
+    if let Some(x) = u.cpu_rt_runtime {
+        set(&mut v, "cpu", "realtimeRuntime", x.into());
+    }
+    if let Some(x) = &u.cpuset_cpus {
+        set(&mut v, "cpu", "cpus", x.clone().into());
+    }
+    if let Some(x) = &u.cpuset_mems {
+        set(&mut v, "cpu", "mems", x.clone().into());
+    }
+    if let Some(x) = &u.memory {
+        set(&mut v, "memory", "limit", parse_bytes("memory", x)?.into());
+    }
+    if let Some(x) = &u.memory_reservation {
+        set(
+            &mut v,
+            "memory",
+            "reservation",
+            parse_bytes("memory-reservation", x)?.into(),
+        );
+    }
+    if let Some(x) = &u.memory_swap {
+        set(
+            &mut v,
+            "memory",
+            "swap",
+            parse_bytes("memory-swap", x)?.into(),
+        );
+    }
+    if let Some(x) = &u.kernel_memory {
+        set(
+            &mut v,
+            "memory",
+            "kernel",
+            parse_bytes("kernel-memory", x)?.into(),
+        );
+    }
+    if let Some(x) = &u.kernel_memory_tcp {
+        set(
+            &mut v,
+            "memory",
+            "kernelTCP",
+            parse_bytes("kernel-memory-tcp", x)?.into(),
+        );
+    }
+    if let Some(x) = u.pids_limit {
+        set(&mut v, "pids", "limit", x.into());
+    }
+    if u.l3_cache_schema.is_some() || u.mem_bw_schema.is_some() {
+        return Err(Error::Other(
+            "update: Intel RDT is not supported on this host".into(),
+        ));
+    }
+    let res: oci_spec::runtime::LinuxResources =
+        serde_json::from_value(v).map_err(|e| Error::Config(format!("update: {e}")))?;
+    let cg = rec
+        .cgroup
+        .ok_or_else(|| Error::Other(format!("container {} has no cgroup", u.id)))?;
     cg.apply(&res)?;
     Ok(0)
 }

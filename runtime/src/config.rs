@@ -79,7 +79,10 @@ pub fn rootfs_path(bundle: &Path, spec: &Spec) -> Result<PathBuf> {
 fn check_version(v: &str) -> Result<()> {
     let core = v.split(['-', '+']).next().unwrap_or("");
     let parts: Vec<&str> = core.split('.').collect();
-    let ok = parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let ok = parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     if !ok {
         return Err(Error::Config(format!(
             "ociVersion {v:?} is not a SemVer version (e.g. \"1.0.2\")"
@@ -98,7 +101,9 @@ pub fn validate(spec: &Spec, need_process: bool) -> Result<()> {
     check_version(spec.version())?;
     if let Some(h) = spec.hostname() {
         if h.len() > 64 {
-            return Err(Error::Config(format!("hostname {h:?} is longer than 64 bytes")));
+            return Err(Error::Config(format!(
+                "hostname {h:?} is longer than 64 bytes"
+            )));
         }
     }
     let linux = spec.linux().as_ref();
@@ -139,7 +144,8 @@ pub fn validate(spec: &Spec, need_process: bool) -> Result<()> {
     if let Some(l) = linux {
         if l.intel_rdt().is_some() && !Path::new("/sys/fs/resctrl/tasks").exists() {
             return Err(Error::Config(
-                "linux.intelRdt is set but no resctrl filesystem is mounted at /sys/fs/resctrl".into(),
+                "linux.intelRdt is set but no resctrl filesystem is mounted at /sys/fs/resctrl"
+                    .into(),
             ));
         }
         let has_maps = l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
@@ -166,7 +172,9 @@ pub fn validate(spec: &Spec, need_process: bool) -> Result<()> {
                         "linux.sysctl {k}: ipc sysctls need an ipc namespace"
                     )));
                 }
-                if (k == "kernel.hostname" || k == "kernel.domainname") && !has_ns(LinuxNamespaceType::Uts) {
+                if (k == "kernel.hostname" || k == "kernel.domainname")
+                    && !has_ns(LinuxNamespaceType::Uts)
+                {
                     return Err(Error::Config(format!(
                         "linux.sysctl {k}: needs a uts namespace"
                     )));
@@ -184,7 +192,9 @@ pub fn validate(spec: &Spec, need_process: bool) -> Result<()> {
     if let Some(mounts) = spec.mounts() {
         for m in mounts {
             if m.destination().as_os_str().is_empty() {
-                return Err(Error::Config("mounts: a mount has an empty destination".into()));
+                return Err(Error::Config(
+                    "mounts: a mount has an empty destination".into(),
+                ));
             }
         }
     }
@@ -312,7 +322,8 @@ mod tests {
         v["process"]["capabilities"] = serde_json::json!({"bounding": ["CAP_NOPE"]});
         assert!(check(v).is_err());
         let mut v = base();
-        v["process"]["rlimits"] = serde_json::json!([{"type": "RLIMIT_NOPE", "hard": 1, "soft": 1}]);
+        v["process"]["rlimits"] =
+            serde_json::json!([{"type": "RLIMIT_NOPE", "hard": 1, "soft": 1}]);
         assert!(check(v).is_err());
     }
 
@@ -331,7 +342,10 @@ mod tests {
         // found by tests/reliability.rs: a 1 MiB argument made `run` exit 1 without a word
         let mut v = base();
         v["process"]["args"] = serde_json::json!(["/bin/true", "x".repeat(MAX_ARG_STRLEN)]);
-        assert!(check(v).unwrap_err().to_string().contains("process.args[1]"));
+        assert!(check(v)
+            .unwrap_err()
+            .to_string()
+            .contains("process.args[1]"));
         let mut v = base();
         v["process"]["env"] = serde_json::json!(["A=1", "B=\u{0}"]);
         assert!(check(v).unwrap_err().to_string().contains("process.env[1]"));

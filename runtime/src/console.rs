@@ -16,7 +16,12 @@ pub fn connect(path: &Path) -> Result<OwnedFd> {
 /// Open a new pty pair in the container's devpts. Returns (master, slave, slave name).
 pub fn open_pty() -> Result<(OwnedFd, OwnedFd, String)> {
     // SAFETY: open with a constant path.
-    let m = unsafe { libc::open(c"/dev/ptmx".as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+    let m = unsafe {
+        libc::open(
+            c"/dev/ptmx".as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
     if m < 0 {
         return Err(Error::sys("open /dev/ptmx", nix::Error::last()));
     }
@@ -35,7 +40,13 @@ pub fn open_pty() -> Result<(OwnedFd, OwnedFd, String)> {
     let name = format!("/dev/pts/{n}");
     // Open the slave through the master (TIOCGPTPEER), immune to /dev/pts tricks.
     // SAFETY: TIOCGPTPEER returns a new fd.
-    let s = unsafe { libc::ioctl(m, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+    let s = unsafe {
+        libc::ioctl(
+            m,
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
     if s < 0 {
         return Err(Error::sys("open pty slave", nix::Error::last()));
     }
@@ -46,7 +57,12 @@ pub fn open_pty() -> Result<(OwnedFd, OwnedFd, String)> {
 
 /// Set the terminal size.
 pub fn set_size(fd: RawFd, rows: u16, cols: u16) {
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCSWINSZ takes a pointer to winsize.
     unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
 }
@@ -81,14 +97,26 @@ pub fn bind_console(slave_name: &str) -> Result<()> {
     let console = Path::new("/dev/console");
     if !console.exists() {
         // SAFETY: create an empty file as mount point.
-        let fd = unsafe { libc::open(c"/dev/console".as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o600) };
+        let fd = unsafe {
+            libc::open(
+                c"/dev/console".as_ptr(),
+                libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                0o600,
+            )
+        };
         if fd >= 0 {
             // SAFETY: fd just opened.
             unsafe { libc::close(fd) };
         }
     }
-    nix::mount::mount(Some(slave_name), console, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>)
-        .sys_ctx(|| format!("bind {slave_name} on /dev/console"))
+    nix::mount::mount(
+        Some(slave_name),
+        console,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .sys_ctx(|| format!("bind {slave_name} on /dev/console"))
 }
 
 /// Receive a pty master sent with [`send_master`].
@@ -96,9 +124,17 @@ pub fn recv_master(sock: RawFd) -> Result<OwnedFd> {
     let mut buf = [0u8; 256];
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let msg = nix::sys::socket::recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC)
-        .sys_ctx(|| "receive pty master".into())?;
-    for c in msg.cmsgs().map_err(|e| Error::sys("receive pty master", e))? {
+    let msg = nix::sys::socket::recvmsg::<()>(
+        sock,
+        &mut iov,
+        Some(&mut cmsg),
+        nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .sys_ctx(|| "receive pty master".into())?;
+    for c in msg
+        .cmsgs()
+        .map_err(|e| Error::sys("receive pty master", e))?
+    {
         if let nix::sys::socket::ControlMessageOwned::ScmRights(v) = c {
             if let Some(&fd) = v.first() {
                 // SAFETY: the kernel installed this fd for us.
@@ -106,7 +142,9 @@ pub fn recv_master(sock: RawFd) -> Result<OwnedFd> {
             }
         }
     }
-    Err(Error::Other("no pty master received from the container".into()))
+    Err(Error::Other(
+        "no pty master received from the container".into(),
+    ))
 }
 
 /// Restores the terminal mode of stdin on drop.
@@ -163,9 +201,21 @@ pub fn proxy_until_exit(master: &OwnedFd, pid: i32, blocked: &libc::sigset_t) ->
     let mut code = None;
     loop {
         let mut fds = [
-            libc::pollfd { fd: master.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: sfd, events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: if stdin_open { 0 } else { -1 }, events: libc::POLLIN, revents: 0 },
+            libc::pollfd {
+                fd: master.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: sfd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if stdin_open { 0 } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         // SAFETY: three valid pollfds.
         let r = unsafe { libc::poll(fds.as_mut_ptr(), 3, -1) };
@@ -199,7 +249,13 @@ pub fn proxy_until_exit(master: &OwnedFd, pid: i32, blocked: &libc::sigset_t) ->
             // SAFETY: signalfd_siginfo is plain data.
             let mut si: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
             // SAFETY: reading one siginfo record.
-            unsafe { libc::read(sfd, (&mut si as *mut libc::signalfd_siginfo).cast(), std::mem::size_of::<libc::signalfd_siginfo>()) };
+            unsafe {
+                libc::read(
+                    sfd,
+                    (&mut si as *mut libc::signalfd_siginfo).cast(),
+                    std::mem::size_of::<libc::signalfd_siginfo>(),
+                )
+            };
             let sig = si.ssi_signo as i32;
             if sig == libc::SIGWINCH {
                 copy_winsize(master.as_raw_fd());
@@ -212,9 +268,17 @@ pub fn proxy_until_exit(master: &OwnedFd, pid: i32, blocked: &libc::sigset_t) ->
             let mut st = 0;
             // SAFETY: reaping our own child without blocking.
             if unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) } == pid {
-                code = Some(if libc::WIFEXITED(st) { libc::WEXITSTATUS(st) } else { 128 + libc::WTERMSIG(st) });
+                code = Some(if libc::WIFEXITED(st) {
+                    libc::WEXITSTATUS(st)
+                } else {
+                    128 + libc::WTERMSIG(st)
+                });
                 // drain what is left, then stop at EOF/EIO
-                let mut p = libc::pollfd { fd: master.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                let mut p = libc::pollfd {
+                    fd: master.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
                 // SAFETY: one pollfd.
                 if unsafe { libc::poll(&mut p, 1, 0) } <= 0 {
                     break;

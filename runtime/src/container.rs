@@ -94,7 +94,9 @@ fn listen_fds() -> u32 {
 }
 
 fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
-    let Some(l) = spec.linux().as_ref() else { return Ok(()) };
+    let Some(l) = spec.linux().as_ref() else {
+        return Ok(());
+    };
     let fmt = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> String {
         m.iter()
             .flatten()
@@ -122,9 +124,18 @@ pub fn create(opts: &CreateOpts, wait_fifo: bool) -> Result<Created> {
 
 /// `create` with an already connected console socket (foreground `run` with a terminal
 /// proxies the pty itself).
-fn create_with_console(opts: &CreateOpts, wait_fifo: bool, console_fd: Option<OwnedFd>) -> Result<Created> {
+fn create_with_console(
+    opts: &CreateOpts,
+    wait_fifo: bool,
+    console_fd: Option<OwnedFd>,
+) -> Result<Created> {
     crate::util::validate_id(&opts.id)?;
-    let Bundle { dir: bundle, rootfs, spec, raw } = config::load_bundle(&opts.bundle)?;
+    let Bundle {
+        dir: bundle,
+        rootfs,
+        spec,
+        raw,
+    } = config::load_bundle(&opts.bundle)?;
     let process = spec.process().as_ref();
     let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
     if terminal && opts.console_socket.is_none() && console_fd.is_none() {
@@ -133,12 +144,18 @@ fn create_with_console(opts: &CreateOpts, wait_fifo: bool, console_fd: Option<Ow
         ));
     }
     // Everything that can fail on bad input is checked before the host is touched.
-    let ns_list = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
+    let ns_list = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
     let plan = namespaces::plan(&ns_list)?;
     if let Some(p) = process {
         crate::capabilities::Sets::from_spec(p.capabilities().as_ref())?;
     } else if !wait_fifo {
-        return Err(Error::Config("process is required to run a container".into()));
+        return Err(Error::Config(
+            "process is required to run a container".into(),
+        ));
     }
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         Some(s) => Some(compile_seccomp(&opts.root, s)?),
@@ -152,8 +169,18 @@ fn create_with_console(opts: &CreateOpts, wait_fifo: bool, console_fd: Option<Ow
     };
 
     let dir = StateDir::create(&opts.root, &opts.id)?;
-    let mut guard = CreateGuard { dir: Some(&dir), pid: 0, cgroup: None, armed: true, poststop: None };
-    let poststop_hooks = spec.hooks().as_ref().and_then(|h| h.poststop().clone()).unwrap_or_default();
+    let mut guard = CreateGuard {
+        dir: Some(&dir),
+        pid: 0,
+        cgroup: None,
+        armed: true,
+        poststop: None,
+    };
+    let poststop_hooks = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.poststop().clone())
+        .unwrap_or_default();
     crate::failpoint::hit("create:state-dir");
     std::fs::write(dir.config_path(), &raw).map_err(|e| Error::io(dir.config_path(), e))?;
     let me = std::process::id() as i32;
@@ -174,7 +201,9 @@ fn create_with_console(opts: &CreateOpts, wait_fifo: bool, console_fd: Option<Ow
     };
     let linux = spec.linux().as_ref();
     let cg_path = linux.and_then(|l| l.cgroups_path().clone());
-    let mut resources = linux.and_then(|l| l.resources().clone()).unwrap_or_default();
+    let mut resources = linux
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
     resources.set_devices(Some(crate::devices::cgroup_rules(&spec)?));
     let cg = boxrun_cgroups::Cgroup::create(cg_path.as_deref(), &opts.id, Some(&resources))?;
     guard.cgroup = Some(cg.clone());
@@ -183,12 +212,27 @@ fn create_with_console(opts: &CreateOpts, wait_fifo: bool, console_fd: Option<Ow
     crate::failpoint::hit("create:cgroup");
 
     if wait_fifo {
-        nix::unistd::mkfifo(&dir.fifo_path(), nix::sys::stat::Mode::from_bits_truncate(0o600))
-            .map_err(|e| Error::sys("mkfifo exec.fifo", e))?;
+        nix::unistd::mkfifo(
+            &dir.fifo_path(),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| Error::sys("mkfifo exec.fifo", e))?;
+        // The init reopens it for writing after switching to process.user (any uid), through
+        // /proc/self/fd: world-writable like runc's (0622, set past the umask); the state
+        // directory keeps others from reaching it by path.
+        std::fs::set_permissions(
+            dir.fifo_path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o622),
+        )
+        .map_err(|e| Error::Other(format!("chmod exec.fifo: {e}")))?;
         // The init reopens the fifo as the container's root, which may be another host uid.
         if let Some((uid, gid)) = host_root_ids(&spec) {
-            nix::unistd::chown(&dir.fifo_path(), Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(gid)))
-                .map_err(|e| Error::sys("chown exec.fifo", e))?;
+            nix::unistd::chown(
+                &dir.fifo_path(),
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )
+            .map_err(|e| Error::sys("chown exec.fifo", e))?;
         }
     }
     let has_runtime_hooks = spec.hooks().as_ref().is_some_and(|h| {
@@ -218,7 +262,10 @@ fn create_with_console(opts: &CreateOpts, wait_fifo: bool, console_fd: Option<Ow
         runtime_hooks: has_runtime_hooks,
         no_new_keyring: opts.no_new_keyring,
         id: &opts.id,
-        close_fds: [Some(parent.raw()), dir.lock_fd()].into_iter().flatten().collect(),
+        close_fds: [Some(parent.raw()), dir.lock_fd()]
+            .into_iter()
+            .flatten()
+            .collect(),
     };
     if let Some(pidns) = &plan.join_pid {
         // Affects only children: the init is born in the joined pid namespace.
@@ -229,7 +276,13 @@ fn create_with_console(opts: &CreateOpts, wait_fifo: bool, console_fd: Option<Ow
     }
     // Pure v2: the child is born in its cgroup (clone3 CLONE_INTO_CGROUP), no late join.
     let into = cg.clone_into_fd();
-    let (pid, joined) = clone_child(plan.clone_flags, &ctx, &child, plan.join_pid.is_some(), into.as_ref())?;
+    let (pid, joined) = clone_child(
+        plan.clone_flags,
+        &ctx,
+        &child,
+        plan.join_pid.is_some(),
+        into.as_ref(),
+    )?;
     drop(child);
     guard.pid = pid;
 
@@ -257,12 +310,21 @@ fn create_with_console(opts: &CreateOpts, wait_fifo: bool, console_fd: Option<Ow
                 let state = record.oci_state(Status::Created).to_string().into_bytes();
                 let h = spec.hooks().as_ref();
                 let res = hooks::run_all(h.and_then(|h| h.prestart().as_ref()), &state, "prestart")
-                    .and_then(|_| hooks::run_all(h.and_then(|h| h.create_runtime().as_ref()), &state, "createRuntime"));
+                    .and_then(|_| {
+                        hooks::run_all(
+                            h.and_then(|h| h.create_runtime().as_ref()),
+                            &state,
+                            "createRuntime",
+                        )
+                    });
                 match res {
                     Ok(()) => send_or_child_error(&parent, Tag::Continue)?,
                     Err(e) => {
                         let _ = parent.send(Tag::Abort, &[]);
-                        guard.poststop = Some((poststop_hooks.clone(), record.oci_state(Status::Stopped).to_string().into_bytes()));
+                        guard.poststop = Some((
+                            poststop_hooks.clone(),
+                            record.oci_state(Status::Stopped).to_string().into_bytes(),
+                        ));
                         return Err(e);
                     }
                 }
@@ -272,24 +334,42 @@ fn create_with_console(opts: &CreateOpts, wait_fifo: bool, console_fd: Option<Ow
                 parent.send(Tag::Continue, &[])?;
             }
             Some((Tag::Ready, _, _)) => break,
-            Some((Tag::Error, msg, _)) => return Err(Error::Init(String::from_utf8_lossy(&msg).into_owned())),
+            Some((Tag::Error, msg, _)) => {
+                return Err(Error::Init(String::from_utf8_lossy(&msg).into_owned()))
+            }
             Some((Tag::HookFailed, msg, _)) => {
-                guard.poststop = Some((poststop_hooks.clone(), record.oci_state(Status::Stopped).to_string().into_bytes()));
+                guard.poststop = Some((
+                    poststop_hooks.clone(),
+                    record.oci_state(Status::Stopped).to_string().into_bytes(),
+                ));
                 return Err(Error::Hook(String::from_utf8_lossy(&msg).into_owned()));
             }
-            Some((t, _, _)) => return Err(Error::Init(format!("unexpected message {t:?} from the container"))),
+            Some((t, _, _)) => {
+                return Err(Error::Init(format!(
+                    "unexpected message {t:?} from the container"
+                )))
+            }
             None => return Err(Error::Init("container init exited during set-up".into())),
         }
     }
     crate::failpoint::hit("create:ready");
-    record.status = if wait_fifo { Status::Created } else { Status::Running };
+    record.status = if wait_fifo {
+        Status::Created
+    } else {
+        Status::Running
+    };
     dir.save(&record)?;
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid)?;
     }
     guard.armed = false;
     drop(guard);
-    Ok(Created { pid, dir, record, spec })
+    Ok(Created {
+        pid,
+        dir,
+        record,
+        spec,
+    })
 }
 
 /// Send to the child; if it already failed and closed its end, return its error message.
@@ -297,7 +377,9 @@ fn send_or_child_error(chan: &sync::Channel, tag: Tag) -> Result<()> {
     match chan.send(tag, &[]) {
         Ok(()) => Ok(()),
         Err(e) => match chan.recv() {
-            Ok(Some((Tag::Error, msg, _))) => Err(Error::Init(String::from_utf8_lossy(&msg).into_owned())),
+            Ok(Some((Tag::Error, msg, _))) => {
+                Err(Error::Init(String::from_utf8_lossy(&msg).into_owned()))
+            }
             _ => Err(e),
         },
     }
@@ -307,7 +389,10 @@ fn send_or_child_error(chan: &sync::Channel, tag: Tag) -> Result<()> {
 fn host_root_ids(spec: &Spec) -> Option<(u32, u32)> {
     let l = spec.linux().as_ref()?;
     let find = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
-        m.iter().flatten().find(|e| e.container_id() == 0).map(|e| e.host_id())
+        m.iter()
+            .flatten()
+            .find(|e| e.container_id() == 0)
+            .map(|e| e.host_id())
     };
     let uid = find(l.uid_mappings());
     let gid = find(l.gid_mappings());
@@ -317,11 +402,17 @@ fn host_root_ids(spec: &Spec) -> Option<(u32, u32)> {
     Some((uid.unwrap_or(0), gid.unwrap_or(0)))
 }
 
-fn compile_seccomp(root: &Path, s: &oci_spec::runtime::LinuxSeccomp) -> Result<boxrun_seccomp::Filter> {
+fn compile_seccomp(
+    root: &Path,
+    s: &oci_spec::runtime::LinuxSeccomp,
+) -> Result<boxrun_seccomp::Filter> {
     if std::env::var_os("BOXRUN_SECCOMP_CACHE").is_some_and(|v| v == "0") {
         return Ok(boxrun_seccomp::compile(s)?);
     }
-    Ok(boxrun_seccomp::compile_cached(s, &root.join("seccomp-cache"))?)
+    Ok(boxrun_seccomp::compile_cached(
+        s,
+        &root.join("seccomp-cache"),
+    )?)
 }
 
 fn hand_over_seccomp(spec: &Spec, record: &Record, fd: &OwnedFd) -> Result<()> {
@@ -329,7 +420,9 @@ fn hand_over_seccomp(spec: &Spec, record: &Record, fd: &OwnedFd) -> Result<()> {
         return Ok(());
     };
     let Some(path) = sc.listener_path() else {
-        return Err(Error::Config("linux.seccomp uses SCMP_ACT_NOTIFY but has no listenerPath".into()));
+        return Err(Error::Config(
+            "linux.seccomp uses SCMP_ACT_NOTIFY but has no listenerPath".into(),
+        ));
     };
     let state = serde_json::json!({
         "ociVersion": record.oci_version,
@@ -338,7 +431,11 @@ fn hand_over_seccomp(spec: &Spec, record: &Record, fd: &OwnedFd) -> Result<()> {
         "metadata": sc.listener_metadata().clone().unwrap_or_default(),
         "state": record.oci_state(Status::Creating),
     });
-    boxrun_seccomp::send_listener_fd(path, std::os::fd::AsFd::as_fd(fd), state.to_string().as_bytes())?;
+    boxrun_seccomp::send_listener_fd(
+        path,
+        std::os::fd::AsFd::as_fd(fd),
+        state.to_string().as_bytes(),
+    )?;
     Ok(())
 }
 
@@ -347,7 +444,9 @@ pub fn write_pid_file(p: &Path, pid: i32) -> Result<()> {
     let p = if p.is_absolute() {
         p.to_path_buf()
     } else {
-        std::env::current_dir().map_err(|e| Error::io(".", e))?.join(p)
+        std::env::current_dir()
+            .map_err(|e| Error::io(".", e))?
+            .join(p)
     };
     crate::util::atomic_write(&p, pid.to_string().as_bytes(), 0o644)
 }
@@ -397,14 +496,23 @@ fn clone_child(
             cgroup: cfd.as_raw_fd() as u64,
         };
         // SAFETY: clone3 with a fork-like (no stack) argument block; single-threaded.
-        let pid = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+        let pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
         if pid == 0 {
             init::child_main(ctx, chan);
         }
         if pid > 0 {
             return Ok((pid as i32, true));
         }
-        crate::logging::debug(&format!("clone3 into cgroup failed ({}), falling back to clone", nix::Error::last()));
+        crate::logging::debug(&format!(
+            "clone3 into cgroup failed ({}), falling back to clone",
+            nix::Error::last()
+        ));
     }
     // SAFETY: raw clone with a NULL stack behaves like fork; the program is
     // single-threaded, so the child may allocate.
@@ -444,17 +552,27 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         // runtime-spec: start MUST generate an error if process was not set. The
         // container cannot ever run, so it is stopped rather than left waiting.
         let _ = signal_pid(&rec, libc::SIGKILL);
-        wait_gone(rec.pid, rec.pid_start_time, std::time::Duration::from_secs(10));
+        wait_gone(
+            rec.pid,
+            rec.pid_start_time,
+            std::time::Duration::from_secs(10),
+        );
         rec.status = Status::Stopped;
         dir.save(&rec)?;
-        return Err(Error::Config(format!("container {id} has no process in its config.json: nothing to start")));
+        return Err(Error::Config(format!(
+            "container {id} has no process in its config.json: nothing to start"
+        )));
     }
     crate::failpoint::hit("start:before-release");
     if let Err(e) = release_fifo(&dir) {
         if matches!(e, Error::Hook(_)) {
             // A startContainer hook failed: stop the container and destroy it (poststop too).
             let _ = signal_pid(&rec, libc::SIGKILL);
-            wait_gone(rec.pid, rec.pid_start_time, std::time::Duration::from_secs(10));
+            wait_gone(
+                rec.pid,
+                rec.pid_start_time,
+                std::time::Duration::from_secs(10),
+            );
             rec.status = Status::Stopped;
             let _ = destroy(dir, &rec);
         }
@@ -464,7 +582,11 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     rec.status = Status::Running;
     dir.save(&rec)?;
     let state = rec.oci_state(Status::Running).to_string().into_bytes();
-    hooks::run_all_warn(spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()), &state, "poststart");
+    hooks::run_all_warn(
+        spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()),
+        &state,
+        "poststart",
+    );
     Ok(())
 }
 
@@ -478,7 +600,9 @@ fn release_fifo(dir: &StateDir) -> Result<()> {
     std::io::Read::read_to_end(&mut f, &mut b).map_err(|e| Error::io(&p, e))?;
     let _ = std::fs::remove_file(&p);
     match b.first() {
-        None => Err(Error::Init("container init exited before it could be started".into())),
+        None => Err(Error::Init(
+            "container init exited before it could be started".into(),
+        )),
         Some(b'0') => Ok(()),
         Some(_) => Err(Error::Hook(String::from_utf8_lossy(&b[1..]).into_owned())),
     }
@@ -495,8 +619,10 @@ pub fn state(root: &Path, id: &str) -> Result<serde_json::Value> {
     let dir = StateDir::open_unlocked(root, id)?;
     match dir.load()? {
         Some(rec) => Ok(rec.oci_state(rec.live_status(&dir.path))),
-        None => Ok(serde_json::json!({"ociVersion": "1.0.2", "id": id, "pid": 0, "status": "stopped",
-            "bundle": "", "rootfs": "", "created": "", "owner": ""})),
+        None => Ok(
+            serde_json::json!({"ociVersion": "1.0.2", "id": id, "pid": 0, "status": "stopped",
+            "bundle": "", "rootfs": "", "created": "", "owner": ""}),
+        ),
     }
 }
 
@@ -529,18 +655,36 @@ fn signal_pid(rec: &Record, sig: i32) -> Result<()> {
         // SAFETY: fresh fd.
         let pfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pfd as i32) };
         if !procfs::is_alive(rec.pid, rec.pid_start_time) {
-            return Err(Error::BadState { id: rec.id.clone(), status: "stopped".into(), msg: "the process has exited".into() });
+            return Err(Error::BadState {
+                id: rec.id.clone(),
+                status: "stopped".into(),
+                msg: "the process has exited".into(),
+            });
         }
         // SAFETY: pidfd_send_signal with a valid pidfd.
-        let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pfd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0) };
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                pfd.as_raw_fd(),
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
         if r != 0 {
-            return Err(Error::sys(format!("signal container {}", rec.id), nix::Error::last()));
+            return Err(Error::sys(
+                format!("signal container {}", rec.id),
+                nix::Error::last(),
+            ));
         }
         return Ok(());
     }
     // SAFETY: kill with pid and signal numbers.
     if unsafe { libc::kill(rec.pid, sig) } != 0 {
-        return Err(Error::sys(format!("signal container {}", rec.id), nix::Error::last()));
+        return Err(Error::sys(
+            format!("signal container {}", rec.id),
+            nix::Error::last(),
+        ));
     }
     Ok(())
 }
@@ -554,7 +698,11 @@ fn wait_gone(pid: i32, start: u64, timeout: std::time::Duration) -> bool {
     }
     // SAFETY: fresh fd.
     let pfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pfd as i32) };
-    let mut p = libc::pollfd { fd: pfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut p = libc::pollfd {
+        fd: pfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd.
     let r = unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) };
     r > 0 || !procfs::is_alive(pid, start)
@@ -595,8 +743,17 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             }
         }
         crate::failpoint::hit("delete:killed");
-        if rec.pid > 0 && !wait_gone(rec.pid, rec.pid_start_time, std::time::Duration::from_secs(10)) {
-            return Err(Error::Other(format!("container {id}: process {} did not die after SIGKILL", rec.pid)));
+        if rec.pid > 0
+            && !wait_gone(
+                rec.pid,
+                rec.pid_start_time,
+                std::time::Duration::from_secs(10),
+            )
+        {
+            return Err(Error::Other(format!(
+                "container {id}: process {} did not die after SIGKILL",
+                rec.pid
+            )));
         }
     }
     destroy(dir, &rec)
@@ -613,7 +770,11 @@ fn destroy(dir: StateDir, rec: &Record) -> Result<()> {
     }
     if let Ok(spec) = load_saved_spec(&dir) {
         let state = rec.oci_state(Status::Stopped).to_string().into_bytes();
-        hooks::run_all_warn(spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()), &state, "poststop");
+        hooks::run_all_warn(
+            spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()),
+            &state,
+            "poststop",
+        );
     }
     dir.remove()
 }
@@ -623,16 +784,31 @@ pub fn set_frozen(root: &Path, id: &str, freeze: bool) -> Result<()> {
     let dir = StateDir::open(root, id)?;
     let rec = dir.load()?.ok_or_else(|| Error::NotFound(id.to_string()))?;
     let status = rec.live_status(&dir.path);
-    let ok = if freeze { status == Status::Running } else { status == Status::Paused };
+    let ok = if freeze {
+        status == Status::Running
+    } else {
+        status == Status::Paused
+    };
     if !ok {
         return Err(Error::BadState {
             id: id.into(),
             status: status.as_str().into(),
-            msg: if freeze { "only a running container can be paused".into() } else { "only a paused container can be resumed".into() },
+            msg: if freeze {
+                "only a running container can be paused".into()
+            } else {
+                "only a paused container can be resumed".into()
+            },
         });
     }
-    let cg = rec.cgroup.as_ref().ok_or_else(|| Error::Other(format!("container {id} has no cgroup")))?;
-    if freeze { cg.freeze()? } else { cg.thaw()? }
+    let cg = rec
+        .cgroup
+        .as_ref()
+        .ok_or_else(|| Error::Other(format!("container {id} has no cgroup")))?;
+    if freeze {
+        cg.freeze()?
+    } else {
+        cg.thaw()?
+    }
     Ok(())
 }
 
@@ -659,22 +835,36 @@ pub fn run(opts: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
     unsafe { libc::sigprocmask(libc::SIG_BLOCK, &fwd, std::ptr::null_mut()) };
     let wants_tty = opts.console_socket.is_none() && {
         let b = config::load_bundle(&opts.bundle)?;
-        b.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false)
+        b.spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false)
     };
     let (ours, theirs) = if wants_tty {
-        let (a, b) = std::os::unix::net::UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
+        let (a, b) =
+            std::os::unix::net::UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
         (Some(a), Some(OwnedFd::from(b)))
     } else {
         (None, None)
     };
     let created = create_with_console(opts, false, theirs)?;
-    let Created { pid, dir, record, spec } = created;
+    let Created {
+        pid,
+        dir,
+        record,
+        spec,
+    } = created;
     let master = match &ours {
         Some(sock) => Some(crate::console::recv_master(sock.as_raw_fd())?),
         None => None,
     };
     let state = record.oci_state(Status::Running).to_string().into_bytes();
-    hooks::run_all_warn(spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()), &state, "poststart");
+    hooks::run_all_warn(
+        spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()),
+        &state,
+        "poststart",
+    );
     drop(dir);
     let code = match master {
         Some(m) => crate::console::proxy_until_exit(&m, pid, &fwd),
@@ -694,7 +884,15 @@ fn forwarded_signals() -> libc::sigset_t {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut set);
-        for s in [libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGTRAP] {
+        for s in [
+            libc::SIGKILL,
+            libc::SIGSTOP,
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGILL,
+            libc::SIGFPE,
+            libc::SIGTRAP,
+        ] {
             libc::sigdelset(&mut set, s);
         }
         set
@@ -707,7 +905,11 @@ fn wait_forwarding(pid: i32, set: &libc::sigset_t) -> i32 {
         // SAFETY: reaping our own child without blocking.
         let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
         if r == pid {
-            return if libc::WIFEXITED(st) { libc::WEXITSTATUS(st) } else { 128 + libc::WTERMSIG(st) };
+            return if libc::WIFEXITED(st) {
+                libc::WEXITSTATUS(st)
+            } else {
+                128 + libc::WTERMSIG(st)
+            };
         }
         if r < 0 && nix::Error::last() != nix::Error::EINTR {
             return 255;

@@ -133,7 +133,15 @@ fn create(root: RawFd, d: &Dev, userns: bool) -> Result<()> {
     // the runtime MUST generate an error); a matching node is replaced.
     // SAFETY: zeroed stat is valid storage; fstatat with a valid dir fd and name.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstatat(pdir.as_raw_fd(), cname.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } == 0 {
+    if unsafe {
+        libc::fstatat(
+            pdir.as_raw_fd(),
+            cname.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    } == 0
+    {
         let want = match d.kind {
             'c' => libc::S_IFCHR,
             'b' => libc::S_IFBLK,
@@ -162,11 +170,15 @@ fn create(root: RawFd, d: &Dev, userns: bool) -> Result<()> {
             )
         };
         if fd < 0 {
-            return Err(Error::sys(format!("create {}", d.path.display()), nix::Error::last()));
+            return Err(Error::sys(
+                format!("create {}", d.path.display()),
+                nix::Error::last(),
+            ));
         }
         // SAFETY: fd was just opened.
         unsafe { libc::close(fd) };
-        let target = open_in_root(root, &rel, libc::O_PATH).sys_ctx(|| format!("open {}", d.path.display()))?;
+        let target = open_in_root(root, &rel, libc::O_PATH)
+            .sys_ctx(|| format!("open {}", d.path.display()))?;
         nix::mount::mount(
             Some(&d.path),
             &PathBuf::from(format!("/proc/self/fd/{}", target.as_raw_fd())),
@@ -186,20 +198,35 @@ fn create(root: RawFd, d: &Dev, userns: bool) -> Result<()> {
     // SAFETY: valid dir fd and name; mode and dev are plain integers.
     let r = unsafe { libc::mknodat(pdir.as_raw_fd(), cname.as_ptr(), kind | d.mode, dev) };
     if r != 0 {
-        return Err(Error::sys(format!("mknod {}", d.path.display()), nix::Error::last()));
+        return Err(Error::sys(
+            format!("mknod {}", d.path.display()),
+            nix::Error::last(),
+        ));
     }
     // SAFETY: valid dir fd and name.
     let r = unsafe {
-        libc::fchownat(pdir.as_raw_fd(), cname.as_ptr(), d.uid, d.gid, libc::AT_SYMLINK_NOFOLLOW)
+        libc::fchownat(
+            pdir.as_raw_fd(),
+            cname.as_ptr(),
+            d.uid,
+            d.gid,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
     };
     if r != 0 {
-        return Err(Error::sys(format!("chown {}", d.path.display()), nix::Error::last()));
+        return Err(Error::sys(
+            format!("chown {}", d.path.display()),
+            nix::Error::last(),
+        ));
     }
     // mknod honours the umask; set the exact mode.
     // SAFETY: valid dir fd and name.
     let r = unsafe { libc::fchmodat(pdir.as_raw_fd(), cname.as_ptr(), d.mode, 0) };
     if r != 0 {
-        return Err(Error::sys(format!("chmod {}", d.path.display()), nix::Error::last()));
+        return Err(Error::sys(
+            format!("chmod {}", d.path.display()),
+            nix::Error::last(),
+        ));
     }
     Ok(())
 }
@@ -226,7 +253,10 @@ pub fn create_symlinks(root: RawFd) -> Result<()> {
         // SAFETY: valid fd and strings.
         let r = unsafe { libc::symlinkat(t.as_ptr(), dev.as_raw_fd(), n.as_ptr()) };
         if r != 0 && nix::Error::last() != nix::Error::EEXIST {
-            return Err(Error::sys(format!("symlink /dev/{name}"), nix::Error::last()));
+            return Err(Error::sys(
+                format!("symlink /dev/{name}"),
+                nix::Error::last(),
+            ));
         }
     }
     // /dev/ptmx -> pts/ptmx, replacing anything the image has.
@@ -242,29 +272,6 @@ pub fn create_symlinks(root: RawFd) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spec_devices_override_defaults() {
-        let spec: Spec = serde_json::from_value(serde_json::json!({
-            "ociVersion": "1.0.2",
-            "linux": {"devices": [
-                {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 432, "uid": 5, "gid": 6},
-                {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}
-            ]}
-        }))
-        .expect("spec");
-        let l = list(&spec).expect("list");
-        assert_eq!(l.iter().filter(|d| d.path == Path::new("/dev/null")).count(), 1);
-        let null = l.iter().find(|d| d.path == Path::new("/dev/null")).expect("null");
-        assert_eq!((null.mode, null.uid, null.gid), (0o660, 5, 6));
-        assert!(l.iter().any(|d| d.path == Path::new("/dev/fuse") && d.major == 10));
-        assert_eq!(l.len(), 7);
-    }
-}
-
 /// The device cgroup rules the container gets, as runc computes them: the spec's
 /// `linux.resources.devices` in order, then the devices every container may use (null,
 /// zero, full, random, urandom, tty, console, ptmx, /dev/pts/*, /dev/net/tun and mknod
@@ -272,7 +279,12 @@ mod tests {
 /// is honoured.
 pub fn cgroup_rules(spec: &Spec) -> Result<Vec<oci_spec::runtime::LinuxDeviceCgroup>> {
     let mut v: Vec<serde_json::Value> = Vec::new();
-    if let Some(rules) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()).and_then(|r| r.devices().as_ref()) {
+    if let Some(rules) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.devices().as_ref())
+    {
         for r in rules {
             v.push(serde_json::to_value(r).map_err(|e| Error::Other(e.to_string()))?);
         }
@@ -301,5 +313,39 @@ pub fn cgroup_rules(spec: &Spec) -> Result<Vec<oci_spec::runtime::LinuxDeviceCgr
         }
         v.push(r);
     }
-    serde_json::from_value(serde_json::Value::Array(v)).map_err(|e| Error::Config(format!("device rules: {e}")))
+    serde_json::from_value(serde_json::Value::Array(v))
+        .map_err(|e| Error::Config(format!("device rules: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_devices_override_defaults() {
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "linux": {"devices": [
+                {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 432, "uid": 5, "gid": 6},
+                {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}
+            ]}
+        }))
+        .expect("spec");
+        let l = list(&spec).expect("list");
+        assert_eq!(
+            l.iter()
+                .filter(|d| d.path == Path::new("/dev/null"))
+                .count(),
+            1
+        );
+        let null = l
+            .iter()
+            .find(|d| d.path == Path::new("/dev/null"))
+            .expect("null");
+        assert_eq!((null.mode, null.uid, null.gid), (0o660, 5, 6));
+        assert!(l
+            .iter()
+            .any(|d| d.path == Path::new("/dev/fuse") && d.major == 10));
+        assert_eq!(l.len(), 7);
+    }
 }

@@ -52,14 +52,21 @@ fn open_namespaces(pid: i32) -> Result<Vec<(&'static str, OwnedFd)>> {
     let mut out = Vec::new();
     for name in NS_ORDER {
         let theirs = format!("/proc/{pid}/ns/{name}");
-        let (Ok(a), Ok(b)) = (std::fs::metadata(&theirs), std::fs::metadata(format!("/proc/self/ns/{name}"))) else {
+        let (Ok(a), Ok(b)) = (
+            std::fs::metadata(&theirs),
+            std::fs::metadata(format!("/proc/self/ns/{name}")),
+        ) else {
             continue;
         };
         if a.ino() == b.ino() && a.dev() == b.dev() {
             continue;
         }
-        let fd = nix::fcntl::open(theirs.as_str(), nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-            .map_err(|e| Error::sys(format!("open {theirs}"), e))?;
+        let fd = nix::fcntl::open(
+            theirs.as_str(),
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| Error::sys(format!("open {theirs}"), e))?;
         // SAFETY: fresh fd.
         out.push((name, unsafe { OwnedFd::from_raw_fd(fd) }));
     }
@@ -87,11 +94,17 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
         return Err(Error::Config("exec: no command given".into()));
     }
     if !p.cwd().is_absolute() {
-        return Err(Error::Config(format!("exec: cwd {} must be absolute", p.cwd().display())));
+        return Err(Error::Config(format!(
+            "exec: cwd {} must be absolute",
+            p.cwd().display()
+        )));
     }
     let sets = crate::capabilities::Sets::from_spec(p.capabilities().as_ref())?;
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(s) => Some(boxrun_seccomp::compile_cached(s, &opts.root.join("seccomp-cache"))?),
+        Some(s) => Some(boxrun_seccomp::compile_cached(
+            s,
+            &opts.root.join("seccomp-cache"),
+        )?),
         None => None,
     };
     let terminal = p.terminal().unwrap_or(false);
@@ -107,7 +120,10 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
         if *name == "pid" || *name == "time" {
             // SAFETY: setns on an open namespace fd.
             if unsafe { libc::setns(fd.as_raw_fd(), ns_flag(name)) } != 0 {
-                return Err(Error::sys(format!("join {name} namespace of container {}", opts.id), nix::Error::last()));
+                return Err(Error::sys(
+                    format!("join {name} namespace of container {}", opts.id),
+                    nix::Error::last(),
+                ));
             }
         }
     }
@@ -118,7 +134,16 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     }
     if pid == 0 {
         drop(parent);
-        let err = match child_setup(&nss, p, &sets, seccomp.as_ref(), console.as_ref(), opts.preserve_fds, &child, &args) {
+        let err = match child_setup(
+            &nss,
+            p,
+            &sets,
+            seccomp.as_ref(),
+            console.as_ref(),
+            opts.preserve_fds,
+            &child,
+            &args,
+        ) {
             Ok(()) => Error::Other("exec returned".into()),
             Err(e) => e,
         };
@@ -144,7 +169,9 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
                 // Listener hand-over for exec'd processes follows the init's listener.
                 parent.send(Tag::Continue, &[])?;
             }
-            Some((Tag::Error, msg, _)) => return Err(Error::Init(String::from_utf8_lossy(&msg).into_owned())),
+            Some((Tag::Error, msg, _)) => {
+                return Err(Error::Init(String::from_utf8_lossy(&msg).into_owned()))
+            }
             Some((Tag::Ready, _, _)) => continue,
             None => break, // exec closed the channel (close-on-exec)
             Some((t, _, _)) => return Err(Error::Init(format!("unexpected message {t:?}"))),
@@ -200,7 +227,10 @@ fn child_setup(
         }
         // SAFETY: setns on an open namespace fd.
         if unsafe { libc::setns(fd.as_raw_fd(), ns_flag(name)) } != 0 {
-            return Err(Error::sys(format!("join {name} namespace"), nix::Error::last()));
+            return Err(Error::sys(
+                format!("join {name} namespace"),
+                nix::Error::last(),
+            ));
         }
         if *name == "user" {
             in_userns = true;
@@ -249,7 +279,11 @@ fn child_setup(
     };
     nix::unistd::chdir(p.cwd()).map_err(|e| Error::sys(format!("cwd {}", p.cwd().display()), e))?;
     let cwd = nix::unistd::getcwd().map_err(|e| Error::sys("getcwd", e))?;
-    if cwd.as_os_str().to_string_lossy().starts_with("(unreachable)") {
+    if cwd
+        .as_os_str()
+        .to_string_lossy()
+        .starts_with("(unreachable)")
+    {
         return Err(Error::Other("exec: cwd is outside the container".into()));
     }
     if let (Some(f), false) = (seccomp, nnp) {
@@ -258,7 +292,10 @@ fn child_setup(
     crate::capabilities::drop_bounding(sets, last)?;
     // SAFETY: prctl with integers.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
-    let setgroups_ok = !in_userns || std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() != "deny").unwrap_or(true);
+    let setgroups_ok = !in_userns
+        || std::fs::read_to_string("/proc/self/setgroups")
+            .map(|s| s.trim() != "deny")
+            .unwrap_or(true);
     crate::identity::switch(p.user(), setgroups_ok)?;
     // SAFETY: prctl with integers.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
@@ -292,7 +329,15 @@ fn forwarded() -> libc::sigset_t {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut set);
-        for s in [libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGTRAP] {
+        for s in [
+            libc::SIGKILL,
+            libc::SIGSTOP,
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGILL,
+            libc::SIGFPE,
+            libc::SIGTRAP,
+        ] {
             libc::sigdelset(&mut set, s);
         }
         set
@@ -305,7 +350,11 @@ fn wait_forwarding(pid: i32, set: &libc::sigset_t) -> i32 {
         // SAFETY: reaping our own child.
         let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
         if r == pid {
-            return if libc::WIFEXITED(st) { libc::WEXITSTATUS(st) } else { 128 + libc::WTERMSIG(st) };
+            return if libc::WIFEXITED(st) {
+                libc::WEXITSTATUS(st)
+            } else {
+                128 + libc::WTERMSIG(st)
+            };
         }
         if r < 0 && nix::Error::last() != nix::Error::EINTR {
             return 255;
@@ -335,8 +384,12 @@ pub fn process_from_flags(
     no_new_privs: bool,
     apparmor: Option<&str>,
 ) -> Result<Process> {
-    let mut v = serde_json::to_value(spec.process().as_ref().ok_or_else(|| Error::Config("container has no process".into()))?)
-        .map_err(|e| Error::Other(e.to_string()))?;
+    let mut v = serde_json::to_value(
+        spec.process()
+            .as_ref()
+            .ok_or_else(|| Error::Config("container has no process".into()))?,
+    )
+    .map_err(|e| Error::Other(e.to_string()))?;
     v["args"] = serde_json::json!(args);
     v["terminal"] = serde_json::json!(tty);
     if let Some(obj) = v.as_object_mut() {
@@ -354,9 +407,15 @@ pub fn process_from_flags(
     }
     if let Some(u) = user {
         let mut it = u.splitn(2, ':');
-        let uid: u32 = it.next().unwrap_or("").parse().map_err(|_| Error::Other(format!("--user {u:?}: use UID[:GID]")))?;
+        let uid: u32 = it
+            .next()
+            .unwrap_or("")
+            .parse()
+            .map_err(|_| Error::Other(format!("--user {u:?}: use UID[:GID]")))?;
         let gid: u32 = match it.next() {
-            Some(g) => g.parse().map_err(|_| Error::Other(format!("--user {u:?}: use UID[:GID]")))?,
+            Some(g) => g
+                .parse()
+                .map_err(|_| Error::Other(format!("--user {u:?}: use UID[:GID]")))?,
             None => 0,
         };
         v["user"]["uid"] = uid.into();
@@ -367,7 +426,8 @@ pub fn process_from_flags(
     }
     if !caps.is_empty() {
         for set in ["bounding", "effective", "permitted"] {
-            let mut cur: Vec<String> = serde_json::from_value(v["capabilities"][set].clone()).unwrap_or_default();
+            let mut cur: Vec<String> =
+                serde_json::from_value(v["capabilities"][set].clone()).unwrap_or_default();
             for c in caps {
                 if !cur.contains(c) {
                     cur.push(c.clone());

@@ -2,7 +2,12 @@
 
 /// The features JSON.
 pub fn document() -> serde_json::Value {
-    let caps: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let caps: Vec<String> = caps::all()
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let apparmor = std::path::Path::new("/sys/kernel/security/apparmor").exists();
     let selinux = std::path::Path::new("/sys/fs/selinux").exists();
     serde_json::json!({

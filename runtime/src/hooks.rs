@@ -25,21 +25,34 @@ pub fn run(hook: &Hook, state_json: &[u8], kind: &str) -> Result<()> {
     let cpath = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| Error::Config(format!("hook path {} has a NUL byte", path.display())))?;
     let args: Vec<CString> = match hook.args() {
-        Some(a) if !a.is_empty() => a.iter().map(|s| CString::new(s.as_str()).unwrap_or_default()).collect(),
+        Some(a) if !a.is_empty() => a
+            .iter()
+            .map(|s| CString::new(s.as_str()).unwrap_or_default())
+            .collect(),
         _ => vec![cpath.clone()],
     };
-    let env: Option<Vec<CString>> = hook
-        .env()
-        .as_ref()
-        .map(|e| e.iter().map(|s| CString::new(s.as_str()).unwrap_or_default()).collect());
+    let env: Option<Vec<CString>> = hook.env().as_ref().map(|e| {
+        e.iter()
+            .map(|s| CString::new(s.as_str()).unwrap_or_default())
+            .collect()
+    });
     let mut stdin = memfd("hook-stdin")?;
-    stdin.write_all(state_json).map_err(|e| Error::io(path, e))?;
+    stdin
+        .write_all(state_json)
+        .map_err(|e| Error::io(path, e))?;
     stdin.rewind().map_err(|e| Error::io(path, e))?;
     let mut out = memfd("hook-output")?;
-    let argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-    let envp: Option<Vec<*const libc::c_char>> = env
-        .as_ref()
-        .map(|e| e.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect());
+    let argv: Vec<*const libc::c_char> = args
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let envp: Option<Vec<*const libc::c_char>> = env.as_ref().map(|e| {
+        e.iter()
+            .map(|a| a.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect()
+    });
 
     // SAFETY: single-threaded program; the child only calls async-signal-safe functions.
     let pid = unsafe { libc::fork() };
@@ -95,9 +108,14 @@ fn wait_with_timeout(pid: i32, timeout: Option<i64>) -> Result<Option<i32>> {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(t as u64);
             loop {
                 let left = deadline.saturating_duration_since(std::time::Instant::now());
-                let mut p = libc::pollfd { fd: pfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                let mut p = libc::pollfd {
+                    fd: pfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
                 // SAFETY: one valid pollfd.
-                let r = unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+                let r =
+                    unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as i32) };
                 if r > 0 {
                     break;
                 }

@@ -13,7 +13,10 @@ pub fn switch(user: &User, setgroups_allowed: bool) -> Result<()> {
             return Err(Error::sys("setgroups", nix::Error::last()));
         }
     } else if !groups.is_empty() {
-        return Err(Error::Config("process.user.additionalGids cannot be set: setgroups is denied in this user namespace".into()));
+        return Err(Error::Config(
+            "process.user.additionalGids cannot be set: setgroups is denied in this user namespace"
+                .into(),
+        ));
     }
     let gid = user.gid();
     let uid = user.uid();

@@ -76,7 +76,11 @@ pub fn child_main(ctx: &InitCtx, chan: &Channel) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let tag = if matches!(err, Error::Hook(_)) { Tag::HookFailed } else { Tag::Error };
+    let tag = if matches!(err, Error::Hook(_)) {
+        Tag::HookFailed
+    } else {
+        Tag::Error
+    };
     let _ = chan.send(tag, err.to_string().as_bytes());
     // SAFETY: leave without running the parent's atexit handlers or destructors.
     unsafe { libc::_exit(1) }
@@ -85,12 +89,20 @@ pub fn child_main(ctx: &InitCtx, chan: &Channel) -> ! {
 enum Never {}
 
 fn write_timens_offsets(spec: &Spec) -> Result<()> {
-    let Some(offs) = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref()) else {
+    let Some(offs) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref())
+    else {
         return Ok(());
     };
     let mut s = String::new();
     for (clock, off) in offs {
-        s.push_str(&format!("{clock} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+        s.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
     }
     if !s.is_empty() {
         std::fs::write("/proc/self/timens_offsets", s)
@@ -102,7 +114,13 @@ fn write_timens_offsets(spec: &Spec) -> Result<()> {
 fn join_session_keyring(id: &str) {
     let name = CString::new(format!("_ses.{id}")).unwrap_or_default();
     // SAFETY: KEYCTL_JOIN_SESSION_KEYRING with a C string; failure (no keyrings) is ignored like runc.
-    unsafe { libc::syscall(libc::SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, name.as_ptr()) };
+    unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            1, /* KEYCTL_JOIN_SESSION_KEYRING */
+            name.as_ptr(),
+        )
+    };
 }
 
 fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
@@ -115,21 +133,40 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
     for j in &ctx.ns.joins {
         crate::namespaces::setns(j)?;
     }
-    let in_userns = ctx.ns.new_user || ctx.ns.joins.iter().any(|j| j.typ == LinuxNamespaceType::User);
+    let in_userns = ctx.ns.new_user
+        || ctx
+            .ns
+            .joins
+            .iter()
+            .any(|j| j.typ == LinuxNamespaceType::User);
     if in_userns {
         // Become root of the user namespace (0 must be mapped).
         // SAFETY: integer arguments.
         unsafe {
             if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
-                return Err(Error::sys("become root in the user namespace (is uid/gid 0 mapped?)", nix::Error::last()));
+                return Err(Error::sys(
+                    "become root in the user namespace (is uid/gid 0 mapped?)",
+                    nix::Error::last(),
+                ));
             }
         }
     }
     let cgroupns_new = ctx.ns.late_unshare & libc::CLONE_NEWCGROUP != 0;
     let joined = std::cell::Cell::new(false);
-    if cgroupns_new || ctx.ns.joins.iter().any(|j| j.typ == LinuxNamespaceType::Cgroup) {
+    if cgroupns_new
+        || ctx
+            .ns
+            .joins
+            .iter()
+            .any(|j| j.typ == LinuxNamespaceType::Cgroup)
+    {
         // The cgroup namespace root is the cgroup we are in when we unshare it.
-        wait_for(chan, Tag::CgroupJoined, &joined, "waiting for the cgroup join")?;
+        wait_for(
+            chan,
+            Tag::CgroupJoined,
+            &joined,
+            "waiting for the cgroup join",
+        )?;
     }
     if ctx.ns.late_unshare != 0 {
         // SAFETY: unshare with namespace flags.
@@ -154,14 +191,21 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
         // SAFETY: d is valid for d.len() bytes.
         if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
-            return Err(Error::sys(format!("set domainname {d:?}"), nix::Error::last()));
+            return Err(Error::sys(
+                format!("set domainname {d:?}"),
+                nix::Error::last(),
+            ));
         }
     }
 
     // SAFETY: umask is always safe; devices get their exact modes.
     unsafe { libc::umask(0) };
     let cgroupns = ctx.ns.late_unshare & libc::CLONE_NEWCGROUP != 0
-        || ctx.ns.joins.iter().any(|j| j.typ == LinuxNamespaceType::Cgroup);
+        || ctx
+            .ns
+            .joins
+            .iter()
+            .any(|j| j.typ == LinuxNamespaceType::Cgroup);
     let rctx = rootfs::Ctx {
         spec,
         rootfs: ctx.rootfs,
@@ -174,7 +218,9 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
         rootfs::prepare_root(&rctx)?;
         let rootfd = nix::fcntl::open(
             ctx.rootfs,
-            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         )
         .sys_ctx(|| format!("open rootfs {}", ctx.rootfs.display()))?;
@@ -189,9 +235,18 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
 
     if ctx.runtime_hooks {
         chan.send(Tag::RuntimeHooks, &[])?;
-        wait_for(chan, Tag::Continue, &joined, "waiting for createRuntime hooks")?;
+        wait_for(
+            chan,
+            Tag::Continue,
+            &joined,
+            "waiting for createRuntime hooks",
+        )?;
     }
-    if let Some(h) = spec.hooks().as_ref().and_then(|h| h.create_container().as_ref()) {
+    if let Some(h) = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.create_container().as_ref())
+    {
         let state = state_json(ctx, record.as_ref(), "created");
         hooks::run_all(Some(h), &state, "createContainer")?;
     }
@@ -200,8 +255,14 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
     // runtime's /proc so this works even when the container mounts no /proc of its own.
     // It is close-on-exec and no other process exists in the container yet.
     let host_proc = if ctx.wait_fifo {
-        let fd = nix::fcntl::open("/proc", nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-            .sys_ctx(|| "open /proc".into())?;
+        let fd = nix::fcntl::open(
+            "/proc",
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .sys_ctx(|| "open /proc".into())?;
         // SAFETY: fresh fd.
         Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
     } else {
@@ -209,8 +270,12 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
     };
     let fifo = if ctx.wait_fifo {
         let p = ctx.state_dir.join("exec.fifo");
-        let fd = nix::fcntl::open(&p, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-            .sys_ctx(|| format!("open {}", p.display()))?;
+        let fd = nix::fcntl::open(
+            &p,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .sys_ctx(|| format!("open {}", p.display()))?;
         // SAFETY: fresh fd.
         Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
     } else {
@@ -231,7 +296,12 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
 
     let Some(process) = spec.process().as_ref() else {
         // No process: the container exists (created) but `start` will refuse it.
-        wait_for(chan, Tag::CgroupJoined, &joined, "waiting for the cgroup join")?;
+        wait_for(
+            chan,
+            Tag::CgroupJoined,
+            &joined,
+            "waiting for the cgroup join",
+        )?;
         chan.send(Tag::Ready, &[])?;
         loop {
             // SAFETY: pause only waits for a signal.
@@ -239,9 +309,9 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
         }
     };
     if process.terminal().unwrap_or(false) {
-        let sock = ctx
-            .console_socket
-            .ok_or_else(|| Error::Config("process.terminal is true but no --console-socket was given".into()))?;
+        let sock = ctx.console_socket.ok_or_else(|| {
+            Error::Config("process.terminal is true but no --console-socket was given".into())
+        })?;
         let (master, slave, name) = console::open_pty()?;
         if let Some(sz) = process.console_size() {
             console::set_size(master.as_raw_fd(), sz.height() as u16, sz.width() as u16);
@@ -260,7 +330,10 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .map_err(|e| Error::Other(format!("process.oomScoreAdj {adj}: {e}")))?;
     }
-    apply_lsm(process.apparmor_profile().as_deref(), process.selinux_label().as_deref())?;
+    apply_lsm(
+        process.apparmor_profile().as_deref(),
+        process.selinux_label().as_deref(),
+    )?;
 
     // Environment and the executable, resolved now so a missing binary fails `create`.
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
@@ -285,7 +358,10 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
     capabilities::drop_bounding(&sets, last)?;
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
-    let setgroups_ok = !in_userns || std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() != "deny").unwrap_or(true);
+    let setgroups_ok = !in_userns
+        || std::fs::read_to_string("/proc/self/setgroups")
+            .map(|s| s.trim() != "deny")
+            .unwrap_or(true);
     identity::switch(process.user(), setgroups_ok)?;
     // SAFETY: as above.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
@@ -314,12 +390,20 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
         unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
     }
 
-    wait_for(chan, Tag::CgroupJoined, &joined, "waiting for the cgroup join")?;
+    wait_for(
+        chan,
+        Tag::CgroupJoined,
+        &joined,
+        "waiting for the cgroup join",
+    )?;
     chan.send(Tag::Ready, &[])?;
     if let Some(fifo) = fifo {
         let p = format!("self/fd/{}", fifo.as_raw_fd());
         let cp = CString::new(p).unwrap_or_default();
-        let dirfd = host_proc.as_ref().map(|f| f.as_raw_fd()).unwrap_or(libc::AT_FDCWD);
+        let dirfd = host_proc
+            .as_ref()
+            .map(|f| f.as_raw_fd())
+            .unwrap_or(libc::AT_FDCWD);
         // Blocks until `start` opens the fifo for reading.
         let fd = loop {
             // SAFETY: cp is a valid C string, dirfd an open directory.
@@ -333,21 +417,34 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
         }
         // `start` is here now: run startContainer hooks, then tell it how they went
         // ("0", or "1" and the error), so a failing hook fails `start`.
-        let res = match spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()) {
-            Some(h) => hooks::run_all(Some(h), &state_json(ctx, record.as_ref(), "created"), "startContainer"),
+        let res = match spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.start_container().as_ref())
+        {
+            Some(h) => hooks::run_all(
+                Some(h),
+                &state_json(ctx, record.as_ref(), "created"),
+                "startContainer",
+            ),
             None => Ok(()),
         };
         let msg = match &res {
             Ok(()) => b"0".to_vec(),
             Err(e) => format!("1{e}").into_bytes(),
         };
-        crate::util::write_all_fd(fd, &msg).map_err(|e| Error::Other(format!("write exec fifo: {e}")))?;
+        crate::util::write_all_fd(fd, &msg)
+            .map_err(|e| Error::Other(format!("write exec fifo: {e}")))?;
         // SAFETY: closing our own fd.
         unsafe { libc::close(fd) };
         drop(fifo);
         drop(host_proc);
         res?;
-    } else if let Some(h) = spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()) {
+    } else if let Some(h) = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().as_ref())
+    {
         let state = state_json(ctx, record.as_ref(), "created");
         hooks::run_all(Some(h), &state, "startContainer")?;
     }
@@ -363,16 +460,27 @@ fn state_json(ctx: &InitCtx, rec: Option<&crate::state::Record>, status: &str) -
             v["status"] = status.into();
             v
         }
-        None => serde_json::json!({"ociVersion": ctx.spec.version(), "id": ctx.id, "status": status,
-            "bundle": ctx.bundle, "pid": 0}),
+        None => {
+            serde_json::json!({"ociVersion": ctx.spec.version(), "id": ctx.id, "status": status,
+            "bundle": ctx.bundle, "pid": 0})
+        }
     };
     v.to_string().into_bytes()
 }
 
-fn install_seccomp(f: &boxrun_seccomp::Filter, chan: &Channel, joined: &std::cell::Cell<bool>) -> Result<()> {
+fn install_seccomp(
+    f: &boxrun_seccomp::Filter,
+    chan: &Channel,
+    joined: &std::cell::Cell<bool>,
+) -> Result<()> {
     if let Some(listener) = f.install()? {
         chan.send_fd(Tag::SeccompFd, listener.as_raw_fd())?;
-        wait_for(chan, Tag::Continue, joined, "waiting for the seccomp listener hand-over")?;
+        wait_for(
+            chan,
+            Tag::Continue,
+            joined,
+            "waiting for the seccomp listener hand-over",
+        )?;
     }
     Ok(())
 }
@@ -392,7 +500,9 @@ fn wait_for(chan: &Channel, want: Tag, joined: &std::cell::Cell<bool>, what: &st
             }
             Some((t, _, _)) if t == want => return Ok(()),
             Some((Tag::Abort, _, _)) => return Err(Error::Init("aborted by the runtime".into())),
-            Some((t, _, _)) => return Err(Error::Init(format!("{what}: unexpected message {t:?}"))),
+            Some((t, _, _)) => {
+                return Err(Error::Init(format!("{what}: unexpected message {t:?}")))
+            }
             None => return Err(Error::Init(format!("{what}: runtime exited"))),
         }
     }
@@ -412,7 +522,9 @@ fn check_cwd_inside() -> Result<()> {
 
 fn apply_lsm(apparmor: Option<&str>, selinux: Option<&str>) -> Result<()> {
     if let Some(p) = apparmor.filter(|p| !p.is_empty()) {
-        if !Path::new("/sys/kernel/security/apparmor").exists() && !Path::new("/proc/self/attr/apparmor").exists() {
+        if !Path::new("/sys/kernel/security/apparmor").exists()
+            && !Path::new("/proc/self/attr/apparmor").exists()
+        {
             return Err(Error::Config(format!(
                 "process.apparmorProfile {p:?} requested but AppArmor is not enabled on this host"
             )));
@@ -450,7 +562,11 @@ pub fn resolve_exe(arg0: &str, env: &[String], cwd: &Path) -> Result<PathBuf> {
         ok && std::fs::metadata(p).map(|m| m.is_file()).unwrap_or(false)
     };
     if arg0.contains('/') {
-        let p = if Path::new(arg0).is_absolute() { PathBuf::from(arg0) } else { cwd.join(arg0) };
+        let p = if Path::new(arg0).is_absolute() {
+            PathBuf::from(arg0)
+        } else {
+            cwd.join(arg0)
+        };
         if is_exec(&p) {
             return Ok(PathBuf::from(arg0));
         }
@@ -476,14 +592,32 @@ pub fn resolve_exe(arg0: &str, env: &[String], cwd: &Path) -> Result<PathBuf> {
 }
 
 fn exec(exe: &Path, args: &[String], env: &[String]) -> Result<Never> {
-    let cexe = CString::new(exe.as_os_str().as_bytes()).map_err(|_| Error::Config("exe path has NUL".into()))?;
-    let cargs: Vec<CString> = args.iter().map(|a| CString::new(a.as_str()).unwrap_or_default()).collect();
-    let cenv: Vec<CString> = env.iter().map(|a| CString::new(a.as_str()).unwrap_or_default()).collect();
-    let argv: Vec<*const libc::c_char> = cargs.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-    let envp: Vec<*const libc::c_char> = cenv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let cexe = CString::new(exe.as_os_str().as_bytes())
+        .map_err(|_| Error::Config("exe path has NUL".into()))?;
+    let cargs: Vec<CString> = args
+        .iter()
+        .map(|a| CString::new(a.as_str()).unwrap_or_default())
+        .collect();
+    let cenv: Vec<CString> = env
+        .iter()
+        .map(|a| CString::new(a.as_str()).unwrap_or_default())
+        .collect();
+    let argv: Vec<*const libc::c_char> = cargs
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let envp: Vec<*const libc::c_char> = cenv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
     // SAFETY: argv and envp are NULL-terminated arrays of valid C strings.
     unsafe { libc::execve(cexe.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-    Err(Error::sys(format!("exec {}", exe.display()), nix::Error::last()))
+    Err(Error::sys(
+        format!("exec {}", exe.display()),
+        nix::Error::last(),
+    ))
 }
 
 /// Exec used by `boxrun exec` children (shares the resolution and error wording).

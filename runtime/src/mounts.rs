@@ -132,7 +132,9 @@ mod tests {
     #[test]
     fn flags_and_data() {
         let o = p(&["nosuid", "strictatime", "mode=755", "size=65536k"]);
-        assert!(o.flags.contains(MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME));
+        assert!(o
+            .flags
+            .contains(MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME));
         assert_eq!(o.data, "mode=755,size=65536k");
         assert!(!o.bind);
     }
@@ -148,7 +150,9 @@ mod tests {
     fn bind_and_propagation() {
         let o = p(&["rbind", "rprivate", "ro"]);
         assert!(o.bind);
-        assert!(o.flags.contains(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY));
+        assert!(o
+            .flags
+            .contains(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY));
         assert_eq!(o.propagation, vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC]);
     }
 }

@@ -30,7 +30,9 @@ pub fn parse_stat(data: &[u8]) -> Option<ProcStat> {
 /// Whether `pid` is alive (not a zombie) and is the same process as recorded.
 pub fn is_alive(pid: i32, start_time: u64) -> bool {
     match stat(pid) {
-        Some(s) => s.state != b'Z' && s.state != b'X' && (start_time == 0 || s.start_time == start_time),
+        Some(s) => {
+            s.state != b'Z' && s.state != b'X' && (start_time == 0 || s.start_time == start_time)
+        }
         None => false,
     }
 }

@@ -42,7 +42,15 @@ pub fn apply(limits: &[PosixRlimit]) -> Result<()> {
         };
         // SAFETY: r is a valid rlimit.
         if unsafe { libc::setrlimit(resource(l.typ()), &r) } != 0 {
-            return Err(Error::sys(format!("process.rlimits {}: set to {}/{}", l.typ(), l.soft(), l.hard()), nix::Error::last()));
+            return Err(Error::sys(
+                format!(
+                    "process.rlimits {}: set to {}/{}",
+                    l.typ(),
+                    l.soft(),
+                    l.hard()
+                ),
+                nix::Error::last(),
+            ));
         }
     }
     Ok(())

@@ -50,9 +50,18 @@ struct OpenHow {
 }
 
 /// openat2(dirfd, path, flags, RESOLVE_IN_ROOT): resolution cannot leave `dirfd`.
-pub fn open_in_root(root: RawFd, path: &Path, flags: libc::c_int) -> std::result::Result<OwnedFd, nix::Error> {
+pub fn open_in_root(
+    root: RawFd,
+    path: &Path,
+    flags: libc::c_int,
+) -> std::result::Result<OwnedFd, nix::Error> {
     let bytes = path.as_os_str().as_bytes();
-    let c = CString::new(if bytes.is_empty() { b"." as &[u8] } else { bytes }).map_err(|_| nix::Error::EINVAL)?;
+    let c = CString::new(if bytes.is_empty() {
+        b"." as &[u8]
+    } else {
+        bytes
+    })
+    .map_err(|_| nix::Error::EINVAL)?;
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,
         mode: 0,
@@ -255,7 +264,8 @@ pub fn apply_root_propagation(ctx: &Ctx) -> Result<()> {
 
 fn make_parent_private(rootfs: &Path) -> Result<()> {
     // Find the mount point that contains rootfs, from /proc/self/mountinfo.
-    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| Error::io("/proc/self/mountinfo", e))?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| Error::io("/proc/self/mountinfo", e))?;
     let mut best: Option<(usize, String, bool)> = None;
     for line in info.lines() {
         let f: Vec<&str> = line.split(' ').collect();
@@ -265,16 +275,24 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
         let mp = unescape(f[4]);
         if rootfs.starts_with(&mp) {
             let optional = &f[6..];
-            let shared = optional.iter().take_while(|s| **s != "-").any(|s| s.starts_with("shared:"));
+            let shared = optional
+                .iter()
+                .take_while(|s| **s != "-")
+                .any(|s| s.starts_with("shared:"));
             if best.as_ref().is_none_or(|b| mp.len() >= b.0) {
                 best = Some((mp.len(), mp, shared));
             }
         }
     }
     if let Some((_, mp, true)) = best {
-        do_mount(None, Path::new(&mp), None, MsFlags::MS_PRIVATE, None, &|| {
-            format!("make {mp} private")
-        })?;
+        do_mount(
+            None,
+            Path::new(&mp),
+            None,
+            MsFlags::MS_PRIVATE,
+            None,
+            &|| format!("make {mp} private"),
+        )?;
     }
     Ok(())
 }
@@ -286,7 +304,9 @@ fn unescape(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\\' && i + 4 <= b.len() {
-            if let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 4]).unwrap_or("x"), 8) {
+            if let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 4]).unwrap_or("x"), 8)
+            {
                 out.push(v);
                 i += 4;
                 continue;
@@ -318,8 +338,7 @@ fn mount_one(ctx: &Ctx, rootfd: RawFd, m: &Mount) -> Result<()> {
 
     if typ == "cgroup" || typ == "cgroup2" {
         let target = mkdir_all_in_root(rootfd, dest, false)?;
-        let host_path = std::fs::read_link(fd_path(&target))
-            .map_err(|e| Error::io(dest, e))?;
+        let host_path = std::fs::read_link(fd_path(&target)).map_err(|e| Error::io(dest, e))?;
         return match ctx.cgroup {
             Some(cg) => cg
                 .mount_into(&host_path, ctx.cgroupns, opts.flags & !MsFlags::MS_BIND)
@@ -330,7 +349,10 @@ fn mount_one(ctx: &Ctx, rootfd: RawFd, m: &Mount) -> Result<()> {
 
     if is_bind {
         let src = m.source().as_deref().ok_or_else(|| {
-            Error::Config(format!("mounts: bind mount on {} has no source", dest.display()))
+            Error::Config(format!(
+                "mounts: bind mount on {} has no source",
+                dest.display()
+            ))
         })?;
         let src = if src.is_absolute() {
             src.to_path_buf()
@@ -364,18 +386,40 @@ fn mount_one(ctx: &Ctx, rootfd: RawFd, m: &Mount) -> Result<()> {
 
     let target = mkdir_all_in_root(rootfd, dest, false)?;
     let tp = fd_path(&target);
-    let src = m.source().as_deref().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(typ));
-    let data = if opts.data.is_empty() { None } else { Some(opts.data.as_str()) };
+    let src = m
+        .source()
+        .as_deref()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(typ));
+    let data = if opts.data.is_empty() {
+        None
+    } else {
+        Some(opts.data.as_str())
+    };
     let flags = opts.flags & !MsFlags::MS_REMOUNT;
     let res = mount(Some(&src), &tp, Some(typ), flags, data);
     match res {
         Ok(()) => {}
         Err(nix::Error::EPERM) | Err(nix::Error::EBUSY) if typ == "sysfs" && ctx.userns => {
             // A user namespace without its own network namespace may not mount sysfs.
-            do_mount(Some(Path::new("/sys")), &tp, None, MsFlags::MS_BIND | MsFlags::MS_REC, None, &what)?;
+            do_mount(
+                Some(Path::new("/sys")),
+                &tp,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+                &what,
+            )?;
         }
         Err(nix::Error::EPERM) if typ == "mqueue" && ctx.userns => {
-            do_mount(Some(Path::new("/dev/mqueue")), &tp, None, MsFlags::MS_BIND, None, &what)?;
+            do_mount(
+                Some(Path::new("/dev/mqueue")),
+                &tp,
+                None,
+                MsFlags::MS_BIND,
+                None,
+                &what,
+            )?;
         }
         Err(e) => return Err(Error::sys(what(), e)),
     }
@@ -426,7 +470,10 @@ fn set_recursive_ro(target: &Path) -> Result<()> {
         )
     };
     if r != 0 {
-        return Err(Error::sys(format!("make {} recursively read-only", target.display()), nix::Error::last()));
+        return Err(Error::sys(
+            format!("make {} recursively read-only", target.display()),
+            nix::Error::last(),
+        ));
     }
     Ok(())
 }
@@ -435,24 +482,38 @@ fn set_recursive_ro(target: &Path) -> Result<()> {
 pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
     if no_pivot {
         nix::unistd::chdir(rootfs).sys_ctx(|| format!("chdir {}", rootfs.display()))?;
-        do_mount(Some(rootfs), Path::new("/"), None, MsFlags::MS_MOVE, None, &|| {
-            "move rootfs to /".into()
-        })?;
+        do_mount(
+            Some(rootfs),
+            Path::new("/"),
+            None,
+            MsFlags::MS_MOVE,
+            None,
+            &|| "move rootfs to /".into(),
+        )?;
         nix::unistd::chroot(".").sys_ctx(|| "chroot".into())?;
         nix::unistd::chdir("/").sys_ctx(|| "chdir /".into())?;
         return Ok(());
     }
-    let old = nix::fcntl::open("/", nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .sys_ctx(|| "open /".into())?;
+    let old = nix::fcntl::open(
+        "/",
+        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .sys_ctx(|| "open /".into())?;
     // SAFETY: fresh fd from open.
     let old = unsafe { OwnedFd::from_raw_fd(old) };
     nix::unistd::chdir(rootfs).sys_ctx(|| format!("chdir {}", rootfs.display()))?;
     nix::unistd::pivot_root(".", ".").sys_ctx(|| format!("pivot_root {}", rootfs.display()))?;
     nix::unistd::fchdir(old.as_raw_fd()).sys_ctx(|| "fchdir old root".into())?;
     // The old root must not propagate the unmount to the host.
-    do_mount(None, Path::new("."), None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None, &|| {
-        "make old root slave".into()
-    })?;
+    do_mount(
+        None,
+        Path::new("."),
+        None,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None,
+        &|| "make old root slave".into(),
+    )?;
     umount2(".", MntFlags::MNT_DETACH).sys_ctx(|| "detach old root".into())?;
     nix::unistd::chdir("/").sys_ctx(|| "chdir /".into())?;
     Ok(())
@@ -472,27 +533,47 @@ pub fn finalize(spec: &Spec) -> Result<()> {
             }
         }
     }
-    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
         remount_bind(Path::new("/"), MsFlags::MS_RDONLY)?;
     }
     Ok(())
 }
 
 fn mask_path(p: &Path) -> Result<()> {
-    match mount(Some("/dev/null"), p, None::<&str>, MsFlags::MS_BIND, None::<&str>) {
+    match mount(
+        Some("/dev/null"),
+        p,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    ) {
         Ok(()) => Ok(()),
         Err(nix::Error::ENOENT) => Ok(()),
-        Err(nix::Error::ENOTDIR) => {
-            do_mount(Some(Path::new("tmpfs")), p, Some("tmpfs"), MsFlags::MS_RDONLY, None, &|| {
-                format!("mask {}", p.display())
-            })
-        }
+        Err(nix::Error::ENOTDIR) => do_mount(
+            Some(Path::new("tmpfs")),
+            p,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            None,
+            &|| format!("mask {}", p.display()),
+        ),
         Err(e) => Err(Error::sys(format!("mask {}", p.display()), e)),
     }
 }
 
 fn readonly_path(p: &Path) -> Result<()> {
-    match mount(Some(p), p, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>) {
+    match mount(
+        Some(p),
+        p,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    ) {
         Ok(()) => {}
         Err(nix::Error::ENOENT) => return Ok(()),
         Err(e) => return Err(Error::sys(format!("make {} read-only", p.display()), e)),

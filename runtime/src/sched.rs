@@ -2,7 +2,10 @@
 //! policy (sched_setattr) and CPU affinity (execCPUAffinity).
 
 use crate::error::{Error, Result};
-use oci_spec::runtime::{IOPriorityClass, LinuxPersonality, LinuxPersonalityDomain, LinuxSchedulerFlag, LinuxSchedulerPolicy, Process};
+use oci_spec::runtime::{
+    IOPriorityClass, LinuxPersonality, LinuxPersonalityDomain, LinuxSchedulerFlag,
+    LinuxSchedulerPolicy, Process,
+};
 
 /// `linux.personality`.
 pub fn apply_personality(p: &LinuxPersonality) -> Result<()> {
@@ -23,7 +26,11 @@ pub fn apply_personality(p: &LinuxPersonality) -> Result<()> {
             "UNAME26" => 0x0020000,
             "WHOLE_SECONDS" => 0x2000000,
             "FDPIC_FUNCPTRS" => 0x0080000,
-            other => return Err(Error::Config(format!("linux.personality: unknown flag {other:?}"))),
+            other => {
+                return Err(Error::Config(format!(
+                    "linux.personality: unknown flag {other:?}"
+                )))
+            }
         };
     }
     // SAFETY: personality takes a plain integer.
@@ -35,14 +42,19 @@ pub fn apply_personality(p: &LinuxPersonality) -> Result<()> {
 
 /// `process.ioPriority`.
 pub fn apply_io_priority(p: &Process) -> Result<()> {
-    let Some(io) = p.io_priority() else { return Ok(()) };
+    let Some(io) = p.io_priority() else {
+        return Ok(());
+    };
     let class: i64 = match io.class() {
         IOPriorityClass::IoprioClassRt => 1,
         IOPriorityClass::IoprioClassBe => 2,
         IOPriorityClass::IoprioClassIdle => 3,
     };
     if !(0..=7).contains(&io.priority()) {
-        return Err(Error::Config(format!("process.ioPriority.priority {} is not in 0..7", io.priority())));
+        return Err(Error::Config(format!(
+            "process.ioPriority.priority {} is not in 0..7",
+            io.priority()
+        )));
     }
     let value = (class << 13) | io.priority();
     // SAFETY: ioprio_set(IOPRIO_WHO_PROCESS, self, value).
@@ -66,7 +78,9 @@ struct SchedAttr {
 
 /// `process.scheduler`.
 pub fn apply_scheduler(p: &Process) -> Result<()> {
-    let Some(s) = p.scheduler() else { return Ok(()) };
+    let Some(s) = p.scheduler() else {
+        return Ok(());
+    };
     let policy = match s.policy() {
         LinuxSchedulerPolicy::SchedOther => 0,
         LinuxSchedulerPolicy::SchedFifo => 1,
@@ -100,7 +114,10 @@ pub fn apply_scheduler(p: &Process) -> Result<()> {
     };
     // SAFETY: sched_setattr(self, attr, 0) with a valid attr of the declared size.
     if unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) } != 0 {
-        return Err(Error::sys(format!("set scheduler policy {:?}", s.policy()), nix::Error::last()));
+        return Err(Error::sys(
+            format!("set scheduler policy {:?}", s.policy()),
+            nix::Error::last(),
+        ));
     }
     Ok(())
 }
@@ -112,7 +129,10 @@ pub fn parse_cpus(list: &str) -> Result<libc::cpu_set_t> {
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (a, b) = match part.split_once('-') {
-            Some((a, b)) => (a.parse::<usize>().map_err(|_| bad())?, b.parse::<usize>().map_err(|_| bad())?),
+            Some((a, b)) => (
+                a.parse::<usize>().map_err(|_| bad())?,
+                b.parse::<usize>().map_err(|_| bad())?,
+            ),
             None => {
                 let n = part.parse::<usize>().map_err(|_| bad())?;
                 (n, n)
@@ -134,19 +154,26 @@ pub fn set_affinity(list: &str) -> Result<()> {
     let set = parse_cpus(list)?;
     // SAFETY: a valid cpu_set_t of its own size.
     if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {
-        return Err(Error::sys(format!("set CPU affinity {list}"), nix::Error::last()));
+        return Err(Error::sys(
+            format!("set CPU affinity {list}"),
+            nix::Error::last(),
+        ));
     }
     Ok(())
 }
 
 /// `process.execCPUAffinity.final` (applied right before exec).
 pub fn final_affinity(p: &Process) -> Option<String> {
-    p.exec_cpu_affinity().as_ref().and_then(|a| a.cpu_affinity_final().clone())
+    p.exec_cpu_affinity()
+        .as_ref()
+        .and_then(|a| a.cpu_affinity_final().clone())
 }
 
 /// `process.execCPUAffinity.initial` (applied when the process enters the container).
 pub fn initial_affinity(p: &Process) -> Option<String> {
-    p.exec_cpu_affinity().as_ref().and_then(|a| a.initial().clone())
+    p.exec_cpu_affinity()
+        .as_ref()
+        .and_then(|a| a.initial().clone())
 }
 
 #[cfg(test)]

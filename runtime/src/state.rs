@@ -243,7 +243,8 @@ impl StateDir {
 
     /// Write `state.json` atomically.
     pub fn save(&self, rec: &Record) -> Result<()> {
-        let data = serde_json::to_vec(rec).map_err(|e| Error::Other(format!("encode state: {e}")))?;
+        let data =
+            serde_json::to_vec(rec).map_err(|e| Error::Other(format!("encode state: {e}")))?;
         crate::util::atomic_write(&self.path.join("state.json"), &data, 0o600)
     }
 

@@ -52,6 +52,9 @@ impl Tag {
     }
 }
 
+/// A received message: its tag, payload and an fd if one was passed.
+pub type Message = (Tag, Vec<u8>, Option<OwnedFd>);
+
 /// One end of the set-up channel.
 pub struct Channel {
     fd: OwnedFd,
@@ -126,7 +129,7 @@ impl Channel {
     }
 
     /// Receive a message; `None` means the peer closed its end (exited).
-    pub fn recv(&self) -> Result<Option<(Tag, Vec<u8>, Option<OwnedFd>)>> {
+    pub fn recv(&self) -> Result<Option<Message>> {
         let mut buf = vec![0u8; 8192];
         let mut cmsg_space = nix::cmsg_space!([RawFd; 1]);
         let mut resets = 0;

@@ -65,10 +65,7 @@ fn write_replace(path: &Path, data: &[u8], mode: u32, sync: bool) -> Result<()> 
     let dir = path
         .parent()
         .ok_or_else(|| Error::Other(format!("{}: no parent directory", path.display())))?;
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("file");
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let res = (|| -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new()

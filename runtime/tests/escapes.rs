@@ -23,9 +23,15 @@ fn host_runtime_binary_is_not_reachable_through_proc() {
     let out = stdout(&o);
     assert!(!out.contains("WROTE"), "{out}");
     for l in out.lines() {
-        let v: Vec<u64> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        let v: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
         if v.len() == 2 {
-            assert!(!(v[0] == dev && v[1] == ino), "host boxrun binary visible in the container: {out}");
+            assert!(
+                !(v[0] == dev && v[1] == ino),
+                "host boxrun binary visible in the container: {out}"
+            );
         }
     }
     // the binary is unchanged
@@ -42,7 +48,13 @@ fn exec_child_is_not_dumpable_while_it_enters() {
     f.args(&["/bin/sleep", "100"]);
     assert!(f.create("d").status.success());
     assert!(f.run(&["start", "d"]).status.success());
-    let o = f.run(&["exec", "d", "/bin/sh", "-c", "for p in /proc/[0-9]*; do readlink $p/exe; done"]);
+    let o = f.run(&[
+        "exec",
+        "d",
+        "/bin/sh",
+        "-c",
+        "for p in /proc/[0-9]*; do readlink $p/exe; done",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stdout(&o).contains("boxrun"), "{}", stdout(&o));
 }
@@ -54,10 +66,17 @@ fn cwd_through_leaked_fd_is_refused() {
     f.config["root"]["readonly"] = false.into();
     for n in 3..9 {
         f.config["process"]["cwd"] = json!(format!("/proc/self/fd/{n}"));
-        let o = run_sh(&mut f, &format!("cwd{n}"), "pwd; ls .. >/dev/null 2>&1; cat /proc/self/mountinfo | head -1");
+        let o = run_sh(
+            &mut f,
+            &format!("cwd{n}"),
+            "pwd; ls .. >/dev/null 2>&1; cat /proc/self/mountinfo | head -1",
+        );
         if o.status.success() {
             let out = stdout(&o);
-            assert!(!out.contains("unreachable"), "cwd outside the container with fd {n}: {out}");
+            assert!(
+                !out.contains("unreachable"),
+                "cwd outside the container with fd {n}: {out}"
+            );
         }
     }
 }
@@ -85,5 +104,8 @@ fn no_mknod_no_host_processes_no_proc_sys_writes() {
     let v: Vec<&str> = out.lines().collect();
     // the shell, ls and grep: a handful of processes, not the host's hundreds
     assert!(v[0].parse::<u32>().unwrap() <= 4, "{out}");
-    assert_eq!(v[1], "0", "host mount points in the container's mount table: {out}");
+    assert_eq!(
+        v[1], "0",
+        "host mount points in the container's mount table: {out}"
+    );
 }

@@ -7,7 +7,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 fn start_sleeper(f: &mut Fixture, id: &str) -> i64 {
     f.args(&["/bin/sleep", "100"]);
-    assert!(f.create(id).status.success(), "{}", std::fs::read_to_string(f.dir.join(format!("{id}.err"))).unwrap_or_default());
+    assert!(
+        f.create(id).status.success(),
+        "{}",
+        std::fs::read_to_string(f.dir.join(format!("{id}.err"))).unwrap_or_default()
+    );
     assert!(f.run(&["start", id]).status.success());
     f.state(id)["pid"].as_i64().unwrap()
 }
@@ -16,7 +20,17 @@ fn start_sleeper(f: &mut Fixture, id: &str) -> i64 {
 fn exec_joins_the_container() {
     let mut f = Fixture::new();
     let pid = start_sleeper(&mut f, "e");
-    let o = f.run(&["exec", "--env", "X=1", "--cwd", "/tmp", "e", "/bin/sh", "-c", "echo $X; pwd; hostname; readlink /proc/self/ns/mnt; exit 4"]);
+    let o = f.run(&[
+        "exec",
+        "--env",
+        "X=1",
+        "--cwd",
+        "/tmp",
+        "e",
+        "/bin/sh",
+        "-c",
+        "echo $X; pwd; hostname; readlink /proc/self/ns/mnt; exit 4",
+    ]);
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
@@ -28,15 +42,33 @@ fn exec_joins_the_container() {
     let proc_file = f.dir.join("proc.json");
     std::fs::write(&proc_file, json!({"args": ["/bin/sleep", "50"], "cwd": "/", "user": {"uid": 0, "gid": 0}, "env": ["PATH=/bin"]}).to_string()).unwrap();
     let pf = f.dir.join("exec.pid");
-    let o = f.run(&["exec", "--process", proc_file.to_str().unwrap(), "--detach", "--pid-file", pf.to_str().unwrap(), "e"]);
+    let o = f.run(&[
+        "exec",
+        "--process",
+        proc_file.to_str().unwrap(),
+        "--detach",
+        "--pid-file",
+        pf.to_str().unwrap(),
+        "e",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let epid: i32 = std::fs::read_to_string(&pf).unwrap().trim().parse().unwrap();
+    let epid: i32 = std::fs::read_to_string(&pf)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let cg = std::fs::read_to_string(format!("/proc/{epid}/cgroup")).unwrap();
-    assert!(cg.contains("/boxrun/e"), "exec'd process not in the container cgroup: {cg}");
+    assert!(
+        cg.contains("/boxrun/e"),
+        "exec'd process not in the container cgroup: {cg}"
+    );
     // ps lists both
     let o = f.run(&["ps", "--format", "json", "e"]);
     let pids: Vec<i64> = serde_json::from_slice(&o.stdout).unwrap();
-    assert!(pids.contains(&pid) && pids.contains(&(epid as i64)), "{pids:?}");
+    assert!(
+        pids.contains(&pid) && pids.contains(&(epid as i64)),
+        "{pids:?}"
+    );
     // a missing binary is a clear error
     let o = f.run(&["exec", "e", "/nope"]);
     assert!(!o.status.success());
@@ -52,7 +84,10 @@ fn pause_and_resume() {
     start_sleeper(&mut f, "pr");
     assert!(f.run(&["pause", "pr"]).status.success());
     assert_eq!(f.status("pr"), "paused");
-    assert!(!f.run(&["pause", "pr"]).status.success(), "pausing twice must fail");
+    assert!(
+        !f.run(&["pause", "pr"]).status.success(),
+        "pausing twice must fail"
+    );
     assert!(f.run(&["resume", "pr"]).status.success());
     assert_eq!(f.status("pr"), "running");
     assert!(!f.run(&["resume", "pr"]).status.success());
@@ -62,7 +97,13 @@ fn recv_fd(sock: &std::os::unix::net::UnixStream) -> (OwnedFd, String) {
     let mut buf = [0u8; 256];
     let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let msg = nix::sys::socket::recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), nix::sys::socket::MsgFlags::empty()).unwrap();
+    let msg = nix::sys::socket::recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .unwrap();
     let mut fd = None;
     for c in msg.cmsgs().unwrap() {
         if let nix::sys::socket::ControlMessageOwned::ScmRights(v) = c {
@@ -71,7 +112,10 @@ fn recv_fd(sock: &std::os::unix::net::UnixStream) -> (OwnedFd, String) {
         }
     }
     let n = msg.bytes;
-    (fd.expect("no fd received"), String::from_utf8_lossy(&buf[..n]).into_owned())
+    (
+        fd.expect("no fd received"),
+        String::from_utf8_lossy(&buf[..n]).into_owned(),
+    )
 }
 
 #[test]
@@ -86,7 +130,14 @@ fn console_socket_receives_pty_master() {
     let o = f.create("t0");
     assert!(!o.status.success());
     assert!(stderr(&o).contains("console-socket"), "{}", stderr(&o));
-    let o = f.run(&["create", "--bundle", f.bundle.to_str().unwrap(), "--console-socket", sock_path.to_str().unwrap(), "t"]);
+    let o = f.run(&[
+        "create",
+        "--bundle",
+        f.bundle.to_str().unwrap(),
+        "--console-socket",
+        sock_path.to_str().unwrap(),
+        "t",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (conn, _) = listener.accept().unwrap();
     let (master, name) = recv_fd(&conn);
@@ -109,15 +160,30 @@ fn features_document() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["ociVersionMin"], "1.0.0");
     assert!(v["linux"]["namespaces"].as_array().unwrap().len() >= 7);
-    assert!(v["linux"]["capabilities"].as_array().unwrap().iter().any(|c| c == "CAP_SYS_ADMIN"));
-    assert!(v["hooks"].as_array().unwrap().iter().any(|h| h == "createRuntime"));
+    assert!(v["linux"]["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c == "CAP_SYS_ADMIN"));
+    assert!(v["hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h == "createRuntime"));
 }
 
 #[test]
 fn json_log_on_failure() {
     let f = Fixture::new();
     let log = f.dir.join("log.json");
-    let o = f.run(&["--log", log.to_str().unwrap(), "--log-format", "json", "start", "ghost"]);
+    let o = f.run(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "start",
+        "ghost",
+    ]);
     assert!(!o.status.success());
     let text = std::fs::read_to_string(&log).unwrap();
     let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
@@ -132,9 +198,19 @@ fn systemd_cgroup_without_systemd_is_a_clear_error() {
     if std::path::Path::new("/run/systemd/system").exists() {
         return;
     }
-    let o = f.run(&["--systemd-cgroup", "create", "--bundle", f.bundle.to_str().unwrap(), "sd"]);
+    let o = f.run(&[
+        "--systemd-cgroup",
+        "create",
+        "--bundle",
+        f.bundle.to_str().unwrap(),
+        "sd",
+    ]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("systemd is not running"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("systemd is not running"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!f.root.join("sd").exists());
 }
 

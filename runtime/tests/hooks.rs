@@ -14,7 +14,14 @@ fn hooks_run_in_order_with_state() {
     let mut f = Fixture::new();
     let log = f.dir.join("hooks.log");
     let mut hooks = serde_json::Map::new();
-    for k in ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"] {
+    for k in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ] {
         hooks.insert(k.into(), json!([hook(&log, k)]));
     }
     f.config["hooks"] = serde_json::Value::Object(hooks);
@@ -25,7 +32,11 @@ fn hooks_run_in_order_with_state() {
     mounts.push(json!({"destination": log, "type": "bind", "source": log, "options": ["bind"]}));
     f.config["mounts"] = json!(mounts);
     f.save();
-    assert!(f.create("h").status.success(), "{}", std::fs::read_to_string(f.dir.join("h.err")).unwrap());
+    assert!(
+        f.create("h").status.success(),
+        "{}",
+        std::fs::read_to_string(f.dir.join("h.err")).unwrap()
+    );
     let o = f.run(&["start", "h"]);
     assert!(o.status.success(), "{}", stderr(&o));
     f.wait_stopped("h");
@@ -33,12 +44,28 @@ fn hooks_run_in_order_with_state() {
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(' ').collect()).collect();
     let names: Vec<&str> = lines.iter().map(|l| l[0]).collect();
-    assert_eq!(names, vec!["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"], "{text}");
-    let host_mnt = std::fs::read_link("/proc/self/ns/mnt").unwrap().to_string_lossy().into_owned();
+    assert_eq!(
+        names,
+        vec![
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop"
+        ],
+        "{text}"
+    );
+    let host_mnt = std::fs::read_link("/proc/self/ns/mnt")
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     for l in &lines {
         let in_host = l[2] == host_mnt;
         match l[0] {
-            "prestart" | "createRuntime" | "poststart" | "poststop" => assert!(in_host, "{} not in runtime ns", l[0]),
+            "prestart" | "createRuntime" | "poststart" | "poststop" => {
+                assert!(in_host, "{} not in runtime ns", l[0])
+            }
             _ => assert!(!in_host, "{} not in container ns", l[0]),
         }
     }
@@ -59,7 +86,11 @@ fn failing_hooks() {
     f.save();
     let o = f.create("fh");
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("createRuntime hook") && stderr(&o).contains("bad hook"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("createRuntime hook") && stderr(&o).contains("bad hook"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!f.root.join("fh").exists());
     assert!(!cgroup_exists("boxrun/fh"));
 
@@ -73,7 +104,8 @@ fn failing_hooks() {
     assert_eq!(f.status("ps"), "running");
 
     // a hook that outlives its timeout is killed and fails create
-    f.config["hooks"] = json!({"prestart": [{"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}]});
+    f.config["hooks"] =
+        json!({"prestart": [{"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}]});
     f.save();
     let t = std::time::Instant::now();
     let o = f.create("to");

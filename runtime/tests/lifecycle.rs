@@ -26,7 +26,10 @@ fn create_start_kill_delete() {
     assert_eq!(st["status"], "created");
     assert!(st["pid"].as_i64().unwrap() > 0);
     assert_eq!(st["id"], "c1");
-    assert_eq!(st["bundle"], f.bundle.canonicalize().unwrap().to_str().unwrap());
+    assert_eq!(
+        st["bundle"],
+        f.bundle.canonicalize().unwrap().to_str().unwrap()
+    );
     // the user process has not run yet: the init is still boxrun code, not sleep
     let pid = st["pid"].as_i64().unwrap();
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
@@ -46,7 +49,12 @@ fn create_start_kill_delete() {
 #[test]
 fn must_error_cases() {
     let mut f = Fixture::new();
-    for args in [vec!["state", "nope"], vec!["start", "nope"], vec!["kill", "nope"], vec!["delete", "nope"]] {
+    for args in [
+        vec!["state", "nope"],
+        vec!["start", "nope"],
+        vec!["kill", "nope"],
+        vec!["delete", "nope"],
+    ] {
         let o = f.run(&args);
         assert!(!o.status.success(), "{args:?} succeeded");
         assert!(stderr(&o).contains("nope"), "{args:?}: {}", stderr(&o));
@@ -59,7 +67,11 @@ fn must_error_cases() {
     let o = f.create("dup");
     assert!(!o.status.success());
     assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
-    assert_eq!(f.status("dup"), "created", "failed duplicate create disturbed the first");
+    assert_eq!(
+        f.status("dup"),
+        "created",
+        "failed duplicate create disturbed the first"
+    );
 
     // delete of a created container without --force is an error
     let o = f.run(&["delete", "dup"]);
@@ -96,7 +108,10 @@ fn delete_force_kills_running() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!f.root.join("df").exists());
     let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    assert!(st.is_empty() || st.contains(") Z"), "process still alive: {st}");
+    assert!(
+        st.is_empty() || st.contains(") Z"),
+        "process still alive: {st}"
+    );
 }
 
 #[test]
@@ -115,9 +130,20 @@ fn pid_file_and_list() {
     let mut f = Fixture::new();
     f.args(&["/bin/sleep", "100"]);
     let pidfile = f.dir.join("pid");
-    let o = f.run(&["create", "--bundle", f.bundle.to_str().unwrap(), "--pid-file", pidfile.to_str().unwrap(), "pf"]);
+    let o = f.run(&[
+        "create",
+        "--bundle",
+        f.bundle.to_str().unwrap(),
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        "pf",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let pid: i64 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let pid: i64 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert_eq!(pid, f.state("pf")["pid"].as_i64().unwrap());
     let o = f.run(&["list", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -157,10 +183,19 @@ fn bad_input_leaves_nothing() {
     f.save();
     let o = f.create("bad");
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("CAP_NOT_A_CAP") || stderr(&o).contains("unknown"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("CAP_NOT_A_CAP") || stderr(&o).contains("unknown"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!f.root.join("bad").exists());
 
-    let o = f.run(&["create", "--bundle", f.bundle.to_str().unwrap(), "../escape"]);
+    let o = f.run(&[
+        "create",
+        "--bundle",
+        f.bundle.to_str().unwrap(),
+        "../escape",
+    ]);
     assert!(!o.status.success());
     assert!(!f.dir.join("escape").exists());
 }

@@ -6,7 +6,9 @@ use serde_json::json;
 use std::os::unix::fs::MetadataExt;
 
 fn ns_inode(pid: &str, name: &str) -> u64 {
-    std::fs::metadata(format!("/proc/{pid}/ns/{name}")).unwrap().ino()
+    std::fs::metadata(format!("/proc/{pid}/ns/{name}"))
+        .unwrap()
+        .ino()
 }
 
 #[test]
@@ -14,16 +16,28 @@ fn new_namespaces_differ_from_host_and_missing_ones_are_shared() {
     let mut f = Fixture::new();
     // no ipc namespace: shared with the host
     f.config["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "network"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}]);
-    f.args(&["/bin/sh", "-c", "echo $$; for n in pid net uts mnt cgroup ipc; do stat -L -c %i /proc/self/ns/$n; done"]);
+    f.args(&[
+        "/bin/sh",
+        "-c",
+        "echo $$; for n in pid net uts mnt cgroup ipc; do stat -L -c %i /proc/self/ns/$n; done",
+    ]);
     let o = f.run(&["run", "--bundle", f.bundle.to_str().unwrap(), "ns"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     let v: Vec<&str> = out.lines().collect();
     assert_eq!(v[0], "1", "not pid 1 in its pid namespace");
     for (i, n) in ["pid", "net", "uts", "mnt", "cgroup"].iter().enumerate() {
-        assert_ne!(v[i + 1].parse::<u64>().unwrap(), ns_inode("self", n), "{n} shared with host");
+        assert_ne!(
+            v[i + 1].parse::<u64>().unwrap(),
+            ns_inode("self", n),
+            "{n} shared with host"
+        );
     }
-    assert_eq!(v[6].parse::<u64>().unwrap(), ns_inode("self", "ipc"), "ipc not shared");
+    assert_eq!(
+        v[6].parse::<u64>().unwrap(),
+        ns_inode("self", "ipc"),
+        "ipc not shared"
+    );
 }
 
 #[test]
@@ -38,7 +52,10 @@ fn join_namespace_by_path_and_wrong_type() {
     g.args(&["/bin/sh", "-c", "stat -L -c %i /proc/self/ns/net"]);
     let o = g.run(&["run", "--bundle", g.bundle.to_str().unwrap(), "joiner"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(stdout(&o).trim().parse::<u64>().unwrap(), ns_inode(&pid, "net"));
+    assert_eq!(
+        stdout(&o).trim().parse::<u64>().unwrap(),
+        ns_inode(&pid, "net")
+    );
     // a path to a namespace of another type is an error that leaves nothing behind
     g.config["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "network", "path": format!("/proc/{pid}/ns/uts")}]);
     g.save();
@@ -51,20 +68,36 @@ fn join_namespace_by_path_and_wrong_type() {
 #[test]
 fn user_namespace_with_mappings() {
     let mut f = Fixture::new();
-    let st = std::process::Command::new("chown").args(["-R", "100000:100000"]).arg(f.bundle.join("rootfs")).status().unwrap();
+    let st = std::process::Command::new("chown")
+        .args(["-R", "100000:100000"])
+        .arg(f.bundle.join("rootfs"))
+        .status()
+        .unwrap();
     assert!(st.success());
     f.config["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "mount"}, {"type": "user"}, {"type": "ipc"}, {"type": "uts"}]);
     f.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     f.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     // sysfs and cgroup mounts need a network namespace of the user namespace: drop them
-    let mounts: Vec<serde_json::Value> = f.config["mounts"].as_array().unwrap().iter()
-        .filter(|m| m["destination"] != "/sys" && m["destination"] != "/sys/fs/cgroup").cloned().collect();
+    let mounts: Vec<serde_json::Value> = f.config["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["destination"] != "/sys" && m["destination"] != "/sys/fs/cgroup")
+        .cloned()
+        .collect();
     f.config["mounts"] = json!(mounts);
-    f.args(&["/bin/sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; ls -n /dev/null"]);
+    f.args(&[
+        "/bin/sh",
+        "-c",
+        "cat /proc/self/uid_map /proc/self/gid_map; id -u; ls -n /dev/null",
+    ]);
     let o = f.run(&["run", "--bundle", f.bundle.to_str().unwrap(), "userns"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    let norm: Vec<String> = out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    let norm: Vec<String> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
     assert_eq!(norm[0], "0 100000 65536");
     assert_eq!(norm[1], "0 100000 65536");
     assert_eq!(norm[2], "0");

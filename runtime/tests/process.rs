@@ -17,10 +17,18 @@ fn env_cwd_user_umask() {
     let mut f = Fixture::new();
     f.config["process"]["env"] = json!(["PATH=/bin", "FOO=bar baz"]);
     f.config["process"]["cwd"] = "/tmp".into();
-    f.config["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 7], "umask": 63});
-    let out = sh(&mut f, "echo $FOO; pwd; id -u; id -g; id -G; umask; echo $HOME");
+    f.config["process"]["user"] =
+        json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 7], "umask": 63});
+    let out = sh(
+        &mut f,
+        "echo $FOO; pwd; id -u; id -g; id -G; umask; echo $HOME",
+    );
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines, vec!["bar baz", "/tmp", "1000", "1001", "1001 5 7", "0077", "/"], "{out}");
+    assert_eq!(
+        lines,
+        vec!["bar baz", "/tmp", "1000", "1001", "1001 5 7", "0077", "/"],
+        "{out}"
+    );
 }
 
 #[test]
@@ -36,7 +44,10 @@ fn capabilities_exact() {
     let out = sh(&mut f, "grep -E '^Cap' /proc/self/status");
     // after exec as root, effective = permitted = prev permitted | ambient...; the init's
     // own sets are what the spec says: check the bounding and inheritable sets exactly
-    assert!(out.contains(&format!("CapBnd:\t{:016x}", (1u64 << 5) | 1 | (1 << 13))), "{out}");
+    assert!(
+        out.contains(&format!("CapBnd:\t{:016x}", (1u64 << 5) | 1 | (1 << 13))),
+        "{out}"
+    );
     assert!(out.contains(&format!("CapInh:\t{:016x}", 1u64)), "{out}");
     assert!(out.contains(&format!("CapAmb:\t{:016x}", 1u64)), "{out}");
 }
@@ -52,7 +63,20 @@ fn rlimits_nnp_oom_hostname_sysctl() {
     f.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1", "kernel.shmmax": "65536"});
     let out = sh(&mut f, "ulimit -n; ulimit -Hn; grep NoNewPrivs /proc/self/status; cat /proc/self/oom_score_adj; hostname; cat /proc/sys/kernel/domainname; cat /proc/sys/net/ipv4/ip_forward; cat /proc/sys/kernel/shmmax");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines, vec!["256", "512", "NoNewPrivs:\t1", "123", "boxhost", "boxdomain", "1", "65536"], "{out}");
+    assert_eq!(
+        lines,
+        vec![
+            "256",
+            "512",
+            "NoNewPrivs:\t1",
+            "123",
+            "boxhost",
+            "boxdomain",
+            "1",
+            "65536"
+        ],
+        "{out}"
+    );
 }
 
 #[test]
@@ -78,7 +102,14 @@ fn preserve_fds_and_stdio_passthrough() {
     let extra = f.dir.join("fd3");
     let file = std::fs::File::create(&extra).unwrap();
     let mut c = f.cmd();
-    c.args(["run", "--preserve-fds", "1", "--bundle", f.bundle.to_str().unwrap(), "fds"]);
+    c.args([
+        "run",
+        "--preserve-fds",
+        "1",
+        "--bundle",
+        f.bundle.to_str().unwrap(),
+        "fds",
+    ]);
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
     let raw = file.as_raw_fd();
@@ -99,5 +130,10 @@ fn preserve_fds_and_stdio_passthrough() {
     // without --preserve-fds, fd 3 is closed in the container
     f.args(&["/bin/sh", "-c", "ls /proc/self/fd | sort -n | tr '\\n' ' '"]);
     let o = f.run(&["run", "--bundle", f.bundle.to_str().unwrap(), "nofds"]);
-    assert_eq!(stdout(&o).trim(), "0 1 2 3", "ls's own directory fd is 3: {}", stdout(&o));
+    assert_eq!(
+        stdout(&o).trim(),
+        "0 1 2 3",
+        "ls's own directory fd is 3: {}",
+        stdout(&o)
+    );
 }

@@ -19,12 +19,17 @@ fn mounts_with_options_and_bind() {
     let mut mounts = f.config["mounts"].as_array().unwrap().clone();
     mounts.push(json!({"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "size=1m", "mode=700"]}));
     mounts.push(json!({"destination": "/host/ro", "type": "bind", "source": host, "options": ["rbind", "ro"]}));
-    mounts.push(json!({"destination": "/host/rw", "type": "none", "source": host, "options": ["bind"]}));
+    mounts.push(
+        json!({"destination": "/host/rw", "type": "none", "source": host, "options": ["bind"]}),
+    );
     f.config["mounts"] = json!(mounts);
     let o = run_sh(&mut f, "m", "grep ' /data ' /proc/self/mountinfo; stat -c %a /data; cat /host/ro/file; touch /host/ro/x 2>&1 && echo ro-writable; echo w > /host/rw/new && echo rw-ok");
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(out.contains("nosuid") && out.contains("size=1024k"), "{out}");
+    assert!(
+        out.contains("nosuid") && out.contains("size=1024k"),
+        "{out}"
+    );
     assert!(out.contains("\n700\n"), "{out}");
     assert!(out.contains("from-host"), "{out}");
     assert!(!out.contains("ro-writable"), "{out}");
@@ -53,9 +58,15 @@ fn devices_and_symlinks() {
     let o = run_sh(&mut f, "dev", "for d in null zero full random urandom tty fuse mydir/loop; do stat -c '%n %F %t:%T %a %u:%g' /dev/$d; done; for l in fd stdin stdout stderr ptmx; do readlink /dev/$l; done; echo x > /dev/null && echo null-ok");
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    for want in ["/dev/null character special file 1:3 666 0:0", "/dev/zero character special file 1:5 666", "/dev/tty character special file 5:0 666",
-        "/dev/fuse character special file a:e5 666 0:0", "/dev/mydir/loop block special file 7:0 660 5:6",
-        "/proc/self/fd\n/proc/self/fd/0\n/proc/self/fd/1\n/proc/self/fd/2\npts/ptmx", "null-ok"] {
+    for want in [
+        "/dev/null character special file 1:3 666 0:0",
+        "/dev/zero character special file 1:5 666",
+        "/dev/tty character special file 5:0 666",
+        "/dev/fuse character special file a:e5 666 0:0",
+        "/dev/mydir/loop block special file 7:0 660 5:6",
+        "/proc/self/fd\n/proc/self/fd/0\n/proc/self/fd/1\n/proc/self/fd/2\npts/ptmx",
+        "null-ok",
+    ] {
         assert!(out.contains(want), "missing {want:?} in {out}");
     }
 }
@@ -65,10 +76,17 @@ fn rootfs_propagation_private_does_not_leak_mounts_to_host() {
     let mut f = Fixture::new();
     f.config["linux"]["rootfsPropagation"] = "private".into();
     f.config["root"]["readonly"] = false.into();
-    let o = run_sh(&mut f, "prop", "mkdir -p /mnt/t && mount -t tmpfs none /mnt/t && grep -c ' / / ' /proc/self/mountinfo");
+    let o = run_sh(
+        &mut f,
+        "prop",
+        "mkdir -p /mnt/t && mount -t tmpfs none /mnt/t && grep -c ' / / ' /proc/self/mountinfo",
+    );
     // CAP_SYS_ADMIN is not in the default caps: mount fails, which is itself the check
     // that the container cannot change the host mount table.
     let _ = o;
     let hostinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!hostinfo.contains(f.bundle.to_str().unwrap()), "container mount leaked to host");
+    assert!(
+        !hostinfo.contains(f.bundle.to_str().unwrap()),
+        "container mount leaked to host"
+    );
 }

@@ -13,7 +13,10 @@ pub fn boxrun() -> &'static str {
 }
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf()
 }
 
 /// A busybox rootfs built once per test binary.
@@ -59,19 +62,33 @@ impl Fixture {
             .arg(&bundle)
             .output()
             .expect("boxrun spec");
-        assert!(out.status.success(), "spec: {}", String::from_utf8_lossy(&out.stderr));
-        let mut config: Value =
-            serde_json::from_slice(&std::fs::read(bundle.join("config.json")).expect("read config")).expect("json");
+        assert!(
+            out.status.success(),
+            "spec: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut config: Value = serde_json::from_slice(
+            &std::fs::read(bundle.join("config.json")).expect("read config"),
+        )
+        .expect("json");
         config["process"]["terminal"] = false.into();
         config["process"]["args"] = serde_json::json!(["/bin/true"]);
-        let f = Fixture { dir, root, bundle, config };
+        let f = Fixture {
+            dir,
+            root,
+            bundle,
+            config,
+        };
         f.save();
         f
     }
 
     pub fn save(&self) {
-        std::fs::write(self.bundle.join("config.json"), serde_json::to_vec_pretty(&self.config).expect("enc"))
-            .expect("write config");
+        std::fs::write(
+            self.bundle.join("config.json"),
+            serde_json::to_vec_pretty(&self.config).expect("enc"),
+        )
+        .expect("write config");
     }
 
     pub fn args(&mut self, args: &[&str]) {
@@ -108,7 +125,11 @@ impl Fixture {
 
     pub fn state(&self, id: &str) -> Value {
         let o = self.run(&["state", id]);
-        assert!(o.status.success(), "state {id}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "state {id}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         serde_json::from_slice(&o.stdout).expect("state json")
     }
 
@@ -124,7 +145,11 @@ impl Fixture {
             unsafe {
                 let fd = libc::syscall(libc::SYS_pidfd_open, pid, 0) as i32;
                 if fd >= 0 {
-                    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+                    let mut p = libc::pollfd {
+                        fd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
                     libc::poll(&mut p, 1, 20_000);
                     libc::close(fd);
                 }
@@ -141,7 +166,12 @@ impl Drop for Fixture {
             for e in rd.flatten() {
                 if e.path().is_dir() {
                     let id = e.file_name().to_string_lossy().into_owned();
-                    let _ = self.cmd().args(["delete", "--force", &id]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+                    let _ = self
+                        .cmd()
+                        .args(["delete", "--force", &id])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status();
                 }
             }
         }
@@ -156,9 +186,15 @@ static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::ne
 pub fn run_bounded(mut c: Command, dir: &Path, tag: &str) -> Output {
     let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let (op, ep) = if tag == "cmd" {
-        (dir.join(format!("cmd{n}.out")), dir.join(format!("cmd{n}.err")))
+        (
+            dir.join(format!("cmd{n}.out")),
+            dir.join(format!("cmd{n}.err")),
+        )
     } else {
-        (dir.join(format!("{tag}.out")), dir.join(format!("{tag}.err")))
+        (
+            dir.join(format!("{tag}.out")),
+            dir.join(format!("{tag}.err")),
+        )
     };
     let out = std::fs::File::create(&op).expect("out file");
     let err = std::fs::File::create(&ep).expect("err file");
@@ -171,7 +207,11 @@ pub fn run_bounded(mut c: Command, dir: &Path, tag: &str) -> Output {
     // SAFETY: pidfd_open and poll on our own child.
     let done = unsafe {
         let fd = libc::syscall(libc::SYS_pidfd_open, child.id() as i32, 0) as i32;
-        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         let r = libc::poll(&mut p, 1, 60_000);
         libc::close(fd);
         r > 0
@@ -179,12 +219,19 @@ pub fn run_bounded(mut c: Command, dir: &Path, tag: &str) -> Output {
     if !done {
         let _ = child.kill();
         let _ = child.wait();
-        panic!("boxrun {:?} did not finish within 60 s", c.get_args().collect::<Vec<_>>());
+        panic!(
+            "boxrun {:?} did not finish within 60 s",
+            c.get_args().collect::<Vec<_>>()
+        );
     }
     let status = child.wait().expect("wait");
     let stdout = std::fs::read(&op).unwrap_or_default();
     let stderr = std::fs::read(&ep).unwrap_or_default();
-    Output { status, stdout, stderr }
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
 }
 
 pub fn stderr(o: &Output) -> String {
@@ -197,6 +244,10 @@ pub fn stdout(o: &Output) -> String {
 
 /// The container's cgroup directories still present under the v1 pids hierarchy.
 pub fn cgroup_exists(rel: &str) -> bool {
-    Path::new("/sys/fs/cgroup/pids").join(rel.trim_start_matches('/')).exists()
-        || Path::new("/sys/fs/cgroup/unified").join(rel.trim_start_matches('/')).exists()
+    Path::new("/sys/fs/cgroup/pids")
+        .join(rel.trim_start_matches('/'))
+        .exists()
+        || Path::new("/sys/fs/cgroup/unified")
+            .join(rel.trim_start_matches('/'))
+            .exists()
 }
