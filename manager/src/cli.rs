@@ -134,6 +134,12 @@ pub enum Cmd {
         /// Instance.
         name: String,
     },
+    /// Bring a farm up from its description (images, networks, instances, proxy).
+    Up(crate::farm::UpArgs),
+    /// Remove everything a farm's `up` made (images stay).
+    Down(crate::farm::DownArgs),
+    /// Change the number of instances of a farm's service without dropping requests.
+    Scale(crate::farm::ScaleArgs),
     /// Internal: the per-instance monitor.
     #[command(name = "__monitor", hide = true)]
     Monitor {

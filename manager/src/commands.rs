@@ -72,6 +72,9 @@ pub fn dispatch(root: &Path, cli: Cli) -> Result<i32> {
             names,
         } => stats::run(&store, &names, no_stream || json, json),
         Cmd::Update { limits, name } => update(&store, &name, &limits),
+        Cmd::Up(a) => crate::farm::up(&store, runtime.as_deref(), &a),
+        Cmd::Down(a) => crate::farm::down(&store, &a),
+        Cmd::Scale(a) => crate::farm::scale(&store, runtime.as_deref(), &a),
     }
 }
 

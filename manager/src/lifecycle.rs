@@ -273,6 +273,14 @@ pub fn stop(store: &Store, key: &str, timeout: Duration) -> Result<Instance> {
     if !inst.is_active() {
         return Ok(inst);
     }
+    let mut inst = inst;
+    if inst.pid.is_none() {
+        // A start is in progress: let it finish (its monitor sees stop_requested).
+        if let Some(owner) = inst.owner_pid.filter(|p| procs::alive(*p)) {
+            procs::wait_exit(owner, Duration::from_secs(30));
+            inst = store.find(&inst.id)?;
+        }
+    }
     let rt = runtime_for(store, &inst);
     if let Some(pid) = inst.pid {
         if container_alive(&rt, &inst) {

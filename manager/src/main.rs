@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod console;
 mod disk;
+mod farm;
 mod image;
 mod instance_disk;
 mod instance_file;

@@ -309,7 +309,7 @@ pub fn main(store: &Store, id: &str) -> Result<()> {
                 }
             }
         };
-        store.update(|list| {
+        let stop_now = store.update(|list| {
             let i = store::get_mut(list, id)?;
             i.status = Status::Running;
             i.pid = Some(pid);
@@ -317,10 +317,14 @@ pub fn main(store: &Store, id: &str) -> Result<()> {
             i.started_at = Some(util::format_time(util::now_secs()));
             i.finished_at = None;
             i.exit_code = None;
-            Ok(())
+            Ok(i.stop_requested)
         })?;
         if let Some(mut r) = ready.take() {
             let _ = writeln!(r, "ok");
+        }
+        if stop_now {
+            // `stop` came while the container was starting (it saw no pid to signal).
+            let _ = runtime_for(store, &inst).kill(id, "KILL");
         }
         let code = reap(pid);
         let now = util::format_time(util::now_secs());

@@ -86,14 +86,20 @@ fn wrapped_env(tag: &str) -> Env {
 /// ps -a agrees with the instance directories; every status is one boxctl knows.
 fn assert_consistent(env: &Env) -> Vec<serde_json::Value> {
     let all = env.ps_all();
-    let mut recorded: Vec<String> = all.iter().map(|i| i["id"].as_str().unwrap_or("").to_string()).collect();
+    let mut recorded: Vec<String> = all
+        .iter()
+        .map(|i| i["id"].as_str().unwrap_or("").to_string())
+        .collect();
     recorded.sort();
     let mut dirs = env.instance_dirs();
     dirs.sort();
     assert_eq!(recorded, dirs, "instance file and directories disagree");
     for i in &all {
         let st = i["status"].as_str().unwrap_or("");
-        assert!(["created", "running", "exited"].contains(&st), "unexpected status {st}: {i}");
+        assert!(
+            ["created", "running", "exited"].contains(&st),
+            "unexpected status {st}: {i}"
+        );
     }
     all
 }
@@ -104,7 +110,11 @@ fn assert_all_gone(env: &Env, ids: &[String], marker: &str) {
     assert!(env.instance_dirs().is_empty(), "{:?}", env.instance_dirs());
     env.assert_no_leaks(ids);
     let rt: Vec<_> = std::fs::read_dir(env.root.join("runtime"))
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     let rt: Vec<_> = rt.into_iter().filter(|n| ids.contains(n)).collect();
     assert!(rt.is_empty(), "runtime state left: {rt:?}");
@@ -117,23 +127,35 @@ fn assert_all_gone(env: &Env, ids: &[String], marker: &str) {
         }
         for idx in 0..2 {
             let v = boxctl_network::veth_name_for(id, idx);
-            assert!(!Path::new("/sys/class/net").join(&v).exists(), "leaked veth {v}");
+            assert!(
+                !Path::new("/sys/class/net").join(&v).exists(),
+                "leaked veth {v}"
+            );
         }
     }
-    assert!(live_with(marker).is_empty(), "container processes left: {:?}", live_with(marker));
+    assert!(
+        live_with(marker).is_empty(),
+        "container processes left: {:?}",
+        live_with(marker)
+    );
 }
 
 /// Live (non-zombie) processes whose command line contains `marker`.
 fn live_with(marker: &str) -> Vec<i32> {
     let mut v = Vec::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         if !String::from_utf8_lossy(&cmd).contains(marker) {
             continue;
         }
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat.rfind(')').and_then(|i| stat[i + 2..].chars().next()).unwrap_or('Z');
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 2..].chars().next())
+            .unwrap_or('Z');
         if state != 'Z' && state != 'X' {
             v.push(pid);
         }
@@ -150,22 +172,29 @@ fn sleeper_args<'a>(name: &'a str, script: &'a str) -> Vec<&'a str> {
 }
 
 /// `run -d` with its monitor killed at a runtime step: reconciled by ps, removed by rm -f.
-fn crash_run_at(point: &str, net: Option<&str>) {
+fn crash_run_at(point: &str) {
     let env = wrapped_env(&format!("rk{}", point.replace(':', "")));
     let m = marker(&point.replace(':', ""));
     let script = format!("sleep 1000; : {m}");
-    let mut args = sleeper_args("x", &script);
-    if let Some(n) = net {
-        args.splice(2..2, ["--net", n]);
-    }
+    let args = sleeper_args("x", &script);
     let o = boxctl_with(&env, point, None, &args);
-    assert!(shot_fired(&env.dir, "rt"), "{point}: the runtime step never ran: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        shot_fired(&env.dir, "rt"),
+        "{point}: the runtime step never ran: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     if !o.status.success() {
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.starts_with("boxctl: error: ") && err.trim_end().lines().count() == 1, "{point}: {err:?}");
+        assert!(
+            err.starts_with("boxctl: error: ") && err.trim_end().lines().count() == 1,
+            "{point}: {err:?}"
+        );
     }
     let all = assert_consistent(&env);
-    let ids: Vec<String> = all.iter().map(|i| i["id"].as_str().unwrap_or("").to_string()).collect();
+    let ids: Vec<String> = all
+        .iter()
+        .map(|i| i["id"].as_str().unwrap_or("").to_string())
+        .collect();
     // a second look changes nothing
     assert_eq!(assert_consistent(&env).len(), all.len());
     for id in &ids {
@@ -181,50 +210,47 @@ fn crash_run_at(point: &str, net: Option<&str>) {
 
 #[test]
 fn crash_run_before_runtime_create() {
-    crash_run_at("create:before", None);
+    crash_run_at("create:before");
 }
 
 #[test]
 fn crash_run_after_runtime_create() {
-    crash_run_at("create:after", None);
+    crash_run_at("create:after");
 }
 
 #[test]
 fn crash_run_before_runtime_start() {
-    crash_run_at("start:before", None);
+    crash_run_at("start:before");
 }
 
 #[test]
 fn crash_run_after_runtime_start() {
-    crash_run_at("start:after", None);
+    crash_run_at("start:after");
 }
 
 /// Killed after network set-up (veth, netns, address) and before the container exists.
 #[test]
 fn crash_run_after_network_setup() {
-    let env0 = Env::empty("reli-net");
+    let env = wrapped_env("reli-net");
     let net = format!("rn{}", std::process::id() % 100_000);
-    let subnet = format!("10.214.{}.0/24", std::process::id() % 200);
-    env0.ok(&["network", "create", "--subnet", &subnet, &net]);
+    let third = 100 + std::process::id() % 100;
+    env.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("10.214.{third}.0/24"),
+        &net,
+    ]);
     struct Rm<'a>(&'a Env, String);
     impl Drop for Rm<'_> {
         fn drop(&mut self) {
+            for id in self.0.ps_all().iter().filter_map(|i| i["id"].as_str()) {
+                let _ = self.0.boxctl(&["rm", "-f", id]);
+            }
             let _ = self.0.boxctl(&["network", "rm", &self.1]);
         }
     }
-    let _guard = Rm(&env0, net.clone());
-    // networks live in the root: use this root for the crash
-    let mut env = Env::empty("reli-net2");
-    std::mem::swap(&mut env.root, &mut env0.root.clone());
-    let rootfs = env.dir.join("rootfs-src");
-    let st = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../bundles/busybox/build-rootfs.sh"))
-        .arg(&rootfs)
-        .status()
-        .expect("build-rootfs.sh");
-    assert!(st.success());
-    env.ok(&["image", "import", "--size", "64m", rootfs.to_str().unwrap_or(""), "bb"]);
-    let real = env.runtime.clone();
-    env.runtime = killing_wrapper(&env.dir, "rt", &real).display().to_string();
+    let _guard = Rm(&env, net.clone());
     let m = marker("net");
     let script = format!("sleep 1000; : {m}");
     let mut args = sleeper_args("n", &script);
@@ -232,28 +258,27 @@ fn crash_run_after_network_setup() {
     let _ = boxctl_with(&env, "create:before", None, &args);
     assert!(shot_fired(&env.dir, "rt"));
     let all = assert_consistent(&env);
-    let ids: Vec<String> = all.iter().map(|i| i["id"].as_str().unwrap_or("").to_string()).collect();
+    let ids: Vec<String> = all
+        .iter()
+        .map(|i| i["id"].as_str().unwrap_or("").to_string())
+        .collect();
     for id in &ids {
         env.ok(&["rm", "-f", id]);
     }
     assert_all_gone(&env, &ids, &m);
-    // the address was released: a fixed address run gets the first host address back
-    env.ok(&["run", "-d", "--name", "again", "--net", &net, "bb", "sleep", "1000"]);
-    let first = format!("10.214.{}.2/24", std::process::id() % 200);
-    let got = env.inspect("again")["networks"][0].as_str().unwrap_or("").to_string();
-    assert!(got.ends_with(&first), "address not released: {got}");
+    // the address was released: the next instance gets the first host address again
+    env.ok(&[
+        "run", "-d", "--name", "again", "--net", &net, "bb", "sleep", "1000",
+    ]);
+    let got = env.inspect("again")["networks"][0]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        got.ends_with(&format!("10.214.{third}.2/24")),
+        "address not released: {got}"
+    );
     env.ok(&["rm", "-f", "again"]);
-    env.image_rm_all();
-}
-
-trait ImageRm {
-    fn image_rm_all(&self);
-}
-
-impl ImageRm for Env {
-    fn image_rm_all(&self) {
-        let _ = self.boxctl(&["image", "rm", "bb"]);
-    }
 }
 
 /// `stop` and `rm` killed at the runtime's kill/delete: reconciled by the next command.
@@ -264,12 +289,20 @@ fn crash_cli_at(cmd: &[&str], point: &str) {
     env.ok(&sleeper_args("x", &script));
     let id = env.inspect("x")["id"].as_str().unwrap_or("").to_string();
     let o = boxctl_with(&env, point, None, cmd);
-    assert!(shot_fired(&env.dir, "rt"), "{cmd:?} {point}: never reached: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        shot_fired(&env.dir, "rt"),
+        "{cmd:?} {point}: never reached: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(o.status.signal() == Some(libc::SIGKILL) || o.status.code().is_some());
     assert_consistent(&env);
     // the same command again finishes the job
     let o = env.boxctl(cmd);
-    assert!(o.status.success(), "{cmd:?} after a crash at {point}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{cmd:?} after a crash at {point}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_consistent(&env);
     let _ = env.boxctl(&["rm", "-f", "x"]);
     assert_all_gone(&env, &[id], &m);
@@ -303,26 +336,63 @@ fn crash_image_import_around_mkfs() {
         let env = Env::empty(&format!("ri{}", point.replace(':', "")));
         let bin = env.dir.join("bin");
         std::fs::create_dir_all(&bin).expect("mkdir bin");
-        let real = ["/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"].into_iter().find(|p| Path::new(p).exists()).expect("mkfs.ext4");
+        let real = ["/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("mkfs.ext4");
         killing_wrapper(&bin, "mkfs.ext4", real);
         let rootfs = env.dir.join("rootfs-src");
-        let st = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../bundles/busybox/build-rootfs.sh"))
-            .arg(&rootfs)
-            .status()
-            .expect("build-rootfs.sh");
+        let st = Command::new(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../bundles/busybox/build-rootfs.sh"),
+        )
+        .arg(&rootfs)
+        .status()
+        .expect("build-rootfs.sh");
         assert!(st.success());
-        let o = boxctl_with(&env, point, Some(&bin), &["image", "import", "--size", "64m", rootfs.to_str().unwrap_or(""), "bb"]);
-        assert!(shot_fired(&bin, "mkfs.ext4"), "{point}: mkfs never ran: {}", String::from_utf8_lossy(&o.stderr));
+        let o = boxctl_with(
+            &env,
+            point,
+            Some(&bin),
+            &[
+                "image",
+                "import",
+                "--size",
+                "64m",
+                rootfs.to_str().unwrap_or(""),
+                "bb",
+            ],
+        );
+        assert!(
+            shot_fired(&bin, "mkfs.ext4"),
+            "{point}: mkfs never ran: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         assert_eq!(o.status.signal(), Some(libc::SIGKILL), "{point}");
         let ls = env.ok(&["image", "ls"]);
-        assert!(!ls.lines().skip(1).any(|l| l.split_whitespace().next() == Some("bb")), "{point}: half image listed: {ls}");
+        assert!(
+            !ls.lines()
+                .skip(1)
+                .any(|l| l.split_whitespace().next() == Some("bb")),
+            "{point}: half image listed: {ls}"
+        );
         env.assert_no_leaks(&[]);
-        env.ok(&["image", "import", "--size", "64m", rootfs.to_str().unwrap_or(""), "bb"]);
+        env.ok(&[
+            "image",
+            "import",
+            "--size",
+            "64m",
+            rootfs.to_str().unwrap_or(""),
+            "bb",
+        ]);
         env.ok(&["run", "--name", "t", "bb", "true"]);
         env.ok(&["rm", "-f", "t"]);
         env.ok(&["image", "rm", "bb"]);
         let left: Vec<_> = std::fs::read_dir(env.root.join("images"))
-            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         assert!(left.is_empty(), "{point}: left in images/: {left:?}");
         env.assert_no_leaks(&[]);
@@ -342,7 +412,12 @@ fn concurrent_commands_never_lose_an_update() {
                 let env = &env;
                 s.spawn(move || {
                     if k < 10 {
-                        env.boxctl(&["update", &format!("u{k}"), "--memory", &format!("{}m", 16 + k)])
+                        env.boxctl(&[
+                            "update",
+                            &format!("u{k}"),
+                            "--memory",
+                            &format!("{}m", 16 + k),
+                        ])
                     } else {
                         env.boxctl(&["create", "--name", &format!("n{k}"), "bb", "true"])
                     }
@@ -357,12 +432,22 @@ fn concurrent_commands_never_lose_an_update() {
     let all = assert_consistent(&env);
     assert_eq!(all.len(), 20);
     for k in 0..10 {
-        assert_eq!(env.inspect(&format!("u{k}"))["memory"], (16 + k) << 20, "update of u{k} lost");
+        assert_eq!(
+            env.inspect(&format!("u{k}"))["memory"],
+            (16 + k) << 20,
+            "update of u{k} lost"
+        );
     }
     for k in 10..20 {
-        assert!(all.iter().any(|i| i["name"] == format!("n{k}")), "create of n{k} lost");
+        assert!(
+            all.iter().any(|i| i["name"] == format!("n{k}")),
+            "create of n{k} lost"
+        );
     }
-    let ids: Vec<String> = all.iter().map(|i| i["id"].as_str().unwrap_or("").to_string()).collect();
+    let ids: Vec<String> = all
+        .iter()
+        .map(|i| i["id"].as_str().unwrap_or("").to_string())
+        .collect();
     std::thread::scope(|s| {
         for id in &ids {
             let env = &env;
@@ -397,7 +482,10 @@ fn fifty_instances_zero_leaks() {
     assert_eq!(ids.len(), 50);
     let all = assert_consistent(&env);
     assert_eq!(all.len(), 50);
-    assert!(all.iter().all(|i| i["status"] == "running"), "not all running");
+    assert!(
+        all.iter().all(|i| i["status"] == "running"),
+        "not all running"
+    );
     std::thread::scope(|s| {
         for w in 0..5 {
             let env = &env;

@@ -1,0 +1,407 @@
+//! The farm file: a compose-like TOML description of images, networks and
+//! services, parsed and checked before anything is touched.
+//!
+//! ```toml
+//! name = "webfarm"
+//! [images.web]
+//! rootfs = "/var/cache/boxrun-images/web"   # imported when the image is missing
+//! build = "../images/build-web.sh"          # run as `build ROOTFS` when rootfs is missing
+//! [networks.back]
+//! subnet = "10.88.100.0/24"
+//! internal = true
+//! [services.web]
+//! image = "web"
+//! command = ["/usr/sbin/boxweb"]
+//! replicas = 3
+//! networks = ["back"]
+//! memory = "64m"
+//! [services.proxy]
+//! image = "proxy"
+//! networks = ["front", "back"]
+//! publish = ["127.0.0.1:8080:80"]
+//! [services.proxy.balance]
+//! backends = "web"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use crate::cli::LimitArgs;
+use crate::util;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Farm {
+    /// Project name: prefix of every network and instance name.
+    pub name: String,
+    /// Images the services use, by boxctl image name.
+    #[serde(default)]
+    pub images: BTreeMap<String, ImageSpec>,
+    /// Networks, by short name (the boxctl network is `NAME-KEY`).
+    #[serde(default)]
+    pub networks: BTreeMap<String, NetSpec>,
+    /// Services, by short name.
+    pub services: BTreeMap<String, Service>,
+    /// Directory of the file: relative paths are taken from here.
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+/// Where an image comes from when it is missing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSpec {
+    /// Root filesystem directory (or any source `image import` takes).
+    pub rootfs: Option<String>,
+    /// Script run as `build ROOTFS` when `rootfs` does not exist yet.
+    pub build: Option<String>,
+    /// Disk size of the imported image (e.g. `256m`).
+    pub size: Option<String>,
+}
+
+/// One network.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetSpec {
+    /// Subnet in CIDR form (default: a free 10.88.x.0/24).
+    pub subnet: Option<String>,
+    /// No port may be published from a service only on internal networks.
+    #[serde(default)]
+    pub internal: bool,
+}
+
+/// One service: one instance, or `replicas` numbered ones.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// Image name.
+    pub image: String,
+    /// Command (default: the image's).
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Numbered instances `NAME-SERVICE-1..N`; absent: one instance `NAME-SERVICE`.
+    pub replicas: Option<u32>,
+    /// Networks (short names), the first one carries the default route.
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// Published ports, `[IP:]HOSTPORT:PORT`.
+    #[serde(default)]
+    pub publish: Vec<String>,
+    /// Environment, `KEY=VALUE`.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Memory limit (e.g. `64m`).
+    pub memory: Option<String>,
+    /// CPUs (fractional).
+    pub cpus: Option<String>,
+    /// Maximum number of tasks.
+    pub pids: Option<String>,
+    /// Restart policy (`no`, `always`, `on-failure[:N]`); default `always`.
+    pub restart: Option<String>,
+    /// Copy-on-write instances (overlay on the shared image).
+    #[serde(default)]
+    pub cow: bool,
+    /// TCP port the service answers HTTP on (readiness check, proxy upstream).
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Path answering 200 once an instance is ready.
+    #[serde(default = "default_health")]
+    pub health: String,
+    /// Makes this service an nginx reverse proxy in front of another one.
+    pub balance: Option<Balance>,
+}
+
+fn default_port() -> u16 {
+    80
+}
+fn default_health() -> String {
+    "/".into()
+}
+
+/// The nginx reverse-proxy settings of a service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Balance {
+    /// The service whose instances are the upstream servers.
+    pub backends: String,
+    /// Network (short name) the backends are reached on (default: the
+    /// first network both services share).
+    pub network: Option<String>,
+    /// Port nginx listens on inside the proxy instance.
+    #[serde(default = "default_port")]
+    pub listen: u16,
+    /// Failed attempts before a backend is taken out for `fail_timeout`.
+    #[serde(default = "default_max_fails")]
+    pub max_fails: u32,
+    /// How long a failed backend is left out before it is tried again.
+    #[serde(default = "default_fail_timeout")]
+    pub fail_timeout: String,
+    /// Connect timeout to a backend (a dead one does not answer ARP).
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: String,
+    /// Where the generated configuration goes inside the proxy instance.
+    #[serde(default = "default_config_path")]
+    pub config_path: String,
+}
+
+fn default_max_fails() -> u32 {
+    1
+}
+fn default_fail_timeout() -> String {
+    "2s".into()
+}
+fn default_connect_timeout() -> String {
+    "500ms".into()
+}
+fn default_config_path() -> String {
+    "/etc/nginx/conf.d/farm.conf".into()
+}
+
+impl Farm {
+    /// Read and check a farm file.
+    pub fn load(path: &Path) -> Result<Farm> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read farm file {}", path.display()))?;
+        let mut farm = Farm::parse(&text).with_context(|| format!("farm file {}", path.display()))?;
+        let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        farm.dir = abs
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(farm)
+    }
+
+    /// Parse and check the text of a farm file.
+    pub fn parse(text: &str) -> Result<Farm> {
+        let farm: Farm = toml::from_str(text).map_err(|e| {
+            let msg = e.to_string();
+            anyhow::anyhow!("{}", msg.trim().replace('\n', " "))
+        })?;
+        farm.check()?;
+        Ok(farm)
+    }
+
+    fn check(&self) -> Result<()> {
+        util::validate_name("farm", &self.name)?;
+        if self.services.is_empty() {
+            bail!("no [services.NAME] section: describe at least one service");
+        }
+        for key in self.networks.keys() {
+            util::validate_name("network", &self.network_name(key))?;
+        }
+        for (key, svc) in &self.services {
+            let what = format!("service {key}");
+            util::validate_name("instance", &self.instance_name(key, svc.replicas.map(|_| 1)))?;
+            if svc.replicas.is_some() && svc.balance.is_some() {
+                bail!("{what}: a balancing service has one instance: remove `replicas`");
+            }
+            for n in &svc.networks {
+                if !self.networks.contains_key(n) {
+                    bail!("{what}: unknown network {n}: add a [networks.{n}] section");
+                }
+            }
+            if !svc.publish.is_empty() {
+                if svc.networks.is_empty() {
+                    bail!("{what}: published ports need a network");
+                }
+                if svc.networks.iter().all(|n| self.networks[n].internal) {
+                    bail!("{what}: publishes ports but is only on internal networks");
+                }
+                for p in &svc.publish {
+                    crate::networking::parse_publish(p)?;
+                }
+            }
+            if let Some(b) = &svc.balance {
+                let back = self.services.get(&b.backends).with_context(|| {
+                    format!("{what}: balance.backends names unknown service {}", b.backends)
+                })?;
+                if back.balance.is_some() {
+                    bail!("{what}: backends {} is itself a proxy", b.backends);
+                }
+                self.backend_network(svc)
+                    .with_context(|| format!("{what}: no network shared with {}", b.backends))?;
+                for t in [&b.fail_timeout, &b.connect_timeout] {
+                    if !is_nginx_time(t) {
+                        bail!("{what}: invalid time {t:?}: use e.g. 500ms, 2s, 1m");
+                    }
+                }
+                if !b.config_path.starts_with('/') || b.config_path.contains(['\'', '"', ' ']) {
+                    bail!(
+                        "{what}: config_path {:?} must be an absolute path without quotes or spaces",
+                        b.config_path
+                    );
+                }
+            }
+            if !svc.health.starts_with('/') || svc.health.contains(char::is_whitespace) {
+                bail!("{what}: health {:?} must be a path such as /", svc.health);
+            }
+            crate::commands::parse_limits(&self.limit_args(svc))
+                .with_context(|| format!("{what}: bad limit"))?;
+            svc.restart_policy()
+                .with_context(|| format!("{what}: bad restart"))?;
+        }
+        for (key, img) in &self.images {
+            util::validate_name("image", key)?;
+            if img.rootfs.is_none() && img.build.is_some() {
+                bail!("image {key}: `build` needs `rootfs` (where the build goes)");
+            }
+        }
+        Ok(())
+    }
+
+    /// The boxctl network name of network `key`.
+    pub fn network_name(&self, key: &str) -> String {
+        format!("{}-{key}", self.name)
+    }
+
+    /// The instance name of a service's instance (`index` None: the only one).
+    pub fn instance_name(&self, key: &str, index: Option<u32>) -> String {
+        match index {
+            Some(i) => format!("{}-{key}-{i}", self.name),
+            None => format!("{}-{key}", self.name),
+        }
+    }
+
+    /// The limits of a service in command-line form.
+    pub fn limit_args(&self, svc: &Service) -> LimitArgs {
+        LimitArgs {
+            memory: svc.memory.clone(),
+            cpus: svc.cpus.clone(),
+            pids: svc.pids.clone(),
+            ..LimitArgs::default()
+        }
+    }
+
+    /// The network (short name) a proxy reaches its backends on.
+    pub fn backend_network(&self, proxy: &Service) -> Option<String> {
+        let b = proxy.balance.as_ref()?;
+        let back = self.services.get(&b.backends)?;
+        match &b.network {
+            Some(n) => (proxy.networks.contains(n) && back.networks.contains(n)).then(|| n.clone()),
+            None => back
+                .networks
+                .iter()
+                .find(|n| proxy.networks.contains(n))
+                .cloned(),
+        }
+    }
+
+    /// Service keys in start order: plain services, then proxies.
+    pub fn start_order(&self) -> Vec<&str> {
+        let mut keys: Vec<&str> = self
+            .services
+            .iter()
+            .filter(|(_, s)| s.balance.is_none())
+            .map(|(k, _)| k.as_str())
+            .collect();
+        keys.extend(
+            self.services
+                .iter()
+                .filter(|(_, s)| s.balance.is_some())
+                .map(|(k, _)| k.as_str()),
+        );
+        keys
+    }
+
+    /// A path from the file, relative to the file's directory.
+    pub fn path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
+    }
+}
+
+impl Service {
+    /// The restart policy (default always).
+    pub fn restart_policy(&self) -> Result<crate::limits::RestartPolicy> {
+        self.restart.as_deref().unwrap_or("always").parse()
+    }
+}
+
+/// Whether `t` is an nginx time such as `500ms`, `2s`, `1m`.
+fn is_nginx_time(t: &str) -> bool {
+    let digits = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &t[digits.len()..];
+    !digits.is_empty()
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && matches!(unit, "" | "ms" | "s" | "m" | "h")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "wf"
+[images.web]
+rootfs = "/tmp/x"
+[networks.back]
+subnet = "10.1.2.0/24"
+internal = true
+[networks.front]
+[services.web]
+image = "web"
+replicas = 2
+networks = ["back"]
+memory = "64m"
+[services.proxy]
+image = "proxy"
+networks = ["front", "back"]
+publish = ["127.0.0.1:8080:80"]
+[services.proxy.balance]
+backends = "web"
+"#;
+
+    #[test]
+    fn parses_and_derives_names() {
+        let f = Farm::parse(GOOD).unwrap();
+        assert_eq!(f.network_name("back"), "wf-back");
+        assert_eq!(f.instance_name("web", Some(2)), "wf-web-2");
+        assert_eq!(f.instance_name("proxy", None), "wf-proxy");
+        assert_eq!(f.start_order(), vec!["web", "proxy"]);
+        assert_eq!(
+            f.backend_network(&f.services["proxy"]).as_deref(),
+            Some("back")
+        );
+        let b = f.services["proxy"].balance.as_ref().unwrap();
+        assert_eq!(b.max_fails, 1);
+        assert_eq!(b.config_path, "/etc/nginx/conf.d/farm.conf");
+    }
+
+    #[test]
+    fn rejects_bad_files() {
+        let cases = [
+            (GOOD.replace("backends = \"web\"", "backends = \"nope\""), "unknown service"),
+            (GOOD.replace("networks = [\"back\"]", "networks = [\"x\"]"), "unknown network"),
+            (GOOD.replace("[\"front\", \"back\"]", "[\"back\"]"), "internal"),
+            (GOOD.replace("memory = \"64m\"", "memory = \"lots\""), "bad limit"),
+            (GOOD.replace("name = \"wf\"", "name = \"w f\""), "farm"),
+            (GOOD.replace("replicas = 2", "replicas = 2\nbogus = 1"), "bogus"),
+            (
+                GOOD.replace("backends = \"web\"", "backends = \"web\"\nfail_timeout = \"2 s\""),
+                "invalid time",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = format!("{:#}", Farm::parse(&text).unwrap_err());
+            assert!(e.contains(want), "{want}: {e}");
+        }
+    }
+
+    #[test]
+    fn nginx_times() {
+        for t in ["500ms", "2s", "1m", "10"] {
+            assert!(is_nginx_time(t), "{t}");
+        }
+        for t in ["", "s", "2 s", "1.5s", "2x"] {
+            assert!(!is_nginx_time(t), "{t}");
+        }
+    }
+}
