@@ -341,6 +341,8 @@ pub fn remove(store: &Store, key: &str, force: bool) -> Result<()> {
     store.update(|list| {
         let i = store::get_mut(list, &inst.id)?;
         i.status = Status::Removing;
+        // While this process lives, `ps` leaves the removal to it.
+        i.owner_pid = Some(std::process::id() as i32);
         Ok(())
     })?;
     teardown(store, &inst)?;
@@ -386,16 +388,33 @@ pub fn refresh(store: &Store) -> Result<Vec<Instance>> {
                 _ => {}
             }
         }
+        // Half-made or half-removed instances: release and delete their
+        // directory first, then the record (a crash in between is caught
+        // again next time), all under the lock.
+        for inst in list.iter().filter(|i| to_delete.contains(&i.id)) {
+            let _ = teardown(store, inst);
+            let _ = std::fs::remove_dir_all(store.instance_dir(&inst.id));
+        }
         list.retain(|i| !to_delete.contains(&i.id));
+        // Directories no record names (records are written before directories
+        // are made and removed after they are deleted, so these are leftovers).
+        if let Ok(rd) = std::fs::read_dir(store.root().join("instances")) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if list.iter().any(|i| i.id == name) {
+                    continue;
+                }
+                for m in ["rootfs", "upper", "lower"] {
+                    let _ = mounts::unmount(&e.path().join(m));
+                }
+                let _ = boxctl_network::netns::delete(&e.path().join("netns"));
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
         Ok(list.clone())
     })?;
     for inst in &to_teardown {
         let _ = teardown(store, inst);
-    }
-    for id in &to_delete {
-        let dir = store.instance_dir(id);
-        let _ = mounts::unmount(&dir.join("rootfs"));
-        let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(list)
 }

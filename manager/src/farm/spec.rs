@@ -166,7 +166,8 @@ impl Farm {
     pub fn load(path: &Path) -> Result<Farm> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read farm file {}", path.display()))?;
-        let mut farm = Farm::parse(&text).with_context(|| format!("farm file {}", path.display()))?;
+        let mut farm =
+            Farm::parse(&text).with_context(|| format!("farm file {}", path.display()))?;
         let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         farm.dir = abs
             .parent()
@@ -195,7 +196,10 @@ impl Farm {
         }
         for (key, svc) in &self.services {
             let what = format!("service {key}");
-            util::validate_name("instance", &self.instance_name(key, svc.replicas.map(|_| 1)))?;
+            util::validate_name(
+                "instance",
+                &self.instance_name(key, svc.replicas.map(|_| 1)),
+            )?;
             if svc.replicas.is_some() && svc.balance.is_some() {
                 bail!("{what}: a balancing service has one instance: remove `replicas`");
             }
@@ -217,7 +221,10 @@ impl Farm {
             }
             if let Some(b) = &svc.balance {
                 let back = self.services.get(&b.backends).with_context(|| {
-                    format!("{what}: balance.backends names unknown service {}", b.backends)
+                    format!(
+                        "{what}: balance.backends names unknown service {}",
+                        b.backends
+                    )
                 })?;
                 if back.balance.is_some() {
                     bail!("{what}: backends {} is itself a proxy", b.backends);
@@ -378,14 +385,32 @@ backends = "web"
     #[test]
     fn rejects_bad_files() {
         let cases = [
-            (GOOD.replace("backends = \"web\"", "backends = \"nope\""), "unknown service"),
-            (GOOD.replace("networks = [\"back\"]", "networks = [\"x\"]"), "unknown network"),
-            (GOOD.replace("[\"front\", \"back\"]", "[\"back\"]"), "internal"),
-            (GOOD.replace("memory = \"64m\"", "memory = \"lots\""), "bad limit"),
-            (GOOD.replace("name = \"wf\"", "name = \"w f\""), "farm"),
-            (GOOD.replace("replicas = 2", "replicas = 2\nbogus = 1"), "bogus"),
             (
-                GOOD.replace("backends = \"web\"", "backends = \"web\"\nfail_timeout = \"2 s\""),
+                GOOD.replace("backends = \"web\"", "backends = \"nope\""),
+                "unknown service",
+            ),
+            (
+                GOOD.replace("networks = [\"back\"]", "networks = [\"x\"]"),
+                "unknown network",
+            ),
+            (
+                GOOD.replace("[\"front\", \"back\"]", "[\"back\"]"),
+                "internal",
+            ),
+            (
+                GOOD.replace("memory = \"64m\"", "memory = \"lots\""),
+                "bad limit",
+            ),
+            (GOOD.replace("name = \"wf\"", "name = \"w f\""), "farm"),
+            (
+                GOOD.replace("replicas = 2", "replicas = 2\nbogus = 1"),
+                "bogus",
+            ),
+            (
+                GOOD.replace(
+                    "backends = \"web\"",
+                    "backends = \"web\"\nfail_timeout = \"2 s\"",
+                ),
                 "invalid time",
             ),
         ];

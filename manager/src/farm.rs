@@ -1,0 +1,548 @@
+//! Farms: `boxctl up`, `down` and `scale` for a compose-like description of
+//! images, networks and services (see bundles/webfarm/README.md).
+//!
+//! Everything a farm makes is named after it (`NAME-NET` networks,
+//! `NAME-SERVICE[-N]` instances), so `up` finds what already exists and only
+//! makes or starts what is missing, and `down` removes exactly what `up`
+//! made. A service with a `balance` section is an nginx reverse proxy whose
+//! upstream list (the backend service's addresses) `up` and `scale` write
+//! into the proxy instance and reload gracefully: new backends are added only
+//! once they answer, and a backend leaves the list (reload finished, old
+//! workers gone) before its instance is removed, so no request is sent to a
+//! server that is going away.
+
+mod nginx;
+mod spec;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use crate::instance_file::{Instance, Status};
+use crate::lifecycle::{self, CreateSpec};
+use crate::store::Store;
+use crate::{image, networking, procs, runtime_cli};
+use nginx::Backend;
+use spec::{Farm, Service};
+
+/// How long a new instance may take to answer its health check.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `boxctl up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Farm file.
+    #[arg(short = 'f', long = "file", default_value = "farm.toml")]
+    pub file: PathBuf,
+}
+
+/// `boxctl down`.
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Farm file.
+    #[arg(short = 'f', long = "file", default_value = "farm.toml")]
+    pub file: PathBuf,
+}
+
+/// `boxctl scale`.
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// Farm file.
+    #[arg(short = 'f', long = "file", default_value = "farm.toml")]
+    pub file: PathBuf,
+    /// SERVICE=N (repeatable).
+    #[arg(required = true)]
+    pub services: Vec<String>,
+}
+
+/// `boxctl up -f FILE`: make or start whatever is missing; idempotent.
+pub fn up(store: &Store, runtime: Option<&str>, args: &UpArgs) -> Result<i32> {
+    let farm = Farm::load(&args.file)?;
+    ensure_images(store, &farm)?;
+    ensure_networks(store, &farm)?;
+    converge(store, &farm, runtime, &BTreeMap::new())?;
+    Ok(0)
+}
+
+/// `boxctl scale -f FILE SERVICE=N`: the farm must be up.
+pub fn scale(store: &Store, runtime: Option<&str>, args: &ScaleArgs) -> Result<i32> {
+    let farm = Farm::load(&args.file)?;
+    let mut want = BTreeMap::new();
+    for s in &args.services {
+        let (key, n) = s
+            .split_once('=')
+            .with_context(|| format!("invalid {s:?}: expected SERVICE=N, e.g. web=5"))?;
+        let n: u32 =
+            n.parse().ok().filter(|n| *n <= 200).with_context(|| {
+                format!("invalid {s:?}: N must be a whole number from 0 to 200")
+            })?;
+        let svc = farm
+            .services
+            .get(key)
+            .with_context(|| format!("farm {} has no service {key}", farm.name))?;
+        if svc.replicas.is_none() {
+            bail!(
+                "service {key} has one instance: give it `replicas` in the farm file to scale it"
+            );
+        }
+        want.insert(key.to_string(), n);
+    }
+    let nets = networking::load(store)?;
+    if let Some(k) = farm
+        .networks
+        .keys()
+        .find(|k| !nets.contains_key(&farm.network_name(k)))
+    {
+        bail!(
+            "farm {} is not up (network {} is missing): run `boxctl up -f {}` first",
+            farm.name,
+            farm.network_name(k),
+            args.file.display()
+        );
+    }
+    converge(store, &farm, runtime, &want)?;
+    Ok(0)
+}
+
+/// `boxctl down -f FILE`: remove the farm's instances (proxies first) and networks.
+pub fn down(store: &Store, args: &DownArgs) -> Result<i32> {
+    let farm = Farm::load(&args.file)?;
+    let list = lifecycle::refresh(store)?;
+    let mut failed = 0;
+    let mut order = farm.start_order();
+    order.reverse();
+    for key in order {
+        for inst in list
+            .iter()
+            .filter(|i| belongs(&farm, key, &i.name).is_some())
+        {
+            match lifecycle::remove(store, &inst.id, true) {
+                Ok(()) => println!("instance {}: removed", inst.name),
+                Err(e) => {
+                    eprintln!("boxctl: error: {e:#}");
+                    failed += 1;
+                }
+            }
+        }
+    }
+    let nets = networking::load(store)?;
+    for key in farm.networks.keys() {
+        let name = farm.network_name(key);
+        if !nets.contains_key(&name) {
+            continue;
+        }
+        match networking::remove(store, &name) {
+            Ok(()) => println!("network {name}: removed"),
+            Err(e) => {
+                eprintln!("boxctl: error: {e:#}");
+                failed += 1;
+            }
+        }
+    }
+    Ok(if failed == 0 { 0 } else { 1 })
+}
+
+/// Whether instance `name` belongs to service `key`: Some(None) for the
+/// single instance, Some(Some(n)) for replica n.
+fn belongs(farm: &Farm, key: &str, name: &str) -> Option<Option<u32>> {
+    if name == farm.instance_name(key, None) {
+        return Some(None);
+    }
+    let rest = name.strip_prefix(&format!("{}-{key}-", farm.name))?;
+    if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) || rest.starts_with('0') {
+        return None;
+    }
+    rest.parse().ok().map(Some)
+}
+
+/// Import every image a service uses that the store lacks, building its
+/// root filesystem first when the file says how.
+fn ensure_images(store: &Store, farm: &Farm) -> Result<()> {
+    let used: BTreeSet<&str> = farm.services.values().map(|s| s.image.as_str()).collect();
+    for name in used {
+        if image::get(store, name).is_ok() {
+            continue;
+        }
+        let Some(spec) = farm.images.get(name) else {
+            bail!(
+                "image {name} is missing: import it with `boxctl image import DIR {name}` \
+                 or describe it in an [images.{name}] section"
+            );
+        };
+        let Some(rootfs) = spec.rootfs.as_deref().map(|r| farm.path(r)) else {
+            bail!("image {name} is missing and [images.{name}] has no rootfs: import it with `boxctl image import DIR {name}`");
+        };
+        if !rootfs.exists() {
+            let Some(build) = spec.build.as_deref().map(|b| farm.path(b)) else {
+                bail!(
+                    "image {name}: {} does not exist and [images.{name}] has no build script",
+                    rootfs.display()
+                );
+            };
+            println!(
+                "image {name}: building {} with {}",
+                rootfs.display(),
+                build.display()
+            );
+            if let Some(parent) = rootfs.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
+            }
+            let st = Command::new("sh")
+                .arg(&build)
+                .arg(&rootfs)
+                .stdin(Stdio::null())
+                .status()
+                .with_context(|| format!("cannot run {}", build.display()))?;
+            if !st.success() || !rootfs.exists() {
+                bail!(
+                    "image {name}: {} {} failed ({st}): see its messages above",
+                    build.display(),
+                    rootfs.display()
+                );
+            }
+        }
+        let size = spec
+            .size
+            .as_deref()
+            .map(|s| crate::limits::parse_size("size", s))
+            .transpose()?;
+        image::import(store, &rootfs, name, size)
+            .with_context(|| format!("cannot import image {name} from {}", rootfs.display()))?;
+        println!("image {name}: imported from {}", rootfs.display());
+    }
+    Ok(())
+}
+
+/// Create the farm's networks that do not exist; refuse one whose subnet
+/// differs from the file.
+fn ensure_networks(store: &Store, farm: &Farm) -> Result<()> {
+    let existing = networking::load(store)?;
+    for (key, spec) in &farm.networks {
+        let name = farm.network_name(key);
+        match existing.get(&name) {
+            Some(n) => {
+                if let Some(want) = &spec.subnet {
+                    if want != &n.subnet {
+                        bail!(
+                            "network {name} exists with subnet {} but the file says {want}: \
+                             run `boxctl down` first",
+                            n.subnet
+                        );
+                    }
+                }
+            }
+            None => {
+                let n = networking::create(store, &name, spec.subnet.as_deref())?;
+                println!(
+                    "network {name}: created ({}, bridge {})",
+                    n.subnet, n.bridge
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Bring every service to its wanted number of instances (`overrides` or
+/// the file's), then rewrite the proxies' backend lists, then remove the
+/// instances no longer wanted.
+fn converge(
+    store: &Store,
+    farm: &Farm,
+    runtime: Option<&str>,
+    overrides: &BTreeMap<String, u32>,
+) -> Result<()> {
+    let runtime = runtime_cli::locate(runtime)?;
+    let mut surplus: Vec<Instance> = Vec::new();
+    for key in farm.start_order() {
+        let svc = &farm.services[key];
+        let list = lifecycle::refresh(store)?;
+        let mine: Vec<(Option<u32>, Instance)> = list
+            .into_iter()
+            .filter_map(|i| belongs(farm, key, &i.name).map(|n| (n, i)))
+            .collect();
+        let wanted: Vec<Option<u32>> = match overrides.get(key).copied().or(svc.replicas) {
+            Some(n) if svc.replicas.is_some() => (1..=n).map(Some).collect(),
+            _ => vec![None],
+        };
+        for (n, inst) in &mine {
+            if !wanted.contains(n) {
+                surplus.push(inst.clone());
+            }
+        }
+        let mut fresh = Vec::new();
+        for n in &wanted {
+            let name = farm.instance_name(key, *n);
+            let existing = mine.iter().find(|(m, _)| m == n).map(|(_, i)| i);
+            if let Some(inst) = ensure_instance(store, farm, key, svc, &name, existing, &runtime)? {
+                fresh.push(inst);
+            }
+        }
+        for inst in &fresh {
+            if svc.balance.is_none() {
+                wait_ready(farm, svc, inst)?;
+                println!("instance {}: ready", inst.name);
+            }
+        }
+        if svc.balance.is_some() {
+            for n in &wanted {
+                let inst = store.find(&farm.instance_name(key, *n))?;
+                update_proxy(store, farm, key, svc, &inst, overrides)?;
+            }
+        }
+    }
+    for inst in surplus {
+        lifecycle::remove(store, &inst.id, true)?;
+        println!("instance {}: removed", inst.name);
+    }
+    Ok(())
+}
+
+/// Make sure instance `name` of service `key` exists and runs. Returns it
+/// when it was created or started now.
+fn ensure_instance(
+    store: &Store,
+    farm: &Farm,
+    key: &str,
+    svc: &Service,
+    name: &str,
+    existing: Option<&Instance>,
+    runtime: &Path,
+) -> Result<Option<Instance>> {
+    let limits = crate::commands::parse_limits(&farm.limit_args(svc))?;
+    if let Some(inst) = existing {
+        if inst.image != svc.image || inst.limits != limits {
+            eprintln!(
+                "boxctl: warning: instance {name} differs from service {key} in the file \
+                 (image or limits): `boxctl rm -f {name}` and `up` again to remake it"
+            );
+        }
+        return match inst.status {
+            Status::Running | Status::Restarting => Ok(None),
+            Status::Created | Status::Exited => {
+                let inst = lifecycle::start(store, &inst.id)?;
+                println!("instance {name}: started");
+                Ok(Some(inst))
+            }
+            Status::Creating | Status::Removing => {
+                bail!("instance {name} is being created or removed by another boxctl: try again")
+            }
+        };
+    }
+    let networks: Vec<String> = svc
+        .networks
+        .iter()
+        .map(|n| format!("{}=", farm.network_name(n)))
+        .collect();
+    let spec = CreateSpec {
+        name: Some(name.to_string()),
+        image: svc.image.clone(),
+        command: svc.command.clone(),
+        env: svc.env.clone(),
+        limits,
+        restart: svc.restart_policy()?,
+        runtime: runtime.to_path_buf(),
+        net_mode: if networks.is_empty() {
+            "none"
+        } else {
+            "bridge"
+        }
+        .into(),
+        networks,
+        publish: svc.publish.clone(),
+        cow: svc.cow,
+        ..CreateSpec::default()
+    };
+    let inst = lifecycle::create(store, &spec)?;
+    if let Err(e) = lifecycle::start(store, &inst.id) {
+        let _ = lifecycle::remove(store, &inst.id, true);
+        return Err(e.context(format!("cannot start instance {name}")));
+    }
+    let inst = store.find(&inst.id)?;
+    println!("instance {name}: created ({})", addresses(&inst));
+    Ok(Some(inst))
+}
+
+fn addresses(inst: &Instance) -> String {
+    inst.attachments()
+        .iter()
+        .map(|a| format!("{} {}", a.network, a.address))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The IPv4 address of `inst` on boxctl network `network`.
+fn address_on(inst: &Instance, network: &str) -> Option<Ipv4Addr> {
+    inst.attachments()
+        .into_iter()
+        .find(|a| a.network == network)
+        .and_then(|a| a.address.split('/').next().and_then(|s| s.parse().ok()))
+}
+
+/// Wait until `inst` answers 200 on the service's health path (from the
+/// host, through the farm's bridge), or fail naming its log.
+fn wait_ready(farm: &Farm, svc: &Service, inst: &Instance) -> Result<()> {
+    let Some(net) = svc.networks.first() else {
+        return Ok(());
+    };
+    let addr = address_on(inst, &farm.network_name(net))
+        .with_context(|| format!("instance {} has no address on {net}", inst.name))?;
+    let target = SocketAddr::from((addr, svc.port));
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let mut last = String::from("no answer");
+    while Instant::now() < deadline {
+        match http_status(target, &svc.health) {
+            Ok(200) => return Ok(()),
+            Ok(code) => last = format!("status {code}"),
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!(
+        "instance {} does not answer http://{target}{} after {} s ({last}): see `boxctl logs {}`",
+        inst.name,
+        svc.health,
+        READY_TIMEOUT.as_secs(),
+        inst.name
+    )
+}
+
+/// One HTTP/1.0 GET; the status code.
+fn http_status(target: SocketAddr, path: &str) -> std::io::Result<u16> {
+    let mut s = TcpStream::connect_timeout(&target, Duration::from_secs(1))?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", target.ip()).as_bytes())?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head)?;
+    std::str::from_utf8(&head[9..12])
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other("not an HTTP answer"))
+}
+
+/// Write the proxy's backend list (the wanted, running instances of its
+/// backend service) into it and reload nginx when it changed.
+fn update_proxy(
+    store: &Store,
+    farm: &Farm,
+    key: &str,
+    svc: &Service,
+    proxy: &Instance,
+    overrides: &BTreeMap<String, u32>,
+) -> Result<()> {
+    let Some(b) = &svc.balance else {
+        return Ok(());
+    };
+    let back_svc = &farm.services[&b.backends];
+    let net_key = farm
+        .backend_network(svc)
+        .with_context(|| format!("service {key}: no network shared with {}", b.backends))?;
+    let net = farm.network_name(&net_key);
+    let count = overrides
+        .get(&b.backends)
+        .copied()
+        .or(back_svc.replicas)
+        .unwrap_or(1);
+    let list = store.load()?;
+    let mut backends = Vec::new();
+    let indexes: Vec<Option<u32>> = if back_svc.replicas.is_some() {
+        (1..=count).map(Some).collect()
+    } else {
+        vec![None]
+    };
+    for n in indexes {
+        let name = farm.instance_name(&b.backends, n);
+        if let Some(inst) = list.iter().find(|i| i.name == name) {
+            let addr = address_on(inst, &net)
+                .with_context(|| format!("instance {name} has no address on {net}"))?;
+            backends.push(Backend { name, addr });
+        }
+    }
+    let conf = nginx::render(&farm.name, b, back_svc.port, &backends);
+    let outcome = install_config(store, proxy, &b.config_path, &conf)?;
+    println!(
+        "instance {}: {outcome} ({} backend{})",
+        proxy.name,
+        backends.len(),
+        if backends.len() == 1 { "" } else { "s" }
+    );
+    Ok(())
+}
+
+/// Run the install script in the proxy instance with `conf` on its stdin;
+/// `unchanged` or `reloaded`.
+fn install_config(store: &Store, proxy: &Instance, path: &str, conf: &str) -> Result<String> {
+    // The start may still be completing (restart policy): wait for a pid.
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let inst = loop {
+        let i = store.find(&proxy.id)?;
+        if i.status == Status::Running && i.pid.is_some_and(procs::alive) {
+            break i;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "proxy instance {} is not running: see `boxctl logs {}`",
+                i.name,
+                i.name
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let rt = lifecycle::runtime_for(store, &inst);
+    let mut child = rt
+        .command()
+        .arg("exec")
+        .arg(&inst.id)
+        .args(["sh", "-c", nginx::INSTALL_SCRIPT, "sh", path])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run runtime {}", rt.bin.display()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(conf.as_bytes())
+            .with_context(|| format!("cannot send the nginx configuration to {}", inst.name))?;
+    }
+    let out = child
+        .wait_with_output()
+        .with_context(|| format!("cannot wait for exec in {}", inst.name))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let said = stdout.lines().last().unwrap_or("").trim().to_string();
+    if !out.status.success() || !matches!(said.as_str(), "unchanged" | "reloaded") {
+        bail!(
+            "cannot update the nginx configuration of {}: {}",
+            inst.name,
+            runtime_cli::last_line(&out.stderr)
+        );
+    }
+    Ok(said)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_ownership() {
+        let farm = Farm::parse(
+            "name = \"wf\"\n[services.web]\nimage = \"w\"\nreplicas = 2\n\
+             [services.web2]\nimage = \"w\"\n",
+        )
+        .unwrap();
+        assert_eq!(belongs(&farm, "web", "wf-web-3"), Some(Some(3)));
+        assert_eq!(belongs(&farm, "web", "wf-web"), Some(None));
+        assert_eq!(belongs(&farm, "web", "wf-web-03"), None);
+        assert_eq!(belongs(&farm, "web", "wf-web-x"), None);
+        assert_eq!(belongs(&farm, "web", "wf-web2"), None);
+        assert_eq!(belongs(&farm, "web2", "wf-web2"), Some(None));
+        assert_eq!(belongs(&farm, "web", "other-web-1"), None);
+    }
+}
