@@ -384,7 +384,19 @@ pub fn refresh(store: &Store) -> Result<Vec<Instance>> {
                     i.finished_at.get_or_insert_with(|| now.clone());
                     to_teardown.push(i.clone());
                 }
-                Status::Removing if !owner_busy => to_delete.push(i.id.clone()),
+                // An interrupted rm: the instance is back (exited) while its
+                // directory is there, so `rm` can be run again; else it is gone.
+                Status::Removing if !owner_busy => {
+                    if store.instance_dir(&i.id).exists() {
+                        i.status = Status::Exited;
+                        i.owner_pid = None;
+                        i.pid = None;
+                        i.monitor_pid = None;
+                        to_teardown.push(i.clone());
+                    } else {
+                        to_delete.push(i.id.clone());
+                    }
+                }
                 _ => {}
             }
         }

@@ -113,10 +113,13 @@ impl Runtime {
 
     /// `delete --force ID`; a container the runtime does not know is fine.
     pub fn delete_force(&self, id: &str) -> Result<()> {
-        if self.state(id)?.is_none() {
-            return Ok(());
+        match self.run(&["delete", "--force", id], "delete") {
+            Ok(_) => Ok(()),
+            Err(e) => match self.state(id) {
+                Ok(None) => Ok(()),
+                _ => Err(e),
+            },
         }
-        self.run(&["delete", "--force", id], "delete").map(|_| ())
     }
 
     /// `update` with the given flags.
