@@ -219,6 +219,9 @@ impl Farm {
                     crate::networking::parse_publish(p)?;
                 }
             }
+        }
+        for (key, svc) in &self.services {
+            let what = format!("service {key}");
             if let Some(b) = &svc.balance {
                 let back = self.services.get(&b.backends).with_context(|| {
                     format!(
