@@ -319,6 +319,16 @@ fn addresses(inst: &Instance) -> String {
         .join(",")
 }
 
+/// Published ports as docker shows them (`127.0.0.1:8080->80/tcp`).
+fn ports(inst: &Instance) -> String {
+    inst.publish
+        .iter()
+        .filter_map(|p| networking::parse_publish(p).ok())
+        .map(|(listen, port)| format!("{listen}->{port}/tcp"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn ps(store: &Store, all: bool, json: bool, quiet: bool) -> Result<i32> {
     let list = lifecycle::refresh(store)?;
     let now = util::now_secs();
@@ -358,6 +368,7 @@ fn ps(store: &Store, all: bool, json: bool, quiet: bool) -> Result<i32> {
         "COMMAND",
         "STATUS",
         "ADDRESSES",
+        "PORTS",
         "LIMITS",
     ]
     .iter()
@@ -375,6 +386,7 @@ fn ps(store: &Store, all: bool, json: bool, quiet: bool) -> Result<i32> {
             format!("\"{cmd}\""),
             lifecycle::status_text(i, now),
             addresses(i),
+            ports(i),
             i.limits.summary(),
         ]);
     }
