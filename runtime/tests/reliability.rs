@@ -483,9 +483,11 @@ fn load_200_containers_4_at_a_time() {
         "container processes left"
     );
     assert!(host_mounts_mentioning(f.dir.to_str().unwrap()).is_empty());
+    // ~27 s here with a debug boxrun under a load average of 14; the bound only catches
+    // a runaway (lock convoys, leaked waits), not ordinary machine load.
     eprintln!("200 containers in {took:?}");
     assert!(
-        took < Duration::from_secs(60),
+        took < Duration::from_secs(120),
         "200 containers took {took:?}"
     );
 }
@@ -684,4 +686,65 @@ fn side_by_side_containers_do_not_see_each_other() {
     assert!(a.run(&["delete", "--force", &ida]).status.success());
     assert_no_leaks(&a, &ida, apid);
     assert_no_leaks(&b, &idb, (0, 0));
+}
+
+/// Readers racing writers: `state` and `list` while containers are created, started and
+/// deleted always see either a whole state document or a clean "not found" error.
+#[test]
+fn readers_never_see_a_torn_state() {
+    let mut f = Fixture::new();
+    f.args(&["/bin/true"]);
+    let f = &f;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let done = &done;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for i in 0..25 {
+                let id = uid(&format!("t{i}"));
+                assert!(f.create(&id).status.success());
+                assert!(f.run(&["start", &id]).status.success());
+                f.wait_stopped(&id);
+                assert!(f.run(&["delete", &id]).status.success());
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        for _ in 0..2 {
+            s.spawn(move || {
+                let mut seen = 0;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    let o = f.run(&["list", "--format", "json"]);
+                    assert!(o.status.success(), "list: {}", stderr(&o));
+                    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+                        panic!("list output is not JSON ({e}): {}", stdout(&o))
+                    });
+                    for c in v.as_array().into_iter().flatten() {
+                        let id = c["id"].as_str().unwrap_or("");
+                        let o = f.run(&["state", id]);
+                        if o.status.success() {
+                            let st: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+                                panic!("state output is not JSON ({e}): {}", stdout(&o))
+                            });
+                            assert!(
+                                ["creating", "created", "running", "stopped"]
+                                    .contains(&st["status"].as_str().unwrap_or("")),
+                                "{st}"
+                            );
+                            seen += 1;
+                        } else {
+                            assert!(stderr(&o).contains(id), "state {id}: {}", stderr(&o));
+                        }
+                        saved_state(f, id);
+                    }
+                }
+                eprintln!("reader saw {seen} states");
+            });
+        }
+    });
+    let left: Vec<_> = std::fs::read_dir(&f.root)
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.iter().all(|n| n == "seccomp-cache"),
+        "left under the root: {left:?}"
+    );
 }
