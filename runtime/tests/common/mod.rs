@@ -38,6 +38,8 @@ pub struct Fixture {
     pub root: PathBuf,
     pub bundle: PathBuf,
     pub config: Value,
+    /// The runtime under test: boxrun, or a reference runtime for comparison.
+    pub runtime: PathBuf,
 }
 
 static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -78,6 +80,7 @@ impl Fixture {
             root,
             bundle,
             config,
+            runtime: PathBuf::from(boxrun()),
         };
         f.save();
         f
@@ -96,8 +99,15 @@ impl Fixture {
         self.save();
     }
 
+    /// The same fixture driving another runtime (e.g. /usr/sbin/runc) for comparison.
+    pub fn with_runtime(path: &str) -> Fixture {
+        let mut f = Fixture::new();
+        f.runtime = PathBuf::from(path);
+        f
+    }
+
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(boxrun());
+        let mut c = Command::new(&self.runtime);
         c.arg("--root").arg(&self.root);
         c
     }
