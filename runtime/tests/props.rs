@@ -128,8 +128,16 @@ fn check_config(raw: &[u8]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Cases per property: `PROPTEST_CASES` when set (longer runs), else `default`.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(600), ..ProptestConfig::default() })]
 
     #[test]
     fn mutated_configs_never_panic(

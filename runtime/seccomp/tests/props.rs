@@ -212,8 +212,16 @@ fn check(v: &Value, probes: &[u32], args: [u64; 6]) -> Result<(), TestCaseError>
     Ok(())
 }
 
+/// Cases per property: `PROPTEST_CASES` when set (longer runs), else `default`.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(400), ..ProptestConfig::default() })]
 
     #[test]
     fn random_profiles_compile_or_fail_cleanly(
