@@ -22,7 +22,8 @@ cat >/www/index.html <<EOH
 <body><h1>Hello from ${name}</h1><p>instance ${name} ${addr}</p></body></html>
 EOH
 echo ok >/www/health
-exec httpd -f -v -p "${PORT:-80}" -h /www
+# No -v: a log line per request would cost more than serving the page. HTTPD_VERBOSE=1 for it.
+exec httpd -f ${HTTPD_VERBOSE:+-v} -p "${PORT:-80}" -h /www
 EOS
 chmod 755 "$tmp/usr/sbin/boxweb"
 printf 'www-data:x:33:33:www-data:/www:/bin/false\n' >>"$tmp/etc/passwd"

@@ -150,7 +150,7 @@ mod tests {
         assert!(c.contains("server 10.0.0.2:8000 max_fails=1 fail_timeout=3s; # f-w-1\n"));
         assert!(c.contains("server 10.0.0.3:8000 max_fails=1 fail_timeout=3s; # f-w-2\n"));
         assert!(c.contains("proxy_next_upstream error timeout http_502 http_503;"));
-        assert!(c.contains("proxy_connect_timeout 500ms;"));
+        assert!(c.contains("proxy_connect_timeout 1500ms;"));
         assert!(c.contains("listen 80 default_server;"));
         assert_eq!(c.matches('{').count(), c.matches('}').count());
     }

@@ -155,7 +155,7 @@ fn default_fail_timeout() -> String {
     "2s".into()
 }
 fn default_connect_timeout() -> String {
-    "500ms".into()
+    "1500ms".into()
 }
 fn default_config_path() -> String {
     "/etc/nginx/conf.d/farm.conf".into()
