@@ -1,5 +1,22 @@
 //! The runc-compatible command line.
 
+/// `println!` that does not panic when stdout is closed (`boxrun list | head -1`): the
+/// reader went away, there is nobody left to tell.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `eprintln!` that does not panic when stderr is closed.
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 use crate::container::{self, CreateOpts};
 use crate::error::{Error, Result};
 use crate::logging;
@@ -244,7 +261,7 @@ pub fn main() -> i32 {
         }
     };
     if cli.version {
-        println!("boxrun version {}\nspec: 1.2.0", env!("CARGO_PKG_VERSION"));
+        outln!("boxrun version {}\nspec: 1.2.0", env!("CARGO_PKG_VERSION"));
         return 0;
     }
     let fmt = if cli.log_format == "json" {
@@ -253,7 +270,7 @@ pub fn main() -> i32 {
         logging::Format::Text
     };
     if let Err(e) = logging::init(Some(&cli.log), fmt, cli.debug) {
-        eprintln!("boxrun: error: {e}");
+        errln!("boxrun: error: {e}");
         return 1;
     }
     match dispatch(&cli) {
@@ -307,7 +324,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Cmd::Run { c, detach, keep } => container::run(&create_opts(root, c), *detach, *keep),
         Cmd::State { id } => {
             let v = container::state(root, id)?;
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             Ok(0)
         }
         Cmd::Kill { all, id, signal } => {
@@ -330,7 +347,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Features => {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&crate::features::document()).unwrap_or_default()
             );
@@ -459,7 +476,7 @@ fn ps(root: &std::path::Path, id: &str, format: &str, ps_args: &[String]) -> Res
     };
     match format {
         "json" => {
-            println!("{}", serde_json::to_string(&pids).unwrap_or_default());
+            outln!("{}", serde_json::to_string(&pids).unwrap_or_default());
             Ok(0)
         }
         "table" => {
@@ -479,7 +496,7 @@ fn ps(root: &std::path::Path, id: &str, format: &str, ps_args: &[String]) -> Res
                 .split_whitespace()
                 .position(|h| h == "PID")
                 .ok_or_else(|| Error::Other("ps output has no PID column".into()))?;
-            println!("{header}");
+            outln!("{header}");
             for l in lines {
                 if let Some(p) = l
                     .split_whitespace()
@@ -487,7 +504,7 @@ fn ps(root: &std::path::Path, id: &str, format: &str, ps_args: &[String]) -> Res
                     .and_then(|s| s.parse::<i32>().ok())
                 {
                     if pids.contains(&p) {
-                        println!("{l}");
+                        outln!("{l}");
                     }
                 }
             }
@@ -524,7 +541,7 @@ fn events(root: &std::path::Path, id: &str, interval: &str, stats_once: bool) ->
         .clone()
         .ok_or_else(|| Error::Other(format!("container {id} has no cgroup")))?;
     let emit = |typ: &str, data: serde_json::Value| {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"type": typ, "id": id, "data": data})
         );
