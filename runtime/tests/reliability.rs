@@ -748,3 +748,33 @@ fn readers_never_see_a_torn_state() {
         "left under the root: {left:?}"
     );
 }
+
+/// Output into a pipe whose reader went away (`boxrun state x | head -0`) is not a
+/// panic (found here: println! panicked, an abort with a core dump in release builds).
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    use std::os::fd::FromRawFd;
+    let mut f = Fixture::new();
+    let id = uid("pipe");
+    sleeper(&mut f, &id, &format!("{id}-m"), false);
+    for args in [vec!["state", id.as_str()], vec!["list"], vec!["--version"]] {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills two fds we then own.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: closing the read end we own: writes to the pipe now fail with EPIPE.
+        unsafe { libc::close(fds[0]) };
+        // SAFETY: fds[1] is a fresh fd owned by nobody else.
+        let w = unsafe { std::fs::File::from_raw_fd(fds[1]) };
+        let mut c = f.cmd();
+        c.args(&args).stdout(w).stderr(std::process::Stdio::piped());
+        let o = c.output().expect("run boxrun");
+        let err = stderr(&o);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            o.status.code().is_some(),
+            "{args:?}: killed by {:?}",
+            o.status.signal()
+        );
+    }
+    assert!(f.run(&["delete", "--force", &id]).status.success());
+}
