@@ -294,7 +294,8 @@ pub(crate) fn lower(p: &LinuxSeccomp) -> Result<Lowered, SeccompError> {
                         index: a.index() as u8,
                         op: op(a.op()),
                         value: a.value(),
-                        value_two: a.value_two().unwrap_or(0),
+                        // libseccomp masks MASKED_EQ's datum with the mask.
+                        value_two: a.value_two().unwrap_or(0) & a.value(),
                     });
                     if split {
                         conds

@@ -85,7 +85,8 @@ fn holds(op: &str, arg: u64, v: u64, v2: u64) -> bool {
         "SCMP_CMP_EQ" => arg == v,
         "SCMP_CMP_GE" => arg >= v,
         "SCMP_CMP_GT" => arg > v,
-        "SCMP_CMP_MASKED_EQ" => arg & v == v2,
+        // libseccomp masks the datum too.
+        "SCMP_CMP_MASKED_EQ" => arg & v == v2 & v,
         _ => unreachable!(),
     }
 }
@@ -561,4 +562,22 @@ fn i386_socketcall_and_ipc_multiplexing() {
         "ipc(SHMAT)"
     );
     assert_eq!(run64(&p, "socket", [0; 6]), e11);
+}
+
+#[test]
+fn masked_eq_masks_the_datum_like_libseccomp() {
+    // (arg & 0) == (1 & 0): always true, so the rule is effectively unconditional.
+    let p = prog(json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [
+            {"names": ["add_key"], "action": "SCMP_ACT_ERRNO",
+             "args": [{"index": 2, "value": 0, "valueTwo": 1, "op": "SCMP_CMP_MASKED_EQ"}]},
+            {"names": ["keyctl"], "action": "SCMP_ACT_ERRNO",
+             "args": [{"index": 0, "value": 0xf0, "valueTwo": 0x1_0000_0010u64, "op": "SCMP_CMP_MASKED_EQ"}]}
+        ]
+    }));
+    assert_eq!(run64(&p, "add_key", [0; 6]), EPERM);
+    assert_eq!(run64(&p, "add_key", [0, 0, 7, 0, 0, 0]), EPERM);
+    assert_eq!(run64(&p, "keyctl", [0x13, 0, 0, 0, 0, 0]), EPERM);
+    assert_eq!(run64(&p, "keyctl", [0x23, 0, 0, 0, 0, 0]), ALLOW);
 }

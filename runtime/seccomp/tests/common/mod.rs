@@ -147,7 +147,7 @@ pub fn reference(p: &LinuxSeccomp, arch: oci_spec::runtime::Arch, nr: u32, args:
                 O::ScmpCmpEq => x == v,
                 O::ScmpCmpGe => x >= v,
                 O::ScmpCmpGt => x > v,
-                O::ScmpCmpMaskedEq => x & v == v2,
+                O::ScmpCmpMaskedEq => x & v == v2 & v,
             }
         };
         let same_arg = (0..6).any(|i| conds.iter().filter(|c| c.index() == i).count() > 1);
