@@ -29,7 +29,8 @@ pub fn render(farm: &str, b: &Balance, port: u16, backends: &[Backend]) -> Strin
         ));
         return s;
     }
-    s.push_str("upstream farm_backends {\n");
+    // A shared zone: one round robin and one view of failed servers for all workers.
+    s.push_str("upstream farm_backends {\n    zone farm_backends 64k;\n");
     for be in backends {
         s.push_str(&format!(
             "    server {}:{port} max_fails={} fail_timeout={}; # {}\n",
@@ -151,6 +152,7 @@ mod tests {
         assert!(c.contains("server 10.0.0.3:8000 max_fails=1 fail_timeout=3s; # f-w-2\n"));
         assert!(c.contains("proxy_next_upstream error timeout http_502 http_503;"));
         assert!(c.contains("proxy_connect_timeout 1500ms;"));
+        assert!(c.contains("zone farm_backends 64k;"));
         assert!(c.contains("listen 80 default_server;"));
         assert_eq!(c.matches('{').count(), c.matches('}').count());
     }
