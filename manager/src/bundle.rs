@@ -193,5 +193,5 @@ pub fn hostname(inst: &Instance) -> &str {
 /// Write config.json into `bundle`.
 pub fn write(bundle: &Path, cfg: &Value) -> Result<()> {
     let text = serde_json::to_string_pretty(cfg).context("cannot serialise config.json")?;
-    crate::store::write_atomic(&bundle.join("config.json"), text.as_bytes())
+    crate::store::write_quick(&bundle.join("config.json"), text.as_bytes())
 }

@@ -547,7 +547,7 @@ fn update(store: &Store, name: &str, args: &LimitArgs) -> Result<i32> {
             o.remove("devices");
         }
         let file = dir.join("update.json");
-        store::write_atomic(&file, serde_json::to_string(&res)?.as_bytes())?;
+        store::write_quick(&file, serde_json::to_string(&res)?.as_bytes())?;
         let rt = lifecycle::runtime_for(store, &inst);
         let r = rt.update(&inst.id, &["-r".to_string(), file.display().to_string()]);
         let _ = std::fs::remove_file(&file);

@@ -129,7 +129,7 @@ pub fn unmount(store: &Store, inst: &Instance) -> Result<()> {
     // the container's mount namespace is gone, which the kernel finishes
     // asynchronously; wait for it so that a following start or rm finds the
     // disks free.
-    for (major, minor) in released {
+    for &(major, minor) in &released {
         loopdev::wait_released(major, minor, Duration::from_secs(5));
     }
     // A loop device still bound to the disk but not mounted (a process killed
@@ -144,6 +144,12 @@ pub fn unmount(store: &Store, inst: &Instance) -> Result<()> {
     }
     // The loop device wrote through the host's page cache: make the stopped
     // disk durable, so it is in a stable state even across a host crash.
+    if released.is_empty() {
+        return match first {
+            Some(e) => Err(e),
+            None => Ok(()),
+        };
+    }
     if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&disk) {
         if let Err(e) = f.sync_all() {
             first.get_or_insert(anyhow::Error::from(e).context(format!(

@@ -212,11 +212,8 @@ pub fn start(store: &Store, key: &str) -> Result<Instance> {
         Ok(i.clone())
     })?;
     match monitor::spawn(store, &inst) {
-        Ok(()) => store.update(|list| {
-            let i = store::get_mut(list, &inst.id)?;
-            i.owner_pid = None;
-            Ok(i.clone())
-        }),
+        // The monitor cleared owner_pid when it recorded the instance running.
+        Ok(()) => store.find(&inst.id),
         Err(e) => {
             let _ = store.update(|list| {
                 let i = store::get_mut(list, &inst.id)?;

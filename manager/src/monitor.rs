@@ -168,7 +168,7 @@ fn start_container(store: &Store, inst: &Instance) -> Result<Started> {
     let dir = store.instance_dir(&inst.id);
     let rootfs = dir.join("rootfs");
     let rt = runtime_for(store, inst);
-    rt.delete_force(&inst.id)?;
+    rt.delete_if_known(&inst.id)?;
     crate::instance_disk::unmount(store, inst)?;
     let devs = crate::instance_disk::mount(store, inst)?;
     let net = networking::setup(store, inst)?;
@@ -314,6 +314,7 @@ pub fn main(store: &Store, id: &str) -> Result<()> {
             i.status = Status::Running;
             i.pid = Some(pid);
             i.monitor_pid = Some(me);
+            i.owner_pid = None;
             i.started_at = Some(util::format_time(util::now_secs()));
             i.finished_at = None;
             i.exit_code = None;

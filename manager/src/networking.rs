@@ -341,7 +341,7 @@ pub fn setup(store: &Store, inst: &Instance) -> Result<NetSetup> {
         }
         let all = store.load()?;
         let dir = store.instance_dir(&inst.id);
-        store::write_atomic(&dir.join("hosts"), hosts_for(inst, &all)?.as_bytes())?;
+        store::write_quick(&dir.join("hosts"), hosts_for(inst, &all)?.as_bytes())?;
         // Running peers learn this instance's name: their hosts file is
         // bind-mounted, so it is rewritten in place (same inode).
         let mine: Vec<String> = inst.attachments().into_iter().map(|a| a.network).collect();
@@ -354,7 +354,7 @@ pub fn setup(store: &Store, inst: &Instance) -> Result<NetSetup> {
         }
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let resolv = hosts::render_resolv_conf(&hosts::usable_host_nameservers(&host_resolv));
-        store::write_atomic(&dir.join("resolv.conf"), resolv.as_bytes())?;
+        store::write_quick(&dir.join("resolv.conf"), resolv.as_bytes())?;
         let bind = |src: &str, dst: &str| {
             json!({"destination": dst, "type": "bind", "source": dir.join(src),
                    "options": ["rbind", "rprivate", "nosuid", "nodev", "noexec"]})

@@ -122,6 +122,15 @@ impl Runtime {
         }
     }
 
+    /// `delete --force ID` only if the runtime knows the container (one
+    /// `state` call when it does not, the usual case before a start).
+    pub fn delete_if_known(&self, id: &str) -> Result<()> {
+        if self.state(id)?.is_none() {
+            return Ok(());
+        }
+        self.delete_force(id)
+    }
+
     /// `update` with the given flags.
     pub fn update(&self, id: &str, flags: &[String]) -> Result<()> {
         let mut args: Vec<&str> = vec!["update"];

@@ -196,6 +196,27 @@ pub fn position(list: &[Instance], id: &str) -> Result<usize> {
         .with_context(|| format!("instance {id} has disappeared from the instance file"))
 }
 
+/// Write `data` to `path` atomically but without forcing it to disk (temp
+/// file + rename): for files regenerated at every start (config.json, hosts).
+pub fn write_quick(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let r = fs::write(&tmp, data)
+        .with_context(|| format!("cannot write {} (is the disk full?)", tmp.display()))
+        .and_then(|_| {
+            fs::rename(&tmp, path)
+                .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+        });
+    if r.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    r
+}
+
 /// Write `data` to `path` atomically: temp file, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
