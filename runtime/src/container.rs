@@ -293,7 +293,14 @@ fn create_with_console(
     record.pid_start_time = procfs::stat(pid).map(|s| s.start_time).unwrap_or(0);
     dir.save(&record)?;
     crate::failpoint::hit("create:cloned");
-    send_or_child_error(&parent, Tag::Go)?;
+    send_or_child_error(&parent, Tag::Go).inspect_err(|e| {
+        if matches!(e, Error::Hook(_)) {
+            guard.poststop = Some((
+                poststop_hooks.clone(),
+                record.oci_state(Status::Stopped).to_string().into_bytes(),
+            ));
+        }
+    })?;
     // The first cgroup.procs write after a quiet spell waits for an RCU grace period
     // (cgroup_threadgroup_rwsem), ~10-25 ms here: the child sets up its mounts meanwhile
     // and waits for CgroupJoined only where it must (cgroupns unshare, or before exec).
@@ -301,7 +308,14 @@ fn create_with_console(
         cg.add_process(pid)?;
     }
     crate::failpoint::hit("create:joined");
-    send_or_child_error(&parent, Tag::CgroupJoined)?;
+    send_or_child_error(&parent, Tag::CgroupJoined).inspect_err(|e| {
+        if matches!(e, Error::Hook(_)) {
+            guard.poststop = Some((
+                poststop_hooks.clone(),
+                record.oci_state(Status::Stopped).to_string().into_bytes(),
+            ));
+        }
+    })?;
 
     loop {
         match parent.recv()? {
@@ -318,7 +332,14 @@ fn create_with_console(
                         )
                     });
                 match res {
-                    Ok(()) => send_or_child_error(&parent, Tag::Continue)?,
+                    Ok(()) => send_or_child_error(&parent, Tag::Continue).inspect_err(|e| {
+                        if matches!(e, Error::Hook(_)) {
+                            guard.poststop = Some((
+                                poststop_hooks.clone(),
+                                record.oci_state(Status::Stopped).to_string().into_bytes(),
+                            ));
+                        }
+                    })?,
                     Err(e) => {
                         let _ = parent.send(Tag::Abort, &[]);
                         guard.poststop = Some((
@@ -379,6 +400,9 @@ fn send_or_child_error(chan: &sync::Channel, tag: Tag) -> Result<()> {
         Err(e) => match chan.recv() {
             Ok(Some((Tag::Error, msg, _))) => {
                 Err(Error::Init(String::from_utf8_lossy(&msg).into_owned()))
+            }
+            Ok(Some((Tag::HookFailed, msg, _))) => {
+                Err(Error::Hook(String::from_utf8_lossy(&msg).into_owned()))
             }
             _ => Err(e),
         },

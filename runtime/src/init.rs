@@ -458,6 +458,9 @@ fn state_json(ctx: &InitCtx, rec: Option<&crate::state::Record>, status: &str) -
         Some(r) => {
             let mut v = r.oci_state(crate::state::Status::Created);
             v["status"] = status.into();
+            // runtime.md: for hooks executed in the container namespace, the pid is
+            // the one seen by the container (1 in its own pid namespace).
+            v["pid"] = std::process::id().into();
             v
         }
         None => {

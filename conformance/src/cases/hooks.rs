@@ -295,22 +295,28 @@ fn fail_start_container(c: &mut Ctx) -> CaseResult {
 }
 
 fn fail_poststart(c: &mut Ctx) -> CaseResult {
+    // runtime-spec v1.2 (the version this project targets; runtime-tools'
+    // poststart_fail checks the same): "If any poststart hook fails, the runtime
+    // MUST log a warning, but the remaining hooks and lifecycle continue as if the
+    // hook had succeeded." (v1.3.0 turned this into an error.)
     c.mount_out();
     c.config["hooks"] = json!({
-        "poststart": [failing("poststart")],
+        "poststart": [failing("poststart"), recorder(c, "poststart", false)],
         "poststop": [recorder(c, "poststop", false)]
     });
     c.set_args(&["/bin/sleep", "600"]);
     let id = c.id(1);
     c.create(&id)?;
     let out = c.rt(&["start", &id])?;
-    let mut errs = Vec::new();
-    if out.success() {
+    let mut errs: Vec<String> = Vec::new();
+    if !out.success() {
         errs.push(
-            "start succeeded although a poststart hook failed (step 9: generate an error)".into(),
+            "start failed because of a failing poststart hook (v1.2: warn and continue)".into(),
         );
     }
-    torn_down(c, &id, &mut errs)?;
+    if read(c, "poststart.state").is_empty() {
+        errs.push("the poststart hook after the failing one did not run".into());
+    }
     check!(errs.is_empty(), "{}", errs.join(" | "));
     Ok(())
 }
