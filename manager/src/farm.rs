@@ -15,8 +15,11 @@ mod nginx;
 mod spec;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -64,6 +67,7 @@ pub struct ScaleArgs {
 /// `boxctl up -f FILE`: make or start whatever is missing; idempotent.
 pub fn up(store: &Store, runtime: Option<&str>, args: &UpArgs) -> Result<i32> {
     let farm = Farm::load(&args.file)?;
+    let _lock = lock_farm(store, &farm)?;
     ensure_images(store, &farm)?;
     ensure_networks(store, &farm)?;
     converge(store, &farm, runtime, &BTreeMap::new())?;
@@ -73,6 +77,7 @@ pub fn up(store: &Store, runtime: Option<&str>, args: &UpArgs) -> Result<i32> {
 /// `boxctl scale -f FILE SERVICE=N`: the farm must be up.
 pub fn scale(store: &Store, runtime: Option<&str>, args: &ScaleArgs) -> Result<i32> {
     let farm = Farm::load(&args.file)?;
+    let _lock = lock_farm(store, &farm)?;
     let mut want = BTreeMap::new();
     for s in &args.services {
         let (key, n) = s
@@ -113,6 +118,7 @@ pub fn scale(store: &Store, runtime: Option<&str>, args: &ScaleArgs) -> Result<i
 /// `boxctl down -f FILE`: remove the farm's instances (proxies first) and networks.
 pub fn down(store: &Store, args: &DownArgs) -> Result<i32> {
     let farm = Farm::load(&args.file)?;
+    let _lock = lock_farm(store, &farm)?;
     let list = lifecycle::refresh(store)?;
     let mut failed = 0;
     let mut order = farm.start_order();
@@ -146,6 +152,40 @@ pub fn down(store: &Store, args: &DownArgs) -> Result<i32> {
         }
     }
     Ok(if failed == 0 { 0 } else { 1 })
+}
+
+/// Serialise `up`, `down` and `scale` of one farm: ROOT/farms/NAME.lock
+/// (flock, released when the returned file is dropped or the process dies).
+fn lock_farm(store: &Store, farm: &Farm) -> Result<File> {
+    let dir = store.root().join("farms");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!("{}.lock", farm.name));
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    let fd = file.as_raw_fd();
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(file);
+    }
+    eprintln!(
+        "boxctl: waiting for another up, down or scale of farm {}",
+        farm.name
+    );
+    loop {
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(fd, libc::LOCK_EX) } == 0 {
+            return Ok(file);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
 }
 
 /// Whether instance `name` belongs to service `key`: Some(None) for the

@@ -95,10 +95,13 @@ pub struct Service {
     #[serde(default)]
     pub env: Vec<String>,
     /// Memory limit (e.g. `64m`).
+    #[serde(default, deserialize_with = "string_or_number")]
     pub memory: Option<String>,
     /// CPUs (fractional).
+    #[serde(default, deserialize_with = "string_or_number")]
     pub cpus: Option<String>,
     /// Maximum number of tasks.
+    #[serde(default, deserialize_with = "string_or_number")]
     pub pids: Option<String>,
     /// Restart policy (`no`, `always`, `on-failure[:N]`); default `always`.
     pub restart: Option<String>,
@@ -113,6 +116,22 @@ pub struct Service {
     pub health: String,
     /// Makes this service an nginx reverse proxy in front of another one.
     pub balance: Option<Balance>,
+}
+
+/// A limit written as a string (`"64m"`) or a bare number (`64`, `0.5`).
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        S(String),
+        I(i64),
+        F(f64),
+    }
+    Ok(Some(match Raw::deserialize(d)? {
+        Raw::S(s) => s,
+        Raw::I(i) => i.to_string(),
+        Raw::F(f) => f.to_string(),
+    }))
 }
 
 fn default_port() -> u16 {
@@ -178,9 +197,12 @@ impl Farm {
 
     /// Parse and check the text of a farm file.
     pub fn parse(text: &str) -> Result<Farm> {
-        let farm: Farm = toml::from_str(text).map_err(|e| {
-            let msg = e.to_string();
-            anyhow::anyhow!("{}", msg.trim().replace('\n', " "))
+        let farm: Farm = toml::from_str(text).map_err(|e| match e.span() {
+            Some(span) => {
+                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                anyhow::anyhow!("line {line}: {}", e.message())
+            }
+            None => anyhow::anyhow!("{}", e.message()),
         })?;
         farm.check()?;
         Ok(farm)
@@ -196,6 +218,12 @@ impl Farm {
         }
         for (key, svc) in &self.services {
             let what = format!("service {key}");
+            if key
+                .rsplit_once('-')
+                .is_some_and(|(_, n)| n.bytes().all(|b| b.is_ascii_digit()))
+            {
+                bail!("{what}: a service name cannot end with -NUMBER (replica names do)");
+            }
             util::validate_name(
                 "instance",
                 &self.instance_name(key, svc.replicas.map(|_| 1)),
@@ -249,8 +277,11 @@ impl Farm {
             if !svc.health.starts_with('/') || svc.health.contains(char::is_whitespace) {
                 bail!("{what}: health {:?} must be a path such as /", svc.health);
             }
-            crate::commands::parse_limits(&self.limit_args(svc))
+            let limits = crate::commands::parse_limits(&self.limit_args(svc))
                 .with_context(|| format!("{what}: bad limit"))?;
+            if limits.memory.is_some_and(|m| m < 4 << 20) {
+                bail!("{what}: memory below the 4m minimum");
+            }
             svc.restart_policy()
                 .with_context(|| format!("{what}: bad restart"))?;
         }
@@ -381,6 +412,15 @@ backends = "web"
             Some("back")
         );
         let b = f.services["proxy"].balance.as_ref().unwrap();
+        let n = Farm::parse(&GOOD.replace(
+            "memory = \"64m\"",
+            "memory = 67108864\npids = 64\ncpus = 0.5",
+        ))
+        .unwrap();
+        let w = &n.services["web"];
+        assert_eq!(w.memory.as_deref(), Some("67108864"));
+        assert_eq!(w.pids.as_deref(), Some("64"));
+        assert_eq!(w.cpus.as_deref(), Some("0.5"));
         assert_eq!(b.max_fails, 1);
         assert_eq!(b.config_path, "/etc/nginx/conf.d/farm.conf");
     }
@@ -408,6 +448,11 @@ backends = "web"
             (
                 GOOD.replace("replicas = 2", "replicas = 2\nbogus = 1"),
                 "bogus",
+            ),
+            (
+                GOOD.replace("[services.web]", "[services.web-2]")
+                    .replace("backends = \"web\"", "backends = \"web-2\""),
+                "-NUMBER",
             ),
             (
                 GOOD.replace(
