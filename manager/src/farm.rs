@@ -358,11 +358,15 @@ fn ensure_instance(
 ) -> Result<Option<Instance>> {
     let limits = crate::commands::parse_limits(&farm.limit_args(svc))?;
     if let Some(inst) = existing {
-        if inst.image != svc.image || inst.limits != limits {
+        if inst.image != svc.image {
             eprintln!(
-                "boxctl: warning: instance {name} differs from service {key} in the file \
-                 (image or limits): `boxctl rm -f {name}` and `up` again to remake it"
+                "boxctl: warning: instance {name} runs image {} but service {key} says {}: \
+                 `boxctl rm -f {name}` and `up` again to remake it",
+                inst.image, svc.image
             );
+        }
+        if inst.limits != limits {
+            update_limits(store, farm, svc, inst, &limits)?;
         }
         return match inst.status {
             Status::Running | Status::Restarting => Ok(None),
@@ -408,6 +412,60 @@ fn ensure_instance(
     let inst = store.find(&inst.id)?;
     println!("instance {name}: created ({})", addresses(&inst));
     Ok(Some(inst))
+}
+
+/// Bring an instance's limits to the file's through `boxctl update` (live
+/// when it runs). A limit the file dropped cannot be lifted that way: warn.
+fn update_limits(
+    store: &Store,
+    farm: &Farm,
+    svc: &Service,
+    inst: &Instance,
+    want: &crate::limits::Limits,
+) -> Result<()> {
+    let a = farm.limit_args(svc);
+    let l = &inst.limits;
+    if (l.memory.is_some() && want.memory.is_none())
+        || (l.cpus.is_some() && want.cpus.is_none())
+        || (l.pids.is_some() && want.pids.is_none())
+    {
+        eprintln!(
+            "boxctl: warning: instance {} has a limit the file no longer sets: \
+             `boxctl rm -f {}` and `up` again to lift it",
+            inst.name, inst.name
+        );
+    }
+    let changed = (want.memory.is_some() && want.memory != l.memory)
+        || (want.cpus.is_some() && want.cpus != l.cpus)
+        || (want.pids.is_some() && want.pids != l.pids);
+    if !changed {
+        return Ok(());
+    }
+    let mut cmd = Command::new(std::env::current_exe().context("cannot find boxctl itself")?);
+    cmd.arg("--root").arg(store.root()).arg("update");
+    for (flag, v) in [
+        ("--memory", &a.memory),
+        ("--cpus", &a.cpus),
+        ("--pids", &a.pids),
+    ] {
+        if let Some(v) = v {
+            cmd.arg(flag).arg(v);
+        }
+    }
+    let out = cmd
+        .arg(&inst.id)
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run boxctl update")?;
+    if !out.status.success() {
+        bail!(
+            "cannot update the limits of {}: {}",
+            inst.name,
+            runtime_cli::last_line(&out.stderr).trim_start_matches("boxctl: error: ")
+        );
+    }
+    println!("instance {}: limits updated", inst.name);
+    Ok(())
 }
 
 fn addresses(inst: &Instance) -> String {

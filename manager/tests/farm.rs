@@ -339,6 +339,32 @@ fn web_farm_up_load_kill_scale_down() {
         .collect();
     assert_eq!(ids_before, ids_after);
 
+    // A changed limit in the file is applied live by up (same instances).
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("memory = \"32m\"", "memory = \"48m\"")).unwrap();
+    let changed = env.ok(&["up", "-f", f]);
+    assert_eq!(changed.matches(": limits updated").count(), 3, "{changed}");
+    assert_eq!(env.inspect(&web[2])["memory"], 48 << 20);
+    let cg = Path::new("/sys/fs/cgroup/memory/boxctl")
+        .join(env.inspect(&web[2])["id"].as_str().unwrap())
+        .join("memory.limit_in_bytes");
+    if cg.exists() {
+        let v = std::fs::read_to_string(&cg).unwrap();
+        assert_eq!(v.trim(), (48u64 << 20).to_string());
+    }
+    std::fs::write(&file, text).unwrap();
+    env.ok(&["up", "-f", f]);
+    assert_eq!(env.inspect(&web[2])["memory"], 32 << 20);
+    let ids_after2: Vec<String> = env
+        .ps_all()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ids_after2,
+        ids_after.iter().map(|(i, _)| i.clone()).collect::<Vec<_>>()
+    );
+
     // 100 requests through the published port: every backend answers.
     let seen = backends_seen(port, 100);
     assert_eq!(seen, web.iter().cloned().collect(), "round robin");
