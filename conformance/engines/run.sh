@@ -166,13 +166,17 @@ stop_pid() { # PID: SIGTERM, wait up to 20 s, then SIGKILL; reaps our own childr
     wait "$pid" 2>/dev/null
     return 0
 }
-# Wrappers (scripts, so that sh -c and script(1) can call them too).
+# Wrappers (scripts, so that sh -c and the pty helper can call them too).
 mkdir -p "$T/bin"
 printf '#!/bin/sh\nexec podman --root "%s" --runroot "%s" --tmpdir "%s" --storage-driver vfs --network-config-dir "%s" --cgroup-manager cgroupfs --events-backend file --runtime "%s" "$@"\n' \
     "$T/podman/root" "$T/podman/run" "$T/podman/tmp" "$T/podman/net" "$RT" >"$T/bin/p"
 printf '#!/bin/sh\nexec ctr -a "%s" -n "%s" "$@"\n' "$T/ctd/ctd.sock" "$CTR_NS" >"$T/bin/c"
 printf '#!/bin/sh\nexec "%s" -H "unix://%s" "$@"\n' "$DOCKER" "$T/docker/docker.sock" >"$T/bin/d"
-chmod +x "$T/bin/p" "$T/bin/c" "$T/bin/d"
+# pty CMD: CMD under script(1) on a pty, its stdin held open (an EOF on stdin makes the
+# engines' -it clients detach before the output is copied).
+printf '#!/bin/bash\nexec 3< <(sleep 300)\nsp=$!\nscript -qec "$1" /dev/null <&3\nrc=$?\nexec 3<&-\nkill "$sp" 2>/dev/null\nexit "$rc"\n' >"$T/bin/pty"
+chmod +x "$T/bin/p" "$T/bin/c" "$T/bin/d" "$T/bin/pty"
+PTY="$T/bin/pty"
 P="$T/bin/p"
 # podman runs the runtime with its default --root (its cleanup process does not get
 # --runtime-flag): containers of this lane are told apart by their bundle path.
@@ -308,14 +312,14 @@ lane_podman() {
     check "$name: rm" 0 bxe-p1 "$P" rm bxe-p1
     check "$name: ps -a empty" 0 '^$' "$P" ps -a -q
     check "$name: run -t" 0 '/dev/pts/' "$P" run --rm -t "${R[@]}" $IMG tty
-    check "$name: run -it (pty)" 0 '/dev/pts/[0-9]+.*done' script -qec "$P run --rm -it ${R[*]} $IMG sh -c 'tty; echo done'" /dev/null
+    check "$name: run -it (pty)" 0 '/dev/pts/[0-9]+.*done' "$PTY" "$P run --rm -it ${R[*]} $IMG sh -c 'tty; echo done'"
     check "$name: --network none has only lo, up" 0 '^1'$'\n''1: lo: <LOOPBACK,UP' "$P" run --rm "${R[@]}" --network none $IMG sh -c 'ip -o link | wc -l; ip -o link'
     check "$name: --network none loopback works" 0 '1 packets received' "$P" run --rm "${R[@]}" --network none $IMG ping -c 1 -W 2 127.0.0.1
     check "$name: default bridge gives eth0 an address" 0 'eth0 +inet [0-9.]+/' "$P" run --rm "${R[@]}" $IMG ip -o -4 addr
     port=$(free_port)
-    check "$name: run -d -p 127.0.0.1:$port:80 httpd" 0 '^[0-9a-f]{64}' "$P" run -d --name bxe-pweb "${R[@]}" -p "127.0.0.1:$port:80" $IMG \
+    check "$name: run -d -p 127.0.0.1:PORT:80 httpd" 0 '^[0-9a-f]{64}' "$P" run -d --name bxe-pweb "${R[@]}" -p "127.0.0.1:$port:80" $IMG \
         sh -c 'mkdir -p /www && echo hello-engines >/www/index.html && exec httpd -f -p 80 -h /www'
-    if fetch_until "http://127.0.0.1:$port/" hello-engines; then ok "$name: -p traffic on 127.0.0.1:$port"; else notok "$name: -p traffic on 127.0.0.1:$port" "$(short "$OUT")"; fi
+    if fetch_until "http://127.0.0.1:$port/" hello-engines; then ok "$name: -p traffic on 127.0.0.1:PORT"; else notok "$name: -p traffic on 127.0.0.1:PORT" "port $port: $(short "$OUT")"; fi
     check "$name: rm -f published container" 0 bxe-pweb "$P" rm -f -t 0 bxe-pweb
     opts_checks "$name" "$P" run --rm "${R[@]}"
     check "$name: run -dt (console socket), exec into it" 0 'in-tty-container' sh -c "$P run -dt --name bxe-p4 ${R[*]} $IMG sh >/dev/null && $P exec bxe-p4 echo in-tty-container"
@@ -413,7 +417,7 @@ lane_containerd() {
     check "$name: task ls running" 0 'bxe-c3 +[0-9]+ +RUNNING' "$C" task ls
     check "$name: task exec" 0 'exec-hi' "$C" task exec --exec-id e1 bxe-c3 echo exec-hi
     check "$name: task exec exit status" 4 '' "$C" task exec --exec-id e2 bxe-c3 sh -c 'exit 4'
-    check "$name: task exec -t (pty)" 0 '/dev/pts/' script -qec "$C task exec -t --exec-id e3 bxe-c3 tty" /dev/null
+    check "$name: task exec -t (pty)" 0 '/dev/pts/' "$PTY" "$C task exec -t --exec-id e3 bxe-c3 tty"
     check "$name: task ps" 0 'PID +INFO'$'\n''[0-9]+' "$C" task ps bxe-c3
     check "$name: task pause" 0 '' "$C" task pause bxe-c3
     check "$name: task ls paused" 0 'bxe-c3 +[0-9]+ +PAUSED' "$C" task ls
@@ -424,10 +428,10 @@ lane_containerd() {
     check "$name: task delete" 0 '' "$C" task delete bxe-c3
     check "$name: container delete" 0 '' "$C" container delete bxe-c3
     rr bxe-c8
-    check "$name: run -d -t, task exec into it" 0 'in-tty-container' sh -c "script -qec '$C run -d -t ${RR[*]} $CTR_IMG bxe-c8 sh' /dev/null >/dev/null && $C task exec --exec-id e1 bxe-c8 echo in-tty-container"
+    check "$name: run -d -t, task exec into it" 0 'in-tty-container' sh -c "$PTY '$C run -d -t ${RR[*]} $CTR_IMG bxe-c8 sh' >/dev/null && $C task exec --exec-id e1 bxe-c8 echo in-tty-container"
     check "$name: task kill + delete tty task" 0 '' sh -c "$C task kill -s SIGKILL bxe-c8 && until $C task ls | grep -Eq 'bxe-c8 +[0-9]+ +STOPPED'; do sleep 0.1; done && $C task delete bxe-c8 >/dev/null && $C container delete bxe-c8"
     rr bxe-c4
-    check "$name: run -t (pty)" 0 '/dev/pts/[0-9]+.*done' script -qec "$C run --rm -t ${RR[*]} $CTR_IMG bxe-c4 sh -c 'tty; echo done'" /dev/null
+    check "$name: run -t (pty)" 0 '/dev/pts/[0-9]+.*done' "$PTY" "$C run --rm -t ${RR[*]} $CTR_IMG bxe-c4 sh -c 'tty; echo done'"
     check "$name: no task left" 0 '^TASK +PID +STATUS *$' "$C" task ls
     check_eq "$name: runtime state empty" "" "$(rt_left --root "$T/ctd/rr/$CTR_NS")"
 }
@@ -457,7 +461,7 @@ lane_docker() {
     check "$name: inspect runtime" 0 '^bxtest running' "$D" inspect -f '{{.HostConfig.Runtime}} {{.State.Status}}' bxe-d1
     check "$name: exec" 0 'sleep 1000' "$D" exec bxe-d1 sh -c 'tr "\\0" " " </proc/1/cmdline'
     check "$name: exec exit status" 5 '' "$D" exec bxe-d1 sh -c 'exit 5'
-    check "$name: exec -it (pty)" 0 '/dev/pts/' script -qec "$D exec -it bxe-d1 tty" /dev/null
+    check "$name: exec -it (pty)" 0 '/dev/pts/' "$PTY" "$D exec -it bxe-d1 tty"
     check "$name: top" 0 'sleep 1000' "$D" top bxe-d1
     check "$name: update --memory" 0 bxe-d1 "$D" update --memory 64m --memory-swap 128m --cpu-shares 512 bxe-d1
     id=$("$D" inspect -f '{{.Id}}' bxe-d1 2>/dev/null)
@@ -476,15 +480,15 @@ lane_docker() {
     check "$name: kill" 0 bxe-d1 "$D" kill bxe-d1
     check "$name: inspect killed" 0 '^exited 137' "$D" inspect -f '{{.State.Status}} {{.State.ExitCode}}' bxe-d1
     check "$name: rm" 0 bxe-d1 "$D" rm bxe-d1
-    check "$name: run -it (pty)" 0 '/dev/pts/[0-9]+.*done' script -qec "$D run --runtime bxtest --rm -it $IMG sh -c 'tty; echo done'" /dev/null
+    check "$name: run -it (pty)" 0 '/dev/pts/[0-9]+.*done' "$PTY" "$D run --runtime bxtest --rm -it $IMG sh -c 'tty; echo done'"
     check "$name: --network none has only lo, up" 0 '^1'$'\n''1: lo: <LOOPBACK,UP' "$D" run "${R[@]}" --rm --network none $IMG sh -c 'ip -o link | wc -l; ip -o link'
     check "$name: --network host shares the host netns" 0 "$(readlink /proc/self/ns/net | sed 's/[][]/\\&/g')" "$D" run "${R[@]}" --rm --network host $IMG readlink /proc/self/ns/net
     check "$name: --network bridge address on $BRIDGE" 0 "eth0 +inet ${BRIDGE_NET//./\\.}\.[0-9]+/24" "$D" run "${R[@]}" --rm --network bridge $IMG ip -o -4 addr
     check "$name: bridge reaches the host side" 0 '1 packets received' "$D" run "${R[@]}" --rm $IMG ping -c 1 -W 2 "$BRIDGE_NET.1"
     port=$(free_port)
-    check "$name: run -d -p 127.0.0.1:$port:80 httpd" 0 '^[0-9a-f]{64}' "$D" run "${R[@]}" -d --name bxe-dweb -p "127.0.0.1:$port:80" $IMG \
+    check "$name: run -d -p 127.0.0.1:PORT:80 httpd" 0 '^[0-9a-f]{64}' "$D" run "${R[@]}" -d --name bxe-dweb -p "127.0.0.1:$port:80" $IMG \
         sh -c 'mkdir -p /www && echo hello-engines >/www/index.html && exec httpd -f -p 80 -h /www'
-    if fetch_until "http://127.0.0.1:$port/" hello-engines; then ok "$name: -p traffic on 127.0.0.1:$port"; else notok "$name: -p traffic on 127.0.0.1:$port" "$(short "$OUT")"; fi
+    if fetch_until "http://127.0.0.1:$port/" hello-engines; then ok "$name: -p traffic on 127.0.0.1:PORT"; else notok "$name: -p traffic on 127.0.0.1:PORT" "port $port: $(short "$OUT")"; fi
     check "$name: rm -f published container" 0 bxe-dweb "$D" rm -f bxe-dweb
     opts_checks "$name" "$D" run --runtime bxtest --rm
     check "$name: run -dit (console socket), exec into it" 0 'in-tty-container' sh -c "$D run --runtime bxtest -dit --name bxe-d5 $IMG sh >/dev/null && $D exec bxe-d5 echo in-tty-container"
