@@ -108,9 +108,22 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
         None => None,
     };
     let terminal = p.terminal().unwrap_or(false);
+    // Foreground exec with a terminal and no console socket proxies the pty itself,
+    // as runc does.
+    let mut proxy_sock = None;
     let console = match (&opts.console_socket, terminal) {
         (Some(path), true) => Some(crate::console::connect(path)?),
-        (None, true) => return Err(Error::Other("exec --tty needs --console-socket".into())),
+        (None, true) if !opts.detach => {
+            let (a, b) =
+                std::os::unix::net::UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
+            proxy_sock = Some(a);
+            Some(OwnedFd::from(b))
+        }
+        (None, true) => {
+            return Err(Error::Other(
+                "exec --tty --detach needs --console-socket".into(),
+            ))
+        }
         _ => None,
     };
     let nss = open_namespaces(rec.pid)?;
@@ -183,6 +196,10 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     }
     if opts.detach {
         return Ok(0);
+    }
+    if let Some(sock) = proxy_sock {
+        let master = crate::console::recv_master(sock.as_raw_fd())?;
+        return Ok(crate::console::proxy_until_exit(&master, pid, &fwd));
     }
     Ok(wait_forwarding(pid, &fwd))
 }

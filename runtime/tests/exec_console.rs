@@ -225,3 +225,12 @@ fn foreground_run_with_terminal_proxies_the_pty() {
     assert!(out.contains("/dev/pts/0\nhi\n"), "{out}");
     assert!(!f.root.join("fg").exists());
 }
+
+#[test]
+fn exec_tty_without_console_socket_proxies_the_pty() {
+    let mut f = Fixture::new();
+    start_sleeper(&mut f, "xt");
+    let o = f.run(&["exec", "-t", "xt", "/bin/sh", "-c", "tty; exit 3"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stdout(&o).contains("/dev/pts/"), "{}", stdout(&o));
+}
