@@ -183,6 +183,12 @@ pub enum NetworkCmd {
         /// Subnet, e.g. 10.88.0.0/24.
         #[arg(long)]
         subnet: Option<String>,
+        /// Gateway address on the host bridge (default: the subnet's first address).
+        #[arg(long)]
+        gateway: Option<String>,
+        /// No gateway on the host and no default route: instances only reach this bridge.
+        #[arg(long)]
+        internal: bool,
         /// Network name.
         name: String,
     },

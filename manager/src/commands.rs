@@ -263,8 +263,19 @@ fn image_cmd(store: &Store, c: ImageCmd) -> Result<i32> {
 
 fn network_cmd(store: &Store, c: NetworkCmd) -> Result<i32> {
     match c {
-        NetworkCmd::Create { subnet, name } => {
-            let n = networking::create(store, &name, subnet.as_deref())?;
+        NetworkCmd::Create {
+            subnet,
+            gateway,
+            internal,
+            name,
+        } => {
+            let n = networking::create(
+                store,
+                &name,
+                subnet.as_deref(),
+                gateway.as_deref(),
+                internal,
+            )?;
             println!("{} {} {}", n.name, n.subnet, n.bridge);
             Ok(0)
         }

@@ -279,7 +279,8 @@ fn ensure_networks(store: &Store, farm: &Farm) -> Result<()> {
                 }
             }
             None => {
-                let n = networking::create(store, &name, spec.subnet.as_deref())?;
+                let n =
+                    networking::create(store, &name, spec.subnet.as_deref(), None, spec.internal)?;
                 println!(
                     "network {name}: created ({}, bridge {})",
                     n.subnet, n.bridge

@@ -39,6 +39,10 @@ pub struct Network {
     pub bridge: String,
     /// Creation time.
     pub created: String,
+    /// Internal: no address on the host bridge and no default route through it, so
+    /// instances only reach their own bridge.
+    #[serde(default)]
+    pub internal: bool,
 }
 
 fn networks_file(store: &Store) -> PathBuf {
@@ -103,7 +107,13 @@ fn save(store: &Store, nets: &BTreeMap<String, Network>) -> Result<()> {
 }
 
 /// `network create NAME [--subnet CIDR]`.
-pub fn create(store: &Store, name: &str, subnet: Option<&str>) -> Result<Network> {
+pub fn create(
+    store: &Store,
+    name: &str,
+    subnet: Option<&str>,
+    gateway: Option<&str>,
+    internal: bool,
+) -> Result<Network> {
     util::validate_name("network", name)?;
     if matches!(name, "none" | "host") {
         bail!("{name} is reserved: choose another network name");
@@ -145,15 +155,27 @@ pub fn create(store: &Store, name: &str, subnet: Option<&str>) -> Result<Network
                 .context("no free 10.88.x.0/24 subnet left: give --subnet")?
         }
     };
-    let gw = subnet.default_gateway();
+    let gw = match gateway {
+        Some(g) => {
+            let g: Ipv4Addr = g
+                .parse()
+                .with_context(|| format!("invalid --gateway {g:?}: use an IPv4 address"))?;
+            if !subnet.contains(g) || g == subnet.network() || g == subnet.broadcast() {
+                bail!("--gateway {g} is not a host address of {subnet}");
+            }
+            g
+        }
+        None => subnet.default_gateway(),
+    };
     let net = Network {
         name: name.to_string(),
         subnet: subnet.to_string(),
         gateway: gw.to_string(),
         bridge: bridge_name_for(name),
         created: util::format_time(util::now_secs()),
+        internal,
     };
-    bridge::ensure(&net.bridge, Some((gw, subnet.prefix())))
+    bridge::ensure(&net.bridge, (!internal).then_some((gw, subnet.prefix())))
         .with_context(|| format!("cannot create bridge {}", net.bridge))?;
     nets.insert(name.to_string(), net.clone());
     if let Err(e) = save(store, &nets) {
@@ -301,6 +323,11 @@ pub fn setup(store: &Store, inst: &Instance) -> Result<NetSetup> {
     netns::create(&ns)
         .with_context(|| format!("cannot create the network namespace of {}", inst.name))?;
     let result = (|| -> Result<NetSetup> {
+        // The default route goes through the first attachment to a non-internal network.
+        let route_idx = inst
+            .attachments()
+            .iter()
+            .position(|a| nets.get(&a.network).is_some_and(|n| !n.internal));
         for (idx, a) in inst.attachments().iter().enumerate() {
             let net = nets
                 .get(&a.network)
@@ -316,7 +343,10 @@ pub fn setup(store: &Store, inst: &Instance) -> Result<NetSetup> {
                 .with_context(|| {
                     format!("instance {} has no address on {}", inst.name, a.network)
                 })?;
-            bridge::ensure(&net.bridge, Some((gw, subnet.prefix())))?;
+            bridge::ensure(
+                &net.bridge,
+                (!net.internal).then_some((gw, subnet.prefix())),
+            )?;
             let host_if = veth_name_for(&inst.id, idx as u16);
             let _ = veth::detach(&host_if);
             veth::attach(
@@ -325,7 +355,7 @@ pub fn setup(store: &Store, inst: &Instance) -> Result<NetSetup> {
                 &format!("eth{idx}"),
                 addr,
                 subnet.prefix(),
-                (idx == 0).then_some(gw),
+                (Some(idx) == route_idx).then_some(gw),
                 &host_if,
             )
             .with_context(|| format!("cannot attach {} to network {}", inst.name, a.network))?;

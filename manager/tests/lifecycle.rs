@@ -795,3 +795,66 @@ fn exec_with_a_terminal() {
     env.ok(&["rm", "-f", "term"]);
     env.assert_no_leaks(&[id]);
 }
+
+#[test]
+fn internal_network_has_no_gateway_route() {
+    let env = Env::new("inet");
+    let pid = std::process::id() % 100_000;
+    let third = 100 + std::process::id() % 100;
+    let internal = format!("ti{pid}");
+    let outer = format!("to{pid}");
+    env.ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        &format!("10.214.{third}.0/24"),
+        &internal,
+    ]);
+    let _gi = NetGuard(&env, internal.clone());
+    env.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("10.215.{third}.0/24"),
+        "--gateway",
+        &format!("10.215.{third}.254"),
+        &outer,
+    ]);
+    let _go = NetGuard(&env, outer.clone());
+    // a gateway outside the subnet is refused
+    let e = env.fails(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.216.1.0/24",
+        "--gateway",
+        "10.9.9.9",
+        "tbad",
+    ]);
+    assert!(e.contains("10.9.9.9"), "{e}");
+    // the internal bridge has no address on the host
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "dev", &format!("bx-{internal}")])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+        "internal bridge has an address"
+    );
+    // only internal: no default route; internal first then outer: default via outer's gateway
+    env.ok(&[
+        "run", "-d", "--name", "only", "--net", &internal, "bb", "sleep", "1000",
+    ]);
+    let routes = env.ok(&["exec", "only", "ip", "route"]);
+    assert!(!routes.contains("default"), "{routes}");
+    env.ok(&[
+        "run", "-d", "--name", "both", "--net", &internal, "--net", &outer, "bb", "sleep", "1000",
+    ]);
+    let routes = env.ok(&["exec", "both", "ip", "route"]);
+    assert!(
+        routes.contains(&format!("default via 10.215.{third}.254 dev eth1")),
+        "{routes}"
+    );
+    env.ok(&["rm", "-f", "only", "both"]);
+}
