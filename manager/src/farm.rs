@@ -328,7 +328,7 @@ fn converge(
         }
         for inst in &fresh {
             if svc.balance.is_none() {
-                wait_ready(farm, svc, inst)?;
+                wait_ready(store, farm, svc, inst)?;
                 println!("instance {}: ready", inst.name);
             }
         }
@@ -485,21 +485,27 @@ fn address_on(inst: &Instance, network: &str) -> Option<Ipv4Addr> {
         .and_then(|a| a.address.split('/').next().and_then(|s| s.parse().ok()))
 }
 
-/// Wait until `inst` answers 200 on the service's health path (from the
-/// host, through the farm's bridge), or fail naming its log.
-fn wait_ready(farm: &Farm, svc: &Service, inst: &Instance) -> Result<()> {
+/// Wait until `inst` answers 200 on the service's health path, asked from inside
+/// the instance's own network namespace (its address on the service's first
+/// network): internal networks have no address on the host, so the host cannot
+/// reach them, and the check must not depend on it.
+fn wait_ready(store: &Store, farm: &Farm, svc: &Service, inst: &Instance) -> Result<()> {
     let Some(net) = svc.networks.first() else {
         return Ok(());
     };
     let addr = address_on(inst, &farm.network_name(net))
         .with_context(|| format!("instance {} has no address on {net}", inst.name))?;
     let target = SocketAddr::from((addr, svc.port));
+    let ns = store.instance_dir(&inst.id).join("netns");
     let deadline = Instant::now() + READY_TIMEOUT;
     let mut last = String::from("no answer");
     while Instant::now() < deadline {
-        match http_status(target, &svc.health) {
-            Ok(200) => return Ok(()),
-            Ok(code) => last = format!("status {code}"),
+        let health = svc.health.clone();
+        let res = boxctl_network::netns::run_in(&ns, move || http_status(target, &health));
+        match res {
+            Ok(Ok(200)) => return Ok(()),
+            Ok(Ok(code)) => last = format!("status {code}"),
+            Ok(Err(e)) => last = e.to_string(),
             Err(e) => last = e.to_string(),
         }
         std::thread::sleep(Duration::from_millis(100));
