@@ -11,7 +11,7 @@ e2fsprogs xfsprogs util-linux iproute2 iptables procps psmisc kmod
 curl wrk
 debootstrap nginx-light haproxy
 skopeo umoci
-qemu-system-x86 cpio time
+qemu-system-x86 cpio time linux-perf bsdutils
 "
 missing=""
 for p in $PACKAGES; do
