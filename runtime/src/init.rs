@@ -81,12 +81,21 @@ pub fn child_main(ctx: &InitCtx, chan: &Channel) -> ! {
     } else {
         Tag::Error
     };
-    let _ = chan.send(tag, err.to_string().as_bytes());
+    if READY_SENT.load(std::sync::atomic::Ordering::Relaxed) {
+        // Nobody reads the channel after Ready (create has returned, run is waiting):
+        // the error goes to the container's stderr instead of vanishing.
+        let _ = crate::util::write_all_fd(2, format!("boxrun: error: {err}\n").as_bytes());
+    } else {
+        let _ = chan.send(tag, err.to_string().as_bytes());
+    }
     // SAFETY: leave without running the parent's atexit handlers or destructors.
     unsafe { libc::_exit(1) }
 }
 
 enum Never {}
+
+/// Set once Ready is sent: the runtime no longer reads the channel.
+static READY_SENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn write_timens_offsets(spec: &Spec) -> Result<()> {
     let Some(offs) = spec
@@ -397,6 +406,7 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
         "waiting for the cgroup join",
     )?;
     chan.send(Tag::Ready, &[])?;
+    READY_SENT.store(true, std::sync::atomic::Ordering::Relaxed);
     if let Some(fifo) = fifo {
         let p = format!("self/fd/{}", fifo.as_raw_fd());
         let cp = CString::new(p).unwrap_or_default();
@@ -573,9 +583,16 @@ pub fn resolve_exe(arg0: &str, env: &[String], cwd: &Path) -> Result<PathBuf> {
         if is_exec(&p) {
             return Ok(PathBuf::from(arg0));
         }
-        return Err(Error::Other(format!(
-            "exec: {arg0:?}: no such executable file in the container"
-        )));
+        // runc's (Go's exec.LookPath) wording: engines map "no such file or directory" to
+        // exit status 127 and "permission denied" to 126.
+        if let Err(e) = std::fs::metadata(&p) {
+            let why = e.raw_os_error().map_or_else(
+                || e.to_string(),
+                |n| nix::errno::Errno::from_raw(n).desc().to_lowercase(),
+            );
+            return Err(Error::Other(format!("exec: {arg0:?}: stat {arg0}: {why}")));
+        }
+        return Err(Error::Other(format!("exec: {arg0:?}: permission denied")));
     }
     let path = env
         .iter()
