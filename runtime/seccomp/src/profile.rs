@@ -262,7 +262,7 @@ pub(crate) fn lower(p: &LinuxSeccomp) -> Result<Lowered, SeccompError> {
                 });
             }
         }
-        let mut counts = [0u8; 6];
+        let mut counts = [0usize; 6];
         for a in args {
             counts[a.index()] += 1;
         }

@@ -256,11 +256,10 @@ proptest! {
 
 // Regression tests for inputs found while writing the properties.
 
-/// 256 conditions on one argument of one rule: `lower` counts conditions per argument
-/// index in a `u8`, which overflows (a panic in debug builds, a wrong split decision in
-/// release builds when the count wraps to 1).
+/// 256 conditions on one argument of one rule: `lower` counted conditions per argument
+/// index in a `u8`, which overflowed (a panic in debug builds, a wrong split decision in
+/// release builds when the count wrapped to 1). Regression test.
 #[test]
-#[ignore = "known bug in src/profile.rs: per-argument condition counter is a u8 (found by this suite, reported to the seccomp owner)"]
 fn many_conditions_on_one_argument() {
     let args: Vec<Value> = (0..300)
         .map(|i| json!({"index": 0, "op": "SCMP_CMP_EQ", "value": i}))
