@@ -132,6 +132,7 @@ fi
 
 T=$(mktemp -d /tmp/bxengines.XXXXXX)
 chmod 755 "$T"
+trap 'rm -rf "$T"' EXIT # until the full clean-up below is defined
 CTD_PID=""
 DOCKERD_PID=""
 
@@ -374,6 +375,9 @@ opts_checks() {
         check "$name: --$ns host" 0 "${hostns//[][]/.}" "${E[@]}" --$ns host $IMG readlink /proc/self/ns/$ns
     done
     check "$name: own pid namespace (pid 1 is the process)" 0 '^1$' "${E[@]}" $IMG sh -c 'echo $$'
+    # The engines map the runtime's error text to 127/126, as for runc's messages.
+    check "$name: missing command exits 127 with the reason" 127 '/nonexistent.*(no such file or directory|not found)' "${E[@]}" $IMG /nonexistent
+    check "$name: non-executable command exits 126" 126 '/etc/passwd.*(permission denied|Permission denied)' "${E[@]}" $IMG /etc/passwd
 }
 
 # ---------------------------------------------------------------- containerd
