@@ -5,9 +5,18 @@ mod common;
 use common::*;
 use serde_json::json;
 
+static IDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Run `script` in a container. Ids are unique per test process: tests run in parallel
+/// and the default cgroup path (/boxrun/<id>) is shared by every runtime root.
 fn sh(f: &mut Fixture, script: &str) -> String {
     f.args(&["/bin/sh", "-c", script]);
-    let o = f.run(&["run", "--bundle", f.bundle.to_str().unwrap(), "p"]);
+    let id = format!(
+        "p{}-{}",
+        std::process::id(),
+        IDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
+    let o = f.run(&["run", "--bundle", f.bundle.to_str().unwrap(), &id]);
     assert!(o.status.success(), "{script}: {}", stderr(&o));
     stdout(&o)
 }
