@@ -516,9 +516,55 @@ impl Cgroup {
                 }
             }
         }
+        for h in &self.hierarchies {
+            remove_empty_runtime_parent(h);
+        }
         match first_err {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+}
+
+/// Top-level parents shared by every container of a runtime (`/boxrun/<id>` is boxrun's
+/// default path, `/boxctl/<id>` the manager's). Whichever container created one, the
+/// last container to leave removes it: rmdir(2) only succeeds on an empty cgroup, so a
+/// parent still in use, or holding anything else, stays.
+pub const RUNTIME_PARENTS: &[&str] = &["boxrun", "boxctl"];
+
+/// Remove the runtime parent `name` (one of [`RUNTIME_PARENTS`]) from every hierarchy
+/// of the host where it is empty. For a manager driving another runtime (runc, crun),
+/// which removes its leaf cgroup but never the parent.
+pub fn remove_empty_parents(name: &str) {
+    if !RUNTIME_PARENTS.contains(&name) {
+        return;
+    }
+    let Ok(layout) = crate::layout::Layout::host() else {
+        return;
+    };
+    let mounts = layout
+        .v1
+        .iter()
+        .map(|m| m.mount_point.as_path())
+        .chain(layout.v2.iter().map(|m| m.mount_point.as_path()));
+    for m in mounts {
+        let _ = std::fs::remove_dir(m.join(name));
+    }
+}
+
+fn remove_empty_runtime_parent(h: &Hierarchy) {
+    let Some(parent) = h.path.parent() else {
+        return;
+    };
+    if parent.parent() != Some(h.mount_point.as_path()) {
+        return;
+    }
+    let owned = parent
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| RUNTIME_PARENTS.contains(&n));
+    if owned {
+        // EBUSY/ENOTEMPTY (siblings), ENOENT (already gone): nothing to do.
+        let _ = std::fs::remove_dir(parent);
     }
 }

@@ -369,3 +369,43 @@ fn v1_mount_into_comount_symlinks() {
     .unwrap();
     r.unwrap();
 }
+
+fn leaf(t: &TempTree, rel: &str) -> Cgroup {
+    let d = t.0.join("m").join(rel);
+    std::fs::create_dir_all(&d).unwrap();
+    Cgroup {
+        mode: Mode::Unified,
+        hierarchies: vec![Hierarchy {
+            version: Version::V2,
+            controllers: vec!["pids".into()],
+            mount_point: t.0.join("m"),
+            path: d.clone(),
+            created: vec![d],
+        }],
+    }
+}
+
+/// The shared runtime parent (`/boxrun`) goes with the last container, whoever
+/// created it; any other parent is left alone.
+#[test]
+fn last_container_removes_the_runtime_parent() {
+    let t = TempTree::new("parent");
+    let a = leaf(&t, "boxrun/a");
+    let b = leaf(&t, "boxrun/b");
+    let other = leaf(&t, "site/c");
+    a.destroy().unwrap();
+    assert!(
+        t.0.join("m/boxrun").is_dir(),
+        "parent removed while b uses it"
+    );
+    b.destroy().unwrap();
+    assert!(
+        !t.0.join("m/boxrun").exists(),
+        "empty runtime parent left behind"
+    );
+    other.destroy().unwrap();
+    assert!(
+        t.0.join("m/site").is_dir(),
+        "a parent boxrun does not own was removed"
+    );
+}
