@@ -156,6 +156,11 @@ links >"$T/links.before"
 netns_list >"$T/netns.before"
 cg_parents >"$T/cg.before"
 had_netavark=$(grep -c NETAVARK "$T/ipt.before")
+# podman does not pass the runtime a --root for every call, so the runtime may use its
+# default root (/run/boxrun for boxrun): what the lane creates there, it removes.
+RT_DEFAULT_ROOT=/run/$(basename "$RT")
+[ -e "$RT_DEFAULT_ROOT" ] && had_rt_root=1 || had_rt_root=0
+[ -e "$RT_DEFAULT_ROOT/seccomp-cache" ] && had_rt_cache=1 || had_rt_cache=0
 
 # ---------------------------------------------------------------- cleanup (trap)
 stop_pid() { # PID: SIGTERM, wait up to 20 s, then SIGKILL; reaps our own children
@@ -254,6 +259,8 @@ force_cleanup() { # last resort after a failure: kill what is left, unmount, rem
     awk -v t="$T" 'index($5, t) == 1 {print $5}' /proc/self/mountinfo | sort -r |
         while read -r m; do umount -l "$m" 2>/dev/null; done
     engine_housekeeping
+    [ "$had_rt_cache" = 0 ] && rm -rf "$RT_DEFAULT_ROOT/seccomp-cache"
+    [ "$had_rt_root" = 0 ] && rmdir "$RT_DEFAULT_ROOT" 2>/dev/null
     for f in $(cg_parents); do
         grep -qx "$f" "$T/cg.before" 2>/dev/null || find "$f" -depth -type d -exec rmdir {} \; 2>/dev/null
     done
