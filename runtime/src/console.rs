@@ -268,11 +268,7 @@ pub fn proxy_until_exit(master: &OwnedFd, pid: i32, blocked: &libc::sigset_t) ->
             let mut st = 0;
             // SAFETY: reaping our own child without blocking.
             if unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) } == pid {
-                code = Some(if libc::WIFEXITED(st) {
-                    libc::WEXITSTATUS(st)
-                } else {
-                    128 + libc::WTERMSIG(st)
-                });
+                code = Some(crate::signals::exit_code(st));
                 // drain what is left, then stop at EOF/EIO
                 let mut p = libc::pollfd {
                     fd: master.as_raw_fd(),

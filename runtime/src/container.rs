@@ -47,6 +47,9 @@ pub struct Created {
     pub record: Record,
     /// The spec.
     pub spec: Spec,
+    /// Foreground `run` with a terminal and no --console-socket: our end of the
+    /// socket the init sends its pty master to.
+    pub console_proxy: Option<std::os::unix::net::UnixStream>,
 }
 
 /// Undo a half-made create: kill the child, remove cgroups and the state directory.
@@ -120,16 +123,12 @@ fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
 /// Create a container. With `wait_fifo` false (foreground `run`), the init does not
 /// wait for `start` and execs as soon as it is set up.
 pub fn create(opts: &CreateOpts, wait_fifo: bool) -> Result<Created> {
-    create_with_console(opts, wait_fifo, None)
+    create_inner(opts, wait_fifo, false)
 }
 
-/// `create` with an already connected console socket (foreground `run` with a terminal
-/// proxies the pty itself).
-fn create_with_console(
-    opts: &CreateOpts,
-    wait_fifo: bool,
-    console_fd: Option<OwnedFd>,
-) -> Result<Created> {
+/// `create`; with `proxy_tty`, a terminal without --console-socket gets an internal
+/// socket whose other end is returned in [`Created::console_proxy`] (foreground `run`).
+fn create_inner(opts: &CreateOpts, wait_fifo: bool, proxy_tty: bool) -> Result<Created> {
     crate::util::validate_id(&opts.id)?;
     let Bundle {
         dir: bundle,
@@ -139,7 +138,7 @@ fn create_with_console(
     } = config::load_bundle(&opts.bundle)?;
     let process = spec.process().as_ref();
     let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
-    if terminal && opts.console_socket.is_none() && console_fd.is_none() {
+    if terminal && opts.console_socket.is_none() && !proxy_tty {
         return Err(Error::Other(
             "process.terminal is true: pass --console-socket (or set terminal to false)".into(),
         ));
@@ -162,11 +161,16 @@ fn create_with_console(
         Some(s) => Some(compile_seccomp(&opts.root, s)?),
         None => None,
     };
+    let mut console_proxy = None;
     let console = match (&opts.console_socket, terminal) {
-        _ if !terminal => None,
-        (_, true) if console_fd.is_some() => console_fd,
+        (_, false) => None,
         (Some(p), true) => Some(crate::console::connect(p)?),
-        _ => None,
+        (None, true) => {
+            let (ours, theirs) =
+                std::os::unix::net::UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
+            console_proxy = Some(ours);
+            Some(OwnedFd::from(theirs))
+        }
     };
 
     let dir = StateDir::create(&opts.root, &opts.id)?;
@@ -391,6 +395,7 @@ fn create_with_console(
         dir,
         record,
         spec,
+        console_proxy,
     })
 }
 
@@ -898,32 +903,17 @@ pub fn run(opts: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
         return Ok(0);
     }
     // Block the signals we forward before the child exists; the child unblocks them.
-    let fwd = forwarded_signals();
+    let fwd = crate::signals::forwardable();
     // SAFETY: blocking signals in a single-threaded process.
     unsafe { libc::sigprocmask(libc::SIG_BLOCK, &fwd, std::ptr::null_mut()) };
-    let wants_tty = opts.console_socket.is_none() && {
-        let b = config::load_bundle(&opts.bundle)?;
-        b.spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.terminal())
-            .unwrap_or(false)
-    };
-    let (ours, theirs) = if wants_tty {
-        let (a, b) =
-            std::os::unix::net::UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
-        (Some(a), Some(OwnedFd::from(b)))
-    } else {
-        (None, None)
-    };
-    let created = create_with_console(opts, false, theirs)?;
     let Created {
         pid,
         dir,
         record,
         spec,
-    } = created;
-    let master = match &ours {
+        console_proxy,
+    } = create_inner(opts, false, true)?;
+    let master = match &console_proxy {
         Some(sock) => Some(crate::console::recv_master(sock.as_raw_fd())?),
         None => None,
     };
@@ -936,7 +926,7 @@ pub fn run(opts: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
     drop(dir);
     let code = match master {
         Some(m) => crate::console::proxy_until_exit(&m, pid, &fwd),
-        None => wait_forwarding(pid, &fwd),
+        None => crate::signals::wait_forwarding(pid, &fwd),
     };
     if !keep {
         let dir = StateDir::open(&opts.root, &opts.id)?;
@@ -945,49 +935,4 @@ pub fn run(opts: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
         destroy(dir, &rec)?;
     }
     Ok(code)
-}
-
-fn forwarded_signals() -> libc::sigset_t {
-    // SAFETY: building a signal set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut set);
-        for s in [
-            libc::SIGKILL,
-            libc::SIGSTOP,
-            libc::SIGSEGV,
-            libc::SIGBUS,
-            libc::SIGILL,
-            libc::SIGFPE,
-            libc::SIGTRAP,
-        ] {
-            libc::sigdelset(&mut set, s);
-        }
-        set
-    }
-}
-
-fn wait_forwarding(pid: i32, set: &libc::sigset_t) -> i32 {
-    loop {
-        let mut st = 0;
-        // SAFETY: reaping our own child without blocking.
-        let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
-        if r == pid {
-            return if libc::WIFEXITED(st) {
-                libc::WEXITSTATUS(st)
-            } else {
-                128 + libc::WTERMSIG(st)
-            };
-        }
-        if r < 0 && nix::Error::last() != nix::Error::EINTR {
-            return 255;
-        }
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: waiting for a blocked signal.
-        let sig = unsafe { libc::sigwaitinfo(set, &mut info) };
-        if sig > 0 && sig != libc::SIGCHLD {
-            // SAFETY: forwarding to our child.
-            unsafe { libc::kill(pid, sig) };
-        }
-    }
 }

@@ -5,9 +5,10 @@
 //! process can reach the host binary through /proc/PID/exe (CVE-2019-5736 class).
 
 use crate::error::{Error, Result};
+use crate::namespaces::{self, Join};
 use crate::state::Status;
 use crate::sync::{self, Tag};
-use oci_spec::runtime::{Process, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -32,25 +33,28 @@ pub struct ExecOpts {
     pub ignore_paused: bool,
 }
 
-const NS_ORDER: [&str; 8] = ["user", "ipc", "uts", "net", "pid", "time", "cgroup", "mnt"];
+/// Join order: the user namespace first (it owns the others), the mount namespace last.
+const NS_ORDER: [LinuxNamespaceType; 8] = [
+    LinuxNamespaceType::User,
+    LinuxNamespaceType::Ipc,
+    LinuxNamespaceType::Uts,
+    LinuxNamespaceType::Network,
+    LinuxNamespaceType::Pid,
+    LinuxNamespaceType::Time,
+    LinuxNamespaceType::Cgroup,
+    LinuxNamespaceType::Mount,
+];
 
-fn ns_flag(name: &str) -> libc::c_int {
-    match name {
-        "user" => libc::CLONE_NEWUSER,
-        "ipc" => libc::CLONE_NEWIPC,
-        "uts" => libc::CLONE_NEWUTS,
-        "net" => libc::CLONE_NEWNET,
-        "pid" => libc::CLONE_NEWPID,
-        "time" => 0x80,
-        "cgroup" => libc::CLONE_NEWCGROUP,
-        _ => libc::CLONE_NEWNS,
-    }
+/// Namespaces whose setns only affects children: entered by the runtime before fork.
+fn for_children(t: LinuxNamespaceType) -> bool {
+    matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time)
 }
 
 /// Open the init's namespaces that differ from ours, in join order.
-fn open_namespaces(pid: i32) -> Result<Vec<(&'static str, OwnedFd)>> {
+fn open_namespaces(pid: i32) -> Result<Vec<Join>> {
     let mut out = Vec::new();
-    for name in NS_ORDER {
+    for typ in NS_ORDER {
+        let name = namespaces::proc_name(typ);
         let theirs = format!("/proc/{pid}/ns/{name}");
         let (Ok(a), Ok(b)) = (
             std::fs::metadata(&theirs),
@@ -68,7 +72,10 @@ fn open_namespaces(pid: i32) -> Result<Vec<(&'static str, OwnedFd)>> {
         )
         .map_err(|e| Error::sys(format!("open {theirs}"), e))?;
         // SAFETY: fresh fd.
-        out.push((name, unsafe { OwnedFd::from_raw_fd(fd) }));
+        out.push(Join {
+            typ,
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        });
     }
     Ok(out)
 }
@@ -129,16 +136,8 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     let nss = open_namespaces(rec.pid)?;
     let (parent, child) = sync::pair()?;
     // Namespaces that apply to children only are entered here, before fork.
-    for (name, fd) in &nss {
-        if *name == "pid" || *name == "time" {
-            // SAFETY: setns on an open namespace fd.
-            if unsafe { libc::setns(fd.as_raw_fd(), ns_flag(name)) } != 0 {
-                return Err(Error::sys(
-                    format!("join {name} namespace of container {}", opts.id),
-                    nix::Error::last(),
-                ));
-            }
-        }
+    for j in nss.iter().filter(|j| for_children(j.typ)) {
+        namespaces::setns(j)?;
     }
     // SAFETY: single-threaded; the child runs set-up code and execs.
     let pid = unsafe { libc::fork() };
@@ -170,7 +169,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     if let Some(cg) = &rec.cgroup {
         cg.add_process(pid)?;
     }
-    let fwd = forwarded();
+    let fwd = crate::signals::forwardable();
     if !opts.detach {
         // SAFETY: blocking signals to forward them.
         unsafe { libc::sigprocmask(libc::SIG_BLOCK, &fwd, std::ptr::null_mut()) };
@@ -201,7 +200,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
         let master = crate::console::recv_master(sock.as_raw_fd())?;
         return Ok(crate::console::proxy_until_exit(&master, pid, &fwd));
     }
-    Ok(wait_forwarding(pid, &fwd))
+    Ok(crate::signals::wait_forwarding(pid, &fwd))
 }
 
 struct KillOnDrop(i32);
@@ -219,7 +218,7 @@ impl Drop for KillOnDrop {
 
 #[allow(clippy::too_many_arguments)]
 fn child_setup(
-    nss: &[(&str, OwnedFd)],
+    nss: &[Join],
     p: &Process,
     sets: &crate::capabilities::Sets,
     seccomp: Option<&boxrun_seccomp::Filter>,
@@ -238,18 +237,9 @@ fn child_setup(
         crate::sched::set_affinity(&cpus)?;
     }
     let mut in_userns = false;
-    for (name, fd) in nss {
-        if *name == "pid" || *name == "time" {
-            continue;
-        }
-        // SAFETY: setns on an open namespace fd.
-        if unsafe { libc::setns(fd.as_raw_fd(), ns_flag(name)) } != 0 {
-            return Err(Error::sys(
-                format!("join {name} namespace"),
-                nix::Error::last(),
-            ));
-        }
-        if *name == "user" {
+    for j in nss.iter().filter(|j| !for_children(j.typ)) {
+        namespaces::setns(j)?;
+        if j.typ == LinuxNamespaceType::User {
             in_userns = true;
             // SAFETY: integer arguments.
             unsafe {
@@ -285,106 +275,18 @@ fn child_setup(
         env.push(format!("HOME={}", crate::identity::home_of(p.user().uid())));
     }
     let exe = crate::init::resolve_exe(&args[0], &env, p.cwd())?;
-    let nnp = p.no_new_privileges().unwrap_or(false);
-    let last = crate::capabilities::last_cap();
-    let install = |f: &boxrun_seccomp::Filter| -> Result<()> {
+    let mut install = |f: &boxrun_seccomp::Filter| -> Result<()> {
         if let Some(l) = f.install()? {
             chan.send_fd(Tag::SeccompFd, l.as_raw_fd())?;
             chan.expect(Tag::Continue, "seccomp listener hand-over")?;
         }
         Ok(())
     };
-    nix::unistd::chdir(p.cwd()).map_err(|e| Error::sys(format!("cwd {}", p.cwd().display()), e))?;
-    let cwd = nix::unistd::getcwd().map_err(|e| Error::sys("getcwd", e))?;
-    if cwd
-        .as_os_str()
-        .to_string_lossy()
-        .starts_with("(unreachable)")
-    {
-        return Err(Error::Other("exec: cwd is outside the container".into()));
-    }
-    if let (Some(f), false) = (seccomp, nnp) {
-        install(f)?;
-    }
-    crate::capabilities::drop_bounding(sets, last)?;
-    // SAFETY: prctl with integers.
-    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
-    let setgroups_ok = !in_userns
-        || std::fs::read_to_string("/proc/self/setgroups")
-            .map(|s| s.trim() != "deny")
-            .unwrap_or(true);
-    crate::identity::switch(p.user(), setgroups_ok)?;
-    // SAFETY: prctl with integers.
-    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
-    nix::unistd::chdir(p.cwd()).map_err(|e| Error::sys(format!("cwd {}", p.cwd().display()), e))?;
-    crate::capabilities::apply(sets, last)?;
-    // SAFETY: umask with an integer.
-    unsafe { libc::umask(p.user().umask().unwrap_or(0o022) as libc::mode_t) };
-    if nnp {
-        // SAFETY: prctl with integers.
-        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-            return Err(Error::sys("set no_new_privs", nix::Error::last()));
-        }
-        if let Some(f) = seccomp {
-            install(f)?;
-        }
-    }
+    crate::identity::enter(p, sets, in_userns, seccomp, &mut install)?;
     crate::sched::apply_io_priority(p)?;
     crate::sched::apply_scheduler(p)?;
-    crate::util::cloexec_from(3 + preserve_fds);
-    for fd in 3..3 + preserve_fds as i32 {
-        if fd != chan.raw() {
-            // SAFETY: clearing FD_CLOEXEC on a passed-through fd.
-            unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-        }
-    }
+    crate::util::pass_through_fds(preserve_fds, &[chan.raw()]);
     crate::init::exec_process(&exe, args, &env)
-}
-
-fn forwarded() -> libc::sigset_t {
-    // SAFETY: building a signal set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut set);
-        for s in [
-            libc::SIGKILL,
-            libc::SIGSTOP,
-            libc::SIGSEGV,
-            libc::SIGBUS,
-            libc::SIGILL,
-            libc::SIGFPE,
-            libc::SIGTRAP,
-        ] {
-            libc::sigdelset(&mut set, s);
-        }
-        set
-    }
-}
-
-fn wait_forwarding(pid: i32, set: &libc::sigset_t) -> i32 {
-    loop {
-        let mut st = 0;
-        // SAFETY: reaping our own child.
-        let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
-        if r == pid {
-            return if libc::WIFEXITED(st) {
-                libc::WEXITSTATUS(st)
-            } else {
-                128 + libc::WTERMSIG(st)
-            };
-        }
-        if r < 0 && nix::Error::last() != nix::Error::EINTR {
-            return 255;
-        }
-        // SAFETY: zeroed siginfo is valid storage.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: waiting for a blocked signal.
-        let sig = unsafe { libc::sigwaitinfo(set, &mut info) };
-        if sig > 0 && sig != libc::SIGCHLD {
-            // SAFETY: forwarding to our child.
-            unsafe { libc::kill(pid, sig) };
-        }
-    }
 }
 
 /// Build the exec process from the container's spec and the command-line flags.

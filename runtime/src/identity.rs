@@ -1,7 +1,9 @@
 //! The process identity: supplementary groups, gid, uid, umask, and HOME from /etc/passwd.
 
-use crate::error::{Error, Result};
-use oci_spec::runtime::User;
+use crate::capabilities::{self, Sets};
+use crate::error::{Error, Result, SysContext};
+use oci_spec::runtime::{Process, User};
+use std::os::unix::ffi::OsStrExt;
 
 /// Set groups, gid and uid (in that order). `setgroups_allowed` is false in a user
 /// namespace whose setgroups file says deny.
@@ -41,4 +43,63 @@ pub fn home_of(uid: u32) -> String {
         }
     }
     "/".to_string()
+}
+
+/// CVE-2024-21626: the working directory must be inside the container's root.
+pub fn check_cwd_inside() -> Result<()> {
+    let cwd = nix::unistd::getcwd().map_err(|e| Error::sys("getcwd", e))?;
+    if !cwd.is_absolute() || cwd.as_os_str().as_bytes().starts_with(b"(unreachable)") {
+        return Err(Error::Other(format!(
+            "process.cwd {} is outside the container",
+            cwd.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Enter the process's working directory and drop to its credentials, in runc's
+/// order, for the container's init and for `exec` alike: cwd (checked before a profile
+/// that may deny getcwd), seccomp early unless no_new_privs, bounding set, user and
+/// groups keeping capabilities, cwd again as the user, the capability sets, umask,
+/// then no_new_privs and a late seccomp. `install` loads a filter (and hands a NOTIFY
+/// listener to the runtime).
+pub fn enter(
+    p: &Process,
+    sets: &Sets,
+    in_userns: bool,
+    seccomp: Option<&boxrun_seccomp::Filter>,
+    install: &mut dyn FnMut(&boxrun_seccomp::Filter) -> Result<()>,
+) -> Result<()> {
+    let nnp = p.no_new_privileges().unwrap_or(false);
+    let last = capabilities::last_cap();
+    let cwd = p.cwd();
+    nix::unistd::chdir(cwd).sys_ctx(|| format!("process.cwd {}", cwd.display()))?;
+    check_cwd_inside()?;
+    if let (Some(f), false) = (seccomp, nnp) {
+        install(f)?;
+    }
+    capabilities::drop_bounding(sets, last)?;
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
+    let setgroups_ok = !in_userns
+        || std::fs::read_to_string("/proc/self/setgroups")
+            .map(|s| s.trim() != "deny")
+            .unwrap_or(true);
+    switch(p.user(), setgroups_ok)?;
+    // SAFETY: as above.
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
+    nix::unistd::chdir(cwd).sys_ctx(|| format!("process.cwd {}", cwd.display()))?;
+    capabilities::apply(sets, last)?;
+    // SAFETY: umask with an integer.
+    unsafe { libc::umask(p.user().umask().unwrap_or(0o022) as libc::mode_t) };
+    if nnp {
+        // SAFETY: prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return Err(Error::sys("set no_new_privs", nix::Error::last()));
+        }
+        if let Some(f) = seccomp {
+            install(f)?;
+        }
+    }
+    Ok(())
 }

@@ -353,51 +353,16 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
     let args = process.args().clone().unwrap_or_default();
     let exe = resolve_exe(&args[0], &env, process.cwd())?;
 
-    let nnp = process.no_new_privileges().unwrap_or(false);
     let sets = capabilities::Sets::from_spec(process.capabilities().as_ref())?;
-    let last = capabilities::last_cap();
-    // Verify the cwd (CVE-2024-21626) before a profile that may deny getcwd is loaded;
-    // it is entered again below as the target user, so permissions still apply.
-    let cwd = process.cwd();
-    nix::unistd::chdir(cwd).sys_ctx(|| format!("process.cwd {}", cwd.display()))?;
-    check_cwd_inside()?;
-    if let (Some(f), false) = (ctx.seccomp, nnp) {
-        install_seccomp(f, chan, &joined)?;
-    }
-    capabilities::drop_bounding(&sets, last)?;
-    // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
-    let setgroups_ok = !in_userns
-        || std::fs::read_to_string("/proc/self/setgroups")
-            .map(|s| s.trim() != "deny")
-            .unwrap_or(true);
-    identity::switch(process.user(), setgroups_ok)?;
-    // SAFETY: as above.
-    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
-    nix::unistd::chdir(cwd).sys_ctx(|| format!("process.cwd {}", cwd.display()))?;
-    capabilities::apply(&sets, last)?;
-    // SAFETY: umask with an integer.
-    unsafe { libc::umask(process.user().umask().unwrap_or(0o022) as libc::mode_t) };
-    if nnp {
-        // SAFETY: prctl with integer arguments.
-        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-            return Err(Error::sys("set no_new_privs", nix::Error::last()));
-        }
-        if let Some(f) = ctx.seccomp {
-            install_seccomp(f, chan, &joined)?;
-        }
-    }
+    identity::enter(process, &sets, in_userns, ctx.seccomp, &mut |f| {
+        install_seccomp(f, chan, &joined)
+    })?;
 
     crate::sched::apply_io_priority(process)?;
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         crate::sched::apply_personality(p)?;
     }
-    // Only stdio and the preserved fds go through exec.
-    crate::util::cloexec_from(3 + ctx.preserve_fds);
-    for fd in 3..3 + ctx.preserve_fds as RawFd {
-        // SAFETY: clearing FD_CLOEXEC on an fd the caller asked to pass through.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-    }
+    crate::util::pass_through_fds(ctx.preserve_fds, &[chan.raw()]);
 
     wait_for(
         chan,
@@ -519,18 +484,6 @@ fn wait_for(chan: &Channel, want: Tag, joined: &std::cell::Cell<bool>, what: &st
             None => return Err(Error::Init(format!("{what}: runtime exited"))),
         }
     }
-}
-
-/// CVE-2024-21626: the working directory must be inside the container's root.
-fn check_cwd_inside() -> Result<()> {
-    let cwd = nix::unistd::getcwd().map_err(|e| Error::sys("getcwd", e))?;
-    if !cwd.is_absolute() || cwd.as_os_str().as_bytes().starts_with(b"(unreachable)") {
-        return Err(Error::Other(format!(
-            "process.cwd {} is outside the container",
-            cwd.display()
-        )));
-    }
-    Ok(())
 }
 
 fn apply_lsm(apparmor: Option<&str>, selinux: Option<&str>) -> Result<()> {

@@ -88,6 +88,61 @@ pub fn parse(s: &str) -> Result<i32> {
         .ok_or_else(bad)
 }
 
+/// Every signal a foreground `run`/`exec` forwards to its child: all but those that
+/// cannot be caught or that signal a fault of the runtime itself.
+pub fn forwardable() -> libc::sigset_t {
+    // SAFETY: building a signal set in local storage.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        for s in [
+            libc::SIGKILL,
+            libc::SIGSTOP,
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGILL,
+            libc::SIGFPE,
+            libc::SIGTRAP,
+        ] {
+            libc::sigdelset(&mut set, s);
+        }
+        set
+    }
+}
+
+/// Shell-style exit code of a wait status: the exit code, or 128+n for signal n.
+pub fn exit_code(status: libc::c_int) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    }
+}
+
+/// Wait for our child `pid`, forwarding the (blocked) signals of `set` to it; returns
+/// its exit code (see [`exit_code`]).
+pub fn wait_forwarding(pid: i32, set: &libc::sigset_t) -> i32 {
+    loop {
+        let mut st = 0;
+        // SAFETY: reaping our own child without blocking.
+        let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+        if r == pid {
+            return exit_code(st);
+        }
+        if r < 0 && nix::Error::last() != nix::Error::EINTR {
+            return 255;
+        }
+        // SAFETY: zeroed siginfo is valid storage.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waiting for a signal of the blocked set.
+        let sig = unsafe { libc::sigwaitinfo(set, &mut info) };
+        if sig > 0 && sig != libc::SIGCHLD {
+            // SAFETY: forwarding to our own child.
+            unsafe { libc::kill(pid, sig) };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

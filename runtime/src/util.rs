@@ -121,6 +121,19 @@ pub fn cloexec_from(from: u32) {
     }
 }
 
+/// Only stdio and `preserve` fds after it go through exec: everything from
+/// 3+preserve is marked close-on-exec, and the preserved ones are cleared of it,
+/// except the runtime's own fds in `keep_private` (e.g. its sync channel).
+pub fn pass_through_fds(preserve: u32, keep_private: &[i32]) {
+    cloexec_from(3 + preserve);
+    for fd in 3..3 + preserve as i32 {
+        if !keep_private.contains(&fd) {
+            // SAFETY: clearing FD_CLOEXEC on an fd the caller asked to pass through.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        }
+    }
+}
+
 /// Validate a container id the way runc does (and so that it cannot escape the root).
 pub fn validate_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
