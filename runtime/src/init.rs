@@ -135,10 +135,19 @@ fn join_session_keyring(id: &str) {
 fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
     chan.expect(Tag::Go, "waiting for the runtime")?;
     let spec = ctx.spec;
-    // The parent wrote state.json (with our host pid) before Go; hooks get it on stdin.
-    let record = std::fs::read(ctx.state_dir.join("state.json"))
-        .ok()
-        .and_then(|d| serde_json::from_slice::<crate::state::Record>(&d).ok());
+    // The parent wrote state.json (with our host pid) before Go; in-container hooks
+    // get it on stdin. Read only when there are such hooks (start-up cost).
+    let in_container_hooks = spec.hooks().as_ref().is_some_and(|h| {
+        h.create_container().as_ref().is_some_and(|v| !v.is_empty())
+            || h.start_container().as_ref().is_some_and(|v| !v.is_empty())
+    });
+    let record = if in_container_hooks {
+        std::fs::read(ctx.state_dir.join("state.json"))
+            .ok()
+            .and_then(|d| serde_json::from_slice::<crate::state::Record>(&d).ok())
+    } else {
+        None
+    };
     for j in &ctx.ns.joins {
         crate::namespaces::setns(j)?;
     }
