@@ -240,6 +240,18 @@ fn create_inner(opts: &CreateOpts, wait_fifo: bool, proxy_tty: bool) -> Result<C
             .map_err(|e| Error::sys("chown exec.fifo", e))?;
         }
     }
+    let fifo = if wait_fifo {
+        let fd = nix::fcntl::open(
+            &dir.fifo_path(),
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| Error::sys("open exec.fifo", e))?;
+        // SAFETY: a fresh fd from open.
+        Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+    } else {
+        None
+    };
     let has_runtime_hooks = spec.hooks().as_ref().is_some_and(|h| {
         h.prestart().as_ref().is_some_and(|v| !v.is_empty())
             || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
@@ -262,6 +274,7 @@ fn create_inner(opts: &CreateOpts, wait_fifo: bool, proxy_tty: bool) -> Result<C
         console_socket: console.as_ref(),
         no_pivot: opts.no_pivot,
         wait_fifo,
+        fifo: fifo.as_ref(),
         preserve_fds: opts.preserve_fds + lfds,
         extra_env,
         runtime_hooks: has_runtime_hooks,

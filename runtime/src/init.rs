@@ -44,6 +44,9 @@ pub struct InitCtx<'a> {
     pub no_pivot: bool,
     /// Block on the exec fifo until `start` (false: exec as soon as set up, for `run`).
     pub wait_fifo: bool,
+    /// O_PATH fd of the exec fifo, opened by the runtime: the init never needs to
+    /// reach the state directory by path (a user-namespaced root may not traverse it).
+    pub fifo: Option<&'a OwnedFd>,
     /// Number of fds after stdio to pass to the process (--preserve-fds + LISTEN_FDS).
     pub preserve_fds: u32,
     /// Extra environment (LISTEN_FDS/LISTEN_PID).
@@ -286,19 +289,7 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
     } else {
         None
     };
-    let fifo = if ctx.wait_fifo {
-        let p = ctx.state_dir.join("exec.fifo");
-        let fd = nix::fcntl::open(
-            &p,
-            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .sys_ctx(|| format!("open {}", p.display()))?;
-        // SAFETY: fresh fd.
-        Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
-    } else {
-        None
-    };
+    let fifo = if ctx.wait_fifo { ctx.fifo } else { None };
 
     if ctx.ns.has_mount_ns {
         rootfs::pivot(ctx.rootfs, ctx.no_pivot)?;
@@ -421,7 +412,6 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
             .map_err(|e| Error::Other(format!("write exec fifo: {e}")))?;
         // SAFETY: closing our own fd.
         unsafe { libc::close(fd) };
-        drop(fifo);
         drop(host_proc);
         res?;
     } else if let Some(h) = spec

@@ -65,8 +65,8 @@ fn join_namespace_by_path_and_wrong_type() {
     assert!(!g.root.join("wrong").exists());
 }
 
-#[test]
-fn user_namespace_with_mappings() {
+/// A bundle whose init runs as a mapped (unprivileged on the host) root.
+fn userns_fixture() -> Fixture {
     let mut f = Fixture::new();
     let st = std::process::Command::new("chown")
         .args(["-R", "100000:100000"])
@@ -86,6 +86,13 @@ fn user_namespace_with_mappings() {
         .cloned()
         .collect();
     f.config["mounts"] = json!(mounts);
+    f.save();
+    f
+}
+
+#[test]
+fn user_namespace_with_mappings() {
+    let mut f = userns_fixture();
     f.args(&[
         "/bin/sh",
         "-c",
@@ -101,4 +108,22 @@ fn user_namespace_with_mappings() {
     assert_eq!(norm[0], "0 100000 65536");
     assert_eq!(norm[1], "0 100000 65536");
     assert_eq!(norm[2], "0");
+}
+
+/// podman creates the state root under conmon's umask (0700 here): the mapped root of
+/// a user namespace cannot traverse it, so the init must never reach its exec fifo by
+/// path (regression: `open /run/boxrun/<id>/exec.fifo: EACCES` under `podman --uidmap`).
+#[test]
+fn user_namespace_init_with_a_private_state_root() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut f = userns_fixture();
+    std::fs::create_dir_all(&f.root).unwrap();
+    std::fs::set_permissions(&f.root, std::fs::Permissions::from_mode(0o700)).unwrap();
+    f.args(&["/bin/sh", "-c", "id -u"]);
+    let o = f.create("private");
+    assert!(o.status.success(), "create: {}", stderr(&o));
+    let o = f.run(&["start", "private"]);
+    assert!(o.status.success(), "start: {}", stderr(&o));
+    f.wait_stopped("private");
+    assert_eq!(f.container_stdout("private").trim(), "0");
 }
