@@ -55,6 +55,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 BENCH_EMPTY=$work/empty
 : >"$BENCH_EMPTY"
+mkdir -p "$work/roots"
+mount -t tmpfs -o mode=0700 bxbench-roots "$work/roots" # state on tmpfs, as under /run
 mkdir -p "$work/roots/rt"
 printf 'bin=%s\nns=%s\n' "$bin" "$ns" >"$work/roots/rt.meta"
 "$repo_dir/bundles/busybox/build-rootfs.sh" "$work/rootfs"

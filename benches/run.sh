@@ -49,6 +49,11 @@ work=$(mktemp -d /tmp/boxrun-bench.XXXXXX)
 trap 'bench_cleanup "$work" "$nonce"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+# Runtime state lives on tmpfs, as in production (/run/boxrun, /run/runc, /run/crun):
+# on the work dir's ext4 every state-file write would pay inode allocation for all three.
+mkdir -p "$work/roots"
+mount -t tmpfs -o mode=0700 bxbench-roots "$work/roots"
+echo "bench: runtime roots on tmpfs ($work/roots), bundles and rootfs in $work"
 
 "$BENCH_BIN" run --repo "$repo_dir" --work "$work" --nonce "$nonce" \
     --results "$results" --command "benches/run.sh${args[*]:+ ${args[*]}}" ${args[@]+"${args[@]}"}

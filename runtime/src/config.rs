@@ -19,7 +19,24 @@ pub struct Bundle {
 
 /// Parse config.json bytes; the error names the line and column.
 pub fn parse(raw: &[u8]) -> Result<Spec> {
-    serde_json::from_slice::<Spec>(raw).map_err(|e| Error::Config(e.to_string()))
+    serde_json::from_slice::<Spec>(raw).map_err(|e| Error::Config(one_line(&e.to_string())))
+}
+
+/// Error text quoting user data (an unknown enum value holding a newline) kept on one
+/// line: control characters are escaped.
+pub fn one_line(msg: &str) -> String {
+    if !msg.chars().any(char::is_control) {
+        return msg.to_string();
+    }
+    msg.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Load and validate `<bundle>/config.json`.
@@ -299,6 +316,14 @@ mod tests {
     fn check(v: serde_json::Value) -> Result<()> {
         let spec = parse(v.to_string().as_bytes())?;
         validate(&spec, true)
+    }
+
+    #[test]
+    fn parse_errors_quoting_newlines_stay_on_one_line() {
+        let mut v = base();
+        v["linux"]["namespaces"][0]["type"] = "pid\nx".into();
+        let e = check(v).unwrap_err().to_string();
+        assert!(!e.contains('\n') && e.contains("pid\\nx"), "{e:?}");
     }
 
     #[test]

@@ -307,10 +307,10 @@ fn create_inner(opts: &CreateOpts, wait_fifo: bool, proxy_tty: bool) -> Result<C
     if plan.new_user {
         write_id_maps(pid, &spec)?;
     }
+    // The child starts its set-up now; the runtime's own work below (cgroup join, state
+    // record) overlaps with it. Until CgroupJoined the child only waits on this channel,
+    // so a runtime that dies here takes it down (EOF) and leaves a `creating` record.
     record.pid = pid;
-    record.pid_start_time = procfs::stat(pid).map(|s| s.start_time).unwrap_or(0);
-    dir.save(&record)?;
-    crate::failpoint::hit("create:cloned");
     send_or_child_error(&parent, Tag::Go).inspect_err(|e| {
         if matches!(e, Error::Hook(_)) {
             guard.poststop = Some((
@@ -325,6 +325,9 @@ fn create_inner(opts: &CreateOpts, wait_fifo: bool, proxy_tty: bool) -> Result<C
     if !joined {
         cg.add_process(pid)?;
     }
+    record.pid_start_time = procfs::stat(pid).map(|s| s.start_time).unwrap_or(0);
+    dir.save(&record)?;
+    crate::failpoint::hit("create:cloned");
     crate::failpoint::hit("create:joined");
     send_or_child_error(&parent, Tag::CgroupJoined).inspect_err(|e| {
         if matches!(e, Error::Hook(_)) {

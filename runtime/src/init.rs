@@ -138,8 +138,8 @@ fn join_session_keyring(id: &str) {
 fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
     chan.expect(Tag::Go, "waiting for the runtime")?;
     let spec = ctx.spec;
-    // The parent wrote state.json (with our host pid) before Go; in-container hooks
-    // get it on stdin. Read only when there are such hooks (start-up cost).
+    // The parent wrote state.json (id, bundle, annotations) before the clone; in-container
+    // hooks get it on stdin with our own pid. Read only when there are such hooks.
     let in_container_hooks = spec.hooks().as_ref().is_some_and(|h| {
         h.create_container().as_ref().is_some_and(|v| !v.is_empty())
             || h.start_container().as_ref().is_some_and(|v| !v.is_empty())

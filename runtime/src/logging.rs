@@ -89,6 +89,7 @@ pub fn log(level: &str, msg: &str) {
 
 /// Log an error; with a log file the error is also printed on stderr, as runc does.
 pub fn error(msg: &str) {
+    let msg = &crate::config::one_line(msg);
     log("error", msg);
     let has_file = SINK
         .lock()

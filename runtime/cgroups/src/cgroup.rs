@@ -233,16 +233,62 @@ fn init_cpuset(h: &Hierarchy) -> Result<()> {
     Ok(())
 }
 
-/// Enable every available v2 controller from the mount point down to the
-/// parent of the container's directory (as runc does). Levels that refuse
-/// (e.g. because they hold processes) are skipped; a resource that then
-/// lacks its files fails with a precise error when it is applied.
-fn enable_v2_controllers(h: &Hierarchy) {
-    if h.controllers.is_empty() {
+/// Whether `resources` set anything that cgroup2 `controller` enforces.
+fn uses_v2_controller(resources: &LinuxResources, controller: &str) -> bool {
+    let raw = resources
+        .unified()
+        .as_ref()
+        .is_some_and(|u| u.keys().any(|k| k.split('.').next() == Some(controller)));
+    raw || match controller {
+        "hugetlb" => resources
+            .hugepage_limits()
+            .as_ref()
+            .is_some_and(|l| !l.is_empty()),
+        "rdma" => resources.rdma().as_ref().is_some_and(|r| !r.is_empty()),
+        "memory" => resources.memory().is_some(),
+        "pids" => resources.pids().is_some(),
+        "cpu" | "cpuset" => resources.cpu().is_some(),
+        "io" => resources.block_io().is_some(),
+        _ => false,
+    }
+}
+
+/// The cgroup2 controllers to enable for the container: all of them on a pure
+/// v2 host (as runc does); on a hybrid host only those no v1 hierarchy carries
+/// and that `resources` use. Every enabled controller populates files in each
+/// new cgroup, which costs a measurable share of a container start.
+fn v2_controllers_to_enable(
+    cg: &Cgroup,
+    h: &Hierarchy,
+    resources: Option<&LinuxResources>,
+) -> Vec<String> {
+    if cg.mode != Mode::Hybrid {
+        return h.controllers.clone();
+    }
+    let Some(r) = resources else {
+        return Vec::new();
+    };
+    h.controllers
+        .iter()
+        .filter(|c| {
+            !cg.hierarchies
+                .iter()
+                .any(|v1| v1.version == Version::V1 && v1.has(c))
+        })
+        .filter(|c| uses_v2_controller(r, c))
+        .cloned()
+        .collect()
+}
+
+/// Enable `controllers` from the mount point down to the parent of the
+/// container's directory. Levels that refuse (e.g. because they hold
+/// processes) are skipped; a resource that then lacks its files fails with a
+/// precise error when it is applied.
+fn enable_v2_controllers(h: &Hierarchy, controllers: &[String]) {
+    if controllers.is_empty() {
         return;
     }
-    let all: String = h
-        .controllers
+    let all: String = controllers
         .iter()
         .map(|c| format!("+{c}"))
         .collect::<Vec<_>>()
@@ -253,7 +299,7 @@ fn enable_v2_controllers(h: &Hierarchy) {
     for dir in levels {
         let file = dir.join("cgroup.subtree_control");
         if fsutil::write_raw(&file, &all).is_err() {
-            for c in &h.controllers {
+            for c in controllers {
                 let _ = fsutil::write_raw(&file, &format!("+{c}"));
             }
         }
@@ -348,7 +394,9 @@ impl Cgroup {
         for h in &self.hierarchies {
             match h.version {
                 Version::V1 if h.has("cpuset") => init_cpuset(h)?,
-                Version::V2 => enable_v2_controllers(h),
+                Version::V2 => {
+                    enable_v2_controllers(h, &v2_controllers_to_enable(self, h, resources))
+                }
                 Version::V1 => {}
             }
         }

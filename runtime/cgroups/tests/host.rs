@@ -392,21 +392,21 @@ fn memory_swap_and_update_order() {
     cg.destroy().unwrap();
 }
 
+/// A hybrid host whose hugetlb controller lives in the v2 tree (this development host).
+fn hybrid_with_v2_hugetlb() -> bool {
+    let l = Layout::detect().unwrap();
+    l.mode == Mode::Hybrid
+        && l.v2
+            .as_ref()
+            .is_some_and(|v2| v2.controllers.iter().any(|c| c == "hugetlb"))
+}
+
 #[test]
 fn hugetlb_in_v2_tree_on_hybrid() {
     if !root_or_skip() {
         return;
     }
-    let l = Layout::detect().unwrap();
-    if l.mode != Mode::Hybrid
-        || !l
-            .v2
-            .as_ref()
-            .unwrap()
-            .controllers
-            .iter()
-            .any(|c| c == "hugetlb")
-        || !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists()
+    if !hybrid_with_v2_hugetlb() || !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists()
     {
         eprintln!("skipped: needs hugetlb in the v2 tree of a hybrid host");
         return;
@@ -429,6 +429,34 @@ fn hugetlb_in_v2_tree_on_hybrid() {
     cg.apply(&resources(r#"{"unified": {"hugetlb.2MB.max": "2097152"}}"#))
         .unwrap();
     assert_eq!(read(&h.path.join("hugetlb.2MB.max")), "2097152");
+    cg.destroy().unwrap();
+}
+
+/// On a hybrid host the v2 tree only gets the controllers a container's
+/// resources use: each enabled controller populates files in every new cgroup.
+#[test]
+fn hybrid_v2_tree_enables_only_used_controllers() {
+    if !root_or_skip() {
+        return;
+    }
+    if !hybrid_with_v2_hugetlb() {
+        eprintln!("skipped: needs hugetlb in the v2 tree of a hybrid host");
+        return;
+    }
+    let t = TestRoot::new();
+    let cg = Cgroup::create(
+        Some(&t.path("plain")),
+        "x",
+        Some(&resources(r#"{"pids": {"limit": 32}}"#)),
+    )
+    .unwrap();
+    let v2 = cg.v2().unwrap();
+    let parent = v2.path.parent().unwrap();
+    assert!(
+        !read(&parent.join("cgroup.subtree_control")).contains("hugetlb"),
+        "hugetlb enabled for a container without hugepage limits"
+    );
+    assert!(!v2.path.join("hugetlb.2MB.max").exists());
     cg.destroy().unwrap();
 }
 

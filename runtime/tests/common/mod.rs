@@ -19,11 +19,22 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// A busybox rootfs built once per test binary.
+static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+
+/// Removes the shared rootfs when the test binary exits (libtest ends with `exit`, also
+/// when tests failed), so no run leaves a busybox tree behind in /tmp.
+extern "C" fn remove_base_rootfs() {
+    if let Some(dir) = ROOTFS.get() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// A busybox rootfs built once per test binary, removed at exit.
 fn base_rootfs() -> &'static Path {
-    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
     ROOTFS.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("boxrun-test-rootfs-{}", std::process::id()));
+        // SAFETY: registers a plain extern "C" function with no captured state.
+        unsafe { libc::atexit(remove_base_rootfs) };
         let st = Command::new(workspace().join("bundles/busybox/build-rootfs.sh"))
             .arg(&dir)
             .status()
