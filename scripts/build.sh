@@ -8,7 +8,11 @@ export CARGO_TERM_COLOR=never
 cargo build --release --workspace --bins
 host=$(rustc -vV | sed -n 's/^host: //p')
 # crt-static only for the target crates (--target keeps proc-macros and build scripts dynamic).
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -p boxrun --target "$host"
+# relocation-model=static: a non-PIE executable has nothing to relocate at start-up, so
+# fewer pages are dirtied per run (benches: -0.2 MiB peak RSS, ~-0.3 ms per `run`); the
+# binary's own text loses ASLR, its heap, stack and mappings keep it.
+RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
+    cargo build --release -p boxrun --target "$host"
 # The conformance checker runs inside containers, so it is static too.
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -p boxrun-conformance --bin oci-checker --target "$host"
 install -m 0755 "target/$host/release/boxrun" target/release/boxrun

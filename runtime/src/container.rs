@@ -210,9 +210,16 @@ fn create_inner(opts: &CreateOpts, wait_fifo: bool, proxy_tty: bool) -> Result<C
         .and_then(|l| l.resources().clone())
         .unwrap_or_default();
     resources.set_devices(Some(crate::devices::cgroup_rules(&spec)?));
-    let cg = boxrun_cgroups::Cgroup::create(cg_path.as_deref(), &opts.id, Some(&resources))?;
-    guard.cgroup = Some(cg.clone());
-    record.cgroup = Some(cg.clone());
+    let mut cg = boxrun_cgroups::Cgroup::plan(cg_path.as_deref(), &opts.id)?;
+    // Pure v2: the directories are made now so that the child is born in its cgroup.
+    // Elsewhere they are made after the clone, while the child creates its namespaces
+    // and mounts (it waits for them only at a cgroup mount and before exec).
+    let cgroup_first = cg.is_unified();
+    if cgroup_first {
+        cg.materialize(Some(&resources))?;
+        guard.cgroup = Some(cg.clone());
+        record.cgroup = Some(cg.clone());
+    }
     dir.save(&record)?;
     crate::failpoint::hit("create:cgroup");
 
@@ -319,9 +326,15 @@ fn create_inner(opts: &CreateOpts, wait_fifo: bool, proxy_tty: bool) -> Result<C
             ));
         }
     })?;
+    if !cgroup_first {
+        cg.materialize(Some(&resources))?;
+        guard.cgroup = Some(cg.clone());
+        record.cgroup = Some(cg.clone());
+    }
     // The first cgroup.procs write after a quiet spell waits for an RCU grace period
     // (cgroup_threadgroup_rwsem), ~10-25 ms here: the child sets up its mounts meanwhile
-    // and waits for CgroupJoined only where it must (cgroupns unshare, or before exec).
+    // and waits for CgroupJoined only where it must (a cgroup mount, cgroupns unshare,
+    // or before exec).
     if !joined {
         cg.add_process(pid)?;
     }

@@ -173,6 +173,17 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
         }
     }
     let cgroupns_new = ctx.ns.late_unshare & libc::CLONE_NEWCGROUP != 0;
+    // Network and time namespaces now, while the runtime makes and joins the cgroups.
+    let before_join = ctx.ns.late_unshare & !libc::CLONE_NEWCGROUP;
+    if before_join != 0 {
+        // SAFETY: unshare with namespace flags.
+        if unsafe { libc::unshare(before_join) } != 0 {
+            return Err(Error::sys("unshare namespaces", nix::Error::last()));
+        }
+        if before_join & libc::CLONE_NEWTIME != 0 {
+            write_timens_offsets(spec)?;
+        }
+    }
     let joined = std::cell::Cell::new(false);
     if cgroupns_new
         || ctx
@@ -189,13 +200,10 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
             "waiting for the cgroup join",
         )?;
     }
-    if ctx.ns.late_unshare != 0 {
-        // SAFETY: unshare with namespace flags.
-        if unsafe { libc::unshare(ctx.ns.late_unshare) } != 0 {
-            return Err(Error::sys("unshare namespaces", nix::Error::last()));
-        }
-        if ctx.ns.late_unshare & 0x80 != 0 {
-            write_timens_offsets(spec)?;
+    if cgroupns_new {
+        // SAFETY: unshare with a namespace flag.
+        if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
+            return Err(Error::sys("unshare cgroup namespace", nix::Error::last()));
         }
     }
     if ctx.ns.new_net {
@@ -227,6 +235,7 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
             .joins
             .iter()
             .any(|j| j.typ == LinuxNamespaceType::Cgroup);
+    let cgroup_ready = || wait_for(chan, Tag::CgroupJoined, &joined, "waiting for the cgroup");
     let rctx = rootfs::Ctx {
         spec,
         rootfs: ctx.rootfs,
@@ -234,6 +243,7 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
         cgroup: ctx.cgroup,
         cgroupns,
         userns: in_userns,
+        cgroup_ready: &cgroup_ready,
     };
     if ctx.ns.has_mount_ns {
         rootfs::prepare_root(&rctx)?;

@@ -46,7 +46,7 @@ pub struct Join {
 pub struct Plan {
     /// Flags for new namespaces created at clone time.
     pub clone_flags: libc::c_int,
-    /// New namespaces unshared by the child later (cgroup after the cgroup join, time).
+    /// New namespaces unshared by the child later (network, time, cgroup after the join).
     pub late_unshare: libc::c_int,
     /// Namespaces joined by path, in the order they must be entered (user first).
     pub joins: Vec<Join>,
@@ -118,7 +118,11 @@ pub fn plan(list: &[LinuxNamespace]) -> Result<Plan> {
                 }
             }
             _ => match t {
-                LinuxNamespaceType::Cgroup | LinuxNamespaceType::Time => {
+                // Network: creating one costs ~1 ms of kernel time; the child does it
+                // while the runtime makes the cgroups, instead of the runtime in clone().
+                LinuxNamespaceType::Cgroup
+                | LinuxNamespaceType::Time
+                | LinuxNamespaceType::Network => {
                     p.late_unshare |= flag(t);
                 }
                 LinuxNamespaceType::Pid => {

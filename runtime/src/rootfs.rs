@@ -28,6 +28,9 @@ pub struct Ctx<'a> {
     pub cgroupns: bool,
     /// The container has its own user namespace (devices are bind-mounted, not made).
     pub userns: bool,
+    /// Waits until the runtime has made the container's cgroup directories (called
+    /// before the first cgroup mount).
+    pub cgroup_ready: &'a dyn Fn() -> Result<()>,
 }
 
 fn cstr(p: &Path) -> Result<CString> {
@@ -228,8 +231,9 @@ pub fn prepare_root(ctx: &Ctx) -> Result<()> {
     do_mount(None, Path::new("/"), None, base, None, &|| {
         "set propagation of /".into()
     })?;
-    // pivot_root needs the rootfs's parent mount not to be shared.
-    make_parent_private(ctx.rootfs)?;
+    // pivot_root needs the rootfs's parent mount not to be shared: `base` is recursive
+    // slave or private, which leaves no shared mount in this namespace (a shared mount
+    // becomes a slave, or private when it had no peer), so no mountinfo scan is needed.
     do_mount(
         Some(ctx.rootfs),
         ctx.rootfs,
@@ -262,62 +266,6 @@ pub fn apply_root_propagation(ctx: &Ctx) -> Result<()> {
     })
 }
 
-fn make_parent_private(rootfs: &Path) -> Result<()> {
-    // Find the mount point that contains rootfs, from /proc/self/mountinfo.
-    let info = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| Error::io("/proc/self/mountinfo", e))?;
-    let mut best: Option<(usize, String, bool)> = None;
-    for line in info.lines() {
-        let f: Vec<&str> = line.split(' ').collect();
-        if f.len() < 7 {
-            continue;
-        }
-        let mp = unescape(f[4]);
-        if rootfs.starts_with(&mp) {
-            let optional = &f[6..];
-            let shared = optional
-                .iter()
-                .take_while(|s| **s != "-")
-                .any(|s| s.starts_with("shared:"));
-            if best.as_ref().is_none_or(|b| mp.len() >= b.0) {
-                best = Some((mp.len(), mp, shared));
-            }
-        }
-    }
-    if let Some((_, mp, true)) = best {
-        do_mount(
-            None,
-            Path::new(&mp),
-            None,
-            MsFlags::MS_PRIVATE,
-            None,
-            &|| format!("make {mp} private"),
-        )?;
-    }
-    Ok(())
-}
-
-fn unescape(s: &str) -> String {
-    // mountinfo escapes space, tab, newline and backslash as \ooo.
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            if let Ok(v) =
-                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 4]).unwrap_or("x"), 8)
-            {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Step 2: every entry of `mounts`, in order.
 pub fn mount_all(ctx: &Ctx, rootfd: RawFd) -> Result<()> {
     let Some(list) = ctx.spec.mounts() else {
@@ -339,6 +287,9 @@ fn mount_one(ctx: &Ctx, rootfd: RawFd, m: &Mount) -> Result<()> {
     if typ == "cgroup" || typ == "cgroup2" {
         let target = mkdir_all_in_root(rootfd, dest, false)?;
         let host_path = std::fs::read_link(fd_path(&target)).map_err(|e| Error::io(dest, e))?;
+        if ctx.cgroup.is_some() {
+            (ctx.cgroup_ready)()?;
+        }
         return match ctx.cgroup {
             Some(cg) => cg
                 .mount_into(&host_path, ctx.cgroupns, opts.flags & !MsFlags::MS_BIND)

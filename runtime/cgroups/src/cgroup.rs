@@ -328,21 +328,36 @@ impl Cgroup {
         resources: Option<&LinuxResources>,
     ) -> Result<Cgroup> {
         let mut cg = Self::resolve(layout, cgroups_path, container_id)?;
-        for i in 0..cg.hierarchies.len() {
-            let h = &cg.hierarchies[i];
+        cg.materialize(resources)?;
+        Ok(cg)
+    }
+
+    /// The container's directories on this host, computed but not created (see
+    /// [`Cgroup::materialize`]): lets a runtime start the container's set-up while
+    /// the directories are being made.
+    pub fn plan(cgroups_path: Option<&Path>, container_id: &str) -> Result<Cgroup> {
+        Self::resolve(Layout::host()?, cgroups_path, container_id)
+    }
+
+    /// Create the directories of a [`Cgroup::plan`] in every hierarchy (recording
+    /// which ones were created) and apply `resources`. On failure everything
+    /// created is removed again.
+    pub fn materialize(&mut self, resources: Option<&LinuxResources>) -> Result<()> {
+        for i in 0..self.hierarchies.len() {
+            let h = &self.hierarchies[i];
             match mkdir_p(&h.mount_point, &h.path) {
-                Ok(created) => cg.hierarchies[i].created = created,
+                Ok(created) => self.hierarchies[i].created = created,
                 Err(e) => {
-                    let _ = cg.destroy();
+                    let _ = self.destroy();
                     return Err(e);
                 }
             }
         }
-        if let Err(e) = cg.prepare(resources) {
-            let _ = cg.destroy();
+        if let Err(e) = self.prepare(resources) {
+            let _ = self.destroy();
             return Err(e);
         }
-        Ok(cg)
+        Ok(())
     }
 
     /// Compute the host directories without touching the file system
@@ -433,6 +448,12 @@ impl Cgroup {
             fsutil::write(&h.path.join("cgroup.procs"), &value)?;
         }
         Ok(())
+    }
+
+    /// Whether the host is pure cgroup v2, where a child can be born in its
+    /// cgroup ([`Cgroup::clone_into_fd`]) once the directory exists.
+    pub fn is_unified(&self) -> bool {
+        self.mode == Mode::Unified
     }
 
     /// On pure v2 hosts, an `O_PATH|O_DIRECTORY` descriptor of the
