@@ -632,7 +632,8 @@ fn remove_empty_runtime_parent(h: &Hierarchy) {
         .file_name()
         .and_then(|n| n.to_str())
         .is_some_and(|n| RUNTIME_PARENTS.contains(&n));
-    if owned {
+    // A parent this container created was already tried by the `created` loop.
+    if owned && !h.created.iter().any(|d| d == parent) {
         // EBUSY/ENOTEMPTY (siblings), ENOENT (already gone): nothing to do.
         let _ = std::fs::remove_dir(parent);
     }
