@@ -1,7 +1,9 @@
 //! Differential test against runc + libseccomp: run a container under runc with a profile, fetch
 //! the filter runc loaded (PTRACE_SECCOMP_GET_FILTER), and compare its verdicts with ours on
 //! every syscall number of every architecture and a spread of argument values, both programs
-//! run by the test interpreter. Skipped when runc or busybox-static is missing.
+//! run by the test interpreter. Skipped when runc or busybox-static is missing. The profiles
+//! include Docker's default (fixture) and podman's, converted from the installed containers-common
+//! file by `common/containers_common.rs` (left out, with a message, when it is not installed).
 
 mod common;
 
@@ -10,6 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use boxrun_seccomp::{compile, resolve_syscall};
+use common::containers_common::{
+    conf_default_caps, podman_default_profile, to_oci, CONTAINERS_CONF, NATIVE_AMD64,
+    PODMAN_DEFAULT_CAPS, PODMAN_MISSING, PODMAN_SECCOMP_JSON,
+};
 use common::*;
 use oci_spec::runtime::Arch;
 use serde_json::{json, Value};
@@ -337,6 +343,10 @@ fn profiles() -> Vec<(&'static str, Value)> {
         ("conflict", conflict),
         ("multiplex", multiplex),
     ];
+    match podman_default_profile() {
+        Some(p) => all.push(("podman", p)),
+        None => eprintln!("{PODMAN_MISSING}"),
+    }
     if let Ok(only) = std::env::var("SECCOMP_DIFF_ONLY") {
         all.retain(|(t, _)| *t == only);
     }
@@ -392,6 +402,116 @@ fn same_verdicts_as_runc() {
         eprintln!("{d}");
     }
     assert!(all.is_empty(), "{} differences from runc", all.len());
+}
+
+/// The containers-common converter: its rules on a small source profile, then podman's real one.
+#[test]
+fn podman_profile_conversion() {
+    let src = json!({
+        "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1, "defaultErrno": "ENOSYS",
+        "archMap": [
+            {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]},
+            {"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]}
+        ],
+        "syscalls": [
+            {"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [], "comment": "", "includes": {}, "excludes": {}},
+            {"names": ["setns"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
+            {"names": ["setns"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "errno": "EPERM", "excludes": {"caps": ["CAP_SYS_ADMIN"]}},
+            {"names": ["chroot"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_CHROOT"]}},
+            {"names": ["chroot"], "action": "SCMP_ACT_ERRNO", "excludes": {"caps": ["CAP_SYS_CHROOT"]}},
+            {"names": ["kill"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_KILL", "CAP_SYS_ADMIN"]}},
+            {"names": ["kcmp"], "action": "SCMP_ACT_ALLOW", "excludes": {"caps": ["CAP_SYS_PTRACE", "CAP_KILL"]}},
+            {"names": ["arch_prctl"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": ["amd64", "x32"]}},
+            {"names": ["set_tls"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": ["arm", "arm64"]}},
+            {"names": ["vm86"], "action": "SCMP_ACT_ALLOW", "excludes": {"arches": ["amd64"]}},
+            {"name": "clone3", "action": "SCMP_ACT_ERRNO", "errnoRet": 38, "includes": {"minKernel": "99.0"}},
+            {"names": ["socket"], "action": "SCMP_ACT_ERRNO", "errno": "EINVAL", "errnoRet": 1,
+             "args": [{"index": 0, "value": 16, "op": "SCMP_CMP_EQ"},
+                      {"index": 2, "value": 9, "valueTwo": 0, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": null}
+        ]
+    });
+    let want = json!({
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
+        "syscalls": [
+            {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["setns"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+            {"names": ["chroot"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["arch_prctl"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+            {"names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": 22,
+             "args": [{"index": 0, "value": 16, "valueTwo": 0, "op": "SCMP_CMP_EQ"},
+                      {"index": 2, "value": 9, "valueTwo": 0, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["personality"], "action": "SCMP_ACT_ALLOW"}
+        ]
+    });
+    assert_eq!(
+        to_oci(&src, NATIVE_AMD64, &PODMAN_DEFAULT_CAPS).unwrap(),
+        want
+    );
+    let mut both = src.clone();
+    both["architectures"] = json!(["SCMP_ARCH_X86_64"]);
+    assert!(to_oci(&both, NATIVE_AMD64, &PODMAN_DEFAULT_CAPS).is_err());
+    let mut bad = src.clone();
+    bad["syscalls"][0]["errno"] = json!("ENOTANERRNO");
+    assert!(to_oci(&bad, NATIVE_AMD64, &PODMAN_DEFAULT_CAPS).is_err());
+
+    assert_eq!(
+        conf_default_caps("x = 1\n# default_capabilities = [\"NO\"]\ndefault_capabilities = [\n  \"CHOWN\", # c\n  \"CAP_KILL\"\n]\n"),
+        Some(vec!["CAP_CHOWN".to_string(), "CAP_KILL".to_string()])
+    );
+    // The capability set the conversion assumes is the one containers.conf gives podman here.
+    if let Ok(conf) = std::fs::read_to_string(CONTAINERS_CONF) {
+        assert_eq!(
+            conf_default_caps(&conf),
+            Some(PODMAN_DEFAULT_CAPS.map(String::from).to_vec()),
+            "{CONTAINERS_CONF}: default_capabilities differ from PODMAN_DEFAULT_CAPS"
+        );
+    }
+    let Some(p) = podman_default_profile() else {
+        eprintln!("{PODMAN_MISSING}");
+        return;
+    };
+    assert_eq!(
+        p["architectures"],
+        json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"])
+    );
+    let rules = p["syscalls"].as_array().unwrap();
+    assert!(rules.len() > 1);
+    let names = |r: &Value| r["names"].as_array().unwrap().clone();
+    let has_rule = |list: &Value, action: &str| {
+        rules
+            .iter()
+            .any(|r| r["names"] == *list && r["action"] == action)
+    };
+    // The rule pairs of the source gated on CAP_SYS_ADMIN (not granted by podman by default:
+    // its ALLOW half goes, its ERRNO half stays) and CAP_SYS_CHROOT (granted: the reverse).
+    let src: Value = serde_json::from_slice(&std::fs::read(PODMAN_SECCOMP_JSON).unwrap()).unwrap();
+    let gated = |how: &str, cap: &str| -> Value {
+        let r = src["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r[how]["caps"] == json!([cap]))
+            .unwrap_or_else(|| panic!("no rule with {how}.caps = [{cap}]"));
+        json!(names(r))
+    };
+    let admin = gated("includes", "CAP_SYS_ADMIN");
+    assert_eq!(admin, gated("excludes", "CAP_SYS_ADMIN"));
+    assert!(admin.as_array().unwrap().iter().any(|n| n == "bpf"));
+    assert!(!has_rule(&admin, "SCMP_ACT_ALLOW"));
+    assert!(has_rule(&admin, "SCMP_ACT_ERRNO"));
+    let chroot = gated("includes", "CAP_SYS_CHROOT");
+    assert_eq!(chroot, json!(["chroot"]));
+    assert!(has_rule(&chroot, "SCMP_ACT_ALLOW"));
+    assert!(!has_rule(&chroot, "SCMP_ACT_ERRNO"));
+    assert_eq!(p["defaultAction"], "SCMP_ACT_ERRNO");
+    let f = compile(&profile(p)).unwrap();
+    let prog = f.instructions();
+    assert_eq!(run64(prog, "bpf", [0; 6]), EPERM);
+    assert_eq!(run64(prog, "chroot", [0; 6]), ALLOW);
+    assert_eq!(run64(prog, "read", [0; 6]), ALLOW);
 }
 
 /// Random profiles (Docker's allow list plus random rules on syscalls the container never makes)

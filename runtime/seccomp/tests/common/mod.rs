@@ -1,6 +1,8 @@
 //! Test helpers: a classic-BPF interpreter for seccomp programs and profile builders.
 #![allow(dead_code)]
 
+pub mod containers_common;
+
 use oci_spec::runtime::LinuxSeccomp;
 
 pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
