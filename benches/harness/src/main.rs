@@ -80,15 +80,18 @@ fn default_repo() -> PathBuf {
         .unwrap_or_else(|_| PathBuf::from("."))
 }
 
+/// Cases are numbered 1 to this (see benches/README.md).
+const LAST_CASE: u32 = 7;
+
 fn parse_cases(s: &str) -> Result<Vec<u32>, Error> {
     let mut v = Vec::new();
     for part in s.split(',').filter(|p| !p.is_empty()) {
         let n: u32 = part
             .trim()
             .parse()
-            .map_err(|_| format!("--cases: {part:?} is not a case number (1-6)"))?;
-        if !(1..=6).contains(&n) {
-            return Err(format!("--cases: no case {n}: cases are 1-6").into());
+            .map_err(|_| format!("--cases: {part:?} is not a case number (1-{LAST_CASE})"))?;
+        if !(1..=LAST_CASE).contains(&n) {
+            return Err(format!("--cases: no case {n}: cases are 1-{LAST_CASE}").into());
         }
         if !v.contains(&n) {
             v.push(n);
@@ -108,7 +111,10 @@ fn cmd_run(mut a: Args) -> Result<(), Error> {
     let o = orchestrate::Options {
         nonce: a.required("--nonce")?,
         quick,
-        cases: parse_cases(&a.value("--cases")?.unwrap_or_else(|| "1,2,3,4,5,6".into()))?,
+        cases: match a.value("--cases")? {
+            Some(list) => parse_cases(&list)?,
+            None => (1..=LAST_CASE).collect(),
+        },
         rounds: a.number("--rounds")?,
         iters: a.number("--iters")?,
         results: a
@@ -195,5 +201,18 @@ fn main() -> ExitCode {
             eprintln!("boxrun-bench: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cases_are_sorted_deduplicated_and_checked() {
+        assert_eq!(parse_cases("7,3,3,1").expect("valid"), [1, 3, 7]);
+        assert!(parse_cases("8").is_err());
+        assert!(parse_cases("0").is_err());
+        assert!(parse_cases("2b").is_err());
     }
 }

@@ -486,45 +486,8 @@ impl Bench {
     }
 
     fn report(&self, def: &CaseDef, run: &CaseRun) -> CaseReport {
-        let (raw, failed) = (&run.raw, &run.absent);
-        let mut labels: Vec<String> = Vec::new();
-        for v in &def.variants {
-            for s in (def.steps)(v, &["rt".to_owned()]) {
-                let l = match s {
-                    Step::Timed { label, .. } | Step::Batch { label, .. } => label,
-                    _ => continue,
-                };
-                if !labels.contains(&l) {
-                    labels.push(l);
-                }
-            }
-        }
-        let mut rows = Vec::new();
-        for l in &labels {
-            for v in &def.variants {
-                let has_step = (def.steps)(v, &["rt".to_owned()]).iter().any(|s| {
-                    matches!(s, Step::Timed { label, .. } | Step::Batch { label, .. } if label == l)
-                });
-                if !has_step {
-                    continue;
-                }
-                let outcome = match failed.get(&v.key) {
-                    Some((why, None)) => Outcome::Missing(why.clone()),
-                    Some((why, Some(_))) => Outcome::Missing(format!("{why} (see below)")),
-                    None => match raw.get(&(v.key.clone(), l.clone())) {
-                        Some(s) => Outcome::from_samples(s),
-                        None => Outcome::Missing("no samples".into()),
-                    },
-                };
-                rows.push(Row {
-                    step: l.clone(),
-                    key: v.key.clone(),
-                    label: v.label.clone(),
-                    outcome,
-                    is_reference: v.key == "crun",
-                });
-            }
-        }
+        let failed = &run.absent;
+        let rows = rows(def, &run.raw, failed);
         CaseReport {
             number: def.number,
             title: def.title.clone(),
@@ -559,6 +522,49 @@ impl Bench {
             data: Value::Null,
         }
     }
+}
+
+/// The table rows of a case: one per recorded step label (in step order)
+/// and variant having that step.
+fn rows(def: &CaseDef, raw: &Raw, failed: &Absent) -> Vec<Row> {
+    let labels_of = |v: &Variant| -> Vec<String> {
+        (def.steps)(v, &["rt".to_owned()])
+            .iter()
+            .filter_map(|s| s.recorded_label().map(str::to_owned))
+            .collect()
+    };
+    let mut labels: Vec<String> = Vec::new();
+    for v in &def.variants {
+        for l in labels_of(v) {
+            if !labels.contains(&l) {
+                labels.push(l);
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for l in &labels {
+        for v in &def.variants {
+            if !labels_of(v).contains(l) {
+                continue;
+            }
+            let outcome = match failed.get(&v.key) {
+                Some((why, None)) => Outcome::Missing(why.clone()),
+                Some((why, Some(_))) => Outcome::Missing(format!("{why} (see below)")),
+                None => match raw.get(&(v.key.clone(), l.clone())) {
+                    Some(s) => Outcome::from_samples(s),
+                    None => Outcome::Missing("no samples".into()),
+                },
+            };
+            rows.push(Row {
+                step: l.clone(),
+                key: v.key.clone(),
+                label: v.label.clone(),
+                outcome,
+                is_reference: v.key == "crun",
+            });
+        }
+    }
+    rows
 }
 
 fn rt_cmd(rt: &[String], v: &Variant, rest: &[&str]) -> Vec<String> {

@@ -43,6 +43,12 @@ impl Summary {
     }
 }
 
+/// Samples of a process the harness reaped rather than timed (the container
+/// process of `create`) carry no wall time: all zero.
+fn has_wall(wall: &Summary) -> bool {
+    wall.max > 0.0
+}
+
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
@@ -173,22 +179,32 @@ impl CaseReport {
                     };
                     match &r.outcome {
                         Outcome::Measured { wall, cpu, .. } => {
+                            let timed = has_wall(wall);
                             let rat = match reference {
                                 Some(Outcome::Measured {
                                     wall: rw, cpu: rc, ..
                                 }) => format!(
                                     "{} / {}",
-                                    ratio(wall.median, rw.median),
+                                    if timed {
+                                        ratio(wall.median, rw.median)
+                                    } else {
+                                        "–".into()
+                                    },
                                     ratio(cpu.median, rc.median)
                                 ),
                                 _ => "–".into(),
                             };
+                            let (wall_median, wall_range) = if timed {
+                                (
+                                    fmt_ms(wall.median),
+                                    format!("{}–{}", fmt_ms(wall.min), fmt_ms(wall.max)),
+                                )
+                            } else {
+                                ("–".into(), "–".into())
+                            };
                             s.push_str(&format!(
-                                "{lead} {} | {} | {}–{} | {} | {}–{} | {} |\n",
+                                "{lead} {} | {wall_median} | {wall_range} | {} | {}–{} | {} |\n",
                                 wall.n,
-                                fmt_ms(wall.median),
-                                fmt_ms(wall.min),
-                                fmt_ms(wall.max),
                                 fmt_ms(cpu.median),
                                 fmt_ms(cpu.min),
                                 fmt_ms(cpu.max),
@@ -222,15 +238,18 @@ impl CaseReport {
                 let mut v = json!({"step": r.step, "runtime": r.key, "label": r.label});
                 match &r.outcome {
                     Outcome::Measured { wall, cpu, rss } => {
+                        let timed = has_wall(wall);
                         v["n"] = json!(wall.n);
-                        v["wall_ms"] = wall.json();
+                        v["wall_ms"] = if timed { wall.json() } else { Value::Null };
                         v["cpu_ms"] = cpu.json();
                         v["maxrss_kb"] = rss.json();
                         if let Some(Outcome::Measured {
                             wall: rw, cpu: rc, ..
                         }) = reference(&self.rows, &r.step)
                         {
-                            v["ratio_vs_crun_wall"] = json!(round3(wall.median / rw.median));
+                            if timed {
+                                v["ratio_vs_crun_wall"] = json!(round3(wall.median / rw.median));
+                            }
                             v["ratio_vs_crun_cpu"] = json!(round3(cpu.median / rc.median));
                         }
                     }

@@ -22,8 +22,17 @@ pub enum Step {
     RemoveTree { path: String },
     /// Open a pidfd on the pid written in `path` (not recorded).
     PidfdOpen { path: String },
-    /// Wait for the process behind the last opened pidfd to exit (not recorded).
-    PidfdWait { timeout_ms: u64 },
+    /// Wait for the process behind the last opened pidfd to exit (untimed).
+    /// With a `label`, reap it with `wait4` (the worker is a child subreaper,
+    /// so the container process of `create` is its child once the runtime has
+    /// exited) and record its rusage under `label`, with no wall time.
+    PidfdWait {
+        timeout_ms: u64,
+        label: Option<String>,
+    },
+    /// Record under `label` the sum of this iteration's samples labelled
+    /// `of` (wall and CPU added, peak RSS the largest); every one must exist.
+    Sum { label: String, of: Vec<String> },
     /// Spawn `n` copies of `argv` (`{j}` = copy index), at most `parallel` at a
     /// time; record the wall time of the whole batch and the summed rusage.
     Batch {
@@ -65,6 +74,16 @@ pub struct Sample {
 }
 
 impl Sample {
+    /// The sum of `parts`: wall and CPU times added, peak RSS the largest.
+    pub fn sum<'a>(parts: impl IntoIterator<Item = &'a Sample>) -> Sample {
+        parts.into_iter().fold(Sample::default(), |a, s| Sample {
+            wall_ns: a.wall_ns + s.wall_ns,
+            user_us: a.user_us + s.user_us,
+            sys_us: a.sys_us + s.sys_us,
+            maxrss_kb: a.maxrss_kb.max(s.maxrss_kb),
+        })
+    }
+
     /// Wall time in milliseconds.
     pub fn wall_ms(&self) -> f64 {
         self.wall_ns as f64 / 1e6
@@ -118,6 +137,20 @@ fn uint(v: &Value, name: &str) -> Result<u64, FormatError> {
 }
 
 impl Step {
+    /// The label this step records samples under, if it records any.
+    pub fn recorded_label(&self) -> Option<&str> {
+        match self {
+            Step::Timed { label, .. } | Step::Batch { label, .. } | Step::Sum { label, .. } => {
+                Some(label)
+            }
+            Step::PidfdWait { label, .. } => label.as_deref(),
+            Step::Untimed { .. }
+            | Step::BestEffort { .. }
+            | Step::RemoveTree { .. }
+            | Step::PidfdOpen { .. } => None,
+        }
+    }
+
     fn to_json(&self) -> Value {
         match self {
             Step::Timed { label, argv } => json!({"kind": "timed", "label": label, "argv": argv}),
@@ -125,9 +158,10 @@ impl Step {
             Step::BestEffort { argv } => json!({"kind": "best_effort", "argv": argv}),
             Step::RemoveTree { path } => json!({"kind": "rmtree", "path": path}),
             Step::PidfdOpen { path } => json!({"kind": "pidfd_open", "path": path}),
-            Step::PidfdWait { timeout_ms } => {
-                json!({"kind": "pidfd_wait", "timeout_ms": timeout_ms})
+            Step::PidfdWait { timeout_ms, label } => {
+                json!({"kind": "pidfd_wait", "timeout_ms": timeout_ms, "label": label})
             }
+            Step::Sum { label, of } => json!({"kind": "sum", "label": label, "of": of}),
             Step::Batch {
                 label,
                 n,
@@ -160,6 +194,14 @@ impl Step {
             },
             "pidfd_wait" => Step::PidfdWait {
                 timeout_ms: uint(v, "timeout_ms")?,
+                label: match v.get("label") {
+                    None | Some(Value::Null) => None,
+                    Some(_) => Some(string(v, "label")?),
+                },
+            },
+            "sum" => Step::Sum {
+                label: string(v, "label")?,
+                of: strs(field(v, "of")?, "of")?,
             },
             "batch" => Step::Batch {
                 label: string(v, "label")?,
@@ -280,7 +322,18 @@ mod tests {
                     parallel: 2,
                     argv: vec!["x".into()],
                 },
-                Step::PidfdWait { timeout_ms: 5 },
+                Step::PidfdWait {
+                    timeout_ms: 5,
+                    label: None,
+                },
+                Step::PidfdWait {
+                    timeout_ms: 6,
+                    label: Some("init".into()),
+                },
+                Step::Sum {
+                    label: "a+b".into(),
+                    of: vec!["a".into(), "b".into()],
+                },
             ],
             on_fail: vec![vec!["rm".into()]],
             log: "/tmp/l".into(),
@@ -288,7 +341,7 @@ mod tests {
         let back = Spec::from_json(&spec.to_json()).expect("parse");
         assert_eq!(back.iterations, 3);
         assert_eq!(back.env, spec.env);
-        assert_eq!(back.steps.len(), 3);
+        assert_eq!(back.steps.len(), 5);
         assert!(matches!(
             &back.steps[1],
             Step::Batch {
@@ -297,6 +350,40 @@ mod tests {
                 ..
             }
         ));
+        assert!(matches!(
+            &back.steps[2],
+            Step::PidfdWait {
+                timeout_ms: 5,
+                label: None
+            }
+        ));
+        assert!(
+            matches!(&back.steps[3], Step::PidfdWait { timeout_ms: 6, label: Some(l) } if l == "init")
+        );
+        assert!(
+            matches!(&back.steps[4], Step::Sum { label, of } if label == "a+b" && of == &["a", "b"])
+        );
+        let labels: Vec<_> = back.steps.iter().map(Step::recorded_label).collect();
+        assert_eq!(
+            labels,
+            [Some("run"), Some("b"), None, Some("init"), Some("a+b")]
+        );
+    }
+
+    #[test]
+    fn sum_adds_times_and_keeps_largest_rss() {
+        let s = |w, u, sy, r| Sample {
+            wall_ns: w,
+            user_us: u,
+            sys_us: sy,
+            maxrss_kb: r,
+        };
+        let t = Sample::sum(&[s(1, 2, 3, 40), s(10, 20, 30, 4), s(100, 200, 300, 5)]);
+        assert_eq!(
+            (t.wall_ns, t.user_us, t.sys_us, t.maxrss_kb),
+            (111, 222, 333, 40)
+        );
+        assert_eq!(Sample::sum(&[]).wall_ns, 0);
     }
 
     #[test]

@@ -72,7 +72,8 @@ fn subst(argv: &[String], id: &str, j: Option<u32>) -> Vec<String> {
 struct Ctx<'a> {
     spec: &'a Spec,
     log: File,
-    pidfd: Option<OwnedFd>,
+    /// The pidfd of the last `PidfdOpen` and the pid it refers to.
+    pidfd: Option<(OwnedFd, libc::pid_t)>,
 }
 
 impl Ctx<'_> {
@@ -104,12 +105,7 @@ impl Ctx<'_> {
         let (status, ru) = wait4(pid)?;
         let wall = t0.elapsed();
         check_status(argv, status)?;
-        Ok(Sample {
-            wall_ns: wall.as_nanos() as u64,
-            user_us: tv_us(&ru.ru_utime),
-            sys_us: tv_us(&ru.ru_stime),
-            maxrss_kb: ru.ru_maxrss.max(0) as u64,
-        })
+        Ok(sample(wall.as_nanos() as u64, &ru))
     }
 
     fn batch(&mut self, argv: &[String], id: &str, n: u32, parallel: u32) -> Result<Sample, Error> {
@@ -153,6 +149,15 @@ impl Ctx<'_> {
 
 fn tv_us(tv: &libc::timeval) -> u64 {
     (tv.tv_sec.max(0) as u64) * 1_000_000 + tv.tv_usec.max(0) as u64
+}
+
+fn sample(wall_ns: u64, ru: &libc::rusage) -> Sample {
+    Sample {
+        wall_ns,
+        user_us: tv_us(&ru.ru_utime),
+        sys_us: tv_us(&ru.ru_stime),
+        maxrss_kb: ru.ru_maxrss.max(0) as u64,
+    }
 }
 
 fn check_status(argv: &[String], status: libc::c_int) -> Result<(), Error> {
@@ -215,7 +220,7 @@ fn reap_orphans() {
     }
 }
 
-fn pidfd_open(path: &str) -> Result<OwnedFd, Error> {
+fn pidfd_open(path: &str) -> Result<(OwnedFd, libc::pid_t), Error> {
     let text = fs::read_to_string(path).map_err(|e| err(format!("read pid file {path}: {e}")))?;
     let pid: libc::pid_t = text
         .trim()
@@ -230,7 +235,7 @@ fn pidfd_open(path: &str) -> Result<OwnedFd, Error> {
         )));
     }
     // SAFETY: fd is a fresh descriptor we own exclusively.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    Ok((unsafe { OwnedFd::from_raw_fd(fd as i32) }, pid))
 }
 
 fn pidfd_wait(fd: &OwnedFd, timeout_ms: u64) -> Result<(), Error> {
@@ -247,7 +252,6 @@ fn pidfd_wait(fd: &OwnedFd, timeout_ms: u64) -> Result<(), Error> {
         // SAFETY: pfd is a valid pollfd array of length 1.
         let rc = unsafe { libc::poll(&mut pfd, 1, left) };
         if rc > 0 {
-            reap_orphans();
             return Ok(());
         }
         if rc == 0 {
@@ -262,13 +266,56 @@ fn pidfd_wait(fd: &OwnedFd, timeout_ms: u64) -> Result<(), Error> {
     }
 }
 
+/// Reap `pid`, which has exited, and return its rusage (that of the process
+/// and of every descendant it reaped) as a sample without wall time.
+fn reap_exited(pid: libc::pid_t) -> Result<Sample, Error> {
+    let (_, ru) = wait4(pid).map_err(|e| {
+        err(format!(
+            "{e}: the container process is not a child of the harness (subreaper)"
+        ))
+    })?;
+    Ok(sample(0, &ru))
+}
+
+/// The samples of one iteration: written to the output, and kept for `Sum`.
+struct Recorded<'a> {
+    out: &'a mut String,
+    iteration: u32,
+    samples: Vec<(String, Sample)>,
+}
+
+impl Recorded<'_> {
+    fn push(&mut self, label: String, s: Sample) {
+        self.out.push_str(&sample_line(&label, self.iteration, &s));
+        self.samples.push((label, s));
+    }
+
+    fn sum(&self, of: &[String]) -> Result<Sample, Error> {
+        let mut parts = Vec::new();
+        for want in of {
+            let (_, s) = self
+                .samples
+                .iter()
+                .find(|(l, _)| l == want)
+                .ok_or_else(|| err(format!("worker: nothing recorded as {want} to sum")))?;
+            parts.push(*s);
+        }
+        Ok(Sample::sum(&parts))
+    }
+}
+
 fn iteration(ctx: &mut Ctx<'_>, i: u32, out: &mut String) -> Result<(), Error> {
     let id = format!("{}-{i}", ctx.spec.id_prefix);
+    let mut rec = Recorded {
+        out,
+        iteration: i,
+        samples: Vec::new(),
+    };
     for step in ctx.spec.steps.clone() {
         match step {
             Step::Timed { label, argv } => {
                 let s = ctx.run_one(&subst(&argv, &id, None))?;
-                out.push_str(&sample_line(&label, i, &s));
+                rec.push(label, s);
             }
             Step::Untimed { argv } => {
                 ctx.run_one(&subst(&argv, &id, None))?;
@@ -287,12 +334,20 @@ fn iteration(ctx: &mut Ctx<'_>, i: u32, out: &mut String) -> Result<(), Error> {
             Step::PidfdOpen { path } => {
                 ctx.pidfd = Some(pidfd_open(&path.replace("{id}", &id))?);
             }
-            Step::PidfdWait { timeout_ms } => {
-                let fd = ctx
+            Step::PidfdWait { timeout_ms, label } => {
+                let (fd, pid) = ctx
                     .pidfd
                     .take()
                     .ok_or_else(|| err("worker: pidfd_wait without pidfd_open".into()))?;
                 pidfd_wait(&fd, timeout_ms)?;
+                if let Some(label) = label {
+                    rec.push(label, reap_exited(pid)?);
+                }
+                reap_orphans();
+            }
+            Step::Sum { label, of } => {
+                let s = rec.sum(&of)?;
+                rec.push(label, s);
             }
             Step::Batch {
                 label,
@@ -301,7 +356,7 @@ fn iteration(ctx: &mut Ctx<'_>, i: u32, out: &mut String) -> Result<(), Error> {
                 argv,
             } => {
                 let s = ctx.batch(&argv, &id, n, parallel)?;
-                out.push_str(&sample_line(&label, i, &s));
+                rec.push(label, s);
             }
         }
     }
@@ -394,6 +449,20 @@ mod tests {
         a.iter().map(|s| s.to_string()).collect()
     }
 
+    /// Start a short sleep detached like a container process (its parent
+    /// exits first, so it is reparented to the worker, a child subreaper)
+    /// and open a pidfd on it.
+    fn detached_sleep(pidfile: &str) -> [Step; 2] {
+        [
+            Step::Untimed {
+                argv: argv(&["sh", "-c", &format!("sleep 0.05 & echo $! > {pidfile}")]),
+            },
+            Step::PidfdOpen {
+                path: pidfile.to_owned(),
+            },
+        ]
+    }
+
     #[test]
     fn times_commands_and_batches_with_ids() {
         let _serial = serial();
@@ -459,21 +528,79 @@ mod tests {
     fn pidfd_wait_sees_exit() {
         let _serial = serial();
         let s = Scratch::new("pidfd");
-        let pidfile = s.path("pid");
+        let mut steps = detached_sleep(&s.path("pid")).to_vec();
+        steps.push(Step::PidfdWait {
+            timeout_ms: 5_000,
+            label: None,
+        });
+        let sp = spec(steps, &s, vec![]);
+        run(&sp, &s.path("out")).expect("worker run");
+    }
+
+    #[test]
+    fn reaps_labelled_pidfd_and_sums_steps() {
+        let _serial = serial();
+        let s = Scratch::new("sum");
+        let [detach, open] = detached_sleep(&s.path("pid"));
         let sp = spec(
             vec![
-                Step::Untimed {
-                    argv: argv(&["sh", "-c", &format!("sleep 0.05 & echo $! > {pidfile}")]),
+                Step::Timed {
+                    label: "a".into(),
+                    argv: argv(&["true"]),
                 },
-                Step::PidfdOpen {
-                    path: pidfile.clone(),
+                detach,
+                open,
+                Step::Timed {
+                    label: "b".into(),
+                    argv: argv(&["true"]),
                 },
-                Step::PidfdWait { timeout_ms: 5_000 },
+                Step::PidfdWait {
+                    timeout_ms: 5_000,
+                    label: Some("detached".into()),
+                },
+                Step::Sum {
+                    label: "a+b".into(),
+                    of: argv(&["a", "b"]),
+                },
             ],
             &s,
             vec![],
         );
         run(&sp, &s.path("out")).expect("worker run");
+        let samples =
+            parse_samples(&fs::read_to_string(s.path("out")).expect("out")).expect("parse");
+        let labels: Vec<&str> = samples.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["a", "b", "detached", "a+b", "a", "b", "detached", "a+b"]
+        );
+        for it in samples.chunks(4) {
+            let (a, b, d, sum) = (it[0].1, it[1].1, it[2].1, it[3].1);
+            assert_eq!(sum.wall_ns, a.wall_ns + b.wall_ns);
+            assert_eq!(
+                sum.user_us + sum.sys_us,
+                a.user_us + a.sys_us + b.user_us + b.sys_us
+            );
+            assert_eq!(sum.maxrss_kb, a.maxrss_kb.max(b.maxrss_kb));
+            assert_eq!(d.wall_ns, 0, "a reaped process has no wall time");
+            assert!(d.maxrss_kb > 0, "rusage of the reaped process");
+        }
+    }
+
+    #[test]
+    fn sum_of_unrecorded_step_fails() {
+        let _serial = serial();
+        let s = Scratch::new("sumbad");
+        let sp = spec(
+            vec![Step::Sum {
+                label: "x".into(),
+                of: argv(&["missing"]),
+            }],
+            &s,
+            vec![],
+        );
+        let e = run(&sp, &s.path("out")).expect_err("nothing to sum");
+        assert!(e.to_string().contains("missing"), "{e}");
     }
 
     #[test]

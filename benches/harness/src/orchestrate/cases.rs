@@ -1,4 +1,4 @@
-//! The definitions of cases 1, 2, 3 and 5 (variants, bundles, steps) and
+//! The definitions of cases 1, 2, 3, 5 and 7 (variants, bundles, steps) and
 //! case 4's size/RSS table.
 
 use super::{rt_cmd, Bench, CaseDef, Raw, Variant, RT_BOXRUN, RT_CRUN, RT_RUNC};
@@ -7,11 +7,104 @@ use crate::report::{fmt_bytes, fmt_kib, CaseReport, Summary};
 use crate::sizes;
 use crate::spec::Step;
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 type Error = Box<dyn std::error::Error>;
 
+/// Case 7's row of the container process reaped by the harness.
+const CONTAINER_PROCESS: &str = "container process (CPU only)";
+/// Case 7's row of the summed steps.
+const LIFECYCLE_SUM: &str = "create+start+delete";
+
+/// One create/start/delete iteration (cases 3 and 7): the variant's untimed
+/// `pre` steps, `create --pid-file` (timed), pidfd_open on the container
+/// process, `start` (timed), wait until it has exited (pidfd, untimed; with
+/// `reap`, its rusage is recorded under that label), `delete` (timed).
+fn lifecycle_steps(pids: &str, v: &Variant, rt: &[String], reap: Option<&str>) -> Vec<Step> {
+    let pidfile = format!("{pids}/{{id}}.pid");
+    let bundle = v.bundle.display().to_string();
+    let mut s = v.pre.clone();
+    s.extend([
+        Step::Timed {
+            label: "create".into(),
+            argv: rt_cmd(
+                rt,
+                v,
+                &["create", "-b", &bundle, "--pid-file", &pidfile, "{id}"],
+            ),
+        },
+        Step::PidfdOpen { path: pidfile },
+        Step::Timed {
+            label: "start".into(),
+            argv: rt_cmd(rt, v, &["start", "{id}"]),
+        },
+        Step::PidfdWait {
+            timeout_ms: 10_000,
+            label: reap.map(str::to_owned),
+        },
+        Step::Timed {
+            label: "delete".into(),
+            argv: rt_cmd(rt, v, &["delete", "{id}"]),
+        },
+    ]);
+    s
+}
+
+/// Case 7's iteration: case 3's, with the container process's rusage
+/// recorded, and the sum of the three timed steps.
+fn lifecycle_sum_steps(pids: &str, v: &Variant, rt: &[String]) -> Vec<Step> {
+    let mut s = lifecycle_steps(pids, v, rt, Some(CONTAINER_PROCESS));
+    s.push(Step::Sum {
+        label: LIFECYCLE_SUM.into(),
+        of: vec!["create".into(), "start".into(), "delete".into()],
+    });
+    s
+}
+
 impl Bench {
+    /// The variants of the hardened bundle (cases 2 and 7): boxrun with its
+    /// seccomp filter cache cold, warm and off, runc and crun, each with its
+    /// own bundle and `cgroupsPath` `/boxrun-bench/<nonce>-c<case>-<variant>`;
+    /// and the notes describing them.
+    fn hardened_variants(&self, number: u32) -> Result<(Vec<Variant>, Vec<String>), Error> {
+        let Some((_, source)) = &self.seccomp else {
+            return Err(format!("case {number}: no docker-default seccomp profile found").into());
+        };
+        let mut variants = Vec::new();
+        for (rt, suffix) in [
+            (RT_BOXRUN, "-cold"),
+            (RT_BOXRUN, "-warm"),
+            (RT_BOXRUN, "-nocache"),
+            (RT_RUNC, ""),
+            (RT_CRUN, ""),
+        ] {
+            let mut v = self.variant(number, rt, suffix, Path::new(""))?;
+            let cgroups_path = format!("/boxrun-bench/{}-c{number}-{}", self.o.nonce, v.key);
+            v.bundle = self.bundle(&format!("c{number}-{}", v.key), true, Some(cgroups_path))?;
+            match suffix {
+                "-cold" => {
+                    v.label = format!("{} (seccomp cache cold)", v.label);
+                    // Cold = compile and write the cache, as on a first run.
+                    v.pre = vec![Step::RemoveTree {
+                        path: v.root.join("seccomp-cache").display().to_string(),
+                    }];
+                }
+                "-warm" => v.label = format!("{} (seccomp cache warm)", v.label),
+                "-nocache" => {
+                    v.label = format!("{} (BOXRUN_SECCOMP_CACHE=0)", v.label);
+                    v.env = vec![("BOXRUN_SECCOMP_CACHE".into(), "0".into())];
+                }
+                _ => {}
+            }
+            variants.push(v);
+        }
+        let notes = vec![
+            format!("seccomp profile: {source}; cgroup namespace; limits: memory {} MiB, pids {}, cpu shares 512 + quota 50 ms / 100 ms; cgroupsPath /boxrun-bench/<run>-c{number}-<runtime>.", bundle::MEMORY_LIMIT >> 20, bundle::PIDS_LIMIT),
+            "boxrun cold = <root>/seccomp-cache deleted before every iteration (untimed), so the filter is compiled and the cache written; warm = cache kept; BOXRUN_SECCOMP_CACHE=0 = compiled every time, cache neither read nor written. runc and crun have no filter cache.".into(),
+        ];
+        Ok((variants, notes))
+    }
+
     pub(super) fn case_def(&self, number: u32) -> Result<Option<CaseDef>, Error> {
         let crun_note = "crun runs inside one private mount namespace per batch \
             (`unshare -m --propagation private`) in which an empty file is bind-mounted over \
@@ -24,6 +117,7 @@ impl Bench {
             of the runtime process, which includes its reaped children: runc init, the container \
             process, ...)."
                 .to_owned();
+        let lifecycle_note = "per iteration: create --pid-file (timed), pidfd_open on the container process, start (timed), wait for the container process to exit (pidfd, untimed), delete (timed). The container process outlives `create`: the harness, not the runtime, reaps it, so its CPU is in none of the timed steps.".to_owned();
         Ok(Some(match number {
             1 => {
                 let [bx, rc, cr] = self.run_variants(1)?;
@@ -71,42 +165,13 @@ impl Bench {
                 }
             }
             2 => {
-                let Some((_, source)) = &self.seccomp else {
-                    return Err("case 2: no docker-default seccomp profile found".into());
-                };
-                let cg = |k: &str| Some(format!("/boxrun-bench/{}-{k}", self.o.nonce));
-                let b_cold = self.bundle("c2-boxrun-cold", true, cg("boxrun-cold"))?;
-                let b_warm = self.bundle("c2-boxrun-warm", true, cg("boxrun-warm"))?;
-                let b_none = self.bundle("c2-boxrun-nocache", true, cg("boxrun-nocache"))?;
-                let b_runc = self.bundle("c2-runc", true, cg("runc"))?;
-                let b_crun = self.bundle("c2-crun", true, cg("crun"))?;
-                let mut cold = self.variant(2, RT_BOXRUN, "-cold", &b_cold)?;
-                cold.label = format!("{} (seccomp cache cold)", cold.label);
-                // Cold = compile and write the cache, as on a first run.
-                cold.pre = vec![Step::RemoveTree {
-                    path: cold.root.join("seccomp-cache").display().to_string(),
-                }];
-                let mut warm = self.variant(2, RT_BOXRUN, "-warm", &b_warm)?;
-                warm.label = format!("{} (seccomp cache warm)", warm.label);
-                let mut nocache = self.variant(2, RT_BOXRUN, "-nocache", &b_none)?;
-                nocache.label = format!("{} (BOXRUN_SECCOMP_CACHE=0)", nocache.label);
-                nocache.env = vec![("BOXRUN_SECCOMP_CACHE".into(), "0".into())];
+                let (variants, mut notes) = self.hardened_variants(2)?;
+                notes.extend([cpu_note, crun_note]);
                 CaseDef {
                     number,
                     title: "`run` of /bin/true with Docker's default seccomp profile, a cgroup namespace and memory/pids/cpu limits".into(),
-                    notes: vec![
-                        format!("seccomp profile: {source}; limits: memory {} MiB, pids {}, cpu shares 512 + quota 50 ms / 100 ms; cgroupsPath /boxrun-bench/<run>-<runtime>.", bundle::MEMORY_LIMIT >> 20, bundle::PIDS_LIMIT),
-                        "boxrun cold = <root>/seccomp-cache deleted before every run (untimed), so the filter is compiled and the cache written; warm = cache kept; BOXRUN_SECCOMP_CACHE=0 = compiled every run, cache neither read nor written. runc and crun have no filter cache.".into(),
-                        cpu_note,
-                        crun_note,
-                    ],
-                    variants: vec![
-                        cold,
-                        warm,
-                        nocache,
-                        self.variant(2, RT_RUNC, "", &b_runc)?,
-                        self.variant(2, RT_CRUN, "", &b_crun)?,
-                    ],
+                    notes,
+                    variants,
                     rounds: self.rounds(15, 3),
                     iters: self.iters(4, 3),
                     warmup: if self.o.quick { 1 } else { 2 },
@@ -126,34 +191,12 @@ impl Bench {
                 CaseDef {
                     number,
                     title: "`create`, `start`, `delete` timed separately (case 1 bundle)".into(),
-                    notes: vec![
-                        "per iteration: create --pid-file (timed), pidfd_open on the init pid, start (timed), wait for the container process to exit (pidfd, untimed), delete (timed).".into(),
-                        cpu_note,
-                        crun_note,
-                    ],
+                    notes: vec![lifecycle_note, cpu_note, crun_note],
                     variants,
                     rounds: self.rounds(15, 3),
                     iters: self.iters(4, 3),
                     warmup: if self.o.quick { 1 } else { 2 },
-                    steps: Box::new(move |v, rt| {
-                        let pidfile = format!("{pids}/{{id}}.pid");
-                        vec![
-                            Step::Timed {
-                                label: "create".into(),
-                                argv: rt_cmd(rt, v, &["create", "-b", &v.bundle.display().to_string(), "--pid-file", &pidfile, "{id}"]),
-                            },
-                            Step::PidfdOpen { path: pidfile },
-                            Step::Timed {
-                                label: "start".into(),
-                                argv: rt_cmd(rt, v, &["start", "{id}"]),
-                            },
-                            Step::PidfdWait { timeout_ms: 10_000 },
-                            Step::Timed {
-                                label: "delete".into(),
-                                argv: rt_cmd(rt, v, &["delete", "{id}"]),
-                            },
-                        ]
-                    }),
+                    steps: Box::new(move |v, rt| lifecycle_steps(&pids, v, rt, None)),
                 }
             }
             5 => {
@@ -186,6 +229,27 @@ impl Bench {
                             },
                         ]
                     }),
+                }
+            }
+            7 => {
+                let (variants, mut notes) = self.hardened_variants(7)?;
+                let pids = self.o.work.join("pids").display().to_string();
+                notes.extend([
+                    lifecycle_note,
+                    format!("{LIFECYCLE_SUM} = per iteration, the sum of its three timed steps (wall and CPU; peak RSS the largest), so without the untimed waits between them; its median is not the sum of the three medians."),
+                    format!("{CONTAINER_PROCESS} = rusage of the container process (the pid of --pid-file: the runtime's init, then /bin/true), reaped by the harness once it has exited; no wall time (it overlaps `start` and the wait). runc builds and loads its filter there, in `runc init` (libseccomp), so runc's profile compilation is in this row and in no step's CPU; boxrun and crun compile the profile in the `create` process. All three load the filter there."),
+                    cpu_note,
+                    crun_note,
+                ]);
+                CaseDef {
+                    number,
+                    title: "`create`, `start`, `delete` with Docker's default seccomp profile, a cgroup namespace and limits (case 2's bundles), timed separately and summed".into(),
+                    notes,
+                    variants,
+                    rounds: self.rounds(15, 3),
+                    iters: self.iters(4, 3),
+                    warmup: if self.o.quick { 1 } else { 2 },
+                    steps: Box::new(move |v, rt| lifecycle_sum_steps(&pids, v, rt)),
                 }
             }
             _ => return Ok(None),
@@ -267,5 +331,165 @@ impl Bench {
             extra,
             data: Value::Object(data.into_iter().collect()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{rows, Absent, CaseDef, Raw};
+    use super::*;
+    use crate::report::{Outcome, Row};
+    use crate::spec::Sample;
+
+    fn variant(key: &str, pre: Vec<Step>) -> Variant {
+        Variant {
+            key: key.into(),
+            label: key.into(),
+            rt: Some(0),
+            root: PathBuf::from(format!("/w/roots/c7-{key}")),
+            bundle: PathBuf::from(format!("/w/bundles/c7-{key}")),
+            pre,
+            env: vec![],
+            on_fail: None,
+        }
+    }
+
+    fn ms(wall: u64, cpu: u64) -> Sample {
+        Sample {
+            wall_ns: wall * 1_000_000,
+            user_us: cpu * 1_000,
+            sys_us: 0,
+            maxrss_kb: 1_000,
+        }
+    }
+
+    fn case7() -> CaseDef {
+        let cold_pre = vec![Step::RemoveTree {
+            path: "/w/roots/c7-boxrun-cold/seccomp-cache".into(),
+        }];
+        CaseDef {
+            number: 7,
+            title: "t".into(),
+            notes: vec![],
+            variants: vec![
+                variant("boxrun-cold", cold_pre),
+                variant("runc", vec![]),
+                variant("crun", vec![]),
+            ],
+            rounds: 1,
+            iters: 2,
+            warmup: 0,
+            steps: Box::new(|v, rt| lifecycle_sum_steps("/w/pids", v, rt)),
+        }
+    }
+
+    #[test]
+    fn case7_steps_keep_pre_and_case3_order_then_sum() {
+        let def = case7();
+        let steps = (def.steps)(&def.variants[0], &["boxrun".to_owned()]);
+        assert!(matches!(&steps[0], Step::RemoveTree { path } if path.ends_with("seccomp-cache")));
+        let labels: Vec<_> = steps.iter().filter_map(Step::recorded_label).collect();
+        assert_eq!(
+            labels,
+            [
+                "create",
+                "start",
+                CONTAINER_PROCESS,
+                "delete",
+                LIFECYCLE_SUM
+            ]
+        );
+        let Some(Step::Timed { argv, .. }) = steps.get(1) else {
+            panic!("create first after pre: {steps:?}");
+        };
+        assert_eq!(
+            argv.join(" "),
+            "boxrun --root /w/roots/c7-boxrun-cold create -b /w/bundles/c7-boxrun-cold \
+             --pid-file /w/pids/{id}.pid {id}"
+        );
+        assert!(
+            matches!(steps.last(), Some(Step::Sum { of, .. }) if of == &["create", "start", "delete"])
+        );
+    }
+
+    #[test]
+    fn case7_report_has_every_step_and_the_summed_row() {
+        let def = case7();
+        let mut raw = Raw::new();
+        // Two iterations per variant as the worker records them.
+        for (key, f) in [("boxrun-cold", 1), ("crun", 2)] {
+            for _ in 0..2 {
+                let (c, st, d) = (ms(10 * f, 6 * f), ms(2 * f, f), ms(3 * f, 2 * f));
+                let it = [
+                    ("create", c),
+                    ("start", st),
+                    (CONTAINER_PROCESS, ms(0, 4 * f)),
+                    ("delete", d),
+                    (LIFECYCLE_SUM, Sample::sum(&[c, st, d])),
+                ];
+                for (label, s) in it {
+                    raw.entry((key.into(), label.into())).or_default().push(s);
+                }
+            }
+        }
+        let mut absent = Absent::new();
+        absent.insert(
+            "runc".into(),
+            ("failed in round 0".into(), Some("boom".into())),
+        );
+        let rows = rows(&def, &raw, &absent);
+        let order: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r: &Row| (r.step.as_str(), r.key.as_str()))
+            .collect();
+        let mut want = Vec::new();
+        for step in [
+            "create",
+            "start",
+            CONTAINER_PROCESS,
+            "delete",
+            LIFECYCLE_SUM,
+        ] {
+            for key in ["boxrun-cold", "runc", "crun"] {
+                want.push((step, key));
+            }
+        }
+        assert_eq!(order, want);
+        let sum = rows
+            .iter()
+            .find(|r| r.step == LIFECYCLE_SUM && r.key == "crun")
+            .expect("sum row");
+        assert!(sum.is_reference);
+        let Outcome::Measured { wall, cpu, .. } = &sum.outcome else {
+            panic!("crun sum not measured");
+        };
+        assert_eq!((wall.median, cpu.median), (30.0, 18.0));
+        let rep = crate::report::CaseReport {
+            number: 7,
+            title: "t".into(),
+            notes: vec![],
+            rows,
+            extra: vec![],
+            data: Value::Null,
+        };
+        let md = rep.markdown();
+        // boxrun: 15 ms / 9 ms against crun's 30 ms / 18 ms.
+        assert!(
+            md.contains("| create+start+delete | boxrun-cold | 2 | 15.0 ms | 15.0 ms–15.0 ms | 9.00 ms | 9.00 ms–9.00 ms | 0.50× / 0.50× |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| container process (CPU only) | boxrun-cold | 2 | – | – | 4.00 ms | 4.00 ms–4.00 ms | – / 0.50× |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| create+start+delete | runc | – | failed in round 0 (see below) |"),
+            "{md}"
+        );
+        let j = rep.json();
+        let cp = &j["rows"][6];
+        assert_eq!(cp["step"], CONTAINER_PROCESS);
+        assert!(cp["wall_ms"].is_null() && cp.get("ratio_vs_crun_wall").is_none());
+        assert_eq!(j["rows"][12]["ratio_vs_crun_wall"], json!(0.5));
     }
 }
