@@ -5,7 +5,8 @@
 //! credentials and security settings before it execs the user process.
 //!
 //! Module map (one concern each):
-//! - [`cli`]: runc-compatible command line and dispatch.
+//! - [`args`]: the runc-compatible command line, parsed by hand (no clap: start-up cost).
+//! - [`cli`]: dispatch of the parsed command line.
 //! - [`config`]: loading and validating `config.json`.
 //! - [`state`]: the per-container state directory, locking, atomic writes.
 //! - [`container`]: create/start/run/kill/delete/state/list/pause orchestration.
@@ -13,6 +14,7 @@
 //! - [`namespaces`], [`rootfs`], [`mounts`], [`devices`], [`hooks`], [`capabilities`],
 //!   [`rlimits`], [`identity`], [`console`], [`sync`], [`exec`], [`features`], [`spec`].
 
+pub mod args;
 pub mod capabilities;
 pub mod cli;
 pub mod config;
