@@ -331,6 +331,8 @@ fn create_inner(opts: &CreateOpts, wait_fifo: bool, proxy_tty: bool) -> Result<C
         guard.cgroup = Some(cg.clone());
         record.cgroup = Some(cg.clone());
     }
+    // The child may mount the cgroups now; the join (an RCU grace period on v1) follows.
+    send_or_child_error(&parent, Tag::CgroupMade)?;
     // The first cgroup.procs write after a quiet spell waits for an RCU grace period
     // (cgroup_threadgroup_rwsem), ~10-25 ms here: the child sets up its mounts meanwhile
     // and waits for CgroupJoined only where it must (a cgroup mount, cgroupns unshare,

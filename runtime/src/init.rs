@@ -184,7 +184,7 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
             write_timens_offsets(spec)?;
         }
     }
-    let joined = std::cell::Cell::new(false);
+    let joined = CgroupProgress::default();
     if cgroupns_new
         || ctx
             .ns
@@ -235,7 +235,7 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
             .joins
             .iter()
             .any(|j| j.typ == LinuxNamespaceType::Cgroup);
-    let cgroup_ready = || wait_for(chan, Tag::CgroupJoined, &joined, "waiting for the cgroup");
+    let cgroup_ready = || wait_for(chan, Tag::CgroupMade, &joined, "waiting for the cgroup");
     let rctx = rootfs::Ctx {
         spec,
         rootfs: ctx.rootfs,
@@ -458,7 +458,7 @@ fn state_json(ctx: &InitCtx, rec: Option<&crate::state::Record>, status: &str) -
 fn install_seccomp(
     f: &boxrun_seccomp::Filter,
     chan: &Channel,
-    joined: &std::cell::Cell<bool>,
+    joined: &CgroupProgress,
 ) -> Result<()> {
     if let Some(listener) = f.install()? {
         chan.send_fd(Tag::SeccompFd, listener.as_raw_fd())?;
@@ -472,16 +472,46 @@ fn install_seccomp(
     Ok(())
 }
 
-/// Wait for `want`; a CgroupJoined that arrives first is noted in `joined`.
-fn wait_for(chan: &Channel, want: Tag, joined: &std::cell::Cell<bool>, what: &str) -> Result<()> {
-    if want == Tag::CgroupJoined && joined.get() {
+/// How far the runtime got with the container's cgroups, as told by CgroupMade and
+/// CgroupJoined (either may arrive while the init waits for something else).
+#[derive(Default)]
+struct CgroupProgress {
+    made: std::cell::Cell<bool>,
+    joined: std::cell::Cell<bool>,
+}
+
+impl CgroupProgress {
+    /// Record a cgroup message; whether it was one.
+    fn note(&self, t: Tag) -> bool {
+        match t {
+            Tag::CgroupMade => self.made.set(true),
+            Tag::CgroupJoined => {
+                self.made.set(true);
+                self.joined.set(true);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    fn reached(&self, want: Tag) -> bool {
+        match want {
+            Tag::CgroupMade => self.made.get(),
+            Tag::CgroupJoined => self.joined.get(),
+            _ => false,
+        }
+    }
+}
+
+/// Wait for `want`; cgroup messages that arrive first are noted in `cg`.
+fn wait_for(chan: &Channel, want: Tag, cg: &CgroupProgress, what: &str) -> Result<()> {
+    if cg.reached(want) {
         return Ok(());
     }
     loop {
         match chan.recv()? {
-            Some((Tag::CgroupJoined, _, _)) => {
-                joined.set(true);
-                if want == Tag::CgroupJoined {
+            Some((t, _, _)) if cg.note(t) => {
+                if cg.reached(want) {
                     return Ok(());
                 }
             }

@@ -32,6 +32,9 @@ pub enum Tag {
     /// child → parent: a createContainer hook failed (payload: the message); poststop
     /// hooks must run as the container is destroyed.
     HookFailed = 10,
+    /// parent → child: the cgroup directories exist (cgroup mounts can be made); the
+    /// join follows with CgroupJoined.
+    CgroupMade = 11,
 }
 
 impl Tag {
@@ -47,6 +50,7 @@ impl Tag {
             8 => Tag::Pid,
             9 => Tag::CgroupJoined,
             10 => Tag::HookFailed,
+            11 => Tag::CgroupMade,
             _ => return None,
         })
     }

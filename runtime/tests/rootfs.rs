@@ -90,3 +90,40 @@ fn rootfs_propagation_private_does_not_leak_mounts_to_host() {
         "container mount leaked to host"
     );
 }
+
+/// The cgroup mount's options reach the tmpfs and every hierarchy bound below it: the
+/// default options (one recursive mount_setattr) and an atime mode, which takes the
+/// remount-per-bind path.
+#[test]
+fn cgroup_mount_options_apply_to_every_hierarchy() {
+    for (id, extra) in [("cg-default", "relatime"), ("cg-noatime", "noatime")] {
+        let mut f = Fixture::new();
+        let mut mounts = f.config["mounts"].as_array().unwrap().clone();
+        for m in mounts.iter_mut() {
+            if m["destination"] == "/sys/fs/cgroup" {
+                m["options"] = json!(["nosuid", "noexec", "nodev", extra, "ro"]);
+            }
+        }
+        f.config["mounts"] = json!(mounts);
+        let o = run_sh(
+            &mut f,
+            id,
+            "grep ' /sys/fs/cgroup' /proc/self/mountinfo | cut -d' ' -f5,6",
+        );
+        assert!(o.status.success(), "{id}: {}", stderr(&o));
+        let out = stdout(&o);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines.len() > 1, "{id}: no hierarchy mounted: {out}");
+        for l in lines {
+            let opts: Vec<&str> = l
+                .split_once(' ')
+                .map(|x| x.1)
+                .unwrap_or("")
+                .split(',')
+                .collect();
+            for want in ["ro", "nosuid", "nodev", "noexec", extra] {
+                assert!(opts.contains(&want), "{id}: {want} missing in {l:?}");
+            }
+        }
+    }
+}
