@@ -33,11 +33,6 @@ pub struct Ctx<'a> {
     pub cgroup_ready: &'a dyn Fn() -> Result<()>,
 }
 
-fn cstr(p: &Path) -> Result<CString> {
-    CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| Error::Config(format!("path {} contains a NUL byte", p.display())))
-}
-
 /// A path relative to the rootfs from an absolute in-container path.
 fn rel(p: &Path) -> PathBuf {
     p.components()
@@ -395,38 +390,14 @@ fn typ_or_src(m: &Mount) -> String {
 }
 
 fn set_recursive_ro(target: &Path) -> Result<()> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    let attr = MountAttr {
-        attr_set: 0x1, // MOUNT_ATTR_RDONLY
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    let c = cstr(target)?;
-    // SAFETY: valid path and attr struct of the declared size.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            libc::AT_RECURSIVE as libc::c_uint,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if r != 0 {
-        return Err(Error::sys(
-            format!("make {} recursively read-only", target.display()),
-            nix::Error::last(),
-        ));
-    }
-    Ok(())
+    boxrun_cgroups::mount_setattr_recursive(target, boxrun_cgroups::MOUNT_ATTR_RDONLY).map_err(
+        |e| {
+            Error::Other(format!(
+                "make {} recursively read-only: {e}",
+                target.display()
+            ))
+        },
+    )
 }
 
 /// Step 4: move into the new root (pivot_root, or chroot with `--no-pivot`).

@@ -58,6 +58,7 @@ mod stats;
 pub use cgroup::{remove_empty_parents, Cgroup, Hierarchy, Version, RUNTIME_PARENTS};
 pub use error::{CgroupError, Result};
 pub use layout::{Layout, Mode};
+pub use mount::{mount_setattr_recursive, MOUNT_ATTR_RDONLY};
 pub use resources::devices::{runc_default_rules, DeviceRule};
 pub use stats::{
     Blkio, BlkioEntry, Cpu, CpuUsage, Hugetlb, Memory, MemoryEntry, Pids, Stats, Throttling,

@@ -73,32 +73,17 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-/// Set `flags` (read-only, nosuid, nodev, noexec only) on `dest` and every mount
-/// below it with one mount_setattr(2). False when the kernel cannot (before 5.12)
-/// or `flags` hold something else (atime modes), so the caller remounts one by one.
-fn set_recursive(dest: &Path, flags: MsFlags) -> bool {
+/// `MOUNT_ATTR_RDONLY` of mount_setattr(2).
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+/// Set `attr_set` (`MOUNT_ATTR_*` bits) on `path` and every mount below it with one
+/// mount_setattr(2) (Linux 5.12+); nothing is cleared, so locked flags are no concern.
+pub fn mount_setattr_recursive(path: &Path, attr_set: u64) -> io::Result<()> {
     const AT_RECURSIVE: libc::c_uint = 0x8000;
-    let simple = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    // relatime is the default of every mount made here; other atime modes need a remount.
-    if !(flags & !(simple | MsFlags::MS_RELATIME)).is_empty() {
-        return false;
-    }
-    let mut set = 0u64;
-    for (ms, attr) in [
-        (MsFlags::MS_RDONLY, 0x1u64),
-        (MsFlags::MS_NOSUID, 0x2),
-        (MsFlags::MS_NODEV, 0x4),
-        (MsFlags::MS_NOEXEC, 0x8),
-    ] {
-        if flags.contains(ms) {
-            set |= attr;
-        }
-    }
-    let Ok(path) = std::ffi::CString::new(dest.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let attr = MountAttr {
-        attr_set: set,
+        attr_set,
         attr_clr: 0,
         propagation: 0,
         userns_fd: 0,
@@ -108,13 +93,40 @@ fn set_recursive(dest: &Path, flags: MsFlags) -> bool {
         libc::syscall(
             libc::SYS_mount_setattr,
             libc::AT_FDCWD,
-            path.as_ptr(),
+            c.as_ptr(),
             AT_RECURSIVE,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
-    r == 0
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Set `flags` (read-only, nosuid, nodev, noexec only) on `dest` and every mount
+/// below it at once. False when the kernel cannot (before 5.12) or `flags` hold
+/// something else (atime modes), so the caller remounts one by one.
+fn set_recursive(dest: &Path, flags: MsFlags) -> bool {
+    let simple = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    // relatime is the default of every mount made here; other atime modes need a remount.
+    if !(flags & !(simple | MsFlags::MS_RELATIME)).is_empty() {
+        return false;
+    }
+    let mut set = 0u64;
+    for (ms, attr) in [
+        (MsFlags::MS_RDONLY, MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, 0x2),
+        (MsFlags::MS_NODEV, 0x4),
+        (MsFlags::MS_NOEXEC, 0x8),
+    ] {
+        if flags.contains(ms) {
+            set |= attr;
+        }
+    }
+    mount_setattr_recursive(dest, set).is_ok()
 }
 
 /// Bind `h`'s host directory at `target` without applying `flags` yet.
