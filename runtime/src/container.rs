@@ -314,9 +314,9 @@ fn create_inner(opts: &CreateOpts, wait_fifo: bool, proxy_tty: bool) -> Result<C
     if plan.new_user {
         write_id_maps(pid, &spec)?;
     }
-    // The child starts its set-up now; the runtime's own work below (cgroup join, state
-    // record) overlaps with it. Until CgroupJoined the child only waits on this channel,
-    // so a runtime that dies here takes it down (EOF) and leaves a `creating` record.
+    // The child starts its set-up now; the runtime's own work below (cgroups, state
+    // record) overlaps with it. The child cannot exec before CgroupJoined, so a runtime
+    // that dies before then takes it down (EOF) and leaves a `creating` record.
     record.pid = pid;
     send_or_child_error(&parent, Tag::Go).inspect_err(|e| {
         if matches!(e, Error::Hook(_)) {
@@ -326,6 +326,7 @@ fn create_inner(opts: &CreateOpts, wait_fifo: bool, proxy_tty: bool) -> Result<C
             ));
         }
     })?;
+    crate::failpoint::hit("create:cloned");
     if !cgroup_first {
         cg.materialize(Some(&resources))?;
         guard.cgroup = Some(cg.clone());
@@ -335,14 +336,12 @@ fn create_inner(opts: &CreateOpts, wait_fifo: bool, proxy_tty: bool) -> Result<C
     send_or_child_error(&parent, Tag::CgroupMade)?;
     // The first cgroup.procs write after a quiet spell waits for an RCU grace period
     // (cgroup_threadgroup_rwsem), ~10-25 ms here: the child sets up its mounts meanwhile
-    // and waits for CgroupJoined only where it must (a cgroup mount, cgroupns unshare,
-    // or before exec).
+    // and waits for CgroupJoined only where it must (cgroupns unshare, or before exec).
     if !joined {
         cg.add_process(pid)?;
     }
     record.pid_start_time = procfs::stat(pid).map(|s| s.start_time).unwrap_or(0);
     dir.save(&record)?;
-    crate::failpoint::hit("create:cloned");
     crate::failpoint::hit("create:joined");
     send_or_child_error(&parent, Tag::CgroupJoined).inspect_err(|e| {
         if matches!(e, Error::Hook(_)) {

@@ -315,13 +315,7 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
 
     let Some(process) = spec.process().as_ref() else {
         // No process: the container exists (created) but `start` will refuse it.
-        wait_for(
-            chan,
-            Tag::CgroupJoined,
-            &joined,
-            "waiting for the cgroup join",
-        )?;
-        chan.send(Tag::Ready, &[])?;
+        send_ready(chan, &joined)?;
         loop {
             // SAFETY: pause only waits for a signal.
             unsafe { libc::pause() };
@@ -374,13 +368,7 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
     }
     crate::util::pass_through_fds(ctx.preserve_fds, &[chan.raw()]);
 
-    wait_for(
-        chan,
-        Tag::CgroupJoined,
-        &joined,
-        "waiting for the cgroup join",
-    )?;
-    chan.send(Tag::Ready, &[])?;
+    send_ready(chan, &joined)?;
     READY_SENT.store(true, std::sync::atomic::Ordering::Relaxed);
     if let Some(fifo) = fifo {
         let p = format!("self/fd/{}", fifo.as_raw_fd());
@@ -501,6 +489,13 @@ impl CgroupProgress {
             _ => false,
         }
     }
+}
+
+/// Tell the runtime set-up is complete, once the init is in its cgroups (it must not
+/// run the user's program outside them).
+fn send_ready(chan: &Channel, cg: &CgroupProgress) -> Result<()> {
+    wait_for(chan, Tag::CgroupJoined, cg, "waiting for the cgroup join")?;
+    chan.send(Tag::Ready, &[])
 }
 
 /// Wait for `want`; cgroup messages that arrive first are noted in `cg`.

@@ -73,13 +73,15 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-/// `MOUNT_ATTR_RDONLY` of mount_setattr(2).
+/// `MOUNT_ATTR_RDONLY` of mount_setattr(2) (libc has no `MOUNT_ATTR_*` yet).
 pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 
 /// Set `attr_set` (`MOUNT_ATTR_*` bits) on `path` and every mount below it with one
 /// mount_setattr(2) (Linux 5.12+); nothing is cleared, so locked flags are no concern.
 pub fn mount_setattr_recursive(path: &Path, attr_set: u64) -> io::Result<()> {
-    const AT_RECURSIVE: libc::c_uint = 0x8000;
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let attr = MountAttr {
@@ -94,7 +96,7 @@ pub fn mount_setattr_recursive(path: &Path, attr_set: u64) -> io::Result<()> {
             libc::SYS_mount_setattr,
             libc::AT_FDCWD,
             c.as_ptr(),
-            AT_RECURSIVE,
+            libc::AT_RECURSIVE as libc::c_uint,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
@@ -118,9 +120,9 @@ fn set_recursive(dest: &Path, flags: MsFlags) -> bool {
     let mut set = 0u64;
     for (ms, attr) in [
         (MsFlags::MS_RDONLY, MOUNT_ATTR_RDONLY),
-        (MsFlags::MS_NOSUID, 0x2),
-        (MsFlags::MS_NODEV, 0x4),
-        (MsFlags::MS_NOEXEC, 0x8),
+        (MsFlags::MS_NOSUID, MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
     ] {
         if flags.contains(ms) {
             set |= attr;
