@@ -314,12 +314,8 @@ impl Handle {
         addr: Ipv4Addr,
         prefix: u8,
     ) -> Result<()> {
-        let mut msg = AddressMessage::default();
-        msg.header.family = AddressFamily::Inet;
-        msg.header.prefix_len = prefix;
+        let mut msg = address_message(index, addr, prefix);
         msg.header.scope = AddressScope::Universe;
-        msg.header.index = index;
-        msg.attributes.push(AddressAttribute::Local(addr.into()));
         msg.attributes.push(AddressAttribute::Address(addr.into()));
         if prefix < 31 {
             let host_mask = u32::MAX >> prefix;
@@ -344,11 +340,7 @@ impl Handle {
         addr: Ipv4Addr,
         prefix: u8,
     ) -> Result<()> {
-        let mut msg = AddressMessage::default();
-        msg.header.family = AddressFamily::Inet;
-        msg.header.prefix_len = prefix;
-        msg.header.index = index;
-        msg.attributes.push(AddressAttribute::Local(addr.into()));
+        let msg = address_message(index, addr, prefix);
         match self.ack(
             &format!("remove address {addr}/{prefix} from {name}"),
             RouteNetlinkMessage::DelAddress(msg),
@@ -490,6 +482,16 @@ fn to_link(msg: &LinkMessage) -> Link {
         }
     }
     link
+}
+
+/// An IPv4 address message for link `index` naming `addr/prefix` as its local address.
+fn address_message(index: u32, addr: Ipv4Addr, prefix: u8) -> AddressMessage {
+    let mut msg = AddressMessage::default();
+    msg.header.family = AddressFamily::Inet;
+    msg.header.prefix_len = prefix;
+    msg.header.index = index;
+    msg.attributes.push(AddressAttribute::Local(addr.into()));
+    msg
 }
 
 #[cfg(test)]

@@ -51,49 +51,54 @@ pub fn make_from_dir(dir: &Path, out: &Path, size: Option<u64>) -> Result<()> {
         Some(s) => s,
         None => bytes + bytes / 5 + inodes * 512 + (256 << 20),
     };
-    let size = size.div_ceil(1 << 20) << 20;
-    let f = File::create_new(out).with_context(|| format!("cannot create {}", out.display()))?;
-    f.set_len(size)
-        .with_context(|| format!("cannot size {} (is the disk full?)", out.display()))?;
-    drop(f);
-    let inode_count = (inodes + 4096).max(16_384);
-    let output = Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-t", "ext4", "-E", "root_owner=0:0", "-N"])
-        .arg(inode_count.to_string())
-        .arg("-d")
-        .arg(dir)
-        .arg(out)
-        .output()
-        .context("cannot run mkfs.ext4: install e2fsprogs")?;
-    if !output.status.success() {
-        let _ = std::fs::remove_file(out);
-        let err = String::from_utf8_lossy(&output.stderr);
-        bail!(
-            "mkfs.ext4 failed to build the image: {}",
-            err.lines().last().unwrap_or("no message").trim()
-        );
-    }
-    Ok(())
+    let inode_count = (inodes + 4096).max(16_384).to_string();
+    mkfs(
+        out,
+        size,
+        &[
+            "-N".as_ref(),
+            inode_count.as_ref(),
+            "-d".as_ref(),
+            dir.as_os_str(),
+        ],
+        "build the image",
+    )
 }
 
 /// Make the empty sparse ext4 file system `out` of `size` bytes.
 pub fn make_empty(out: &Path, size: u64) -> Result<()> {
+    mkfs(out, size, &[], &format!("make {}", out.display()))
+}
+
+/// Create the sparse file `out` of `size` bytes (rounded up to MiB) and run
+/// mkfs.ext4 on it with `extra` arguments; on any failure `out` is removed.
+fn mkfs(out: &Path, size: u64, extra: &[&std::ffi::OsStr], what: &str) -> Result<()> {
     let size = size.div_ceil(1 << 20) << 20;
     let f = File::create_new(out).with_context(|| format!("cannot create {}", out.display()))?;
-    f.set_len(size)
-        .with_context(|| format!("cannot size {} (is the disk full?)", out.display()))?;
+    if let Err(e) = f.set_len(size) {
+        drop(f);
+        let _ = std::fs::remove_file(out);
+        return Err(e)
+            .with_context(|| format!("cannot size {} (is the disk full?)", out.display()));
+    }
     drop(f);
     let output = Command::new("mkfs.ext4")
         .args(["-q", "-F", "-t", "ext4", "-E", "root_owner=0:0"])
+        .args(extra)
         .arg(out)
-        .output()
-        .context("cannot run mkfs.ext4: install e2fsprogs")?;
+        .output();
+    let output = match output {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = std::fs::remove_file(out);
+            return Err(e).context("cannot run mkfs.ext4: install e2fsprogs");
+        }
+    };
     if !output.status.success() {
         let _ = std::fs::remove_file(out);
         let err = String::from_utf8_lossy(&output.stderr);
         bail!(
-            "mkfs.ext4 failed to make {}: {}",
-            out.display(),
+            "mkfs.ext4 failed to {what}: {}",
             err.lines().last().unwrap_or("no message").trim()
         );
     }
