@@ -12,7 +12,7 @@ use crate::procfs;
 use crate::state::{Record, StateDir, Status};
 use crate::sync::{self, Tag};
 use oci_spec::runtime::Spec;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -212,14 +212,17 @@ fn create_inner(opts: &CreateOpts, wait_fifo: bool, proxy_tty: bool) -> Result<C
     resources.set_devices(Some(crate::devices::cgroup_rules(&spec)?));
     let mut cg = boxrun_cgroups::Cgroup::plan(cg_path.as_deref(), &opts.id)?;
     // Pure v2: the directories are made now so that the child is born in its cgroup.
-    // Elsewhere they are made after the clone, while the child creates its namespaces
-    // and mounts (it waits for them only at a cgroup mount and before exec).
+    // Hybrid: only the v2 directory is made now (the child is born there too); the v1
+    // ones are made after the clone, while the child creates its namespaces and mounts
+    // (it waits for them only at a cgroup mount and before exec).
     let cgroup_first = cg.is_unified();
     if cgroup_first {
         cg.materialize(Some(&resources))?;
-        guard.cgroup = Some(cg.clone());
-        record.cgroup = Some(cg.clone());
+    } else {
+        cg.materialize_v2()?;
     }
+    guard.cgroup = Some(cg.clone());
+    record.cgroup = Some(cg.clone());
     dir.save(&record)?;
     crate::failpoint::hit("create:cgroup");
 
@@ -299,7 +302,7 @@ fn create_inner(opts: &CreateOpts, wait_fifo: bool, proxy_tty: bool) -> Result<C
             return Err(Error::sys("join pid namespace", nix::Error::last()));
         }
     }
-    // Pure v2: the child is born in its cgroup (clone3 CLONE_INTO_CGROUP), no late join.
+    // The child is born in its v2 cgroup (clone3 CLONE_INTO_CGROUP): no late join there.
     let into = cg.clone_into_fd();
     let (pid, joined) = clone_child(
         plan.clone_flags,
@@ -311,34 +314,36 @@ fn create_inner(opts: &CreateOpts, wait_fifo: bool, proxy_tty: bool) -> Result<C
     drop(child);
     guard.pid = pid;
 
-    if plan.new_user {
-        write_id_maps(pid, &spec)?;
-    }
-    // The child starts its set-up now; the runtime's own work below (cgroups, state
+    // The child is already setting up; the runtime's own work below (cgroups, state
     // record) overlaps with it. The child cannot exec before CgroupJoined, so a runtime
     // that dies before then takes it down (EOF) and leaves a `creating` record.
+    if plan.new_user {
+        // Only a child in a new user namespace waits: for its id maps.
+        write_id_maps(pid, &spec)?;
+        send_or_child_error(&parent, Tag::Go)?;
+    }
     record.pid = pid;
-    send_or_child_error(&parent, Tag::Go).inspect_err(|e| {
-        if matches!(e, Error::Hook(_)) {
-            guard.poststop = Some((
-                poststop_hooks.clone(),
-                record.oci_state(Status::Stopped).to_string().into_bytes(),
-            ));
-        }
-    })?;
     crate::failpoint::hit("create:cloned");
     if !cgroup_first {
         cg.materialize(Some(&resources))?;
         guard.cgroup = Some(cg.clone());
         record.cgroup = Some(cg.clone());
     }
-    // The child may mount the cgroups now; the join (an RCU grace period on v1) follows.
-    send_or_child_error(&parent, Tag::CgroupMade)?;
-    // The first cgroup.procs write after a quiet spell waits for an RCU grace period
-    // (cgroup_threadgroup_rwsem), ~10-25 ms here: the child sets up its mounts meanwhile
-    // and waits for CgroupJoined only where it must (cgroupns unshare, or before exec).
+    // The child may mount the cgroups now, and moves itself into the v1 hierarchies
+    // through their `tasks` files, opened here. A cgroup.procs write of its pid by the
+    // runtime would first wait for an RCU grace period (cgroup_threadgroup_rwsem),
+    // 5-25 ms on an idle host; a thread moving itself does not.
+    let tasks = if cgroup_first {
+        Vec::new()
+    } else {
+        cg.v1_tasks_files()?
+    };
+    let raw: Vec<_> = tasks.iter().map(|f| f.as_raw_fd()).collect();
+    send_or_child_error_fds(&parent, Tag::CgroupMade, &raw)?;
+    drop(tasks);
     if !joined {
-        cg.add_process(pid)?;
+        // clone3 is unavailable (old kernel, seccomp): join v2 the slow way.
+        cg.add_process_v2(pid)?;
     }
     record.pid_start_time = procfs::stat(pid).map(|s| s.start_time).unwrap_or(0);
     dir.save(&record)?;
@@ -385,8 +390,8 @@ fn create_inner(opts: &CreateOpts, wait_fifo: bool, proxy_tty: bool) -> Result<C
                     }
                 }
             }
-            Some((Tag::SeccompFd, _, Some(fd))) => {
-                hand_over_seccomp(&spec, &record, &fd)?;
+            Some((Tag::SeccompFd, _, fds)) if !fds.is_empty() => {
+                hand_over_seccomp(&spec, &record, &fds[0])?;
                 parent.send(Tag::Continue, &[])?;
             }
             Some((Tag::Ready, _, _)) => break,
@@ -431,7 +436,12 @@ fn create_inner(opts: &CreateOpts, wait_fifo: bool, proxy_tty: bool) -> Result<C
 
 /// Send to the child; if it already failed and closed its end, return its error message.
 fn send_or_child_error(chan: &sync::Channel, tag: Tag) -> Result<()> {
-    match chan.send(tag, &[]) {
+    send_or_child_error_fds(chan, tag, &[])
+}
+
+/// [`send_or_child_error`] with fds passed along.
+fn send_or_child_error_fds(chan: &sync::Channel, tag: Tag, fds: &[RawFd]) -> Result<()> {
+    match chan.send_fds(tag, fds) {
         Ok(()) => Ok(()),
         Err(e) => match chan.recv() {
             Ok(Some((Tag::Error, msg, _))) => {
@@ -511,9 +521,8 @@ pub fn write_pid_file(p: &Path, pid: i32) -> Result<()> {
     crate::util::atomic_write(&p, pid.to_string().as_bytes(), 0o644)
 }
 
-/// clone(2) with fork semantics and the new-namespace flags; the child runs init.
-/// With a cgroup fd, clone3 with CLONE_INTO_CGROUP is tried first; the bool says whether
-/// the child was born in its cgroup.
+/// Fork the container's init with the new-namespace flags ([`crate::fork::fork`]); the
+/// child runs init. The bool says whether the child was born in its v2 cgroup.
 fn clone_child(
     flags: libc::c_int,
     ctx: &InitCtx,
@@ -526,73 +535,11 @@ fn clone_child(
         // SAFETY: prctl with integer arguments.
         unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     }
-    if let Some(cfd) = cgroup_fd {
-        #[repr(C)]
-        struct CloneArgs {
-            flags: u64,
-            pidfd: u64,
-            child_tid: u64,
-            parent_tid: u64,
-            exit_signal: u64,
-            stack: u64,
-            stack_size: u64,
-            tls: u64,
-            set_tid: u64,
-            set_tid_size: u64,
-            cgroup: u64,
-        }
-        const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-        let args = CloneArgs {
-            flags: flags as u32 as u64 | CLONE_INTO_CGROUP,
-            pidfd: 0,
-            child_tid: 0,
-            parent_tid: 0,
-            exit_signal: libc::SIGCHLD as u64,
-            stack: 0,
-            stack_size: 0,
-            tls: 0,
-            set_tid: 0,
-            set_tid_size: 0,
-            cgroup: cfd.as_raw_fd() as u64,
-        };
-        // SAFETY: clone3 with a fork-like (no stack) argument block; single-threaded.
-        let pid = unsafe {
-            libc::syscall(
-                libc::SYS_clone3,
-                &args as *const CloneArgs,
-                std::mem::size_of::<CloneArgs>(),
-            )
-        };
-        if pid == 0 {
-            init::child_main(ctx, chan);
-        }
-        if pid > 0 {
-            return Ok((pid as i32, true));
-        }
-        crate::logging::debug(&format!(
-            "clone3 into cgroup failed ({}), falling back to clone",
-            nix::Error::last()
-        ));
+    // SAFETY: the runtime is single-threaded.
+    match unsafe { crate::fork::fork(flags, cgroup_fd, "container init") }? {
+        crate::fork::Forked::Child => init::child_main(ctx, chan),
+        crate::fork::Forked::Parent { pid, in_cgroup } => Ok((pid, in_cgroup)),
     }
-    // SAFETY: raw clone with a NULL stack behaves like fork; the program is
-    // single-threaded, so the child may allocate.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (flags | libc::SIGCHLD) as libc::c_ulong,
-            std::ptr::null_mut::<libc::c_void>(),
-            std::ptr::null_mut::<libc::c_int>(),
-            std::ptr::null_mut::<libc::c_int>(),
-            0 as libc::c_ulong,
-        )
-    };
-    if pid < 0 {
-        return Err(Error::sys("clone container init", nix::Error::last()));
-    }
-    if pid == 0 {
-        init::child_main(ctx, chan);
-    }
-    Ok((pid as i32, false))
 }
 
 /// `start`: release a created container's init and run poststart hooks.

@@ -135,39 +135,52 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     };
     let nss = open_namespaces(rec.pid)?;
     let (parent, child) = sync::pair()?;
+    // The process is born in the container's v2 cgroup and moves itself into the v1
+    // ones (see Cgroup::join_v1_self): no waiting for an RCU grace period.
+    let (into, tasks) = match &rec.cgroup {
+        Some(cg) => (cg.clone_into_fd(), cg.v1_tasks_files()?),
+        None => (None, Vec::new()),
+    };
     // Namespaces that apply to children only are entered here, before fork.
     for j in nss.iter().filter(|j| for_children(j.typ)) {
         namespaces::setns(j)?;
     }
     // SAFETY: single-threaded; the child runs set-up code and execs.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(Error::sys("fork", nix::Error::last()));
-    }
-    if pid == 0 {
+    let forked = unsafe { crate::fork::fork(0, into.as_ref(), "exec process") }?;
+    let crate::fork::Forked::Parent { pid, in_cgroup } = forked else {
         drop(parent);
-        let err = match child_setup(
-            &nss,
-            p,
-            &sets,
-            seccomp.as_ref(),
-            console.as_ref(),
-            opts.preserve_fds,
-            &child,
-            &args,
-        ) {
+        let joined = match &rec.cgroup {
+            Some(cg) => cg
+                .join_v1_self(&tasks)
+                .map_err(|e| Error::Init(format!("move into cgroup: {e}"))),
+            None => Ok(()),
+        };
+        drop(tasks);
+        let err = match joined.and_then(|()| {
+            child_setup(
+                &nss,
+                p,
+                &sets,
+                seccomp.as_ref(),
+                console.as_ref(),
+                opts.preserve_fds,
+                &child,
+                &args,
+            )
+        }) {
             Ok(()) => Error::Other("exec returned".into()),
             Err(e) => e,
         };
         let _ = child.send(Tag::Error, err.to_string().as_bytes());
         // SAFETY: leave without unwinding.
         unsafe { libc::_exit(255) };
-    }
+    };
     drop(child);
+    drop(tasks);
     crate::failpoint::hit("exec:forked");
     let guard = KillOnDrop(pid);
-    if let Some(cg) = &rec.cgroup {
-        cg.add_process(pid)?;
+    if let (Some(cg), false) = (&rec.cgroup, in_cgroup) {
+        cg.add_process_v2(pid)?;
     }
     let fwd = crate::signals::forwardable();
     if !opts.detach {
@@ -177,7 +190,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     parent.send(Tag::Go, &[])?;
     loop {
         match parent.recv()? {
-            Some((Tag::SeccompFd, _, Some(_fd))) => {
+            Some((Tag::SeccompFd, _, fds)) if !fds.is_empty() => {
                 // Listener hand-over for exec'd processes follows the init's listener.
                 parent.send(Tag::Continue, &[])?;
             }

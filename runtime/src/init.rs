@@ -136,7 +136,9 @@ fn join_session_keyring(id: &str) {
 }
 
 fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
-    chan.expect(Tag::Go, "waiting for the runtime")?;
+    if ctx.ns.new_user {
+        chan.expect(Tag::Go, "waiting for the user namespace's id maps")?;
+    }
     let spec = ctx.spec;
     // The parent wrote state.json (id, bundle, annotations) before the clone; in-container
     // hooks get it on stdin with our own pid. Read only when there are such hooks.
@@ -184,7 +186,7 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
             write_timens_offsets(spec)?;
         }
     }
-    let joined = CgroupProgress::default();
+    let joined = CgroupProgress::new(ctx.cgroup);
     if cgroupns_new
         || ctx
             .ns
@@ -462,24 +464,45 @@ fn install_seccomp(
 
 /// How far the runtime got with the container's cgroups, as told by CgroupMade and
 /// CgroupJoined (either may arrive while the init waits for something else).
-#[derive(Default)]
-struct CgroupProgress {
+struct CgroupProgress<'a> {
+    /// The container's cgroups, to name them when moving in fails.
+    cgroup: Option<&'a boxrun_cgroups::Cgroup>,
     made: std::cell::Cell<bool>,
     joined: std::cell::Cell<bool>,
 }
 
-impl CgroupProgress {
-    /// Record a cgroup message; whether it was one.
-    fn note(&self, t: Tag) -> bool {
+impl<'a> CgroupProgress<'a> {
+    fn new(cgroup: Option<&'a boxrun_cgroups::Cgroup>) -> Self {
+        CgroupProgress {
+            cgroup,
+            made: Default::default(),
+            joined: Default::default(),
+        }
+    }
+
+    /// Record a cgroup message; whether it was one. CgroupMade with the v1 `tasks`
+    /// files: the init moves itself in at once (it is single-threaded).
+    fn note(&self, t: Tag, fds: &[OwnedFd]) -> Result<bool> {
         match t {
-            Tag::CgroupMade => self.made.set(true),
+            Tag::CgroupMade => {
+                if !fds.is_empty() {
+                    let cg = self.cgroup.ok_or_else(|| {
+                        Error::Init(
+                            "cgroup tasks files sent for a container without cgroups".into(),
+                        )
+                    })?;
+                    cg.join_v1_self(fds)
+                        .map_err(|e| Error::Init(format!("move into cgroup: {e}")))?;
+                }
+                self.made.set(true)
+            }
             Tag::CgroupJoined => {
                 self.made.set(true);
                 self.joined.set(true);
             }
-            _ => return false,
+            _ => return Ok(false),
         }
-        true
+        Ok(true)
     }
 
     fn reached(&self, want: Tag) -> bool {
@@ -505,7 +528,7 @@ fn wait_for(chan: &Channel, want: Tag, cg: &CgroupProgress, what: &str) -> Resul
     }
     loop {
         match chan.recv()? {
-            Some((t, _, _)) if cg.note(t) => {
+            Some((t, _, fds)) if cg.note(t, &fds)? => {
                 if cg.reached(want) {
                     return Ok(());
                 }

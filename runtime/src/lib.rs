@@ -25,6 +25,7 @@ pub mod error;
 pub mod exec;
 pub mod failpoint;
 pub mod features;
+pub mod fork;
 pub mod hooks;
 pub mod identity;
 pub mod init;

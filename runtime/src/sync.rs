@@ -11,7 +11,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Tag {
-    /// parent → child: id maps written, cgroup joined; go on.
+    /// parent → child: id maps written (create, new user namespace), or the exec'd
+    /// process is in its cgroup (exec); go on.
     Go = 1,
     /// child → parent: namespaces and mounts exist; run prestart/createRuntime hooks.
     RuntimeHooks = 2,
@@ -27,13 +28,13 @@ pub enum Tag {
     SeccompFd = 7,
     /// child → parent (exec): the pid of the process, payload is its pid as decimal text.
     Pid = 8,
-    /// parent → child: the child is in its cgroups (sent after Go; the join overlaps set-up).
+    /// parent → child: the runtime is done with the cgroups and the child is in them.
     CgroupJoined = 9,
     /// child → parent: a createContainer hook failed (payload: the message); poststop
     /// hooks must run as the container is destroyed.
     HookFailed = 10,
-    /// parent → child: the cgroup directories exist (cgroup mounts can be made); the
-    /// join follows with CgroupJoined.
+    /// parent → child: the cgroup directories exist (cgroup mounts can be made). With
+    /// fds (the v1 `tasks` files), the child moves itself in; CgroupJoined follows.
     CgroupMade = 11,
 }
 
@@ -56,8 +57,11 @@ impl Tag {
     }
 }
 
-/// A received message: its tag, payload and an fd if one was passed.
-pub type Message = (Tag, Vec<u8>, Option<OwnedFd>);
+/// A received message: its tag, payload and the fds passed with it, if any.
+pub type Message = (Tag, Vec<u8>, Vec<OwnedFd>);
+
+/// Most fds one message can carry (a v1 host has at most ~15 hierarchies).
+const MAX_FDS: usize = 32;
 
 /// One end of the set-up channel.
 pub struct Channel {
@@ -117,10 +121,23 @@ impl Channel {
 
     /// Send a message carrying a file descriptor.
     pub fn send_fd(&self, tag: Tag, fd: RawFd) -> Result<()> {
+        self.send_fds(tag, &[fd])
+    }
+
+    /// Send a message carrying file descriptors (a plain message when `fds` is empty).
+    pub fn send_fds(&self, tag: Tag, fds: &[RawFd]) -> Result<()> {
+        if fds.is_empty() {
+            return self.send(tag, &[]);
+        }
+        if fds.len() > MAX_FDS {
+            return Err(Error::Other(format!(
+                "{} fds in one message, at most {MAX_FDS}",
+                fds.len()
+            )));
+        }
         let data = [tag as u8];
         let iov = [std::io::IoSlice::new(&data)];
-        let fds = [fd];
-        let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+        let cmsg = [nix::sys::socket::ControlMessage::ScmRights(fds)];
         nix::sys::socket::sendmsg::<()>(
             self.fd.as_raw_fd(),
             &iov,
@@ -135,7 +152,7 @@ impl Channel {
     /// Receive a message; `None` means the peer closed its end (exited).
     pub fn recv(&self) -> Result<Option<Message>> {
         let mut buf = vec![0u8; 8192];
-        let mut cmsg_space = nix::cmsg_space!([RawFd; 1]);
+        let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS]);
         let mut resets = 0;
         loop {
             let mut iov = [std::io::IoSliceMut::new(&mut buf)];
@@ -147,14 +164,14 @@ impl Channel {
             ) {
                 Ok(msg) => {
                     let n = msg.bytes;
-                    let mut got_fd = None;
+                    let mut got_fds = Vec::new();
                     if let Ok(cmsgs) = msg.cmsgs() {
                         for c in cmsgs {
                             if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
-                                if let Some(&f) = fds.first() {
-                                    // SAFETY: the kernel just installed this fd for us.
-                                    got_fd = Some(unsafe { OwnedFd::from_raw_fd(f) });
-                                }
+                                // SAFETY: the kernel just installed these fds for us.
+                                got_fds.extend(
+                                    fds.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }),
+                                );
                             }
                         }
                     }
@@ -163,7 +180,7 @@ impl Channel {
                     }
                     let tag = Tag::from_u8(buf[0])
                         .ok_or_else(|| Error::Other(format!("bad sync message {}", buf[0])))?;
-                    return Ok(Some((tag, buf[1..n].to_vec(), got_fd)));
+                    return Ok(Some((tag, buf[1..n].to_vec(), got_fds)));
                 }
                 Err(nix::Error::EINTR) => continue,
                 // A peer that exits with our messages unread resets the connection; the

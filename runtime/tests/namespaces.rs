@@ -110,6 +110,20 @@ fn user_namespace_with_mappings() {
     assert_eq!(norm[2], "0");
 }
 
+/// The init of a user namespace cannot open the host's cgroup files: it moves itself
+/// into its v1 cgroups through `tasks` files the runtime opened and passed to it.
+#[test]
+fn user_namespace_init_joins_every_cgroup_hierarchy() {
+    let mut f = userns_fixture();
+    f.args(&["/bin/sleep", "100"]);
+    let o = f.create("usercg");
+    assert!(o.status.success(), "create: {}", stderr(&o));
+    let pid = f.state("usercg")["pid"].as_i64().unwrap() as i32;
+    assert_in_cgroup_everywhere(pid, "boxrun/usercg");
+    let o = f.run(&["delete", "--force", "usercg"]);
+    assert!(o.status.success(), "delete: {}", stderr(&o));
+}
+
 /// podman creates the state root under conmon's umask (0700 here): the mapped root of
 /// a user namespace cannot traverse it, so the init must never reach its exec fifo by
 /// path (regression: `open /run/boxrun/<id>/exec.fifo: EACCES` under `podman --uidmap`).

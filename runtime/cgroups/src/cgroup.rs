@@ -2,7 +2,7 @@
 
 use std::fs::OpenOptions;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -42,6 +42,10 @@ pub struct Hierarchy {
     /// Directories this runtime created, shallowest first; only these are removed.
     #[serde(default)]
     pub created: Vec<PathBuf>,
+    /// Whether the directory was made (by [`Cgroup::materialize`] or
+    /// [`Cgroup::materialize_v2`]); false in a [`Cgroup::plan`].
+    #[serde(default)]
+    pub made: bool,
 }
 
 impl Hierarchy {
@@ -344,18 +348,41 @@ impl Cgroup {
     /// created is removed again.
     pub fn materialize(&mut self, resources: Option<&LinuxResources>) -> Result<()> {
         for i in 0..self.hierarchies.len() {
-            let h = &self.hierarchies[i];
-            match mkdir_p(&h.mount_point, &h.path) {
-                Ok(created) => self.hierarchies[i].created = created,
-                Err(e) => {
-                    let _ = self.destroy();
-                    return Err(e);
-                }
+            if let Err(e) = self.make_dir(i) {
+                let _ = self.destroy();
+                return Err(e);
             }
         }
         if let Err(e) = self.prepare(resources) {
             let _ = self.destroy();
             return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Create only the v2 directory of a [`Cgroup::plan`] (hybrid hosts), so that the
+    /// child can be born in it ([`Cgroup::clone_into_fd`]) before [`Cgroup::materialize`]
+    /// makes the rest. On failure it is removed again.
+    pub fn materialize_v2(&mut self) -> Result<()> {
+        let Some(i) = self
+            .hierarchies
+            .iter()
+            .position(|h| h.version == Version::V2)
+        else {
+            return Ok(());
+        };
+        if let Err(e) = self.make_dir(i) {
+            let _ = self.destroy();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn make_dir(&mut self, i: usize) -> Result<()> {
+        let h = &mut self.hierarchies[i];
+        if !h.made {
+            h.created = mkdir_p(&h.mount_point, &h.path)?;
+            h.made = true;
         }
         Ok(())
     }
@@ -387,6 +414,7 @@ impl Cgroup {
                 mount_point: m.mount_point.clone(),
                 path,
                 created: Vec::new(),
+                made: false,
             });
         }
         if let Some(m) = &layout.v2 {
@@ -397,6 +425,7 @@ impl Cgroup {
                 mount_point: m.mount_point.clone(),
                 path,
                 created: Vec::new(),
+                made: false,
             });
         }
         Ok(Cgroup {
@@ -450,20 +479,81 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Whether the host is pure cgroup v2, where a child can be born in its
-    /// cgroup ([`Cgroup::clone_into_fd`]) once the directory exists.
+    /// Move `pid` into the container's v2 cgroup only, for a child that could not be
+    /// born there and joins its v1 hierarchies itself ([`Cgroup::join_v1_self`]).
+    pub fn add_process_v2(&self, pid: i32) -> Result<()> {
+        match self.v2() {
+            Some(h) => fsutil::write(&h.path.join("cgroup.procs"), &pid.to_string()),
+            None => Ok(()),
+        }
+    }
+
+    /// The `tasks` file of every v1 hierarchy, opened for writing, in hierarchy
+    /// order: handed to the container's init, which moves itself in with
+    /// [`Cgroup::join_v1_self`]. Opened by the runtime so that the init needs no
+    /// access of its own (it may already be in a user or mount namespace).
+    pub fn v1_tasks_files(&self) -> Result<Vec<OwnedFd>> {
+        self.hierarchies
+            .iter()
+            .filter(|h| h.version == Version::V1)
+            .map(|h| {
+                let path = h.path.join("tasks");
+                OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_CLOEXEC)
+                    .open(&path)
+                    .map(OwnedFd::from)
+                    .map_err(|source| CgroupError::Write {
+                        path,
+                        value: "0".into(),
+                        source,
+                    })
+            })
+            .collect()
+    }
+
+    /// Move the calling thread into every v1 hierarchy through `tasks`, the files of
+    /// [`Cgroup::v1_tasks_files`]. Writing "0" to `tasks` moves only the caller, which
+    /// Linux ≥ 6.0 does without write-locking cgroup_threadgroup_rwsem; writing a pid to
+    /// `cgroup.procs` waits for an RCU grace period first (5-25 ms on an idle host).
+    /// For a single-threaded caller the two are the same move.
+    pub fn join_v1_self(&self, tasks: &[OwnedFd]) -> Result<()> {
+        let v1 = self.hierarchies.iter().filter(|h| h.version == Version::V1);
+        if v1.clone().count() != tasks.len() {
+            return Err(CgroupError::invalid(
+                "cgroup join",
+                format!(
+                    "got {} tasks files for {} v1 hierarchies",
+                    tasks.len(),
+                    v1.count()
+                ),
+            ));
+        }
+        for (h, fd) in v1.zip(tasks) {
+            // SAFETY: fd is an open descriptor; the buffer is one valid byte.
+            if unsafe { libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) } != 1 {
+                return Err(CgroupError::Write {
+                    path: h.path.join("tasks"),
+                    value: "0".into(),
+                    source: io::Error::last_os_error(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the host is pure cgroup v2, where every directory is made before the
+    /// child is born in its cgroup ([`Cgroup::clone_into_fd`]).
     pub fn is_unified(&self) -> bool {
         self.mode == Mode::Unified
     }
 
-    /// On pure v2 hosts, an `O_PATH|O_DIRECTORY` descriptor of the
-    /// container's directory for `clone3(CLONE_INTO_CGROUP)`; `None` elsewhere
-    /// or when it cannot be opened (the caller then uses [`Cgroup::add_process`]).
+    /// An `O_PATH|O_DIRECTORY` descriptor of the container's v2 directory for
+    /// `clone3(CLONE_INTO_CGROUP)`, once that directory is made ([`Cgroup::materialize`],
+    /// or [`Cgroup::materialize_v2`] on hybrid hosts); `None` otherwise or when it cannot
+    /// be opened (the caller then uses [`Cgroup::add_process`]).
     pub fn clone_into_fd(&self) -> Option<OwnedFd> {
-        if self.mode != Mode::Unified {
-            return None;
-        }
-        let h = self.v2()?;
+        let h = self.v2().filter(|h| h.made)?;
         OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)

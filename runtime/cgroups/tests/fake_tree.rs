@@ -50,6 +50,7 @@ fn v2_cgroup(t: &TempTree, files: &[&str]) -> (Cgroup, PathBuf) {
             mount_point: t.0.join("unified"),
             path: d.clone(),
             created: vec![],
+            made: true,
         }],
     };
     (cg, d)
@@ -243,6 +244,7 @@ fn v1_cgroup(t: &TempTree) -> (Cgroup, Vec<PathBuf>) {
             mount_point: t.0.join(name),
             path: d,
             created: vec![],
+            made: true,
         });
     }
     (
@@ -381,6 +383,7 @@ fn leaf(t: &TempTree, rel: &str) -> Cgroup {
             mount_point: t.0.join("m"),
             path: d.clone(),
             created: vec![d],
+            made: true,
         }],
     }
 }

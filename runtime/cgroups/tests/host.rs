@@ -910,3 +910,66 @@ fn v2_freeze_kill_and_clone_into_cgroup() {
     drop(go_w);
     full.destroy().unwrap();
 }
+
+#[test]
+fn a_child_moves_itself_into_v1_through_tasks_files_opened_by_its_parent() {
+    if !root_or_skip() {
+        return;
+    }
+    let t = TestRoot::new();
+    let cg = Cgroup::create(Some(&t.path("self")), "x", None).unwrap();
+    let v1 = cg
+        .hierarchies
+        .iter()
+        .filter(|h| h.version == Version::V1)
+        .count();
+    if v1 == 0 {
+        eprintln!("skipped: no v1 hierarchy on this host");
+        return;
+    }
+    let tasks = cg.v1_tasks_files().unwrap();
+    assert_eq!(tasks.len(), v1);
+    // a wrong number of files is an error naming the mismatch, and moves nothing
+    let e = cg.join_v1_self(&tasks[1..]).unwrap_err().to_string();
+    assert!(e.contains("tasks files"), "{e}");
+
+    let (done_r, done_w) = pipe().unwrap();
+    // SAFETY: the test harness may run threads, so the child only makes plain
+    // syscalls (write through join_v1_self, write, _exit) before exiting.
+    let child = match unsafe { fork() }.unwrap() {
+        ForkResult::Child => {
+            let ok = cg.join_v1_self(&tasks).is_ok();
+            // SAFETY: plain syscalls in the child.
+            unsafe {
+                libc::write(done_w.as_raw_fd(), [ok as u8].as_ptr().cast(), 1);
+                libc::pause();
+                libc::_exit(0);
+            }
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(done_w);
+    let mut reaper = Reaper::new(child);
+    let mut b = [0u8];
+    // SAFETY: reading one byte into a valid buffer.
+    let n = unsafe { libc::read(done_r.as_raw_fd(), b.as_mut_ptr().cast(), 1) };
+    assert_eq!((n, b[0]), (1, 1), "join_v1_self failed in the child");
+    let own = std::fs::read_to_string(format!("/proc/{child}/cgroup")).unwrap();
+    for h in cg.hierarchies.iter().filter(|h| h.version == Version::V1) {
+        let procs = read(&h.path.join("cgroup.procs"));
+        assert!(
+            procs.lines().any(|l| l == child.to_string()),
+            "{} lacks the child: {own}",
+            h.path.display()
+        );
+    }
+    // the parent did not move
+    let me = std::process::id().to_string();
+    for h in &cg.hierarchies {
+        assert!(!read(&h.path.join("cgroup.procs")).lines().any(|l| l == me));
+    }
+    nix::sys::signal::kill(child, Signal::SIGKILL).unwrap();
+    reaper.wait();
+    drop(tasks);
+    cg.destroy().unwrap();
+}

@@ -272,3 +272,24 @@ pub fn cgroup_exists(rel: &str) -> bool {
             .join(rel.trim_start_matches('/'))
             .exists()
 }
+
+/// Panic unless `pid` is in `/<rel>` in every cgroup hierarchy this test process sees
+/// (v1 ones and the v2 one alike).
+pub fn assert_in_cgroup_everywhere(pid: i32, rel: &str) {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let theirs = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/cgroup: {e}"));
+    assert_eq!(
+        own.lines().count(),
+        theirs.lines().count(),
+        "hierarchies differ: {theirs}"
+    );
+    let want = format!("/{}", rel.trim_start_matches('/'));
+    for line in theirs.lines() {
+        let path = line.splitn(3, ':').nth(2).unwrap_or("");
+        assert_eq!(
+            path, want,
+            "pid {pid} not in {want} in every hierarchy:\n{theirs}"
+        );
+    }
+}
