@@ -6,7 +6,7 @@ use crate::error::{Error, Result, SysContext};
 use crate::rootfs::{mkdir_all_in_root, open_in_root};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Spec};
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 /// A device to create.
@@ -111,54 +111,104 @@ pub fn dev_is_bind(spec: &Spec) -> bool {
 
 /// Create every device under the rootfs (before pivot_root).
 pub fn create_all(root: RawFd, devs: &[Dev], userns: bool) -> Result<()> {
-    for d in devs {
-        create(root, d, userns)?;
-    }
-    Ok(())
+    // With umask 0, mknod alone gives a node its exact mode (restored below).
+    // SAFETY: umask is always safe.
+    let old_umask = unsafe { libc::umask(0) };
+    // SAFETY: plain getters.
+    let root_ids = unsafe { libc::geteuid() == 0 && libc::getegid() == 0 };
+    let mut dirs = Vec::new();
+    let r = devs
+        .iter()
+        .try_for_each(|d| create(root, d, userns, root_ids, &mut dirs));
+    // SAFETY: as above.
+    unsafe { libc::umask(old_umask) };
+    r
 }
 
-fn create(root: RawFd, d: &Dev, userns: bool) -> Result<()> {
+/// The parent directory of device nodes, opened once for all of them (most are in /dev).
+struct ParentDir {
+    rel: PathBuf,
+    fd: OwnedFd,
+    /// mknod as root gives nodes root:root and the requested mode: the directory is
+    /// not set-group-ID and has no default ACL (which would replace the umask).
+    plain: bool,
+}
+
+fn parent_dir<'a>(root: RawFd, rel: &Path, dirs: &'a mut Vec<ParentDir>) -> Result<&'a ParentDir> {
+    if let Some(i) = dirs.iter().position(|p| p.rel == rel) {
+        return Ok(&dirs[i]);
+    }
+    let pfd = mkdir_all_in_root(root, rel, false)?;
+    let fd = open_in_root(root, rel, libc::O_DIRECTORY | libc::O_RDONLY)
+        .sys_ctx(|| format!("open {}", rel.display()))?;
+    drop(pfd);
+    // SAFETY: zeroed stat is valid storage.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat of an open fd into valid storage.
+    let failed = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0;
+    let setgid = failed || st.st_mode & libc::S_ISGID != 0;
+    // SAFETY: size query (NULL buffer, 0 length) of an attribute on an open fd.
+    let acl = unsafe {
+        libc::fgetxattr(
+            fd.as_raw_fd(),
+            c"system.posix_acl_default".as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        )
+    } >= 0
+        || !matches!(
+            nix::Error::last(),
+            nix::Error::ENODATA | nix::Error::EOPNOTSUPP
+        );
+    dirs.push(ParentDir {
+        rel: rel.to_path_buf(),
+        fd,
+        plain: !setgid && !acl,
+    });
+    Ok(&dirs[dirs.len() - 1])
+}
+
+fn create(
+    root: RawFd,
+    d: &Dev,
+    userns: bool,
+    root_ids: bool,
+    dirs: &mut Vec<ParentDir>,
+) -> Result<()> {
     let rel: PathBuf = d.path.strip_prefix("/").unwrap_or(&d.path).to_path_buf();
     let parent = rel.parent().unwrap_or(Path::new(""));
     let name = rel
         .file_name()
         .ok_or_else(|| Error::Config(format!("linux.devices: bad path {}", d.path.display())))?;
-    let pfd = mkdir_all_in_root(root, parent, false)?;
-    let pdir = open_in_root(root, parent, libc::O_DIRECTORY | libc::O_RDONLY)
-        .sys_ctx(|| format!("open {}", parent.display()))?;
-    drop(pfd);
+    let pd = parent_dir(root, parent, dirs)?;
+    let pdir = &pd.fd;
     let cname = CString::new(std::os::unix::ffi::OsStrExt::as_bytes(name))
         .map_err(|_| Error::Config("device name with NUL".into()))?;
-    // A file already at the path must be the same device (config-linux.md: otherwise
-    // the runtime MUST generate an error); a matching node is replaced.
-    // SAFETY: zeroed stat is valid storage; fstatat with a valid dir fd and name.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe {
-        libc::fstatat(
-            pdir.as_raw_fd(),
-            cname.as_ptr(),
-            &mut st,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    } == 0
-    {
-        let want = match d.kind {
-            'c' => libc::S_IFCHR,
-            'b' => libc::S_IFBLK,
-            _ => libc::S_IFIFO,
-        };
-        let same_kind = st.st_mode & libc::S_IFMT == want;
-        let same_dev = d.kind == 'p' || st.st_rdev == libc::makedev(d.major as u32, d.minor as u32);
-        if !(same_kind && same_dev) {
-            return Err(Error::Config(format!(
-                "linux.devices {}: a different file already exists at that path",
-                d.path.display()
-            )));
+    let kind = match d.kind {
+        'c' => libc::S_IFCHR,
+        'b' => libc::S_IFBLK,
+        _ => libc::S_IFIFO,
+    };
+    let dev = libc::makedev(d.major as u32, d.minor as u32);
+    let mknod = || {
+        // SAFETY: valid dir fd and name; mode and dev are plain integers.
+        if unsafe { libc::mknodat(pdir.as_raw_fd(), cname.as_ptr(), kind | d.mode, dev) } == 0 {
+            Ok(())
+        } else {
+            Err(nix::Error::last())
         }
-        // SAFETY: valid dir fd and name.
-        unsafe { libc::unlinkat(pdir.as_raw_fd(), cname.as_ptr(), 0) };
-    }
-    if userns {
+    };
+    if !userns {
+        match mknod() {
+            Ok(()) => {}
+            Err(nix::Error::EEXIST) => {
+                remove_same_device(pdir, &cname, d, kind, dev)?;
+                mknod().sys_ctx(|| format!("mknod {}", d.path.display()))?;
+            }
+            Err(e) => return Err(Error::sys(format!("mknod {}", d.path.display()), e)),
+        }
+    } else {
+        remove_same_device(pdir, &cname, d, kind, dev)?;
         // Bind the host device over an empty file.
         // SAFETY: valid dir fd and name.
         let fd = unsafe {
@@ -189,19 +239,8 @@ fn create(root: RawFd, d: &Dev, userns: bool) -> Result<()> {
         .sys_ctx(|| format!("bind device {}", d.path.display()))?;
         return Ok(());
     }
-    let kind = match d.kind {
-        'c' => libc::S_IFCHR,
-        'b' => libc::S_IFBLK,
-        _ => libc::S_IFIFO,
-    };
-    let dev = libc::makedev(d.major as u32, d.minor as u32);
-    // SAFETY: valid dir fd and name; mode and dev are plain integers.
-    let r = unsafe { libc::mknodat(pdir.as_raw_fd(), cname.as_ptr(), kind | d.mode, dev) };
-    if r != 0 {
-        return Err(Error::sys(
-            format!("mknod {}", d.path.display()),
-            nix::Error::last(),
-        ));
+    if pd.plain && root_ids && d.uid == 0 && d.gid == 0 {
+        return Ok(());
     }
     // SAFETY: valid dir fd and name.
     let r = unsafe {
@@ -219,7 +258,7 @@ fn create(root: RawFd, d: &Dev, userns: bool) -> Result<()> {
             nix::Error::last(),
         ));
     }
-    // mknod honours the umask; set the exact mode.
+    // A default ACL replaces the umask; set the exact mode.
     // SAFETY: valid dir fd and name.
     let r = unsafe { libc::fchmodat(pdir.as_raw_fd(), cname.as_ptr(), d.mode, 0) };
     if r != 0 {
@@ -228,6 +267,42 @@ fn create(root: RawFd, d: &Dev, userns: bool) -> Result<()> {
             nix::Error::last(),
         ));
     }
+    Ok(())
+}
+
+/// A file already at a device's path must be the same device (config-linux.md: otherwise
+/// the runtime MUST generate an error); a matching node is removed, to be made again.
+fn remove_same_device(
+    pdir: &OwnedFd,
+    name: &CString,
+    d: &Dev,
+    kind: libc::mode_t,
+    dev: libc::dev_t,
+) -> Result<()> {
+    // SAFETY: zeroed stat is valid storage.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid dir fd, NUL-terminated name, valid stat pointer.
+    if unsafe {
+        libc::fstatat(
+            pdir.as_raw_fd(),
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    } != 0
+    {
+        return Ok(());
+    }
+    let same_kind = st.st_mode & libc::S_IFMT == kind;
+    let same_dev = d.kind == 'p' || st.st_rdev == dev;
+    if !(same_kind && same_dev) {
+        return Err(Error::Config(format!(
+            "linux.devices {}: a different file already exists at that path",
+            d.path.display()
+        )));
+    }
+    // SAFETY: valid dir fd and name.
+    unsafe { libc::unlinkat(pdir.as_raw_fd(), name.as_ptr(), 0) };
     Ok(())
 }
 

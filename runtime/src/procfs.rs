@@ -11,7 +11,17 @@ pub struct ProcStat {
 
 /// Parse /proc/PID/stat, or None if the process does not exist.
 pub fn stat(pid: i32) -> Option<ProcStat> {
-    let data = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    use std::io::Read;
+    // One read(2): the line is a few hundred bytes (fs::read would stat the file, see
+    // size 0, and read in growing steps).
+    let mut f = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut buf = [0u8; 1024];
+    let n = f.read(&mut buf).ok()?;
+    if n < buf.len() {
+        return parse_stat(&buf[..n]);
+    }
+    let mut data = buf.to_vec();
+    f.read_to_end(&mut data).ok()?;
     parse_stat(&data)
 }
 

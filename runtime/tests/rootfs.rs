@@ -52,10 +52,17 @@ fn readonly_root_masked_and_readonly_paths() {
 #[test]
 fn devices_and_symlinks() {
     let mut f = Fixture::new();
+    // A set-group-ID directory would hand its group to a new node: the requested
+    // owner must still win.
+    let sgid = f.bundle.join("rootfs/sgid");
+    std::fs::create_dir(&sgid).unwrap();
+    std::os::unix::fs::chown(&sgid, None, Some(7)).unwrap();
+    std::fs::set_permissions(&sgid, std::os::unix::fs::PermissionsExt::from_mode(0o2775)).unwrap();
     f.config["linux"]["devices"] = json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 438, "uid": 0, "gid": 0},
-        {"path": "/dev/mydir/loop", "type": "b", "major": 7, "minor": 0, "fileMode": 432, "uid": 5, "gid": 6}]);
+        {"path": "/dev/mydir/loop", "type": "b", "major": 7, "minor": 0, "fileMode": 432, "uid": 5, "gid": 6},
+        {"path": "/sgid/null", "type": "c", "major": 1, "minor": 3, "fileMode": 416, "uid": 0, "gid": 0}]);
     f.config["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rwm"}]);
-    let o = run_sh(&mut f, "dev", "for d in null zero full random urandom tty fuse mydir/loop; do stat -c '%n %F %t:%T %a %u:%g' /dev/$d; done; for l in fd stdin stdout stderr ptmx; do readlink /dev/$l; done; echo x > /dev/null && echo null-ok");
+    let o = run_sh(&mut f, "dev", "for d in /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty /dev/fuse /dev/mydir/loop /sgid/null; do stat -c '%n %F %t:%T %a %u:%g' $d; done; for l in fd stdin stdout stderr ptmx; do readlink /dev/$l; done; echo x > /dev/null && echo null-ok");
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     for want in [
@@ -64,6 +71,7 @@ fn devices_and_symlinks() {
         "/dev/tty character special file 5:0 666",
         "/dev/fuse character special file a:e5 666 0:0",
         "/dev/mydir/loop block special file 7:0 660 5:6",
+        "/sgid/null character special file 1:3 640 0:0",
         "/proc/self/fd\n/proc/self/fd/0\n/proc/self/fd/1\n/proc/self/fd/2\npts/ptmx",
         "null-ok",
     ] {

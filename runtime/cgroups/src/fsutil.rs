@@ -63,21 +63,45 @@ pub(crate) fn write_raw(path: &Path, value: &str) -> io::Result<()> {
 /// Write `value` to `dir/file`; a missing file is reported as
 /// [`CgroupError::MissingFile`] naming the setting `what`.
 pub(crate) fn write_setting(dir: &Path, file: &str, value: &str, what: &str) -> Result<()> {
+    write_opened(&mut open_setting(dir, file, what)?, dir, file, value)
+}
+
+/// Write `value` with one write(2) to `f`, the open `dir/file`.
+pub(crate) fn write_opened(
+    f: &mut std::fs::File,
+    dir: &Path,
+    file: &str,
+    value: &str,
+) -> Result<()> {
+    f.write_all(value.as_bytes())
+        .map_err(|source| CgroupError::Write {
+            path: dir.join(file),
+            value: value.to_string(),
+            source,
+        })
+}
+
+/// Open `dir/file` for a series of writes; a missing file is reported as
+/// [`CgroupError::MissingFile`] naming the setting `what`.
+pub(crate) fn open_setting(dir: &Path, file: &str, what: &str) -> Result<std::fs::File> {
     let path = dir.join(file);
-    write_raw(&path, value).map_err(|source| {
-        if source.kind() == io::ErrorKind::NotFound {
-            CgroupError::MissingFile {
-                path,
-                what: what.to_string(),
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(|source| {
+            if source.kind() == io::ErrorKind::NotFound {
+                CgroupError::MissingFile {
+                    path,
+                    what: what.to_string(),
+                }
+            } else {
+                CgroupError::Write {
+                    path,
+                    value: String::new(),
+                    source,
+                }
             }
-        } else {
-            CgroupError::Write {
-                path,
-                value: value.to_string(),
-                source,
-            }
-        }
-    })
+        })
 }
 
 /// Write `value` to a file, plain error on failure.

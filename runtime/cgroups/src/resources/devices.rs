@@ -8,7 +8,7 @@ use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDevice
 use crate::bpf;
 use crate::cgroup::{Cgroup, Version};
 use crate::error::{CgroupError, Result};
-use crate::fsutil::write_setting;
+use crate::fsutil::{open_setting, write_opened};
 
 /// mknod permission bit (as in `BPF_DEVCG_ACC_MKNOD`).
 pub const ACC_MKNOD: u8 = 1;
@@ -175,15 +175,22 @@ pub fn runc_default_rules() -> Vec<LinuxDeviceCgroup> {
 
 fn apply_v1(dir: &Path, rules: &[DeviceRule]) -> Result<()> {
     const W: &str = "linux.resources.devices";
+    // devices.allow and devices.deny take one rule per write(2): each is opened once.
+    let mut deny = open_setting(dir, "devices.deny", W)?;
+    let mut allow = None;
     // Start from "nothing allowed", then replay the rules in order.
-    write_setting(dir, "devices.deny", "a", W)?;
+    write_opened(&mut deny, dir, "devices.deny", "a")?;
     for r in rules {
-        let file = if r.allow {
-            "devices.allow"
+        let line = r.v1_line();
+        if r.allow {
+            let f = match &mut allow {
+                Some(f) => f,
+                None => allow.insert(open_setting(dir, "devices.allow", W)?),
+            };
+            write_opened(f, dir, "devices.allow", &line)?;
         } else {
-            "devices.deny"
-        };
-        write_setting(dir, file, &r.v1_line(), W)?;
+            write_opened(&mut deny, dir, "devices.deny", &line)?;
+        }
     }
     Ok(())
 }
