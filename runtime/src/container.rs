@@ -581,7 +581,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
                 std::time::Duration::from_secs(10),
             );
             rec.status = Status::Stopped;
-            let _ = destroy(dir, &rec);
+            let _ = destroy(dir, &rec, None);
         }
         return Err(e);
     }
@@ -806,11 +806,13 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             )));
         }
     }
-    destroy(dir, &rec)
+    destroy(dir, &rec, None)
 }
 
 /// Tear down a stopped container: cgroups, poststop hooks, state directory.
-fn destroy(dir: StateDir, rec: &Record) -> Result<()> {
+/// `spec`: the container's config when the caller has it (`run`), else the saved copy
+/// is read for the poststop hooks.
+fn destroy(dir: StateDir, rec: &Record, spec: Option<&Spec>) -> Result<()> {
     if let Some(cg) = &rec.cgroup {
         if !rec.own_pidns {
             let _ = cg.kill_all(libc::SIGKILL);
@@ -818,7 +820,15 @@ fn destroy(dir: StateDir, rec: &Record) -> Result<()> {
         cg.destroy()?;
         crate::failpoint::hit("delete:cgroup-removed");
     }
-    if let Ok(spec) = load_saved_spec(&dir) {
+    let saved;
+    let spec = match spec {
+        Some(s) => Some(s),
+        None => {
+            saved = load_saved_spec(&dir).ok();
+            saved.as_ref()
+        }
+    };
+    if let Some(spec) = spec {
         let state = rec.oci_state(Status::Stopped).to_string().into_bytes();
         hooks::run_all_warn(
             spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()),
@@ -909,7 +919,7 @@ pub fn run(opts: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
         let dir = StateDir::open(&opts.root, &opts.id)?;
         let mut rec = dir.load()?.unwrap_or(record);
         rec.status = Status::Stopped;
-        destroy(dir, &rec)?;
+        destroy(dir, &rec, Some(&spec))?;
     }
     Ok(code)
 }

@@ -113,3 +113,24 @@ fn failing_hooks() {
     assert!(stderr(&o).contains("timed out"), "{}", stderr(&o));
     assert!(t.elapsed() < std::time::Duration::from_secs(10));
 }
+
+/// A foreground `run` tears the container down itself: its poststop hooks run, with
+/// the stopped state on stdin, and nothing is left behind.
+#[test]
+fn run_runs_poststop_hooks() {
+    let mut f = Fixture::new();
+    let out = f.dir.join("poststop-state");
+    f.config["hooks"] = json!({
+        "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}", out.display())]}]
+    });
+    f.args(&["/bin/true"]);
+    let o = f.run(&["run", "--bundle", f.bundle.to_str().unwrap(), "rp"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("poststop did not run"))
+            .unwrap();
+    assert_eq!(state["id"], "rp");
+    assert_eq!(state["status"], "stopped");
+    assert!(!f.root.join("rp").exists());
+    assert!(!cgroup_exists("boxrun/rp"));
+}
