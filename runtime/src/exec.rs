@@ -261,13 +261,10 @@ fn child_setup(
             }
         }
     }
-    // SAFETY: reset the signal mask inherited from the runtime.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-        libc::setsid();
-    }
+    // The signal mask and dispositions the runtime set must not reach the process.
+    crate::signals::reset_for_exec();
+    // SAFETY: setsid takes no arguments.
+    unsafe { libc::setsid() };
     if let Some(sock) = console {
         let (master, slave, name) = crate::console::open_pty()?;
         if let Some(sz) = p.console_size() {

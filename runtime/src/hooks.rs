@@ -65,9 +65,7 @@ pub fn run(hook: &Hook, state_json: &[u8], kind: &str) -> Result<()> {
             libc::dup2(stdin.as_raw_fd(), 0);
             libc::dup2(out.as_raw_fd(), 1);
             libc::dup2(out.as_raw_fd(), 2);
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            crate::signals::reset_for_exec();
             match &envp {
                 Some(e) => libc::execve(cpath.as_ptr(), argv.as_ptr(), e.as_ptr()),
                 None => libc::execv(cpath.as_ptr(), argv.as_ptr()),

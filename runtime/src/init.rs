@@ -68,13 +68,9 @@ pub fn child_main(ctx: &InitCtx, chan: &Channel) -> ! {
         // flock would block every later command on this container).
         unsafe { libc::close(*fd) };
     }
-    // Signals blocked by a foreground `run` parent must not stay blocked in the container.
-    // SAFETY: resetting this thread's signal mask.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-    }
+    // Signals blocked by a foreground `run` parent must not stay blocked in the container,
+    // nor SIGPIPE ignored.
+    crate::signals::reset_for_exec();
     let err = match setup(ctx, chan) {
         Ok(never) => match never {},
         Err(e) => e,

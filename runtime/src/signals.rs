@@ -143,6 +143,21 @@ pub fn wait_forwarding(pid: i32, set: &libc::sigset_t) -> i32 {
     }
 }
 
+/// Give a process about to exec a program (the container's init, an exec'd process, a
+/// hook) the signal state runc gives it: nothing blocked, and SIGPIPE back to its default
+/// action (Rust ignores it in the runtime, and an ignored signal stays ignored across
+/// exec). Async-signal-safe.
+pub fn reset_for_exec() {
+    // SAFETY: a zeroed sigset_t is valid storage; sigemptyset/sigprocmask/signal are
+    // async-signal-safe calls on this thread's own state.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -146,3 +146,60 @@ fn preserve_fds_and_stdio_passthrough() {
         stdout(&o)
     );
 }
+
+/// The container's process, an exec'd process and a hook start with no signal blocked
+/// and no signal ignored beyond what boxrun's caller ignored, as under runc: the runtime
+/// itself ignores SIGPIPE (Rust does), and an ignored signal stays ignored across exec
+/// (`yes | head -1` would end in EPIPE instead of SIGPIPE).
+#[test]
+fn signals_start_blocked_by_none_and_ignored_by_none() {
+    let mut f = Fixture::new();
+    let hook_status = f.dir.join("hook-status");
+    f.config["hooks"] = json!({"createRuntime": [{"path": "/bin/cp",
+        "args": ["cp", "/proc/self/status", hook_status.to_str().unwrap()]}]});
+    f.args(&["/bin/cat", "/proc/self/status"]);
+    let field = |status: &str, name: &str| {
+        let v = status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {status}"));
+        u64::from_str_radix(v.trim(), 16).unwrap()
+    };
+    // boxrun starts with what the test's Command hands any child (glibc's spawn leaves
+    // its internal signals 32 and 33 ignored) and passes that on, as runc does; but not
+    // its own SIGPIPE.
+    let spawned = std::process::Command::new("/bin/cat")
+        .arg("/proc/self/status")
+        .output()
+        .unwrap();
+    let inherited = field(&String::from_utf8_lossy(&spawned.stdout), "SigIgn:");
+    let sigpipe = 1u64 << (libc::SIGPIPE - 1);
+    assert_eq!(inherited & sigpipe, 0);
+    let check = |what: &str, status: &str| {
+        assert_eq!(
+            field(status, "SigBlk:"),
+            0,
+            "{what} starts with signals blocked"
+        );
+        assert_eq!(
+            field(status, "SigIgn:"),
+            inherited,
+            "{what} starts with other signals ignored (SIGPIPE is {sigpipe:#x})"
+        );
+    };
+    let id = format!("sig{}", std::process::id());
+    let o = f.run(&["run", "--bundle", f.bundle.to_str().unwrap(), &id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    check("container process", &stdout(&o));
+    check("hook", &std::fs::read_to_string(&hook_status).unwrap());
+
+    f.config["hooks"] = json!({});
+    f.args(&["/bin/sleep", "100"]);
+    let o = f.create(&id);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = f.run(&["exec", &id, "/bin/cat", "/proc/self/status"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    check("exec'd process", &stdout(&o));
+    let o = f.run(&["delete", "--force", &id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
