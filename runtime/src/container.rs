@@ -333,11 +333,7 @@ fn create_inner(opts: &CreateOpts, wait_fifo: bool, proxy_tty: bool) -> Result<C
     // through their `tasks` files, opened here. A cgroup.procs write of its pid by the
     // runtime would first wait for an RCU grace period (cgroup_threadgroup_rwsem),
     // 5-25 ms on an idle host; a thread moving itself does not.
-    let tasks = if cgroup_first {
-        Vec::new()
-    } else {
-        cg.v1_tasks_files()?
-    };
+    let tasks = cg.v1_tasks_files()?;
     let raw: Vec<_> = tasks.iter().map(|f| f.as_raw_fd()).collect();
     send_or_child_error_fds(&parent, Tag::CgroupMade, &raw)?;
     drop(tasks);

@@ -551,7 +551,7 @@ impl Cgroup {
     /// An `O_PATH|O_DIRECTORY` descriptor of the container's v2 directory for
     /// `clone3(CLONE_INTO_CGROUP)`, once that directory is made ([`Cgroup::materialize`],
     /// or [`Cgroup::materialize_v2`] on hybrid hosts); `None` otherwise or when it cannot
-    /// be opened (the caller then uses [`Cgroup::add_process`]).
+    /// be opened (the caller then uses [`Cgroup::add_process_v2`]).
     pub fn clone_into_fd(&self) -> Option<OwnedFd> {
         let h = self.v2().filter(|h| h.made)?;
         OpenOptions::new()

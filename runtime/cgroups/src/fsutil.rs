@@ -63,7 +63,7 @@ pub(crate) fn write_raw(path: &Path, value: &str) -> io::Result<()> {
 /// Write `value` to `dir/file`; a missing file is reported as
 /// [`CgroupError::MissingFile`] naming the setting `what`.
 pub(crate) fn write_setting(dir: &Path, file: &str, value: &str, what: &str) -> Result<()> {
-    write_opened(&mut open_setting(dir, file, what)?, dir, file, value)
+    write_opened(&mut open_setting(dir, file, what, value)?, dir, file, value)
 }
 
 /// Write `value` with one write(2) to `f`, the open `dir/file`.
@@ -81,9 +81,14 @@ pub(crate) fn write_opened(
         })
 }
 
-/// Open `dir/file` for a series of writes; a missing file is reported as
-/// [`CgroupError::MissingFile`] naming the setting `what`.
-pub(crate) fn open_setting(dir: &Path, file: &str, what: &str) -> Result<std::fs::File> {
+/// Open `dir/file` for a series of writes, the first being `value` (named in the error);
+/// a missing file is reported as [`CgroupError::MissingFile`] naming the setting `what`.
+pub(crate) fn open_setting(
+    dir: &Path,
+    file: &str,
+    what: &str,
+    value: &str,
+) -> Result<std::fs::File> {
     let path = dir.join(file);
     OpenOptions::new()
         .write(true)
@@ -97,7 +102,7 @@ pub(crate) fn open_setting(dir: &Path, file: &str, what: &str) -> Result<std::fs
             } else {
                 CgroupError::Write {
                     path,
-                    value: String::new(),
+                    value: value.to_string(),
                     source,
                 }
             }

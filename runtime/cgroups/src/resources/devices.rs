@@ -176,7 +176,7 @@ pub fn runc_default_rules() -> Vec<LinuxDeviceCgroup> {
 fn apply_v1(dir: &Path, rules: &[DeviceRule]) -> Result<()> {
     const W: &str = "linux.resources.devices";
     // devices.allow and devices.deny take one rule per write(2): each is opened once.
-    let mut deny = open_setting(dir, "devices.deny", W)?;
+    let mut deny = open_setting(dir, "devices.deny", W, "a")?;
     let mut allow = None;
     // Start from "nothing allowed", then replay the rules in order.
     write_opened(&mut deny, dir, "devices.deny", "a")?;
@@ -185,7 +185,7 @@ fn apply_v1(dir: &Path, rules: &[DeviceRule]) -> Result<()> {
         if r.allow {
             let f = match &mut allow {
                 Some(f) => f,
-                None => allow.insert(open_setting(dir, "devices.allow", W)?),
+                None => allow.insert(open_setting(dir, "devices.allow", W, &line)?),
             };
             write_opened(f, dir, "devices.allow", &line)?;
         } else {
