@@ -1,9 +1,9 @@
 #!/bin/bash
 # The showcase: a private web-server farm behind a reverse proxy, every piece an instance.
 #
-#   sudo scripts/demo.sh          # from a fresh Debian 12: deps, build, images, farm up
-#   sudo scripts/demo.sh down     # remove the farm (instances, networks; images stay)
-#   sudo scripts/demo.sh status   # ps and three answers
+#   scripts/demo.sh          # from a fresh Debian 12: deps, build, images, farm up
+#   scripts/demo.sh down     # remove the farm (instances, networks; images stay)
+#   scripts/demo.sh status   # ps and three answers
 #
 # Store: the default /var/lib/boxctl. Root filesystems are built once and cached in
 # /var/cache/boxrun-images/{web,proxy} (rebuilt when their recipe is newer); the proxy's
@@ -18,7 +18,7 @@ url=http://127.0.0.1:8080/
 say() { printf '\n== %s\n' "$*"; }
 
 if [ "$(id -u)" != 0 ]; then
-    echo "demo: run as root: sudo scripts/demo.sh" >&2
+    echo "demo: run as root (containers, cgroups and bridges need it)" >&2
     exit 1
 fi
 
@@ -46,7 +46,7 @@ status)
     ;;
 up) ;;
 *)
-    echo "usage: sudo scripts/demo.sh [up|down|status]" >&2
+    echo "usage: scripts/demo.sh [up|down|status]" >&2
     exit 2
     ;;
 esac
@@ -93,5 +93,5 @@ Try:
   $boxctl exec webfarm-proxy cat /etc/nginx/conf.d/farm.conf
   kill -9 \$($boxctl inspect webfarm-web-2 | sed -n 's/ *"pid": \([0-9]*\),/\1/p')   # restart always
   wrk -t2 -c8 -d10s $url
-  sudo scripts/demo.sh down
+  scripts/demo.sh down
 EOF

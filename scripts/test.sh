@@ -1,6 +1,6 @@
 #!/bin/bash
 # The whole test suite, from a fresh Debian 12 machine (run as root):
-#   sudo scripts/test.sh
+#   scripts/test.sh
 # Installs what it needs (apt packages), builds the workspace, runs every crate's unit
 # and integration tests (runtime, cgroups, seccomp, manager, network), the OCI
 # conformance suite against boxrun, and prints one closing line "N passed, N failed".
