@@ -112,14 +112,21 @@ impl Scanner {
         }
         GLOBAL.iter().find(|f| hit(f)).map(|f| (Scope::Global, f))
     }
+    /// Moves the next argument out (each is read once, so no copy), if `want` takes it.
+    fn take_if(&mut self, want: impl FnOnce(&OsStr) -> bool) -> Option<OsString> {
+        let a = self.args.get_mut(self.i).filter(|a| want(a))?;
+        self.i += 1;
+        Some(std::mem::take(a))
+    }
+    /// Moves the next argument out.
+    fn next_arg(&mut self) -> Option<OsString> {
+        self.take_if(|_| true)
+    }
     /// The value of `f` from the next argument.
     fn next_value(&mut self, f: &Flag) -> Result<OsString, ArgError> {
-        match self.args.get(self.i) {
-            Some(s) if is_value(s) => {
-                self.i += 1;
-                Ok(s.clone())
-            }
-            _ => Err(ArgError(format!(
+        match self.take_if(is_value) {
+            Some(s) => Ok(s),
+            None => Err(ArgError(format!(
                 "{}missing value for --{} (use --{} <{}>; see {})",
                 self.ctx(),
                 f.long,
@@ -193,14 +200,8 @@ impl Scanner {
                 (_, Some(s)) => Val::Str(OsStr::from_bytes(s).to_owned()),
                 (Takes::Value, None) => Val::Str(self.next_value(f)?),
                 (Takes::Optional, None) => {
-                    let given = self
-                        .args
-                        .get(self.i)
-                        .filter(|s| matches!(s.as_bytes(), b"true" | b"false" | b"auto"))
-                        .cloned();
-                    if given.is_some() {
-                        self.i += 1;
-                    }
+                    let given =
+                        self.take_if(|s| matches!(s.as_bytes(), b"true" | b"false" | b"auto"));
                     Val::Str(given.unwrap_or_else(|| "auto".into()))
                 }
             };
@@ -271,11 +272,9 @@ pub(super) fn scan(args: Vec<OsString>) -> Result<Scanned, ArgError> {
 
     // Global flags, then the command name.
     let mut name = None;
-    while let Some(a) = sc.args.get(sc.i).cloned() {
-        sc.i += 1;
+    while let Some(a) = sc.next_arg() {
         if a == "--" {
-            name = sc.args.get(sc.i).cloned();
-            sc.i += 1;
+            name = sc.next_arg();
             break;
         }
         if is_flag(&a) {
@@ -306,8 +305,7 @@ pub(super) fn scan(args: Vec<OsString>) -> Result<Scanned, ArgError> {
         let mut dashdash = false;
         let mut tail = false;
         let mut skip_dashdash = false;
-        while let Some(a) = sc.args.get(sc.i).cloned() {
-            sc.i += 1;
+        while let Some(a) = sc.next_arg() {
             if tail {
                 // `exec ID -- CMD`: the `--` right after the id only separates.
                 if std::mem::take(&mut skip_dashdash) && a == "--" {
