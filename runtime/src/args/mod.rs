@@ -57,7 +57,7 @@
 //! checkpoint/restore's pass-through; `--` is consumed silently, so exec's `ID -- CMD`
 //! needs it tracked, and a `--` before the command ends lexopt's option parsing for the
 //! rest of the line, so the command needs a second lexer. The result was as long as this
-//! scanner (354 lines against 353) plus a dependency, so the scanner stays hand-written.
+//! scanner (354 lines against 351) plus a dependency, so the scanner stays hand-written.
 //! (This scanner's lead in instructions is from moving each argument out instead of
 //! copying it, a change made with the split.)
 //! `pico-args` was not prototyped: it looks keys up in any order, so it cannot tell
