@@ -158,14 +158,13 @@ pub fn create(
             boxctl_network::check_subnet_free(&s, Some(&bridge_name))?;
             s
         }
-        None => (0..=255u8)
-            .filter_map(|k| Subnet::new(Ipv4Addr::new(10, 88, k, 0), 24).ok())
-            .find(|s| {
-                !overlaps(s)
-                    && boxctl_network::host_uses(s, Some(&bridge_name))
-                        .is_ok_and(|uses| uses.is_empty())
-            })
-            .context("no free 10.88.x.0/24 subnet left: give --subnet")?,
+        None => {
+            let host = boxctl_network::HostNetworks::read()?;
+            (0..=255u8)
+                .filter_map(|k| Subnet::new(Ipv4Addr::new(10, 88, k, 0), 24).ok())
+                .find(|s| !overlaps(s) && host.overlapping(s, Some(&bridge_name)).is_empty())
+                .context("no free 10.88.x.0/24 subnet left: give --subnet")?
+        }
     };
     let gw = match gateway {
         Some(g) => {

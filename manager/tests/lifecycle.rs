@@ -941,7 +941,8 @@ fn subnet_used_by_the_host_is_refused() {
     // Another bridge on the host (as podman0 or docker0 would be), not boxctl's.
     let pre = common::free_subnet_prefix(218);
     let other = format!("bxh{pid}");
-    let _bridges = BridgeGuard(vec![other.clone()]);
+    // With the bridge of a `tu` network wrongly made, it goes too.
+    let _bridges = BridgeGuard(vec![other.clone(), format!("bx-tu{pid}")]);
     let gw: std::net::Ipv4Addr = format!("{pre}1").parse().unwrap();
     boxctl_network::bridge::ensure(&other, Some((gw, 24))).unwrap();
     for subnet in [format!("{pre}128/25"), format!("{pre}0/24")] {

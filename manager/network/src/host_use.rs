@@ -60,62 +60,74 @@ impl fmt::Display for HostUse {
     }
 }
 
-/// What of `routes` and `addresses` (link index, address, prefix) overlaps
-/// `subnet`, main-table routes first, then other tables, then addresses.
-/// Default routes (prefix 0) do not count; neither does anything on the
-/// interface called `except` (the caller's own bridge). `names` maps link
-/// indexes to interface names.
-pub fn overlapping(
-    subnet: &Subnet,
-    routes: &[Route],
-    addresses: &[(u32, Ipv4Addr, u8)],
-    names: &HashMap<u32, String>,
-    except: Option<&str>,
-) -> Vec<HostUse> {
-    let excepted = |index: Option<u32>| {
-        except.is_some() && index.and_then(|i| names.get(&i)).map(String::as_str) == except
-    };
-    let rank = |r: &Route| match r.table {
-        TABLE_MAIN => 0,
-        TABLE_LOCAL => 2,
-        _ => 1,
-    };
-    let mut hits: Vec<&Route> = routes
-        .iter()
-        .filter(|r| r.prefix > 0 && subnet.overlaps_prefix(r.destination, r.prefix))
-        .filter(|r| !excepted(r.oif))
-        .collect();
-    hits.sort_by_key(|r| rank(r));
-    let mut out: Vec<HostUse> = hits
-        .into_iter()
-        .map(|r| HostUse::Route {
-            route: r.clone(),
-            dev: r.oif.and_then(|i| names.get(&i)).cloned(),
-        })
-        .collect();
-    out.extend(
-        addresses
-            .iter()
-            .filter(|(i, addr, prefix)| {
-                subnet.overlaps_prefix(*addr, *prefix) && !excepted(Some(*i))
-            })
-            .map(|(i, addr, prefix)| HostUse::Address {
-                addr: *addr,
-                prefix: *prefix,
-                dev: names.get(i).cloned().unwrap_or_else(|| format!("#{i}")),
-            }),
-    );
-    out
+/// A snapshot of the host's IPv4 routes (every table), addresses and
+/// interface names, to check subnets against.
+#[derive(Debug, Clone, Default)]
+pub struct HostNetworks {
+    routes: Vec<Route>,
+    /// (link index, address, prefix).
+    addresses: Vec<(u32, Ipv4Addr, u8)>,
+    names: HashMap<u32, String>,
 }
 
-/// The host's routes (every table) and addresses that overlap `subnet`,
-/// read over netlink; see [`overlapping`] for the order and for `except`.
+impl HostNetworks {
+    /// Reads the caller's network namespace over netlink.
+    pub fn read() -> Result<HostNetworks> {
+        let mut nl = Handle::new()?;
+        Ok(HostNetworks {
+            routes: nl.ipv4_routes()?,
+            addresses: nl.all_addresses()?,
+            names: nl.link_names()?.into_iter().collect(),
+        })
+    }
+
+    /// What overlaps `subnet`: main-table routes first, then other tables,
+    /// then addresses. Default routes (prefix 0) do not count; neither does
+    /// anything on the interface called `except` (the caller's own bridge).
+    pub fn overlapping(&self, subnet: &Subnet, except: Option<&str>) -> Vec<HostUse> {
+        let names = &self.names;
+        let excepted = |index: Option<u32>| {
+            except.is_some() && index.and_then(|i| names.get(&i)).map(String::as_str) == except
+        };
+        let rank = |r: &Route| match r.table {
+            TABLE_MAIN => 0,
+            TABLE_LOCAL => 2,
+            _ => 1,
+        };
+        let mut hits: Vec<&Route> = self
+            .routes
+            .iter()
+            .filter(|r| r.prefix > 0 && subnet.overlaps_prefix(r.destination, r.prefix))
+            .filter(|r| !excepted(r.oif))
+            .collect();
+        hits.sort_by_key(|r| rank(r));
+        let mut out: Vec<HostUse> = hits
+            .into_iter()
+            .map(|r| HostUse::Route {
+                route: r.clone(),
+                dev: r.oif.and_then(|i| names.get(&i)).cloned(),
+            })
+            .collect();
+        out.extend(
+            self.addresses
+                .iter()
+                .filter(|(i, addr, prefix)| {
+                    subnet.overlaps_prefix(*addr, *prefix) && !excepted(Some(*i))
+                })
+                .map(|(i, addr, prefix)| HostUse::Address {
+                    addr: *addr,
+                    prefix: *prefix,
+                    dev: names.get(i).cloned().unwrap_or_else(|| format!("#{i}")),
+                }),
+        );
+        out
+    }
+}
+
+/// The host's routes and addresses that overlap `subnet`, read now; see
+/// [`HostNetworks::overlapping`] for the order and for `except`.
 pub fn host_uses(subnet: &Subnet, except: Option<&str>) -> Result<Vec<HostUse>> {
-    let mut nl = Handle::new()?;
-    let routes = nl.ipv4_routes()?;
-    let addresses = nl.all_addresses()?;
-    let names: HashMap<u32, String> = nl.link_names()?.into_iter().collect();
-    Ok(overlapping(subnet, &routes, &addresses, &names, except))
+    Ok(HostNetworks::read()?.overlapping(subnet, except))
 }
 
 /// Refuses ([`Error::SubnetInUse`], naming the first route or address) a
@@ -175,9 +187,14 @@ mod tests {
             (3, ip("10.88.0.1"), 16),
             (4, ip("10.60.1.1"), 24),
         ];
+        let host = HostNetworks {
+            routes: routes.to_vec(),
+            addresses: addresses.to_vec(),
+            names,
+        };
         let check = |s: &str, except: Option<&str>| -> Vec<String> {
             let subnet: Subnet = s.parse().unwrap();
-            overlapping(&subnet, &routes, &addresses, &names, except)
+            host.overlapping(&subnet, except)
                 .iter()
                 .map(ToString::to_string)
                 .collect()

@@ -54,7 +54,8 @@
 //!   `release(addr)`.
 //! * [`check_subnet_free`]`(subnet, except)` refuses a subnet that overlaps a
 //!   host route (any table, default routes aside) or address, naming it;
-//!   [`host_uses`] lists them all.
+//!   [`host_uses`] lists them all; [`HostNetworks`] reads them once to
+//!   check many subnets.
 //!
 //! Names: [`bridge_name_for`]`(network)` (`bx-<name>` or a hashed form, ≤15
 //! bytes), [`veth_name_for`]`(instance_id, index)` (`bx<hash>v<index>`).
@@ -117,7 +118,7 @@ pub mod owner;
 pub mod veth;
 
 pub use error::{Error, Result};
-pub use host_use::{check_subnet_free, host_uses, HostUse};
+pub use host_use::{check_subnet_free, host_uses, HostNetworks, HostUse};
 pub use ipam::{Ipam, Subnet};
 pub use names::{
     bridge_name_for, validate_host_ifname, validate_ifname, veth_name_for, HOST_PREFIX, IFNAME_MAX,
