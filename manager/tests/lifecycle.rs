@@ -802,11 +802,12 @@ fn internal_network_has_no_gateway_route() {
     let outer_pre = env.create_network(215, &["--gateway", "{net}254", &outer]);
     let _go = NetGuard(&env, outer.clone());
     // a gateway outside the subnet is refused
+    let bad = format!("{}0/24", common::free_subnet_prefix(216));
     let e = env.fails(&[
         "network",
         "create",
         "--subnet",
-        "10.216.1.0/24",
+        &bad,
         "--gateway",
         "10.9.9.9",
         "tbad",
