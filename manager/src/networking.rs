@@ -163,7 +163,10 @@ pub fn create(
             (0..=255u8)
                 .filter_map(|k| Subnet::new(Ipv4Addr::new(10, 88, k, 0), 24).ok())
                 .find(|s| !overlaps(s) && host.overlapping(s, Some(&bridge_name)).is_empty())
-                .context("no free 10.88.x.0/24 subnet left: give --subnet")?
+                .context(
+                    "no 10.88.x.0/24 is free of boxctl networks, host routes and addresses: \
+                     give --subnet",
+                )?
         }
     };
     let gw = match gateway {
