@@ -71,6 +71,10 @@ pub fn up(store: &Store, runtime: Option<&str>, args: &UpArgs) -> Result<i32> {
     ensure_images(store, &farm)?;
     ensure_networks(store, &farm)?;
     converge(store, &farm, runtime, &BTreeMap::new())?;
+    for p in farm.services.values().flat_map(|s| &s.publish) {
+        let (listen, _) = networking::parse_publish(p)?;
+        println!("serving {}", boxctl_network::forward::local_url(listen));
+    }
     Ok(0)
 }
 

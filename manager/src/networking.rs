@@ -9,14 +9,19 @@
 //! default route via the first network's gateway), writes `hosts` and
 //! `resolv.conf` next to the bundle and bind-mounts them, and runs the port
 //! forwarder for `--publish`. Teardown removes veths and the namespace; the
-//! bridge belongs to the network and stays.
+//! bridge belongs to the network and stays. Bridges and veths are marked as
+//! this store's (ROOT/store-id, see `boxctl_network::owner`): another
+//! store's are never adopted nor removed. A new subnet must not overlap a
+//! host route or address.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use boxctl_network::{bridge, bridge_name_for, hosts, netns, veth, veth_name_for, Ipam, Subnet};
+use boxctl_network::{
+    bridge, bridge_name_for, hosts, netns, veth, veth_name_for, Claim, Ipam, Owner, Subnet,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -47,6 +52,15 @@ pub struct Network {
 
 fn networks_file(store: &Store) -> PathBuf {
     store.root().join("networks.toml")
+}
+
+/// This store as the owner of the bridges and veths it makes (id in ROOT/store-id).
+fn owner(store: &Store) -> Result<Owner> {
+    let root = store.root();
+    Ok(Owner::load_or_create(
+        &root.join("store-id"),
+        &root.display().to_string(),
+    )?)
 }
 
 /// Every network (caller holds the lock for read-modify-write).
@@ -132,6 +146,7 @@ pub fn create(
             .iter()
             .any(|t| t.contains(s.network()) || s.contains(t.network()))
     };
+    let bridge_name = bridge_name_for(name);
     let subnet: Subnet = match subnet {
         Some(s) => {
             let s: Subnet = s
@@ -140,19 +155,18 @@ pub fn create(
             if overlaps(&s) {
                 bail!("subnet {s} overlaps another boxctl network: choose another --subnet");
             }
+            boxctl_network::check_subnet_free(&s, Some(&bridge_name))?;
             s
         }
         None => {
-            let routes = boxctl_network::host_ipv4_routes().unwrap_or_default();
+            let host = boxctl_network::HostNetworks::read()?;
             (0..=255u8)
                 .filter_map(|k| Subnet::new(Ipv4Addr::new(10, 88, k, 0), 24).ok())
-                .find(|s| {
-                    !overlaps(s)
-                        && !routes
-                            .iter()
-                            .any(|r| r.prefix > 0 && s.contains(r.destination))
-                })
-                .context("no free 10.88.x.0/24 subnet left: give --subnet")?
+                .find(|s| !overlaps(s) && host.overlapping(s, Some(&bridge_name)).is_empty())
+                .context(
+                    "no 10.88.x.0/24 is free of boxctl networks, host routes and addresses: \
+                     give --subnet",
+                )?
         }
     };
     let gw = match gateway {
@@ -171,15 +185,21 @@ pub fn create(
         name: name.to_string(),
         subnet: subnet.to_string(),
         gateway: gw.to_string(),
-        bridge: bridge_name_for(name),
+        bridge: bridge_name,
         created: util::format_time(util::now_secs()),
         internal,
     };
-    bridge::ensure(&net.bridge, (!internal).then_some((gw, subnet.prefix())))
-        .with_context(|| format!("cannot create bridge {}", net.bridge))?;
+    let owner = owner(store)?;
+    bridge::ensure_owned(
+        &net.bridge,
+        (!internal).then_some((gw, subnet.prefix())),
+        &owner,
+        Claim::OwnOnly,
+    )
+    .with_context(|| format!("cannot create bridge {}", net.bridge))?;
     nets.insert(name.to_string(), net.clone());
     if let Err(e) = save(store, &nets) {
-        let _ = bridge::delete(&net.bridge);
+        let _ = bridge::delete_owned(&net.bridge, &owner, Claim::OwnOnly);
         return Err(e);
     }
     Ok(net)
@@ -204,7 +224,14 @@ pub fn remove(store: &Store, name: &str) -> Result<()> {
             users.join(", ")
         );
     }
-    bridge::delete(&net.bridge).with_context(|| format!("cannot delete bridge {}", net.bridge))?;
+    match bridge::delete_owned(&net.bridge, &owner(store)?, Claim::OwnOrUnmarked) {
+        // Another store's bridge of the same name (recorded here by a boxctl
+        // from before the marks): this store's record goes, the bridge stays.
+        Err(e @ boxctl_network::Error::NotOwned { .. }) => {
+            eprintln!("boxctl: warning: network {name}: {e}")
+        }
+        other => other.with_context(|| format!("cannot delete bridge {}", net.bridge))?,
+    }
     save(store, &nets)
 }
 
@@ -318,6 +345,7 @@ pub fn setup(store: &Store, inst: &Instance) -> Result<NetSetup> {
         return Ok(NetSetup::default());
     }
     let nets = load(store)?;
+    let owner = owner(store)?;
     let ns = netns_path(store, inst);
     let _ = netns::delete(&ns);
     netns::create(&ns)
@@ -343,12 +371,14 @@ pub fn setup(store: &Store, inst: &Instance) -> Result<NetSetup> {
                 .with_context(|| {
                     format!("instance {} has no address on {}", inst.name, a.network)
                 })?;
-            bridge::ensure(
+            bridge::ensure_owned(
                 &net.bridge,
                 (!net.internal).then_some((gw, subnet.prefix())),
+                &owner,
+                Claim::OwnOrUnmarked,
             )?;
             let host_if = veth_name_for(&inst.id, idx as u16);
-            let _ = veth::detach(&host_if);
+            veth::detach_owned(&host_if, &owner)?;
             veth::attach(
                 &ns,
                 &net.bridge,
@@ -359,6 +389,7 @@ pub fn setup(store: &Store, inst: &Instance) -> Result<NetSetup> {
                 &host_if,
             )
             .with_context(|| format!("cannot attach {} to network {}", inst.name, a.network))?;
+            veth::mark(&host_if, &owner)?;
             // A MAC derived from the address (02:42:a:b:c:d, as docker does): after a
             // restart, peers' ARP caches still point at the right interface.
             let ifname = format!("eth{idx}");
@@ -469,10 +500,16 @@ pub fn start_forwarder(
 /// Release the instance's network resources (idempotent).
 pub fn teardown(store: &Store, inst: &Instance) -> Result<()> {
     let mut first: Option<anyhow::Error> = None;
-    for idx in 0..inst.attachments().len() {
-        if let Err(e) = veth::detach(&veth_name_for(&inst.id, idx as u16)) {
-            first.get_or_insert(e.into());
+    match owner(store) {
+        Ok(owner) => {
+            for idx in 0..inst.attachments().len() {
+                let host_if = veth_name_for(&inst.id, idx as u16);
+                if let Err(e) = veth::detach_owned(&host_if, &owner) {
+                    first.get_or_insert(e.into());
+                }
+            }
         }
+        Err(e) => first = Some(e),
     }
     let ns = netns_path(store, inst);
     if ns.exists() {

@@ -14,7 +14,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -167,28 +167,12 @@ fn get(port: u16) -> (u16, String, String) {
     (status, upstream, body.to_string())
 }
 
-/// Two /24s in 10.217.0.0/16 no host route covers (the manager's and the
-/// network crate's tests use 10.213 and 10.231).
+/// Two /24s in 10.217.0.0/16 no host route or address uses (the manager's
+/// other tests use 10.213-10.216 and 10.218, the network crate's 10.231).
 fn free_subnets() -> (String, String) {
-    let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
-    let taken: BTreeSet<u8> = routes
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let dest = u32::from_str_radix(l.split_whitespace().nth(1)?, 16).ok()?;
-            let ip = Ipv4Addr::from(dest.to_le_bytes());
-            let o = ip.octets();
-            (o[0] == 10 && o[1] == 217).then_some(o[2])
-        })
-        .collect();
-    let start = (std::process::id() % 127) as u8 * 2;
-    let third = (0..127u8)
-        .map(|k| start.wrapping_add(k * 2))
-        .find(|t| !taken.contains(t) && !taken.contains(&(t + 1)))
-        .expect("no free pair of /24s in 10.217.0.0/16");
     (
-        format!("10.217.{third}.0/24"),
-        format!("10.217.{}.0/24", third + 1),
+        format!("{}0/24", common::free_subnet_prefix(217)),
+        format!("{}0/24", common::free_subnet_prefix(217)),
     )
 }
 
@@ -209,8 +193,8 @@ fn farm_file(name: &str, back: &str, front: &str, port: u16) -> String {
     let cache = image_cache();
     let images = bundles().join("images");
     text.replace("name = \"webfarm\"", &format!("name = \"{name}\""))
-        .replace("10.88.200.0/24", back)
-        .replace("10.88.201.0/24", front)
+        .replace("10.210.200.0/24", back)
+        .replace("10.210.201.0/24", front)
         .replace("127.0.0.1:8080:80", &format!("127.0.0.1:{port}:80"))
         .replace(
             "/var/cache/boxrun-images",
@@ -282,6 +266,9 @@ fn web_farm_up_load_kill_scale_down() {
         String::from_utf8_lossy(&out.stderr),
         c = image_cache().display()
     );
+    let serving = format!("serving http://127.0.0.1:{port}/");
+    let up_out = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(up_out.lines().last(), Some(serving.as_str()), "{up_out}");
     let web: Vec<String> = (1..=3).map(|i| format!("{name}-web-{i}")).collect();
     let proxy = format!("{name}-proxy");
     let mut ids = BTreeSet::new();
@@ -324,7 +311,7 @@ fn web_farm_up_load_kill_scale_down() {
     let again = env.ok(&["up", "-f", f]);
     assert_eq!(
         again.trim(),
-        format!("instance {proxy}: unchanged (3 backends)"),
+        format!("instance {proxy}: unchanged (3 backends)\n{serving}"),
         "second up did something"
     );
     let ids_after: Vec<(String, String)> = env
@@ -510,4 +497,56 @@ fn web_farm_up_load_kill_scale_down() {
     // A second down has nothing to do.
     assert_eq!(env.ok(&["down", "-f", f]).trim(), "");
     drop(guard);
+}
+
+/// `up` ends with where the farm is served: one `serving URL` line per
+/// published port, and the URL answers.
+#[test]
+fn up_prints_where_the_farm_is_served() {
+    let env = Env::new("farmurl");
+    let name = format!("fu{}", std::process::id() % 100_000);
+    let subnet = format!("{}0/24", common::free_subnet_prefix(217));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let file = env.dir.join("farm.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"name = "{name}"
+[networks.front]
+subnet = "{subnet}"
+[services.web]
+image = "bb"
+command = ["sh", "-c", "mkdir -p /www && echo ok > /www/health && echo served-{name} > /www/index.html && exec httpd -f -p 80 -h /www"]
+networks = ["front"]
+publish = ["127.0.0.1:{port}:80"]
+"#
+        ),
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let _guard = FarmGuard {
+        env: &env,
+        file: file.clone(),
+        nets: vec![format!("{name}-front")],
+    };
+    let out = env.ok(&["up", "-f", f]);
+    let url = format!("http://127.0.0.1:{port}/");
+    assert_eq!(
+        out.lines().last(),
+        Some(format!("serving {url}").as_str()),
+        "{out}"
+    );
+    assert_eq!(out.matches("serving ").count(), 1, "{out}");
+    let (status, _, body) = get(port);
+    assert_eq!(
+        (status, body.trim()),
+        (200, format!("served-{name}").as_str())
+    );
+    // Nothing to do on a second up: still says where.
+    let again = env.ok(&["up", "-f", f]);
+    assert_eq!(again.trim(), format!("serving {url}"));
 }

@@ -464,9 +464,7 @@ impl Drop for NetGuard<'_> {
 fn networks_addresses_hosts_and_published_ports() {
     let env = Env::new("net");
     let net = format!("tn{}", std::process::id() % 100_000);
-    let third = 100 + std::process::id() % 100;
-    let subnet = format!("10.213.{third}.0/24");
-    env.ok(&["network", "create", "--subnet", &subnet, &net]);
+    let pre = env.create_network(213, &[&net]);
     let _guard = NetGuard(&env, net.clone());
     let bridge = format!("bx-{net}");
     assert!(std::path::Path::new("/sys/class/net")
@@ -494,13 +492,13 @@ fn networks_addresses_hosts_and_published_ports() {
         "-c",
         "mkdir -p /www && echo hello-web1 > /www/index.html && exec httpd -f -p 80 -h /www",
     ]);
-    let fixed = format!("{net}:10.213.{third}.50");
+    let fixed = format!("{net}:{pre}50");
     env.ok(&[
         "run", "-d", "--name", "client", "--net", &fixed, "bb", "sleep", "1000",
     ]);
     let web1 = env.inspect("web1");
     let client = env.inspect("client");
-    assert_eq!(client["networks"][0], format!("{net}=10.213.{third}.50/24"));
+    assert_eq!(client["networks"][0], format!("{net}={pre}50/24"));
     let web_addr = web1["networks"][0]
         .as_str()
         .unwrap()
@@ -508,16 +506,13 @@ fn networks_addresses_hosts_and_published_ports() {
         .nth(1)
         .unwrap()
         .to_string();
-    assert_eq!(web_addr, format!("10.213.{third}.2/24"));
+    assert_eq!(web_addr, format!("{pre}2/24"));
     let ps = env.ok(&["ps"]);
-    assert!(ps.contains(&format!("{net}:10.213.{third}.2/24")), "{ps}");
+    assert!(ps.contains(&format!("{net}:{pre}2/24")), "{ps}");
 
     // web1 was running when client started: its /etc/hosts learnt the new peer.
     let hosts = env.ok(&["exec", "web1", "cat", "/etc/hosts"]);
-    assert!(
-        hosts.contains(&format!("10.213.{third}.50\tclient")),
-        "{hosts}"
-    );
+    assert!(hosts.contains(&format!("{pre}50\tclient")), "{hosts}");
 
     // Peers by name, the host through the published port.
     let page = env.ok(&["exec", "client", "wget", "-qO-", "http://web1/"]);
@@ -556,7 +551,7 @@ fn networks_addresses_hosts_and_published_ports() {
     let e = env.fails(&[
         "run", "-d", "--name", "clash", "--net", &fixed, "bb", "true",
     ]);
-    assert!(e.contains("10.213"), "{e}");
+    assert!(e.contains(&format!("{pre}50")), "{e}");
     let client_id = client["id"].as_str().unwrap().to_string();
     env.ok(&["rm", "-f", "web1", "client"]);
     let leftovers: Vec<_> = std::fs::read_dir(veth)
@@ -800,34 +795,19 @@ fn exec_with_a_terminal() {
 fn internal_network_has_no_gateway_route() {
     let env = Env::new("inet");
     let pid = std::process::id() % 100_000;
-    let third = 100 + std::process::id() % 100;
     let internal = format!("ti{pid}");
     let outer = format!("to{pid}");
-    env.ok(&[
-        "network",
-        "create",
-        "--internal",
-        "--subnet",
-        &format!("10.214.{third}.0/24"),
-        &internal,
-    ]);
+    env.create_network(214, &["--internal", &internal]);
     let _gi = NetGuard(&env, internal.clone());
-    env.ok(&[
-        "network",
-        "create",
-        "--subnet",
-        &format!("10.215.{third}.0/24"),
-        "--gateway",
-        &format!("10.215.{third}.254"),
-        &outer,
-    ]);
+    let outer_pre = env.create_network(215, &["--gateway", "{net}254", &outer]);
     let _go = NetGuard(&env, outer.clone());
     // a gateway outside the subnet is refused
+    let bad = format!("{}0/24", common::free_subnet_prefix(216));
     let e = env.fails(&[
         "network",
         "create",
         "--subnet",
-        "10.216.1.0/24",
+        &bad,
         "--gateway",
         "10.9.9.9",
         "tbad",
@@ -853,8 +833,164 @@ fn internal_network_has_no_gateway_route() {
     ]);
     let routes = env.ok(&["exec", "both", "ip", "route"]);
     assert!(
-        routes.contains(&format!("default via 10.215.{third}.254 dev eth1")),
+        routes.contains(&format!("default via {outer_pre}254 dev eth1")),
         "{routes}"
     );
     env.ok(&["rm", "-f", "only", "both"]);
+}
+
+/// Deletes host bridges by name on drop, whoever made them (clean-up of the
+/// two-store tests even when they fail midway).
+struct BridgeGuard(Vec<String>);
+impl Drop for BridgeGuard {
+    fn drop(&mut self) {
+        for b in &self.0 {
+            let _ = boxctl_network::bridge::delete(b);
+        }
+    }
+}
+
+/// The IPv4 addresses on host interface `dev`, as `ip -4 -o addr` prints them.
+fn host_addrs(dev: &str) -> String {
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "dev", dev])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Two stores that name a network alike: the second never adopts, readdresses
+/// nor removes the first one's bridge; a store that died between making its
+/// bridge and recording it takes its own bridge back; a bridge made by hand
+/// is nobody's network.
+#[test]
+fn a_store_never_adopts_or_removes_another_stores_bridge() {
+    let a = Env::empty("own-a");
+    let b = Env::empty("own-b");
+    let net = format!("ts{}", std::process::id() % 100_000);
+    let bridge = format!("bx-{net}");
+    let manual = format!("bx-{net}h");
+    let _bridges = BridgeGuard(vec![bridge.clone(), manual.clone()]);
+    let pre_a = a.create_network(218, &[&net]);
+    let _guard = NetGuard(&a, net.clone());
+    assert!(host_addrs(&bridge).contains(&format!("{pre_a}1/24")));
+
+    // B asks for the same name on another subnet: refused, A's bridge untouched.
+    let pre_b = common::free_subnet_prefix(218);
+    let e = b.fails(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("{pre_b}0/24"),
+        &net,
+    ]);
+    assert!(
+        e.contains(&format!(
+            "bridge {bridge} was not made by this boxctl store"
+        )) && e.contains(a.root.to_str().unwrap())
+            && e.contains("use another network name"),
+        "{e}"
+    );
+    let addrs = host_addrs(&bridge);
+    assert!(addrs.contains(&format!("{pre_a}1/24")), "{addrs}");
+    assert!(!addrs.contains(&pre_b), "{addrs}");
+    assert!(!b.ok(&["network", "ls"]).contains(&net));
+    // Nor may B remove it: B has no such network.
+    let e = b.fails(&["network", "rm", &net]);
+    assert!(e.contains("no such network"), "{e}");
+    assert!(std::path::Path::new("/sys/class/net")
+        .join(&bridge)
+        .exists());
+
+    // A dies after making its bridge, before recording it (the record is
+    // lost): A's next create takes its own bridge back, rm removes it.
+    std::fs::remove_file(a.root.join("networks.toml")).unwrap();
+    assert!(!a.ok(&["network", "ls"]).contains(&net));
+    a.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("{pre_a}0/24"),
+        &net,
+    ]);
+    assert!(a.ok(&["network", "ls"]).contains(&net));
+    a.ok(&["network", "rm", &net]);
+    assert!(!std::path::Path::new("/sys/class/net")
+        .join(&bridge)
+        .exists());
+
+    // A bridge made by hand (or by a boxctl without marks) is not adopted.
+    boxctl_network::bridge::ensure(&manual, None).unwrap();
+    let e = a.fails(&["network", "create", &format!("{net}h")]);
+    assert!(
+        e.contains(&format!(
+            "bridge {manual} was not made by this boxctl store"
+        )) && e.contains("no boxctl store mark"),
+        "{e}"
+    );
+    assert!(std::path::Path::new("/sys/class/net")
+        .join(&manual)
+        .exists());
+}
+
+/// `network create --subnet` refuses a subnet that overlaps a host route (of
+/// any table) or address, naming it in one error line; default routes do not count.
+#[test]
+fn subnet_used_by_the_host_is_refused() {
+    let env = Env::empty("hostnet");
+    let pid = std::process::id() % 100_000;
+    // Another bridge on the host (as podman0 or docker0 would be), not boxctl's.
+    let pre = common::free_subnet_prefix(218);
+    let other = format!("bxh{pid}");
+    // With the bridge of a `tu` network wrongly made, it goes too.
+    let _bridges = BridgeGuard(vec![other.clone(), format!("bx-tu{pid}")]);
+    let gw: std::net::Ipv4Addr = format!("{pre}1").parse().unwrap();
+    boxctl_network::bridge::ensure(&other, Some((gw, 24))).unwrap();
+    for subnet in [format!("{pre}128/25"), format!("{pre}0/24")] {
+        let e = env.fails(&[
+            "network",
+            "create",
+            "--subnet",
+            &subnet,
+            &format!("tu{pid}"),
+        ]);
+        assert_eq!(
+            e.trim_end(),
+            format!(
+                "boxctl: error: subnet {subnet} overlaps host route {pre}0/24 dev {other}: \
+                 choose another subnet"
+            )
+        );
+    }
+    // A wider subnet covering it (other tests may have routes in 10.218 too).
+    let e = env.fails(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.218.0.0/16",
+        &format!("tu{pid}"),
+    ]);
+    assert!(e.contains("overlaps host route 10.218."), "{e}");
+    // A route of another routing table counts too (on that bridge: it goes
+    // with it, and tests comparing host routes leave bx* interfaces out).
+    let pre2 = common::free_subnet_prefix(218);
+    let dest = format!("{pre2}0/24");
+    let st = std::process::Command::new("ip")
+        .args(["route", "add", &dest, "dev", &other, "table", "51999"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let e = env.fails(&["network", "create", "--subnet", &dest, &format!("tu{pid}")]);
+    assert!(
+        e.contains(&format!(
+            "overlaps host route {dest} dev {other} table 51999"
+        )),
+        "{e}"
+    );
+    assert!(env.ok(&["network", "ls"]).lines().count() == 1);
+    // A free subnet is taken (the host's default route is no overlap).
+    let name = format!("tu{pid}");
+    env.create_network(218, &[&name]);
+    let _guard = NetGuard(&env, name.clone());
+    assert!(env.ok(&["network", "ls"]).contains(&name));
 }

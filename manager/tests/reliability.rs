@@ -241,14 +241,7 @@ fn crash_run_after_runtime_start() {
 fn crash_run_after_network_setup() {
     let env = wrapped_env("reli-net");
     let net = format!("rn{}", std::process::id() % 100_000);
-    let third = 100 + std::process::id() % 100;
-    env.ok(&[
-        "network",
-        "create",
-        "--subnet",
-        &format!("10.214.{third}.0/24"),
-        &net,
-    ]);
+    let pre = env.create_network(214, &[&net]);
     struct Rm<'a>(&'a Env, String);
     impl Drop for Rm<'_> {
         fn drop(&mut self) {
@@ -283,7 +276,7 @@ fn crash_run_after_network_setup() {
         .unwrap_or("")
         .to_string();
     assert!(
-        got.ends_with(&format!("10.214.{third}.2/24")),
+        got.ends_with(&format!("{pre}2/24")),
         "address not released: {got}"
     );
     env.ok(&["rm", "-f", "again"]);

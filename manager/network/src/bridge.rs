@@ -7,6 +7,7 @@ use netlink_packet_route::link::InfoKind;
 use crate::error::{Error, Result};
 use crate::names::{bridge_mac, validate_host_ifname};
 use crate::nl::Handle;
+use crate::owner::{Claim, Owner};
 
 fn check_prefix(name: &str, addr: Ipv4Addr, prefix: u8) -> Result<()> {
     if (1..=30).contains(&prefix) {
@@ -30,6 +31,27 @@ fn check_prefix(name: &str, addr: Ipv4Addr, prefix: u8) -> Result<()> {
 /// interface of that name exists and is not a bridge. Addresses already on
 /// the bridge are left alone.
 pub fn ensure(name: &str, gateway: Option<(Ipv4Addr, u8)>) -> Result<()> {
+    ensure_inner(name, gateway, None)
+}
+
+/// [`ensure`] for a bridge of `owner`'s: one it creates is marked as its
+/// own (see [`crate::owner`]); one that exists is used only if `owner` may
+/// claim it under `claim` ([`crate::Error::NotOwned`] otherwise, and the
+/// bridge is not touched), and is then marked as `owner`'s if it was not.
+pub fn ensure_owned(
+    name: &str,
+    gateway: Option<(Ipv4Addr, u8)>,
+    owner: &Owner,
+    claim: Claim,
+) -> Result<()> {
+    ensure_inner(name, gateway, Some((owner, claim)))
+}
+
+fn ensure_inner(
+    name: &str,
+    gateway: Option<(Ipv4Addr, u8)>,
+    owner: Option<(&Owner, Claim)>,
+) -> Result<()> {
     validate_host_ifname(name)?;
     if let Some((addr, prefix)) = gateway {
         check_prefix(name, addr, prefix)?;
@@ -38,7 +60,8 @@ pub fn ensure(name: &str, gateway: Option<(Ipv4Addr, u8)>) -> Result<()> {
     let link = match nl.link_by_name(name)? {
         Some(link) => link,
         None => {
-            match nl.create_bridge(name, bridge_mac(name)) {
+            let mac = owner.map_or_else(|| bridge_mac(name), |(o, _)| o.mac(name));
+            match nl.create_bridge(name, mac) {
                 // Someone else created it in between: check it below.
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                 other => other?,
@@ -55,6 +78,9 @@ pub fn ensure(name: &str, gateway: Option<(Ipv4Addr, u8)>) -> Result<()> {
             name: name.to_string(),
             expected: "bridge",
         });
+    }
+    if let Some((owner, claim)) = owner {
+        owner.claim(&mut nl, &link, name, "bridge", claim)?;
     }
     if let Some((addr, prefix)) = gateway {
         // A bridge left over from an earlier network of the same name may
@@ -76,6 +102,16 @@ pub fn ensure(name: &str, gateway: Option<(Ipv4Addr, u8)>) -> Result<()> {
 /// veths still attached are detached from it, not deleted). Absent is not an
 /// error. Refuses to delete an interface that is not a bridge.
 pub fn delete(name: &str) -> Result<()> {
+    delete_inner(name, None)
+}
+
+/// [`delete`] for a bridge of `owner`'s: refuses ([`crate::Error::NotOwned`],
+/// bridge untouched) one `owner` may not claim under `claim`.
+pub fn delete_owned(name: &str, owner: &Owner, claim: Claim) -> Result<()> {
+    delete_inner(name, Some((owner, claim)))
+}
+
+fn delete_inner(name: &str, owner: Option<(&Owner, Claim)>) -> Result<()> {
     validate_host_ifname(name)?;
     let mut nl = Handle::new()?;
     let Some(link) = nl.link_by_name(name)? else {
@@ -87,10 +123,10 @@ pub fn delete(name: &str) -> Result<()> {
             expected: "bridge",
         });
     }
-    match nl.delete_link(link.index, name) {
-        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(()),
-        other => other,
+    if let Some((owner, claim)) = owner {
+        owner.check(&link, name, "bridge", claim)?;
     }
+    nl.delete_link(link.index, name)
 }
 
 /// Whether a bridge called `name` exists (an interface of that name that is

@@ -103,6 +103,45 @@ pub enum Error {
         /// What the thread was doing.
         what: String,
     },
+    /// An interface exists but another store (or somebody else) made it.
+    #[error("{kind} {name} was not made by this boxctl store ({owner}); it is left alone: {hint}")]
+    NotOwned {
+        /// "bridge" or "veth".
+        kind: &'static str,
+        /// The interface.
+        name: String,
+        /// Who it belongs to, as far as known.
+        owner: String,
+        /// What to do about it.
+        hint: &'static str,
+    },
+    /// A store id is not acceptable.
+    #[error("invalid store id {id:?}: {reason}")]
+    InvalidOwner {
+        /// The refused id.
+        id: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The file holding a store's id could not be read or written.
+    #[error("store id file {path}: {op} failed: {source}")]
+    OwnerFile {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A subnet overlaps a route or an address of the host.
+    #[error("subnet {subnet} overlaps host {conflict}: choose another subnet")]
+    SubnetInUse {
+        /// The refused subnet.
+        subnet: String,
+        /// The host route or address, e.g. "route 10.88.0.0/16 dev podman0".
+        conflict: String,
+    },
     /// The port forwarder failed.
     #[error("port forwarder: {op} failed: {source}")]
     Forward {

@@ -19,7 +19,7 @@
 //! machine (`examples/forward_bench.rs`).
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -52,6 +52,18 @@ struct Listener {
     socket: TcpListener,
     target: SocketAddr,
     paused: bool,
+}
+
+/// The `http://` URL a client on this host uses for a port published on
+/// `listen`: a port published on every address (`0.0.0.0`, `::`) is
+/// reached through loopback.
+pub fn local_url(listen: SocketAddr) -> String {
+    let ip = match listen.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}/", SocketAddr::new(ip, listen.port()))
 }
 
 /// A set of `listen address -> instance address` TCP forwards served by one
@@ -535,5 +547,19 @@ impl Slab {
         let any = !self.retired.is_empty();
         self.free.append(&mut self.retired);
         any
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_urls() {
+        let url = |s: &str| local_url(s.parse().unwrap());
+        assert_eq!(url("127.0.0.1:8080"), "http://127.0.0.1:8080/");
+        assert_eq!(url("0.0.0.0:80"), "http://127.0.0.1:80/");
+        assert_eq!(url("192.0.2.7:8443"), "http://192.0.2.7:8443/");
+        assert_eq!(url("[::]:8080"), "http://[::1]:8080/");
     }
 }

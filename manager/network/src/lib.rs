@@ -52,6 +52,10 @@
 //!   `allocate()` gives the lowest free host address, `reserve(addr)` checks
 //!   and takes a static one (refusing outside/network/broadcast/gateway/taken),
 //!   `release(addr)`.
+//! * [`check_subnet_free`]`(subnet, except)` refuses a subnet that overlaps a
+//!   host route (any table, default routes aside) or address, naming it;
+//!   [`host_uses`] lists them all; [`HostNetworks`] reads them once to
+//!   check many subnets.
 //!
 //! Names: [`bridge_name_for`]`(network)` (`bx-<name>` or a hashed form, ≤15
 //! bytes), [`veth_name_for`]`(instance_id, index)` (`bx<hash>v<index>`).
@@ -60,6 +64,12 @@
 //! * [`bridge::ensure`]`(name, Some((gateway, prefix)))` — create if absent,
 //!   up, address; idempotent. [`bridge::delete`], [`bridge::exists`],
 //!   [`bridge::addresses`].
+//! * Ownership: bridge names come from network names, so two stores may ask
+//!   for the same one. An [`Owner`] (a store id kept in a file,
+//!   [`Owner::load_or_create`]) marks what it makes (alias and MAC, see
+//!   [`owner`]); [`bridge::ensure_owned`] / [`bridge::delete_owned`] and
+//!   [`veth::mark`] / [`veth::detach_owned`] never take over or remove
+//!   another owner's interface ([`Error::NotOwned`]).
 //! * [`netns::create`]`(path)` — new namespace bind-mounted at `path`,
 //!   loopback up, caller untouched; [`netns::delete`] (umount + unlink,
 //!   idempotent); [`netns::exists`]; [`netns::run_in`]`(path, closure)` runs
@@ -98,19 +108,23 @@
 pub mod bridge;
 mod error;
 pub mod forward;
+pub mod host_use;
 pub mod hosts;
 mod ipam;
 mod names;
 pub mod netns;
 mod nl;
+pub mod owner;
 pub mod veth;
 
 pub use error::{Error, Result};
+pub use host_use::{check_subnet_free, host_uses, HostNetworks, HostUse};
 pub use ipam::{Ipam, Subnet};
 pub use names::{
     bridge_name_for, validate_host_ifname, validate_ifname, veth_name_for, HOST_PREFIX, IFNAME_MAX,
 };
 pub use nl::Route;
+pub use owner::{Claim, Owner, Ownership};
 
 /// The host's IPv4 routes (all tables), read over netlink; for diagnostics
 /// and tests that check nothing else changed.

@@ -49,7 +49,7 @@ pub fn validate_host_ifname(name: &str) -> Result<()> {
 }
 
 /// FNV-1a, 64 bits: small, stable across releases and platforms.
-fn fnv1a(data: &[u8]) -> u64 {
+pub(crate) fn fnv1a(data: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in data {
         h ^= u64::from(*b);

@@ -29,6 +29,10 @@ pub(crate) struct Link {
     pub kind: Option<InfoKind>,
     pub up: bool,
     pub controller: Option<u32>,
+    /// `IFLA_IFALIAS`, when set.
+    pub alias: Option<String>,
+    /// The hardware address, when it is an Ethernet one.
+    pub mac: Option<[u8; 6]>,
 }
 
 /// A connected rtnetlink socket in the caller thread's network namespace.
@@ -245,15 +249,18 @@ impl Handle {
         )
     }
 
-    /// Deletes a link by index.
+    /// Deletes a link by index; already gone is not an error.
     pub fn delete_link(&mut self, index: u32, name: &str) -> Result<()> {
         let mut msg = LinkMessage::default();
         msg.header.index = index;
-        self.ack(
+        match self.ack(
             &format!("delete interface {name}"),
             RouteNetlinkMessage::DelLink(msg),
             0,
-        )
+        ) {
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(()),
+            other => other,
+        }
     }
 
     /// Brings a link up.
@@ -281,24 +288,44 @@ impl Handle {
         )
     }
 
+    /// Sets a link's alias (`IFLA_IFALIAS`; empty removes it).
+    pub fn set_alias(&mut self, index: u32, name: &str, alias: &str) -> Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.attributes
+            .push(LinkAttribute::IfAlias(alias.to_string()));
+        self.ack(
+            &format!("set the alias of interface {name}"),
+            RouteNetlinkMessage::SetLink(msg),
+            0,
+        )
+    }
+
     /// IPv4 addresses (with prefix) on a link.
     pub fn addresses(&mut self, index: u32, name: &str) -> Result<Vec<(Ipv4Addr, u8)>> {
+        Ok(self
+            .dump_addresses(&format!("list addresses of {name}"))?
+            .into_iter()
+            .filter(|(i, _, _)| *i == index)
+            .map(|(_, addr, prefix)| (addr, prefix))
+            .collect())
+    }
+
+    /// Every IPv4 address of this namespace as (link index, address, prefix).
+    pub fn all_addresses(&mut self) -> Result<Vec<(u32, Ipv4Addr, u8)>> {
+        self.dump_addresses("list IPv4 addresses")
+    }
+
+    fn dump_addresses(&mut self, op: &str) -> Result<Vec<(u32, Ipv4Addr, u8)>> {
         let mut msg = AddressMessage::default();
         msg.header.family = AddressFamily::Inet;
-        let replies = self.request(
-            &format!("list addresses of {name}"),
-            RouteNetlinkMessage::GetAddress(msg),
-            NLM_F_DUMP,
-        )?;
+        let replies = self.request(op, RouteNetlinkMessage::GetAddress(msg), NLM_F_DUMP)?;
         let mut out = Vec::new();
         for m in replies {
             if let RouteNetlinkMessage::NewAddress(a) = m {
-                if a.header.index != index {
-                    continue;
-                }
                 for attr in &a.attributes {
                     if let AddressAttribute::Local(std::net::IpAddr::V4(ip)) = attr {
-                        out.push((*ip, a.header.prefix_len));
+                        out.push((a.header.index, *ip, a.header.prefix_len));
                     }
                 }
             }
@@ -467,9 +494,13 @@ fn to_link(msg: &LinkMessage) -> Link {
         kind: None,
         up: msg.header.flags.contains(LinkFlags::Up),
         controller: None,
+        alias: None,
+        mac: None,
     };
     for attr in &msg.attributes {
         match attr {
+            LinkAttribute::IfAlias(a) => link.alias = Some(a.clone()),
+            LinkAttribute::Address(a) => link.mac = a.as_slice().try_into().ok(),
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
                     if let LinkInfo::Kind(k) = info {

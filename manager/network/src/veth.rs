@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::names::{validate_host_ifname, validate_ifname};
 use crate::netns;
 use crate::nl::Handle;
+use crate::owner::{Claim, Owner};
 
 /// Attaches the namespace at `netns_path` to `bridge`.
 ///
@@ -116,19 +117,52 @@ fn configure(
 pub fn detach(host_ifname: &str) -> Result<()> {
     validate_host_ifname(host_ifname)?;
     let mut nl = Handle::new()?;
-    let Some(link) = nl.link_by_name(host_ifname)? else {
+    let Some(link) = veth_link(&mut nl, host_ifname)? else {
         return Ok(());
     };
-    if link.kind != Some(InfoKind::Veth) {
+    nl.delete_link(link.index, host_ifname)
+}
+
+/// Marks the host end `host_ifname` of a veth pair made by [`attach`] as
+/// `owner`'s (see [`crate::owner`]), so that [`detach_owned`] of another
+/// owner leaves it alone.
+pub fn mark(host_ifname: &str, owner: &Owner) -> Result<()> {
+    validate_host_ifname(host_ifname)?;
+    let mut nl = Handle::new()?;
+    let link = veth_link(&mut nl, host_ifname)?.ok_or_else(|| Error::NoSuchInterface {
+        name: host_ifname.to_string(),
+        hint: "; attach it first".into(),
+    })?;
+    owner.claim(&mut nl, &link, host_ifname, "veth", Claim::OwnOrUnmarked)
+}
+
+/// [`detach`] that refuses ([`Error::NotOwned`], pair untouched) a veth
+/// marked as another owner's. An unmarked one is removed: it was made by a
+/// boxctl older than the marks, or by one that died before marking it.
+pub fn detach_owned(host_ifname: &str, owner: &Owner) -> Result<()> {
+    validate_host_ifname(host_ifname)?;
+    let mut nl = Handle::new()?;
+    let Some(link) = veth_link(&mut nl, host_ifname)? else {
+        return Ok(());
+    };
+    owner.check(&link, host_ifname, "veth", Claim::OwnOrUnmarked)?;
+    nl.delete_link(link.index, host_ifname)
+}
+
+/// The veth called `host_ifname`: `None` when absent, an error when the
+/// interface is not a veth.
+fn veth_link(nl: &mut Handle, host_ifname: &str) -> Result<Option<crate::nl::Link>> {
+    let link = nl.link_by_name(host_ifname)?;
+    if link
+        .as_ref()
+        .is_some_and(|l| l.kind != Some(InfoKind::Veth))
+    {
         return Err(Error::WrongKind {
             name: host_ifname.to_string(),
             expected: "veth",
         });
     }
-    match nl.delete_link(link.index, host_ifname) {
-        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(()),
-        other => other,
-    }
+    Ok(link)
 }
 
 /// Whether a host interface called `host_ifname` exists.

@@ -5,7 +5,7 @@ mod common;
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 
-use boxctl_network::{bridge, netns, veth, Error};
+use boxctl_network::{bridge, netns, veth, Claim, Error, HostUse, Owner};
 use common::*;
 
 fn route_on(bridge_name: &str, subnet: boxctl_network::Subnet) -> bool {
@@ -295,4 +295,134 @@ fn instances_on_different_bridges_are_isolated() {
     .unwrap();
     assert_eq!(back, b"gw");
     t.join().unwrap().unwrap();
+}
+
+/// The alias of host interface `name` (empty when none).
+fn ifalias(name: &str) -> String {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/ifalias"))
+        .unwrap_or_default()
+        .trim_end()
+        .to_string()
+}
+
+fn owners() -> (Owner, Owner) {
+    (
+        Owner::new("00000000000000aa", "/store/a").unwrap(),
+        Owner::new("00000000000000bb", "/store/b").unwrap(),
+    )
+}
+
+#[test]
+fn a_bridge_is_never_taken_over_by_another_owner() {
+    let (a, b) = owners();
+    let subnet = free_subnet();
+    let gw = (subnet.default_gateway(), subnet.prefix());
+    let other = free_subnet();
+    let gw_b = (other.default_gateway(), other.prefix());
+    let br = BridgeGuard(unique_ifname("o"));
+    bridge::ensure_owned(&br.0, Some(gw), &a, Claim::OwnOnly).unwrap();
+    assert_eq!(ifalias(&br.0), a.mark());
+    bridge::ensure_owned(&br.0, Some(gw), &a, Claim::OwnOnly).unwrap();
+
+    // B can neither use it (so not readdress it) nor delete it.
+    for claim in [Claim::OwnOnly, Claim::OwnOrUnmarked] {
+        let err = bridge::ensure_owned(&br.0, Some(gw_b), &b, claim).unwrap_err();
+        assert!(matches!(err, Error::NotOwned { .. }), "{err}");
+        assert!(err.to_string().contains("/store/a"), "{err}");
+        let err = bridge::delete_owned(&br.0, &b, claim).unwrap_err();
+        assert!(matches!(err, Error::NotOwned { .. }), "{err}");
+    }
+    assert_eq!(bridge::addresses(&br.0).unwrap(), vec![gw]);
+    assert_eq!(ifalias(&br.0), a.mark());
+
+    // A died between creating the bridge and marking it: no alias, but the
+    // MAC it was created with still says A's.
+    std::fs::write(format!("/sys/class/net/{}/ifalias", br.0), "\n").unwrap();
+    assert_eq!(ifalias(&br.0), "");
+    let err = bridge::ensure_owned(&br.0, Some(gw_b), &b, Claim::OwnOnly).unwrap_err();
+    assert!(err.to_string().contains("no boxctl store mark"), "{err}");
+    bridge::ensure_owned(&br.0, Some(gw), &a, Claim::OwnOnly).unwrap();
+    assert_eq!(ifalias(&br.0), a.mark());
+    bridge::delete_owned(&br.0, &a, Claim::OwnOnly).unwrap();
+    assert!(!bridge::exists(&br.0).unwrap());
+    bridge::delete_owned(&br.0, &a, Claim::OwnOnly).unwrap(); // absent: fine
+
+    // A bridge made without an owner (by hand, or by a boxctl before the
+    // marks) is taken only by a caller that has it on record.
+    let hand = BridgeGuard::new(unique_ifname("h"), None);
+    let err = bridge::ensure_owned(&hand.0, None, &a, Claim::OwnOnly).unwrap_err();
+    assert!(matches!(err, Error::NotOwned { .. }), "{err}");
+    assert_eq!(ifalias(&hand.0), "");
+    bridge::ensure_owned(&hand.0, None, &a, Claim::OwnOrUnmarked).unwrap();
+    assert_eq!(ifalias(&hand.0), a.mark());
+    assert!(bridge::delete_owned(&hand.0, &b, Claim::OwnOrUnmarked).is_err());
+}
+
+#[test]
+fn a_veth_is_never_removed_by_another_owner() {
+    let (a, b) = owners();
+    let subnet = free_subnet();
+    let gw = subnet.default_gateway();
+    let br = BridgeGuard::new(unique_ifname("vb"), Some((gw, subnet.prefix())));
+    let ns = NetnsGuard::new("own");
+    let host = VethGuard(unique_ifname("v"));
+    let addr = Ipv4Addr::from(u32::from(gw) + 1);
+    veth::attach(
+        ns.path(),
+        &br.0,
+        "eth0",
+        addr,
+        subnet.prefix(),
+        Some(gw),
+        &host.0,
+    )
+    .unwrap();
+    veth::mark(&host.0, &a).unwrap();
+    assert_eq!(ifalias(&host.0), a.mark());
+    let err = veth::detach_owned(&host.0, &b).unwrap_err();
+    assert!(matches!(err, Error::NotOwned { kind: "veth", .. }), "{err}");
+    assert!(veth::exists(&host.0).unwrap());
+    veth::detach_owned(&host.0, &a).unwrap();
+    assert!(!veth::exists(&host.0).unwrap());
+
+    // Unmarked (its owner died before marking it, or an older boxctl made
+    // it): removed by the teardown that finds it.
+    let host2 = VethGuard(unique_ifname("v"));
+    veth::attach(
+        ns.path(),
+        &br.0,
+        "eth1",
+        addr,
+        subnet.prefix(),
+        None,
+        &host2.0,
+    )
+    .unwrap();
+    veth::detach_owned(&host2.0, &b).unwrap();
+    assert!(!veth::exists(&host2.0).unwrap());
+}
+
+#[test]
+fn subnet_check_sees_host_routes_and_addresses() {
+    let subnet = free_subnet();
+    let gw = subnet.default_gateway();
+    let br = BridgeGuard::new(unique_ifname("sc"), Some((gw, subnet.prefix())));
+    let err = boxctl_network::check_subnet_free(&subnet, None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "subnet {subnet} overlaps host route {subnet} dev {}: choose another subnet",
+            br.0
+        )
+    );
+    let uses = boxctl_network::host_uses(&subnet, None).unwrap();
+    assert!(
+        uses.iter().any(
+            |u| matches!(u, HostUse::Address { addr, dev, .. } if *addr == gw && *dev == br.0)
+        ),
+        "{uses:?}"
+    );
+    // The caller's own bridge does not count.
+    boxctl_network::check_subnet_free(&subnet, Some(&br.0)).unwrap();
+    boxctl_network::check_subnet_free(&free_subnet(), None).unwrap();
 }

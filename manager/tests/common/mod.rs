@@ -8,6 +8,29 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
+/// /24s handed out by [`free_subnet_prefix`] in this process.
+static SUBNETS: AtomicU32 = AtomicU32::new(0);
+
+/// `10.SECOND.T.` for a /24 that no host route or address uses yet, distinct
+/// per call in this process and starting from this process's own offset,
+/// so that tests running in parallel (here or in another test process)
+/// never ask for the same subnet: `network create` refuses a subnet the
+/// host already uses.
+pub fn free_subnet_prefix(second: u8) -> String {
+    let start = std::process::id().wrapping_mul(7);
+    for _ in 0..256 {
+        let third = (start.wrapping_add(SUBNETS.fetch_add(1, Ordering::SeqCst)) % 256) as u8;
+        let subnet = boxctl_network::Subnet::new(std::net::Ipv4Addr::new(10, second, third, 0), 24)
+            .expect("a /24");
+        if boxctl_network::host_uses(&subnet, None)
+            .expect("read host routes")
+            .is_empty()
+        {
+            return format!("10.{second}.{third}.");
+        }
+    }
+    panic!("no free /24 left in 10.{second}.0.0/16");
+}
 
 /// The OCI runtime the tests drive: $BOXCTL_TEST_RUNTIME, else the
 /// workspace's release boxrun when built, else runc.
@@ -130,6 +153,30 @@ impl Env {
             "error is not one line: {err:?}"
         );
         err
+    }
+
+    /// `network create --subnet 10.SECOND.T.0/24 ARGS...` on a free /24 (see
+    /// [`free_subnet_prefix`]; `{net}` in ARGS stands for `10.SECOND.T.`),
+    /// trying the next one when another test took it meanwhile. Returns
+    /// `10.SECOND.T.`.
+    pub fn create_network(&self, second: u8, args: &[&str]) -> String {
+        for _ in 0..8 {
+            let net = free_subnet_prefix(second);
+            let subnet = format!("{net}0/24");
+            let args: Vec<String> = args.iter().map(|a| a.replace("{net}", &net)).collect();
+            let mut all = vec!["network", "create", "--subnet", subnet.as_str()];
+            all.extend(args.iter().map(String::as_str));
+            let out = self.boxctl(&all);
+            if out.status.success() {
+                return net;
+            }
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("overlaps host"),
+                "boxctl {all:?} failed: {err}"
+            );
+        }
+        panic!("no free subnet in 10.{second}.0.0/16 after 8 tries");
     }
 
     /// `inspect NAME` as JSON.

@@ -22,7 +22,7 @@ pub fn unique_ifname(tag: &str) -> String {
 }
 
 /// A /24 in 10.231.0.0/16 that no host route covers yet; distinct per call.
-/// (The manager's tests use 10.213.100-199.0/24: stay out of their way.)
+/// (The manager's tests use 10.213-10.218, the showcase farm 10.210: stay out of their way.)
 pub fn free_subnet() -> Subnet {
     let mut next = SUBNETS.lock().unwrap_or_else(|e| e.into_inner());
     let routes = boxctl_network::host_ipv4_routes().expect("dump host routes");
