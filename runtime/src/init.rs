@@ -615,3 +615,6 @@ fn exec(sys: &dyn Syscall, exe: &Path, args: &[String], env: &[String]) -> Resul
 pub fn exec_process(exe: &Path, args: &[String], env: &[String]) -> Result<()> {
     match exec(&Linux, exe, args, env)? {}
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,7 +7,7 @@ use super::Syscall;
 use crate::capabilities::Sets;
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{CStr, CString};
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
@@ -23,21 +23,25 @@ enum Fault {
 /// The recording fake.
 pub struct Recording {
     rootfs: PathBuf,
+    bundle: PathBuf,
     calls: RefCell<Vec<String>>,
     faults: RefCell<Vec<Fault>>,
     last_cap: u8,
+    umask: Cell<libc::mode_t>,
 }
 
 impl Recording {
-    /// A fake whose log shows paths under `rootfs` as `<rootfs>/…`.
-    pub fn new(rootfs: &Path) -> Self {
+    /// A fake whose log shows paths under `rootfs` as `<rootfs>/…`, and other paths
+    /// under `bundle` as `<bundle>/…`.
+    pub fn new(bundle: &Path, rootfs: &Path) -> Self {
+        let real = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
         Recording {
-            rootfs: rootfs
-                .canonicalize()
-                .unwrap_or_else(|_| rootfs.to_path_buf()),
+            rootfs: real(rootfs),
+            bundle: real(bundle),
             calls: RefCell::default(),
             faults: RefCell::default(),
             last_cap: 40,
+            umask: Cell::new(0o022),
         }
     }
 
@@ -61,7 +65,8 @@ impl Recording {
     fn record(&self, line: String) -> nix::Result<()> {
         let mut calls = self.calls.borrow_mut();
         let n = calls.len();
-        let fault = self.faults.borrow().iter().find_map(|f| match f {
+        // The fault added last wins where several match.
+        let fault = self.faults.borrow().iter().rev().find_map(|f| match f {
             Fault::Matching(p, e) if line.starts_with(p.as_str()) => Some(*e),
             Fault::Nth(i, e) if *i == n => Some(*e),
             _ => None,
@@ -75,11 +80,14 @@ impl Recording {
             Ok(_) => std::fs::read_link(p).unwrap_or_else(|_| p.to_path_buf()),
             Err(_) => p.to_path_buf(),
         };
-        match p.strip_prefix(&self.rootfs) {
-            Ok(rest) if rest.as_os_str().is_empty() => "<rootfs>".into(),
-            Ok(rest) => format!("<rootfs>/{}", rest.display()),
-            Err(_) => p.display().to_string(),
+        for (dir, name) in [(&self.rootfs, "<rootfs>"), (&self.bundle, "<bundle>")] {
+            match p.strip_prefix(dir) {
+                Ok(rest) if rest.as_os_str().is_empty() => return name.into(),
+                Ok(rest) => return format!("{name}/{}", rest.display()),
+                Err(_) => {}
+            }
         }
+        p.display().to_string()
     }
 
     fn show_at(&self, dir: RawFd, name: &CStr) -> String {
@@ -157,7 +165,7 @@ impl Syscall for Recording {
 
     fn umask(&self, mask: libc::mode_t) -> libc::mode_t {
         let _ = self.record(format!("umask {mask:o}"));
-        0o022
+        self.umask.replace(mask)
     }
 
     fn write_file(&self, path: &Path, data: &[u8]) -> std::io::Result<()> {
