@@ -1,6 +1,7 @@
 //! Capabilities: the five sets exactly as configured, with one capset(2) call.
 
 use crate::error::{Error, Result};
+use crate::syscall::Syscall;
 use oci_spec::runtime::{Capability, LinuxCapabilities};
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -73,88 +74,34 @@ pub fn last_cap() -> u8 {
 }
 
 /// Drop every capability not in the bounding set (needs CAP_SETPCAP: call before setuid).
-pub fn drop_bounding(s: &Sets, last: u8) -> Result<()> {
+pub fn drop_bounding(sys: &dyn Syscall, s: &Sets, last: u8) -> Result<()> {
     for n in 0..=last {
         if s.bounding & (1u64 << n) == 0 {
-            // SAFETY: PR_CAPBSET_DROP with a capability number.
-            let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, n as libc::c_ulong, 0, 0, 0) };
-            if r != 0 && nix::Error::last() != nix::Error::EINVAL {
-                return Err(Error::sys(
-                    format!("drop capability {n} from bounding set"),
-                    nix::Error::last(),
-                ));
+            match sys.cap_drop_bound(n) {
+                Ok(()) | Err(nix::Error::EINVAL) => {}
+                Err(e) => {
+                    return Err(Error::sys(
+                        format!("drop capability {n} from bounding set"),
+                        e,
+                    ))
+                }
             }
         }
     }
     Ok(())
 }
 
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
 /// Set effective, permitted and inheritable in one call, then the ambient set.
-pub fn apply(s: &Sets, last: u8) -> Result<()> {
-    let hdr = CapHeader {
-        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
-        pid: 0,
-    };
-    let data = [
-        CapData {
-            effective: s.effective as u32,
-            permitted: s.permitted as u32,
-            inheritable: s.inheritable as u32,
-        },
-        CapData {
-            effective: (s.effective >> 32) as u32,
-            permitted: (s.permitted >> 32) as u32,
-            inheritable: (s.inheritable >> 32) as u32,
-        },
-    ];
-    // SAFETY: header and a two-element data array as capset(2) v3 expects.
-    let r = unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) };
-    if r != 0 {
-        return Err(Error::sys("set capabilities", nix::Error::last()));
-    }
-    // SAFETY: PR_CAP_AMBIENT_CLEAR_ALL takes no pointer.
-    unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    };
+pub fn apply(sys: &dyn Syscall, s: &Sets, last: u8) -> Result<()> {
+    sys.capset(s)
+        .map_err(|e| Error::sys("set capabilities", e))?;
+    sys.ambient_clear();
     for n in 0..=last {
         if s.ambient & (1u64 << n) != 0 {
-            // SAFETY: raising an ambient capability by number.
-            let r = unsafe {
-                libc::prctl(
-                    libc::PR_CAP_AMBIENT,
-                    libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
-                    n as libc::c_ulong,
-                    0,
-                    0,
-                )
-            };
-            if r != 0 {
+            if let Err(e) = sys.ambient_raise(n) {
                 // runc only warns too: an ambient capability that is not also permitted and
                 // inheritable cannot be raised, and `runc spec` configs list it that way.
-                crate::logging::debug(&format!(
-                    "cannot raise ambient capability {n}: {}",
-                    nix::Error::last()
-                ));
+                crate::logging::debug(&format!("cannot raise ambient capability {n}: {e}"));
             }
         }
     }

@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result, SysContext};
 use crate::rootfs::{mkdir_all_in_root, open_in_root};
+use crate::syscall::Syscall;
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Spec};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -110,18 +111,16 @@ pub fn dev_is_bind(spec: &Spec) -> bool {
 }
 
 /// Create every device under the rootfs (before pivot_root).
-pub fn create_all(root: RawFd, devs: &[Dev], userns: bool) -> Result<()> {
+pub fn create_all(sys: &dyn Syscall, root: RawFd, devs: &[Dev], userns: bool) -> Result<()> {
     // With umask 0, mknod alone gives a node its exact mode (restored below).
-    // SAFETY: umask is always safe.
-    let old_umask = unsafe { libc::umask(0) };
+    let old_umask = sys.umask(0);
     // SAFETY: plain getters.
     let root_ids = unsafe { libc::geteuid() == 0 && libc::getegid() == 0 };
     let mut dirs = Vec::new();
     let r = devs
         .iter()
-        .try_for_each(|d| create(root, d, userns, root_ids, &mut dirs));
-    // SAFETY: as above.
-    unsafe { libc::umask(old_umask) };
+        .try_for_each(|d| create(sys, root, d, userns, root_ids, &mut dirs));
+    sys.umask(old_umask);
     r
 }
 
@@ -169,6 +168,7 @@ fn parent_dir<'a>(root: RawFd, rel: &Path, dirs: &'a mut Vec<ParentDir>) -> Resu
 }
 
 fn create(
+    sys: &dyn Syscall,
     root: RawFd,
     d: &Dev,
     userns: bool,
@@ -190,14 +190,7 @@ fn create(
         _ => libc::S_IFIFO,
     };
     let dev = libc::makedev(d.major as u32, d.minor as u32);
-    let mknod = || {
-        // SAFETY: valid dir fd and name; mode and dev are plain integers.
-        if unsafe { libc::mknodat(pdir.as_raw_fd(), cname.as_ptr(), kind | d.mode, dev) } == 0 {
-            Ok(())
-        } else {
-            Err(nix::Error::last())
-        }
-    };
+    let mknod = || sys.mknodat(pdir.as_raw_fd(), &cname, kind | d.mode, dev);
     if !userns {
         match mknod() {
             Ok(()) => {}
@@ -229,12 +222,12 @@ fn create(
         unsafe { libc::close(fd) };
         let target = open_in_root(root, &rel, libc::O_PATH)
             .sys_ctx(|| format!("open {}", d.path.display()))?;
-        nix::mount::mount(
+        sys.mount(
             Some(&d.path),
             &PathBuf::from(format!("/proc/self/fd/{}", target.as_raw_fd())),
-            None::<&str>,
+            None,
             nix::mount::MsFlags::MS_BIND,
-            None::<&str>,
+            None,
         )
         .sys_ctx(|| format!("bind device {}", d.path.display()))?;
         return Ok(());
@@ -242,32 +235,11 @@ fn create(
     if pd.plain && root_ids && d.uid == 0 && d.gid == 0 {
         return Ok(());
     }
-    // SAFETY: valid dir fd and name.
-    let r = unsafe {
-        libc::fchownat(
-            pdir.as_raw_fd(),
-            cname.as_ptr(),
-            d.uid,
-            d.gid,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if r != 0 {
-        return Err(Error::sys(
-            format!("chown {}", d.path.display()),
-            nix::Error::last(),
-        ));
-    }
+    sys.fchownat(pdir.as_raw_fd(), &cname, d.uid, d.gid)
+        .sys_ctx(|| format!("chown {}", d.path.display()))?;
     // A default ACL replaces the umask; set the exact mode.
-    // SAFETY: valid dir fd and name.
-    let r = unsafe { libc::fchmodat(pdir.as_raw_fd(), cname.as_ptr(), d.mode, 0) };
-    if r != 0 {
-        return Err(Error::sys(
-            format!("chmod {}", d.path.display()),
-            nix::Error::last(),
-        ));
-    }
-    Ok(())
+    sys.fchmodat(pdir.as_raw_fd(), &cname, d.mode)
+        .sys_ctx(|| format!("chmod {}", d.path.display()))
 }
 
 /// A file already at a device's path must be the same device (config-linux.md: otherwise
@@ -307,7 +279,7 @@ fn remove_same_device(
 }
 
 /// The standard /dev symlinks, and /dev/ptmx pointing at the container's devpts.
-pub fn create_symlinks(root: RawFd) -> Result<()> {
+pub fn create_symlinks(sys: &dyn Syscall, root: RawFd) -> Result<()> {
     let dev = match open_in_root(root, Path::new("dev"), libc::O_DIRECTORY | libc::O_RDONLY) {
         Ok(fd) => fd,
         Err(nix::Error::ENOENT) => return Ok(()),
@@ -325,26 +297,18 @@ pub fn create_symlinks(root: RawFd) -> Result<()> {
     for (name, target) in links {
         let n = CString::new(name).map_err(|_| Error::Other("bad name".into()))?;
         let t = CString::new(target).map_err(|_| Error::Other("bad target".into()))?;
-        // SAFETY: valid fd and strings.
-        let r = unsafe { libc::symlinkat(t.as_ptr(), dev.as_raw_fd(), n.as_ptr()) };
-        if r != 0 && nix::Error::last() != nix::Error::EEXIST {
-            return Err(Error::sys(
-                format!("symlink /dev/{name}"),
-                nix::Error::last(),
-            ));
+        match sys.symlinkat(&t, dev.as_raw_fd(), &n) {
+            Ok(()) | Err(nix::Error::EEXIST) => {}
+            Err(e) => return Err(Error::sys(format!("symlink /dev/{name}"), e)),
         }
     }
     // /dev/ptmx -> pts/ptmx, replacing anything the image has.
     let n = CString::new("ptmx").map_err(|_| Error::Other("bad name".into()))?;
     let t = CString::new("pts/ptmx").map_err(|_| Error::Other("bad target".into()))?;
-    // SAFETY: valid fd and strings.
-    unsafe {
-        libc::unlinkat(dev.as_raw_fd(), n.as_ptr(), 0);
-        if libc::symlinkat(t.as_ptr(), dev.as_raw_fd(), n.as_ptr()) != 0 {
-            return Err(Error::sys("symlink /dev/ptmx", nix::Error::last()));
-        }
-    }
-    Ok(())
+    // SAFETY: valid fd and string.
+    unsafe { libc::unlinkat(dev.as_raw_fd(), n.as_ptr(), 0) };
+    sys.symlinkat(&t, dev.as_raw_fd(), &n)
+        .sys_ctx(|| "symlink /dev/ptmx".into())
 }
 
 /// The device cgroup rules the container gets, as runc computes them: the spec's

@@ -2,18 +2,16 @@
 
 use crate::capabilities::{self, Sets};
 use crate::error::{Error, Result, SysContext};
+use crate::syscall::{Linux, Syscall};
 use oci_spec::runtime::{Process, User};
 use std::os::unix::ffi::OsStrExt;
 
 /// Set groups, gid and uid (in that order). `setgroups_allowed` is false in a user
 /// namespace whose setgroups file says deny.
-pub fn switch(user: &User, setgroups_allowed: bool) -> Result<()> {
+pub fn switch(sys: &dyn Syscall, user: &User, setgroups_allowed: bool) -> Result<()> {
     let groups: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
     if setgroups_allowed {
-        // SAFETY: groups is a valid slice of gids.
-        if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } != 0 {
-            return Err(Error::sys("setgroups", nix::Error::last()));
-        }
+        sys.setgroups(&groups).sys_ctx(|| "setgroups".into())?;
     } else if !groups.is_empty() {
         return Err(Error::Config(
             "process.user.additionalGids cannot be set: setgroups is denied in this user namespace"
@@ -22,14 +20,8 @@ pub fn switch(user: &User, setgroups_allowed: bool) -> Result<()> {
     }
     let gid = user.gid();
     let uid = user.uid();
-    // SAFETY: plain integer arguments.
-    if unsafe { libc::setresgid(gid, gid, gid) } != 0 {
-        return Err(Error::sys(format!("setresgid {gid}"), nix::Error::last()));
-    }
-    // SAFETY: plain integer arguments.
-    if unsafe { libc::setresuid(uid, uid, uid) } != 0 {
-        return Err(Error::sys(format!("setresuid {uid}"), nix::Error::last()));
-    }
+    sys.setresgid(gid).sys_ctx(|| format!("setresgid {gid}"))?;
+    sys.setresuid(uid).sys_ctx(|| format!("setresuid {uid}"))?;
     Ok(())
 }
 
@@ -70,33 +62,42 @@ pub fn enter(
     seccomp: Option<&boxrun_seccomp::Filter>,
     install: &mut dyn FnMut(&boxrun_seccomp::Filter) -> Result<()>,
 ) -> Result<()> {
+    enter_with(&Linux, p, sets, in_userns, seccomp, install)
+}
+
+/// [`enter`] through `sys`.
+pub fn enter_with(
+    sys: &dyn Syscall,
+    p: &Process,
+    sets: &Sets,
+    in_userns: bool,
+    seccomp: Option<&boxrun_seccomp::Filter>,
+    install: &mut dyn FnMut(&boxrun_seccomp::Filter) -> Result<()>,
+) -> Result<()> {
     let nnp = p.no_new_privileges().unwrap_or(false);
-    let last = capabilities::last_cap();
+    let last = sys.cap_last();
     let cwd = p.cwd();
-    nix::unistd::chdir(cwd).sys_ctx(|| format!("process.cwd {}", cwd.display()))?;
+    sys.chdir(cwd)
+        .sys_ctx(|| format!("process.cwd {}", cwd.display()))?;
     check_cwd_inside()?;
     if let (Some(f), false) = (seccomp, nnp) {
         install(f)?;
     }
-    capabilities::drop_bounding(sets, last)?;
-    // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
+    capabilities::drop_bounding(sys, sets, last)?;
+    sys.set_keepcaps(true);
     let setgroups_ok = !in_userns
         || std::fs::read_to_string("/proc/self/setgroups")
             .map(|s| s.trim() != "deny")
             .unwrap_or(true);
-    switch(p.user(), setgroups_ok)?;
-    // SAFETY: as above.
-    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
-    nix::unistd::chdir(cwd).sys_ctx(|| format!("process.cwd {}", cwd.display()))?;
-    capabilities::apply(sets, last)?;
-    // SAFETY: umask with an integer.
-    unsafe { libc::umask(p.user().umask().unwrap_or(0o022) as libc::mode_t) };
+    switch(sys, p.user(), setgroups_ok)?;
+    sys.set_keepcaps(false);
+    sys.chdir(cwd)
+        .sys_ctx(|| format!("process.cwd {}", cwd.display()))?;
+    capabilities::apply(sys, sets, last)?;
+    sys.umask(p.user().umask().unwrap_or(0o022) as libc::mode_t);
     if nnp {
-        // SAFETY: prctl with integer arguments.
-        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-            return Err(Error::sys("set no_new_privs", nix::Error::last()));
-        }
+        sys.set_no_new_privs()
+            .sys_ctx(|| "set no_new_privs".into())?;
         if let Some(f) = seccomp {
             install(f)?;
         }

@@ -16,6 +16,7 @@ use crate::identity;
 use crate::namespaces::Plan;
 use crate::rootfs;
 use crate::sync::{Channel, Tag};
+use crate::syscall::{Linux, Syscall};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -71,7 +72,7 @@ pub fn child_main(ctx: &InitCtx, chan: &Channel) -> ! {
     // Signals blocked by a foreground `run` parent must not stay blocked in the container,
     // nor SIGPIPE ignored.
     crate::signals::reset_for_exec();
-    let err = match setup(ctx, chan) {
+    let err = match setup(ctx, chan, &Linux) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -96,7 +97,7 @@ enum Never {}
 /// Set once Ready is sent: the runtime no longer reads the channel.
 static READY_SENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-fn write_timens_offsets(spec: &Spec) -> Result<()> {
+fn write_timens_offsets(sys: &dyn Syscall, spec: &Spec) -> Result<()> {
     let Some(offs) = spec
         .linux()
         .as_ref()
@@ -113,25 +114,14 @@ fn write_timens_offsets(spec: &Spec) -> Result<()> {
         ));
     }
     if !s.is_empty() {
-        std::fs::write("/proc/self/timens_offsets", s)
+        sys.write_file(Path::new("/proc/self/timens_offsets"), s.as_bytes())
             .map_err(|e| Error::Other(format!("linux.timeOffsets: {e}")))?;
     }
     Ok(())
 }
 
-fn join_session_keyring(id: &str) {
-    let name = CString::new(format!("_ses.{id}")).unwrap_or_default();
-    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING with a C string; failure (no keyrings) is ignored like runc.
-    unsafe {
-        libc::syscall(
-            libc::SYS_keyctl,
-            1, /* KEYCTL_JOIN_SESSION_KEYRING */
-            name.as_ptr(),
-        )
-    };
-}
-
-fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
+/// Set-up from the parent's go-ahead to exec, every privileged call through `sys`.
+fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
     if ctx.ns.new_user {
         chan.expect(Tag::Go, "waiting for the user namespace's id maps")?;
     }
@@ -150,7 +140,7 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
         None
     };
     for j in &ctx.ns.joins {
-        crate::namespaces::setns(j)?;
+        crate::namespaces::setns_with(sys, j)?;
     }
     let in_userns = ctx.ns.new_user
         || ctx
@@ -160,26 +150,18 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
             .any(|j| j.typ == LinuxNamespaceType::User);
     if in_userns {
         // Become root of the user namespace (0 must be mapped).
-        // SAFETY: integer arguments.
-        unsafe {
-            if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
-                return Err(Error::sys(
-                    "become root in the user namespace (is uid/gid 0 mapped?)",
-                    nix::Error::last(),
-                ));
-            }
-        }
+        sys.setresgid(0)
+            .and_then(|()| sys.setresuid(0))
+            .sys_ctx(|| "become root in the user namespace (is uid/gid 0 mapped?)".into())?;
     }
     let cgroupns_new = ctx.ns.late_unshare & libc::CLONE_NEWCGROUP != 0;
     // Network and time namespaces now, while the runtime makes and joins the cgroups.
     let before_join = ctx.ns.late_unshare & !libc::CLONE_NEWCGROUP;
     if before_join != 0 {
-        // SAFETY: unshare with namespace flags.
-        if unsafe { libc::unshare(before_join) } != 0 {
-            return Err(Error::sys("unshare namespaces", nix::Error::last()));
-        }
+        sys.unshare(before_join)
+            .sys_ctx(|| "unshare namespaces".into())?;
         if before_join & libc::CLONE_NEWTIME != 0 {
-            write_timens_offsets(spec)?;
+            write_timens_offsets(sys, spec)?;
         }
     }
     let joined = CgroupProgress::new(ctx.cgroup);
@@ -199,34 +181,29 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
         )?;
     }
     if cgroupns_new {
-        // SAFETY: unshare with a namespace flag.
-        if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
-            return Err(Error::sys("unshare cgroup namespace", nix::Error::last()));
-        }
+        sys.unshare(libc::CLONE_NEWCGROUP)
+            .sys_ctx(|| "unshare cgroup namespace".into())?;
     }
     if ctx.ns.new_net {
-        crate::namespaces::loopback_up()?;
+        sys.loopback_up()?;
     }
-    // SAFETY: setsid takes no arguments.
-    unsafe { libc::setsid() };
+    sys.setsid();
     if !ctx.no_new_keyring {
-        join_session_keyring(ctx.id);
+        // Failure (no keyrings) is ignored like runc.
+        let name = CString::new(format!("_ses.{}", ctx.id)).unwrap_or_default();
+        sys.join_session_keyring(&name);
     }
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
-        nix::unistd::sethostname(h).sys_ctx(|| format!("set hostname {h:?}"))?;
+        sys.sethostname(h)
+            .sys_ctx(|| format!("set hostname {h:?}"))?;
     }
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
-        // SAFETY: d is valid for d.len() bytes.
-        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
-            return Err(Error::sys(
-                format!("set domainname {d:?}"),
-                nix::Error::last(),
-            ));
-        }
+        sys.setdomainname(d)
+            .sys_ctx(|| format!("set domainname {d:?}"))?;
     }
 
-    // SAFETY: umask is always safe; devices get their exact modes.
-    unsafe { libc::umask(0) };
+    // Devices get their exact modes.
+    sys.umask(0);
     let cgroupns = ctx.ns.late_unshare & libc::CLONE_NEWCGROUP != 0
         || ctx
             .ns
@@ -242,6 +219,7 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
         cgroupns,
         userns: in_userns,
         cgroup_ready: &cgroup_ready,
+        sys,
     };
     if ctx.ns.has_mount_ns {
         rootfs::prepare_root(&rctx)?;
@@ -257,8 +235,8 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
         let rootfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(rootfd) };
         rootfs::mount_all(&rctx, rootfd.as_raw_fd())?;
         if !devices::dev_is_bind(spec) {
-            devices::create_all(rootfd.as_raw_fd(), &devices::list(spec)?, in_userns)?;
-            devices::create_symlinks(rootfd.as_raw_fd())?;
+            devices::create_all(sys, rootfd.as_raw_fd(), &devices::list(spec)?, in_userns)?;
+            devices::create_symlinks(sys, rootfd.as_raw_fd())?;
         }
     }
 
@@ -300,15 +278,16 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
     let fifo = if ctx.wait_fifo { ctx.fifo } else { None };
 
     if ctx.ns.has_mount_ns {
-        rootfs::pivot(ctx.rootfs, ctx.no_pivot)?;
+        rootfs::pivot(sys, ctx.rootfs, ctx.no_pivot)?;
         rootfs::apply_root_propagation(&rctx)?;
     } else {
-        nix::unistd::chroot(ctx.rootfs).sys_ctx(|| format!("chroot {}", ctx.rootfs.display()))?;
-        nix::unistd::chdir("/").sys_ctx(|| "chdir /".into())?;
+        sys.chroot(ctx.rootfs)
+            .sys_ctx(|| format!("chroot {}", ctx.rootfs.display()))?;
+        sys.chdir(Path::new("/")).sys_ctx(|| "chdir /".into())?;
     }
-    rootfs::write_sysctls(spec)?;
+    rootfs::write_sysctls(sys, spec)?;
     if ctx.ns.has_mount_ns {
-        rootfs::finalize(spec)?;
+        rootfs::finalize(sys, spec)?;
     }
 
     let Some(process) = spec.process().as_ref() else {
@@ -356,7 +335,7 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
     let exe = resolve_exe(&args[0], &env, process.cwd())?;
 
     let sets = capabilities::Sets::from_spec(process.capabilities().as_ref())?;
-    identity::enter(process, &sets, in_userns, ctx.seccomp, &mut |f| {
+    identity::enter_with(sys, process, &sets, in_userns, ctx.seccomp, &mut |f| {
         install_seccomp(f, chan, &joined)
     })?;
 
@@ -420,7 +399,7 @@ fn setup(ctx: &InitCtx, chan: &Channel) -> Result<Never> {
     }
     // Last: a real-time or deadline policy must not slow the set-up above.
     crate::sched::apply_scheduler(process)?;
-    exec(&exe, &args, &env)
+    exec(sys, &exe, &args, &env)
 }
 
 fn state_json(ctx: &InitCtx, rec: Option<&crate::state::Record>, status: &str) -> Vec<u8> {
@@ -617,7 +596,7 @@ pub fn resolve_exe(arg0: &str, env: &[String], cwd: &Path) -> Result<PathBuf> {
     )))
 }
 
-fn exec(exe: &Path, args: &[String], env: &[String]) -> Result<Never> {
+fn exec(sys: &dyn Syscall, exe: &Path, args: &[String], env: &[String]) -> Result<Never> {
     let cexe = CString::new(exe.as_os_str().as_bytes())
         .map_err(|_| Error::Config("exe path has NUL".into()))?;
     let cargs: Vec<CString> = args
@@ -628,25 +607,14 @@ fn exec(exe: &Path, args: &[String], env: &[String]) -> Result<Never> {
         .iter()
         .map(|a| CString::new(a.as_str()).unwrap_or_default())
         .collect();
-    let argv: Vec<*const libc::c_char> = cargs
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
-    let envp: Vec<*const libc::c_char> = cenv
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
-    // SAFETY: argv and envp are NULL-terminated arrays of valid C strings.
-    unsafe { libc::execve(cexe.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-    Err(Error::sys(
-        format!("exec {}", exe.display()),
-        nix::Error::last(),
-    ))
+    let e = sys.execve(&cexe, &cargs, &cenv);
+    Err(Error::sys(format!("exec {}", exe.display()), e))
 }
 
 /// Exec used by `boxrun exec` children (shares the resolution and error wording).
 pub fn exec_process(exe: &Path, args: &[String], env: &[String]) -> Result<()> {
-    match exec(exe, args, env)? {}
+    match exec(&Linux, exe, args, env)? {}
 }
+
+#[cfg(test)]
+mod tests;

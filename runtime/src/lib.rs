@@ -11,6 +11,8 @@
 //! - [`state`]: the per-container state directory, locking, atomic writes.
 //! - [`container`]: create/start/run/kill/delete/state/list/pause orchestration.
 //! - [`init`]: the container side, between clone and exec.
+//! - [`syscall`]: the privileged calls of the set-up behind one trait (real and
+//!   recording fake), so its order is unit-tested without root.
 //! - [`namespaces`], [`rootfs`], [`mounts`], [`devices`], [`hooks`], [`capabilities`],
 //!   [`rlimits`], [`identity`], [`console`], [`sync`], [`exec`], [`features`], [`spec`].
 
@@ -40,4 +42,5 @@ pub mod signals;
 pub mod spec;
 pub mod state;
 pub mod sync;
+pub mod syscall;
 pub mod util;

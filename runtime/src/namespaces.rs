@@ -149,15 +149,13 @@ pub fn plan(list: &[LinuxNamespace]) -> Result<Plan> {
 
 /// Enter a namespace by fd.
 pub fn setns(j: &Join) -> Result<()> {
-    // SAFETY: setns on a valid namespace fd.
-    let r = unsafe { libc::setns(j.fd.as_raw_fd(), flag(j.typ)) };
-    if r != 0 {
-        return Err(Error::sys(
-            format!("join {} namespace", proc_name(j.typ)),
-            nix::Error::last(),
-        ));
-    }
-    Ok(())
+    setns_with(&crate::syscall::Linux, j)
+}
+
+/// [`setns`] through `sys`.
+pub fn setns_with(sys: &dyn crate::syscall::Syscall, j: &Join) -> Result<()> {
+    sys.setns(j.fd.as_raw_fd(), flag(j.typ))
+        .map_err(|e| Error::sys(format!("join {} namespace", proc_name(j.typ)), e))
 }
 
 /// Bring up `lo` in the current (new) network namespace, as runc and crun do: engines

@@ -7,7 +7,8 @@
 
 use crate::error::{Error, Result, SysContext};
 use crate::mounts;
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use crate::syscall::Syscall;
+use nix::mount::{MntFlags, MsFlags};
 use oci_spec::runtime::{Mount, Spec};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -31,6 +32,8 @@ pub struct Ctx<'a> {
     /// Waits until the runtime has made the container's cgroup directories (called
     /// before the first cgroup mount).
     pub cgroup_ready: &'a dyn Fn() -> Result<()>,
+    /// The privileged calls.
+    pub sys: &'a dyn Syscall,
 }
 
 /// A path relative to the rootfs from an absolute in-container path.
@@ -140,6 +143,7 @@ fn fd_path(fd: &OwnedFd) -> PathBuf {
 }
 
 fn do_mount(
+    sys: &dyn Syscall,
     src: Option<&Path>,
     target: &Path,
     fstype: Option<&str>,
@@ -147,15 +151,14 @@ fn do_mount(
     data: Option<&str>,
     what: &dyn Fn() -> String,
 ) -> Result<()> {
-    mount(src, target, fstype, flags, data).sys_ctx(what)
+    sys.mount(src, target, fstype, flags, data).sys_ctx(what)
 }
 
 /// Flags of the mount at `p` that a remount must keep (locked in a user namespace).
-fn locked_flags(p: &Path) -> MsFlags {
-    match nix::sys::statvfs::statvfs(p) {
-        Ok(s) => {
+fn locked_flags(sys: &dyn Syscall, p: &Path) -> MsFlags {
+    match sys.mount_flags(p) {
+        Ok(f) => {
             use nix::sys::statvfs::FsFlags;
-            let f = s.flags();
             let mut m = MsFlags::empty();
             for (a, b) in [
                 (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
@@ -177,13 +180,13 @@ fn locked_flags(p: &Path) -> MsFlags {
 }
 
 /// Remount a bind mount with `flags`, keeping flags the kernel locked on it.
-fn remount_bind(target: &Path, flags: MsFlags) -> Result<()> {
+fn remount_bind(sys: &dyn Syscall, target: &Path, flags: MsFlags) -> Result<()> {
     let f = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags;
-    match mount(None::<&str>, target, None::<&str>, f, None::<&str>) {
+    match sys.mount(None, target, None, f, None) {
         Ok(()) => Ok(()),
         Err(nix::Error::EPERM) => {
-            let keep = locked_flags(target) & !MsFlags::MS_RDONLY;
-            mount(None::<&str>, target, None::<&str>, f | keep, None::<&str>)
+            let keep = locked_flags(sys, target) & !MsFlags::MS_RDONLY;
+            sys.mount(None, target, None, f | keep, None)
                 .sys_ctx(|| format!("remount {}", target.display()))
         }
         Err(e) => Err(Error::sys(format!("remount {}", target.display()), e)),
@@ -223,13 +226,14 @@ pub fn prepare_root(ctx: &Ctx) -> Result<()> {
     } else {
         MsFlags::MS_SLAVE | MsFlags::MS_REC
     };
-    do_mount(None, Path::new("/"), None, base, None, &|| {
+    do_mount(ctx.sys, None, Path::new("/"), None, base, None, &|| {
         "set propagation of /".into()
     })?;
     // pivot_root needs the rootfs's parent mount not to be shared: `base` is recursive
     // slave or private, which leaves no shared mount in this namespace (a shared mount
     // becomes a slave, or private when it had no peer), so no mountinfo scan is needed.
     do_mount(
+        ctx.sys,
         Some(ctx.rootfs),
         ctx.rootfs,
         Some("bind"),
@@ -256,7 +260,7 @@ pub fn apply_root_propagation(ctx: &Ctx) -> Result<()> {
         Some("runbindable") => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
         _ => return Ok(()),
     };
-    do_mount(None, Path::new("/"), None, flags, None, &|| {
+    do_mount(ctx.sys, None, Path::new("/"), None, flags, None, &|| {
         "set rootfsPropagation".into()
     })
 }
@@ -313,19 +317,19 @@ fn mount_one(ctx: &Ctx, rootfd: RawFd, m: &Mount) -> Result<()> {
         if opts.flags.contains(MsFlags::MS_REC) {
             bflags |= MsFlags::MS_REC;
         }
-        do_mount(Some(&src), &tp, None, bflags, None, &what)?;
+        do_mount(ctx.sys, Some(&src), &tp, None, bflags, None, &what)?;
         // Reopen: the fd still points at the covered directory, not the new mount.
         let target = open_in_root(rootfd, &rel(dest), libc::O_PATH).sys_ctx(what)?;
         let tp = fd_path(&target);
         let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !extra.is_empty() {
-            remount_bind(&tp, extra)?;
+            remount_bind(ctx.sys, &tp, extra)?;
         }
         if opts.recursive_ro {
-            set_recursive_ro(&tp)?;
+            set_recursive_ro(ctx.sys, &tp)?;
         }
         for p in &opts.propagation {
-            do_mount(None, &tp, None, *p, None, &what)?;
+            do_mount(ctx.sys, None, &tp, None, *p, None, &what)?;
         }
         return Ok(());
     }
@@ -343,12 +347,13 @@ fn mount_one(ctx: &Ctx, rootfd: RawFd, m: &Mount) -> Result<()> {
         Some(opts.data.as_str())
     };
     let flags = opts.flags & !MsFlags::MS_REMOUNT;
-    let res = mount(Some(&src), &tp, Some(typ), flags, data);
+    let res = ctx.sys.mount(Some(&src), &tp, Some(typ), flags, data);
     match res {
         Ok(()) => {}
         Err(nix::Error::EPERM) | Err(nix::Error::EBUSY) if typ == "sysfs" && ctx.userns => {
             // A user namespace without its own network namespace may not mount sysfs.
             do_mount(
+                ctx.sys,
                 Some(Path::new("/sys")),
                 &tp,
                 None,
@@ -359,6 +364,7 @@ fn mount_one(ctx: &Ctx, rootfd: RawFd, m: &Mount) -> Result<()> {
         }
         Err(nix::Error::EPERM) if typ == "mqueue" && ctx.userns => {
             do_mount(
+                ctx.sys,
                 Some(Path::new("/dev/mqueue")),
                 &tp,
                 None,
@@ -373,10 +379,10 @@ fn mount_one(ctx: &Ctx, rootfd: RawFd, m: &Mount) -> Result<()> {
         let target = open_in_root(rootfd, &rel(dest), libc::O_PATH).sys_ctx(what)?;
         let tp = fd_path(&target);
         if opts.recursive_ro {
-            set_recursive_ro(&tp)?;
+            set_recursive_ro(ctx.sys, &tp)?;
         }
         for p in &opts.propagation {
-            do_mount(None, &tp, None, *p, None, &what)?;
+            do_mount(ctx.sys, None, &tp, None, *p, None, &what)?;
         }
     }
     Ok(())
@@ -389,69 +395,76 @@ fn typ_or_src(m: &Mount) -> String {
         .unwrap_or_default()
 }
 
-fn set_recursive_ro(target: &Path) -> Result<()> {
-    boxrun_cgroups::mount_setattr_recursive(target, boxrun_cgroups::MOUNT_ATTR_RDONLY).map_err(
-        |e| {
-            Error::Other(format!(
-                "make {} recursively read-only: {e}",
-                target.display()
-            ))
-        },
-    )
+fn set_recursive_ro(sys: &dyn Syscall, target: &Path) -> Result<()> {
+    sys.mount_setattr_rdonly_recursive(target).map_err(|e| {
+        Error::Other(format!(
+            "make {} recursively read-only: {e}",
+            target.display()
+        ))
+    })
 }
 
 /// Step 4: move into the new root (pivot_root, or chroot with `--no-pivot`).
-pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
+pub fn pivot(sys: &dyn Syscall, rootfs: &Path, no_pivot: bool) -> Result<()> {
+    let root = Path::new("/");
     if no_pivot {
-        nix::unistd::chdir(rootfs).sys_ctx(|| format!("chdir {}", rootfs.display()))?;
+        sys.chdir(rootfs)
+            .sys_ctx(|| format!("chdir {}", rootfs.display()))?;
         do_mount(
+            sys,
             Some(rootfs),
-            Path::new("/"),
+            root,
             None,
             MsFlags::MS_MOVE,
             None,
             &|| "move rootfs to /".into(),
         )?;
-        nix::unistd::chroot(".").sys_ctx(|| "chroot".into())?;
-        nix::unistd::chdir("/").sys_ctx(|| "chdir /".into())?;
+        sys.chroot(Path::new(".")).sys_ctx(|| "chroot".into())?;
+        sys.chdir(root).sys_ctx(|| "chdir /".into())?;
         return Ok(());
     }
     let old = nix::fcntl::open(
-        "/",
+        root,
         nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
     .sys_ctx(|| "open /".into())?;
     // SAFETY: fresh fd from open.
     let old = unsafe { OwnedFd::from_raw_fd(old) };
-    nix::unistd::chdir(rootfs).sys_ctx(|| format!("chdir {}", rootfs.display()))?;
-    nix::unistd::pivot_root(".", ".").sys_ctx(|| format!("pivot_root {}", rootfs.display()))?;
-    nix::unistd::fchdir(old.as_raw_fd()).sys_ctx(|| "fchdir old root".into())?;
+    let here = Path::new(".");
+    sys.chdir(rootfs)
+        .sys_ctx(|| format!("chdir {}", rootfs.display()))?;
+    sys.pivot_root(here, here)
+        .sys_ctx(|| format!("pivot_root {}", rootfs.display()))?;
+    sys.fchdir(old.as_raw_fd())
+        .sys_ctx(|| "fchdir old root".into())?;
     // The old root must not propagate the unmount to the host.
     do_mount(
+        sys,
         None,
-        Path::new("."),
+        here,
         None,
         MsFlags::MS_SLAVE | MsFlags::MS_REC,
         None,
         &|| "make old root slave".into(),
     )?;
-    umount2(".", MntFlags::MNT_DETACH).sys_ctx(|| "detach old root".into())?;
-    nix::unistd::chdir("/").sys_ctx(|| "chdir /".into())?;
+    sys.umount2(here, MntFlags::MNT_DETACH)
+        .sys_ctx(|| "detach old root".into())?;
+    sys.chdir(root).sys_ctx(|| "chdir /".into())?;
     Ok(())
 }
 
 /// Step 5 (after pivot): masked paths, read-only paths, read-only root.
-pub fn finalize(spec: &Spec) -> Result<()> {
+pub fn finalize(sys: &dyn Syscall, spec: &Spec) -> Result<()> {
     if let Some(l) = spec.linux() {
         if let Some(paths) = l.readonly_paths() {
             for p in paths {
-                readonly_path(Path::new(p))?;
+                readonly_path(sys, Path::new(p))?;
             }
         }
         if let Some(paths) = l.masked_paths() {
             for p in paths {
-                mask_path(Path::new(p))?;
+                mask_path(sys, Path::new(p))?;
             }
         }
     }
@@ -461,22 +474,23 @@ pub fn finalize(spec: &Spec) -> Result<()> {
         .and_then(|r| r.readonly())
         .unwrap_or(false)
     {
-        remount_bind(Path::new("/"), MsFlags::MS_RDONLY)?;
+        remount_bind(sys, Path::new("/"), MsFlags::MS_RDONLY)?;
     }
     Ok(())
 }
 
-fn mask_path(p: &Path) -> Result<()> {
-    match mount(
-        Some("/dev/null"),
+fn mask_path(sys: &dyn Syscall, p: &Path) -> Result<()> {
+    match sys.mount(
+        Some(Path::new("/dev/null")),
         p,
-        None::<&str>,
+        None,
         MsFlags::MS_BIND,
-        None::<&str>,
+        None,
     ) {
         Ok(()) => Ok(()),
         Err(nix::Error::ENOENT) => Ok(()),
         Err(nix::Error::ENOTDIR) => do_mount(
+            sys,
             Some(Path::new("tmpfs")),
             p,
             Some("tmpfs"),
@@ -488,23 +502,21 @@ fn mask_path(p: &Path) -> Result<()> {
     }
 }
 
-fn readonly_path(p: &Path) -> Result<()> {
-    match mount(
-        Some(p),
-        p,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    ) {
+fn readonly_path(sys: &dyn Syscall, p: &Path) -> Result<()> {
+    match sys.mount(Some(p), p, None, MsFlags::MS_BIND | MsFlags::MS_REC, None) {
         Ok(()) => {}
         Err(nix::Error::ENOENT) => return Ok(()),
         Err(e) => return Err(Error::sys(format!("make {} read-only", p.display()), e)),
     }
-    remount_bind(p, MsFlags::MS_RDONLY | MsFlags::MS_REC | locked_flags(p))
+    remount_bind(
+        sys,
+        p,
+        MsFlags::MS_RDONLY | MsFlags::MS_REC | locked_flags(sys, p),
+    )
 }
 
 /// Write `linux.sysctl` values through /proc/sys (after /proc is mounted).
-pub fn write_sysctls(spec: &Spec) -> Result<()> {
+pub fn write_sysctls(sys: &dyn Syscall, spec: &Spec) -> Result<()> {
     let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
         return Ok(());
     };
@@ -513,7 +525,7 @@ pub fn write_sysctls(spec: &Spec) -> Result<()> {
             return Err(Error::Config(format!("linux.sysctl: bad key {k:?}")));
         }
         let path = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
-        std::fs::write(&path, v.as_bytes())
+        sys.write_file(&path, v.as_bytes())
             .map_err(|e| Error::Other(format!("linux.sysctl {k}={v}: {e}")))?;
     }
     Ok(())
