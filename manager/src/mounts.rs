@@ -118,3 +118,19 @@ pub fn mount_overlay(target: &Path, options: &str) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_this_process_mounts() {
+        // /proc is mounted in every environment these tests run in; /proc/self is not a mount.
+        assert!(is_mount_point(Path::new("/proc")));
+        assert!(!is_mount_point(Path::new("/proc/self")));
+        assert!(mounts_under(Path::new("/proc")).contains(&PathBuf::from("/proc")));
+        let (major, _) = device_of(Path::new("/proc")).expect("device of /proc");
+        assert_eq!(major, 0, "procfs has an anonymous device");
+        assert_eq!(device_of(Path::new("/no/such/mount")), None);
+    }
+}
