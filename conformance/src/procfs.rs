@@ -1,111 +1,7 @@
-//! Parsers for /proc files and the name tables the checker and runner share.
+//! Parsers for /proc files and the name tables the checker and runner share;
+//! mountinfo is parsed by `boxrun-common`, re-exported here.
 
-/// One line of /proc/self/mountinfo.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountInfo {
-    /// Mount ID.
-    pub id: u32,
-    /// Parent mount ID.
-    pub parent: u32,
-    /// Root of the mount within its filesystem.
-    pub root: String,
-    /// Mount point relative to the reader's root.
-    pub mount_point: String,
-    /// Per-mount options (ro, nosuid, relatime, ...).
-    pub mount_opts: Vec<String>,
-    /// Optional fields (shared:N, master:N, propagate_from:N, unbindable).
-    pub optional: Vec<String>,
-    /// Filesystem type.
-    pub fstype: String,
-    /// Mount source.
-    pub source: String,
-    /// Superblock options.
-    pub super_opts: Vec<String>,
-}
-
-impl MountInfo {
-    /// Propagation as one of `shared`, `slave`, `private`, `unbindable`
-    /// (a mount both shared and slave reports `shared+slave`).
-    pub fn propagation(&self) -> String {
-        let shared = self.optional.iter().any(|o| o.starts_with("shared:"));
-        let slave = self.optional.iter().any(|o| o.starts_with("master:"));
-        let unbindable = self.optional.iter().any(|o| o == "unbindable");
-        match (shared, slave, unbindable) {
-            (_, _, true) => "unbindable".into(),
-            (true, true, _) => "shared+slave".into(),
-            (true, false, _) => "shared".into(),
-            (false, true, _) => "slave".into(),
-            _ => "private".into(),
-        }
-    }
-
-    /// True if the per-mount options contain `opt`.
-    pub fn has_opt(&self, opt: &str) -> bool {
-        self.mount_opts.iter().any(|o| o == opt)
-    }
-}
-
-/// Undo the octal escapes (`\040`) mountinfo uses for spaces and friends.
-pub fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            let oct = &b[i + 1..i + 4];
-            if oct.iter().all(|c| (b'0'..=b'7').contains(c)) {
-                let v = (oct[0] - b'0') as u32 * 64
-                    + (oct[1] - b'0') as u32 * 8
-                    + (oct[2] - b'0') as u32;
-                if let Ok(v) = u8::try_from(v) {
-                    out.push(v);
-                    i += 4;
-                    continue;
-                }
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Parse the text of a mountinfo file; malformed lines are skipped.
-pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
-    text.lines().filter_map(parse_mountinfo_line).collect()
-}
-
-fn parse_mountinfo_line(line: &str) -> Option<MountInfo> {
-    let (left, right) = line.split_once(" - ")?;
-    let mut l = left.split(' ');
-    let id = l.next()?.parse().ok()?;
-    let parent = l.next()?.parse().ok()?;
-    let _devno = l.next()?;
-    let root = unescape(l.next()?);
-    let mount_point = unescape(l.next()?);
-    let mount_opts = l.next()?.split(',').map(str::to_string).collect();
-    let optional = l.filter(|s| !s.is_empty()).map(str::to_string).collect();
-    let mut r = right.splitn(3, ' ');
-    let fstype = r.next()?.to_string();
-    let source = unescape(r.next()?);
-    let super_opts = r
-        .next()
-        .unwrap_or("")
-        .split(',')
-        .map(str::to_string)
-        .collect();
-    Some(MountInfo {
-        id,
-        parent,
-        root,
-        mount_point,
-        mount_opts,
-        optional,
-        fstype,
-        source,
-        super_opts,
-    })
-}
+pub use boxrun_common::mountinfo::{parse_mountinfo, MountInfo};
 
 /// Value of a `Key:\tvalue` line of /proc/<pid>/status.
 pub fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
@@ -246,28 +142,6 @@ pub fn parse_size(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mountinfo_line_parses_all_fields() {
-        let t = "36 35 98:0 /mnt1 /mnt\\040x rw,noatime master:1 shared:2 - ext3 /dev/root rw,errors=continue\n";
-        let m = &parse_mountinfo(t)[0];
-        assert_eq!(m.id, 36);
-        assert_eq!(m.parent, 35);
-        assert_eq!(m.root, "/mnt1");
-        assert_eq!(m.mount_point, "/mnt x");
-        assert!(m.has_opt("noatime"));
-        assert_eq!(m.propagation(), "shared+slave");
-        assert_eq!(m.fstype, "ext3");
-        assert_eq!(m.source, "/dev/root");
-        assert_eq!(m.super_opts, vec!["rw", "errors=continue"]);
-    }
-
-    #[test]
-    fn private_mount_has_no_optional_fields() {
-        let m = &parse_mountinfo("1 0 0:1 / / ro - tmpfs tmpfs rw\n")[0];
-        assert_eq!(m.propagation(), "private");
-        assert!(m.optional.is_empty());
-    }
 
     #[test]
     fn caps_and_rlimits_map_names() {

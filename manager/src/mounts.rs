@@ -4,6 +4,7 @@ use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use boxrun_cgroups::mountinfo::{parse_mountinfo, MountInfo};
 
 /// Mount the ext4 file system on `dev` at `target`.
 pub fn mount_ext4(dev: &Path, target: &Path, read_only: bool) -> Result<()> {
@@ -66,15 +67,18 @@ pub fn unmount(target: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The mounts of this process, from /proc/self/mountinfo (none if it cannot be read).
+fn own_mounts() -> Vec<MountInfo> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|t| parse_mountinfo(&t))
+        .unwrap_or_default()
+}
+
 /// Mount points at or under `dir`, from /proc/self/mountinfo.
 pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    text.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(unescape)
-        .map(PathBuf::from)
+    own_mounts()
+        .into_iter()
+        .map(|m| PathBuf::from(m.mount_point))
         .filter(|p| p.starts_with(dir))
         .collect()
 }
@@ -84,37 +88,13 @@ pub fn is_mount_point(path: &Path) -> bool {
     mounts_under(path).iter().any(|p| p == path)
 }
 
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// `(major, minor)` of the device mounted at `target`, from /proc/self/mountinfo.
 pub fn device_of(target: &Path) -> Option<(u64, u64)> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    text.lines().rev().find_map(|l| {
-        let f: Vec<&str> = l.split(' ').collect();
-        if f.len() > 4 && Path::new(&unescape(f[4])) == target {
-            let (a, b) = f[2].split_once(':')?;
-            Some((a.parse().ok()?, b.parse().ok()?))
-        } else {
-            None
-        }
-    })
+    own_mounts()
+        .into_iter()
+        .rev()
+        .find(|m| Path::new(&m.mount_point) == target)
+        .map(|m| (m.major, m.minor))
 }
 
 /// Mount an overlay with `options` (lowerdir=…,upperdir=…,workdir=…) on `target`.
@@ -137,4 +117,20 @@ pub fn mount_overlay(target: &Path, options: &str) -> Result<()> {
             .with_context(|| format!("cannot mount the overlay on {}", target.display()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_this_process_mounts() {
+        // /proc is mounted in every environment these tests run in; /proc/self is not a mount.
+        assert!(is_mount_point(Path::new("/proc")));
+        assert!(!is_mount_point(Path::new("/proc/self")));
+        assert!(mounts_under(Path::new("/proc")).contains(&PathBuf::from("/proc")));
+        let (major, _) = device_of(Path::new("/proc")).expect("device of /proc");
+        assert_eq!(major, 0, "procfs has an anonymous device");
+        assert_eq!(device_of(Path::new("/no/such/mount")), None);
+    }
 }

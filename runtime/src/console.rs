@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result, SysContext};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Connect to the console socket (in the runtime, before clone; the fd is inherited).
@@ -15,18 +16,15 @@ pub fn connect(path: &Path) -> Result<OwnedFd> {
 
 /// Open a new pty pair in the container's devpts. Returns (master, slave, slave name).
 pub fn open_pty() -> Result<(OwnedFd, OwnedFd, String)> {
-    // SAFETY: open with a constant path.
-    let m = unsafe {
-        libc::open(
-            c"/dev/ptmx".as_ptr(),
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        )
-    };
-    if m < 0 {
-        return Err(Error::sys("open /dev/ptmx", nix::Error::last()));
-    }
-    // SAFETY: fresh fd.
-    let master = unsafe { OwnedFd::from_raw_fd(m) };
+    let master = OwnedFd::from(
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open("/dev/ptmx")
+            .map_err(|e| Error::io("/dev/ptmx", e))?,
+    );
+    let m = master.as_raw_fd();
     let mut unlock: libc::c_int = 0;
     // SAFETY: TIOCSPTLCK takes a pointer to int.
     if unsafe { libc::ioctl(m, libc::TIOCSPTLCK, &mut unlock) } != 0 {

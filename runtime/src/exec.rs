@@ -9,7 +9,7 @@ use crate::namespaces::{self, Join};
 use crate::state::Status;
 use crate::sync::{self, Tag};
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -65,16 +65,10 @@ fn open_namespaces(pid: i32) -> Result<Vec<Join>> {
         if a.ino() == b.ino() && a.dev() == b.dev() {
             continue;
         }
-        let fd = nix::fcntl::open(
-            theirs.as_str(),
-            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .map_err(|e| Error::sys(format!("open {theirs}"), e))?;
-        // SAFETY: fresh fd.
+        let fd = std::fs::File::open(&theirs).map_err(|e| Error::io(&theirs, e))?;
         out.push(Join {
             typ,
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            fd: OwnedFd::from(fd),
         });
     }
     Ok(out)

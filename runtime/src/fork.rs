@@ -2,6 +2,7 @@
 //! directory when one is given.
 
 use crate::error::{Error, Result};
+use boxrun_common::clone3::{CloneArgs, CLONE_INTO_CGROUP};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 /// Which side of [`fork`] the caller is on.
@@ -17,24 +18,6 @@ pub enum Forked {
     },
 }
 
-/// `clone3` argument block (linux/sched.h, CLONE_ARGS_SIZE_VER2).
-#[repr(C)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
-}
-
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-
 /// Fork with the namespace `flags` (`CLONE_NEW*`, or 0). With `cgroup`, an `O_PATH`
 /// descriptor of a cgroup v2 directory, clone3(CLONE_INTO_CGROUP) is tried first: the
 /// child is born there, which spares the cgroup.procs write that waits for an RCU grace
@@ -48,16 +31,9 @@ pub unsafe fn fork(flags: libc::c_int, cgroup: Option<&OwnedFd>, what: &str) -> 
     if let Some(cfd) = cgroup {
         let args = CloneArgs {
             flags: flags as u32 as u64 | CLONE_INTO_CGROUP,
-            pidfd: 0,
-            child_tid: 0,
-            parent_tid: 0,
             exit_signal: libc::SIGCHLD as u64,
-            stack: 0,
-            stack_size: 0,
-            tls: 0,
-            set_tid: 0,
-            set_tid_size: 0,
             cgroup: cfd.as_raw_fd() as u64,
+            ..CloneArgs::default()
         };
         // SAFETY: clone3 with a fork-like (no stack) argument block; the caller
         // guarantees a single thread.

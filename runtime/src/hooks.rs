@@ -10,13 +10,9 @@ use std::os::unix::ffi::OsStrExt;
 
 fn memfd(name: &str) -> Result<std::fs::File> {
     let c = CString::new(name).map_err(|_| Error::Other("memfd name".into()))?;
-    // SAFETY: c is a valid C string.
-    let fd = unsafe { libc::memfd_create(c.as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(Error::sys("memfd_create", nix::Error::last()));
-    }
-    // SAFETY: a fresh fd we own.
-    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+    let fd = nix::sys::memfd::memfd_create(&c, nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)
+        .map_err(|e| Error::sys("memfd_create", e))?;
+    Ok(std::fs::File::from(fd))
 }
 
 /// Run one hook to completion. `kind` names the hook list in errors.

@@ -110,14 +110,7 @@ pub fn forwardable() -> libc::sigset_t {
     }
 }
 
-/// Shell-style exit code of a wait status: the exit code, or 128+n for signal n.
-pub fn exit_code(status: libc::c_int) -> i32 {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        128 + libc::WTERMSIG(status)
-    }
-}
+pub use boxrun_common::wait::exit_code;
 
 /// Wait for our child `pid`, forwarding the (blocked) signals of `set` to it; returns
 /// its exit code (see [`exit_code`]).

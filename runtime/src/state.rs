@@ -10,6 +10,7 @@ use crate::procfs;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Status recorded on disk; the live status is derived from it and from /proc.
@@ -147,14 +148,16 @@ pub struct StateDir {
 
 fn lock_file(dir: &Path) -> Result<OwnedFd> {
     let p = dir.join("lock");
-    let fd = nix::fcntl::open(
-        &p,
-        nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::from_bits_truncate(0o600),
-    )
-    .map_err(|e| Error::sys(format!("open {}", p.display()), e))?;
-    // SAFETY: fd was just returned by open and is owned by nobody else.
-    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let fd = OwnedFd::from(
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&p)
+            .map_err(|e| Error::io(&p, e))?,
+    );
     loop {
         // SAFETY: flock on a valid fd.
         let r = unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) };

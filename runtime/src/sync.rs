@@ -70,21 +70,14 @@ pub struct Channel {
 
 /// A connected pair: (parent end, child end). Both are close-on-exec.
 pub fn pair() -> Result<(Channel, Channel)> {
-    let mut fds = [0i32; 2];
-    // SAFETY: fds is a valid array of two ints for socketpair to fill.
-    let r = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if r != 0 {
-        return Err(Error::sys("socketpair", nix::Error::last()));
-    }
-    // SAFETY: socketpair returned two new fds that nothing else owns.
-    let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| Error::sys("socketpair", e))?;
     Ok((Channel { fd: a }, Channel { fd: b }))
 }
 

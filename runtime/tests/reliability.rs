@@ -77,19 +77,7 @@ fn wait_dead(pid: i32, start: u64, timeout: Duration) -> bool {
     if !alive(pid, start) {
         return true;
     }
-    // SAFETY: pidfd_open and poll on a pid; a vanished pid makes pidfd_open fail.
-    unsafe {
-        let fd = libc::syscall(libc::SYS_pidfd_open, pid, 0) as i32;
-        if fd >= 0 {
-            let mut p = libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            libc::poll(&mut p, 1, timeout.as_millis() as i32);
-            libc::close(fd);
-        }
-    }
+    wait_pid_exit(pid, timeout);
     !alive(pid, start)
 }
 

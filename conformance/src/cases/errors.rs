@@ -5,7 +5,6 @@
 use crate::runner::{Case, CaseResult, Ctx};
 use crate::{check, fail, skip};
 use serde_json::json;
-use std::path::Path;
 
 /// Cases of this area.
 pub const CASES: &[Case] = &[
@@ -83,17 +82,12 @@ fn refused(c: &mut Ctx, what: &str) -> CaseResult {
         "failed create left {}",
         c.root.join(&id).display()
     );
-    let left: Vec<&str> = [
-        "memory", "pids", "cpu", "devices", "freezer", "blkio", "cpuset",
-    ]
-    .into_iter()
-    .filter(|ctrl| {
-        Path::new("/sys/fs/cgroup")
-            .join(ctrl)
-            .join(cg.trim_start_matches('/'))
-            .exists()
-    })
-    .collect();
+    let left = super::cgroup_left(
+        &cg,
+        &[
+            "memory", "pids", "cpu", "devices", "freezer", "blkio", "cpuset",
+        ],
+    );
     check!(
         left.is_empty(),
         "failed create left cgroup {cg} in {left:?}"

@@ -275,15 +275,7 @@ fn create_error(c: &mut Ctx) -> CaseResult {
         "failed create left {}",
         c.root.join(&id).display()
     );
-    let left: Vec<&str> = ["memory", "pids", "cpu", "devices", "freezer"]
-        .into_iter()
-        .filter(|ctrl| {
-            std::path::Path::new("/sys/fs/cgroup")
-                .join(ctrl)
-                .join(cg.trim_start_matches('/'))
-                .exists()
-        })
-        .collect();
+    let left = super::cgroup_left(&cg, &["memory", "pids", "cpu", "devices", "freezer"]);
     check!(
         left.is_empty(),
         "failed create left cgroup {cg} in {left:?}"

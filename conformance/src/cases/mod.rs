@@ -60,6 +60,21 @@ pub fn all() -> Vec<Case> {
     v
 }
 
+/// The v1 controllers among `ctrls` whose hierarchy under /sys/fs/cgroup still has
+/// the cgroup `cg` (a failed create must leave none).
+fn cgroup_left<'a>(cg: &str, ctrls: &[&'a str]) -> Vec<&'a str> {
+    ctrls
+        .iter()
+        .copied()
+        .filter(|ctrl| {
+            std::path::Path::new("/sys/fs/cgroup")
+                .join(ctrl)
+                .join(cg.trim_start_matches('/'))
+                .exists()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use boxrun_common::mountinfo;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CgroupError, Result};
@@ -82,32 +83,6 @@ fn is_v1_option(opt: &str) -> bool {
     ) || opt.starts_with("release_agent=")
 }
 
-/// Undo the octal escapes (`\040` for space etc.) of mountinfo fields.
-fn unescape(field: &str) -> String {
-    if !field.contains('\\') {
-        return field.to_string();
-    }
-    let b = field.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') as u32 * 64
-                + (b[i + 2] - b'0') as u32 * 8
-                + (b[i + 3] - b'0') as u32;
-            out.push(v as u8);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// A cgroup-related mount found in mountinfo, before controller lookup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum RawMount {
@@ -118,33 +93,27 @@ pub(crate) enum RawMount {
 /// Parse the cgroup mounts out of mountinfo text.
 pub(crate) fn parse_mountinfo(text: &str) -> Vec<RawMount> {
     let mut out: Vec<RawMount> = Vec::new();
-    for line in text.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut post_it = post.split(' ');
-        let fstype = post_it.next().unwrap_or("");
-        if fstype != "cgroup" && fstype != "cgroup2" {
-            continue;
-        }
-        let _source = post_it.next();
-        let super_opts = post_it.next().unwrap_or("");
-        let pre: Vec<&str> = pre.split(' ').collect();
-        if pre.len() < 5 {
-            continue;
-        }
-        let root = PathBuf::from(unescape(pre[3]));
-        let mount_point = PathBuf::from(unescape(pre[4]));
-        if fstype == "cgroup2" {
-            if !out.iter().any(|m| matches!(m, RawMount::V2 { .. })) {
-                out.push(RawMount::V2 { mount_point, root });
+    let cgroup_lines = text
+        .lines()
+        .filter(|l| l.contains(" - cgroup"))
+        .filter_map(mountinfo::parse_line);
+    for m in cgroup_lines {
+        let root = PathBuf::from(m.root);
+        let mount_point = PathBuf::from(m.mount_point);
+        match m.fstype.as_str() {
+            "cgroup2" => {
+                if !out.iter().any(|m| matches!(m, RawMount::V2 { .. })) {
+                    out.push(RawMount::V2 { mount_point, root });
+                }
+                continue;
             }
-            continue;
+            "cgroup" => {}
+            _ => continue,
         }
-        let controllers: Vec<String> = super_opts
-            .split(',')
-            .filter(|o| !o.is_empty() && !is_v1_option(o))
-            .map(str::to_string)
+        let controllers: Vec<String> = m
+            .super_opts
+            .into_iter()
+            .filter(|o| !is_v1_option(o))
             .collect();
         if controllers.is_empty() {
             continue;
@@ -435,13 +404,6 @@ mod tests {
             v,
             serde_json::json!({"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true})
         );
-    }
-
-    #[test]
-    fn unescapes_octal() {
-        assert_eq!(unescape("/mnt/x\\040y"), "/mnt/x y");
-        assert_eq!(unescape("/plain"), "/plain");
-        assert_eq!(unescape("/trail\\04"), "/trail\\04");
     }
 
     #[test]

@@ -234,6 +234,7 @@ fn pids_limit_makes_fork_fail_with_eagain() {
     // SAFETY: the child only uses async-signal-safe calls (read, fork,
     // write, waitpid, _exit).
     let child = match unsafe { fork() }.unwrap() {
+        // SAFETY: plain syscalls on fds and memory the child owns, then _exit.
         ForkResult::Child => unsafe {
             let mut b = 0u8;
             libc::read(go_r.as_raw_fd(), &mut b as *mut u8 as *mut libc::c_void, 1);
@@ -520,6 +521,7 @@ fn bpf_device_program_filters_opens() {
     let (res_r, res_w) = pipe().unwrap();
     // SAFETY: the child only uses async-signal-safe calls.
     let child = match unsafe { fork() }.unwrap() {
+        // SAFETY: plain syscalls on fds and memory the child owns, then _exit.
         ForkResult::Child => unsafe {
             let mut b = 0u8;
             libc::read(go_r.as_raw_fd(), &mut b as *mut u8 as *mut libc::c_void, 1);
@@ -778,6 +780,7 @@ fn oom_kill_is_counted() {
     // SAFETY: the child only uses async-signal-safe calls (read, mmap, _exit)
     // and writes to memory it mapped itself.
     let child = match unsafe { fork() }.unwrap() {
+        // SAFETY: plain syscalls on fds and memory the child owns, then _exit.
         ForkResult::Child => unsafe {
             let mut b = 0u8;
             libc::read(go_r.as_raw_fd(), &mut b as *mut u8 as *mut libc::c_void, 1);
@@ -845,22 +848,7 @@ fn v2_freeze_kill_and_clone_into_cgroup() {
     // clone3(CLONE_INTO_CGROUP) with the O_PATH descriptor
     let fd = v2.clone_into_fd().expect("O_PATH fd of the v2 dir");
     let (go_r, go_w) = pipe().unwrap();
-    #[repr(C)]
-    #[derive(Default)]
-    struct CloneArgs {
-        flags: u64,
-        pidfd: u64,
-        child_tid: u64,
-        parent_tid: u64,
-        exit_signal: u64,
-        stack: u64,
-        stack_size: u64,
-        tls: u64,
-        set_tid: u64,
-        set_tid_size: u64,
-        cgroup: u64,
-    }
-    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    use boxrun_common::clone3::{CloneArgs, CLONE_INTO_CGROUP};
     let mut args = CloneArgs {
         flags: CLONE_INTO_CGROUP,
         exit_signal: libc::SIGCHLD as u64,

@@ -8,6 +8,7 @@ use boxrun_seccomp::{compile, compile_cached, resolve_syscall};
 use common::*;
 use oci_spec::runtime::{Arch, LinuxSeccomp};
 
+/// Docker's default seccomp profile for amd64, from the fixture.
 pub fn docker_profile() -> LinuxSeccomp {
     let text = include_str!("fixtures/docker-default-amd64.json");
     serde_json::from_str(text).expect("docker profile fixture parses")
@@ -125,6 +126,8 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A fresh directory under the temp dir, removed when the value drops.
 pub fn tempdir(tag: &str) -> TempDir {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let p = std::env::temp_dir().join(format!(

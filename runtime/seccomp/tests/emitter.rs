@@ -91,16 +91,6 @@ fn holds(op: &str, arg: u64, v: u64, v2: u64) -> bool {
     }
 }
 
-const OPS: [&str; 7] = [
-    "SCMP_CMP_NE",
-    "SCMP_CMP_LT",
-    "SCMP_CMP_LE",
-    "SCMP_CMP_EQ",
-    "SCMP_CMP_GE",
-    "SCMP_CMP_GT",
-    "SCMP_CMP_MASKED_EQ",
-];
-
 #[test]
 fn every_operator_with_64_bit_values() {
     let values: [u64; 8] = [
@@ -114,7 +104,7 @@ fn every_operator_with_64_bit_values() {
         0x7fff_ffff_0000_0001,
     ];
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for op in OPS {
+    for op in SCMP_OPS {
         for &v in &values {
             let v2 = if op == "SCMP_CMP_MASKED_EQ" {
                 v & 0x0000_ffff_0000_ff00
@@ -175,7 +165,7 @@ fn random_conjunctions_match_reference() {
             .map(|i| {
                 (
                     idx[i],
-                    OPS[(rng.next() % 7) as usize],
+                    SCMP_OPS[(rng.next() % 7) as usize],
                     pick(&mut rng),
                     pick(&mut rng),
                 )

@@ -21,15 +21,6 @@ const ACTIONS: &[&str] = &[
     "SCMP_ACT_LOG",
     "SCMP_ACT_NOTIFY",
 ];
-const OPS: &[&str] = &[
-    "SCMP_CMP_NE",
-    "SCMP_CMP_LT",
-    "SCMP_CMP_LE",
-    "SCMP_CMP_EQ",
-    "SCMP_CMP_GE",
-    "SCMP_CMP_GT",
-    "SCMP_CMP_MASKED_EQ",
-];
 const ARCHES: &[&str] = &[
     "SCMP_ARCH_X86_64",
     "SCMP_ARCH_X86",
@@ -83,13 +74,20 @@ fn value() -> impl Strategy<Value = u64> {
 }
 
 fn cond() -> impl Strategy<Value = Value> {
-    (0usize..8, 0..OPS.len(), value(), value(), any::<bool>()).prop_map(|(i, op, v, v2, two)| {
-        if two {
-            json!({"index": i, "op": OPS[op], "value": v, "valueTwo": v2})
-        } else {
-            json!({"index": i, "op": OPS[op], "value": v})
-        }
-    })
+    (
+        0usize..8,
+        0..SCMP_OPS.len(),
+        value(),
+        value(),
+        any::<bool>(),
+    )
+        .prop_map(|(i, op, v, v2, two)| {
+            if two {
+                json!({"index": i, "op": SCMP_OPS[op], "value": v, "valueTwo": v2})
+            } else {
+                json!({"index": i, "op": SCMP_OPS[op], "value": v})
+            }
+        })
 }
 
 fn name() -> impl Strategy<Value = String> {

@@ -567,15 +567,6 @@ fn random_profiles_same_verdicts_as_runc() {
         "SCMP_ACT_LOG",
         "SCMP_ACT_ALLOW",
     ];
-    let ops = [
-        "SCMP_CMP_NE",
-        "SCMP_CMP_LT",
-        "SCMP_CMP_LE",
-        "SCMP_CMP_EQ",
-        "SCMP_CMP_GE",
-        "SCMP_CMP_GT",
-        "SCMP_CMP_MASKED_EQ",
-    ];
     let vals: [u64; 7] = [
         0,
         1,
@@ -613,7 +604,7 @@ fn random_profiles_same_verdicts_as_runc() {
                 if !used.insert((which, index)) {
                     continue;
                 }
-                args.push(json!({"index": index, "op": ops[(rng.next() % 7) as usize],
+                args.push(json!({"index": index, "op": SCMP_OPS[(rng.next() % 7) as usize],
                     "value": vals[(rng.next() % 7) as usize], "valueTwo": vals[(rng.next() % 7) as usize]}));
             }
             rules.push(json!({"names": [pool[which]], "action": act_of[which],

@@ -162,22 +162,28 @@ impl Fixture {
     pub fn wait_stopped(&self, id: &str) {
         let pid = self.state(id)["pid"].as_i64().unwrap_or(0) as i32;
         if pid > 0 {
-            // SAFETY: pidfd_open/poll on a pid; a closed pid simply fails.
-            unsafe {
-                let fd = libc::syscall(libc::SYS_pidfd_open, pid, 0) as i32;
-                if fd >= 0 {
-                    let mut p = libc::pollfd {
-                        fd,
-                        events: libc::POLLIN,
-                        revents: 0,
-                    };
-                    libc::poll(&mut p, 1, 20_000);
-                    libc::close(fd);
-                }
-            }
+            wait_pid_exit(pid, std::time::Duration::from_secs(20));
         }
         // The init may be a zombie of a vanished parent: state reports stopped either way.
         assert_eq!(self.status(id), "stopped");
+    }
+}
+
+/// Wait (pidfd + poll) up to `timeout` for `pid` to exit; returns at once when the
+/// pid is already gone (pidfd_open fails).
+pub fn wait_pid_exit(pid: i32, timeout: std::time::Duration) {
+    // SAFETY: pidfd_open and poll on a pid; a vanished pid makes pidfd_open fail.
+    unsafe {
+        let fd = libc::syscall(libc::SYS_pidfd_open, pid, 0) as i32;
+        if fd >= 0 {
+            let mut p = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            libc::poll(&mut p, 1, timeout.as_millis() as i32);
+            libc::close(fd);
+        }
     }
 }
 

@@ -10,6 +10,17 @@ pub const AUDIT_ARCH_I386: u32 = 0x4000_0003;
 pub const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
 pub const X32: u32 = 0x4000_0000;
 
+/// Every OCI seccomp argument operator.
+pub const SCMP_OPS: [&str; 7] = [
+    "SCMP_CMP_NE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_MASKED_EQ",
+];
+
 pub const ALLOW: u32 = 0x7fff_0000;
 pub const LOG: u32 = 0x7ffc_0000;
 pub const TRACE: u32 = 0x7ff0_0000;
