@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::image::import_tar::open_in;

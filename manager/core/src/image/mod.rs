@@ -7,7 +7,8 @@ pub mod import_tar;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use crate::bail;
+use crate::error::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::store::Store;

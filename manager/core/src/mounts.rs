@@ -3,7 +3,7 @@
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 
 /// Mount the ext4 file system on `dev` at `target`.
 pub fn mount_ext4(dev: &Path, target: &Path, read_only: bool) -> Result<()> {

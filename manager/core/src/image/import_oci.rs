@@ -4,7 +4,8 @@
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use crate::bail;
+use crate::error::{Context, Result};
 use serde_json::Value;
 
 use super::import_tar::{apply_whiteouts, extract, normalize, open_in};

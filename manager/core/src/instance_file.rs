@@ -14,7 +14,8 @@
 //! networks = ["br0=10.88.0.2/24"]
 //! ```
 
-use anyhow::{bail, Context, Result};
+use crate::bail;
+use crate::error::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 

@@ -15,13 +15,14 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use crate::bail;
+use crate::error::{Context, Result};
 use boxctl_network::{bridge, bridge_name_for, hosts, netns, veth, veth_name_for, Ipam, Subnet};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::create_spec::CreateSpec;
 use crate::instance_file::Instance;
-use crate::lifecycle::CreateSpec;
 use crate::store::{self, Store};
 use crate::util;
 
@@ -229,8 +230,11 @@ pub fn validate(store: &Store, spec: &CreateSpec) -> Result<()> {
 /// `[IP:]HOSTPORT:PORT` → (listen address, container port).
 pub fn parse_publish(p: &str) -> Result<(SocketAddr, u16)> {
     let parts: Vec<&str> = p.rsplitn(3, ':').collect();
-    let bad =
-        || anyhow::anyhow!("invalid --publish {p:?}: expected [IP:]HOSTPORT:PORT, e.g. 8080:80");
+    let bad = || {
+        crate::error::Error::Invalid(format!(
+            "invalid --publish {p:?}: expected [IP:]HOSTPORT:PORT, e.g. 8080:80"
+        ))
+    };
     let port: u16 = parts
         .first()
         .and_then(|s| s.parse().ok())
@@ -260,7 +264,12 @@ pub fn allocate(store: &Store, list: &[Instance], networks: &[String]) -> Result
             .get(name)
             .with_context(|| format!("no such network: {name}"))?;
         let subnet: Subnet = net.subnet.parse()?;
-        let gw: Ipv4Addr = net.gateway.parse()?;
+        let gw: Ipv4Addr = net.gateway.parse().with_context(|| {
+            format!(
+                "network {name}: invalid gateway {:?} in networks.toml",
+                net.gateway
+            )
+        })?;
         let used = list
             .iter()
             .flat_map(|i| i.attachments())
@@ -333,7 +342,12 @@ pub fn setup(store: &Store, inst: &Instance) -> Result<NetSetup> {
                 .get(&a.network)
                 .with_context(|| format!("network {} no longer exists", a.network))?;
             let subnet: Subnet = net.subnet.parse()?;
-            let gw: Ipv4Addr = net.gateway.parse()?;
+            let gw: Ipv4Addr = net.gateway.parse().with_context(|| {
+                format!(
+                    "network {}: invalid gateway {:?} in networks.toml",
+                    a.network, net.gateway
+                )
+            })?;
             let addr: Ipv4Addr = a
                 .address
                 .split('/')
@@ -468,7 +482,7 @@ pub fn start_forwarder(
 
 /// Release the instance's network resources (idempotent).
 pub fn teardown(store: &Store, inst: &Instance) -> Result<()> {
-    let mut first: Option<anyhow::Error> = None;
+    let mut first: Option<crate::error::Error> = None;
     for idx in 0..inst.attachments().len() {
         if let Err(e) = veth::detach(&veth_name_for(&inst.id, idx as u16)) {
             first.get_or_insert(e.into());
