@@ -4,28 +4,33 @@
 use std::io::Read;
 use std::path::Path;
 
+use oci_spec::runtime::{
+    Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder,
+    LinuxNamespaceType, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder,
+    RootBuilder, Spec, SpecBuilder, UserBuilder,
+};
+
 use crate::error::{Context, Result};
-use serde_json::{json, Value};
 
 use crate::image::import_tar::open_in;
 use crate::instance_file::Instance;
 
 /// Docker's default capability set.
-const CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
+const CAPS: [Capability; 14] = [
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::Fsetid,
+    Capability::Fowner,
+    Capability::Mknod,
+    Capability::NetRaw,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setfcap,
+    Capability::Setpcap,
+    Capability::NetBindService,
+    Capability::SysChroot,
+    Capability::Kill,
+    Capability::AuditWrite,
 ];
 
 /// The default `PATH` when the image gives none.
@@ -92,16 +97,17 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32)> {
     Ok((uid, gid))
 }
 
-/// Build config.json for `inst`. `dev`: the loop device's major:minor (for
+/// Build config.json for `inst`. `devs`: the loop devices' major:minor (for
 /// I/O throttles); `netns`: a network namespace path to join (None: a new
-/// empty one unless net_mode is host).
+/// empty one unless net_mode is host); `extra_mounts`: bind mounts of the
+/// instance's own files (hosts, resolv.conf).
 pub fn config(
     inst: &Instance,
     rootfs: &Path,
     devs: &[(u64, u64)],
     netns: Option<&Path>,
-    extra_mounts: &[Value],
-) -> Result<Value> {
+    extra_mounts: &[Mount],
+) -> Result<Spec> {
     let (uid, gid) = resolve_user(rootfs, &inst.user)?;
     let mut env = inst.env.clone();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
@@ -110,64 +116,148 @@ pub fn config(
     if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
         env.push(format!("HOSTNAME={}", hostname(inst)));
     }
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "mount"}),
-    ];
+    let caps: Capabilities = CAPS.into_iter().collect();
+    let mut capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(caps.clone())
+        .permitted(caps)
+        .build()?;
+    capabilities.set_inheritable(None);
+    capabilities.set_ambient(None);
+    let process = ProcessBuilder::default()
+        .terminal(false)
+        .user(UserBuilder::default().uid(uid).gid(gid).build()?)
+        .args(inst.command.clone())
+        .env(env)
+        .cwd(if inst.workdir.is_empty() {
+            "/"
+        } else {
+            inst.workdir.as_str()
+        })
+        .capabilities(capabilities)
+        .rlimits(vec![PosixRlimitBuilder::default()
+            .typ(PosixRlimitType::RlimitNofile)
+            .hard(nofile())
+            .soft(nofile())
+            .build()?])
+        .no_new_privileges(true)
+        .build()?;
+    let mut namespaces = [
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Mount,
+    ]
+    .into_iter()
+    .map(|t| LinuxNamespaceBuilder::default().typ(t).build())
+    .collect::<std::result::Result<Vec<_>, _>>()?;
+    let net = LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::Network);
     match (inst.net_mode.as_str(), netns) {
         ("host", _) => {}
-        (_, Some(p)) => namespaces.push(json!({"type": "network", "path": p})),
-        _ => namespaces.push(json!({"type": "network"})),
+        (_, Some(p)) => namespaces.push(net.path(p).build()?),
+        _ => namespaces.push(net.build()?),
     }
-    let caps = json!(CAPS);
-    let mut cfg = json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": false,
-            "user": {"uid": uid, "gid": gid},
-            "args": inst.command,
-            "env": env,
-            "cwd": if inst.workdir.is_empty() { "/" } else { inst.workdir.as_str() },
-            "capabilities": {
-                "bounding": caps, "effective": caps, "permitted": caps
-            },
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile(), "soft": nofile()}],
-            "noNewPrivileges": true
-        },
-        "root": {"path": "rootfs", "readonly": false},
-        "hostname": hostname(inst),
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-             "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-             "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
-        ],
-        "linux": {
-            "cgroupsPath": cgroups_path(&inst.id),
-            "resources": inst.limits.to_oci(devs),
-            "namespaces": namespaces,
-            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
-                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
-                "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
-            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
-                "/proc/sysrq-trigger"]
-        }
-    });
-    if let Some(m) = cfg["mounts"].as_array_mut() {
-        m.extend(extra_mounts.iter().cloned());
-    }
-    Ok(cfg)
+    let mut mounts = vec![
+        mount("/proc", "proc", "proc", &[])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        )?,
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        )?,
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", "ro"],
+        )?,
+    ];
+    mounts.extend(extra_mounts.iter().cloned());
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let linux = LinuxBuilder::default()
+        .cgroups_path(cgroups_path(&inst.id))
+        .resources(inst.limits.to_oci(devs)?)
+        .namespaces(namespaces)
+        .masked_paths(strings(&[
+            "/proc/acpi",
+            "/proc/asound",
+            "/proc/kcore",
+            "/proc/keys",
+            "/proc/latency_stats",
+            "/proc/timer_list",
+            "/proc/timer_stats",
+            "/proc/sched_debug",
+            "/sys/firmware",
+            "/proc/scsi",
+        ]))
+        .readonly_paths(strings(&[
+            "/proc/bus",
+            "/proc/fs",
+            "/proc/irq",
+            "/proc/sys",
+            "/proc/sysrq-trigger",
+        ]))
+        .build()?;
+    let mut spec = SpecBuilder::default()
+        .version("1.0.2")
+        .process(process)
+        .root(
+            RootBuilder::default()
+                .path("rootfs")
+                .readonly(false)
+                .build()?,
+        )
+        .hostname(hostname(inst))
+        .mounts(mounts)
+        .linux(linux)
+        .build()?;
+    spec.set_annotations(None);
+    Ok(spec)
+}
+
+/// One mount of the bundle: `options` empty leaves them out.
+pub fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount> {
+    let b = MountBuilder::default()
+        .destination(destination)
+        .typ(typ)
+        .source(source);
+    let b = if options.is_empty() {
+        b
+    } else {
+        b.options(options.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+    };
+    Ok(b.build()?)
 }
 
 /// The open-files limit: the caller's hard limit (a container may not exceed it).
@@ -191,7 +281,7 @@ pub fn hostname(inst: &Instance) -> &str {
 }
 
 /// Write config.json into `bundle`.
-pub fn write(bundle: &Path, cfg: &Value) -> Result<()> {
+pub fn write(bundle: &Path, cfg: &Spec) -> Result<()> {
     let text = serde_json::to_string_pretty(cfg).context("cannot serialise config.json")?;
     crate::store::write_quick(&bundle.join("config.json"), text.as_bytes())
 }

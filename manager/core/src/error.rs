@@ -45,6 +45,9 @@ pub enum Error {
     /// A path or name holds a NUL byte.
     #[error(transparent)]
     Nul(#[from] std::ffi::NulError),
+    /// An OCI configuration could not be built.
+    #[error(transparent)]
+    Spec(#[from] oci_spec::OciSpecError),
     /// A cgroup could not be found or read.
     #[error(transparent)]
     Cgroups(#[from] boxrun_cgroups::CgroupError),

@@ -29,10 +29,8 @@ pub fn update_limits(store: &Store, key: &str, change: &Limits) -> Result<Instan
     if inst.status == Status::Running && inst.pid.is_some() {
         let dir = store.instance_dir(&inst.id);
         let devs = instance_disk::devices(store, &inst);
-        let mut res = merged.to_oci(&devs);
-        if let Some(o) = res.as_object_mut() {
-            o.remove("devices");
-        }
+        let mut res = merged.to_oci(&devs)?;
+        res.set_devices(None);
         let file = dir.join("update.json");
         store::write_quick(&file, serde_json::to_string(&res)?.as_bytes())?;
         let rt = lifecycle::runtime_for(store, &inst);

@@ -3,8 +3,11 @@
 
 use crate::error::{Context, Error, Result};
 use crate::invalid;
+use oci_spec::runtime::{
+    LinuxBlockIo, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxPidsBuilder,
+    LinuxResources, LinuxResourcesBuilder, LinuxThrottleDevice, LinuxThrottleDeviceBuilder,
+};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 /// CFS period used for `--cpus` (the same as docker's).
 pub const CPU_PERIOD: u64 = 100_000;
@@ -188,54 +191,58 @@ fn parse_iops(what: &str, s: &str) -> Result<u64> {
 }
 
 impl Limits {
-    /// OCI `linux.resources` for these limits; block I/O throttles apply to
-    /// the block device `dev` (the instance's loop device) when given.
-    pub fn to_oci(&self, devs: &[(u64, u64)]) -> Value {
-        let mut r = serde_json::Map::new();
-        r.insert(
-            "devices".into(),
-            json!([{ "allow": false, "access": "rwm" }]),
-        );
+    /// OCI `linux.resources` for these limits (and no device access); block
+    /// I/O throttles apply to the block devices `devs` (the instance's loop
+    /// devices) when given.
+    pub fn to_oci(&self, devs: &[(u64, u64)]) -> Result<LinuxResources> {
+        let mut r =
+            LinuxResourcesBuilder::default().devices(vec![LinuxDeviceCgroupBuilder::default()
+                .allow(false)
+                .access("rwm")
+                .build()?]);
         if let Some(m) = self.memory {
-            r.insert("memory".into(), json!({ "limit": m }));
+            r = r.memory(LinuxMemoryBuilder::default().limit(m as i64).build()?);
         }
-        let mut cpu = serde_json::Map::new();
-        if let Some(c) = self.cpus {
-            cpu.insert(
-                "quota".into(),
-                json!((c * CPU_PERIOD as f64).round() as i64),
-            );
-            cpu.insert("period".into(), json!(CPU_PERIOD));
-        }
-        if let Some(s) = &self.cpuset {
-            cpu.insert("cpus".into(), json!(s));
-        }
-        if !cpu.is_empty() {
-            r.insert("cpu".into(), Value::Object(cpu));
+        if self.cpus.is_some() || self.cpuset.is_some() {
+            let mut cpu = LinuxCpuBuilder::default();
+            if let Some(c) = self.cpus {
+                cpu = cpu
+                    .quota((c * CPU_PERIOD as f64).round() as i64)
+                    .period(CPU_PERIOD);
+            }
+            if let Some(s) = &self.cpuset {
+                cpu = cpu.cpus(s.clone());
+            }
+            r = r.cpu(cpu.build()?);
         }
         if let Some(p) = self.pids.filter(|p| *p > 0) {
-            r.insert("pids".into(), json!({ "limit": p }));
+            r = r.pids(LinuxPidsBuilder::default().limit(p).build()?);
         }
-        if !devs.is_empty() {
-            let mut bio = serde_json::Map::new();
-            let mut add = |key: &str, v: Option<u64>| {
-                if let Some(rate) = v {
-                    let list: Vec<Value> = devs
-                        .iter()
-                        .map(|(major, minor)| json!({ "major": major, "minor": minor, "rate": rate }))
-                        .collect();
-                    bio.insert(key.into(), Value::Array(list));
-                }
+        let throttle = |v: Option<u64>| -> Result<Option<Vec<LinuxThrottleDevice>>> {
+            let (Some(rate), false) = (v, devs.is_empty()) else {
+                return Ok(None);
             };
-            add("throttleReadBpsDevice", self.io_read_bps);
-            add("throttleWriteBpsDevice", self.io_write_bps);
-            add("throttleReadIOPSDevice", self.io_read_iops);
-            add("throttleWriteIOPSDevice", self.io_write_iops);
-            if !bio.is_empty() {
-                r.insert("blockIO".into(), Value::Object(bio));
-            }
+            let list = devs
+                .iter()
+                .map(|&(major, minor)| {
+                    LinuxThrottleDeviceBuilder::default()
+                        .major(major as i64)
+                        .minor(minor as i64)
+                        .rate(rate)
+                        .build()
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok(Some(list))
+        };
+        let mut bio = LinuxBlockIo::default();
+        bio.set_throttle_read_bps_device(throttle(self.io_read_bps)?);
+        bio.set_throttle_write_bps_device(throttle(self.io_write_bps)?);
+        bio.set_throttle_read_iops_device(throttle(self.io_read_iops)?);
+        bio.set_throttle_write_iops_device(throttle(self.io_write_iops)?);
+        if bio != LinuxBlockIo::default() {
+            r = r.block_io(bio);
         }
-        Value::Object(r)
+        Ok(r.build()?)
     }
 
     /// These limits with every limit `change` sets taken from it (`update`).
@@ -427,7 +434,7 @@ mod tests {
             io_write_bps: Some(1000),
             ..Default::default()
         };
-        let v = l.to_oci(&[(7, 3)]);
+        let v = serde_json::to_value(l.to_oci(&[(7, 3)]).unwrap()).unwrap();
         assert_eq!(v["memory"]["limit"], 1 << 20);
         assert_eq!(v["cpu"]["quota"], 50_000);
         assert_eq!(v["cpu"]["period"], 100_000);

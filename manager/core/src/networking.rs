@@ -19,12 +19,12 @@ use crate::bail;
 use crate::error::{Context, Result};
 use boxctl_network::{bridge, bridge_name_for, hosts, netns, veth, veth_name_for, Ipam, Subnet};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::create_spec::CreateSpec;
 use crate::instance_file::Instance;
 use crate::store::{self, Store};
-use crate::util;
+use crate::{bundle, util};
 
 /// One network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -318,7 +318,7 @@ pub struct NetSetup {
     /// Network namespace to join.
     pub netns: Option<PathBuf>,
     /// Extra OCI mounts (hosts, resolv.conf).
-    pub mounts: Vec<Value>,
+    pub mounts: Vec<oci_spec::runtime::Mount>,
 }
 
 /// Prepare the instance's network before the container is created.
@@ -400,14 +400,19 @@ pub fn setup(store: &Store, inst: &Instance) -> Result<NetSetup> {
         let resolv = hosts::render_resolv_conf(&hosts::usable_host_nameservers(&host_resolv));
         store::write_quick(&dir.join("resolv.conf"), resolv.as_bytes())?;
         let bind = |src: &str, dst: &str| {
-            json!({"destination": dst, "type": "bind", "source": dir.join(src),
-                   "options": ["rbind", "rprivate", "nosuid", "nodev", "noexec"]})
+            let src = dir.join(src);
+            bundle::mount(
+                dst,
+                "bind",
+                &src.to_string_lossy(),
+                &["rbind", "rprivate", "nosuid", "nodev", "noexec"],
+            )
         };
         Ok(NetSetup {
             netns: Some(ns.clone()),
             mounts: vec![
-                bind("hosts", "/etc/hosts"),
-                bind("resolv.conf", "/etc/resolv.conf"),
+                bind("hosts", "/etc/hosts")?,
+                bind("resolv.conf", "/etc/resolv.conf")?,
             ],
         })
     })();
@@ -420,7 +425,7 @@ pub fn setup(store: &Store, inst: &Instance) -> Result<NetSetup> {
 /// The /etc/hosts of `inst`: itself first, then every other instance sharing one of its networks.
 fn hosts_for(inst: &Instance, all: &[Instance]) -> Result<String> {
     let mut entries = Vec::new();
-    let hn = crate::bundle::hostname(inst).to_string();
+    let hn = bundle::hostname(inst).to_string();
     for a in inst.attachments() {
         if let Some(ip) = a
             .address
