@@ -8,8 +8,8 @@ use crate::bail;
 use crate::error::{Context, Result};
 use serde_json::Value;
 
+use super::image_config::ImageConfig;
 use super::import_tar::{apply_whiteouts, extract, normalize, open_in};
-use super::ImageConfig;
 
 fn read_json(dir: &Path, rel: &Path) -> Result<Value> {
     let mut s = String::new();
