@@ -16,7 +16,9 @@
 //! - the per-instance monitor process: [`monitor::main`].
 //!
 //! Every fallible call returns [`error::Result`]. The library prints
-//! nothing on stdout; the monitor logs to its own stderr.
+//! nothing on stdout (a farm image's build script writes its own output);
+//! on stderr only the disk-copy progress bar, on a terminal, and the
+//! monitor's log lines.
 
 pub mod bundle;
 pub mod console;
