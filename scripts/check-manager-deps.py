@@ -32,7 +32,8 @@ def module_of(src, path):
 
 def strip(text):
     """Drop comments, string literals and `#[cfg(test)] mod tests { ... }`."""
-    text = re.sub(r"#\[cfg\(test\)\]\s*mod\s+\w+\s*\{.*", "", text, flags=re.S)
+    text = re.sub(r"#\[cfg\(test\)\]\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+\w+\s*\{.*", "", text,
+                  flags=re.S)
     text = re.sub(r"//[^\n]*", "", text)
     text = re.sub(r'r#*"(?:.|\n)*?"#*', '""', text)
     return re.sub(r'"(?:\\.|[^"\\])*"', '""', text)

@@ -285,3 +285,83 @@ pub fn write(bundle: &Path, cfg: &Spec) -> Result<()> {
     let text = serde_json::to_string_pretty(cfg).context("cannot serialise config.json")?;
     crate::store::write_quick(&bundle.join("config.json"), text.as_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::Limits;
+
+    fn sample() -> Instance {
+        let mut inst = crate::instance_file::tests::sample();
+        inst.command = vec!["sleep".into(), "5".into()];
+        inst.env = vec!["A=B".into()];
+        inst.workdir = String::new();
+        inst.limits = Limits {
+            memory: Some(64 << 20),
+            cpus: Some(0.5),
+            io_write_bps: Some(1 << 20),
+            ..Default::default()
+        };
+        inst
+    }
+
+    #[test]
+    fn config_json_carries_the_instance() {
+        let bind = mount("/etc/hosts", "bind", "/x/hosts", &["rbind"]).unwrap();
+        let ns = Path::new("/run/netns/x");
+        let spec = config(
+            &sample(),
+            Path::new("/nonexistent"),
+            &[(7, 3)],
+            Some(ns),
+            &[bind],
+        );
+        let v = serde_json::to_value(spec.unwrap()).unwrap();
+        assert_eq!(v["ociVersion"], "1.0.2");
+        assert_eq!(
+            v["root"],
+            serde_json::json!({"path": "rootfs", "readonly": false})
+        );
+        assert_eq!(v["hostname"], "web1");
+        assert!(v.get("annotations").is_none(), "{v}");
+        let p = &v["process"];
+        assert_eq!(p["args"], serde_json::json!(["sleep", "5"]));
+        assert_eq!(
+            p["env"],
+            serde_json::json!([DEFAULT_PATH, "A=B", "HOSTNAME=web1"])
+        );
+        assert_eq!(p["cwd"], "/");
+        assert_eq!(p["user"], serde_json::json!({"uid": 0, "gid": 0}));
+        assert_eq!(p["noNewPrivileges"], true);
+        assert_eq!(
+            p["capabilities"]["bounding"].as_array().map(Vec::len),
+            Some(14)
+        );
+        assert!(p["capabilities"].get("ambient").is_none(), "{v}");
+        let mounts = v["mounts"].as_array().unwrap();
+        assert_eq!(mounts.len(), 8);
+        assert_eq!(
+            mounts[0],
+            serde_json::json!({"destination": "/proc", "type": "proc", "source": "proc"})
+        );
+        assert_eq!(mounts[7]["destination"], "/etc/hosts");
+        let l = &v["linux"];
+        assert_eq!(l["cgroupsPath"], "/boxctl/0123456789ab");
+        assert_eq!(
+            l["namespaces"][4],
+            serde_json::json!({"type": "network", "path": ns})
+        );
+        assert_eq!(l["resources"]["memory"]["limit"], 64 << 20);
+        assert_eq!(l["resources"]["cpu"]["quota"], 50_000);
+        assert_eq!(
+            l["resources"]["devices"],
+            serde_json::json!([{"allow": false, "access": "rwm"}])
+        );
+        assert_eq!(
+            l["resources"]["blockIO"]["throttleWriteBpsDevice"],
+            serde_json::json!([{"major": 7, "minor": 3, "rate": 1 << 20}])
+        );
+        assert_eq!(l["maskedPaths"].as_array().map(Vec::len), Some(10));
+        assert_eq!(l["readonlyPaths"].as_array().map(Vec::len), Some(5));
+    }
+}

@@ -13,7 +13,9 @@
 //! - farms: [`farm::up`], [`farm::down`], [`farm::scale`], which report
 //!   progress as [`farm::Event`]s;
 //! - usage: [`stats::sample`];
-//! - the per-instance monitor process: [`monitor::main`].
+//! - the per-instance monitor process: [`monitor::main`]. `start` runs it
+//!   as `EXE --root ROOT __monitor ID` with the running executable, so a
+//!   front end hands that command line to [`monitor::main`].
 //!
 //! Every fallible call returns [`error::Result`]. The library prints
 //! nothing on stdout (a farm image's build script writes its own output);

@@ -401,8 +401,9 @@ mod tests {
             memory: Some("1m".into()),
             ..Default::default()
         };
-        let e = small.parse().unwrap_err().to_string();
-        assert_eq!(e, "invalid --memory 1m: the minimum is 4m");
+        let e = small.parse().unwrap_err();
+        assert!(matches!(e, Error::Invalid(_)), "{e:?}");
+        assert_eq!(e.to_string(), "invalid --memory 1m: the minimum is 4m");
         let l = Limits {
             memory: Some(1),
             pids: Some(5),
