@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use boxctl_core::create_spec::InstanceOptions;
+use boxctl_core::limits::LimitSpec;
 use clap::{Args, Parser, Subcommand};
 
 /// boxctl: a daemonless container manager for disk images.
@@ -135,11 +137,11 @@ pub enum Cmd {
         name: String,
     },
     /// Bring a farm up from its description (images, networks, instances, proxy).
-    Up(crate::farm::UpArgs),
+    Up(FarmArgs),
     /// Remove everything a farm's `up` made (images stay).
-    Down(crate::farm::DownArgs),
+    Down(FarmArgs),
     /// Change the number of instances of a farm's service without dropping requests.
-    Scale(crate::farm::ScaleArgs),
+    Scale(ScaleArgs),
     /// Internal: the per-instance monitor.
     #[command(name = "__monitor", hide = true)]
     Monitor {
@@ -273,4 +275,58 @@ pub struct RunArgs {
     /// Command and arguments (default: the image's).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+impl From<&LimitArgs> for LimitSpec {
+    fn from(a: &LimitArgs) -> LimitSpec {
+        LimitSpec {
+            memory: a.memory.clone(),
+            cpus: a.cpus.clone(),
+            cpuset: a.cpuset.clone(),
+            pids: a.pids.clone(),
+            io_read_bps: a.io_read_bps.clone(),
+            io_write_bps: a.io_write_bps.clone(),
+            io_read_iops: a.io_read_iops.clone(),
+            io_write_iops: a.io_write_iops.clone(),
+        }
+    }
+}
+
+impl From<&RunArgs> for InstanceOptions {
+    fn from(a: &RunArgs) -> InstanceOptions {
+        InstanceOptions {
+            name: a.name.clone(),
+            env: a.env.clone(),
+            workdir: a.workdir.clone(),
+            user: a.user.clone(),
+            hostname: a.hostname.clone(),
+            entrypoint: a.entrypoint.clone(),
+            limits: LimitSpec::from(&a.limits),
+            restart: a.restart.clone(),
+            net: a.net.clone(),
+            publish: a.publish.clone(),
+            cow: a.cow,
+            image: a.image.clone(),
+            command: a.command.clone(),
+        }
+    }
+}
+
+/// `boxctl up` and `boxctl down`.
+#[derive(Debug, Args)]
+pub struct FarmArgs {
+    /// Farm file.
+    #[arg(short = 'f', long = "file", default_value = "farm.toml")]
+    pub file: PathBuf,
+}
+
+/// `boxctl scale`.
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// Farm file.
+    #[arg(short = 'f', long = "file", default_value = "farm.toml")]
+    pub file: PathBuf,
+    /// SERVICE=N (repeatable).
+    #[arg(required = true)]
+    pub services: Vec<String>,
 }

@@ -1,19 +1,16 @@
-//! Command handlers.
+//! Dispatch: each subcommand calls the library and prints what it returns.
 
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use serde_json::json;
+use anyhow::Result;
+use boxctl_core::create_spec::{CreateSpec, InstanceOptions};
+use boxctl_core::limits::{self, LimitSpec};
+use boxctl_core::store::Store;
+use boxctl_core::{farm, image, instance, lifecycle, monitor, networking, stats, util};
 
-use crate::cli::{Cli, Cmd, ImageCmd, LimitArgs, NetworkCmd, RunArgs};
-use crate::instance_file::{Instance, Status};
-use crate::lifecycle::{self, CreateSpec};
-use crate::limits::{self, Limits};
-use crate::store::{self, Store};
-use crate::{image, monitor, mounts, networking, procs, runtime_cli, stats, util};
+use crate::cli::{Cli, Cmd, ImageCmd, NetworkCmd, RunArgs};
+use crate::output::{self, print_table};
 
 /// Run the command; returns the process exit code.
 pub fn dispatch(root: &Path, cli: Cli) -> Result<i32> {
@@ -56,7 +53,7 @@ pub fn dispatch(root: &Path, cli: Cli) -> Result<i32> {
         }),
         Cmd::Logs { follow, tail, name } => {
             let inst = store.find(&name)?;
-            logs(&store, &inst, follow, tail)?;
+            instance::logs(&store, &inst, follow, tail, &mut std::io::stdout().lock())?;
             Ok(0)
         }
         Cmd::Exec {
@@ -64,17 +61,44 @@ pub fn dispatch(root: &Path, cli: Cli) -> Result<i32> {
             tty,
             name,
             command,
-        } => exec(&store, &name, interactive, tty, &command),
-        Cmd::Inspect { names } => inspect(&store, &names),
+        } => Ok(instance::exec(&store, &name, interactive, tty, &command)?),
+        Cmd::Inspect { names } => {
+            let out = names
+                .iter()
+                .map(|n| instance::inspect(&store, n))
+                .collect::<boxctl_core::Result<Vec<_>>>()?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(0)
+        }
         Cmd::Stats {
             no_stream,
             json,
             names,
-        } => stats::run(&store, &names, no_stream || json, json),
-        Cmd::Update { limits, name } => update(&store, &name, &limits),
-        Cmd::Up(a) => crate::farm::up(&store, runtime.as_deref(), &a),
-        Cmd::Down(a) => crate::farm::down(&store, &a),
-        Cmd::Scale(a) => crate::farm::scale(&store, runtime.as_deref(), &a),
+        } => stats_cmd(&store, &names, no_stream || json, json),
+        Cmd::Update { limits, name } => {
+            let change = LimitSpec::from(&limits).parse()?;
+            let inst = instance::update_limits(&store, &name, &change)?;
+            println!("{}", inst.name);
+            Ok(0)
+        }
+        Cmd::Up(a) => {
+            farm::up(&store, runtime.as_deref(), &a.file, &mut output::farm_event)?;
+            Ok(0)
+        }
+        Cmd::Down(a) => {
+            let failed = farm::down(&store, &a.file, &mut output::farm_event)?;
+            Ok(if failed == 0 { 0 } else { 1 })
+        }
+        Cmd::Scale(a) => {
+            farm::scale(
+                &store,
+                runtime.as_deref(),
+                &a.file,
+                &a.services,
+                &mut output::farm_event,
+            )?;
+            Ok(0)
+        }
     }
 }
 
@@ -89,92 +113,11 @@ fn for_each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<i
     Ok(if failed == 0 { 0 } else { 1 })
 }
 
-/// Parse limit options.
-pub fn parse_limits(a: &LimitArgs) -> Result<Limits> {
-    Ok(Limits {
-        memory: a
-            .memory
-            .as_deref()
-            .map(|s| limits::parse_size("--memory", s))
-            .transpose()?,
-        cpus: a.cpus.as_deref().map(limits::parse_cpus).transpose()?,
-        cpuset: a.cpuset.as_deref().map(limits::parse_cpuset).transpose()?,
-        pids: a.pids.as_deref().map(limits::parse_pids).transpose()?,
-        io_read_bps: a
-            .io_read_bps
-            .as_deref()
-            .map(|s| limits::parse_size("--io-read-bps", s))
-            .transpose()?,
-        io_write_bps: a
-            .io_write_bps
-            .as_deref()
-            .map(|s| limits::parse_size("--io-write-bps", s))
-            .transpose()?,
-        io_read_iops: a
-            .io_read_iops
-            .as_deref()
-            .map(|s| limits::parse_iops("--io-read-iops", s))
-            .transpose()?,
-        io_write_iops: a
-            .io_write_iops
-            .as_deref()
-            .map(|s| limits::parse_iops("--io-write-iops", s))
-            .transpose()?,
-    })
-}
-
 fn spec(a: &RunArgs, runtime: Option<&str>) -> Result<CreateSpec> {
-    let limits = parse_limits(&a.limits)?;
-    if let Some(m) = limits.memory {
-        if m < 4 << 20 {
-            bail!(
-                "invalid --memory {}: the minimum is 4m",
-                a.limits.memory.as_deref().unwrap_or("")
-            );
-        }
-    }
-    let restart = a.restart.parse()?;
-    let mut net_mode = "none".to_string();
-    let mut networks = Vec::new();
-    for n in &a.net {
-        match n.as_str() {
-            "none" | "host" => net_mode = n.clone(),
-            other => {
-                net_mode = "bridge".into();
-                let (name, addr) = other.split_once(':').unwrap_or((other, ""));
-                util::validate_name("network", name)?;
-                networks.push(format!("{name}={addr}"));
-            }
-        }
-    }
-    for e in &a.env {
-        if !e.contains('=') || e.starts_with('=') {
-            bail!("invalid --env {e:?}: expected KEY=VALUE");
-        }
-    }
-    Ok(CreateSpec {
-        name: a.name.clone(),
-        image: a.image.clone(),
-        command: a.command.clone(),
-        entrypoint: a.entrypoint.as_ref().map(|e| {
-            if e.is_empty() {
-                Vec::new()
-            } else {
-                vec![e.clone()]
-            }
-        }),
-        env: a.env.clone(),
-        workdir: a.workdir.clone(),
-        user: a.user.clone(),
-        hostname: a.hostname.clone(),
-        limits,
-        restart,
-        runtime: runtime_cli::locate(runtime)?,
-        net_mode,
-        networks,
-        publish: a.publish.clone(),
-        cow: a.cow,
-    })
+    Ok(CreateSpec::from_options(
+        &InstanceOptions::from(a),
+        runtime,
+    )?)
 }
 
 fn run(store: &Store, args: &RunArgs, runtime: Option<&str>, detach: bool) -> Result<i32> {
@@ -182,36 +125,16 @@ fn run(store: &Store, args: &RunArgs, runtime: Option<&str>, detach: bool) -> Re
     let inst = lifecycle::create(store, &spec)?;
     if let Err(e) = lifecycle::start(store, &inst.id) {
         let _ = lifecycle::remove(store, &inst.id, true);
-        return Err(e);
+        return Err(e.into());
     }
     if detach {
         println!("{}", inst.id);
         return Ok(0);
     }
-    forward_signals(store, &inst)?;
-    logs(store, &inst, true, None)?;
+    instance::forward_signals(store, &inst)?;
+    instance::logs(store, &inst, true, None, &mut std::io::stdout().lock())?;
     let done = store.find(&inst.id)?;
     Ok(done.exit_code.unwrap_or(0))
-}
-
-/// In a foreground `run`, pass SIGINT, SIGTERM and SIGHUP on to the instance
-/// (as `docker run` does) instead of dying and leaving it behind.
-fn forward_signals(store: &Store, inst: &Instance) -> Result<()> {
-    use nix::sys::signal::{SigSet, Signal};
-    let mut set = SigSet::empty();
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        set.add(s);
-    }
-    set.thread_block().context("cannot block signals")?;
-    let rt = lifecycle::runtime_for(store, inst);
-    let id = inst.id.clone();
-    std::thread::spawn(move || {
-        while let Ok(sig) = set.wait() {
-            let name = sig.as_str().trim_start_matches("SIG");
-            let _ = rt.kill(&id, name);
-        }
-    });
-    Ok(())
 }
 
 fn image_cmd(store: &Store, c: ImageCmd) -> Result<i32> {
@@ -291,293 +214,39 @@ fn network_cmd(store: &Store, c: NetworkCmd) -> Result<i32> {
     }
 }
 
-/// Print rows as aligned columns.
-pub fn print_table(rows: &[Vec<String>]) {
-    let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = std::io::stdout().lock();
-    for r in rows {
-        let mut line = String::new();
-        for (c, cell) in r.iter().enumerate() {
-            if c + 1 == r.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}   ", w = widths[c]));
-            }
-        }
-        let _ = writeln!(out, "{}", line.trim_end());
-    }
-}
-
-fn addresses(inst: &Instance) -> String {
-    inst.attachments()
-        .iter()
-        .map(|a| {
-            if a.address.is_empty() {
-                a.network.clone()
-            } else {
-                format!("{}:{}", a.network, a.address)
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// Published ports as docker shows them (`127.0.0.1:8080->80/tcp`).
-fn ports(inst: &Instance) -> String {
-    inst.publish
-        .iter()
-        .filter_map(|p| networking::parse_publish(p).ok())
-        .map(|(listen, port)| format!("{listen}->{port}/tcp"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 fn ps(store: &Store, all: bool, json: bool, quiet: bool) -> Result<i32> {
     let list = lifecycle::refresh(store)?;
     let now = util::now_secs();
-    let shown: Vec<&Instance> = list.iter().filter(|i| all || i.is_active()).collect();
+    let shown: Vec<_> = list.iter().filter(|i| all || i.is_active()).collect();
     if quiet {
         for i in shown {
             println!("{}", i.id);
         }
-        return Ok(0);
-    }
-    if json {
-        let v: Vec<_> = shown
-            .iter()
-            .map(|i| {
-                let uptime = (i.status == Status::Running)
-                    .then(|| {
-                        i.started_at
-                            .as_deref()
-                            .and_then(util::parse_time)
-                            .map(|t| now - t)
-                    })
-                    .flatten();
-                let mut v = serde_json::to_value(i).unwrap_or_default();
-                v["id"] = json!(i.id);
-                v["state"] = json!(lifecycle::status_text(i, now));
-                v["uptime_seconds"] = json!(uptime);
-                v
-            })
-            .collect();
+    } else if json {
+        let v = output::ps_json(&shown, now);
         println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(0);
+    } else {
+        print_table(&output::ps_table(&shown, now));
     }
-    let mut rows = vec![[
-        "ID",
-        "NAME",
-        "IMAGE",
-        "COMMAND",
-        "STATUS",
-        "ADDRESSES",
-        "PORTS",
-        "LIMITS",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect::<Vec<_>>()];
-    for i in shown {
-        let mut cmd = i.command.join(" ");
-        if cmd.chars().count() > 24 {
-            cmd = format!("{}…", cmd.chars().take(23).collect::<String>());
-        }
-        rows.push(vec![
-            i.id.clone(),
-            i.name.clone(),
-            i.image.clone(),
-            format!("\"{cmd}\""),
-            lifecycle::status_text(i, now),
-            addresses(i),
-            ports(i),
-            i.limits.summary(),
-        ]);
-    }
-    print_table(&rows);
     Ok(0)
 }
 
-fn log_paths(store: &Store, inst: &Instance) -> (PathBuf, PathBuf) {
-    let dir = store.instance_dir(&inst.id);
-    (dir.join("container.log.1"), dir.join("container.log"))
-}
-
-fn logs(store: &Store, inst: &Instance, follow: bool, tail: Option<usize>) -> Result<()> {
-    let (old, cur) = log_paths(store, inst);
-    let mut data = std::fs::read(&old).unwrap_or_default();
-    let cur_bytes = std::fs::read(&cur).unwrap_or_default();
-    let mut offset = cur_bytes.len() as u64;
-    data.extend_from_slice(&cur_bytes);
-    if let Some(n) = tail {
-        let mut count = 0;
-        let mut start = 0;
-        let end = if data.ends_with(b"\n") {
-            data.len() - 1
-        } else {
-            data.len()
-        };
-        for (i, b) in data[..end].iter().enumerate().rev() {
-            if *b == b'\n' {
-                count += 1;
-                if count == n {
-                    start = i + 1;
-                    break;
-                }
-            }
-        }
-        if n == 0 {
-            start = data.len();
-        }
-        data.drain(..start);
-    }
-    let mut out = std::io::stdout().lock();
-    out.write_all(&data)?;
-    out.flush()?;
-    if !follow {
-        return Ok(());
-    }
+/// `stats`: `once`, one sample and exit; `json`, machine-readable.
+fn stats_cmd(store: &Store, names: &[String], once: bool, json: bool) -> Result<i32> {
+    let interval = Duration::from_millis(if once { 500 } else { 1000 });
     loop {
-        let live = store
-            .find(&inst.id)
-            .map(|i| {
-                i.is_active()
-                    && (i.monitor_pid.is_some_and(|p| procs::is_monitor(p, &i.id))
-                        || i.owner_pid.is_some())
-            })
-            .unwrap_or(false);
-        if let Ok(mut f) = std::fs::File::open(&cur) {
-            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-            if len < offset {
-                offset = 0; // rotated
+        let samples = stats::sample(store, names, interval)?;
+        if json {
+            let v = output::stats_json(&samples);
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            if !once {
+                print!("\x1b[2J\x1b[H");
             }
-            f.seek(SeekFrom::Start(offset))?;
-            let mut buf = Vec::new();
-            f.read_to_end(&mut buf)?;
-            offset += buf.len() as u64;
-            out.write_all(&buf)?;
-            out.flush()?;
+            print_table(&output::stats_table(&samples));
         }
-        if !live {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn running(store: &Store, name: &str) -> Result<Instance> {
-    let inst = store.find(name)?;
-    if inst.status != Status::Running || inst.pid.is_none() {
-        bail!(
-            "instance {} is not running: start it with `boxctl start {}`",
-            inst.name,
-            inst.name
-        );
-    }
-    Ok(inst)
-}
-
-fn exec(
-    store: &Store,
-    name: &str,
-    interactive: bool,
-    tty: bool,
-    command: &[String],
-) -> Result<i32> {
-    let inst = running(store, name)?;
-    let rt = lifecycle::runtime_for(store, &inst);
-    let mut c = rt.command();
-    c.arg("exec");
-    if tty {
-        c.arg("-t");
-        let dir = store.instance_dir(&inst.id);
-        return crate::console::exec_tty(c, &dir, &inst.id, command);
-    }
-    c.arg(&inst.id).args(command);
-    if !interactive {
-        c.stdin(Stdio::null());
-    }
-    let status = c
-        .status()
-        .with_context(|| format!("cannot run runtime {}", rt.bin.display()))?;
-    Ok(status.code().unwrap_or(128 + 9))
-}
-
-fn inspect(store: &Store, names: &[String]) -> Result<i32> {
-    let mut out = Vec::new();
-    for n in names {
-        let inst = store.find(n)?;
-        let dir = store.instance_dir(&inst.id);
-        let mut v = serde_json::to_value(&inst)?;
-        v["id"] = json!(inst.id);
-        v["state"] = json!(lifecycle::status_text(&inst, util::now_secs()));
-        v["directory"] = json!(dir);
-        let disk = crate::instance_disk::disk_file(store, &inst);
-        v["disk"] = json!(disk);
-        v["disk_size"] = json!(std::fs::metadata(&disk).map(|m| m.len()).unwrap_or(0));
-        v["disk_allocated"] = json!(crate::disk::allocated_bytes(&disk));
-        v["bundle"] = json!(dir);
-        v["log"] = json!(dir.join("container.log"));
-        v["cgroups_path"] = json!(crate::bundle::cgroups_path(&inst.id));
-        v["mounted"] = json!(mounts::is_mount_point(&dir.join("rootfs")));
-        out.push(v);
-    }
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(0)
-}
-
-fn update(store: &Store, name: &str, args: &LimitArgs) -> Result<i32> {
-    let new = parse_limits(args)?;
-    let inst = store.find(name)?;
-    let mut merged = inst.limits.clone();
-    macro_rules! take {
-        ($($f:ident),*) => { $( if new.$f.is_some() { merged.$f = new.$f.clone(); } )* };
-    }
-    take!(
-        memory,
-        cpus,
-        cpuset,
-        pids,
-        io_read_bps,
-        io_write_bps,
-        io_read_iops,
-        io_write_iops
-    );
-    if inst.status == Status::Running && inst.pid.is_some() {
-        let dir = store.instance_dir(&inst.id);
-        let devs = crate::instance_disk::devices(store, &inst);
-        let mut res = merged.to_oci(&devs);
-        if let Some(o) = res.as_object_mut() {
-            o.remove("devices");
-        }
-        let file = dir.join("update.json");
-        store::write_quick(&file, serde_json::to_string(&res)?.as_bytes())?;
-        let rt = lifecycle::runtime_for(store, &inst);
-        let r = rt.update(&inst.id, &["-r".to_string(), file.display().to_string()]);
-        let _ = std::fs::remove_file(&file);
-        r?;
-        let io_changed = new.io_read_bps.is_some()
-            || new.io_write_bps.is_some()
-            || new.io_read_iops.is_some()
-            || new.io_write_iops.is_some();
-        if io_changed {
-            for dev in devs {
-                stats::apply_io_throttles(&inst, &merged, dev)?;
-            }
+        if once {
+            return Ok(0);
         }
     }
-    store.update(|list| {
-        let i = store::get_mut(list, &inst.id)?;
-        i.limits = merged.clone();
-        Ok(())
-    })?;
-    println!("{}", inst.name);
-    Ok(0)
 }

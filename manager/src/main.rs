@@ -1,26 +1,9 @@
 //! boxctl: a daemonless container manager. Every command is a short-lived
 //! process; each running instance has a small monitor (`boxctl __monitor`).
 
-mod bundle;
 mod cli;
 mod commands;
-mod console;
-mod disk;
-mod farm;
-mod image;
-mod instance_disk;
-mod instance_file;
-mod lifecycle;
-mod limits;
-mod loopdev;
-mod monitor;
-mod mounts;
-mod networking;
-mod procs;
-mod runtime_cli;
-mod stats;
-mod store;
-mod util;
+mod output;
 
 use std::path::PathBuf;
 

@@ -550,3 +550,95 @@ publish = ["127.0.0.1:{port}:80"]
     let again = env.ok(&["up", "-f", f]);
     assert_eq!(again.trim(), format!("serving {url}"));
 }
+
+/// `boxctl` run from an anonymous memory file: its /proc/self/exe names no
+/// file, so it cannot start another boxctl (a re-exec of itself fails).
+fn boxctl_without_self(env: &Env, args: &[&str]) -> std::process::Output {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let bin = std::fs::read(env!("CARGO_BIN_EXE_boxctl")).expect("read the boxctl binary");
+    // SAFETY: a NUL-terminated name; the new descriptor is owned below.
+    let fd = unsafe { libc::memfd_create(c"boxctl".as_ptr(), libc::MFD_CLOEXEC) };
+    assert!(fd >= 0, "memfd_create: {}", std::io::Error::last_os_error());
+    // SAFETY: fd was just created and nothing else owns it.
+    let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    file.write_all(&bin).expect("write the boxctl copy");
+    // exec refuses a file open for writing: run it through a read-only descriptor
+    // the child inherits (no O_CLOEXEC), then close both here.
+    let path = format!("/proc/self/fd/{}\0", file.as_raw_fd());
+    // SAFETY: a NUL-terminated path; the descriptor is owned below.
+    let ro = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDONLY) };
+    assert!(
+        ro >= 0,
+        "reopen the boxctl copy: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: ro was just opened and nothing else owns it.
+    let ro = unsafe { OwnedFd::from_raw_fd(ro) };
+    drop(file);
+    let out = Command::new(format!("/proc/self/fd/{}", ro.as_raw_fd()))
+        .arg("--root")
+        .arg(&env.root)
+        .arg("--runtime")
+        .arg(&env.runtime)
+        .args(args)
+        .output()
+        .expect("run the boxctl copy");
+    drop(ro);
+    out
+}
+
+#[test]
+fn up_applies_a_changed_limit_without_spawning_boxctl() {
+    let env = Env::new("farmlim");
+    let name = format!("fl{}", std::process::id() % 100_000);
+    let file = env.dir.join("farm.toml");
+    let write = |memory: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "name = \"{name}\"\n[services.app]\nimage = \"bb\"\n\
+                 command = [\"sleep\", \"1000\"]\nmemory = \"{memory}\"\n"
+            ),
+        )
+        .expect("write the farm file")
+    };
+    let f = file.to_str().expect("utf-8 path");
+    write("64m");
+    let out = env.ok(&["up", "-f", f]);
+    assert!(
+        out.contains(&format!("instance {name}-app: created")),
+        "{out}"
+    );
+    let inst = format!("{name}-app");
+    assert_eq!(env.inspect(&inst)["memory"], 64 << 20);
+
+    // The harness really stops a re-exec: creating an instance spawns its
+    // monitor (boxctl itself), which the copy cannot do.
+    let run = boxctl_without_self(&env, &["run", "-d", "--name", "selfless", "bb", "true"]);
+    assert!(
+        !run.status.success(),
+        "run -d spawned a monitor from a memfd copy"
+    );
+
+    write("96m");
+    let out = boxctl_without_self(&env, &["up", "-f", f]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "up failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("instance {inst}: limits updated")),
+        "{stdout}"
+    );
+    assert_eq!(env.inspect(&inst)["memory"], 96 << 20);
+    let m = env.ok(&[
+        "exec",
+        &inst,
+        "cat",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]);
+    assert_eq!(m.trim(), (96u64 << 20).to_string());
+    env.ok(&["down", "-f", f]);
+}

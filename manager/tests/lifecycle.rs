@@ -215,7 +215,7 @@ fn limits_are_enforced_inside() {
     assert_eq!(m.trim(), "67108864");
     assert_eq!(env.inspect("lim")["memory"], 67108864);
 
-    // Live update of the disk throttle (written to the cgroup even where the runtime ignores it).
+    // Live update of the disk throttle, through the runtime's `update` (blockIO).
     env.ok(&["update", "lim", "--io-write-bps", "2m"]);
     let t = env.ok(&[
         "exec",

@@ -1,61 +1,18 @@
 //! Instance life cycle: create, start, stop, remove, and reconciling the
 //! instance file with reality.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use crate::bail;
+use crate::error::{Context, Result};
 
+pub use crate::create_spec::CreateSpec;
 use crate::image;
 use crate::instance_file::{Instance, Status};
-use crate::limits::{Limits, RestartPolicy};
 use crate::runtime_cli::Runtime;
 use crate::store::{self, Store};
+pub use crate::teardown::{runtime_for, teardown};
 use crate::{monitor, mounts, networking, procs, util};
-
-/// Everything `create`/`run` need to make an instance.
-#[derive(Debug, Clone, Default)]
-pub struct CreateSpec {
-    /// Name (None: generated from the image and id).
-    pub name: Option<String>,
-    /// Image name.
-    pub image: String,
-    /// Command override (None: the image's entrypoint + cmd, else `/bin/sh`).
-    pub command: Vec<String>,
-    /// Entrypoint override.
-    pub entrypoint: Option<Vec<String>>,
-    /// Extra environment.
-    pub env: Vec<String>,
-    /// Working directory override.
-    pub workdir: Option<String>,
-    /// User override.
-    pub user: Option<String>,
-    /// Hostname.
-    pub hostname: Option<String>,
-    /// Limits.
-    pub limits: Limits,
-    /// Restart policy.
-    pub restart: RestartPolicy,
-    /// Runtime binary.
-    pub runtime: PathBuf,
-    /// `none`, `host` or `bridge`.
-    pub net_mode: String,
-    /// `NAME=ADDR` entries.
-    pub networks: Vec<String>,
-    /// `HOSTPORT:PORT` entries.
-    pub publish: Vec<String>,
-    /// Copy-on-write: overlay on the shared image instead of a full copy.
-    pub cow: bool,
-}
-
-/// The runtime driver for an instance.
-pub fn runtime_for(store: &Store, inst: &Instance) -> Runtime {
-    Runtime {
-        bin: PathBuf::from(&inst.runtime),
-        root: store.runtime_root(),
-        log: Some(store.instance_dir(&inst.id).join("runtime.log")),
-    }
-}
 
 /// Removes a half-made instance (directory and record) unless disarmed.
 struct CreateGuard<'a> {
@@ -226,29 +183,6 @@ pub fn start(store: &Store, key: &str) -> Result<Instance> {
             });
             Err(e)
         }
-    }
-}
-
-/// Release what a stopped instance still holds: runtime state, mount (the
-/// loop device goes with it), network. Idempotent.
-pub fn teardown(store: &Store, inst: &Instance) -> Result<()> {
-    let rt = runtime_for(store, inst);
-    let mut first_err = None;
-    if let Err(e) = rt.delete_force(&inst.id) {
-        first_err.get_or_insert(e);
-    }
-    // boxrun removes the shared /boxctl parent with its last instance; other runtimes
-    // only remove the leaf.
-    boxrun_cgroups::remove_empty_parents("boxctl");
-    if let Err(e) = networking::teardown(store, inst) {
-        first_err.get_or_insert(e);
-    }
-    if let Err(e) = crate::instance_disk::unmount(store, inst) {
-        first_err.get_or_insert(e);
-    }
-    match first_err {
-        Some(e) => Err(e),
-        None => Ok(()),
     }
 }
 

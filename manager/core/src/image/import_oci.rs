@@ -4,11 +4,12 @@
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use crate::bail;
+use crate::error::{Context, Result};
 use serde_json::Value;
 
+use super::image_config::ImageConfig;
 use super::import_tar::{apply_whiteouts, extract, normalize, open_in};
-use super::ImageConfig;
 
 fn read_json(dir: &Path, rel: &Path) -> Result<Value> {
     let mut s = String::new();

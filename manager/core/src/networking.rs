@@ -18,17 +18,18 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use crate::bail;
+use crate::error::{Context, Result};
 use boxctl_network::{
     bridge, bridge_name_for, hosts, netns, veth, veth_name_for, Claim, Ipam, Owner, Subnet,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use crate::create_spec::CreateSpec;
 use crate::instance_file::Instance;
-use crate::lifecycle::CreateSpec;
 use crate::store::{self, Store};
-use crate::util;
+use crate::{bundle, util};
 
 /// One network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -256,8 +257,11 @@ pub fn validate(store: &Store, spec: &CreateSpec) -> Result<()> {
 /// `[IP:]HOSTPORT:PORT` → (listen address, container port).
 pub fn parse_publish(p: &str) -> Result<(SocketAddr, u16)> {
     let parts: Vec<&str> = p.rsplitn(3, ':').collect();
-    let bad =
-        || anyhow::anyhow!("invalid --publish {p:?}: expected [IP:]HOSTPORT:PORT, e.g. 8080:80");
+    let bad = || {
+        crate::error::Error::Invalid(format!(
+            "invalid --publish {p:?}: expected [IP:]HOSTPORT:PORT, e.g. 8080:80"
+        ))
+    };
     let port: u16 = parts
         .first()
         .and_then(|s| s.parse().ok())
@@ -287,7 +291,12 @@ pub fn allocate(store: &Store, list: &[Instance], networks: &[String]) -> Result
             .get(name)
             .with_context(|| format!("no such network: {name}"))?;
         let subnet: Subnet = net.subnet.parse()?;
-        let gw: Ipv4Addr = net.gateway.parse()?;
+        let gw: Ipv4Addr = net.gateway.parse().with_context(|| {
+            format!(
+                "network {name}: invalid gateway {:?} in networks.toml",
+                net.gateway
+            )
+        })?;
         let used = list
             .iter()
             .flat_map(|i| i.attachments())
@@ -336,7 +345,7 @@ pub struct NetSetup {
     /// Network namespace to join.
     pub netns: Option<PathBuf>,
     /// Extra OCI mounts (hosts, resolv.conf).
-    pub mounts: Vec<Value>,
+    pub mounts: Vec<oci_spec::runtime::Mount>,
 }
 
 /// Prepare the instance's network before the container is created.
@@ -361,7 +370,12 @@ pub fn setup(store: &Store, inst: &Instance) -> Result<NetSetup> {
                 .get(&a.network)
                 .with_context(|| format!("network {} no longer exists", a.network))?;
             let subnet: Subnet = net.subnet.parse()?;
-            let gw: Ipv4Addr = net.gateway.parse()?;
+            let gw: Ipv4Addr = net.gateway.parse().with_context(|| {
+                format!(
+                    "network {}: invalid gateway {:?} in networks.toml",
+                    a.network, net.gateway
+                )
+            })?;
             let addr: Ipv4Addr = a
                 .address
                 .split('/')
@@ -417,14 +431,19 @@ pub fn setup(store: &Store, inst: &Instance) -> Result<NetSetup> {
         let resolv = hosts::render_resolv_conf(&hosts::usable_host_nameservers(&host_resolv));
         store::write_quick(&dir.join("resolv.conf"), resolv.as_bytes())?;
         let bind = |src: &str, dst: &str| {
-            json!({"destination": dst, "type": "bind", "source": dir.join(src),
-                   "options": ["rbind", "rprivate", "nosuid", "nodev", "noexec"]})
+            let src = dir.join(src);
+            bundle::mount(
+                dst,
+                "bind",
+                &src.to_string_lossy(),
+                &["rbind", "rprivate", "nosuid", "nodev", "noexec"],
+            )
         };
         Ok(NetSetup {
             netns: Some(ns.clone()),
             mounts: vec![
-                bind("hosts", "/etc/hosts"),
-                bind("resolv.conf", "/etc/resolv.conf"),
+                bind("hosts", "/etc/hosts")?,
+                bind("resolv.conf", "/etc/resolv.conf")?,
             ],
         })
     })();
@@ -437,7 +456,7 @@ pub fn setup(store: &Store, inst: &Instance) -> Result<NetSetup> {
 /// The /etc/hosts of `inst`: itself first, then every other instance sharing one of its networks.
 fn hosts_for(inst: &Instance, all: &[Instance]) -> Result<String> {
     let mut entries = Vec::new();
-    let hn = crate::bundle::hostname(inst).to_string();
+    let hn = bundle::hostname(inst).to_string();
     for a in inst.attachments() {
         if let Some(ip) = a
             .address
@@ -499,7 +518,7 @@ pub fn start_forwarder(
 
 /// Release the instance's network resources (idempotent).
 pub fn teardown(store: &Store, inst: &Instance) -> Result<()> {
-    let mut first: Option<anyhow::Error> = None;
+    let mut first: Option<crate::error::Error> = None;
     match owner(store) {
         Ok(owner) => {
             for idx in 0..inst.attachments().len() {

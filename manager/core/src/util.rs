@@ -2,7 +2,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Result};
+use crate::bail;
+use crate::error::Result;
 
 /// Check an instance, image or network name: `[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}`.
 /// Such a name can never contain `/` or be `.`/`..`, so it is safe as a path component.

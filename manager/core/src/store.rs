@@ -15,7 +15,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 
 use crate::instance_file::{self, Instance};
 
@@ -184,8 +184,8 @@ pub fn find_in<'a>(list: &'a [Instance], key: &str) -> Result<&'a Instance> {
         .collect();
     match matches.len() {
         1 => Ok(matches[0]),
-        0 => anyhow::bail!("no such instance: {key} (see `boxctl ps -a`)"),
-        _ => anyhow::bail!("instance id prefix {key} is ambiguous: give more digits or the name"),
+        0 => crate::bail!("no such instance: {key} (see `boxctl ps -a`)"),
+        _ => crate::bail!("instance id prefix {key} is ambiguous: give more digits or the name"),
     }
 }
 

@@ -1,9 +1,13 @@
 //! Resource limits: parsing the command-line forms and turning them into
 //! OCI `linux.resources`.
 
-use anyhow::{bail, Context, Result};
+use crate::error::{Context, Error, Result};
+use crate::invalid;
+use oci_spec::runtime::{
+    LinuxBlockIo, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxPidsBuilder,
+    LinuxResources, LinuxResourcesBuilder, LinuxThrottleDevice, LinuxThrottleDeviceBuilder,
+};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 /// CFS period used for `--cpus` (the same as docker's).
 pub const CPU_PERIOD: u64 = 100_000;
@@ -37,6 +41,60 @@ pub struct Limits {
     pub io_write_iops: Option<u64>,
 }
 
+/// The smallest memory limit an instance may have (the runtime and the
+/// kernel need some room of their own below it).
+pub const MIN_MEMORY: u64 = 4 << 20;
+
+/// Limits as a user writes them, one string per limit (`--memory 256m` on the
+/// command line, `memory = "64m"` in a farm file). Both front ends fill this
+/// in and [`LimitSpec::parse`] is the one parser and validation behind them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LimitSpec {
+    /// Memory limit (e.g. `256m`, `1g`).
+    pub memory: Option<String>,
+    /// CPUs, fractional (e.g. `0.5`).
+    pub cpus: Option<String>,
+    /// CPUs allowed (e.g. `0-1`).
+    pub cpuset: Option<String>,
+    /// Maximum number of processes.
+    pub pids: Option<String>,
+    /// Read throughput limit on the instance's disk, per second (e.g. `10m`).
+    pub io_read_bps: Option<String>,
+    /// Write throughput limit on the instance's disk, per second.
+    pub io_write_bps: Option<String>,
+    /// Read operations per second on the instance's disk.
+    pub io_read_iops: Option<String>,
+    /// Write operations per second on the instance's disk.
+    pub io_write_iops: Option<String>,
+}
+
+impl LimitSpec {
+    /// Parse and check every limit given; errors name the option
+    /// (`invalid --memory "1k": the minimum is 4m`).
+    pub fn parse(&self) -> Result<Limits> {
+        fn each<T>(v: &Option<String>, f: impl Fn(&str) -> Result<T>) -> Result<Option<T>> {
+            v.as_deref().map(f).transpose()
+        }
+        let memory = each(&self.memory, |s| {
+            let m = parse_size("--memory", s)?;
+            if m < MIN_MEMORY {
+                invalid!("invalid --memory {s}: the minimum is 4m");
+            }
+            Ok(m)
+        })?;
+        Ok(Limits {
+            memory,
+            cpus: each(&self.cpus, parse_cpus)?,
+            cpuset: each(&self.cpuset, parse_cpuset)?,
+            pids: each(&self.pids, parse_pids)?,
+            io_read_bps: each(&self.io_read_bps, |s| parse_size("--io-read-bps", s))?,
+            io_write_bps: each(&self.io_write_bps, |s| parse_size("--io-write-bps", s))?,
+            io_read_iops: each(&self.io_read_iops, |s| parse_iops("--io-read-iops", s))?,
+            io_write_iops: each(&self.io_write_iops, |s| parse_iops("--io-write-iops", s))?,
+        })
+    }
+}
+
 /// Parse a size such as `256m`, `1g`, `1.5G`, `512k`, `1024` or `64MiB`.
 pub fn parse_size(what: &str, s: &str) -> Result<u64> {
     let t = s.trim();
@@ -45,50 +103,57 @@ pub fn parse_size(what: &str, s: &str) -> Result<u64> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(lower.len());
     let (num, unit) = lower.split_at(digits_end);
+    let expected = || {
+        Error::Invalid(format!(
+            "invalid {what} {s:?}: expected a number with an optional k, m, g or t suffix (e.g. 256m)"
+        ))
+    };
     let mult: u64 = match unit {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
         "t" | "tb" | "tib" => 1 << 40,
-        _ => bail!("invalid {what} {s:?}: expected a number with an optional k, m, g or t suffix (e.g. 256m)"),
+        _ => return Err(expected()),
     };
     let value: f64 = num
         .parse()
         .ok()
         .filter(|v: &f64| v.is_finite() && *v >= 0.0)
-        .with_context(|| {
-            format!("invalid {what} {s:?}: expected a number with an optional k, m, g or t suffix (e.g. 256m)")
-        })?;
+        .ok_or_else(expected)?;
     let bytes = value * mult as f64;
     if bytes > u64::MAX as f64 / 2.0 {
-        bail!("invalid {what} {s:?}: too large");
+        invalid!("invalid {what} {s:?}: too large");
     }
     Ok(bytes as u64)
 }
 
 /// Parse `--cpus`: a positive number no larger than the host's CPU count.
-pub fn parse_cpus(s: &str) -> Result<f64> {
+fn parse_cpus(s: &str) -> Result<f64> {
     let v: f64 = s
         .trim()
         .parse()
         .ok()
         .filter(|v: &f64| v.is_finite())
-        .with_context(|| format!("invalid --cpus {s:?}: expected a number such as 0.5 or 2"))?;
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "invalid --cpus {s:?}: expected a number such as 0.5 or 2"
+            ))
+        })?;
     let host = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1) as f64;
     if v <= 0.0 || v * CPU_PERIOD as f64 <= 1000.0 {
-        bail!("invalid --cpus {s:?}: must be at least 0.01");
+        invalid!("invalid --cpus {s:?}: must be at least 0.01");
     }
     if v > host {
-        bail!("invalid --cpus {s:?}: this host has only {host} CPUs");
+        invalid!("invalid --cpus {s:?}: this host has only {host} CPUs");
     }
     Ok(v)
 }
 
 /// Check a cpuset list such as `0`, `0-1` or `0,2-3`.
-pub fn parse_cpuset(s: &str) -> Result<String> {
+fn parse_cpuset(s: &str) -> Result<String> {
     let ok = !s.is_empty()
         && s.split(',').all(|part| {
             let mut it = part.splitn(2, '-');
@@ -100,79 +165,101 @@ pub fn parse_cpuset(s: &str) -> Result<String> {
             }
         });
     if !ok {
-        bail!("invalid --cpuset {s:?}: expected a list such as 0, 0-1 or 0,2-3");
+        invalid!("invalid --cpuset {s:?}: expected a list such as 0, 0-1 or 0,2-3");
     }
     Ok(s.to_string())
 }
 
 /// Parse `--pids`: a positive count, or -1/0 for unlimited.
-pub fn parse_pids(s: &str) -> Result<i64> {
-    let v: i64 = s
-        .trim()
-        .parse()
-        .with_context(|| format!("invalid --pids {s:?}: expected a whole number"))?;
+fn parse_pids(s: &str) -> Result<i64> {
+    let v: i64 = s.trim().parse().map_err(|e| Error::Context {
+        msg: format!("invalid --pids {s:?}: expected a whole number"),
+        source: Box::new(e),
+    })?;
     if v < -1 {
-        bail!("invalid --pids {s:?}: expected a positive number, or -1 for unlimited");
+        invalid!("invalid --pids {s:?}: expected a positive number, or -1 for unlimited");
     }
     Ok(v)
 }
 
 /// Parse an operations-per-second count.
-pub fn parse_iops(what: &str, s: &str) -> Result<u64> {
-    s.trim().parse().with_context(|| {
-        format!("invalid {what} {s:?}: expected a whole number of operations per second")
+fn parse_iops(what: &str, s: &str) -> Result<u64> {
+    s.trim().parse().map_err(|e| Error::Context {
+        msg: format!("invalid {what} {s:?}: expected a whole number of operations per second"),
+        source: Box::new(e),
     })
 }
 
 impl Limits {
-    /// OCI `linux.resources` for these limits; block I/O throttles apply to
-    /// the block device `dev` (the instance's loop device) when given.
-    pub fn to_oci(&self, devs: &[(u64, u64)]) -> Value {
-        let mut r = serde_json::Map::new();
-        r.insert(
-            "devices".into(),
-            json!([{ "allow": false, "access": "rwm" }]),
-        );
+    /// OCI `linux.resources` for these limits (and no device access); block
+    /// I/O throttles apply to the block devices `devs` (the instance's loop
+    /// devices) when given.
+    pub fn to_oci(&self, devs: &[(u64, u64)]) -> Result<LinuxResources> {
+        let mut r =
+            LinuxResourcesBuilder::default().devices(vec![LinuxDeviceCgroupBuilder::default()
+                .allow(false)
+                .access("rwm")
+                .build()?]);
         if let Some(m) = self.memory {
-            r.insert("memory".into(), json!({ "limit": m }));
+            r = r.memory(LinuxMemoryBuilder::default().limit(m as i64).build()?);
         }
-        let mut cpu = serde_json::Map::new();
-        if let Some(c) = self.cpus {
-            cpu.insert(
-                "quota".into(),
-                json!((c * CPU_PERIOD as f64).round() as i64),
-            );
-            cpu.insert("period".into(), json!(CPU_PERIOD));
-        }
-        if let Some(s) = &self.cpuset {
-            cpu.insert("cpus".into(), json!(s));
-        }
-        if !cpu.is_empty() {
-            r.insert("cpu".into(), Value::Object(cpu));
+        if self.cpus.is_some() || self.cpuset.is_some() {
+            let mut cpu = LinuxCpuBuilder::default();
+            if let Some(c) = self.cpus {
+                cpu = cpu
+                    .quota((c * CPU_PERIOD as f64).round() as i64)
+                    .period(CPU_PERIOD);
+            }
+            if let Some(s) = &self.cpuset {
+                cpu = cpu.cpus(s.clone());
+            }
+            r = r.cpu(cpu.build()?);
         }
         if let Some(p) = self.pids.filter(|p| *p > 0) {
-            r.insert("pids".into(), json!({ "limit": p }));
+            r = r.pids(LinuxPidsBuilder::default().limit(p).build()?);
         }
-        if !devs.is_empty() {
-            let mut bio = serde_json::Map::new();
-            let mut add = |key: &str, v: Option<u64>| {
-                if let Some(rate) = v {
-                    let list: Vec<Value> = devs
-                        .iter()
-                        .map(|(major, minor)| json!({ "major": major, "minor": minor, "rate": rate }))
-                        .collect();
-                    bio.insert(key.into(), Value::Array(list));
-                }
+        let throttle = |v: Option<u64>| -> Result<Option<Vec<LinuxThrottleDevice>>> {
+            let (Some(rate), false) = (v, devs.is_empty()) else {
+                return Ok(None);
             };
-            add("throttleReadBpsDevice", self.io_read_bps);
-            add("throttleWriteBpsDevice", self.io_write_bps);
-            add("throttleReadIOPSDevice", self.io_read_iops);
-            add("throttleWriteIOPSDevice", self.io_write_iops);
-            if !bio.is_empty() {
-                r.insert("blockIO".into(), Value::Object(bio));
-            }
+            let list = devs
+                .iter()
+                .map(|&(major, minor)| {
+                    LinuxThrottleDeviceBuilder::default()
+                        .major(major as i64)
+                        .minor(minor as i64)
+                        .rate(rate)
+                        .build()
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok(Some(list))
+        };
+        let mut bio = LinuxBlockIo::default();
+        bio.set_throttle_read_bps_device(throttle(self.io_read_bps)?);
+        bio.set_throttle_write_bps_device(throttle(self.io_write_bps)?);
+        bio.set_throttle_read_iops_device(throttle(self.io_read_iops)?);
+        bio.set_throttle_write_iops_device(throttle(self.io_write_iops)?);
+        if bio != LinuxBlockIo::default() {
+            r = r.block_io(bio);
         }
-        Value::Object(r)
+        Ok(r.build()?)
+    }
+
+    /// These limits with every limit `change` sets taken from it (`update`).
+    pub fn merged(&self, change: &Limits) -> Limits {
+        fn pick<T: Clone>(new: &Option<T>, old: &Option<T>) -> Option<T> {
+            new.clone().or_else(|| old.clone())
+        }
+        Limits {
+            memory: pick(&change.memory, &self.memory),
+            cpus: pick(&change.cpus, &self.cpus),
+            cpuset: pick(&change.cpuset, &self.cpuset),
+            pids: pick(&change.pids, &self.pids),
+            io_read_bps: pick(&change.io_read_bps, &self.io_read_bps),
+            io_write_bps: pick(&change.io_write_bps, &self.io_write_bps),
+            io_read_iops: pick(&change.io_read_iops, &self.io_read_iops),
+            io_write_iops: pick(&change.io_write_iops, &self.io_write_iops),
+        }
     }
 
     /// A short summary for `ps` ("mem=256MiB cpus=0.5").
@@ -221,7 +308,7 @@ pub enum RestartPolicy {
 }
 
 impl std::str::FromStr for RestartPolicy {
-    type Err = anyhow::Error;
+    type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "no" => Ok(Self::No),
@@ -234,7 +321,7 @@ impl std::str::FromStr for RestartPolicy {
                     })?;
                     Ok(Self::OnFailure { max })
                 } else {
-                    bail!("invalid --restart {s:?}: use no, always, on-failure or on-failure:N")
+                    invalid!("invalid --restart {s:?}: use no, always, on-failure or on-failure:N")
                 }
             }
         }
@@ -300,6 +387,36 @@ mod tests {
     }
 
     #[test]
+    fn one_parser_for_every_front_end() {
+        let spec = LimitSpec {
+            memory: Some("64m".into()),
+            cpus: Some("0.5".into()),
+            io_write_bps: Some("2m".into()),
+            ..Default::default()
+        };
+        let l = spec.parse().unwrap();
+        assert_eq!(l.memory, Some(64 << 20));
+        assert_eq!(l.io_write_bps, Some(2 << 20));
+        let small = LimitSpec {
+            memory: Some("1m".into()),
+            ..Default::default()
+        };
+        let e = small.parse().unwrap_err();
+        assert!(matches!(e, Error::Invalid(_)), "{e:?}");
+        assert_eq!(e.to_string(), "invalid --memory 1m: the minimum is 4m");
+        let l = Limits {
+            memory: Some(1),
+            pids: Some(5),
+            ..Default::default()
+        };
+        let m = l.merged(&Limits {
+            memory: Some(2),
+            ..Default::default()
+        });
+        assert_eq!((m.memory, m.pids), (Some(2), Some(5)));
+    }
+
+    #[test]
     fn cpus_and_sets() {
         assert_eq!(parse_cpus("0.5").unwrap(), 0.5);
         assert!(parse_cpus("0").is_err());
@@ -318,7 +435,7 @@ mod tests {
             io_write_bps: Some(1000),
             ..Default::default()
         };
-        let v = l.to_oci(&[(7, 3)]);
+        let v = serde_json::to_value(l.to_oci(&[(7, 3)]).unwrap()).unwrap();
         assert_eq!(v["memory"]["limit"], 1 << 20);
         assert_eq!(v["cpu"]["quota"], 50_000);
         assert_eq!(v["cpu"]["period"], 100_000);

@@ -26,10 +26,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use crate::bail;
+use crate::error::{Context, Result};
 use serde::Deserialize;
 
-use crate::cli::LimitArgs;
+use crate::error::Error;
+use crate::limits::{LimitSpec, Limits, RestartPolicy};
 use crate::util;
 
 /// The whole file.
@@ -200,9 +202,9 @@ impl Farm {
         let farm: Farm = toml::from_str(text).map_err(|e| match e.span() {
             Some(span) => {
                 let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                anyhow::anyhow!("line {line}: {}", e.message())
+                Error::Invalid(format!("line {line}: {}", e.message()))
             }
-            None => anyhow::anyhow!("{}", e.message()),
+            None => Error::Invalid(e.message().to_string()),
         })?;
         farm.check()?;
         Ok(farm)
@@ -277,11 +279,8 @@ impl Farm {
             if !svc.health.starts_with('/') || svc.health.contains(char::is_whitespace) {
                 bail!("{what}: health {:?} must be a path such as /", svc.health);
             }
-            let limits = crate::commands::parse_limits(&self.limit_args(svc))
-                .with_context(|| format!("{what}: bad limit"))?;
-            if limits.memory.is_some_and(|m| m < 4 << 20) {
-                bail!("{what}: memory below the 4m minimum");
-            }
+            svc.limits()
+                .map_err(|e| e.context(format!("{what}: bad limit")))?;
             svc.restart_policy()
                 .with_context(|| format!("{what}: bad restart"))?;
         }
@@ -304,16 +303,6 @@ impl Farm {
         match index {
             Some(i) => format!("{}-{key}-{i}", self.name),
             None => format!("{}-{key}", self.name),
-        }
-    }
-
-    /// The limits of a service in command-line form.
-    pub fn limit_args(&self, svc: &Service) -> LimitArgs {
-        LimitArgs {
-            memory: svc.memory.clone(),
-            cpus: svc.cpus.clone(),
-            pids: svc.pids.clone(),
-            ..LimitArgs::default()
         }
     }
 
@@ -361,8 +350,19 @@ impl Farm {
 
 impl Service {
     /// The restart policy (default always).
-    pub fn restart_policy(&self) -> Result<crate::limits::RestartPolicy> {
+    pub fn restart_policy(&self) -> Result<RestartPolicy> {
         self.restart.as_deref().unwrap_or("always").parse()
+    }
+
+    /// The service's limits, through the same parser as the command line's.
+    pub fn limits(&self) -> Result<Limits> {
+        LimitSpec {
+            memory: self.memory.clone(),
+            cpus: self.cpus.clone(),
+            pids: self.pids.clone(),
+            ..LimitSpec::default()
+        }
+        .parse()
     }
 }
 
@@ -463,7 +463,7 @@ backends = "web"
             ),
         ];
         for (text, want) in cases {
-            let e = format!("{:#}", Farm::parse(&text).unwrap_err());
+            let e = Farm::parse(&text).unwrap_err().chain();
             assert!(e.contains(want), "{want}: {e}");
         }
     }

@@ -3,7 +3,7 @@
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use boxrun_cgroups::mountinfo::{parse_mountinfo, MountInfo};
 
 /// Mount the ext4 file system on `dev` at `target`.

@@ -12,12 +12,13 @@ use std::process::{Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use crate::bail;
+use crate::error::{Context, Result};
 
 use crate::instance_file::{Instance, Status};
-use crate::lifecycle::{runtime_for, teardown};
 use crate::limits::RestartPolicy;
 use crate::store::{self, Store};
+use crate::teardown::{runtime_for, teardown};
 use crate::{bundle, networking, util};
 
 /// Default log size cap before rotation (override with BOXCTL_LOG_MAX, bytes).
@@ -293,10 +294,10 @@ pub fn main(store: &Store, id: &str) -> Result<()> {
                         i.pid = None;
                         Ok(())
                     });
-                    let _ = writeln!(r, "error: {e:#}");
+                    let _ = writeln!(r, "error: {}", e.chain());
                     return Err(e);
                 }
-                eprintln!("boxctl monitor: restart of {id} failed: {e:#}");
+                eprintln!("boxctl monitor: restart of {id} failed: {}", e.chain());
                 let again = record_exit(store, id, 127, &now)?;
                 match again {
                     Some(d) => {
@@ -335,7 +336,7 @@ pub fn main(store: &Store, id: &str) -> Result<()> {
         // The container's processes are gone with its pid namespace; the pipe drains.
         let _ = pumper.join();
         if let Err(e) = teardown(store, &inst) {
-            eprintln!("boxctl monitor: teardown of {id}: {e:#}");
+            eprintln!("boxctl monitor: teardown of {id}: {}", e.chain());
         }
         match record_exit(store, id, code, &now)? {
             Some(d) => {

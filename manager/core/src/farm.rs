@@ -12,7 +12,7 @@
 //! server that is going away.
 
 mod nginx;
-mod spec;
+pub mod spec;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
@@ -20,70 +20,147 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use clap::Args;
-
+use crate::bail;
+use crate::error::{Context, Error, Result};
 use crate::instance_file::{Instance, Status};
 use crate::lifecycle::{self, CreateSpec};
+use crate::limits::{self, Limits};
 use crate::store::Store;
-use crate::{image, networking, procs, runtime_cli};
+use crate::{image, instance, networking, procs, runtime_cli};
 use nginx::Backend;
 use spec::{Farm, Service};
 
 /// How long a new instance may take to answer its health check.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// `boxctl up`.
-#[derive(Debug, Args)]
-pub struct UpArgs {
-    /// Farm file.
-    #[arg(short = 'f', long = "file", default_value = "farm.toml")]
-    pub file: PathBuf,
+/// What `up`, `down` and `scale` report as they go; the front end words it.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// Another `up`, `down` or `scale` of the farm holds its lock: waiting.
+    WaitingForLock {
+        /// Farm name.
+        farm: &'a str,
+    },
+    /// An image's root filesystem is being built by its build script.
+    ImageBuilding {
+        /// Image name.
+        image: &'a str,
+        /// Root filesystem being built.
+        rootfs: &'a Path,
+        /// The build script.
+        build: &'a Path,
+    },
+    /// An image was imported.
+    ImageImported {
+        /// Image name.
+        image: &'a str,
+        /// Where from.
+        rootfs: &'a Path,
+    },
+    /// A network was created.
+    NetworkCreated {
+        /// The network.
+        network: &'a networking::Network,
+    },
+    /// A network was removed.
+    NetworkRemoved {
+        /// Network name.
+        name: &'a str,
+    },
+    /// An instance was created and started.
+    InstanceCreated {
+        /// The instance.
+        instance: &'a Instance,
+    },
+    /// A stopped instance was started.
+    InstanceStarted {
+        /// Instance name.
+        name: &'a str,
+    },
+    /// A new instance answers its health check.
+    InstanceReady {
+        /// Instance name.
+        name: &'a str,
+    },
+    /// An instance was removed.
+    InstanceRemoved {
+        /// Instance name.
+        name: &'a str,
+    },
+    /// An instance's limits were brought to the file's.
+    LimitsUpdated {
+        /// Instance name.
+        name: &'a str,
+    },
+    /// A proxy's backend list was written (`outcome`: `unchanged` or `reloaded`).
+    ProxyUpdated {
+        /// Proxy instance name.
+        name: &'a str,
+        /// What the install script said.
+        outcome: &'a str,
+        /// How many backends the list has.
+        backends: usize,
+    },
+    /// An instance runs another image than its service says.
+    ImageMismatch {
+        /// Instance name.
+        instance: &'a str,
+        /// The image it runs.
+        has: &'a str,
+        /// Service key.
+        service: &'a str,
+        /// The image the file says.
+        wants: &'a str,
+    },
+    /// An instance has a limit the file no longer sets (only remaking lifts it).
+    LimitDropped {
+        /// Instance name.
+        instance: &'a str,
+    },
+    /// The farm is served at `url` (one event per published port, at the end of `up`).
+    Serving {
+        /// Where a browser reaches it, e.g. `http://127.0.0.1:8080/`.
+        url: &'a str,
+    },
+    /// One step of `down` failed; the others go on.
+    Failed(&'a Error),
 }
 
-/// `boxctl down`.
-#[derive(Debug, Args)]
-pub struct DownArgs {
-    /// Farm file.
-    #[arg(short = 'f', long = "file", default_value = "farm.toml")]
-    pub file: PathBuf,
-}
-
-/// `boxctl scale`.
-#[derive(Debug, Args)]
-pub struct ScaleArgs {
-    /// Farm file.
-    #[arg(short = 'f', long = "file", default_value = "farm.toml")]
-    pub file: PathBuf,
-    /// SERVICE=N (repeatable).
-    #[arg(required = true)]
-    pub services: Vec<String>,
-}
+/// Where a farm's progress goes.
+pub type Report<'r> = &'r mut dyn FnMut(Event<'_>);
 
 /// `boxctl up -f FILE`: make or start whatever is missing; idempotent.
-pub fn up(store: &Store, runtime: Option<&str>, args: &UpArgs) -> Result<i32> {
-    let farm = Farm::load(&args.file)?;
-    let _lock = lock_farm(store, &farm)?;
-    ensure_images(store, &farm)?;
-    ensure_networks(store, &farm)?;
-    converge(store, &farm, runtime, &BTreeMap::new())?;
+pub fn up(store: &Store, runtime: Option<&str>, file: &Path, report: Report) -> Result<()> {
+    let farm = Farm::load(file)?;
+    let _lock = lock_farm(store, &farm, report)?;
+    ensure_images(store, &farm, report)?;
+    ensure_networks(store, &farm, report)?;
+    converge(store, &farm, runtime, &BTreeMap::new(), report)?;
     for p in farm.services.values().flat_map(|s| &s.publish) {
         let (listen, _) = networking::parse_publish(p)?;
-        println!("serving {}", boxctl_network::forward::local_url(listen));
+        report(Event::Serving {
+            url: &boxctl_network::forward::local_url(listen),
+        });
     }
-    Ok(0)
+    Ok(())
 }
 
 /// `boxctl scale -f FILE SERVICE=N`: the farm must be up.
-pub fn scale(store: &Store, runtime: Option<&str>, args: &ScaleArgs) -> Result<i32> {
-    let farm = Farm::load(&args.file)?;
-    let _lock = lock_farm(store, &farm)?;
+pub fn scale(
+    store: &Store,
+    runtime: Option<&str>,
+    file: &Path,
+    services: &[String],
+    report: Report,
+) -> Result<()> {
+    let farm = Farm::load(file)?;
+    let _lock = lock_farm(store, &farm, report)?;
     let mut want = BTreeMap::new();
-    for s in &args.services {
+    for s in services {
         let (key, n) = s
             .split_once('=')
             .with_context(|| format!("invalid {s:?}: expected SERVICE=N, e.g. web=5"))?;
@@ -112,17 +189,18 @@ pub fn scale(store: &Store, runtime: Option<&str>, args: &ScaleArgs) -> Result<i
             "farm {} is not up (network {} is missing): run `boxctl up -f {}` first",
             farm.name,
             farm.network_name(k),
-            args.file.display()
+            file.display()
         );
     }
-    converge(store, &farm, runtime, &want)?;
-    Ok(0)
+    converge(store, &farm, runtime, &want, report)
 }
 
-/// `boxctl down -f FILE`: remove the farm's instances (proxies first) and networks.
-pub fn down(store: &Store, args: &DownArgs) -> Result<i32> {
-    let farm = Farm::load(&args.file)?;
-    let _lock = lock_farm(store, &farm)?;
+/// `boxctl down -f FILE`: remove the farm's instances (proxies first) and
+/// networks. A step that fails is reported and the others go on; returns
+/// how many failed.
+pub fn down(store: &Store, file: &Path, report: Report) -> Result<usize> {
+    let farm = Farm::load(file)?;
+    let _lock = lock_farm(store, &farm, report)?;
     let list = lifecycle::refresh(store)?;
     let mut failed = 0;
     let mut order = farm.start_order();
@@ -133,9 +211,9 @@ pub fn down(store: &Store, args: &DownArgs) -> Result<i32> {
             .filter(|i| belongs(&farm, key, &i.name).is_some())
         {
             match lifecycle::remove(store, &inst.id, true) {
-                Ok(()) => println!("instance {}: removed", inst.name),
+                Ok(()) => report(Event::InstanceRemoved { name: &inst.name }),
                 Err(e) => {
-                    eprintln!("boxctl: error: {e:#}");
+                    report(Event::Failed(&e));
                     failed += 1;
                 }
             }
@@ -148,19 +226,19 @@ pub fn down(store: &Store, args: &DownArgs) -> Result<i32> {
             continue;
         }
         match networking::remove(store, &name) {
-            Ok(()) => println!("network {name}: removed"),
+            Ok(()) => report(Event::NetworkRemoved { name: &name }),
             Err(e) => {
-                eprintln!("boxctl: error: {e:#}");
+                report(Event::Failed(&e));
                 failed += 1;
             }
         }
     }
-    Ok(if failed == 0 { 0 } else { 1 })
+    Ok(failed)
 }
 
 /// Serialise `up`, `down` and `scale` of one farm: ROOT/farms/NAME.lock
 /// (flock, released when the returned file is dropped or the process dies).
-fn lock_farm(store: &Store, farm: &Farm) -> Result<File> {
+fn lock_farm(store: &Store, farm: &Farm, report: Report) -> Result<File> {
     let dir = store.root().join("farms");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join(format!("{}.lock", farm.name));
@@ -176,10 +254,7 @@ fn lock_farm(store: &Store, farm: &Farm) -> Result<File> {
     if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 {
         return Ok(file);
     }
-    eprintln!(
-        "boxctl: waiting for another up, down or scale of farm {}",
-        farm.name
-    );
+    report(Event::WaitingForLock { farm: &farm.name });
     loop {
         // SAFETY: flock on a descriptor we own.
         if unsafe { libc::flock(fd, libc::LOCK_EX) } == 0 {
@@ -207,7 +282,7 @@ fn belongs(farm: &Farm, key: &str, name: &str) -> Option<Option<u32>> {
 
 /// Import every image a service uses that the store lacks, building its
 /// root filesystem first when the file says how.
-fn ensure_images(store: &Store, farm: &Farm) -> Result<()> {
+fn ensure_images(store: &Store, farm: &Farm, report: Report) -> Result<()> {
     let used: BTreeSet<&str> = farm.services.values().map(|s| s.image.as_str()).collect();
     for name in used {
         if image::get(store, name).is_ok() {
@@ -229,11 +304,11 @@ fn ensure_images(store: &Store, farm: &Farm) -> Result<()> {
                     rootfs.display()
                 );
             };
-            println!(
-                "image {name}: building {} with {}",
-                rootfs.display(),
-                build.display()
-            );
+            report(Event::ImageBuilding {
+                image: name,
+                rootfs: &rootfs,
+                build: &build,
+            });
             if let Some(parent) = rootfs.parent() {
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("cannot create {}", parent.display()))?;
@@ -255,18 +330,21 @@ fn ensure_images(store: &Store, farm: &Farm) -> Result<()> {
         let size = spec
             .size
             .as_deref()
-            .map(|s| crate::limits::parse_size("size", s))
+            .map(|s| limits::parse_size("size", s))
             .transpose()?;
         image::import(store, &rootfs, name, size)
             .with_context(|| format!("cannot import image {name} from {}", rootfs.display()))?;
-        println!("image {name}: imported from {}", rootfs.display());
+        report(Event::ImageImported {
+            image: name,
+            rootfs: &rootfs,
+        });
     }
     Ok(())
 }
 
 /// Create the farm's networks that do not exist; refuse one whose subnet
 /// differs from the file.
-fn ensure_networks(store: &Store, farm: &Farm) -> Result<()> {
+fn ensure_networks(store: &Store, farm: &Farm, report: Report) -> Result<()> {
     let existing = networking::load(store)?;
     for (key, spec) in &farm.networks {
         let name = farm.network_name(key);
@@ -285,10 +363,7 @@ fn ensure_networks(store: &Store, farm: &Farm) -> Result<()> {
             None => {
                 let n =
                     networking::create(store, &name, spec.subnet.as_deref(), None, spec.internal)?;
-                println!(
-                    "network {name}: created ({}, bridge {})",
-                    n.subnet, n.bridge
-                );
+                report(Event::NetworkCreated { network: &n });
             }
         }
     }
@@ -303,6 +378,7 @@ fn converge(
     farm: &Farm,
     runtime: Option<&str>,
     overrides: &BTreeMap<String, u32>,
+    report: Report,
 ) -> Result<()> {
     let runtime = runtime_cli::locate(runtime)?;
     let mut surplus: Vec<Instance> = Vec::new();
@@ -326,58 +402,61 @@ fn converge(
         for n in &wanted {
             let name = farm.instance_name(key, *n);
             let existing = mine.iter().find(|(m, _)| m == n).map(|(_, i)| i);
-            if let Some(inst) = ensure_instance(store, farm, key, svc, &name, existing, &runtime)? {
+            if let Some(inst) =
+                ensure_instance(store, farm, (key, svc), &name, existing, &runtime, report)?
+            {
                 fresh.push(inst);
             }
         }
         for inst in &fresh {
             if svc.balance.is_none() {
                 wait_ready(store, farm, svc, inst)?;
-                println!("instance {}: ready", inst.name);
+                report(Event::InstanceReady { name: &inst.name });
             }
         }
         if svc.balance.is_some() {
             for n in &wanted {
                 let inst = store.find(&farm.instance_name(key, *n))?;
-                update_proxy(store, farm, key, svc, &inst, overrides)?;
+                update_proxy(store, farm, key, svc, &inst, overrides, report)?;
             }
         }
     }
     for inst in surplus {
         lifecycle::remove(store, &inst.id, true)?;
-        println!("instance {}: removed", inst.name);
+        report(Event::InstanceRemoved { name: &inst.name });
     }
     Ok(())
 }
 
-/// Make sure instance `name` of service `key` exists and runs. Returns it
-/// when it was created or started now.
+/// Make sure instance `name` of service `(key, svc)` exists and runs.
+/// Returns it when it was created or started now.
 fn ensure_instance(
     store: &Store,
     farm: &Farm,
-    key: &str,
-    svc: &Service,
+    (key, svc): (&str, &Service),
     name: &str,
     existing: Option<&Instance>,
     runtime: &Path,
+    report: Report,
 ) -> Result<Option<Instance>> {
-    let limits = crate::commands::parse_limits(&farm.limit_args(svc))?;
+    let limits = svc.limits()?;
     if let Some(inst) = existing {
         if inst.image != svc.image {
-            eprintln!(
-                "boxctl: warning: instance {name} runs image {} but service {key} says {}: \
-                 `boxctl rm -f {name}` and `up` again to remake it",
-                inst.image, svc.image
-            );
+            report(Event::ImageMismatch {
+                instance: name,
+                has: &inst.image,
+                service: key,
+                wants: &svc.image,
+            });
         }
         if inst.limits != limits {
-            update_limits(store, farm, svc, inst, &limits)?;
+            update_limits(store, inst, &limits, report)?;
         }
         return match inst.status {
             Status::Running | Status::Restarting => Ok(None),
             Status::Created | Status::Exited => {
                 let inst = lifecycle::start(store, &inst.id)?;
-                println!("instance {name}: started");
+                report(Event::InstanceStarted { name });
                 Ok(Some(inst))
             }
             Status::Creating | Status::Removing => {
@@ -415,30 +494,22 @@ fn ensure_instance(
         return Err(e.context(format!("cannot start instance {name}")));
     }
     let inst = store.find(&inst.id)?;
-    println!("instance {name}: created ({})", addresses(&inst));
+    report(Event::InstanceCreated { instance: &inst });
     Ok(Some(inst))
 }
 
-/// Bring an instance's limits to the file's through `boxctl update` (live
-/// when it runs). A limit the file dropped cannot be lifted that way: warn.
-fn update_limits(
-    store: &Store,
-    farm: &Farm,
-    svc: &Service,
-    inst: &Instance,
-    want: &crate::limits::Limits,
-) -> Result<()> {
-    let a = farm.limit_args(svc);
+/// Bring an instance's limits to the file's, in process through
+/// [`instance::update_limits`] (live when it runs). A limit the file dropped
+/// cannot be lifted that way: report it.
+fn update_limits(store: &Store, inst: &Instance, want: &Limits, report: Report) -> Result<()> {
     let l = &inst.limits;
     if (l.memory.is_some() && want.memory.is_none())
         || (l.cpus.is_some() && want.cpus.is_none())
         || (l.pids.is_some() && want.pids.is_none())
     {
-        eprintln!(
-            "boxctl: warning: instance {} has a limit the file no longer sets: \
-             `boxctl rm -f {}` and `up` again to lift it",
-            inst.name, inst.name
-        );
+        report(Event::LimitDropped {
+            instance: &inst.name,
+        });
     }
     let changed = (want.memory.is_some() && want.memory != l.memory)
         || (want.cpus.is_some() && want.cpus != l.cpus)
@@ -446,39 +517,10 @@ fn update_limits(
     if !changed {
         return Ok(());
     }
-    let mut cmd = Command::new(std::env::current_exe().context("cannot find boxctl itself")?);
-    cmd.arg("--root").arg(store.root()).arg("update");
-    for (flag, v) in [
-        ("--memory", &a.memory),
-        ("--cpus", &a.cpus),
-        ("--pids", &a.pids),
-    ] {
-        if let Some(v) = v {
-            cmd.arg(flag).arg(v);
-        }
-    }
-    let out = cmd
-        .arg(&inst.id)
-        .stdin(Stdio::null())
-        .output()
-        .context("cannot run boxctl update")?;
-    if !out.status.success() {
-        bail!(
-            "cannot update the limits of {}: {}",
-            inst.name,
-            runtime_cli::last_line(&out.stderr).trim_start_matches("boxctl: error: ")
-        );
-    }
-    println!("instance {}: limits updated", inst.name);
+    instance::update_limits(store, &inst.id, want)
+        .map_err(|e| e.context(format!("cannot update the limits of {}", inst.name)))?;
+    report(Event::LimitsUpdated { name: &inst.name });
     Ok(())
-}
-
-fn addresses(inst: &Instance) -> String {
-    inst.attachments()
-        .iter()
-        .map(|a| format!("{} {}", a.network, a.address))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The IPv4 address of `inst` on boxctl network `network`.
@@ -545,6 +587,7 @@ fn update_proxy(
     svc: &Service,
     proxy: &Instance,
     overrides: &BTreeMap<String, u32>,
+    report: Report,
 ) -> Result<()> {
     let Some(b) = &svc.balance else {
         return Ok(());
@@ -576,12 +619,11 @@ fn update_proxy(
     }
     let conf = nginx::render(&farm.name, b, back_svc.port, &backends);
     let outcome = install_config(store, proxy, &b.config_path, &conf)?;
-    println!(
-        "instance {}: {outcome} ({} backend{})",
-        proxy.name,
-        backends.len(),
-        if backends.len() == 1 { "" } else { "s" }
-    );
+    report(Event::ProxyUpdated {
+        name: &proxy.name,
+        outcome: &outcome,
+        backends: backends.len(),
+    });
     Ok(())
 }
 

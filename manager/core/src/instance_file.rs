@@ -14,7 +14,8 @@
 //! networks = ["br0=10.88.0.2/24"]
 //! ```
 
-use anyhow::{bail, Context, Result};
+use crate::bail;
+use crate::error::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -220,10 +221,11 @@ pub fn parse(text: &str) -> Result<Vec<Instance>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample() -> Instance {
+    /// An instance with most characteristics set.
+    pub(crate) fn sample() -> Instance {
         Instance {
             id: "0123456789ab".into(),
             name: "web\"1".into(),

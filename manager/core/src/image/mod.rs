@@ -1,37 +1,21 @@
 //! The image store: each image is a raw ext4 disk file plus its metadata.
 
 pub mod ext4;
+pub mod image_config;
 pub mod import_oci;
 pub mod import_tar;
+
+pub use image_config::ImageConfig;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use crate::bail;
+use crate::error::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::store::Store;
 use crate::util;
-
-/// Defaults an image gives its instances (from an OCI/docker config).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ImageConfig {
-    /// `Entrypoint`.
-    #[serde(default)]
-    pub entrypoint: Vec<String>,
-    /// `Cmd`.
-    #[serde(default)]
-    pub cmd: Vec<String>,
-    /// `Env`.
-    #[serde(default)]
-    pub env: Vec<String>,
-    /// `WorkingDir`.
-    #[serde(default)]
-    pub workdir: String,
-    /// `User`.
-    #[serde(default)]
-    pub user: String,
-}
 
 /// What `image.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use crate::bail;
+use crate::error::{Context, Result};
 
 use crate::image::{self, Image};
 use crate::instance_file::Instance;
@@ -113,7 +114,7 @@ pub fn devices(store: &Store, inst: &Instance) -> Vec<(u64, u64)> {
 /// released and flush the instance's disk file.
 pub fn unmount(store: &Store, inst: &Instance) -> Result<()> {
     let dir = store.instance_dir(&inst.id);
-    let mut first: Option<anyhow::Error> = None;
+    let mut first: Option<crate::error::Error> = None;
     let mut released = Vec::new();
     for p in ["rootfs", "upper", "lower"] {
         let target = dir.join(p);
@@ -152,7 +153,7 @@ pub fn unmount(store: &Store, inst: &Instance) -> Result<()> {
     }
     if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&disk) {
         if let Err(e) = f.sync_all() {
-            first.get_or_insert(anyhow::Error::from(e).context(format!(
+            first.get_or_insert(crate::error::Error::from(e).context(format!(
                 "cannot flush the disk of {} (is the disk full?)",
                 inst.name
             )));

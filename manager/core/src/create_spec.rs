@@ -1,0 +1,125 @@
+//! What makes an instance: [`CreateSpec`], and [`InstanceOptions`] (the
+//! options of `create`/`run` as a user writes them) checked into one.
+
+use std::path::PathBuf;
+
+use crate::error::Result;
+use crate::invalid;
+use crate::limits::{LimitSpec, Limits, RestartPolicy};
+use crate::{runtime_cli, util};
+
+/// Everything `create`/`run` need to make an instance.
+#[derive(Debug, Clone, Default)]
+pub struct CreateSpec {
+    /// Name (None: generated from the image and id).
+    pub name: Option<String>,
+    /// Image name.
+    pub image: String,
+    /// Command override (None: the image's entrypoint + cmd, else `/bin/sh`).
+    pub command: Vec<String>,
+    /// Entrypoint override.
+    pub entrypoint: Option<Vec<String>>,
+    /// Extra environment.
+    pub env: Vec<String>,
+    /// Working directory override.
+    pub workdir: Option<String>,
+    /// User override.
+    pub user: Option<String>,
+    /// Hostname.
+    pub hostname: Option<String>,
+    /// Limits.
+    pub limits: Limits,
+    /// Restart policy.
+    pub restart: RestartPolicy,
+    /// Runtime binary.
+    pub runtime: PathBuf,
+    /// `none`, `host` or `bridge`.
+    pub net_mode: String,
+    /// `NAME=ADDR` entries.
+    pub networks: Vec<String>,
+    /// `HOSTPORT:PORT` entries.
+    pub publish: Vec<String>,
+    /// Copy-on-write: overlay on the shared image instead of a full copy.
+    pub cow: bool,
+}
+
+/// The options of `create`/`run` as a user gives them; [`CreateSpec::from_options`]
+/// checks them.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceOptions {
+    /// Instance name.
+    pub name: Option<String>,
+    /// Environment, `KEY=VALUE` each.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub workdir: Option<String>,
+    /// User (uid[:gid] or name[:group]).
+    pub user: Option<String>,
+    /// Hostname (default: the instance name).
+    pub hostname: Option<String>,
+    /// Entrypoint override (empty string clears it).
+    pub entrypoint: Option<String>,
+    /// Limits.
+    pub limits: LimitSpec,
+    /// Restart policy: no, always, on-failure[:N].
+    pub restart: String,
+    /// Networks: none, host, or NAME[:ADDR/PREFIX] each.
+    pub net: Vec<String>,
+    /// Published ports, `[IP:]HOSTPORT:PORT` each.
+    pub publish: Vec<String>,
+    /// Copy-on-write instance.
+    pub cow: bool,
+    /// Image.
+    pub image: String,
+    /// Command and arguments (empty: the image's).
+    pub command: Vec<String>,
+}
+
+impl CreateSpec {
+    /// Check `o` and make the spec; `runtime` as `--runtime` gives it.
+    pub fn from_options(o: &InstanceOptions, runtime: Option<&str>) -> Result<CreateSpec> {
+        let limits = o.limits.parse()?;
+        let restart = o.restart.parse()?;
+        let mut net_mode = "none".to_string();
+        let mut networks = Vec::new();
+        for n in &o.net {
+            match n.as_str() {
+                "none" | "host" => net_mode = n.clone(),
+                other => {
+                    net_mode = "bridge".into();
+                    let (name, addr) = other.split_once(':').unwrap_or((other, ""));
+                    util::validate_name("network", name)?;
+                    networks.push(format!("{name}={addr}"));
+                }
+            }
+        }
+        for e in &o.env {
+            if !e.contains('=') || e.starts_with('=') {
+                invalid!("invalid --env {e:?}: expected KEY=VALUE");
+            }
+        }
+        Ok(CreateSpec {
+            name: o.name.clone(),
+            image: o.image.clone(),
+            command: o.command.clone(),
+            entrypoint: o.entrypoint.as_ref().map(|e| {
+                if e.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![e.clone()]
+                }
+            }),
+            env: o.env.clone(),
+            workdir: o.workdir.clone(),
+            user: o.user.clone(),
+            hostname: o.hostname.clone(),
+            limits,
+            restart,
+            runtime: runtime_cli::locate(runtime)?,
+            net_mode,
+            networks,
+            publish: o.publish.clone(),
+            cow: o.cow,
+        })
+    }
+}

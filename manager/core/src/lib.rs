@@ -1,0 +1,48 @@
+//! boxctl's library: everything the `boxctl` command does, without its
+//! command line. A front end (the `boxctl` binary, or any other) opens a
+//! [`store::Store`] and calls:
+//!
+//! - images: [`image::import`], [`image::list`], [`image::remove`];
+//! - instances: [`lifecycle::create`] (from a [`create_spec::CreateSpec`],
+//!   made from user options by [`create_spec::CreateSpec::from_options`]),
+//!   [`lifecycle::start`], [`lifecycle::stop`], [`lifecycle::remove`],
+//!   [`lifecycle::refresh`], [`instance::update_limits`], [`instance::exec`],
+//!   [`instance::logs`], [`instance::inspect`];
+//! - limits: [`limits::LimitSpec::parse`], the one parser and validation;
+//! - networks: [`networking::create`], [`networking::list`], [`networking::remove`];
+//! - farms: [`farm::up`], [`farm::down`], [`farm::scale`], which report
+//!   progress as [`farm::Event`]s;
+//! - usage: [`stats::sample`];
+//! - the per-instance monitor process: [`monitor::main`]. `start` runs it
+//!   as `EXE --root ROOT __monitor ID` with the running executable, so a
+//!   front end hands that command line to [`monitor::main`].
+//!
+//! Every fallible call returns [`error::Result`]. The library prints
+//! nothing on stdout (a farm image's build script writes its own output);
+//! on stderr only the disk-copy progress bar, on a terminal, and the
+//! monitor's log lines.
+
+pub mod bundle;
+pub mod console;
+pub mod create_spec;
+pub mod disk;
+pub mod error;
+pub mod farm;
+pub mod image;
+pub mod instance;
+pub mod instance_disk;
+pub mod instance_file;
+pub mod lifecycle;
+pub mod limits;
+pub mod loopdev;
+pub mod monitor;
+pub mod mounts;
+pub mod networking;
+pub mod procs;
+pub mod runtime_cli;
+pub mod stats;
+pub mod store;
+pub mod teardown;
+pub mod util;
+
+pub use error::{Error, Result};

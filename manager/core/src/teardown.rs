@@ -1,0 +1,42 @@
+//! Driving an instance's runtime and releasing what a stopped instance holds,
+//! shared by the life-cycle commands and the monitor.
+
+use std::path::PathBuf;
+
+use crate::error::Result;
+use crate::instance_file::Instance;
+use crate::runtime_cli::Runtime;
+use crate::store::Store;
+use crate::{instance_disk, networking};
+
+/// The runtime driver for an instance.
+pub fn runtime_for(store: &Store, inst: &Instance) -> Runtime {
+    Runtime {
+        bin: PathBuf::from(&inst.runtime),
+        root: store.runtime_root(),
+        log: Some(store.instance_dir(&inst.id).join("runtime.log")),
+    }
+}
+
+/// Release what a stopped instance still holds: runtime state, mount (the
+/// loop device goes with it), network. Idempotent.
+pub fn teardown(store: &Store, inst: &Instance) -> Result<()> {
+    let rt = runtime_for(store, inst);
+    let mut first_err = None;
+    if let Err(e) = rt.delete_force(&inst.id) {
+        first_err.get_or_insert(e);
+    }
+    // boxrun removes the shared /boxctl parent with its last instance; other runtimes
+    // only remove the leaf.
+    boxrun_cgroups::remove_empty_parents("boxctl");
+    if let Err(e) = networking::teardown(store, inst) {
+        first_err.get_or_insert(e);
+    }
+    if let Err(e) = instance_disk::unmount(store, inst) {
+        first_err.get_or_insert(e);
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

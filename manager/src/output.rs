@@ -1,0 +1,234 @@
+//! How the binary words what the library returns: tables, JSON, and the
+//! farm's progress lines.
+
+use std::io::Write;
+
+use boxctl_core::farm::Event;
+use boxctl_core::instance_file::{Instance, Status};
+use boxctl_core::stats::Sample;
+use boxctl_core::util::human_bytes;
+use boxctl_core::{lifecycle, networking, util};
+use serde_json::json;
+
+/// Print rows as aligned columns.
+pub fn print_table(rows: &[Vec<String>]) {
+    let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    for r in rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            if c + 1 == r.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}   ", w = widths[c]));
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+}
+
+fn header(cols: &[&str]) -> Vec<String> {
+    cols.iter().map(|s| s.to_string()).collect()
+}
+
+fn addresses(inst: &Instance) -> String {
+    inst.attachments()
+        .iter()
+        .map(|a| {
+            if a.address.is_empty() {
+                a.network.clone()
+            } else {
+                format!("{}:{}", a.network, a.address)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Published ports as docker shows them (`127.0.0.1:8080->80/tcp`).
+fn ports(inst: &Instance) -> String {
+    inst.publish
+        .iter()
+        .filter_map(|p| networking::parse_publish(p).ok())
+        .map(|(listen, port)| format!("{listen}->{port}/tcp"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `ps --json`: the instances with their state and uptime.
+pub fn ps_json(shown: &[&Instance], now: i64) -> serde_json::Value {
+    let v: Vec<_> = shown
+        .iter()
+        .map(|i| {
+            let uptime = (i.status == Status::Running)
+                .then(|| {
+                    i.started_at
+                        .as_deref()
+                        .and_then(util::parse_time)
+                        .map(|t| now - t)
+                })
+                .flatten();
+            let mut v = serde_json::to_value(i).unwrap_or_default();
+            v["id"] = json!(i.id);
+            v["state"] = json!(lifecycle::status_text(i, now));
+            v["uptime_seconds"] = json!(uptime);
+            v
+        })
+        .collect();
+    serde_json::Value::Array(v)
+}
+
+/// `ps`: one row per instance.
+pub fn ps_table(shown: &[&Instance], now: i64) -> Vec<Vec<String>> {
+    let mut rows = vec![header(&[
+        "ID",
+        "NAME",
+        "IMAGE",
+        "COMMAND",
+        "STATUS",
+        "ADDRESSES",
+        "PORTS",
+        "LIMITS",
+    ])];
+    for i in shown {
+        let mut cmd = i.command.join(" ");
+        if cmd.chars().count() > 24 {
+            cmd = format!("{}…", cmd.chars().take(23).collect::<String>());
+        }
+        rows.push(vec![
+            i.id.clone(),
+            i.name.clone(),
+            i.image.clone(),
+            format!("\"{cmd}\""),
+            lifecycle::status_text(i, now),
+            addresses(i),
+            ports(i),
+            i.limits.summary(),
+        ]);
+    }
+    rows
+}
+
+/// `stats --json`.
+pub fn stats_json(samples: &[Sample]) -> serde_json::Value {
+    let v: Vec<_> = samples
+        .iter()
+        .map(|s| {
+            let now = &s.stats;
+            json!({
+                "id": s.id, "name": s.name, "cpu_percent": s.cpu_percent,
+                "cpu_total_ns": now.cpu.usage.total,
+                "cpu_throttled_periods": now.cpu.throttling.throttled_periods,
+                "memory_usage": s.memory_usage, "memory_limit": s.memory_limit,
+                "memory_max_usage": now.memory.usage.max,
+                "memory_failcnt": now.memory.usage.failcnt,
+                "pids": now.pids.current, "pids_limit": now.pids.limit,
+                "block_read": s.block_read, "block_write": s.block_write,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(v)
+}
+
+/// `stats`: one row per instance.
+pub fn stats_table(samples: &[Sample]) -> Vec<Vec<String>> {
+    let mut rows = vec![header(&[
+        "ID",
+        "NAME",
+        "CPU %",
+        "MEM USAGE / LIMIT",
+        "MEM %",
+        "PIDS",
+        "BLOCK I/O",
+    ])];
+    for s in samples {
+        rows.push(vec![
+            s.id.clone(),
+            s.name.clone(),
+            format!("{:.2}%", s.cpu_percent),
+            format!(
+                "{} / {}",
+                human_bytes(s.memory_usage),
+                human_bytes(s.memory_limit)
+            ),
+            format!("{:.2}%", s.memory_percent()),
+            s.stats.pids.current.to_string(),
+            format!(
+                "{} / {}",
+                human_bytes(s.block_read),
+                human_bytes(s.block_write)
+            ),
+        ]);
+    }
+    rows
+}
+
+/// Print one step of `up`, `down` or `scale`.
+pub fn farm_event(e: boxctl_core::farm::Event<'_>) {
+    match e {
+        Event::WaitingForLock { farm } => {
+            eprintln!("boxctl: waiting for another up, down or scale of farm {farm}")
+        }
+        Event::ImageBuilding {
+            image,
+            rootfs,
+            build,
+        } => println!(
+            "image {image}: building {} with {}",
+            rootfs.display(),
+            build.display()
+        ),
+        Event::ImageImported { image, rootfs } => {
+            println!("image {image}: imported from {}", rootfs.display())
+        }
+        Event::NetworkCreated { network: n } => println!(
+            "network {}: created ({}, bridge {})",
+            n.name, n.subnet, n.bridge
+        ),
+        Event::NetworkRemoved { name } => println!("network {name}: removed"),
+        Event::InstanceCreated { instance } => {
+            let addrs = instance
+                .attachments()
+                .iter()
+                .map(|a| format!("{} {}", a.network, a.address))
+                .collect::<Vec<_>>()
+                .join(", ");
+            println!("instance {}: created ({addrs})", instance.name)
+        }
+        Event::InstanceStarted { name } => println!("instance {name}: started"),
+        Event::InstanceReady { name } => println!("instance {name}: ready"),
+        Event::InstanceRemoved { name } => println!("instance {name}: removed"),
+        Event::LimitsUpdated { name } => println!("instance {name}: limits updated"),
+        Event::ProxyUpdated {
+            name,
+            outcome,
+            backends,
+        } => println!(
+            "instance {name}: {outcome} ({backends} backend{})",
+            if backends == 1 { "" } else { "s" }
+        ),
+        Event::ImageMismatch {
+            instance,
+            has,
+            service,
+            wants,
+        } => eprintln!(
+            "boxctl: warning: instance {instance} runs image {has} but service {service} says \
+             {wants}: `boxctl rm -f {instance}` and `up` again to remake it"
+        ),
+        Event::LimitDropped { instance } => eprintln!(
+            "boxctl: warning: instance {instance} has a limit the file no longer sets: \
+             `boxctl rm -f {instance}` and `up` again to lift it"
+        ),
+        Event::Serving { url } => println!("serving {url}"),
+        Event::Failed(e) => eprintln!("boxctl: error: {}", e.chain()),
+    }
+}
