@@ -1,0 +1,117 @@
+//! Create, phase 1: parse and check everything before the host is touched. A bad
+//! bundle, id, namespace list, capability set, seccomp profile, device rule or
+//! cgroups path is refused here, so nothing has to be undone. (The one write: a
+//! compiled seccomp filter goes to the runtime root's content-keyed cache.)
+
+use super::CreateOpts;
+use crate::config::{self, Bundle};
+use crate::error::{Error, Result};
+use crate::namespaces;
+use oci_spec::runtime::{LinuxResources, Spec};
+use std::path::{Path, PathBuf};
+
+/// Everything `create` needs, checked.
+pub struct Validated {
+    /// Absolute bundle directory.
+    pub bundle: PathBuf,
+    /// Absolute rootfs path.
+    pub rootfs: PathBuf,
+    /// The parsed spec.
+    pub spec: Spec,
+    /// `config.json` as read (saved verbatim in the state directory).
+    pub raw: Vec<u8>,
+    /// The namespaces to create and join.
+    pub ns: namespaces::Plan,
+    /// The compiled seccomp filter.
+    pub seccomp: Option<boxrun_seccomp::Filter>,
+    /// `process.terminal`.
+    pub terminal: bool,
+    /// Whether the init waits on the exec fifo for `start` (not for a foreground `run`).
+    pub wait_fifo: bool,
+    /// The container's cgroups, planned (nothing made yet).
+    pub cgroup: boxrun_cgroups::Cgroup,
+    /// `linux.resources` with the device rules the container needs.
+    pub resources: LinuxResources,
+    /// Whether prestart or createRuntime hooks exist (the init stops for them).
+    pub runtime_hooks: bool,
+    /// Socket-activation fds passed in (`LISTEN_FDS`), handed on to the container.
+    pub listen_fds: u32,
+}
+
+/// Check `opts` and the bundle; nothing on the host is made or changed.
+pub fn validate(opts: &CreateOpts, wait_fifo: bool, proxy_tty: bool) -> Result<Validated> {
+    crate::util::validate_id(&opts.id)?;
+    let Bundle {
+        dir: bundle,
+        rootfs,
+        spec,
+        raw,
+    } = config::load_bundle(&opts.bundle)?;
+    let process = spec.process().as_ref();
+    let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
+    if terminal && opts.console_socket.is_none() && !proxy_tty {
+        return Err(Error::Other(
+            "process.terminal is true: pass --console-socket (or set terminal to false)".into(),
+        ));
+    }
+    let linux = spec.linux().as_ref();
+    let ns_list = linux
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    let ns = namespaces::plan(&ns_list)?;
+    if let Some(p) = process {
+        crate::capabilities::Sets::from_spec(p.capabilities().as_ref())?;
+    } else if !wait_fifo {
+        return Err(Error::Config(
+            "process is required to run a container".into(),
+        ));
+    }
+    let seccomp = match linux.and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(compile_seccomp(&opts.root, s)?),
+        None => None,
+    };
+    let cg_path = linux.and_then(|l| l.cgroups_path().clone());
+    let mut resources = linux
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    resources.set_devices(Some(crate::devices::cgroup_rules(&spec)?));
+    let cgroup = boxrun_cgroups::Cgroup::plan(cg_path.as_deref(), &opts.id)?;
+    let runtime_hooks = spec.hooks().as_ref().is_some_and(|h| {
+        h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+    });
+    Ok(Validated {
+        bundle,
+        rootfs,
+        spec,
+        raw,
+        ns,
+        seccomp,
+        terminal,
+        wait_fifo,
+        cgroup,
+        resources,
+        runtime_hooks,
+        listen_fds: listen_fds(),
+    })
+}
+
+fn listen_fds() -> u32 {
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0)
+}
+
+fn compile_seccomp(
+    root: &Path,
+    s: &oci_spec::runtime::LinuxSeccomp,
+) -> Result<boxrun_seccomp::Filter> {
+    if std::env::var_os("BOXRUN_SECCOMP_CACHE").is_some_and(|v| v == "0") {
+        return Ok(boxrun_seccomp::compile(s)?);
+    }
+    Ok(boxrun_seccomp::compile_cached(
+        s,
+        &root.join("seccomp-cache"),
+    )?)
+}
