@@ -115,3 +115,130 @@ fn compile_seccomp(
         &root.join("seccomp-cache"),
     )?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bundle and a runtime root under the temp dir, removed on drop.
+    struct Scratch {
+        base: PathBuf,
+    }
+
+    impl Scratch {
+        fn new(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Scratch {
+            let base =
+                std::env::temp_dir().join(format!("boxrun-validate-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&base);
+            std::fs::create_dir_all(base.join("bundle/rootfs")).expect("mkdir bundle");
+            let mut spec = crate::spec::default_spec(false);
+            spec["process"]["terminal"] = false.into();
+            edit(&mut spec);
+            std::fs::write(base.join("bundle/config.json"), spec.to_string()).expect("write");
+            Scratch { base }
+        }
+
+        fn opts(&self, id: &str) -> CreateOpts {
+            CreateOpts {
+                root: self.base.join("root"),
+                id: id.into(),
+                bundle: self.base.join("bundle"),
+                ..Default::default()
+            }
+        }
+
+        /// Validation must leave the runtime root as it was: absent.
+        fn host_untouched(&self) -> bool {
+            !self.base.join("root").exists()
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.base);
+        }
+    }
+
+    fn refused(s: &Scratch, opts: &CreateOpts, wait_fifo: bool, want: &str) {
+        let e = match validate(opts, wait_fifo, false) {
+            Ok(_) => panic!("validate accepted a bad create ({want})"),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains(want), "error {e:?} does not name {want:?}");
+        assert!(s.host_untouched(), "validate touched the runtime root");
+    }
+
+    #[test]
+    fn a_bad_id_is_refused_before_the_host_is_touched() {
+        let s = Scratch::new("id", |_| {});
+        refused(&s, &s.opts("../escape"), true, "escape");
+    }
+
+    #[test]
+    fn a_terminal_without_console_socket_is_refused() {
+        let s = Scratch::new("tty", |v| v["process"]["terminal"] = true.into());
+        refused(&s, &s.opts("c1"), true, "--console-socket");
+    }
+
+    #[test]
+    fn run_without_process_is_refused() {
+        let s = Scratch::new("noproc", |v| {
+            v.as_object_mut().expect("object").remove("process");
+        });
+        refused(&s, &s.opts("c1"), false, "process is required");
+    }
+
+    #[test]
+    fn a_repeated_namespace_is_refused() {
+        let s = Scratch::new("ns", |v| {
+            v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}, {"type": "pid"}]);
+        });
+        refused(&s, &s.opts("c1"), true, "listed twice");
+    }
+
+    #[test]
+    fn a_namespace_path_that_does_not_exist_is_refused() {
+        let s = Scratch::new("nspath", |v| {
+            v["linux"]["namespaces"] = serde_json::json!([{"type": "uts"}, {"type": "network", "path": "/nonexistent/boxrun-netns"}]);
+        });
+        refused(&s, &s.opts("c1"), true, "boxrun-netns");
+    }
+
+    #[test]
+    fn an_unknown_capability_is_refused() {
+        let s = Scratch::new("cap", |v| {
+            v["process"]["capabilities"]["bounding"] = serde_json::json!(["CAP_NOT_A_CAP"]);
+        });
+        refused(&s, &s.opts("c1"), true, "CAP_NOT_A_CAP");
+    }
+
+    #[test]
+    fn a_missing_bundle_is_refused() {
+        let s = Scratch::new("nobundle", |_| {});
+        let mut opts = s.opts("c1");
+        opts.bundle = s.base.join("elsewhere");
+        refused(&s, &opts, true, "elsewhere");
+    }
+
+    #[test]
+    fn a_good_bundle_validates_without_touching_the_host() {
+        let s = Scratch::new("good", |v| {
+            v["hooks"] = serde_json::json!({"prestart": [{"path": "/bin/true"}]});
+        });
+        let v = validate(&s.opts("c1"), true, false).expect("validate");
+        assert!(v.wait_fifo);
+        assert!(!v.terminal);
+        assert!(v.runtime_hooks);
+        assert!(v.ns.new_pid);
+        assert!(v.seccomp.is_none());
+        assert!(v.rootfs.ends_with("bundle/rootfs"));
+        assert!(
+            v.resources
+                .devices()
+                .as_ref()
+                .is_some_and(|d| !d.is_empty()),
+            "device rules are planned"
+        );
+        assert!(s.host_untouched());
+    }
+}
