@@ -222,3 +222,34 @@ fn host_root_ids(spec: &Spec) -> Option<(u32, u32)> {
     }
     Some((uid.unwrap_or(0), gid.unwrap_or(0)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::host_root_ids;
+
+    fn spec(linux: serde_json::Value) -> oci_spec::runtime::Spec {
+        let mut v = crate::spec::default_spec(false);
+        for (k, val) in linux.as_object().into_iter().flatten() {
+            v["linux"][k] = val.clone();
+        }
+        serde_json::from_value(v).expect("spec")
+    }
+
+    #[test]
+    fn the_fifo_owner_is_the_host_id_of_container_root() {
+        let s = spec(serde_json::json!({
+            "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+            "gidMappings": [{"containerID": 0, "hostID": 200000, "size": 65536}],
+        }));
+        assert_eq!(host_root_ids(&s), Some((100000, 200000)));
+    }
+
+    #[test]
+    fn without_id_maps_the_fifo_keeps_its_owner() {
+        assert_eq!(host_root_ids(&spec(serde_json::json!({}))), None);
+        let s = spec(serde_json::json!({
+            "uidMappings": [{"containerID": 1000, "hostID": 5000, "size": 1}],
+        }));
+        assert_eq!(host_root_ids(&s), None);
+    }
+}
