@@ -100,9 +100,9 @@ impl Drop for CreateGuard {
     }
 }
 
-/// Make the state directory, cgroups, exec fifo and console connection of a
-/// validated create.
-pub fn prepare(opts: &CreateOpts, v: &Validated) -> Result<Host> {
+/// Make the state directory, the planned cgroups, the exec fifo and the console
+/// connection of a validated create.
+pub fn prepare(opts: &CreateOpts, v: &Validated, mut cg: boxrun_cgroups::Cgroup) -> Result<Host> {
     let dir = StateDir::create(&opts.root, &opts.id)?;
     let mut guard = CreateGuard::new(dir.path.clone());
     crate::failpoint::hit("create:state-dir");
@@ -127,7 +127,6 @@ pub fn prepare(opts: &CreateOpts, v: &Validated) -> Result<Host> {
     // Hybrid: only the v2 directory is made now (the child is born there too); the v1
     // ones are made after the clone, while the child creates its namespaces and mounts
     // (it waits for them only at a cgroup mount and before exec).
-    let mut cg = v.cgroup.clone();
     if cg.is_unified() {
         cg.materialize(Some(&v.resources))?;
     } else {

@@ -63,8 +63,8 @@ pub fn create(opts: &CreateOpts, wait_fifo: bool) -> Result<Created> {
 /// `create`; with `proxy_tty`, a terminal without --console-socket gets an internal
 /// socket whose other end is returned in [`Created::console_proxy`] (foreground `run`).
 pub(super) fn create_inner(opts: &CreateOpts, wait_fifo: bool, proxy_tty: bool) -> Result<Created> {
-    let valid = validate::validate(opts, wait_fifo, proxy_tty)?;
-    let mut host = host::prepare(opts, &valid)?;
+    let (valid, cgroup) = validate::validate(opts, wait_fifo, proxy_tty)?;
+    let mut host = host::prepare(opts, &valid, cgroup)?;
     let init = spawn::spawn(opts, &valid, &mut host)?;
     handshake::handshake(&valid, &mut host, &init)?;
     if let Some(p) = &opts.pid_file {

@@ -28,8 +28,6 @@ pub struct Validated {
     pub terminal: bool,
     /// Whether the init waits on the exec fifo for `start` (not for a foreground `run`).
     pub wait_fifo: bool,
-    /// The container's cgroups, planned (nothing made yet).
-    pub cgroup: boxrun_cgroups::Cgroup,
     /// `linux.resources` with the device rules the container needs.
     pub resources: LinuxResources,
     /// Whether prestart or createRuntime hooks exist (the init stops for them).
@@ -38,8 +36,13 @@ pub struct Validated {
     pub listen_fds: u32,
 }
 
-/// Check `opts` and the bundle; nothing on the host is made or changed.
-pub fn validate(opts: &CreateOpts, wait_fifo: bool, proxy_tty: bool) -> Result<Validated> {
+/// Check `opts` and the bundle; nothing on the host is made or changed. Returns the
+/// checked inputs and the container's cgroups, planned (the host phase makes them).
+pub fn validate(
+    opts: &CreateOpts,
+    wait_fifo: bool,
+    proxy_tty: bool,
+) -> Result<(Validated, boxrun_cgroups::Cgroup)> {
     crate::util::validate_id(&opts.id)?;
     let Bundle {
         dir: bundle,
@@ -80,7 +83,7 @@ pub fn validate(opts: &CreateOpts, wait_fifo: bool, proxy_tty: bool) -> Result<V
         h.prestart().as_ref().is_some_and(|v| !v.is_empty())
             || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
     });
-    Ok(Validated {
+    let valid = Validated {
         bundle,
         rootfs,
         spec,
@@ -89,11 +92,11 @@ pub fn validate(opts: &CreateOpts, wait_fifo: bool, proxy_tty: bool) -> Result<V
         seccomp,
         terminal,
         wait_fifo,
-        cgroup,
         resources,
         runtime_hooks,
         listen_fds: listen_fds(),
-    })
+    };
+    Ok((valid, cgroup))
 }
 
 fn listen_fds() -> u32 {
@@ -225,7 +228,7 @@ mod tests {
         let s = Scratch::new("good", |v| {
             v["hooks"] = serde_json::json!({"prestart": [{"path": "/bin/true"}]});
         });
-        let v = validate(&s.opts("c1"), true, false).expect("validate");
+        let (v, _) = validate(&s.opts("c1"), true, false).expect("validate");
         assert!(v.wait_fifo);
         assert!(!v.terminal);
         assert!(v.runtime_hooks);
