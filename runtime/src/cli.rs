@@ -150,12 +150,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
 }
 
 fn list(root: &std::path::Path, format: &str, quiet: bool) -> Result<i32> {
-    let mut rows = Vec::new();
-    for id in crate::state::list_ids(root)? {
-        if let Ok(v) = container::state(root, &id) {
-            rows.push(v);
-        }
-    }
+    let rows = container::list(root)?;
     let mut out = std::io::stdout().lock();
     if quiet {
         for r in &rows {
@@ -245,11 +240,7 @@ fn exec_cmd(root: &std::path::Path, a: &ExecArgs) -> Result<i32> {
 }
 
 fn ps(root: &std::path::Path, id: &str, format: &str, ps_args: &[String]) -> Result<i32> {
-    let (_, rec, _) = container::load(root, id)?;
-    let pids = match &rec.cgroup {
-        Some(cg) => cg.pids()?,
-        None => vec![rec.pid],
-    };
+    let pids = container::ps::pids(root, id)?;
     match format {
         "json" => {
             outln!("{}", serde_json::to_string(&pids).unwrap_or_default());
@@ -311,42 +302,13 @@ fn parse_duration(s: &str) -> Result<std::time::Duration> {
 
 fn events(root: &std::path::Path, id: &str, interval: &str, stats_once: bool) -> Result<i32> {
     let every = parse_duration(interval)?;
-    let (_, rec, _) = container::load(root, id)?;
-    let cg = rec
-        .cgroup
-        .clone()
-        .ok_or_else(|| Error::Other(format!("container {id} has no cgroup")))?;
-    let emit = |typ: &str, data: serde_json::Value| {
+    container::events::watch(root, id, every, stats_once, |typ, data| {
         outln!(
             "{}",
             serde_json::json!({"type": typ, "id": id, "data": data})
         );
-    };
-    if stats_once {
-        let s = cg.stats()?;
-        emit("stats", serde_json::to_value(&s).unwrap_or_default());
-        return Ok(0);
-    }
-    let mut ooms = cg.oom_kill_count().unwrap_or(0);
-    loop {
-        let (_, rec, st) = match container::load(root, id) {
-            Ok(v) => v,
-            Err(_) => return Ok(0),
-        };
-        if st == crate::state::Status::Stopped {
-            return Ok(0);
-        }
-        let _ = rec;
-        if let Ok(s) = cg.stats() {
-            emit("stats", serde_json::to_value(&s).unwrap_or_default());
-        }
-        let now = cg.oom_kill_count().unwrap_or(ooms);
-        if now > ooms {
-            emit("oom", serde_json::Value::Null);
-            ooms = now;
-        }
-        std::thread::sleep(every);
-    }
+    })?;
+    Ok(0)
 }
 
 fn parse_bytes(flag: &str, s: &str) -> Result<i64> {
@@ -367,14 +329,12 @@ fn parse_bytes(flag: &str, s: &str) -> Result<i64> {
 }
 
 fn update(root: &std::path::Path, u: &UpdateArgs) -> Result<i32> {
-    let (_, rec, st) = container::load(root, &u.id)?;
-    if st == crate::state::Status::Stopped {
-        return Err(Error::BadState {
-            id: u.id.clone(),
-            status: "stopped".into(),
-            msg: "cannot update a stopped container".into(),
-        });
-    }
+    container::update(root, &u.id, || resources_from_flags(u))?;
+    Ok(0)
+}
+
+/// The resources of `update`: the `--resources` JSON with the flags on top.
+fn resources_from_flags(u: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources> {
     let mut v = match &u.resources {
         Some(r) => {
             let raw = if r == "-" {
@@ -463,11 +423,5 @@ fn update(root: &std::path::Path, u: &UpdateArgs) -> Result<i32> {
             "update: Intel RDT is not supported on this host".into(),
         ));
     }
-    let res: oci_spec::runtime::LinuxResources =
-        serde_json::from_value(v).map_err(|e| Error::Config(format!("update: {e}")))?;
-    let cg = rec
-        .cgroup
-        .ok_or_else(|| Error::Other(format!("container {} has no cgroup", u.id)))?;
-    cg.apply(&res)?;
-    Ok(0)
+    serde_json::from_value(v).map_err(|e| Error::Config(format!("update: {e}")))
 }

@@ -7,7 +7,7 @@
 use crate::error::{Error, Result};
 use crate::namespaces::{self, Join};
 use crate::state::Status;
-use crate::sync::{self, Tag};
+use crate::sync::{self, FromInit, ToInit};
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
@@ -165,7 +165,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
             Ok(()) => Error::Other("exec returned".into()),
             Err(e) => e,
         };
-        let _ = child.send(Tag::Error, err.to_string().as_bytes());
+        let _ = child.send(FromInit::Error(err.to_string()));
         // SAFETY: leave without unwinding.
         unsafe { libc::_exit(255) };
     };
@@ -181,19 +181,17 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
         // SAFETY: blocking signals to forward them.
         unsafe { libc::sigprocmask(libc::SIG_BLOCK, &fwd, std::ptr::null_mut()) };
     }
-    parent.send(Tag::Go, &[])?;
+    parent.send(ToInit::Go)?;
     loop {
         match parent.recv()? {
-            Some((Tag::SeccompFd, _, fds)) if !fds.is_empty() => {
+            Some(FromInit::SeccompFd { .. }) => {
                 // Listener hand-over for exec'd processes follows the init's listener.
-                parent.send(Tag::Continue, &[])?;
+                parent.send(ToInit::Continue)?;
             }
-            Some((Tag::Error, msg, _)) => {
-                return Err(Error::Init(String::from_utf8_lossy(&msg).into_owned()))
-            }
-            Some((Tag::Ready, _, _)) => continue,
+            Some(FromInit::Error(msg)) => return Err(Error::Init(msg)),
+            Some(FromInit::Ready) => continue,
             None => break, // exec closed the channel (close-on-exec)
-            Some((t, _, _)) => return Err(Error::Init(format!("unexpected message {t:?}"))),
+            Some(m) => return Err(Error::Init(format!("unexpected message {m:?}"))),
         }
     }
     std::mem::forget(guard);
@@ -231,7 +229,7 @@ fn child_setup(
     seccomp: Option<&boxrun_seccomp::Filter>,
     console: Option<&OwnedFd>,
     preserve_fds: u32,
-    chan: &sync::Channel,
+    chan: &sync::InitEnd,
     args: &[String],
 ) -> Result<()> {
     // SAFETY: make /proc/self/exe unreachable for container processes (CVE-2019-5736).
@@ -239,7 +237,7 @@ fn child_setup(
     if let Some(cpus) = crate::sched::initial_affinity(p) {
         crate::sched::set_affinity(&cpus)?;
     }
-    chan.expect(Tag::Go, "waiting for the runtime")?;
+    chan.expect(ToInit::Go, "waiting for the runtime")?;
     if let Some(cpus) = crate::sched::final_affinity(p) {
         crate::sched::set_affinity(&cpus)?;
     }
@@ -281,8 +279,8 @@ fn child_setup(
     let exe = crate::init::resolve_exe(&args[0], &env, p.cwd())?;
     let mut install = |f: &boxrun_seccomp::Filter| -> Result<()> {
         if let Some(l) = f.install()? {
-            chan.send_fd(Tag::SeccompFd, l.as_raw_fd())?;
-            chan.expect(Tag::Continue, "seccomp listener hand-over")?;
+            chan.send(FromInit::SeccompFd { listener: l })?;
+            chan.expect(ToInit::Continue, "seccomp listener hand-over")?;
         }
         Ok(())
     };

@@ -15,7 +15,7 @@ use crate::hooks;
 use crate::identity;
 use crate::namespaces::Plan;
 use crate::rootfs;
-use crate::sync::{Channel, Tag};
+use crate::sync::{FromInit, InitEnd as Channel, ToInit};
 use crate::syscall::{Linux, Syscall};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::ffi::CString;
@@ -76,17 +76,14 @@ pub fn child_main(ctx: &InitCtx, chan: &Channel) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let tag = if matches!(err, Error::Hook(_)) {
-        Tag::HookFailed
-    } else {
-        Tag::Error
-    };
     if READY_SENT.load(std::sync::atomic::Ordering::Relaxed) {
         // Nobody reads the channel after Ready (create has returned, run is waiting):
         // the error goes to the container's stderr instead of vanishing.
         let _ = crate::util::write_all_fd(2, format!("boxrun: error: {err}\n").as_bytes());
+    } else if matches!(err, Error::Hook(_)) {
+        let _ = chan.send(FromInit::HookFailed(err.to_string()));
     } else {
-        let _ = chan.send(tag, err.to_string().as_bytes());
+        let _ = chan.send(FromInit::Error(err.to_string()));
     }
     // SAFETY: leave without running the parent's atexit handlers or destructors.
     unsafe { libc::_exit(1) }
@@ -123,7 +120,7 @@ fn write_timens_offsets(sys: &dyn Syscall, spec: &Spec) -> Result<()> {
 /// Set-up from the parent's go-ahead to exec, every privileged call through `sys`.
 fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
     if ctx.ns.new_user {
-        chan.expect(Tag::Go, "waiting for the user namespace's id maps")?;
+        chan.expect(ToInit::Go, "waiting for the user namespace's id maps")?;
     }
     let spec = ctx.spec;
     // The parent wrote state.json (id, bundle, annotations) before the clone; in-container
@@ -175,7 +172,7 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
         // The cgroup namespace root is the cgroup we are in when we unshare it.
         wait_for(
             chan,
-            Tag::CgroupJoined,
+            Awaited::CgroupJoined,
             &joined,
             "waiting for the cgroup join",
         )?;
@@ -210,7 +207,7 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
             .joins
             .iter()
             .any(|j| j.typ == LinuxNamespaceType::Cgroup);
-    let cgroup_ready = || wait_for(chan, Tag::CgroupMade, &joined, "waiting for the cgroup");
+    let cgroup_ready = || wait_for(chan, Awaited::CgroupMade, &joined, "waiting for the cgroup");
     let rctx = rootfs::Ctx {
         spec,
         rootfs: ctx.rootfs,
@@ -241,10 +238,10 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
     }
 
     if ctx.runtime_hooks {
-        chan.send(Tag::RuntimeHooks, &[])?;
+        chan.send(FromInit::RuntimeHooks)?;
         wait_for(
             chan,
-            Tag::Continue,
+            Awaited::Continue,
             &joined,
             "waiting for createRuntime hooks",
         )?;
@@ -426,10 +423,10 @@ fn install_seccomp(
     joined: &CgroupProgress,
 ) -> Result<()> {
     if let Some(listener) = f.install()? {
-        chan.send_fd(Tag::SeccompFd, listener.as_raw_fd())?;
+        chan.send(FromInit::SeccompFd { listener })?;
         wait_for(
             chan,
-            Tag::Continue,
+            Awaited::Continue,
             joined,
             "waiting for the seccomp listener hand-over",
         )?;
@@ -455,67 +452,77 @@ impl<'a> CgroupProgress<'a> {
         }
     }
 
-    /// Record a cgroup message; whether it was one. CgroupMade with the v1 `tasks`
-    /// files: the init moves itself in at once (it is single-threaded).
-    fn note(&self, t: Tag, fds: &[OwnedFd]) -> Result<bool> {
-        match t {
-            Tag::CgroupMade => {
-                if !fds.is_empty() {
+    /// Record a cgroup message, or give any other message back. CgroupMade with the v1
+    /// `tasks` files: the init moves itself in at once (it is single-threaded).
+    fn note(&self, msg: ToInit) -> Result<Option<ToInit>> {
+        match msg {
+            ToInit::CgroupMade { tasks } => {
+                if !tasks.is_empty() {
                     let cg = self.cgroup.ok_or_else(|| {
                         Error::Init(
                             "cgroup tasks files sent for a container without cgroups".into(),
                         )
                     })?;
-                    cg.join_v1_self(fds)
+                    cg.join_v1_self(&tasks)
                         .map_err(|e| Error::Init(format!("move into cgroup: {e}")))?;
                 }
                 self.made.set(true)
             }
-            Tag::CgroupJoined => {
+            ToInit::CgroupJoined => {
                 self.made.set(true);
                 self.joined.set(true);
             }
-            _ => return Ok(false),
+            other => return Ok(Some(other)),
         }
-        Ok(true)
+        Ok(None)
     }
 
-    fn reached(&self, want: Tag) -> bool {
+    fn reached(&self, want: Awaited) -> bool {
         match want {
-            Tag::CgroupMade => self.made.get(),
-            Tag::CgroupJoined => self.joined.get(),
-            _ => false,
+            Awaited::CgroupMade => self.made.get(),
+            Awaited::CgroupJoined => self.joined.get(),
+            Awaited::Continue => false,
         }
     }
+}
+
+/// What the init waits for from the runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Awaited {
+    /// The cgroup directories exist ([`ToInit::CgroupMade`] or later).
+    CgroupMade,
+    /// The init is in its cgroups ([`ToInit::CgroupJoined`]).
+    CgroupJoined,
+    /// [`ToInit::Continue`].
+    Continue,
 }
 
 /// Tell the runtime set-up is complete, once the init is in its cgroups (it must not
 /// run the user's program outside them).
 fn send_ready(chan: &Channel, cg: &CgroupProgress) -> Result<()> {
-    wait_for(chan, Tag::CgroupJoined, cg, "waiting for the cgroup join")?;
-    chan.send(Tag::Ready, &[])
+    wait_for(
+        chan,
+        Awaited::CgroupJoined,
+        cg,
+        "waiting for the cgroup join",
+    )?;
+    chan.send(FromInit::Ready)
 }
 
 /// Wait for `want`; cgroup messages that arrive first are noted in `cg`.
-fn wait_for(chan: &Channel, want: Tag, cg: &CgroupProgress, what: &str) -> Result<()> {
-    if cg.reached(want) {
-        return Ok(());
-    }
-    loop {
-        match chan.recv()? {
-            Some((t, _, fds)) if cg.note(t, &fds)? => {
-                if cg.reached(want) {
-                    return Ok(());
-                }
-            }
-            Some((t, _, _)) if t == want => return Ok(()),
-            Some((Tag::Abort, _, _)) => return Err(Error::Init("aborted by the runtime".into())),
-            Some((t, _, _)) => {
-                return Err(Error::Init(format!("{what}: unexpected message {t:?}")))
-            }
-            None => return Err(Error::Init(format!("{what}: runtime exited"))),
+fn wait_for(chan: &Channel, want: Awaited, cg: &CgroupProgress, what: &str) -> Result<()> {
+    while !cg.reached(want) {
+        let Some(msg) = chan.recv()? else {
+            return Err(Error::Init(format!("{what}: runtime exited")));
+        };
+        match cg.note(msg)? {
+            None => {}
+            Some(ToInit::Continue) if want == Awaited::Continue => return Ok(()),
+            Some(ToInit::Abort) => return Err(Error::Init("aborted by the runtime".into())),
+            Some(m) => return Err(Error::Init(format!("{what}: unexpected message {m:?}"))),
         }
     }
+    Ok(())
 }
 
 fn apply_lsm(apparmor: Option<&str>, selinux: Option<&str>) -> Result<()> {

@@ -9,12 +9,13 @@
 //! - [`cli`]: dispatch of the parsed command line.
 //! - [`config`]: loading and validating `config.json`.
 //! - [`state`]: the per-container state directory, locking, atomic writes.
-//! - [`container`]: create/start/run/kill/delete/state/list/pause orchestration.
+//! - [`container`]: the lifecycle commands, one module each (create in four phases).
 //! - [`init`]: the container side, between clone and exec.
 //! - [`syscall`]: the privileged calls of the set-up behind one trait (real and
 //!   recording fake), so its order is unit-tested without root.
 //! - [`namespaces`], [`rootfs`], [`mounts`], [`devices`], [`hooks`], [`capabilities`],
-//!   [`rlimits`], [`identity`], [`console`], [`sync`], [`exec`], [`features`], [`spec`].
+//!   [`rlimits`], [`identity`], [`console`], [`exec`], [`features`], [`spec`].
+//! - [`sync`]: the typed set-up messages between the runtime and the init.
 
 pub mod args;
 // Its two `last_cap` SAFETY comments sit above the `while`, not the unsafe blocks in

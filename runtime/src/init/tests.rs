@@ -76,10 +76,10 @@ fn run(b: &Bundle, spec: &Spec, no_pivot: bool, sys: &Recording) -> Error {
     let (parent, child) = crate::sync::pair().expect("socketpair");
     // What the runtime would send: the id maps are written, the init is in its cgroup.
     if plan.new_user {
-        parent.send(Tag::Go, &[]).expect("send go");
+        parent.send(ToInit::Go).expect("send go");
     }
     parent
-        .send(Tag::CgroupJoined, &[])
+        .send(ToInit::CgroupJoined)
         .expect("send cgroup joined");
     let ctx = InitCtx {
         spec,

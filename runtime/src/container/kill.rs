@@ -1,0 +1,90 @@
+//! `kill`: signal a container's init (or every process in its cgroup), and the
+//! pidfd-based signalling and waiting that `start` and `delete` use too.
+
+use super::load::load_locked;
+use crate::error::{Error, Result};
+use crate::procfs;
+use crate::state::{Record, Status};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+/// `kill`: signal the init (or, with `all`, every process in the container's cgroup).
+pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
+    let (dir, rec) = load_locked(root, id)?;
+    let status = rec.live_status(&dir.path);
+    if matches!(status, Status::Stopped | Status::Creating) {
+        return Err(Error::BadState {
+            id: id.into(),
+            status: status.as_str().into(),
+            msg: "cannot send a signal to a container that is not running".into(),
+        });
+    }
+    if all {
+        if let Some(cg) = &rec.cgroup {
+            cg.kill_all(sig)?;
+            return Ok(());
+        }
+    }
+    signal_pid(&rec, sig)
+}
+
+pub(super) fn signal_pid(rec: &Record, sig: i32) -> Result<()> {
+    // Use a pidfd so a recycled pid is never signalled.
+    // SAFETY: pidfd_open with a pid.
+    let pfd = unsafe { libc::syscall(libc::SYS_pidfd_open, rec.pid, 0) };
+    if pfd >= 0 {
+        // SAFETY: fresh fd.
+        let pfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pfd as i32) };
+        if !procfs::is_alive(rec.pid, rec.pid_start_time) {
+            return Err(Error::BadState {
+                id: rec.id.clone(),
+                status: "stopped".into(),
+                msg: "the process has exited".into(),
+            });
+        }
+        // SAFETY: pidfd_send_signal with a valid pidfd.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                pfd.as_raw_fd(),
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if r != 0 {
+            return Err(Error::sys(
+                format!("signal container {}", rec.id),
+                nix::Error::last(),
+            ));
+        }
+        return Ok(());
+    }
+    // SAFETY: kill with pid and signal numbers.
+    if unsafe { libc::kill(rec.pid, sig) } != 0 {
+        return Err(Error::sys(
+            format!("signal container {}", rec.id),
+            nix::Error::last(),
+        ));
+    }
+    Ok(())
+}
+
+/// Wait until `pid` is gone (or a zombie), using a pidfd; bounded by `timeout`.
+pub(super) fn wait_gone(pid: i32, start: u64, timeout: std::time::Duration) -> bool {
+    // SAFETY: pidfd_open with a pid.
+    let pfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if pfd < 0 {
+        return !procfs::is_alive(pid, start);
+    }
+    // SAFETY: fresh fd.
+    let pfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pfd as i32) };
+    let mut p = libc::pollfd {
+        fd: pfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let r = unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) };
+    r > 0 || !procfs::is_alive(pid, start)
+}
