@@ -241,7 +241,7 @@ fn reap(pid: i32) -> i32 {
         // SAFETY: waitpid with a valid status pointer.
         let r = unsafe { libc::waitpid(-1, &mut status, 0) };
         if r == pid {
-            return crate::procs::exit_code(status);
+            return boxrun_common::wait::exit_code(status);
         }
         if r < 0 {
             let e = std::io::Error::last_os_error();
