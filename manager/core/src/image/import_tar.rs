@@ -305,8 +305,8 @@ impl Root {
             return Err(io::Error::last_os_error())
                 .with_context(|| format!("cannot open {}", target.display()));
         }
-        // SAFETY: fd was just returned by open and is owned by nobody else.
         Ok(Root {
+            // SAFETY: fd was just returned by open and is owned by nobody else.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
         })
     }
