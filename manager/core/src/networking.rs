@@ -18,6 +18,8 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+
 use crate::bail;
 use crate::error::{Context, Result};
 use boxctl_network::{
@@ -577,13 +579,12 @@ pub fn mac_for(addr: Ipv4Addr) -> [u8; 6] {
 
 /// Set the hardware address of `ifname` in the caller's network namespace.
 fn set_mac(ifname: &str, mac: [u8; 6]) -> std::io::Result<()> {
-    // SAFETY: socket() with constant arguments.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fd was just returned by socket() and is owned here only.
-    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
     // SAFETY: ifreq is plain old data; zero is valid.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     let name = ifname.as_bytes();
