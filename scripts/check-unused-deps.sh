@@ -7,12 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# "package:crate" pairs allowed for now, each with its reason.
+# "package:crate" pairs allowed for now, each with its reason (none today), e.g.
+#     # used only once feature X lands (issue N)
+#     "boxctl:some_crate"
 ALLOWED=(
-    # the boxctl library being written for issue 15 builds config.json from oci-spec
-    # types and gives its errors thiserror types
-    "boxctl:oci_spec"
-    "boxctl:thiserror"
 )
 
 messages=$(mktemp /tmp/boxrun-unused-deps.XXXXXX)

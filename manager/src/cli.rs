@@ -182,7 +182,8 @@ pub enum ImageCmd {
 pub enum NetworkCmd {
     /// Create a network (a Linux bridge).
     Create {
-        /// Subnet, e.g. 10.88.0.0/24.
+        /// Subnet, e.g. 10.210.10.0/24 (default: the first free /24 of 10.209.0.0/16, a
+        /// range docker, podman, libvirt and kubernetes do not use by default).
         #[arg(long)]
         subnet: Option<String>,
         /// Gateway address on the host bridge (default: the subnet's first address).

@@ -933,6 +933,31 @@ fn a_store_never_adopts_or_removes_another_stores_bridge() {
         .exists());
 }
 
+/// `network create` without `--subnet` takes a free /24 of the default range
+/// 10.209.0.0/16, clear of podman's 10.88.0.0/16 and the other engines' defaults.
+#[test]
+fn default_subnet_is_a_free_24_of_10_209() {
+    let env = Env::empty("defnet");
+    let name = format!("td{}", std::process::id() % 100_000);
+    let _bridges = BridgeGuard(vec![format!("bx-{name}")]);
+    let _net = NetGuard(&env, name.clone());
+    env.ok(&["network", "create", &name]);
+    let ls = env.ok(&["network", "ls"]);
+    let subnet = ls
+        .lines()
+        .find_map(|l| l.strip_prefix(name.as_str()))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no {name} in network ls: {ls}"));
+    assert!(
+        subnet.starts_with("10.209.") && subnet.ends_with(".0/24"),
+        "{subnet}"
+    );
+    assert!(
+        host_addrs(&format!("bx-{name}")).contains(&subnet.replace(".0/24", ".1/24")),
+        "gateway of {subnet} not on bx-{name}"
+    );
+}
+
 /// `network create --subnet` refuses a subnet that overlaps a host route (of
 /// any table) or address, naming it in one error line; default routes do not count.
 #[test]

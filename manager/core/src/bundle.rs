@@ -9,6 +9,7 @@ use oci_spec::runtime::{
     LinuxNamespaceType, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder,
     RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
+use serde_json::Value;
 
 use crate::error::{Context, Result};
 
@@ -282,8 +283,22 @@ pub fn hostname(inst: &Instance) -> &str {
 
 /// Write config.json into `bundle`.
 pub fn write(bundle: &Path, cfg: &Spec) -> Result<()> {
-    let text = serde_json::to_string_pretty(cfg).context("cannot serialise config.json")?;
-    crate::store::write_quick(&bundle.join("config.json"), text.as_bytes())
+    crate::store::write_quick(&bundle.join("config.json"), render(cfg)?.as_bytes())
+}
+
+/// config.json's text, the same for the same spec: oci-spec keeps capability sets as
+/// hash sets (random order), so they go through a JSON value and come out sorted by
+/// name; that value's objects (no `preserve_order`) list their keys sorted too.
+fn render(cfg: &Spec) -> Result<String> {
+    let mut v = serde_json::to_value(cfg).context("cannot serialise config.json")?;
+    if let Some(Value::Object(sets)) = v.pointer_mut("/process/capabilities") {
+        for set in sets.values_mut() {
+            if let Value::Array(caps) = set {
+                caps.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+            }
+        }
+    }
+    Ok(serde_json::to_string_pretty(&v)?)
 }
 
 #[cfg(test)]
@@ -363,5 +378,31 @@ mod tests {
         );
         assert_eq!(l["maskedPaths"].as_array().map(Vec::len), Some(10));
         assert_eq!(l["readonlyPaths"].as_array().map(Vec::len), Some(5));
+    }
+
+    #[test]
+    fn config_json_text_is_the_same_every_time() {
+        let text = || {
+            let spec = config(&sample(), Path::new("/nonexistent"), &[], None, &[]);
+            render(&spec.unwrap()).unwrap()
+        };
+        let first = text();
+        // each build makes new hash sets, each with its own random order
+        for _ in 0..8 {
+            assert_eq!(text(), first);
+        }
+        let v: Value = serde_json::from_str(&first).unwrap();
+        let caps = &v["process"]["capabilities"];
+        for set in ["bounding", "effective", "permitted"] {
+            let names: Vec<&str> = caps[set]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            assert_eq!(names.len(), 14, "{set}");
+            assert!(names.windows(2).all(|w| w[0] < w[1]), "{set}: {names:?}");
+            assert_eq!(names[0], "CAP_AUDIT_WRITE", "{set}");
+        }
     }
 }

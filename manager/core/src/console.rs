@@ -185,5 +185,5 @@ pub fn exec_tty(mut cmd: Command, dir: &Path, id: &str, args: &[String]) -> Resu
     if r != pid {
         bail!("lost track of the exec'd process {pid}");
     }
-    Ok(crate::procs::exit_code(wstatus))
+    Ok(boxrun_common::wait::exit_code(wstatus))
 }

@@ -11,7 +11,7 @@
 //! image = "busybox"
 //! status = "running"
 //! memory = 268435456
-//! networks = ["br0=10.88.0.2/24"]
+//! networks = ["br0=10.209.0.2/24"]
 //! ```
 
 use crate::bail;
@@ -44,7 +44,7 @@ pub enum Status {
 pub struct NetAttachment {
     /// Network (bridge) name.
     pub network: String,
-    /// Address with prefix, e.g. `10.88.0.2/24`; empty until allocated.
+    /// Address with prefix, e.g. `10.209.0.2/24`; empty until allocated.
     pub address: String,
 }
 

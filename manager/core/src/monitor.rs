@@ -26,13 +26,7 @@ pub const LOG_MAX: u64 = 10 << 20;
 const READY_FD: i32 = 3;
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0i32; 2];
-    // SAFETY: fds is a valid two-element array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("cannot create a pipe");
-    }
-    // SAFETY: both fds were just created and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")
 }
 
 /// Spawn the monitor for `inst` and wait until it reports the container
@@ -241,7 +235,7 @@ fn reap(pid: i32) -> i32 {
         // SAFETY: waitpid with a valid status pointer.
         let r = unsafe { libc::waitpid(-1, &mut status, 0) };
         if r == pid {
-            return crate::procs::exit_code(status);
+            return boxrun_common::wait::exit_code(status);
         }
         if r < 0 {
             let e = std::io::Error::last_os_error();

@@ -4,7 +4,7 @@ use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Context, Result};
-use boxrun_cgroups::mountinfo::{parse_mountinfo, MountInfo};
+use boxrun_common::mountinfo::{parse_mountinfo, MountInfo};
 
 /// Mount the ext4 file system on `dev` at `target`.
 pub fn mount_ext4(dev: &Path, target: &Path, read_only: bool) -> Result<()> {

@@ -18,6 +18,8 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+
 use crate::bail;
 use crate::error::{Context, Result};
 use boxctl_network::{
@@ -37,7 +39,7 @@ pub struct Network {
     /// Name (section header).
     #[serde(skip)]
     pub name: String,
-    /// Subnet, e.g. `10.88.0.0/24`.
+    /// Subnet, e.g. `10.209.0.0/24`.
     pub subnet: String,
     /// Gateway address (on the bridge).
     pub gateway: String,
@@ -121,6 +123,14 @@ fn save(store: &Store, nets: &BTreeMap<String, Network>) -> Result<()> {
     store::write_atomic(&networks_file(store), text.as_bytes())
 }
 
+/// Where a network without `--subnet` gets its subnet: the first /24 of 10.209.0.0/16
+/// that no boxctl network, host route or host address overlaps. The range is outside
+/// the defaults of docker (172.17-31.x, 192.168.x), podman (10.88.0.0/16; its `network
+/// create` counts up from 10.89.0.0/24, reaching 10.209 only after some 30,000
+/// networks), libvirt (192.168.122.0/24) and common kubernetes setups (10.96.0.0/12
+/// services, 10.244.0.0/16 pods, k3s 10.42-43.x).
+pub const DEFAULT_SUBNET_RANGE: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 209, 0, 0), 16);
+
 /// `network create NAME [--subnet CIDR]`.
 pub fn create(
     store: &Store,
@@ -161,13 +171,17 @@ pub fn create(
         }
         None => {
             let host = boxctl_network::HostNetworks::read()?;
+            let (base, prefix) = DEFAULT_SUBNET_RANGE;
+            let [a, b, ..] = base.octets();
             (0..=255u8)
-                .filter_map(|k| Subnet::new(Ipv4Addr::new(10, 88, k, 0), 24).ok())
+                .filter_map(|k| Subnet::new(Ipv4Addr::new(a, b, k, 0), 24).ok())
                 .find(|s| !overlaps(s) && host.overlapping(s, Some(&bridge_name)).is_empty())
-                .context(
-                    "no 10.88.x.0/24 is free of boxctl networks, host routes and addresses: \
-                     give --subnet",
-                )?
+                .with_context(|| {
+                    format!(
+                        "no /24 of the default range {base}/{prefix} is free of boxctl networks, \
+                         host routes and addresses: choose a subnet with --subnet"
+                    )
+                })?
         }
     };
     let gw = match gateway {
@@ -577,13 +591,12 @@ pub fn mac_for(addr: Ipv4Addr) -> [u8; 6] {
 
 /// Set the hardware address of `ifname` in the caller's network namespace.
 fn set_mac(ifname: &str, mac: [u8; 6]) -> std::io::Result<()> {
-    // SAFETY: socket() with constant arguments.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fd was just returned by socket() and is owned here only.
-    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
     // SAFETY: ifreq is plain old data; zero is valid.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     let name = ifname.as_bytes();
@@ -612,4 +625,28 @@ fn set_mac(ifname: &str, mac: [u8; 6]) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_range_is_clear_of_other_engines_defaults() {
+        let (base, prefix) = DEFAULT_SUBNET_RANGE;
+        let range = Subnet::new(base, prefix).expect("a valid range");
+        for other in [
+            "10.88.0.0/16",   // podman's default network
+            "10.89.0.0/16",   // podman's first `network create` pool
+            "172.16.0.0/12",  // docker's bridge pools
+            "192.168.0.0/16", // docker's second pool, libvirt's default
+            "10.96.0.0/12",   // kubeadm services
+            "10.244.0.0/16",  // kind/flannel pods
+            "10.42.0.0/15",   // k3s pods and services
+            "10.210.0.0/16",  // the showcase farm's subnets (bundles/webfarm)
+        ] {
+            let other: Subnet = other.parse().expect("a valid subnet");
+            assert!(!range.overlaps(&other), "{range} overlaps {other}");
+        }
+    }
 }

@@ -76,14 +76,3 @@ pub fn wait_exit(pid: i32, timeout: Duration) -> bool {
         }
     }
 }
-
-/// Turn a wait status into an exit code (128+N for signal N).
-pub fn exit_code(status: i32) -> i32 {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        128 + libc::WTERMSIG(status)
-    } else {
-        -1
-    }
-}

@@ -107,13 +107,13 @@ mod tests {
     #[test]
     fn hosts_file() {
         let text = render_hosts(&[
-            HostEntry::new(Ipv4Addr::new(10, 88, 0, 2), &["web1", "web1.net"]),
-            HostEntry::new(Ipv4Addr::new(10, 88, 0, 3), &["db"]),
+            HostEntry::new(Ipv4Addr::new(10, 209, 0, 2), &["web1", "web1.net"]),
+            HostEntry::new(Ipv4Addr::new(10, 209, 0, 3), &["db"]),
         ])
         .unwrap();
         assert!(text.starts_with("127.0.0.1\tlocalhost\n"), "{text}");
-        assert!(text.contains("\n10.88.0.2\tweb1 web1.net\n"), "{text}");
-        assert!(text.ends_with("10.88.0.3\tdb\n"), "{text}");
+        assert!(text.contains("\n10.209.0.2\tweb1 web1.net\n"), "{text}");
+        assert!(text.ends_with("10.209.0.3\tdb\n"), "{text}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// An IPv4 subnet such as `10.88.0.0/24` (prefix 1..=30, no host bits set).
+/// An IPv4 subnet such as `10.209.0.0/24` (prefix 1..=30, no host bits set).
 ///
 /// Serialized as its string form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -51,12 +51,12 @@ impl Subnet {
         Ok(Subnet { network, prefix })
     }
 
-    /// The network address (`10.88.0.0` for `10.88.0.0/24`).
+    /// The network address (`10.209.0.0` for `10.209.0.0/24`).
     pub fn network(&self) -> Ipv4Addr {
         self.network
     }
 
-    /// The prefix length (`24` for `10.88.0.0/24`).
+    /// The prefix length (`24` for `10.209.0.0/24`).
     pub fn prefix(&self) -> u8 {
         self.prefix
     }
@@ -66,12 +66,12 @@ impl Subnet {
         Ipv4Addr::from(mask(self.prefix))
     }
 
-    /// The broadcast address (`10.88.0.255` for `10.88.0.0/24`).
+    /// The broadcast address (`10.209.0.255` for `10.209.0.0/24`).
     pub fn broadcast(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.network) | !mask(self.prefix))
     }
 
-    /// The default gateway: the first host address (`10.88.0.1`).
+    /// The default gateway: the first host address (`10.209.0.1`).
     pub fn default_gateway(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.network) + 1)
     }
@@ -131,7 +131,7 @@ impl FromStr for Subnet {
         let (addr, prefix) = s
             .trim()
             .split_once('/')
-            .ok_or_else(|| bad("expected ADDRESS/PREFIX, e.g. 10.88.0.0/24"))?;
+            .ok_or_else(|| bad("expected ADDRESS/PREFIX, e.g. 10.209.0.0/24"))?;
         let addr: Ipv4Addr = addr
             .parse()
             .map_err(|_| bad("the address is not a dotted-quad IPv4 address"))?;
@@ -332,14 +332,14 @@ mod tests {
 
     #[test]
     fn parses_and_formats() {
-        let s: Subnet = "10.88.0.0/24".parse().unwrap();
-        assert_eq!(s.network(), ip("10.88.0.0"));
+        let s: Subnet = "10.209.0.0/24".parse().unwrap();
+        assert_eq!(s.network(), ip("10.209.0.0"));
         assert_eq!(s.prefix(), 24);
         assert_eq!(s.netmask(), ip("255.255.255.0"));
-        assert_eq!(s.broadcast(), ip("10.88.0.255"));
-        assert_eq!(s.default_gateway(), ip("10.88.0.1"));
+        assert_eq!(s.broadcast(), ip("10.209.0.255"));
+        assert_eq!(s.default_gateway(), ip("10.209.0.1"));
         assert_eq!(s.host_count(), 254);
-        assert_eq!(s.to_string(), "10.88.0.0/24");
+        assert_eq!(s.to_string(), "10.209.0.0/24");
         let s: Subnet = "172.16.0.0/12".parse().unwrap();
         assert_eq!(s.broadcast(), ip("172.31.255.255"));
         assert!(s.contains(ip("172.20.1.1")));
@@ -348,14 +348,14 @@ mod tests {
 
     #[test]
     fn overlaps() {
-        let a: Subnet = "10.88.1.0/24".parse().unwrap();
-        let wide: Subnet = "10.88.0.0/16".parse().unwrap();
+        let a: Subnet = "10.209.1.0/24".parse().unwrap();
+        let wide: Subnet = "10.209.0.0/16".parse().unwrap();
         let other: Subnet = "10.89.0.0/24".parse().unwrap();
         assert!(a.overlaps(&wide) && wide.overlaps(&a));
         assert!(!a.overlaps(&other) && !other.overlaps(&a));
         assert!(a.overlaps(&a));
-        assert!(a.overlaps_prefix(ip("10.88.1.77"), 32));
-        assert!(!a.overlaps_prefix(ip("10.88.2.77"), 32));
+        assert!(a.overlaps_prefix(ip("10.209.1.77"), 32));
+        assert!(!a.overlaps_prefix(ip("10.209.2.77"), 32));
         assert!(a.overlaps_prefix(ip("10.0.0.0"), 8));
         assert!(a.overlaps_prefix(ip("0.0.0.0"), 0));
     }
@@ -363,14 +363,14 @@ mod tests {
     #[test]
     fn rejects_bad_subnets() {
         for bad in [
-            "10.88.0.0",
-            "10.88.0.0/",
-            "10.88.0.0/33",
-            "10.88.0.0/31",
-            "10.88.0.0/0",
-            "10.88.0.0/+4",
-            "10.88.0/24",
-            "10.88.0.5/24",
+            "10.209.0.0",
+            "10.209.0.0/",
+            "10.209.0.0/33",
+            "10.209.0.0/31",
+            "10.209.0.0/0",
+            "10.209.0.0/+4",
+            "10.209.0/24",
+            "10.209.0.5/24",
             "banana/24",
         ] {
             let err = bad.parse::<Subnet>().unwrap_err();
@@ -379,21 +379,21 @@ mod tests {
                 "{bad}: unexpected {err:?}"
             );
         }
-        let err = "10.88.0.5/24".parse::<Subnet>().unwrap_err().to_string();
-        assert!(err.contains("did you mean 10.88.0.0/24"), "{err}");
+        let err = "10.209.0.5/24".parse::<Subnet>().unwrap_err().to_string();
+        assert!(err.contains("did you mean 10.209.0.0/24"), "{err}");
     }
 
     #[test]
     fn allocates_lowest_free_skipping_gateway() {
-        let mut ipam = Ipam::new("10.88.0.0/24".parse().unwrap());
-        assert_eq!(ipam.allocate().unwrap(), ip("10.88.0.2"));
-        assert_eq!(ipam.allocate().unwrap(), ip("10.88.0.3"));
-        ipam.reserve(ip("10.88.0.5")).unwrap();
-        assert_eq!(ipam.allocate().unwrap(), ip("10.88.0.4"));
-        assert_eq!(ipam.allocate().unwrap(), ip("10.88.0.6"));
-        assert!(ipam.release(ip("10.88.0.3")));
-        assert!(!ipam.release(ip("10.88.0.3")));
-        assert_eq!(ipam.allocate().unwrap(), ip("10.88.0.3"));
+        let mut ipam = Ipam::new("10.209.0.0/24".parse().unwrap());
+        assert_eq!(ipam.allocate().unwrap(), ip("10.209.0.2"));
+        assert_eq!(ipam.allocate().unwrap(), ip("10.209.0.3"));
+        ipam.reserve(ip("10.209.0.5")).unwrap();
+        assert_eq!(ipam.allocate().unwrap(), ip("10.209.0.4"));
+        assert_eq!(ipam.allocate().unwrap(), ip("10.209.0.6"));
+        assert!(ipam.release(ip("10.209.0.3")));
+        assert!(!ipam.release(ip("10.209.0.3")));
+        assert_eq!(ipam.allocate().unwrap(), ip("10.209.0.3"));
     }
 
     #[test]
@@ -436,32 +436,32 @@ mod tests {
 
     #[test]
     fn rejects_bad_static_addresses() {
-        let mut ipam = Ipam::new("10.88.0.0/24".parse().unwrap());
-        ipam.reserve(ip("10.88.0.10")).unwrap();
+        let mut ipam = Ipam::new("10.209.0.0/24".parse().unwrap());
+        ipam.reserve(ip("10.209.0.10")).unwrap();
         for (addr, why) in [
             ("10.89.0.10", "outside"),
-            ("10.88.0.0", "network address"),
-            ("10.88.0.255", "broadcast"),
-            ("10.88.0.1", "gateway"),
-            ("10.88.0.10", "already used"),
+            ("10.209.0.0", "network address"),
+            ("10.209.0.255", "broadcast"),
+            ("10.209.0.1", "gateway"),
+            ("10.209.0.10", "already used"),
         ] {
             let err = ipam.reserve(ip(addr)).unwrap_err().to_string();
             assert!(err.contains(why), "{addr}: {err}");
         }
-        assert_eq!(ipam.used().collect::<Vec<_>>(), vec![ip("10.88.0.10")]);
+        assert_eq!(ipam.used().collect::<Vec<_>>(), vec![ip("10.209.0.10")]);
     }
 
     #[test]
     fn serde_round_trip() {
-        let mut ipam = Ipam::new("10.88.0.0/24".parse().unwrap());
+        let mut ipam = Ipam::new("10.209.0.0/24".parse().unwrap());
         ipam.allocate().unwrap();
-        ipam.reserve(ip("10.88.0.77")).unwrap();
+        ipam.reserve(ip("10.209.0.77")).unwrap();
         let json = serde_json::to_string(&ipam).unwrap();
-        assert!(json.contains("\"10.88.0.0/24\""), "{json}");
+        assert!(json.contains("\"10.209.0.0/24\""), "{json}");
         let back: Ipam = serde_json::from_str(&json).unwrap();
         assert_eq!(back, ipam);
-        assert!(serde_json::from_str::<Subnet>("\"10.88.0.3/24\"").is_err());
-        let damaged = json.replace("10.88.0.77", "10.99.0.77");
+        assert!(serde_json::from_str::<Subnet>("\"10.209.0.3/24\"").is_err());
+        let damaged = json.replace("10.209.0.77", "10.99.0.77");
         let err = serde_json::from_str::<Ipam>(&damaged).unwrap_err();
         assert!(err.to_string().contains("outside the subnet"), "{err}");
     }

@@ -45,7 +45,7 @@
 //! # API
 //!
 //! Addresses (pure, serializable):
-//! * [`Subnet`]: `"10.88.0.0/24".parse::<Subnet>()`, `default_gateway()`
+//! * [`Subnet`]: `"10.209.0.0/24".parse::<Subnet>()`, `default_gateway()`
 //!   (`.1`), `broadcast()`, `contains()`, `overlaps()`; pick a subnet not
 //!   yet used on the host with [`host_routes_overlapping`].
 //! * [`Ipam`]: `Ipam::new(subnet)` / `with_gateway` / `with_used`;
@@ -91,7 +91,7 @@
 //! ```no_run
 //! use boxctl_network::{bridge, bridge_name_for, netns, veth, veth_name_for, Ipam};
 //! # fn main() -> Result<(), boxctl_network::Error> {
-//! let mut ipam = Ipam::new("10.88.0.0/24".parse()?);
+//! let mut ipam = Ipam::new("10.209.0.0/24".parse()?);
 //! let br = bridge_name_for("web");
 //! bridge::ensure(&br, Some((ipam.gateway(), ipam.subnet().prefix())))?;
 //! let ns = std::path::Path::new("/var/lib/boxctl/netns/web1");

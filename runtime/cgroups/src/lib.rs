@@ -55,9 +55,6 @@ pub mod paths;
 pub mod resources;
 mod stats;
 
-/// The mountinfo parser the layout detection uses, for crates that reach
-/// `boxrun-common` through this one.
-pub use boxrun_common::mountinfo;
 pub use cgroup::{remove_empty_parents, Cgroup, Hierarchy, Version, RUNTIME_PARENTS};
 pub use error::{CgroupError, Result};
 pub use layout::{Layout, Mode};

@@ -7,7 +7,7 @@
 //! rootfs = "/var/cache/boxrun-images/web"   # imported when the image is missing
 //! build = "../images/build-web.sh"          # run as `build ROOTFS` when rootfs is missing
 //! [networks.back]
-//! subnet = "10.88.100.0/24"
+//! subnet = "10.210.100.0/24"
 //! internal = true
 //! [services.web]
 //! image = "web"
@@ -69,7 +69,8 @@ pub struct ImageSpec {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetSpec {
-    /// Subnet in CIDR form (default: a free 10.88.x.0/24).
+    /// Subnet in CIDR form (default: a free /24 of 10.209.0.0/16, see
+    /// [`crate::networking::DEFAULT_SUBNET_RANGE`]).
     pub subnet: Option<String>,
     /// No port may be published from a service only on internal networks.
     #[serde(default)]

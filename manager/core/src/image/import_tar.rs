@@ -13,6 +13,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::bail;
@@ -293,21 +294,14 @@ struct Root {
 
 impl Root {
     fn open(target: &Path) -> Result<Root> {
-        let c = CString::new(target.as_os_str().as_bytes())?;
-        // SAFETY: valid C string.
-        let fd = unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error())
-                .with_context(|| format!("cannot open {}", target.display()));
-        }
-        // SAFETY: fd was just returned by open and is owned by nobody else.
+        // O_PATH: a handle to resolve from, never read (std adds O_CLOEXEC).
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open(target)
+            .with_context(|| format!("cannot open {}", target.display()))?;
         Ok(Root {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            fd: OwnedFd::from(dir),
         })
     }
 
