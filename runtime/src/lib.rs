@@ -2,20 +2,30 @@
 //!
 //! One clone per container, no re-exec: the runtime process forks the container's
 //! init directly with its new namespaces, and the child sets up the root filesystem,
-//! credentials and security settings before it execs the user process.
+//! credentials and security settings before it execs the user process. How the pieces
+//! fit, message by message: `docs/architecture.md`.
 //!
 //! Module map (one concern each):
 //! - [`args`]: the runc-compatible command line, parsed by hand (no clap: start-up cost).
 //! - [`cli`]: dispatch of the parsed command line.
 //! - [`config`]: loading and validating `config.json`.
 //! - [`state`]: the per-container state directory, locking, atomic writes.
-//! - [`container`]: the lifecycle commands, one module each (create in four phases).
+//! - [`container`]: the lifecycle commands, one module each (create in four phases:
+//!   validate, prepare the host, spawn, handshake).
+//! - [`fork`]: clone/clone3 of the init and of exec'd processes, born in their cgroup.
+//! - [`sync`]: the typed set-up messages between the runtime and the init
+//!   ([`sync::ToInit`], [`sync::FromInit`]).
 //! - [`init`]: the container side, between clone and exec.
 //! - [`syscall`]: the privileged calls of the set-up behind one trait (real and
 //!   recording fake), so its order is unit-tested without root.
-//! - [`namespaces`], [`rootfs`], [`mounts`], [`devices`], [`hooks`], [`capabilities`],
-//!   [`rlimits`], [`identity`], [`console`], [`exec`], [`features`], [`spec`].
-//! - [`sync`]: the typed set-up messages between the runtime and the init.
+//! - [`exec`]: `boxrun exec`, a new process in a running container.
+//! - What the set-up applies: [`namespaces`], [`rootfs`], [`mounts`] (mount
+//!   options), [`devices`], [`hooks`], [`capabilities`], [`rlimits`], [`identity`]
+//!   (cwd, user, capabilities and seccomp in order), [`sched`] (scheduler, I/O
+//!   priority, CPU affinity, personality), [`console`].
+//! - [`features`], [`spec`]: the `features` and `spec` commands' documents.
+//! - Helpers: [`error`], [`logging`], [`procfs`], [`signals`] (names, forwarding, reset
+//!   before exec), [`failpoint`] (crash injection, debug builds), [`util`].
 
 pub mod args;
 // Its two `last_cap` SAFETY comments sit above the `while`, not the unsafe blocks in
