@@ -299,6 +299,30 @@ fn restart_policy_after_crashes() {
     env.assert_no_leaks(&[id, aid]);
 }
 
+/// `start` reconciles by itself: an instance whose monitor and process both died
+/// behind boxctl's back starts again without a `ps` first.
+#[test]
+fn start_repairs_the_file_after_the_monitor_is_killed() {
+    let env = Env::new("restartdead");
+    env.ok(&["run", "-d", "--name", "ghost", "bb", "sleep", "1000"]);
+    let i = env.inspect("ghost");
+    let id = i["id"].as_str().unwrap().to_string();
+    let monitor = i["monitor_pid"].as_i64().unwrap() as i32;
+    let pid = i["pid"].as_i64().unwrap() as i32;
+    // SAFETY: killing the monitor process boxctl started for this test.
+    unsafe { libc::kill(monitor, libc::SIGKILL) };
+    assert!(wait_pid(monitor, 10));
+    // SAFETY: killing the container's init.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(wait_pid(pid, 10));
+    env.ok(&["start", "ghost"]);
+    let i = env.inspect("ghost");
+    assert_eq!(i["status"], "running", "{i}");
+    assert_ne!(i["pid"].as_i64(), Some(i64::from(pid)), "{i}");
+    env.ok(&["rm", "-f", "ghost"]);
+    env.assert_no_leaks(&[id]);
+}
+
 #[test]
 fn ps_repairs_the_file_after_the_monitor_is_killed() {
     let env = Env::new("repair");

@@ -146,6 +146,17 @@ fn unique_id(store: &Store) -> Result<String> {
 /// Start a created or stopped instance under a new monitor.
 pub fn start(store: &Store, key: &str) -> Result<Instance> {
     let me = std::process::id() as i32;
+    // An instance recorded running whose monitor died (kill -9, power loss) is
+    // reconciled first, as `ps` would, so it can be started again.
+    let cur = store.find(key)?;
+    if matches!(cur.status, Status::Running | Status::Restarting)
+        && !cur.owner_pid.is_some_and(procs::alive)
+        && !cur
+            .monitor_pid
+            .is_some_and(|p| procs::is_monitor(p, &cur.id))
+    {
+        refresh(store)?;
+    }
     let inst = store.update(|list| {
         let idx = list
             .iter()
