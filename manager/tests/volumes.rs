@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{loops_under, Env};
+use common::{loops_under, wait_pid, Env};
 
 fn id_of(env: &Env, name: &str) -> String {
     env.inspect(name)["id"].as_str().unwrap().to_string()
@@ -367,4 +367,32 @@ fn farm_volumes_are_made_by_up_and_kept_by_down() {
     assert!(out.contains("volume vf-store: removed"), "{out}");
     env.assert_no_leaks(&[id]);
     assert!(volume_names(&env).is_empty());
+}
+
+#[test]
+fn volume_is_released_when_monitor_and_instance_are_killed() {
+    let env = Env::new("volkill");
+    env.ok(&["volume", "create", "--size", "8m", "k"]);
+    env.ok(&[
+        "run", "-d", "--name", "victim", "-v", "k:/k", "bb", "sleep", "1000",
+    ]);
+    let i = env.inspect("victim");
+    let id = i["id"].as_str().unwrap().to_string();
+    let monitor = i["monitor_pid"].as_i64().unwrap() as i32;
+    let pid = i["pid"].as_i64().unwrap() as i32;
+    assert_eq!(volume_loops(&env, "k").len(), 1);
+    // SAFETY: killing the monitor boxctl started for this test, then the container's init.
+    unsafe { libc::kill(monitor, libc::SIGKILL) };
+    assert!(wait_pid(monitor, 10));
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(wait_pid(pid, 10));
+    // `ps` notices the death and releases the volume with the rest.
+    assert_eq!(env.ps_all()[0]["status"], "exited");
+    env.assert_no_leaks(std::slice::from_ref(&id));
+    env.ok(&["start", "victim"]);
+    env.ok(&["exec", "victim", "touch", "/k/after-restart"]);
+    env.ok(&["rm", "-f", "victim"]);
+    env.assert_no_leaks(&[id]);
+    env.ok(&["volume", "rm", "k"]);
 }
