@@ -185,6 +185,17 @@ fn bind_mounts_a_host_directory_both_ways() {
     assert!(!out.status.success(), "{out:?}");
     assert!(!host.join("nope").exists());
     assert_eq!(env.inspect("b")["mounts"][1]["read_only"], true);
+
+    // A bound host path removed while the instance is stopped: start says so.
+    env.ok(&["stop", "-t", "0", "b"]);
+    let moved = env.dir.join("moved");
+    std::fs::rename(&host, &moved).unwrap();
+    let err = env.fails(&["start", "b"]);
+    assert!(err.contains("does not exist"), "{err}");
+    env.assert_no_leaks(std::slice::from_ref(&id));
+    assert_eq!(env.ps_all()[0]["status"], "exited");
+    std::fs::rename(&moved, &host).unwrap();
+    env.ok(&["start", "b"]);
     env.ok(&["rm", "-f", "b"]);
     env.assert_no_leaks(&[id]);
     assert!(
@@ -326,7 +337,11 @@ fn bad_volume_input_is_one_line_and_leaves_nothing() {
     let err = env.fails(&["volume", "create", "v2"]);
     assert!(err.contains("already exists"), "{err}");
     env.ok(&["volume", "rm", "v2"]);
+    // What a `volume create` killed midway leaves is cleaned by the next command.
+    let stale = env.root.join("volumes/.tmp-999999999-v3");
+    std::fs::create_dir(&stale).unwrap();
     assert!(env.ps_all().is_empty());
+    assert!(!stale.exists(), "stale volume temp dir kept");
     assert!(env.instance_dirs().is_empty());
     assert!(volume_names(&env).is_empty());
     let left: Vec<_> = std::fs::read_dir(env.root.join("volumes"))

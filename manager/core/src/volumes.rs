@@ -251,6 +251,18 @@ pub struct Attached {
 pub fn attach(store: &Store, inst: &Instance) -> Result<Attached> {
     let mut out = Attached::default();
     let vms = inst.storage.volume_mounts();
+    for m in &vms {
+        if let Source::Host(p) = &m.source {
+            if !p.exists() {
+                bail!(
+                    "host path {} bound on {} in {} does not exist: create it again, or remove the instance",
+                    p.display(),
+                    m.target,
+                    inst.name
+                );
+            }
+        }
+    }
     if vms.iter().any(|m| matches!(m.source, Source::Named(_))) {
         let _lock = lock(store)?;
         for name in inst.storage.volume_names() {
