@@ -30,6 +30,9 @@ pub enum Cmd {
     /// Manage networks (bridges).
     #[command(subcommand)]
     Network(NetworkCmd),
+    /// Manage named volumes (ext4 disks that outlive instances).
+    #[command(subcommand)]
+    Volume(VolumeCmd),
     /// Create an instance without starting it.
     Create(RunArgs),
     /// Create and start an instance.
@@ -138,8 +141,15 @@ pub enum Cmd {
     },
     /// Bring a farm up from its description (images, networks, instances, proxy).
     Up(FarmArgs),
-    /// Remove everything a farm's `up` made (images stay).
-    Down(FarmArgs),
+    /// Remove everything a farm's `up` made (images stay; volumes too unless --volumes).
+    Down {
+        /// Farm file.
+        #[command(flatten)]
+        farm: FarmArgs,
+        /// Also remove the farm's named volumes (and their data).
+        #[arg(long)]
+        volumes: bool,
+    },
     /// Change the number of instances of a farm's service without dropping requests.
     Scale(ScaleArgs),
     /// Internal: the per-instance monitor.
@@ -200,6 +210,37 @@ pub enum NetworkCmd {
     /// Remove networks.
     Rm {
         /// Networks.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+/// `volume` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum VolumeCmd {
+    /// Create a named volume: its own sparse ext4 disk in the store.
+    Create {
+        /// Disk size (e.g. 512m, 1g; default 1g, only written blocks take room).
+        #[arg(long)]
+        size: Option<String>,
+        /// Volume name.
+        name: String,
+    },
+    /// List volumes.
+    Ls {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove volumes and their data (refused while an instance, running or stopped, uses them).
+    Rm {
+        /// Volumes.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Show volumes as JSON.
+    Inspect {
+        /// Volumes.
         #[arg(required = true)]
         names: Vec<String>,
     },
@@ -271,6 +312,17 @@ pub struct RunArgs {
     /// per-instance upper layer instead of a full copy of the disk.
     #[arg(long)]
     pub cow: bool,
+    /// Mount a volume: NAME:/path[:ro] (a named volume, created with the default
+    /// size of 1g if it does not exist, as docker does) or /host/dir:/path[:ro]
+    /// (a bind mount of an existing host path). Repeatable.
+    #[arg(short = 'v', long = "volume", value_name = "SRC:/PATH[:ro]")]
+    pub volume: Vec<String>,
+    /// Mount a tmpfs: /path[:size=64m,mode=1777,noexec] (repeatable).
+    #[arg(long, value_name = "/PATH[:OPTS]")]
+    pub tmpfs: Vec<String>,
+    /// Mount the root file system read-only (volumes, binds and tmpfs stay writable).
+    #[arg(long)]
+    pub read_only: bool,
     /// Image.
     pub image: String,
     /// Command and arguments (default: the image's).
@@ -307,6 +359,9 @@ impl From<&RunArgs> for InstanceOptions {
             net: a.net.clone(),
             publish: a.publish.clone(),
             cow: a.cow,
+            volumes: a.volume.clone(),
+            tmpfs: a.tmpfs.clone(),
+            read_only: a.read_only,
             image: a.image.clone(),
             command: a.command.clone(),
         }

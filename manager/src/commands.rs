@@ -7,9 +7,9 @@ use anyhow::Result;
 use boxctl_core::create_spec::{CreateSpec, InstanceOptions};
 use boxctl_core::limits::{self, LimitSpec};
 use boxctl_core::store::Store;
-use boxctl_core::{farm, image, instance, lifecycle, monitor, networking, stats, util};
+use boxctl_core::{farm, image, instance, lifecycle, monitor, networking, stats, util, volumes};
 
-use crate::cli::{Cli, Cmd, ImageCmd, NetworkCmd, RunArgs};
+use crate::cli::{Cli, Cmd, ImageCmd, NetworkCmd, RunArgs, VolumeCmd};
 use crate::output::{self, print_table};
 
 /// Run the command; returns the process exit code.
@@ -23,6 +23,7 @@ pub fn dispatch(root: &Path, cli: Cli) -> Result<i32> {
         }
         Cmd::Image(c) => image_cmd(&store, c),
         Cmd::Network(c) => network_cmd(&store, c),
+        Cmd::Volume(c) => volume_cmd(&store, c),
         Cmd::Create(args) => {
             let inst = lifecycle::create(&store, &spec(&args, runtime.as_deref())?)?;
             println!("{}", inst.id);
@@ -85,8 +86,8 @@ pub fn dispatch(root: &Path, cli: Cli) -> Result<i32> {
             farm::up(&store, runtime.as_deref(), &a.file, &mut output::farm_event)?;
             Ok(0)
         }
-        Cmd::Down(a) => {
-            let failed = farm::down(&store, &a.file, &mut output::farm_event)?;
+        Cmd::Down { farm: a, volumes } => {
+            let failed = farm::down(&store, &a.file, volumes, &mut output::farm_event)?;
             Ok(if failed == 0 { 0 } else { 1 })
         }
         Cmd::Scale(a) => {
@@ -211,6 +212,44 @@ fn network_cmd(store: &Store, c: NetworkCmd) -> Result<i32> {
             println!("{n}");
             Ok(())
         }),
+    }
+}
+
+fn volume_cmd(store: &Store, c: VolumeCmd) -> Result<i32> {
+    match c {
+        VolumeCmd::Create { size, name } => {
+            let size = size
+                .as_deref()
+                .map(|s| limits::parse_size("--size", s))
+                .transpose()?;
+            let v = volumes::create(store, &name, size)?;
+            println!("{}", v.meta.name);
+            Ok(0)
+        }
+        VolumeCmd::Ls { json } => {
+            let vols = volumes::list(store)?;
+            let list = store.load()?;
+            if json {
+                let v: Vec<_> = vols.iter().map(|v| &v.meta).collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(0);
+            }
+            print_table(&output::volume_table(&vols, &list, util::now_secs()));
+            Ok(0)
+        }
+        VolumeCmd::Rm { names } => for_each(&names, |n| {
+            volumes::remove(store, n)?;
+            println!("{n}");
+            Ok(())
+        }),
+        VolumeCmd::Inspect { names } => {
+            let out = names
+                .iter()
+                .map(|n| volumes::inspect(store, n))
+                .collect::<boxctl_core::Result<Vec<_>>>()?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(0)
+        }
     }
 }
 

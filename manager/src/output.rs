@@ -194,6 +194,8 @@ pub fn farm_event(e: boxctl_core::farm::Event<'_>) {
             n.name, n.subnet, n.bridge
         ),
         Event::NetworkRemoved { name } => println!("network {name}: removed"),
+        Event::VolumeCreated { name } => println!("volume {name}: created"),
+        Event::VolumeRemoved { name } => println!("volume {name}: removed"),
         Event::InstanceCreated { instance } => {
             let addrs = instance
                 .attachments()
@@ -231,4 +233,26 @@ pub fn farm_event(e: boxctl_core::farm::Event<'_>) {
         Event::Serving { url } => println!("serving {url}"),
         Event::Failed(e) => eprintln!("boxctl: error: {}", e.chain()),
     }
+}
+
+/// `volume ls`: name, size, disk space used, age, the instances using it.
+pub fn volume_table(
+    vols: &[boxctl_core::volumes::Volume],
+    list: &[Instance],
+    now: i64,
+) -> Vec<Vec<String>> {
+    let mut rows = vec![header(&["NAME", "SIZE", "USED", "CREATED", "USED BY"])];
+    for v in vols {
+        let created = util::parse_time(&v.meta.created)
+            .map(|t| format!("{} ago", util::human_duration(now - t)))
+            .unwrap_or_else(|| v.meta.created.clone());
+        rows.push(vec![
+            v.meta.name.clone(),
+            human_bytes(v.meta.size),
+            human_bytes(boxctl_core::disk::allocated_bytes(&v.disk())),
+            created,
+            boxctl_core::volumes::users(list, &v.meta.name).join(","),
+        ]);
+    }
+    rows
 }

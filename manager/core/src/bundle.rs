@@ -236,7 +236,7 @@ pub fn config(
         .root(
             RootBuilder::default()
                 .path("rootfs")
-                .readonly(false)
+                .readonly(inst.storage.read_only)
                 .build()?,
         )
         .hostname(hostname(inst))

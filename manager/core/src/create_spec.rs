@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use crate::error::Result;
 use crate::invalid;
 use crate::limits::{LimitSpec, Limits, RestartPolicy};
+use crate::volume_spec::Storage;
 use crate::{runtime_cli, util};
 
 /// Everything `create`/`run` need to make an instance.
@@ -41,6 +42,8 @@ pub struct CreateSpec {
     pub publish: Vec<String>,
     /// Copy-on-write: overlay on the shared image instead of a full copy.
     pub cow: bool,
+    /// Volumes, bind mounts, tmpfs mounts, read-only root.
+    pub storage: Storage,
 }
 
 /// The options of `create`/`run` as a user gives them; [`CreateSpec::from_options`]
@@ -69,6 +72,12 @@ pub struct InstanceOptions {
     pub publish: Vec<String>,
     /// Copy-on-write instance.
     pub cow: bool,
+    /// `-v NAME:/path[:ro]` or `/host/path:/path[:ro]` each.
+    pub volumes: Vec<String>,
+    /// `--tmpfs /path[:size=64m,mode=1777]` each.
+    pub tmpfs: Vec<String>,
+    /// Mount the root file system read-only.
+    pub read_only: bool,
     /// Image.
     pub image: String,
     /// Command and arguments (empty: the image's).
@@ -120,6 +129,7 @@ impl CreateSpec {
             networks,
             publish: o.publish.clone(),
             cow: o.cow,
+            storage: Storage::new(&o.volumes, &o.tmpfs, o.read_only)?,
         })
     }
 }

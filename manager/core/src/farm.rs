@@ -71,6 +71,16 @@ pub enum Event<'a> {
         /// Network name.
         name: &'a str,
     },
+    /// A named volume was created.
+    VolumeCreated {
+        /// Volume name.
+        name: &'a str,
+    },
+    /// A named volume was removed (`down --volumes`).
+    VolumeRemoved {
+        /// Volume name.
+        name: &'a str,
+    },
     /// An instance was created and started.
     InstanceCreated {
         /// The instance.
@@ -139,6 +149,12 @@ pub fn up(store: &Store, runtime: Option<&str>, file: &Path, report: Report) -> 
     let _lock = lock_farm(store, &farm, report)?;
     ensure_images(store, &farm, report)?;
     ensure_networks(store, &farm, report)?;
+    for name in farm.volume_names()? {
+        if crate::volumes::get(store, &name).is_err() {
+            crate::volumes::create(store, &name, None)?;
+            report(Event::VolumeCreated { name: &name });
+        }
+    }
     converge(store, &farm, runtime, &BTreeMap::new(), report)?;
     for p in farm.services.values().flat_map(|s| &s.publish) {
         let (listen, _) = networking::parse_publish(p)?;
@@ -196,9 +212,9 @@ pub fn scale(
 }
 
 /// `boxctl down -f FILE`: remove the farm's instances (proxies first) and
-/// networks. A step that fails is reported and the others go on; returns
-/// how many failed.
-pub fn down(store: &Store, file: &Path, report: Report) -> Result<usize> {
+/// networks, and its named volumes when `volumes`. A step that fails is
+/// reported and the others go on; returns how many failed.
+pub fn down(store: &Store, file: &Path, volumes: bool, report: Report) -> Result<usize> {
     let farm = Farm::load(file)?;
     let _lock = lock_farm(store, &farm, report)?;
     let list = lifecycle::refresh(store)?;
@@ -227,6 +243,23 @@ pub fn down(store: &Store, file: &Path, report: Report) -> Result<usize> {
         }
         match networking::remove(store, &name) {
             Ok(()) => report(Event::NetworkRemoved { name: &name }),
+            Err(e) => {
+                report(Event::Failed(&e));
+                failed += 1;
+            }
+        }
+    }
+    let names = if volumes {
+        farm.volume_names()?
+    } else {
+        Vec::new()
+    };
+    for name in names {
+        if crate::volumes::get(store, &name).is_err() {
+            continue;
+        }
+        match crate::volumes::remove(store, &name) {
+            Ok(()) => report(Event::VolumeRemoved { name: &name }),
             Err(e) => {
                 report(Event::Failed(&e));
                 failed += 1;
@@ -486,6 +519,7 @@ fn ensure_instance(
         networks,
         publish: svc.publish.clone(),
         cow: svc.cow,
+        storage: farm.storage(svc)?,
         ..CreateSpec::default()
     };
     let inst = lifecycle::create(store, &spec)?;

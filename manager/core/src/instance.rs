@@ -28,7 +28,8 @@ pub fn update_limits(store: &Store, key: &str, change: &Limits) -> Result<Instan
     let merged = inst.limits.merged(change);
     if inst.status == Status::Running && inst.pid.is_some() {
         let dir = store.instance_dir(&inst.id);
-        let devs = instance_disk::devices(store, &inst);
+        let mut devs = instance_disk::devices(store, &inst);
+        devs.extend(crate::volumes::devices(store, &inst));
         let mut res = merged.to_oci(&devs)?;
         res.set_devices(None);
         let file = dir.join("update.json");
@@ -201,5 +202,6 @@ pub fn inspect(store: &Store, key: &str) -> Result<Value> {
     v["log"] = json!(dir.join("container.log"));
     v["cgroups_path"] = json!(bundle::cgroups_path(&inst.id));
     v["mounted"] = json!(mounts::is_mount_point(&dir.join("rootfs")));
+    v["mounts"] = crate::volumes::describe(store, &inst);
     Ok(v)
 }

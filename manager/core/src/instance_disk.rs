@@ -48,7 +48,9 @@ pub fn prepare(dir: &Path, img: &Image, cow: bool) -> Result<()> {
     }
 }
 
-fn attach_mount(file: &Path, target: &Path, read_only: bool) -> Result<(u64, u64)> {
+/// Attach `file` to a loop device and mount its ext4 file system on
+/// `target`; returns the device's major:minor.
+pub(crate) fn attach_mount(file: &Path, target: &Path, read_only: bool) -> Result<(u64, u64)> {
     std::fs::create_dir_all(target)?;
     let lo = LoopDevice::attach(file, read_only)?;
     let mm = lo.major_minor()?;

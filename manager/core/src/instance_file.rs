@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::limits::{Limits, RestartPolicy};
+use crate::volume_spec::Storage;
 
 /// Life-cycle state of an instance as recorded in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +121,9 @@ pub struct Instance {
     /// Copy-on-write instance (overlay on the shared image + upper.img).
     #[serde(default, skip_serializing_if = "is_false")]
     pub cow: bool,
+    /// Volumes, bind mounts, tmpfs mounts, read-only root.
+    #[serde(flatten)]
+    pub storage: Storage,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -256,6 +260,7 @@ pub(crate) mod tests {
             networks: vec!["br0=10.0.0.2/24".into()],
             publish: vec![],
             cow: false,
+            storage: Storage::default(),
         }
     }
 

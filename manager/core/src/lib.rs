@@ -13,6 +13,9 @@
 //! - farms: [`farm::up`], [`farm::down`], [`farm::scale`], which report
 //!   progress as [`farm::Event`]s;
 //! - usage: [`stats::sample`];
+//! - volumes: [`volumes::create`], [`volumes::list`], [`volumes::remove`],
+//!   [`volumes::inspect`]; `-v`/`--tmpfs`/`--read-only` checked by
+//!   [`volume_spec::Storage::new`];
 //! - the per-instance monitor process: [`monitor::main`]. `start` runs it
 //!   as `EXE --root ROOT __monitor ID` with the running executable, so a
 //!   front end hands that command line to [`monitor::main`].
@@ -44,5 +47,7 @@ pub mod stats;
 pub mod store;
 pub mod teardown;
 pub mod util;
+pub mod volume_spec;
+pub mod volumes;
 
 pub use error::{Error, Result};

@@ -18,6 +18,8 @@ use crate::{monitor, mounts, networking, procs, util};
 struct CreateGuard<'a> {
     store: &'a Store,
     id: Option<String>,
+    /// Volumes this create made (removed with the half-made instance).
+    volumes: Vec<String>,
 }
 
 impl Drop for CreateGuard<'_> {
@@ -28,6 +30,7 @@ impl Drop for CreateGuard<'_> {
                 l.retain(|i| i.id != id);
                 Ok(())
             });
+            crate::volumes::discard(self.store, &self.volumes);
         }
     }
 }
@@ -64,6 +67,8 @@ pub fn create(store: &Store, spec: &CreateSpec) -> Result<Instance> {
         env.push(e.clone());
     }
     let id = unique_id(store)?;
+    // `-v NAME:/path` of a missing volume makes it, as docker does.
+    let made_volumes = crate::volumes::ensure(store, &spec.storage)?;
     let name = spec
         .name
         .clone()
@@ -100,8 +105,9 @@ pub fn create(store: &Store, spec: &CreateSpec) -> Result<Instance> {
         networks: spec.networks.clone(),
         publish: spec.publish.clone(),
         cow: spec.cow,
+        storage: spec.storage.clone(),
     };
-    store.update(|list| {
+    let pushed = store.update(|list| {
         if let Some(other) = list.iter().find(|i| i.name == name) {
             bail!(
                 "the name {name} is already used by instance {}: choose another --name or remove it with `boxctl rm {name}`",
@@ -112,10 +118,15 @@ pub fn create(store: &Store, spec: &CreateSpec) -> Result<Instance> {
         new.networks = networking::allocate(store, list, &inst.networks)?;
         list.push(new);
         Ok(())
-    })?;
+    });
+    if let Err(e) = pushed {
+        crate::volumes::discard(store, &made_volumes);
+        return Err(e);
+    }
     let mut guard = CreateGuard {
         store,
         id: Some(id.clone()),
+        volumes: made_volumes,
     };
     let dir = store.instance_dir(&id);
     std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;

@@ -165,9 +165,13 @@ fn start_container(store: &Store, inst: &Instance) -> Result<Started> {
     let rt = runtime_for(store, inst);
     rt.delete_if_known(&inst.id)?;
     crate::instance_disk::unmount(store, inst)?;
-    let devs = crate::instance_disk::mount(store, inst)?;
+    let mut devs = crate::instance_disk::mount(store, inst)?;
+    let vols = crate::volumes::attach(store, inst)?;
+    devs.extend(&vols.devices);
     let net = networking::setup(store, inst)?;
-    let cfg = bundle::config(inst, &rootfs, &devs, net.netns.as_deref(), &net.mounts)?;
+    let mut extra = net.mounts.clone();
+    extra.extend(vols.mounts);
+    let cfg = bundle::config(inst, &rootfs, &devs, net.netns.as_deref(), &extra)?;
     bundle::write(&dir, &cfg)?;
     let (r, w) = pipe()?;
     let log = LogWriter::open(dir.join("container.log"))?;

@@ -7,6 +7,7 @@
 //! ROOT/images/NAME/         disk.img (raw ext4) + image.json (defaults, size, created)
 //! ROOT/instances/ID/        disk.img, config.json (bundle), rootfs/ (mount point), logs
 //! ROOT/runtime/             the OCI runtime's --root
+//! ROOT/volumes/NAME/        volume.img + volume.json (see volumes)
 //! ```
 
 use std::fs::{self, File, OpenOptions};
@@ -53,7 +54,11 @@ impl Store {
     /// Remove temporary files and directories left by boxctl processes that
     /// were killed (their names carry the writer's pid).
     fn clean_stale_temps(&self) {
-        let dirs = [self.root.clone(), self.images_dir()];
+        let dirs = [
+            self.root.clone(),
+            self.images_dir(),
+            self.root.join("volumes"),
+        ];
         for dir in dirs {
             let Ok(rd) = fs::read_dir(&dir) else { continue };
             for e in rd.flatten() {

@@ -19,7 +19,8 @@ pub fn runtime_for(store: &Store, inst: &Instance) -> Runtime {
 }
 
 /// Release what a stopped instance still holds: runtime state, mount (the
-/// loop device goes with it), network. Idempotent.
+/// loop device goes with it), network, the volumes no other instance uses.
+/// Idempotent.
 pub fn teardown(store: &Store, inst: &Instance) -> Result<()> {
     let rt = runtime_for(store, inst);
     let mut first_err = None;
@@ -33,6 +34,9 @@ pub fn teardown(store: &Store, inst: &Instance) -> Result<()> {
         first_err.get_or_insert(e);
     }
     if let Err(e) = instance_disk::unmount(store, inst) {
+        first_err.get_or_insert(e);
+    }
+    if let Err(e) = crate::volumes::release(store, inst) {
         first_err.get_or_insert(e);
     }
     match first_err {

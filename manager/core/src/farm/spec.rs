@@ -33,6 +33,7 @@ use serde::Deserialize;
 use crate::error::Error;
 use crate::limits::{LimitSpec, Limits, RestartPolicy};
 use crate::util;
+use crate::volume_spec::{Source, Storage, VolumeMount};
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -119,6 +120,16 @@ pub struct Service {
     pub health: String,
     /// Makes this service an nginx reverse proxy in front of another one.
     pub balance: Option<Balance>,
+    /// `NAME:/path[:ro]` (the farm's named volume `FARM-NAME`, made by `up`,
+    /// kept by `down` unless `--volumes`) or `/host/dir:/path[:ro]`.
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    /// `/path[:size=64m,mode=1777]` tmpfs mounts.
+    #[serde(default)]
+    pub tmpfs: Vec<String>,
+    /// Root file system mounted read-only.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// A limit written as a string (`"64m"`) or a bare number (`64`, `0.5`).
@@ -282,6 +293,8 @@ impl Farm {
             }
             svc.limits()
                 .map_err(|e| e.context(format!("{what}: bad limit")))?;
+            self.storage(svc)
+                .map_err(|e| e.context(format!("{what}: bad volume")))?;
             svc.restart_policy()
                 .with_context(|| format!("{what}: bad restart"))?;
         }
@@ -292,6 +305,43 @@ impl Farm {
             }
         }
         Ok(())
+    }
+
+    /// The boxctl volume name of the farm's named volume `key`.
+    pub fn volume_name(&self, key: &str) -> String {
+        format!("{}-{key}", self.name)
+    }
+
+    /// The volumes, tmpfs mounts and root mode of `svc`, its named volumes
+    /// renamed to the farm's ([`Farm::volume_name`]).
+    pub fn storage(&self, svc: &Service) -> Result<Storage> {
+        let mut volumes = Vec::new();
+        for v in &svc.volumes {
+            let m = VolumeMount::parse(v)?;
+            volumes.push(match m.source {
+                Source::Named(n) => format!(
+                    "{}:{}{}",
+                    self.volume_name(&n),
+                    m.target,
+                    if m.read_only { ":ro" } else { "" }
+                ),
+                Source::Host(_) => v.clone(),
+            });
+        }
+        Storage::new(&volumes, &svc.tmpfs, svc.read_only)
+    }
+
+    /// Every named volume the farm's services use (boxctl names).
+    pub fn volume_names(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for svc in self.services.values() {
+            for n in self.storage(svc)?.volume_names() {
+                if !out.contains(&n) {
+                    out.push(n);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The boxctl network name of network `key`.
