@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::error::Result;
+use crate::healthcheck::{Health, HealthOptions};
 use crate::invalid;
 use crate::limits::{LimitSpec, Limits, RestartPolicy};
 use crate::{runtime_cli, util};
@@ -41,6 +42,8 @@ pub struct CreateSpec {
     pub publish: Vec<String>,
     /// Copy-on-write: overlay on the shared image instead of a full copy.
     pub cow: bool,
+    /// Health check (none when `cmd` is None).
+    pub health: Health,
 }
 
 /// The options of `create`/`run` as a user gives them; [`CreateSpec::from_options`]
@@ -69,6 +72,8 @@ pub struct InstanceOptions {
     pub publish: Vec<String>,
     /// Copy-on-write instance.
     pub cow: bool,
+    /// Health-check options.
+    pub health: HealthOptions,
     /// Image.
     pub image: String,
     /// Command and arguments (empty: the image's).
@@ -79,7 +84,11 @@ impl CreateSpec {
     /// Check `o` and make the spec; `runtime` as `--runtime` gives it.
     pub fn from_options(o: &InstanceOptions, runtime: Option<&str>) -> Result<CreateSpec> {
         let limits = o.limits.parse()?;
-        let restart = o.restart.parse()?;
+        let restart: RestartPolicy = o.restart.parse()?;
+        let health = o.health.parse()?;
+        if restart.acts_on_unhealthy() && !health.enabled() {
+            invalid!("--restart {restart} needs a health check: give --health-cmd");
+        }
         let mut net_mode = "none".to_string();
         let mut networks = Vec::new();
         for n in &o.net {
@@ -120,6 +129,7 @@ impl CreateSpec {
             networks,
             publish: o.publish.clone(),
             cow: o.cow,
+            health,
         })
     }
 }

@@ -120,6 +120,9 @@ pub struct Instance {
     /// Copy-on-write instance (overlay on the shared image + upper.img).
     #[serde(default, skip_serializing_if = "is_false")]
     pub cow: bool,
+    /// Health check and health (`health_*` keys; absent without a check).
+    #[serde(flatten)]
+    pub health: crate::healthcheck::Health,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -256,6 +259,7 @@ pub(crate) mod tests {
             networks: vec!["br0=10.0.0.2/24".into()],
             publish: vec![],
             cow: false,
+            health: Default::default(),
         }
     }
 

@@ -23,11 +23,16 @@
 //! monitor's log lines.
 
 pub mod bundle;
+pub mod checker;
 pub mod console;
 pub mod create_spec;
 pub mod disk;
+pub mod duration;
 pub mod error;
+pub mod events;
 pub mod farm;
+pub mod health;
+pub mod healthcheck;
 pub mod image;
 pub mod instance;
 pub mod instance_disk;
@@ -38,6 +43,7 @@ pub mod loopdev;
 pub mod monitor;
 pub mod mounts;
 pub mod networking;
+pub mod oom;
 pub mod procs;
 pub mod runtime_cli;
 pub mod stats;
