@@ -7,7 +7,9 @@ use anyhow::Result;
 use boxctl_core::create_spec::{CreateSpec, InstanceOptions};
 use boxctl_core::limits::{self, LimitSpec};
 use boxctl_core::store::Store;
-use boxctl_core::{events, farm, health, image, instance, lifecycle, monitor, networking, stats, util};
+use boxctl_core::{
+    events, farm, health, image, instance, lifecycle, monitor, networking, stats, util,
+};
 
 use crate::cli::{Cli, Cmd, ImageCmd, NetworkCmd, RunArgs};
 use crate::output::{self, print_table};

@@ -310,7 +310,11 @@ impl Cursor {
 /// Call `emit` for every event at or after `since` (none of the past when
 /// None), then for every new one as it is appended, until `emit` returns
 /// false. Waits on inotify, without polling.
-pub fn follow(store: &Store, since: Option<i64>, emit: &mut dyn FnMut(&Event) -> bool) -> Result<()> {
+pub fn follow(
+    store: &Store,
+    since: Option<i64>,
+    emit: &mut dyn FnMut(&Event) -> bool,
+) -> Result<()> {
     let d = dir(store);
     std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
     let ino = watch_dir(&d)?;

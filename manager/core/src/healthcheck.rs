@@ -48,7 +48,11 @@ impl std::fmt::Display for HealthStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Health {
     /// Command run with `/bin/sh -c` inside the instance; exit 0 is healthy.
-    #[serde(rename = "health_cmd", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "health_cmd",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cmd: Option<String>,
     /// Milliseconds between checks.
     #[serde(
@@ -164,7 +168,9 @@ impl HealthOptions {
             return Ok(Health::default());
         };
         if cmd.trim().is_empty() {
-            invalid!("invalid --health-cmd \"\": give a command, e.g. --health-cmd 'test -f /ready'");
+            invalid!(
+                "invalid --health-cmd \"\": give a command, e.g. --health-cmd 'test -f /ready'"
+            );
         }
         let at_least = |what: &str, v: &Option<String>| -> Result<Option<u64>> {
             let Some(s) = v else { return Ok(None) };

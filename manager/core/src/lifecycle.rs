@@ -7,13 +7,13 @@ use crate::bail;
 use crate::error::{Context, Result};
 
 pub use crate::create_spec::CreateSpec;
+use crate::events::{self, Action};
 use crate::healthcheck::HealthStatus;
 use crate::image;
 use crate::instance_file::{Instance, Status};
 use crate::runtime_cli::Runtime;
 use crate::store::{self, Store};
 pub use crate::teardown::{runtime_for, teardown};
-use crate::events::{self, Action};
 use crate::{monitor, mounts, networking, procs, util};
 
 /// Removes a half-made instance (directory and record) unless disarmed.

@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 use crate::bail;
 use crate::error::{Context, Result};
 
+use crate::events::{self, Action};
+use crate::healthcheck::HealthStatus;
 use crate::instance_file::{Instance, Status};
 use crate::limits::RestartPolicy;
 use crate::store::{self, Store};
 use crate::teardown::{runtime_for, teardown};
-use crate::events::{self, Action};
-use crate::healthcheck::HealthStatus;
 use crate::{bundle, checker, networking, oom, util};
 
 /// Default log size cap before rotation (override with BOXCTL_LOG_MAX, bytes).

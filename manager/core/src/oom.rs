@@ -79,11 +79,11 @@ fn wake_fd(version: Version, dir: &Path) -> Result<OwnedFd> {
             }
             // SAFETY: fd was just returned by inotify_init1 and is ours.
             let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            let p = std::ffi::CString::new(dir.join("memory.events").as_os_str().as_encoded_bytes())?;
+            let p =
+                std::ffi::CString::new(dir.join("memory.events").as_os_str().as_encoded_bytes())?;
             // SAFETY: a valid inotify fd and NUL-terminated path.
             if unsafe { libc::inotify_add_watch(fd.as_raw_fd(), p.as_ptr(), libc::IN_MODIFY) } < 0 {
-                return Err(std::io::Error::last_os_error())
-                    .context("cannot watch memory.events");
+                return Err(std::io::Error::last_os_error()).context("cannot watch memory.events");
             }
             Ok(fd)
         }
@@ -105,8 +105,12 @@ pub fn watch(store: &Store, inst: &Instance) -> Result<OomWatch> {
     let (stop_r, stop_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
     let thread = {
-        let (store, inst, cg, reported) =
-            (store.clone(), inst.clone(), cgroup.clone(), reported.clone());
+        let (store, inst, cg, reported) = (
+            store.clone(),
+            inst.clone(),
+            cgroup.clone(),
+            reported.clone(),
+        );
         std::thread::spawn(move || loop {
             let mut fds = [
                 libc::pollfd {

@@ -340,7 +340,10 @@ impl Farm {
                 }
             }
             if !svc.health.path.starts_with('/') || svc.health.path.contains(char::is_whitespace) {
-                bail!("{what}: health {:?} must be a path such as /", svc.health.path);
+                bail!(
+                    "{what}: health {:?} must be a path such as /",
+                    svc.health.path
+                );
             }
             let check = svc
                 .health
@@ -348,7 +351,10 @@ impl Farm {
                 .parse()
                 .map_err(|e| e.context(format!("{what}: bad health")))?;
             if svc.restart_policy()?.acts_on_unhealthy() && !check.enabled() {
-                bail!("{what}: restart {} needs health.cmd", svc.restart.as_deref().unwrap_or(""));
+                bail!(
+                    "{what}: restart {} needs health.cmd",
+                    svc.restart.as_deref().unwrap_or("")
+                );
             }
             svc.limits()
                 .map_err(|e| e.context(format!("{what}: bad limit")))?;
