@@ -61,6 +61,13 @@ impl Follower {
         }
     }
 
+    /// The next `health_status` event of instance `name` saying `health`.
+    fn health(&self, name: &str, health: &str, secs: u64) -> Value {
+        self.wait_for(&format!("health_status {health} of {name}"), secs, |v| {
+            v["name"] == name && v["action"] == "health_status" && v["health"] == health
+        })
+    }
+
     /// The next event `action` of instance `name`.
     fn next(&self, name: &str, action: &str, secs: u64) -> Value {
         self.wait_for(&format!("{action} of {name}"), secs, |v| {
@@ -207,11 +214,7 @@ fn health_check_flips_to_unhealthy_and_back() {
         "1000",
     ]);
     let pid = env.inspect("hc")["pid"].clone();
-    let health = |h: &str| {
-        f.wait_for(&format!("health_status {h} of hc"), 30, |v| {
-            v["name"] == "hc" && v["action"] == "health_status" && v["health"] == h
-        })
-    };
+    let health = |h: &str| f.health("hc", h, 30);
     health("unhealthy");
     assert!(
         ps_status(&env, "hc").ends_with("(unhealthy)"),
@@ -308,8 +311,7 @@ fn restart_on_unhealthy_kills_and_restarts() {
     let pid = env.inspect("ha")["pid"].clone();
     f.next("ha", "health_status", 30);
     env.ok(&["exec", "ha", "touch", "/ok"]);
-    let v = f.next("ha", "health_status", 30);
-    assert_eq!(v["health"], "healthy");
+    f.health("ha", "healthy", 30);
     assert_eq!(env.inspect("ha")["pid"], pid);
     let ids = ids(&env);
     drop(f);
@@ -357,4 +359,156 @@ fn bad_health_options_are_refused_leaving_nothing() {
         env.ok(&["events"]).is_empty(),
         "a refused run records no event"
     );
+}
+
+/// The farm's proxy in front of `web` as a file text: `# NAME` comments name its backends.
+fn proxy_conf(env: &Env, proxy: &str) -> String {
+    env.ok(&["exec", proxy, "cat", "/etc/nginx/conf.d/farm.conf"])
+}
+
+/// Wait (bounded: the proxy is rewritten after the event) until the
+/// proxy's upstream list names exactly `want` of `all`.
+fn wait_backends(env: &Env, proxy: &str, all: &[String], want: &[&String]) {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let conf = proxy_conf(env, proxy);
+        let has: Vec<&String> = all
+            .iter()
+            .filter(|n| conf.contains(&format!("# {n}\n")))
+            .collect();
+        if has == want {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "proxy lists {has:?}, not {want:?}: {conf}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn farm_proxy_drops_an_unhealthy_backend_and_takes_it_back() {
+    let env = Env::empty("hfarm");
+    let name = format!("fh{}", std::process::id() % 100_000);
+    let back = format!("{}0/24", common::free_subnet_prefix(219));
+    let front = format!("{}0/24", common::free_subnet_prefix(219));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cache = std::env::var("BOXRUN_IMAGE_CACHE")
+        .unwrap_or_else(|_| "/var/cache/boxrun-images".to_string());
+    let images = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bundles/images");
+    let images = images.to_str().unwrap();
+    let text = format!(
+        r#"name = "{name}"
+[images.web]
+rootfs = "{cache}/web"
+build = "{images}/build-web.sh"
+[images.proxy]
+rootfs = "{cache}/proxy"
+build = "{images}/build-proxy.sh"
+[networks.back]
+subnet = "{back}"
+internal = true
+[networks.front]
+subnet = "{front}"
+[services.web]
+image = "web"
+command = ["/usr/sbin/boxweb"]
+replicas = 2
+networks = ["back"]
+cow = true
+health = {{ path = "/health", cmd = "test ! -f /sick", interval = "200ms", retries = 1 }}
+[services.proxy]
+image = "proxy"
+command = ["/usr/sbin/boxproxy"]
+networks = ["front", "back"]
+publish = ["127.0.0.1:{port}:80"]
+cow = true
+[services.proxy.balance]
+backends = "web"
+network = "back"
+"#
+    );
+    let file = env.dir.join("farm.toml");
+    std::fs::write(&file, text).unwrap();
+    let f = file.to_str().unwrap();
+    /// `down` and the networks' removal on drop, even when the test fails.
+    struct Down<'a>(&'a Env, &'a str, String);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.boxctl(&["down", "-f", self.1]);
+            for n in ["back", "front"] {
+                let _ = self
+                    .0
+                    .boxctl(&["network", "rm", &format!("{}-{n}", self.2)]);
+            }
+        }
+    }
+    let _down = Down(&env, f, name.clone());
+    let follower = Follower::start(&env, now());
+    let out = env.boxctl(&["up", "-f", f]);
+    assert!(
+        out.status.success(),
+        "boxctl up failed (images: bundles/images/build-web.sh and build-proxy.sh into {cache}): {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let web: Vec<String> = (1..=2).map(|i| format!("{name}-web-{i}")).collect();
+    let proxy = format!("{name}-proxy");
+    assert!(env.root.join(format!("farms/{name}.json")).is_file());
+    wait_backends(&env, &proxy, &web, &[&web[0], &web[1]]);
+
+    // web-1 turns unhealthy: out of the upstream list, every request goes to web-2.
+    env.ok(&["exec", &web[0], "touch", "/sick"]);
+    follower.health(&web[0], "unhealthy", 30);
+    wait_backends(&env, &proxy, &web, &[&web[1]]);
+    // The list is installed before nginx's graceful reload ends: wait for the reload.
+    let url = format!("http://127.0.0.1:{port}/");
+    let answering = || {
+        let out = Command::new("curl")
+            .args(["-sf", &url])
+            .output()
+            .expect("curl");
+        let body = String::from_utf8_lossy(&out.stdout).into_owned();
+        web.iter()
+            .find(|n| body.contains(&format!("Hello from {n}<")))
+            .cloned()
+            .unwrap_or_else(|| panic!("no backend answered: {body}"))
+    };
+    let end = Instant::now() + Duration::from_secs(30);
+    while (0..4).any(|_| answering() != web[1]) {
+        assert!(Instant::now() < end, "requests still reach {}", web[0]);
+    }
+    for _ in 0..8 {
+        assert_eq!(answering(), web[1]);
+    }
+    assert_eq!(
+        env.inspect(&web[0])["status"],
+        "running",
+        "restart always: only reported"
+    );
+
+    // Healthy again: back in the list.
+    env.ok(&["exec", &web[0], "rm", "/sick"]);
+    follower.health(&web[0], "healthy", 30);
+    wait_backends(&env, &proxy, &web, &[&web[0], &web[1]]);
+    let end = Instant::now() + Duration::from_secs(30);
+    while answering() != web[0] {
+        assert!(
+            Instant::now() < end,
+            "requests do not reach {} again",
+            web[0]
+        );
+    }
+
+    let ids = ids(&env);
+    drop(follower);
+    env.ok(&["down", "-f", f]);
+    assert!(!env.root.join(format!("farms/{name}.json")).exists());
+    assert!(env.ps_all().is_empty());
+    env.assert_no_leaks(&ids);
 }
