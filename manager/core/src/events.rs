@@ -387,19 +387,48 @@ mod tests {
         assert!(e.starts_with("invalid --since \"yesterday\""), "{e}");
     }
 
-    #[test]
-    fn the_log_keeps_the_newest_within_its_bound() {
-        let tmp = std::env::temp_dir().join(format!("boxctl-events-unit-{}", std::process::id()));
-        let store = Store::open(&tmp).unwrap();
-        let mut ev = Event {
+    fn event(n: i64) -> Event {
+        Event {
             time: util::format_time(0),
-            time_nano: 0,
+            time_nano: n,
             action: Action::Start,
             id: "0123456789ab".into(),
             name: "x".into(),
             exit_code: None,
             health: None,
+        }
+    }
+
+    #[test]
+    fn following_goes_on_across_rotations() {
+        let tmp = std::env::temp_dir().join(format!("boxctl-events-follow-{}", std::process::id()));
+        let store = Store::open(&tmp).unwrap();
+        append_bounded(&store, &event(0), 4096).unwrap();
+        let path = log_path(&store);
+        let mut cursor = Cursor {
+            ino: std::fs::metadata(&path).unwrap().ino(),
+            offset: std::fs::metadata(&path).unwrap().len(),
+            file: File::open(&path).ok(),
+            partial: Vec::new(),
         };
+        let mut seen = Vec::new();
+        for n in 1..200 {
+            append_bounded(&store, &event(n), 4096).unwrap();
+            if n % 7 == 0 {
+                cursor.next(&path, &mut seen).unwrap();
+            }
+        }
+        cursor.next(&path, &mut seen).unwrap();
+        let _ = std::fs::remove_dir_all(&tmp);
+        let got: Vec<i64> = seen.iter().map(|e| e.time_nano).collect();
+        assert_eq!(got, (1..200).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_log_keeps_the_newest_within_its_bound() {
+        let tmp = std::env::temp_dir().join(format!("boxctl-events-unit-{}", std::process::id()));
+        let store = Store::open(&tmp).unwrap();
+        let mut ev = event(0);
         for n in 0..500 {
             ev.time_nano = n;
             append_bounded(&store, &ev, 8192).unwrap();
