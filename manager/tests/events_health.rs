@@ -512,3 +512,60 @@ network = "back"
     assert!(env.ps_all().is_empty());
     env.assert_no_leaks(&ids);
 }
+
+/// Pids of processes whose command line is `... ARG ID`.
+fn pids_with(arg: &str, id: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(c) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+        if args
+            .windows(2)
+            .any(|w| w[0] == arg.as_bytes() && w[1] == id.as_bytes())
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_health_checker_dies_with_its_monitor() {
+    let env = Env::new("hkill");
+    let f = Follower::start(&env, now());
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hk",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "200ms",
+        "bb",
+        "sleep",
+        "1000",
+    ]);
+    f.health("hk", "healthy", 30);
+    let i = env.inspect("hk");
+    let id = i["id"].as_str().unwrap().to_string();
+    let checker = pids_with("__health", &id);
+    assert_eq!(checker.len(), 1, "one checker: {checker:?}");
+    let monitor = i["monitor_pid"].as_i64().unwrap() as i32;
+    // SAFETY: kill(2) with a pid read from the instance file and SIGKILL.
+    assert_eq!(unsafe { libc::kill(monitor, libc::SIGKILL) }, 0);
+    assert!(
+        common::wait_pid(checker[0], 30),
+        "the checker outlived its monitor"
+    );
+    let ids = ids(&env);
+    drop(f);
+    env.ok(&["rm", "-f", "hk"]);
+    assert!(pids_with("__health", &id).is_empty());
+    env.assert_no_leaks(&ids);
+}
