@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use boxrun_cgroups::{Cgroup, Layout, Version};
 
@@ -21,6 +21,18 @@ use crate::error::{Context, Result};
 use crate::events::{self, Action};
 use crate::instance_file::Instance;
 use crate::store::Store;
+
+/// How long after a notification the counter is followed for the kills it announces.
+const OOM_SETTLE: Duration = Duration::from_secs(5);
+
+/// Whether the cgroup in `dir` is in an OOM right now (v1 `under_oom`; v2
+/// notifies after the kill, so never).
+fn under_oom(version: Version, dir: &Path) -> bool {
+    version == Version::V1
+        && std::fs::read_to_string(dir.join("memory.oom_control"))
+            .map(|t| t.lines().any(|l| l.trim() == "under_oom 1"))
+            .unwrap_or(false)
+}
 
 /// Watching one instance's OOM kills.
 pub struct OomWatch {
@@ -101,6 +113,7 @@ pub fn watch(store: &Store, inst: &Instance) -> Result<OomWatch> {
         .controller("memory")
         .with_context(|| format!("instance {} has no memory cgroup", inst.name))?;
     let wake = wake_fd(h.version, &h.path)?;
+    let (version, dir) = (h.version, h.path.clone());
     let reported = Arc::new(AtomicU64::new(cgroup.oom_kill_count().unwrap_or(0)));
     let (stop_r, stop_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
@@ -141,9 +154,13 @@ pub fn watch(store: &Store, inst: &Instance) -> Result<OomWatch> {
             let mut buf = [0u8; 4096];
             // SAFETY: read into our buffer from our descriptor.
             unsafe { libc::read(wake.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            // v1 notifies as the OOM starts, the kill (and the counter) follow within moments.
-            for _ in 0..50 {
-                if report(&store, &inst, &cg, &reported) {
+            // v1 notifies as the OOM starts; the kills (and the counter) follow, later
+            // on a busy host: follow the counter until the OOM is over, at most a while.
+            let end = Instant::now() + OOM_SETTLE;
+            let mut any = false;
+            loop {
+                any |= report(&store, &inst, &cg, &reported);
+                if (any && !under_oom(version, &dir)) || Instant::now() >= end {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(10));
