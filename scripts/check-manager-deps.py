@@ -17,7 +17,7 @@ import sys
 FRONT_END = {"main", "cli", "commands", "output"}
 CRATES = ["manager/src", "manager/core/src", "manager/network/src"]
 CLI_TYPES = ["Cli", "Cmd", "ImageCmd", "NetworkCmd", "LimitArgs", "RunArgs",
-             "FarmArgs", "ScaleArgs", "UpArgs", "DownArgs"]
+             "FarmArgs", "ScaleArgs", "UpArgs", "DownArgs", "HealthArgs"]
 
 
 def module_of(src, path):

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use boxctl_core::create_spec::InstanceOptions;
+use boxctl_core::healthcheck::HealthOptions;
 use boxctl_core::limits::LimitSpec;
 use clap::{Args, Parser, Subcommand};
 
@@ -158,6 +159,25 @@ pub enum Cmd {
         /// Instance id.
         id: String,
     },
+    /// Show life-cycle events (create, start, die, oom, health_status, stop, rm).
+    Events {
+        /// Only events at or after TIME (2024-01-31T12:00:00Z, Unix seconds) or
+        /// DURATION ago (10m, 1h30m).
+        #[arg(long)]
+        since: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Keep waiting for new events (without --since: only new ones).
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Internal: the health checker of an instance (started by its monitor).
+    #[command(name = "__health", hide = true)]
+    Health {
+        /// Instance id.
+        id: String,
+    },
 }
 
 /// `image` subcommands.
@@ -299,7 +319,8 @@ pub struct RunArgs {
     /// Limits.
     #[command(flatten)]
     pub limits: LimitArgs,
-    /// Restart policy: no, always, on-failure[:N].
+    /// Restart policy: no, always, on-failure[:N], on-unhealthy[:N] (on-failure, and
+    /// killed then restarted when the health check reports it unhealthy).
     #[arg(long, default_value = "no")]
     pub restart: String,
     /// Network: none, host, or NAME[:ADDR/PREFIX] (repeatable).
@@ -323,6 +344,9 @@ pub struct RunArgs {
     /// Mount the root file system read-only (volumes, binds and tmpfs stay writable).
     #[arg(long)]
     pub read_only: bool,
+    /// Health check.
+    #[command(flatten)]
+    pub health: HealthArgs,
     /// Image.
     pub image: String,
     /// Command and arguments (default: the image's).
@@ -362,8 +386,45 @@ impl From<&RunArgs> for InstanceOptions {
             volumes: a.volume.clone(),
             tmpfs: a.tmpfs.clone(),
             read_only: a.read_only,
+            health: HealthOptions::from(&a.health),
             image: a.image.clone(),
             command: a.command.clone(),
+        }
+    }
+}
+
+/// Health-check options of run and create.
+#[derive(Debug, Args, Default, Clone)]
+pub struct HealthArgs {
+    /// Command run in the instance (`/bin/sh -c CMD`) to check its health; exit 0 is healthy.
+    #[arg(long)]
+    pub health_cmd: Option<String>,
+    /// Time between checks (default 30s; at least 100ms).
+    #[arg(long)]
+    pub health_interval: Option<String>,
+    /// Consecutive failures that make the instance unhealthy (default 3).
+    #[arg(long)]
+    pub health_retries: Option<String>,
+    /// Time after a start during which failures do not count (default 0s).
+    #[arg(long)]
+    pub health_start_period: Option<String>,
+    /// Time a check may take before it counts as failed (default 30s).
+    #[arg(long)]
+    pub health_timeout: Option<String>,
+    /// No health check.
+    #[arg(long)]
+    pub no_healthcheck: bool,
+}
+
+impl From<&HealthArgs> for HealthOptions {
+    fn from(a: &HealthArgs) -> HealthOptions {
+        HealthOptions {
+            cmd: a.health_cmd.clone(),
+            interval: a.health_interval.clone(),
+            timeout: a.health_timeout.clone(),
+            start_period: a.health_start_period.clone(),
+            retries: a.health_retries.clone(),
+            disabled: a.no_healthcheck,
         }
     }
 }

@@ -7,7 +7,9 @@ use anyhow::Result;
 use boxctl_core::create_spec::{CreateSpec, InstanceOptions};
 use boxctl_core::limits::{self, LimitSpec};
 use boxctl_core::store::Store;
-use boxctl_core::{farm, image, instance, lifecycle, monitor, networking, stats, util, volumes};
+use boxctl_core::{
+    events, farm, health, image, instance, lifecycle, monitor, networking, stats, util, volumes,
+};
 
 use crate::cli::{Cli, Cmd, ImageCmd, NetworkCmd, RunArgs, VolumeCmd};
 use crate::output::{self, print_table};
@@ -21,6 +23,15 @@ pub fn dispatch(root: &Path, cli: Cli) -> Result<i32> {
             monitor::main(&store, &id)?;
             Ok(0)
         }
+        Cmd::Health { id } => {
+            health::main(&store, &id)?;
+            Ok(0)
+        }
+        Cmd::Events {
+            since,
+            json,
+            follow,
+        } => events_cmd(&store, since.as_deref(), json, follow),
         Cmd::Image(c) => image_cmd(&store, c),
         Cmd::Network(c) => network_cmd(&store, c),
         Cmd::Volume(c) => volume_cmd(&store, c),
@@ -288,4 +299,33 @@ fn stats_cmd(store: &Store, names: &[String], once: bool, json: bool) -> Result<
             return Ok(0);
         }
     }
+}
+
+/// `events`: the log since `since` (all of it when None, unless following),
+/// then with `follow` every new event as it comes.
+fn events_cmd(store: &Store, since: Option<&str>, json: bool, follow: bool) -> Result<i32> {
+    let since = since
+        .map(|s| events::parse_since(s, events::now()))
+        .transpose()?;
+    let mut print = |e: &events::Event| {
+        use std::io::Write;
+        let line = if json {
+            serde_json::to_string(e).unwrap_or_default()
+        } else {
+            output::event_line(e)
+        };
+        let mut out = std::io::stdout().lock();
+        // A closed reader (`| head`) ends the follow.
+        writeln!(out, "{line}").and_then(|_| out.flush()).is_ok()
+    };
+    if follow {
+        events::follow(store, since, &mut print)?;
+    } else {
+        for e in events::read(store, since)? {
+            if !print(&e) {
+                break;
+            }
+        }
+    }
+    Ok(0)
 }

@@ -256,3 +256,16 @@ pub fn volume_table(
     }
     rows
 }
+
+/// One line of `events`: time, action, instance name and id, details.
+pub fn event_line(e: &boxctl_core::events::Event) -> String {
+    let mut line = format!("{} {} {} (id={}", e.time, e.action, e.name, e.id);
+    if let Some(c) = e.exit_code {
+        line.push_str(&format!(", exit_code={c}"));
+    }
+    if let Some(h) = e.health {
+        line.push_str(&format!(", health={h}"));
+    }
+    line.push(')');
+    line
+}

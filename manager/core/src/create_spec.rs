@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::error::Result;
+use crate::healthcheck::{Health, HealthOptions};
 use crate::invalid;
 use crate::limits::{LimitSpec, Limits, RestartPolicy};
 use crate::volume_spec::Storage;
@@ -44,6 +45,8 @@ pub struct CreateSpec {
     pub cow: bool,
     /// Volumes, bind mounts, tmpfs mounts, read-only root.
     pub storage: Storage,
+    /// Health check (none when `cmd` is None).
+    pub health: Health,
 }
 
 /// The options of `create`/`run` as a user gives them; [`CreateSpec::from_options`]
@@ -78,6 +81,8 @@ pub struct InstanceOptions {
     pub tmpfs: Vec<String>,
     /// Mount the root file system read-only.
     pub read_only: bool,
+    /// Health-check options.
+    pub health: HealthOptions,
     /// Image.
     pub image: String,
     /// Command and arguments (empty: the image's).
@@ -88,7 +93,11 @@ impl CreateSpec {
     /// Check `o` and make the spec; `runtime` as `--runtime` gives it.
     pub fn from_options(o: &InstanceOptions, runtime: Option<&str>) -> Result<CreateSpec> {
         let limits = o.limits.parse()?;
-        let restart = o.restart.parse()?;
+        let restart: RestartPolicy = o.restart.parse()?;
+        let health = o.health.parse()?;
+        if restart.acts_on_unhealthy() && !health.enabled() {
+            invalid!("--restart {restart} needs a health check: give --health-cmd");
+        }
         let mut net_mode = "none".to_string();
         let mut networks = Vec::new();
         for n in &o.net {
@@ -130,6 +139,7 @@ impl CreateSpec {
             publish: o.publish.clone(),
             cow: o.cow,
             storage: Storage::new(&o.volumes, &o.tmpfs, o.read_only)?,
+            health,
         })
     }
 }

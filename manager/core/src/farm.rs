@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use crate::bail;
 use crate::error::{Context, Error, Result};
+use crate::healthcheck::HealthStatus;
 use crate::instance_file::{Instance, Status};
 use crate::lifecycle::{self, CreateSpec};
 use crate::limits::{self, Limits};
@@ -156,6 +157,7 @@ pub fn up(store: &Store, runtime: Option<&str>, file: &Path, report: Report) -> 
         }
     }
     converge(store, &farm, runtime, &BTreeMap::new(), report)?;
+    save_record(store, &farm, file, &BTreeMap::new())?;
     for p in farm.services.values().flat_map(|s| &s.publish) {
         let (listen, _) = networking::parse_publish(p)?;
         report(Event::Serving {
@@ -208,7 +210,8 @@ pub fn scale(
             file.display()
         );
     }
-    converge(store, &farm, runtime, &want, report)
+    converge(store, &farm, runtime, &want, report)?;
+    save_record(store, &farm, file, &want)
 }
 
 /// `boxctl down -f FILE`: remove the farm's instances (proxies first) and
@@ -217,6 +220,8 @@ pub fn scale(
 pub fn down(store: &Store, file: &Path, volumes: bool, report: Report) -> Result<usize> {
     let farm = Farm::load(file)?;
     let _lock = lock_farm(store, &farm, report)?;
+    // First, so that no health change refreshes a proxy being removed.
+    let _ = std::fs::remove_file(record_path(store, &farm.name));
     let list = lifecycle::refresh(store)?;
     let mut failed = 0;
     let mut order = farm.start_order();
@@ -267,6 +272,82 @@ pub fn down(store: &Store, file: &Path, volumes: bool, report: Report) -> Result
         }
     }
     Ok(failed)
+}
+
+/// What a farm that is up leaves in the store (`ROOT/farms/NAME.json`) for
+/// the health checkers of its instances: the farm file as `up` or `scale`
+/// read it and the replica counts `scale` set, so that a backend's health
+/// change can rewrite the proxy's upstream list as `scale` would.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Record {
+    /// The farm file's text.
+    text: String,
+    /// Its directory (relative paths).
+    dir: std::path::PathBuf,
+    /// Replica counts `scale` gave.
+    overrides: BTreeMap<String, u32>,
+}
+
+fn record_path(store: &Store, farm: &str) -> std::path::PathBuf {
+    store.root().join("farms").join(format!("{farm}.json"))
+}
+
+/// Write the farm's record (under the farm lock).
+fn save_record(
+    store: &Store,
+    farm: &Farm,
+    file: &Path,
+    overrides: &BTreeMap<String, u32>,
+) -> Result<()> {
+    let rec = Record {
+        text: std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read farm file {}", file.display()))?,
+        dir: farm.dir.clone(),
+        overrides: overrides.clone(),
+    };
+    crate::store::write_atomic(
+        &record_path(store, &farm.name),
+        serde_json::to_string(&rec)?.as_bytes(),
+    )
+}
+
+/// Rewrite the upstream list of every proxy (of a farm that is up) whose
+/// backends `inst` is one of: called by `inst`'s health checker when its
+/// health changes, under the farm's lock.
+pub fn refresh_proxy_of(store: &Store, inst: &Instance) -> Result<()> {
+    let Ok(rd) = std::fs::read_dir(store.root().join("farms")) else {
+        return Ok(());
+    };
+    for e in rd.flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let Ok(data) = std::fs::read(&path) else {
+            continue;
+        };
+        let rec: Record = serde_json::from_slice(&data)
+            .with_context(|| format!("farm record {} is damaged", path.display()))?;
+        let mut farm = Farm::parse(&rec.text)?;
+        farm.dir = rec.dir;
+        for (key, svc) in &farm.services {
+            let Some(b) = &svc.balance else { continue };
+            if belongs(&farm, &b.backends, &inst.name).is_none() {
+                continue;
+            }
+            let _lock = lock_farm(store, &farm, &mut |_| {})?;
+            if !path.exists() {
+                return Ok(()); // brought down meanwhile
+            }
+            let Ok(proxy) = store.find(&farm.instance_name(key, None)) else {
+                continue;
+            };
+            if proxy.status == Status::Running {
+                update_proxy(store, &farm, key, svc, &proxy, &rec.overrides, &mut |_| {})?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Serialise `up`, `down` and `scale` of one farm: ROOT/farms/NAME.lock
@@ -520,6 +601,7 @@ fn ensure_instance(
         publish: svc.publish.clone(),
         cow: svc.cow,
         storage: farm.storage(svc)?,
+        health: svc.health.check.parse()?,
         ..CreateSpec::default()
     };
     let inst = lifecycle::create(store, &spec)?;
@@ -580,7 +662,7 @@ fn wait_ready(store: &Store, farm: &Farm, svc: &Service, inst: &Instance) -> Res
     let deadline = Instant::now() + READY_TIMEOUT;
     let mut last = String::from("no answer");
     while Instant::now() < deadline {
-        let health = svc.health.clone();
+        let health = svc.health.path.clone();
         let res = boxctl_network::netns::run_in(&ns, move || http_status(target, &health));
         match res {
             Ok(Ok(200)) => return Ok(()),
@@ -593,7 +675,7 @@ fn wait_ready(store: &Store, farm: &Farm, svc: &Service, inst: &Instance) -> Res
     bail!(
         "instance {} does not answer http://{target}{} after {} s ({last}): see `boxctl logs {}`",
         inst.name,
-        svc.health,
+        svc.health.path,
         READY_TIMEOUT.as_secs(),
         inst.name
     )
@@ -646,6 +728,10 @@ fn update_proxy(
     for n in indexes {
         let name = farm.instance_name(&b.backends, n);
         if let Some(inst) = list.iter().find(|i| i.name == name) {
+            // Out of the list while its health check fails; back once it passes.
+            if inst.health.status == Some(HealthStatus::Unhealthy) {
+                continue;
+            }
             let addr = address_on(inst, &net)
                 .with_context(|| format!("instance {name} has no address on {net}"))?;
             backends.push(Backend { name, addr });

@@ -203,5 +203,16 @@ pub fn inspect(store: &Store, key: &str) -> Result<Value> {
     v["cgroups_path"] = json!(bundle::cgroups_path(&inst.id));
     v["mounted"] = json!(mounts::is_mount_point(&dir.join("rootfs")));
     v["mounts"] = crate::volumes::describe(store, &inst);
+    if inst.health.enabled() {
+        v["health"] = json!({
+            "status": inst.health.status,
+            "failing_streak": inst.health.failures,
+            "interval": crate::duration::format(inst.health.interval()),
+            "timeout": crate::duration::format(inst.health.timeout()),
+            "start_period": crate::duration::format(inst.health.start_period()),
+            "retries": inst.health.retries(),
+            "last_check": crate::healthcheck::last_check(&dir),
+        });
+    }
     Ok(v)
 }

@@ -124,6 +124,9 @@ pub struct Instance {
     /// Volumes, bind mounts, tmpfs mounts, read-only root.
     #[serde(flatten)]
     pub storage: Storage,
+    /// Health check and health (`health_*` keys; absent without a check).
+    #[serde(flatten)]
+    pub health: crate::healthcheck::Health,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -261,6 +264,7 @@ pub(crate) mod tests {
             publish: vec![],
             cow: false,
             storage: Storage::default(),
+            health: Default::default(),
         }
     }
 

@@ -26,11 +26,16 @@
 //! monitor's log lines.
 
 pub mod bundle;
+pub mod checker;
 pub mod console;
 pub mod create_spec;
 pub mod disk;
+pub mod duration;
 pub mod error;
+pub mod events;
 pub mod farm;
+pub mod health;
+pub mod healthcheck;
 pub mod image;
 pub mod instance;
 pub mod instance_disk;
@@ -41,6 +46,7 @@ pub mod loopdev;
 pub mod monitor;
 pub mod mounts;
 pub mod networking;
+pub mod oom;
 pub mod procs;
 pub mod runtime_cli;
 pub mod stats;

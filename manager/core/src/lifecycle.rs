@@ -7,6 +7,8 @@ use crate::bail;
 use crate::error::{Context, Result};
 
 pub use crate::create_spec::CreateSpec;
+use crate::events::{self, Action};
+use crate::healthcheck::HealthStatus;
 use crate::image;
 use crate::instance_file::{Instance, Status};
 use crate::runtime_cli::Runtime;
@@ -106,6 +108,7 @@ pub fn create(store: &Store, spec: &CreateSpec) -> Result<Instance> {
         publish: spec.publish.clone(),
         cow: spec.cow,
         storage: spec.storage.clone(),
+        health: spec.health.clone(),
     };
     let pushed = store.update(|list| {
         if let Some(other) = list.iter().find(|i| i.name == name) {
@@ -140,6 +143,7 @@ pub fn create(store: &Store, spec: &CreateSpec) -> Result<Instance> {
         Ok(i.clone())
     })?;
     guard.id = None;
+    events::record(store, &inst, Action::Create, None, None);
     Ok(inst)
 }
 
@@ -218,6 +222,15 @@ fn container_alive(rt: &Runtime, inst: &Instance) -> bool {
 
 /// Stop an instance: SIGTERM, then SIGKILL after `timeout`; the disk is kept.
 pub fn stop(store: &Store, key: &str, timeout: Duration) -> Result<Instance> {
+    let (was_active, inst) = stop_process(store, key, timeout)?;
+    if was_active {
+        events::record(store, &inst, Action::Stop, None, None);
+    }
+    Ok(inst)
+}
+
+/// [`stop`] without its event; also says whether the instance was running.
+fn stop_process(store: &Store, key: &str, timeout: Duration) -> Result<(bool, Instance)> {
     let inst = store.update(|list| {
         let id = store::find_in(list, key)?.id.clone();
         let i = store::get_mut(list, &id)?;
@@ -227,7 +240,7 @@ pub fn stop(store: &Store, key: &str, timeout: Duration) -> Result<Instance> {
         Ok(i.clone())
     })?;
     if !inst.is_active() {
-        return Ok(inst);
+        return Ok((false, inst));
     }
     let mut inst = inst;
     if inst.pid.is_none() {
@@ -258,11 +271,11 @@ pub fn stop(store: &Store, key: &str, timeout: Duration) -> Result<Instance> {
                 inst.name
             );
         }
-        return store.find(&inst.id);
+        return Ok((true, store.find(&inst.id)?));
     }
     // No monitor (killed): clean up ourselves.
     teardown(store, &inst)?;
-    store.update(|list| {
+    let inst = store.update(|list| {
         let i = store::get_mut(list, &inst.id)?;
         if i.is_active() {
             i.status = Status::Exited;
@@ -271,7 +284,9 @@ pub fn stop(store: &Store, key: &str, timeout: Duration) -> Result<Instance> {
             i.monitor_pid = None;
         }
         Ok(i.clone())
-    })
+    })?;
+    events::record(store, &inst, Action::Die, None, None);
+    Ok((true, inst))
 }
 
 /// Remove an instance and everything it owns. A running one needs `force`.
@@ -310,7 +325,9 @@ pub fn remove(store: &Store, key: &str, force: bool) -> Result<()> {
     store.update(|list| {
         list.retain(|i| i.id != inst.id);
         Ok(())
-    })
+    })?;
+    events::record(store, &inst, Action::Rm, None, None);
+    Ok(())
 }
 
 /// Compare the instance file with reality (monitor pids, runtime state),
@@ -399,7 +416,13 @@ pub fn status_text(inst: &Instance, now: i64) -> String {
         Status::Running if inst.monitor_pid.is_none() && inst.pid.is_some() => {
             format!("Up {} (unmonitored)", since(&inst.started_at))
         }
-        Status::Running => format!("Up {}", since(&inst.started_at)),
+        Status::Running => match inst.health.status {
+            Some(HealthStatus::Starting) => {
+                format!("Up {} (health: starting)", since(&inst.started_at))
+            }
+            Some(h) => format!("Up {} ({h})", since(&inst.started_at)),
+            None => format!("Up {}", since(&inst.started_at)),
+        },
         Status::Restarting => format!(
             "Restarting ({}) {} ago",
             inst.exit_code.unwrap_or(-1),

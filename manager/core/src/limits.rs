@@ -305,6 +305,12 @@ pub enum RestartPolicy {
     },
     /// Always, whatever the exit status (but not after `boxctl stop`).
     Always,
+    /// As `OnFailure`, and the instance is also killed (then restarted)
+    /// when its health check reports it unhealthy.
+    OnUnhealthy {
+        /// Maximum number of restarts, 0 for unbounded.
+        max: u32,
+    },
 }
 
 impl std::str::FromStr for RestartPolicy {
@@ -314,14 +320,21 @@ impl std::str::FromStr for RestartPolicy {
             "no" => Ok(Self::No),
             "always" => Ok(Self::Always),
             "on-failure" => Ok(Self::OnFailure { max: 0 }),
+            "on-unhealthy" => Ok(Self::OnUnhealthy { max: 0 }),
             _ => {
+                if let Some(n) = s.strip_prefix("on-unhealthy:") {
+                    let max = n.parse().with_context(|| {
+                        format!("invalid --restart {s:?}: the retry count must be a whole number")
+                    })?;
+                    return Ok(Self::OnUnhealthy { max });
+                }
                 if let Some(n) = s.strip_prefix("on-failure:") {
                     let max = n.parse().with_context(|| {
                         format!("invalid --restart {s:?}: the retry count must be a whole number")
                     })?;
                     Ok(Self::OnFailure { max })
                 } else {
-                    invalid!("invalid --restart {s:?}: use no, always, on-failure or on-failure:N")
+                    invalid!("invalid --restart {s:?}: use no, always, on-failure[:N] or on-unhealthy[:N]")
                 }
             }
         }
@@ -335,6 +348,8 @@ impl std::fmt::Display for RestartPolicy {
             Self::Always => f.write_str("always"),
             Self::OnFailure { max: 0 } => f.write_str("on-failure"),
             Self::OnFailure { max } => write!(f, "on-failure:{max}"),
+            Self::OnUnhealthy { max: 0 } => f.write_str("on-unhealthy"),
+            Self::OnUnhealthy { max } => write!(f, "on-unhealthy:{max}"),
         }
     }
 }
@@ -345,8 +360,15 @@ impl RestartPolicy {
         match self {
             Self::No => false,
             Self::Always => true,
-            Self::OnFailure { max } => code != 0 && (max == 0 || restarts < max),
+            Self::OnFailure { max } | Self::OnUnhealthy { max } => {
+                code != 0 && (max == 0 || restarts < max)
+            }
         }
+    }
+
+    /// Whether an unhealthy instance is killed (and so restarted).
+    pub fn acts_on_unhealthy(self) -> bool {
+        matches!(self, Self::OnUnhealthy { .. })
     }
 
     /// Back-off before restart number `restarts + 1`: 100 ms doubling, at most 10 s.
@@ -452,5 +474,10 @@ mod tests {
         assert!(!p.should_restart(0, 0));
         assert!("sometimes".parse::<RestartPolicy>().is_err());
         assert_eq!(p.to_string(), "on-failure:3");
+        let u: RestartPolicy = "on-unhealthy:2".parse().unwrap();
+        assert_eq!(u, RestartPolicy::OnUnhealthy { max: 2 });
+        assert!(u.acts_on_unhealthy() && u.should_restart(137, 1) && !u.should_restart(137, 2));
+        assert_eq!(u.to_string(), "on-unhealthy:2");
+        assert!(!RestartPolicy::Always.acts_on_unhealthy());
     }
 }

@@ -15,11 +15,13 @@ use std::time::{Duration, Instant};
 use crate::bail;
 use crate::error::{Context, Result};
 
+use crate::events::{self, Action};
+use crate::healthcheck::HealthStatus;
 use crate::instance_file::{Instance, Status};
 use crate::limits::RestartPolicy;
 use crate::store::{self, Store};
 use crate::teardown::{runtime_for, teardown};
-use crate::{bundle, networking, util};
+use crate::{bundle, checker, networking, oom, util};
 
 /// Default log size cap before rotation (override with BOXCTL_LOG_MAX, bytes).
 pub const LOG_MAX: u64 = 10 << 20;
@@ -317,8 +319,19 @@ pub fn main(store: &Store, id: &str) -> Result<()> {
             i.started_at = Some(util::format_time(util::now_secs()));
             i.finished_at = None;
             i.exit_code = None;
+            i.health.status = i.health.enabled().then_some(HealthStatus::Starting);
+            i.health.failures = 0;
             Ok(i.stop_requested)
         })?;
+        let running = store.find(id)?;
+        events::record(store, &running, Action::Start, None, None);
+        let oom = oom::watch(store, &running)
+            .map_err(|e| eprintln!("boxctl monitor: no oom events for {id}: {}", e.chain()))
+            .ok();
+        let checker = checker::spawn(store, &running)
+            .map_err(|e| eprintln!("boxctl monitor: no health checks for {id}: {}", e.chain()))
+            .ok()
+            .flatten();
         if let Some(mut r) = ready.take() {
             let _ = writeln!(r, "ok");
         }
@@ -328,6 +341,13 @@ pub fn main(store: &Store, id: &str) -> Result<()> {
         }
         let code = reap(pid);
         let now = util::format_time(util::now_secs());
+        if let Some(c) = checker {
+            c.stop();
+        }
+        if let Some(w) = oom {
+            w.finish();
+        }
+        events::record(store, &running, Action::Die, Some(code), None);
         if let Some(f) = forwarder {
             let _ = f.stop();
         }

@@ -31,6 +31,7 @@ use crate::error::{Context, Result};
 use serde::Deserialize;
 
 use crate::error::Error;
+use crate::healthcheck::HealthOptions;
 use crate::limits::{LimitSpec, Limits, RestartPolicy};
 use crate::util;
 use crate::volume_spec::{Source, Storage, VolumeMount};
@@ -115,9 +116,11 @@ pub struct Service {
     /// TCP port the service answers HTTP on (readiness check, proxy upstream).
     #[serde(default = "default_port")]
     pub port: u16,
-    /// Path answering 200 once an instance is ready.
-    #[serde(default = "default_health")]
-    pub health: String,
+    /// Path answering 200 once an instance is ready (`health = "/"`), or a
+    /// table with that `path` and a health check run in each instance
+    /// (`health = { cmd = "test -f /ok", interval = "5s" }`).
+    #[serde(default)]
+    pub health: HealthSpec,
     /// Makes this service an nginx reverse proxy in front of another one.
     pub balance: Option<Balance>,
     /// `NAME:/path[:ro]` (the farm's named volume `FARM-NAME`, made by `up`,
@@ -151,8 +154,67 @@ fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Str
 fn default_port() -> u16 {
     80
 }
-fn default_health() -> String {
-    "/".into()
+/// A service's `health`: the readiness path and the health check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthSpec {
+    /// Path answering 200 once an instance is ready (default `/`).
+    pub path: String,
+    /// Health check of each instance (`cmd`, `interval`, `timeout`,
+    /// `start_period`, `retries`), checked by the command line's parser.
+    pub check: HealthOptions,
+}
+
+impl Default for HealthSpec {
+    fn default() -> Self {
+        HealthSpec {
+            path: "/".into(),
+            check: HealthOptions::default(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for HealthSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            path: Option<String>,
+            cmd: Option<String>,
+            interval: Option<String>,
+            timeout: Option<String>,
+            start_period: Option<String>,
+            #[serde(default, deserialize_with = "string_or_number")]
+            retries: Option<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Path(String),
+            Table(Table),
+        }
+        let raw = Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "health must be a path (\"/\") or a table { path, cmd, interval, timeout, start_period, retries }",
+            )
+        })?;
+        Ok(match raw {
+            Raw::Path(path) => HealthSpec {
+                path,
+                ..HealthSpec::default()
+            },
+            Raw::Table(t) => HealthSpec {
+                path: t.path.unwrap_or_else(|| "/".into()),
+                check: HealthOptions {
+                    cmd: t.cmd,
+                    interval: t.interval,
+                    timeout: t.timeout,
+                    start_period: t.start_period,
+                    retries: t.retries,
+                    disabled: false,
+                },
+            },
+        })
+    }
 }
 
 /// The nginx reverse-proxy settings of a service.
@@ -288,8 +350,22 @@ impl Farm {
                     );
                 }
             }
-            if !svc.health.starts_with('/') || svc.health.contains(char::is_whitespace) {
-                bail!("{what}: health {:?} must be a path such as /", svc.health);
+            if !svc.health.path.starts_with('/') || svc.health.path.contains(char::is_whitespace) {
+                bail!(
+                    "{what}: health {:?} must be a path such as /",
+                    svc.health.path
+                );
+            }
+            let check = svc
+                .health
+                .check
+                .parse()
+                .map_err(|e| e.context(format!("{what}: bad health")))?;
+            if svc.restart_policy()?.acts_on_unhealthy() && !check.enabled() {
+                bail!(
+                    "{what}: restart {} needs health.cmd",
+                    svc.restart.as_deref().unwrap_or("")
+                );
             }
             svc.limits()
                 .map_err(|e| e.context(format!("{what}: bad limit")))?;
@@ -516,6 +592,32 @@ backends = "web"
         for (text, want) in cases {
             let e = Farm::parse(&text).unwrap_err().chain();
             assert!(e.contains(want), "{want}: {e}");
+        }
+    }
+
+    #[test]
+    fn health_is_a_path_or_a_check() {
+        let f = Farm::parse(&GOOD.replace(
+            "memory = \"64m\"",
+            "memory = \"64m\"\nhealth = { cmd = \"test -f /ok\", interval = \"2s\", retries = 2 }",
+        ))
+        .unwrap();
+        let h = &f.services["web"].health;
+        assert_eq!(h.path, "/");
+        let c = h.check.parse().unwrap();
+        assert_eq!(c.cmd.as_deref(), Some("test -f /ok"));
+        assert_eq!(c.retries(), 2);
+        let f = Farm::parse(&GOOD.replace("memory = \"64m\"", "health = \"/ready\"")).unwrap();
+        assert_eq!(f.services["web"].health.path, "/ready");
+        assert!(!f.services["web"].health.check.parse().unwrap().enabled());
+        for bad in [
+            "health = { cmd = \"true\", interval = \"0s\" }",
+            "health = { cmd = \"true\", often = 1 }",
+            "health = 3",
+            "restart = \"on-unhealthy\"",
+        ] {
+            let text = GOOD.replace("memory = \"64m\"", bad);
+            assert!(Farm::parse(&text).is_err(), "{bad}");
         }
     }
 
