@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use boxctl_core::create_spec::InstanceOptions;
+use boxctl_core::instance_file::Session;
 use boxctl_core::limits::LimitSpec;
 use clap::{Args, Parser, Subcommand};
 
@@ -111,6 +112,18 @@ pub enum Cmd {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+    /// Attach to a running instance's console (its input too if started
+    /// with -i); detach with Ctrl-P Ctrl-Q.
+    Attach {
+        /// Instance.
+        name: String,
+    },
+    /// Block until instances exit; print each one's exit code.
+    Wait {
+        /// Instances.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// Show instances' characteristics as JSON.
     Inspect {
         /// Instances.
@@ -147,6 +160,9 @@ pub enum Cmd {
     Monitor {
         /// Instance id.
         id: String,
+        /// Wait for a client on the attach socket before starting.
+        #[arg(long)]
+        attach_first: bool,
     },
 }
 
@@ -271,6 +287,15 @@ pub struct RunArgs {
     /// per-instance upper layer instead of a full copy of the disk.
     #[arg(long)]
     pub cow: bool,
+    /// Keep stdin open: input reaches the process (from a foreground run or `attach`).
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Run the process on a terminal (Ctrl-P Ctrl-Q detaches an attached one).
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Remove the instance (disk, network, record) when it exits.
+    #[arg(long)]
+    pub rm: bool,
     /// Image.
     pub image: String,
     /// Command and arguments (default: the image's).
@@ -307,6 +332,11 @@ impl From<&RunArgs> for InstanceOptions {
             net: a.net.clone(),
             publish: a.publish.clone(),
             cow: a.cow,
+            session: Session {
+                interactive: a.interactive,
+                tty: a.tty,
+                auto_remove: a.rm,
+            },
             image: a.image.clone(),
             command: a.command.clone(),
         }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::error::Result;
+use crate::instance_file::Session;
 use crate::invalid;
 use crate::limits::{LimitSpec, Limits, RestartPolicy};
 use crate::{runtime_cli, util};
@@ -41,6 +42,8 @@ pub struct CreateSpec {
     pub publish: Vec<String>,
     /// Copy-on-write: overlay on the shared image instead of a full copy.
     pub cow: bool,
+    /// `-i`, `-t`, `--rm`.
+    pub session: Session,
 }
 
 /// The options of `create`/`run` as a user gives them; [`CreateSpec::from_options`]
@@ -69,6 +72,8 @@ pub struct InstanceOptions {
     pub publish: Vec<String>,
     /// Copy-on-write instance.
     pub cow: bool,
+    /// `-i`, `-t`, `--rm` (`--rm` refuses a restart policy other than `no`).
+    pub session: Session,
     /// Image.
     pub image: String,
     /// Command and arguments (empty: the image's).
@@ -92,6 +97,9 @@ impl CreateSpec {
                     networks.push(format!("{name}={addr}"));
                 }
             }
+        }
+        if o.session.auto_remove && restart != RestartPolicy::No {
+            invalid!("--rm and --restart {} conflict: an instance removed when it exits cannot be restarted; drop one of them", o.restart);
         }
         for e in &o.env {
             if !e.contains('=') || e.starts_with('=') {
@@ -120,6 +128,7 @@ impl CreateSpec {
             networks,
             publish: o.publish.clone(),
             cow: o.cow,
+            session: o.session,
         })
     }
 }

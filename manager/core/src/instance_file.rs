@@ -120,6 +120,25 @@ pub struct Instance {
     /// Copy-on-write instance (overlay on the shared image + upper.img).
     #[serde(default, skip_serializing_if = "is_false")]
     pub cow: bool,
+    /// Interactive and one-shot options (`-i`, `-t`, `--rm`).
+    #[serde(flatten)]
+    pub session: Session,
+}
+
+/// How an instance's stdio is wired and whether it outlives its exit:
+/// `run -i` (stdin kept open for attached clients), `-t` (a terminal whose
+/// master the monitor holds) and `--rm` (removed when it exits).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Keep stdin open: attached clients' input reaches the process.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub interactive: bool,
+    /// The process runs on a terminal (the runtime's console socket).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tty: bool,
+    /// Remove the instance when it exits (`run --rm`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub auto_remove: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -256,6 +275,7 @@ pub(crate) mod tests {
             networks: vec!["br0=10.0.0.2/24".into()],
             publish: vec![],
             cow: false,
+            session: Session::default(),
         }
     }
 

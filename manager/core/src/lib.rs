@@ -22,6 +22,7 @@
 //! on stderr only the disk-copy progress bar, on a terminal, and the
 //! monitor's log lines.
 
+pub mod attach;
 pub mod bundle;
 pub mod console;
 pub mod create_spec;
@@ -40,6 +41,7 @@ pub mod mounts;
 pub mod networking;
 pub mod procs;
 pub mod runtime_cli;
+pub mod session;
 pub mod stats;
 pub mod store;
 pub mod teardown;

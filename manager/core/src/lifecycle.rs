@@ -11,7 +11,7 @@ use crate::image;
 use crate::instance_file::{Instance, Status};
 use crate::runtime_cli::Runtime;
 use crate::store::{self, Store};
-pub use crate::teardown::{runtime_for, teardown};
+pub use crate::teardown::{purge, runtime_for, teardown};
 use crate::{monitor, mounts, networking, procs, util};
 
 /// Removes a half-made instance (directory and record) unless disarmed.
@@ -100,6 +100,7 @@ pub fn create(store: &Store, spec: &CreateSpec) -> Result<Instance> {
         networks: spec.networks.clone(),
         publish: spec.publish.clone(),
         cow: spec.cow,
+        session: spec.session,
     };
     store.update(|list| {
         if let Some(other) = list.iter().find(|i| i.name == name) {
@@ -145,6 +146,16 @@ fn unique_id(store: &Store) -> Result<String> {
 
 /// Start a created or stopped instance under a new monitor.
 pub fn start(store: &Store, key: &str) -> Result<Instance> {
+    start_with(store, key, None)
+}
+
+/// [`start`], and with `attach` a client attaches to the instance's stdio
+/// before its process starts (see [`monitor::spawn`]).
+pub fn start_with(
+    store: &Store,
+    key: &str,
+    attach: Option<&mut dyn FnMut() -> Result<()>>,
+) -> Result<Instance> {
     let me = std::process::id() as i32;
     let inst = store.update(|list| {
         let idx = list
@@ -168,7 +179,7 @@ pub fn start(store: &Store, key: &str) -> Result<Instance> {
         i.pid = None;
         Ok(i.clone())
     })?;
-    match monitor::spawn(store, &inst) {
+    match monitor::spawn(store, &inst, attach) {
         // The monitor cleared owner_pid when it recorded the instance running.
         Ok(()) => store.find(&inst.id),
         Err(e) => {
@@ -236,9 +247,17 @@ pub fn stop(store: &Store, key: &str, timeout: Duration) -> Result<Instance> {
                 inst.name
             );
         }
-        return store.find(&inst.id);
+        return match store.find(&inst.id) {
+            // `run --rm`: the monitor removed it.
+            Err(_) if inst.session.auto_remove => Ok(inst),
+            r => r,
+        };
     }
     // No monitor (killed): clean up ourselves.
+    if inst.session.auto_remove {
+        purge(store, &inst)?;
+        return Ok(inst);
+    }
     teardown(store, &inst)?;
     store.update(|list| {
         let i = store::get_mut(list, &inst.id)?;
@@ -264,6 +283,9 @@ pub fn remove(store: &Store, key: &str, force: bool) -> Result<()> {
             );
         }
         stop(store, &inst.id, Duration::ZERO)?;
+        if inst.session.auto_remove && store.find(&inst.id).is_err() {
+            return Ok(()); // `run --rm`: stopping removed it
+        }
     }
     if inst.status == Status::Creating && inst.owner_pid.is_some_and(procs::alive) {
         bail!(
@@ -279,16 +301,7 @@ pub fn remove(store: &Store, key: &str, force: bool) -> Result<()> {
         i.owner_pid = Some(std::process::id() as i32);
         Ok(())
     })?;
-    teardown(store, &inst)?;
-    let dir = store.instance_dir(&inst.id);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)
-            .with_context(|| format!("cannot remove {}", dir.display()))?;
-    }
-    store.update(|list| {
-        list.retain(|i| i.id != inst.id);
-        Ok(())
-    })
+    purge(store, &inst)
 }
 
 /// Compare the instance file with reality (monitor pids, runtime state),
@@ -302,6 +315,10 @@ pub fn refresh(store: &Store) -> Result<Vec<Instance>> {
             let owner_busy = i.owner_pid.is_some_and(procs::alive);
             match i.status {
                 Status::Creating if !owner_busy => to_delete.push(i.id.clone()),
+                // `run --rm` whose monitor died before removing it.
+                Status::Exited if i.session.auto_remove && !owner_busy => {
+                    to_delete.push(i.id.clone())
+                }
                 Status::Running | Status::Restarting if !owner_busy => {
                     let monitor_ok = i.monitor_pid.is_some_and(|p| procs::is_monitor(p, &i.id));
                     if monitor_ok {
@@ -316,12 +333,16 @@ pub fn refresh(store: &Store) -> Result<Vec<Instance>> {
                     i.pid = None;
                     i.owner_pid = None;
                     i.finished_at.get_or_insert_with(|| now.clone());
+                    if i.session.auto_remove {
+                        to_delete.push(i.id.clone());
+                        continue;
+                    }
                     to_teardown.push(i.clone());
                 }
                 // An interrupted rm: the instance is back (exited) while its
                 // directory is there, so `rm` can be run again; else it is gone.
                 Status::Removing if !owner_busy => {
-                    if store.instance_dir(&i.id).exists() {
+                    if store.instance_dir(&i.id).exists() && !i.session.auto_remove {
                         i.status = Status::Exited;
                         i.owner_pid = None;
                         i.pid = None;
