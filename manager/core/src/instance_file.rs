@@ -293,6 +293,23 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn session_options_round_trip_and_old_files_load() {
+        let mut i = sample();
+        i.session = Session {
+            interactive: true,
+            tty: true,
+            auto_remove: true,
+        };
+        let text = render(std::slice::from_ref(&i));
+        assert!(text.contains("tty = true") && text.contains("auto_remove = true"), "{text}");
+        assert_eq!(parse(&text).unwrap(), vec![i]);
+        // A file written before these options existed: all off.
+        let old = render(&[sample()]);
+        assert!(!old.contains("tty"), "{old}");
+        assert_eq!(parse(&old).unwrap()[0].session, Session::default());
+    }
+
+    #[test]
     fn damaged_file_is_an_error() {
         assert!(parse("[abc]\nname = \"x\"\n").is_err());
         assert!(parse("name = \"x\"\n").is_err());
