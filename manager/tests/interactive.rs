@@ -393,6 +393,8 @@ fn wait_prints_exit_codes_and_run_forwards_sigint() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    // Held open until boxctl exits: its end would end `read` before the signal.
+    let stdin = child.stdin.take();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     std::io::BufRead::read_line(&mut out, &mut line).unwrap();
@@ -400,6 +402,7 @@ fn wait_prints_exit_codes_and_run_forwards_sigint() {
     // SAFETY: signalling the boxctl process this test started.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
+    drop(stdin);
     let mut rest = String::new();
     out.read_to_string(&mut rest).unwrap();
     assert!(rest.contains("got-int"), "{rest}");

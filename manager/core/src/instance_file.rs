@@ -301,7 +301,10 @@ pub(crate) mod tests {
             auto_remove: true,
         };
         let text = render(std::slice::from_ref(&i));
-        assert!(text.contains("tty = true") && text.contains("auto_remove = true"), "{text}");
+        assert!(
+            text.contains("tty = true") && text.contains("auto_remove = true"),
+            "{text}"
+        );
         assert_eq!(parse(&text).unwrap(), vec![i]);
         // A file written before these options existed: all off.
         let old = render(&[sample()]);
