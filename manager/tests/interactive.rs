@@ -371,8 +371,20 @@ fn wait_prints_exit_codes_and_run_forwards_sigint() {
     let out = waiter.wait_with_output().unwrap();
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout), "137\n5\n");
-    let ids = [id_of(&env, "w1"), id_of(&env, "w2")];
-    env.ok(&["rm", "w1", "w2"]);
+    // One not started yet is awaited through its start (inotify on the instance file).
+    env.ok(&["create", "--name", "w3", "bb", "sh", "-c", "exit 9"]);
+    let waiter = Command::new(env!("CARGO_BIN_EXE_boxctl"))
+        .arg("--root")
+        .arg(&env.root)
+        .args(["wait", "w3"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    env.ok(&["start", "w3"]);
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "9\n");
+    let ids = [id_of(&env, "w1"), id_of(&env, "w2"), id_of(&env, "w3")];
+    env.ok(&["rm", "w1", "w2", "w3"]);
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_boxctl"))
         .arg("--root")
@@ -409,5 +421,7 @@ fn wait_prints_exit_codes_and_run_forwards_sigint() {
     assert_eq!(status.code(), Some(130));
     let id = id_of(&env, "ci");
     env.ok(&["rm", "ci"]);
-    env.assert_no_leaks(&[ids[0].clone(), ids[1].clone(), id]);
+    let mut ids = ids.to_vec();
+    ids.push(id);
+    env.assert_no_leaks(&ids);
 }
