@@ -135,6 +135,18 @@ impl Drop for OnPty {
     }
 }
 
+/// `boxctl wait NAMES...` in the background, its stdout piped.
+fn spawn_wait(env: &Env, names: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_boxctl"))
+        .arg("--root")
+        .arg(&env.root)
+        .arg("wait")
+        .args(names)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn boxctl wait")
+}
+
 fn id_of(env: &Env, name: &str) -> String {
     env.inspect(name)["id"].as_str().unwrap().to_string()
 }
@@ -237,13 +249,7 @@ fn run_rm_removes_the_instance_whatever_ends_it() {
         .to_string();
     assert!(veth_exists(&id));
     let pid = env.inspect("killed")["pid"].as_i64().unwrap() as i32;
-    let waiter = Command::new(env!("CARGO_BIN_EXE_boxctl"))
-        .arg("--root")
-        .arg(&env.root)
-        .args(["wait", "killed"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let waiter = spawn_wait(&env, &["killed"]);
     // SAFETY: killing the instance's init this test started.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     let out = waiter.wait_with_output().unwrap();
@@ -311,13 +317,7 @@ fn attach_and_detach_and_wait() {
     let env = Env::new("attach");
     env.ok(&["run", "-dit", "--name", "at", "bb", "sh"]);
     let id = id_of(&env, "at");
-    let waiter = Command::new(env!("CARGO_BIN_EXE_boxctl"))
-        .arg("--root")
-        .arg(&env.root)
-        .args(["wait", "at"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let waiter = spawn_wait(&env, &["at"]);
 
     let mut t = OnPty::spawn(&env, &["attach", "at"], 24, 80);
     t.type_in(b"echo hel\"\"lo > /tmp/mark; cat /tmp/mark\n");
@@ -360,26 +360,14 @@ fn wait_prints_exit_codes_and_run_forwards_sigint() {
     let env = Env::new("wait");
     env.ok(&["run", "-d", "--name", "w1", "bb", "sleep", "1000"]);
     env.ok(&["run", "-d", "--name", "w2", "bb", "sh", "-c", "exit 5"]);
-    let waiter = Command::new(env!("CARGO_BIN_EXE_boxctl"))
-        .arg("--root")
-        .arg(&env.root)
-        .args(["wait", "w1", "w2"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let waiter = spawn_wait(&env, &["w1", "w2"]);
     env.ok(&["stop", "-t", "0", "w1"]);
     let out = waiter.wait_with_output().unwrap();
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout), "137\n5\n");
     // One not started yet is awaited through its start (inotify on the instance file).
     env.ok(&["create", "--name", "w3", "bb", "sh", "-c", "exit 9"]);
-    let waiter = Command::new(env!("CARGO_BIN_EXE_boxctl"))
-        .arg("--root")
-        .arg(&env.root)
-        .args(["wait", "w3"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let waiter = spawn_wait(&env, &["w3"]);
     env.ok(&["start", "w3"]);
     let out = waiter.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "9\n");
