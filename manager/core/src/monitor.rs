@@ -76,7 +76,7 @@ pub fn spawn(
             Ok(())
         });
     }
-    let child = cmd.spawn().context("cannot start the monitor")?;
+    let mut child = cmd.spawn().context("cannot start the monitor")?;
     let mpid = child.id() as i32;
     drop(w);
     store.update(|list| {
@@ -92,7 +92,14 @@ pub fn spawn(
             .read_line(&mut msg)
             .context("cannot read the monitor's report")?;
         match (msg.trim(), on_listening.as_mut()) {
-            ("listening", Some(attach)) => attach()?,
+            ("listening", Some(attach)) => {
+                if let Err(e) = attach() {
+                    // Else it would start the process after its wait, for nobody.
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(e);
+                }
+            }
             ("listening", None) => {}
             _ => break,
         }
