@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use boxctl_core::create_spec::InstanceOptions;
 use boxctl_core::healthcheck::HealthOptions;
+use boxctl_core::instance_file::Session;
 use boxctl_core::limits::LimitSpec;
 use clap::{Args, Parser, Subcommand};
 
@@ -115,6 +116,18 @@ pub enum Cmd {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+    /// Attach to a running instance's console (its input too if started
+    /// with -i); detach with Ctrl-P Ctrl-Q.
+    Attach {
+        /// Instance.
+        name: String,
+    },
+    /// Block until instances exit; print each one's exit code.
+    Wait {
+        /// Instances.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// Show instances' characteristics as JSON.
     Inspect {
         /// Instances.
@@ -158,6 +171,9 @@ pub enum Cmd {
     Monitor {
         /// Instance id.
         id: String,
+        /// Wait for a client on the attach socket before starting.
+        #[arg(long)]
+        attach_first: bool,
     },
     /// Show life-cycle events (create, start, die, oom, health_status, stop, rm).
     Events {
@@ -347,6 +363,15 @@ pub struct RunArgs {
     /// Health check.
     #[command(flatten)]
     pub health: HealthArgs,
+    /// Keep stdin open: input reaches the process (from a foreground run or `attach`).
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Run the process on a terminal (Ctrl-P Ctrl-Q detaches an attached one).
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Remove the instance (disk, network, record) when it exits.
+    #[arg(long)]
+    pub rm: bool,
     /// Image.
     pub image: String,
     /// Command and arguments (default: the image's).
@@ -387,6 +412,11 @@ impl From<&RunArgs> for InstanceOptions {
             tmpfs: a.tmpfs.clone(),
             read_only: a.read_only,
             health: HealthOptions::from(&a.health),
+            session: Session {
+                interactive: a.interactive,
+                tty: a.tty,
+                auto_remove: a.rm,
+            },
             image: a.image.clone(),
             command: a.command.clone(),
         }

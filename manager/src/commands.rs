@@ -8,7 +8,8 @@ use boxctl_core::create_spec::{CreateSpec, InstanceOptions};
 use boxctl_core::limits::{self, LimitSpec};
 use boxctl_core::store::Store;
 use boxctl_core::{
-    events, farm, health, image, instance, lifecycle, monitor, networking, stats, util, volumes,
+    events, farm, health, image, instance, lifecycle, monitor, networking, session, stats, util,
+    volumes,
 };
 
 use crate::cli::{Cli, Cmd, ImageCmd, NetworkCmd, RunArgs, VolumeCmd};
@@ -19,8 +20,8 @@ pub fn dispatch(root: &Path, cli: Cli) -> Result<i32> {
     let store = Store::open(root)?;
     let runtime = cli.runtime.clone();
     match cli.command {
-        Cmd::Monitor { id } => {
-            monitor::main(&store, &id)?;
+        Cmd::Monitor { id, attach_first } => {
+            monitor::main(&store, &id, attach_first)?;
             Ok(0)
         }
         Cmd::Health { id } => {
@@ -74,6 +75,11 @@ pub fn dispatch(root: &Path, cli: Cli) -> Result<i32> {
             name,
             command,
         } => Ok(instance::exec(&store, &name, interactive, tty, &command)?),
+        Cmd::Attach { name } => Ok(session::attach(&store, &name)?),
+        Cmd::Wait { names } => for_each(&names, |n| {
+            println!("{}", session::wait(&store, n)?);
+            Ok(())
+        }),
         Cmd::Inspect { names } => {
             let out = names
                 .iter()
@@ -135,18 +141,15 @@ fn spec(a: &RunArgs, runtime: Option<&str>) -> Result<CreateSpec> {
 fn run(store: &Store, args: &RunArgs, runtime: Option<&str>, detach: bool) -> Result<i32> {
     let spec = spec(args, runtime)?;
     let inst = lifecycle::create(store, &spec)?;
+    if !detach {
+        return Ok(session::run_foreground(store, &inst)?);
+    }
     if let Err(e) = lifecycle::start(store, &inst.id) {
         let _ = lifecycle::remove(store, &inst.id, true);
         return Err(e.into());
     }
-    if detach {
-        println!("{}", inst.id);
-        return Ok(0);
-    }
-    instance::forward_signals(store, &inst)?;
-    instance::logs(store, &inst, true, None, &mut std::io::stdout().lock())?;
-    let done = store.find(&inst.id)?;
-    Ok(done.exit_code.unwrap_or(0))
+    println!("{}", inst.id);
+    Ok(0)
 }
 
 fn image_cmd(store: &Store, c: ImageCmd) -> Result<i32> {

@@ -117,6 +117,9 @@ pub fn config(
     if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
         env.push(format!("HOSTNAME={}", hostname(inst)));
     }
+    if inst.session.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".to_string());
+    }
     let caps: Capabilities = CAPS.into_iter().collect();
     let mut capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
@@ -126,7 +129,7 @@ pub fn config(
     capabilities.set_inheritable(None);
     capabilities.set_ambient(None);
     let process = ProcessBuilder::default()
-        .terminal(false)
+        .terminal(inst.session.tty)
         .user(UserBuilder::default().uid(uid).gid(gid).build()?)
         .args(inst.command.clone())
         .env(env)

@@ -15,12 +15,13 @@ use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
 use nix::sys::termios::{self, SetArg, Termios};
 
 /// Restores the terminal's settings on drop.
-struct RawMode {
+pub(crate) struct RawMode {
     saved: Option<Termios>,
 }
 
 impl RawMode {
-    fn enter() -> RawMode {
+    /// Put stdin's terminal in raw mode (nothing when stdin is no terminal).
+    pub(crate) fn enter() -> RawMode {
         let stdin = std::io::stdin();
         let saved = termios::tcgetattr(stdin.as_fd()).ok();
         if let Some(t) = &saved {
@@ -50,7 +51,12 @@ fn copy_winsize(master: &OwnedFd) {
     }
 }
 
-fn receive_master(listener: &UnixListener, child: &mut std::process::Child) -> Result<OwnedFd> {
+/// Accept the runtime's connection on `listener` and receive the pty master
+/// it sends; fails when `child` (the runtime) exits without sending one.
+pub(crate) fn receive_master(
+    listener: &UnixListener,
+    child: &mut std::process::Child,
+) -> Result<OwnedFd> {
     listener.set_nonblocking(true)?;
     let stream = loop {
         match listener.accept() {

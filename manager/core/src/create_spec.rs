@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::error::Result;
 use crate::healthcheck::{Health, HealthOptions};
+use crate::instance_file::Session;
 use crate::invalid;
 use crate::limits::{LimitSpec, Limits, RestartPolicy};
 use crate::volume_spec::Storage;
@@ -47,6 +48,8 @@ pub struct CreateSpec {
     pub storage: Storage,
     /// Health check (none when `cmd` is None).
     pub health: Health,
+    /// `-i`, `-t`, `--rm`.
+    pub session: Session,
 }
 
 /// The options of `create`/`run` as a user gives them; [`CreateSpec::from_options`]
@@ -83,6 +86,8 @@ pub struct InstanceOptions {
     pub read_only: bool,
     /// Health-check options.
     pub health: HealthOptions,
+    /// `-i`, `-t`, `--rm` (`--rm` refuses a restart policy other than `no`).
+    pub session: Session,
     /// Image.
     pub image: String,
     /// Command and arguments (empty: the image's).
@@ -110,6 +115,9 @@ impl CreateSpec {
                     networks.push(format!("{name}={addr}"));
                 }
             }
+        }
+        if o.session.auto_remove && restart != RestartPolicy::No {
+            invalid!("--rm and --restart {} conflict: an instance removed when it exits cannot be restarted; drop one of them", o.restart);
         }
         for e in &o.env {
             if !e.contains('=') || e.starts_with('=') {
@@ -140,6 +148,7 @@ impl CreateSpec {
             cow: o.cow,
             storage: Storage::new(&o.volumes, &o.tmpfs, o.read_only)?,
             health,
+            session: o.session,
         })
     }
 }

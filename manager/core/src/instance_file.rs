@@ -127,6 +127,25 @@ pub struct Instance {
     /// Health check and health (`health_*` keys; absent without a check).
     #[serde(flatten)]
     pub health: crate::healthcheck::Health,
+    /// Interactive and one-shot options (`-i`, `-t`, `--rm`).
+    #[serde(flatten)]
+    pub session: Session,
+}
+
+/// How an instance's stdio is wired and whether it outlives its exit:
+/// `run -i` (stdin kept open for attached clients), `-t` (a terminal whose
+/// master the monitor holds) and `--rm` (removed when it exits).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Keep stdin open: attached clients' input reaches the process.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub interactive: bool,
+    /// The process runs on a terminal (the runtime's console socket).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tty: bool,
+    /// Remove the instance when it exits (`run --rm`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub auto_remove: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -265,6 +284,7 @@ pub(crate) mod tests {
             cow: false,
             storage: Storage::default(),
             health: Default::default(),
+            session: Session::default(),
         }
     }
 
@@ -279,6 +299,26 @@ pub(crate) mod tests {
         assert!(text.contains("memory = 268435456"), "{text}");
         assert!(text.contains("[0123456789ab]"), "{text}");
         assert_eq!(parse(&text).unwrap(), list);
+    }
+
+    #[test]
+    fn session_options_round_trip_and_old_files_load() {
+        let mut i = sample();
+        i.session = Session {
+            interactive: true,
+            tty: true,
+            auto_remove: true,
+        };
+        let text = render(std::slice::from_ref(&i));
+        assert!(
+            text.contains("tty = true") && text.contains("auto_remove = true"),
+            "{text}"
+        );
+        assert_eq!(parse(&text).unwrap(), vec![i]);
+        // A file written before these options existed: all off.
+        let old = render(&[sample()]);
+        assert!(!old.contains("tty"), "{old}");
+        assert_eq!(parse(&old).unwrap()[0].session, Session::default());
     }
 
     #[test]

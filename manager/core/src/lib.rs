@@ -8,6 +8,9 @@
 //!   [`lifecycle::start`], [`lifecycle::stop`], [`lifecycle::remove`],
 //!   [`lifecycle::refresh`], [`instance::update_limits`], [`instance::exec`],
 //!   [`instance::logs`], [`instance::inspect`];
+//! - sessions on an instance's stdio, over its monitor's attach socket
+//!   ([`attach`]): [`session::run_foreground`] (`run` without `-d`, with
+//!   `-i`/`-t`), [`session::attach`], [`session::wait`];
 //! - limits: [`limits::LimitSpec::parse`], the one parser and validation;
 //! - networks: [`networking::create`], [`networking::list`], [`networking::remove`];
 //! - farms: [`farm::up`], [`farm::down`], [`farm::scale`], which report
@@ -25,6 +28,7 @@
 //! on stderr only the disk-copy progress bar, on a terminal, and the
 //! monitor's log lines.
 
+pub mod attach;
 pub mod bundle;
 pub mod checker;
 pub mod console;
@@ -49,6 +53,7 @@ pub mod networking;
 pub mod oom;
 pub mod procs;
 pub mod runtime_cli;
+pub mod session;
 pub mod stats;
 pub mod store;
 pub mod teardown;

@@ -13,7 +13,7 @@ use crate::image;
 use crate::instance_file::{Instance, Status};
 use crate::runtime_cli::Runtime;
 use crate::store::{self, Store};
-pub use crate::teardown::{runtime_for, teardown};
+pub use crate::teardown::{purge, runtime_for, teardown};
 use crate::{monitor, mounts, networking, procs, util};
 
 /// Removes a half-made instance (directory and record) unless disarmed.
@@ -109,6 +109,7 @@ pub fn create(store: &Store, spec: &CreateSpec) -> Result<Instance> {
         cow: spec.cow,
         storage: spec.storage.clone(),
         health: spec.health.clone(),
+        session: spec.session,
     };
     let pushed = store.update(|list| {
         if let Some(other) = list.iter().find(|i| i.name == name) {
@@ -160,6 +161,16 @@ fn unique_id(store: &Store) -> Result<String> {
 
 /// Start a created or stopped instance under a new monitor.
 pub fn start(store: &Store, key: &str) -> Result<Instance> {
+    start_with(store, key, None)
+}
+
+/// [`start`], and with `attach` a client attaches to the instance's stdio
+/// before its process starts (see [`monitor::spawn`]).
+pub fn start_with(
+    store: &Store,
+    key: &str,
+    attach: Option<&mut dyn FnMut() -> Result<()>>,
+) -> Result<Instance> {
     let me = std::process::id() as i32;
     // An instance recorded running whose monitor died (kill -9, power loss) is
     // reconciled first, as `ps` would, so it can be started again.
@@ -194,7 +205,7 @@ pub fn start(store: &Store, key: &str) -> Result<Instance> {
         i.pid = None;
         Ok(i.clone())
     })?;
-    match monitor::spawn(store, &inst) {
+    match monitor::spawn(store, &inst, attach) {
         // The monitor cleared owner_pid when it recorded the instance running.
         Ok(()) => store.find(&inst.id),
         Err(e) => {
@@ -271,9 +282,17 @@ fn stop_process(store: &Store, key: &str, timeout: Duration) -> Result<(bool, In
                 inst.name
             );
         }
-        return Ok((true, store.find(&inst.id)?));
+        return match store.find(&inst.id) {
+            // `run --rm`: the monitor removed it.
+            Err(_) if inst.session.auto_remove => Ok((true, inst)),
+            r => r.map(|i| (true, i)),
+        };
     }
     // No monitor (killed): clean up ourselves.
+    if inst.session.auto_remove {
+        purge(store, &inst)?;
+        return Ok((true, inst));
+    }
     teardown(store, &inst)?;
     let inst = store.update(|list| {
         let i = store::get_mut(list, &inst.id)?;
@@ -301,6 +320,9 @@ pub fn remove(store: &Store, key: &str, force: bool) -> Result<()> {
             );
         }
         stop(store, &inst.id, Duration::ZERO)?;
+        if inst.session.auto_remove && store.find(&inst.id).is_err() {
+            return Ok(()); // `run --rm`: stopping removed it
+        }
     }
     if inst.status == Status::Creating && inst.owner_pid.is_some_and(procs::alive) {
         bail!(
@@ -316,18 +338,7 @@ pub fn remove(store: &Store, key: &str, force: bool) -> Result<()> {
         i.owner_pid = Some(std::process::id() as i32);
         Ok(())
     })?;
-    teardown(store, &inst)?;
-    let dir = store.instance_dir(&inst.id);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)
-            .with_context(|| format!("cannot remove {}", dir.display()))?;
-    }
-    store.update(|list| {
-        list.retain(|i| i.id != inst.id);
-        Ok(())
-    })?;
-    events::record(store, &inst, Action::Rm, None, None);
-    Ok(())
+    purge(store, &inst)
 }
 
 /// Compare the instance file with reality (monitor pids, runtime state),
@@ -341,6 +352,10 @@ pub fn refresh(store: &Store) -> Result<Vec<Instance>> {
             let owner_busy = i.owner_pid.is_some_and(procs::alive);
             match i.status {
                 Status::Creating if !owner_busy => to_delete.push(i.id.clone()),
+                // `run --rm` whose monitor died before removing it.
+                Status::Exited if i.session.auto_remove && !owner_busy => {
+                    to_delete.push(i.id.clone())
+                }
                 Status::Running | Status::Restarting if !owner_busy => {
                     let monitor_ok = i.monitor_pid.is_some_and(|p| procs::is_monitor(p, &i.id));
                     if monitor_ok {
@@ -355,12 +370,16 @@ pub fn refresh(store: &Store) -> Result<Vec<Instance>> {
                     i.pid = None;
                     i.owner_pid = None;
                     i.finished_at.get_or_insert_with(|| now.clone());
+                    if i.session.auto_remove {
+                        to_delete.push(i.id.clone());
+                        continue;
+                    }
                     to_teardown.push(i.clone());
                 }
                 // An interrupted rm: the instance is back (exited) while its
                 // directory is there, so `rm` can be run again; else it is gone.
                 Status::Removing if !owner_busy => {
-                    if store.instance_dir(&i.id).exists() {
+                    if store.instance_dir(&i.id).exists() && !i.session.auto_remove {
                         i.status = Status::Exited;
                         i.owner_pid = None;
                         i.pid = None;

@@ -4,24 +4,26 @@
 //! exit, applies the restart policy and tears down what the instance held.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::bail;
 use crate::error::{Context, Result};
 
+use crate::attach::{self, Hub};
 use crate::events::{self, Action};
 use crate::healthcheck::HealthStatus;
 use crate::instance_file::{Instance, Status};
 use crate::limits::RestartPolicy;
 use crate::store::{self, Store};
-use crate::teardown::{runtime_for, teardown};
-use crate::{bundle, checker, networking, oom, util};
+use crate::teardown::{purge, runtime_for, teardown};
+use crate::{bundle, checker, console, networking, oom, util};
 
 /// Default log size cap before rotation (override with BOXCTL_LOG_MAX, bytes).
 pub const LOG_MAX: u64 = 10 << 20;
@@ -31,9 +33,20 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")
 }
 
+/// How long a monitor started for a foreground client waits for it to
+/// attach before starting the process anyway.
+const ATTACH_FIRST_WAIT: Duration = Duration::from_secs(30);
+
 /// Spawn the monitor for `inst` and wait until it reports the container
-/// started (or failed to).
-pub fn spawn(store: &Store, inst: &Instance) -> Result<()> {
+/// started (or failed to). With `on_listening`, the monitor stops between
+/// the runtime's `create` and `start` until a client has attached to its
+/// socket ([`attach::socket_path`]): `on_listening` is called then, to
+/// attach, so that the client sees the process's output from its start.
+pub fn spawn(
+    store: &Store,
+    inst: &Instance,
+    mut on_listening: Option<&mut dyn FnMut() -> Result<()>>,
+) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the boxctl executable")?;
     let dir = store.instance_dir(&inst.id);
     let mlog = OpenOptions::new()
@@ -48,6 +61,7 @@ pub fn spawn(store: &Store, inst: &Instance) -> Result<()> {
         .arg(store.root())
         .arg("__monitor")
         .arg(&inst.id)
+        .args(on_listening.is_some().then_some("--attach-first"))
         .stdin(Stdio::null())
         .stdout(mlog.try_clone()?)
         .stderr(mlog)
@@ -64,7 +78,7 @@ pub fn spawn(store: &Store, inst: &Instance) -> Result<()> {
             Ok(())
         });
     }
-    let child = cmd.spawn().context("cannot start the monitor")?;
+    let mut child = cmd.spawn().context("cannot start the monitor")?;
     let mpid = child.id() as i32;
     drop(w);
     store.update(|list| {
@@ -72,10 +86,26 @@ pub fn spawn(store: &Store, inst: &Instance) -> Result<()> {
         i.monitor_pid = Some(mpid);
         Ok(())
     })?;
+    let mut report = BufReader::new(File::from(r));
     let mut msg = String::new();
-    File::from(r)
-        .read_to_string(&mut msg)
-        .context("cannot read the monitor's report")?;
+    loop {
+        msg.clear();
+        report
+            .read_line(&mut msg)
+            .context("cannot read the monitor's report")?;
+        match (msg.trim(), on_listening.as_mut()) {
+            ("listening", Some(attach)) => {
+                if let Err(e) = attach() {
+                    // Else it would start the process after its wait, for nobody.
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(e);
+                }
+            }
+            ("listening", None) => {}
+            _ => break,
+        }
+    }
     let msg = msg.trim();
     if msg == "ok" {
         return Ok(());
@@ -137,16 +167,22 @@ impl LogWriter {
     }
 }
 
-fn pump(read: OwnedFd, mut log: LogWriter) -> JoinHandle<()> {
+/// Copy what the container writes on `f` (its stdout/stderr pipe or its
+/// terminal's master) to the log and to attached clients.
+fn pump(mut f: File, log: Arc<Mutex<LogWriter>>, hub: Arc<Hub>) -> JoinHandle<()> {
     std::thread::spawn(move || {
-        let mut f = File::from(read);
         let mut buf = [0u8; 16 * 1024];
         loop {
             match f.read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => log.write(&buf[..n]),
+                Ok(n) => {
+                    log.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .write(&buf[..n]);
+                    hub.broadcast(&buf[..n]);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => break,
+                Err(_) => break, // EIO on a terminal's master once the process is gone
             }
         }
     })
@@ -155,14 +191,26 @@ fn pump(read: OwnedFd, mut log: LogWriter) -> JoinHandle<()> {
 /// A started container.
 struct Started {
     pid: i32,
-    pumper: JoinHandle<()>,
+    pumpers: Vec<JoinHandle<()>>,
     forwarder: Option<boxctl_network::forward::RunningForwarder>,
 }
 
 /// Mount the disk, write the bundle, `create` + `start` through the
-/// runtime with us as the caller. Returns the init pid and the log pump.
-fn start_container(store: &Store, inst: &Instance) -> Result<Started> {
+/// runtime with us as the caller. Returns the init pid and the log pumps.
+/// The attach socket is served from the first call on (`hub`); with
+/// `announce` (the start-up report pipe), "listening" is reported between
+/// `create` and `start` and the first client awaited.
+fn start_container(
+    store: &Store,
+    inst: &Instance,
+    hub: &mut Option<Arc<Hub>>,
+    announce: Option<&mut File>,
+) -> Result<Started> {
     let dir = store.instance_dir(&inst.id);
+    let hub = match hub {
+        Some(h) => h.clone(),
+        None => hub.insert(Hub::serve(&attach::socket_path(&dir))?).clone(),
+    };
     let rootfs = dir.join("rootfs");
     let rt = runtime_for(store, inst);
     rt.delete_if_known(&inst.id)?;
@@ -176,33 +224,78 @@ fn start_container(store: &Store, inst: &Instance) -> Result<Started> {
     let cfg = bundle::config(inst, &rootfs, &devs, net.netns.as_deref(), &extra)?;
     bundle::write(&dir, &cfg)?;
     let (r, w) = pipe()?;
-    let log = LogWriter::open(dir.join("container.log"))?;
-    let pumper = pump(r, log);
+    let log = Arc::new(Mutex::new(LogWriter::open(dir.join("container.log"))?));
+    let mut pumpers = vec![pump(File::from(r), log.clone(), hub.clone())];
     let pidfile = dir.join("init.pid");
     let _ = std::fs::remove_file(&pidfile);
     let _ = std::fs::remove_file(dir.join("runtime.log"));
     let w_file = File::from(w);
-    let status = rt
-        .command()
-        .arg("create")
-        .arg("--bundle")
-        .arg(&dir)
-        .arg("--pid-file")
+    let stdin = if inst.session.interactive && !inst.session.tty {
+        let (sr, sw) = pipe()?;
+        hub.set_stdin(sw);
+        Stdio::from(sr)
+    } else {
+        Stdio::null()
+    };
+    let console_path = dir.join("console.sock");
+    let console = if inst.session.tty {
+        let _ = std::fs::remove_file(&console_path);
+        Some(
+            std::os::unix::net::UnixListener::bind(&console_path).with_context(|| {
+                format!("cannot create console socket {}", console_path.display())
+            })?,
+        )
+    } else {
+        None
+    };
+    let mut cmd = rt.command();
+    cmd.arg("create").arg("--bundle").arg(&dir);
+    if console.is_some() {
+        cmd.arg("--console-socket").arg(&console_path);
+    }
+    cmd.arg("--pid-file")
         .arg(&pidfile)
         .arg(&inst.id)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(w_file.try_clone()?)
-        .stderr(w_file)
-        .status()
+        .stderr(w_file);
+    let mut child = cmd
+        .spawn()
         .with_context(|| format!("cannot run runtime {}", rt.bin.display()))?;
+    drop(cmd); // our copies of the pipes' ends
+    let master = match &console {
+        Some(listener) => {
+            let m = console::receive_master(listener, &mut child);
+            let _ = std::fs::remove_file(&console_path);
+            match m {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    join(pumpers);
+                    bail!("runtime create failed: {} ({e})", runtime_error(&dir));
+                }
+            }
+        }
+        None => None,
+    };
+    let status = child.wait().context("cannot wait for the runtime")?;
     if !status.success() {
-        let _ = pumper.join();
+        join(pumpers);
         bail!("runtime create failed: {}", runtime_error(&dir));
     }
     let pid: i32 = std::fs::read_to_string(&pidfile)
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .context("the runtime wrote no pid file")?;
+    if let Some(m) = master {
+        hub.set_terminal(&m)?;
+        pumpers.push(pump(File::from(m), log, hub.clone()));
+    }
+    if let Some(r) = announce {
+        let _ = writeln!(r, "listening");
+        hub.wait_client(ATTACH_FIRST_WAIT);
+    }
     if let Err(e) = rt.start(&inst.id) {
         let _ = rt.delete_force(&inst.id);
         return Err(e);
@@ -218,9 +311,15 @@ fn start_container(store: &Store, inst: &Instance) -> Result<Started> {
     };
     Ok(Started {
         pid,
-        pumper,
+        pumpers,
         forwarder,
     })
+}
+
+fn join(pumpers: Vec<JoinHandle<()>>) {
+    for p in pumpers {
+        let _ = p.join();
+    }
 }
 
 fn runtime_error(dir: &Path) -> String {
@@ -253,8 +352,10 @@ fn reap(pid: i32) -> i32 {
     }
 }
 
-/// The monitor's main loop (`boxctl __monitor ID`).
-pub fn main(store: &Store, id: &str) -> Result<()> {
+/// The monitor's main loop (`boxctl __monitor ID [--attach-first]`);
+/// `attach_first`: wait for a client on the attach socket before the first
+/// start (see [`spawn`]).
+pub fn main(store: &Store, id: &str, attach_first: bool) -> Result<()> {
     // SAFETY: F_GETFD only queries the descriptor.
     let has_ready = unsafe { libc::fcntl(READY_FD, libc::F_GETFD) } >= 0;
     if has_ready {
@@ -270,12 +371,14 @@ pub fn main(store: &Store, id: &str) -> Result<()> {
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
     }
     let me = std::process::id() as i32;
+    let mut hub = None;
     loop {
         let inst = store.find(id)?;
-        let started = start_container(store, &inst);
+        let announce = ready.as_mut().filter(|_| attach_first);
+        let started = start_container(store, &inst, &mut hub, announce);
         let Started {
             pid,
-            pumper,
+            pumpers,
             forwarder,
         } = match started {
             Ok(x) => x,
@@ -302,11 +405,11 @@ pub fn main(store: &Store, id: &str) -> Result<()> {
                 match again {
                     Some(d) => {
                         if !backoff(store, id, d)? {
-                            return Ok(());
+                            return finished(store, id, hub.as_deref());
                         }
                         continue;
                     }
-                    None => return Ok(()),
+                    None => return finished(store, id, hub.as_deref()),
                 }
             }
         };
@@ -352,19 +455,44 @@ pub fn main(store: &Store, id: &str) -> Result<()> {
             let _ = f.stop();
         }
         // The container's processes are gone with its pid namespace; the pipe drains.
-        let _ = pumper.join();
+        join(pumpers);
+        if let Some(h) = &hub {
+            h.clear_io();
+        }
         if let Err(e) = teardown(store, &inst) {
             eprintln!("boxctl monitor: teardown of {id}: {}", e.chain());
         }
         match record_exit(store, id, code, &now)? {
             Some(d) => {
                 if !backoff(store, id, d)? {
-                    return Ok(());
+                    return finished(store, id, hub.as_deref());
                 }
             }
-            None => return Ok(()),
+            None => return finished(store, id, hub.as_deref()),
         }
     }
+}
+
+/// The instance has exited for good: remove it if it was made with `--rm`,
+/// then give attached clients its exit code.
+fn finished(store: &Store, id: &str, hub: Option<&Hub>) -> Result<()> {
+    let Ok(inst) = store.find(id) else {
+        // Removed meanwhile (`rm -f`): the code went with it.
+        if let Some(h) = hub {
+            h.finish(-1);
+        }
+        return Ok(());
+    };
+    let code = inst.exit_code.unwrap_or(-1);
+    if inst.session.auto_remove {
+        if let Err(e) = purge(store, &inst) {
+            eprintln!("boxctl monitor: removal of {id} (--rm): {}", e.chain());
+        }
+    }
+    if let Some(h) = hub {
+        h.finish(code);
+    }
+    Ok(())
 }
 
 /// Record an exit; returns the back-off to wait if the policy says restart.
@@ -381,6 +509,11 @@ fn record_exit(store: &Store, id: &str, code: i32, now: &str) -> Result<Option<D
             Ok(Some(d))
         } else {
             i.status = Status::Exited;
+            if i.session.auto_remove {
+                // The monitor removes it next; `ps` leaves that to it while it lives.
+                i.status = Status::Removing;
+                i.owner_pid = Some(std::process::id() as i32);
+            }
             i.monitor_pid = None;
             Ok(None)
         }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::error::Result;
+use crate::error::{Context, Result};
 use crate::instance_file::Instance;
 use crate::runtime_cli::Runtime;
 use crate::store::Store;
@@ -43,4 +43,21 @@ pub fn teardown(store: &Store, inst: &Instance) -> Result<()> {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Remove a stopped instance for good: release what it holds, delete its
+/// directory (disk, bundle, logs), then its record.
+pub fn purge(store: &Store, inst: &Instance) -> Result<()> {
+    teardown(store, inst)?;
+    let dir = store.instance_dir(&inst.id);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    store.update(|list| {
+        list.retain(|i| i.id != inst.id);
+        Ok(())
+    })?;
+    crate::events::record(store, inst, crate::events::Action::Rm, None, None);
+    Ok(())
 }
