@@ -114,7 +114,10 @@ pub fn watch(store: &Store, inst: &Instance) -> Result<OomWatch> {
         .with_context(|| format!("instance {} has no memory cgroup", inst.name))?;
     let wake = wake_fd(h.version, &h.path)?;
     let (version, dir) = (h.version, h.path.clone());
-    let reported = Arc::new(AtomicU64::new(cgroup.oom_kill_count().unwrap_or(0)));
+    // Counted from 0, not from the counter now: the cgroup was made for this start
+    // of the container, and a process that eats memory at once is killed before
+    // the watch is set up (that kill must be reported too).
+    let reported = Arc::new(AtomicU64::new(0));
     let (stop_r, stop_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
     let thread = {
