@@ -205,7 +205,7 @@ fn exec_cmd(root: &std::path::Path, a: &ExecArgs) -> Result<i32> {
                 std::fs::read(p).map_err(|e| Error::io(p, e))?
             };
             serde_json::from_slice(&raw)
-                .map_err(|e| Error::Config(format!("--process {}: {e}", p.display())))?
+                .map_err(|e| Error::field(format!("--process {}", p.display()), e))?
         }
         None => {
             if a.command.is_empty() {
@@ -255,7 +255,7 @@ fn ps(root: &std::path::Path, id: &str, format: &str, ps_args: &[String]) -> Res
             let out = std::process::Command::new("ps")
                 .args(&args)
                 .output()
-                .map_err(|e| Error::Other(format!("run ps: {e}")))?;
+                .map_err(|e| Error::context("run ps", e))?;
             let text = String::from_utf8_lossy(&out.stdout);
             let mut lines = text.lines();
             let header = lines.next().unwrap_or("");
@@ -346,7 +346,7 @@ fn resources_from_flags(u: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResour
                 std::fs::read(r).map_err(|e| Error::io(r, e))?
             };
             serde_json::from_slice::<serde_json::Value>(&raw)
-                .map_err(|e| Error::Config(format!("--resources: {e}")))?
+                .map_err(|e| Error::field("--resources", e))?
         }
         None => serde_json::json!({}),
     };
@@ -423,5 +423,5 @@ fn resources_from_flags(u: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResour
             "update: Intel RDT is not supported on this host".into(),
         ));
     }
-    serde_json::from_value(v).map_err(|e| Error::Config(format!("update: {e}")))
+    serde_json::from_value(v).map_err(|e| Error::field("update", e))
 }

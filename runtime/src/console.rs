@@ -10,7 +10,7 @@ use std::path::Path;
 /// Connect to the console socket (in the runtime, before clone; the fd is inherited).
 pub fn connect(path: &Path) -> Result<OwnedFd> {
     let sock = std::os::unix::net::UnixStream::connect(path)
-        .map_err(|e| Error::Other(format!("console socket {}: {e}", path.display())))?;
+        .map_err(|e| Error::context(format!("console socket {}", path.display()), e))?;
     Ok(OwnedFd::from(sock))
 }
 

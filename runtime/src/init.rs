@@ -112,7 +112,7 @@ fn write_timens_offsets(sys: &dyn Syscall, spec: &Spec) -> Result<()> {
     }
     if !s.is_empty() {
         sys.write_file(Path::new("/proc/self/timens_offsets"), s.as_bytes())
-            .map_err(|e| Error::Other(format!("linux.timeOffsets: {e}")))?;
+            .map_err(|e| Error::context("linux.timeOffsets", e))?;
     }
     Ok(())
 }
@@ -315,7 +315,7 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
     }
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .map_err(|e| Error::Other(format!("process.oomScoreAdj {adj}: {e}")))?;
+            .map_err(|e| Error::context(format!("process.oomScoreAdj {adj}"), e))?;
     }
     apply_lsm(
         process.apparmor_profile().as_deref(),
@@ -380,8 +380,7 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
             Ok(()) => b"0".to_vec(),
             Err(e) => format!("1{e}").into_bytes(),
         };
-        crate::util::write_all_fd(fd, &msg)
-            .map_err(|e| Error::Other(format!("write exec fifo: {e}")))?;
+        crate::util::write_all_fd(fd, &msg).map_err(|e| Error::context("write exec fifo", e))?;
         // SAFETY: closing our own fd.
         unsafe { libc::close(fd) };
         drop(host_proc);
@@ -464,7 +463,7 @@ impl<'a> CgroupProgress<'a> {
                         )
                     })?;
                     cg.join_v1_self(&tasks)
-                        .map_err(|e| Error::Init(format!("move into cgroup: {e}")))?;
+                        .map_err(|e| Error::context("move into cgroup", e))?;
                 }
                 self.made.set(true)
             }
@@ -540,7 +539,7 @@ fn apply_lsm(apparmor: Option<&str>, selinux: Option<&str>) -> Result<()> {
             "/proc/self/attr/exec"
         };
         std::fs::write(attr, format!("exec {p}"))
-            .map_err(|e| Error::Other(format!("apply AppArmor profile {p:?}: {e}")))?;
+            .map_err(|e| Error::context(format!("apply AppArmor profile {p:?}"), e))?;
     }
     if let Some(l) = selinux.filter(|l| !l.is_empty()) {
         let enabled = std::fs::read_to_string("/proc/self/attr/current")
@@ -553,7 +552,7 @@ fn apply_lsm(apparmor: Option<&str>, selinux: Option<&str>) -> Result<()> {
             )));
         }
         std::fs::write("/proc/self/attr/exec", l)
-            .map_err(|e| Error::Other(format!("apply SELinux label {l:?}: {e}")))?;
+            .map_err(|e| Error::context(format!("apply SELinux label {l:?}"), e))?;
     }
     Ok(())
 }
@@ -605,7 +604,7 @@ pub fn resolve_exe(arg0: &str, env: &[String], cwd: &Path) -> Result<PathBuf> {
 
 fn exec(sys: &dyn Syscall, exe: &Path, args: &[String], env: &[String]) -> Result<Never> {
     let cexe = CString::new(exe.as_os_str().as_bytes())
-        .map_err(|_| Error::Config("exe path has NUL".into()))?;
+        .map_err(|e| Error::invalid("config.json: exe path has NUL", e))?;
     let cargs: Vec<CString> = args
         .iter()
         .map(|a| CString::new(a.as_str()).unwrap_or_default())

@@ -71,7 +71,7 @@ pub fn open_checked(path: &std::path::Path, t: LinuxNamespaceType) -> Result<Own
         nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
-    .map_err(|e| Error::Config(format!("namespace path {}: {e}", path.display())))?;
+    .map_err(|e| Error::field(format!("namespace path {}", path.display()), e))?;
     // SAFETY: open returned a fresh fd we own.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     // SAFETY: NS_GET_NSTYPE takes no argument and returns the CLONE_NEW* type.

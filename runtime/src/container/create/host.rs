@@ -167,7 +167,7 @@ fn make_exec_fifo(dir: &StateDir, spec: &Spec) -> Result<OwnedFd> {
         dir.fifo_path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o622),
     )
-    .map_err(|e| Error::Other(format!("chmod exec.fifo: {e}")))?;
+    .map_err(|e| Error::context("chmod exec.fifo", e))?;
     // The init reopens the fifo as the container's root, which may be another host uid.
     if let Some((uid, gid)) = host_root_ids(spec) {
         nix::unistd::chown(
