@@ -220,16 +220,11 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
     };
     if ctx.ns.has_mount_ns {
         rootfs::prepare_root(&rctx)?;
-        let rootfd = nix::fcntl::open(
+        let rootfd = crate::util::open_owned(
             ctx.rootfs,
-            nix::fcntl::OFlag::O_PATH
-                | nix::fcntl::OFlag::O_DIRECTORY
-                | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
         )
         .sys_ctx(|| format!("open rootfs {}", ctx.rootfs.display()))?;
-        // SAFETY: fresh fd.
-        let rootfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(rootfd) };
         rootfs::mount_all(&rctx, rootfd.as_raw_fd())?;
         if !devices::dev_is_bind(spec) {
             devices::create_all(sys, rootfd.as_raw_fd(), &devices::list(spec)?, in_userns)?;
@@ -259,16 +254,12 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
     // runtime's /proc so this works even when the container mounts no /proc of its own.
     // It is close-on-exec and no other process exists in the container yet.
     let host_proc = if ctx.wait_fifo {
-        let fd = nix::fcntl::open(
-            "/proc",
-            nix::fcntl::OFlag::O_PATH
-                | nix::fcntl::OFlag::O_DIRECTORY
-                | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
+        let fd = crate::util::open_owned(
+            Path::new("/proc"),
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
         )
         .sys_ctx(|| "open /proc".into())?;
-        // SAFETY: fresh fd.
-        Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+        Some(fd)
     } else {
         None
     };

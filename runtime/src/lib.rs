@@ -18,9 +18,6 @@
 //! - [`sync`]: the typed set-up messages between the runtime and the init.
 
 pub mod args;
-// Its two `last_cap` SAFETY comments sit above the `while`, not the unsafe blocks in
-// its conditions; the module is being reworked (syscall seam, issue 15).
-#[allow(clippy::undocumented_unsafe_blocks)]
 pub mod capabilities;
 pub mod cli;
 pub mod config;

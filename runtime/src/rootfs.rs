@@ -423,14 +423,8 @@ pub fn pivot(sys: &dyn Syscall, rootfs: &Path, no_pivot: bool) -> Result<()> {
         sys.chdir(root).sys_ctx(|| "chdir /".into())?;
         return Ok(());
     }
-    let old = nix::fcntl::open(
-        root,
-        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .sys_ctx(|| "open /".into())?;
-    // SAFETY: fresh fd from open.
-    let old = unsafe { OwnedFd::from_raw_fd(old) };
+    let old = crate::util::open_owned(root, nix::fcntl::OFlag::O_DIRECTORY)
+        .sys_ctx(|| "open /".into())?;
     let here = Path::new(".");
     sys.chdir(rootfs)
         .sys_ctx(|| format!("chdir {}", rootfs.display()))?;
