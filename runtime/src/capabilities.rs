@@ -11,7 +11,7 @@ pub fn number(c: &Capability) -> Result<u8> {
     let name = format!("CAP_{c}");
     caps::Capability::from_str(&name)
         .map(|k| k.index())
-        .map_err(|e| Error::invalid(format!("config.json: unknown capability {name}"), e))
+        .map_err(|e| Error::invalid_config(format!("unknown capability {name}"), e))
 }
 
 /// The five sets as bit masks.

@@ -183,7 +183,7 @@ fn create(
     let pd = parent_dir(root, parent, dirs)?;
     let pdir = &pd.fd;
     let cname = CString::new(std::os::unix::ffi::OsStrExt::as_bytes(name))
-        .map_err(|e| Error::invalid("config.json: device name with NUL", e))?;
+        .map_err(|e| Error::invalid_config("device name with NUL", e))?;
     let kind = match d.kind {
         'c' => libc::S_IFCHR,
         'b' => libc::S_IFBLK,

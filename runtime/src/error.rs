@@ -143,6 +143,10 @@ impl Error {
             source: source.into(),
         }
     }
+    /// A config.json value rejected by `source`, reported as `config.json: {msg}`.
+    pub fn invalid_config(msg: impl std::fmt::Display, source: impl Into<BoxError>) -> Self {
+        Self::invalid(format!("config.json: {msg}"), source)
+    }
     /// A JSON document `what` that failed to (de)serialise.
     pub fn json(what: impl Into<String>, source: serde_json::Error) -> Self {
         Error::Json {
@@ -235,5 +239,19 @@ mod tests {
             .source()
             .and_then(|s| s.downcast_ref::<std::num::ParseIntError>());
         assert_eq!(src, Some(&parse));
+    }
+
+    #[test]
+    fn a_bad_signal_offset_keeps_the_parse_error_behind_its_message() {
+        let e = crate::signals::parse("RTMIN+x").expect_err("not a signal");
+        assert_eq!(
+            e.to_string(),
+            "unknown signal \"RTMIN+x\": use a name like TERM or a number"
+        );
+        assert!(
+            e.source()
+                .is_some_and(|s| s.is::<std::num::ParseIntError>()),
+            "{e:?}"
+        );
     }
 }

@@ -19,10 +19,7 @@ fn memfd(name: &str) -> Result<std::fs::File> {
 pub fn run(hook: &Hook, state_json: &[u8], kind: &str) -> Result<()> {
     let path = hook.path();
     let cpath = CString::new(path.as_os_str().as_bytes()).map_err(|e| {
-        Error::invalid(
-            format!("config.json: hook path {} has a NUL byte", path.display()),
-            e,
-        )
+        Error::invalid_config(format!("hook path {} has a NUL byte", path.display()), e)
     })?;
     let args: Vec<CString> = match hook.args() {
         Some(a) if !a.is_empty() => a

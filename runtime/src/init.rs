@@ -595,7 +595,7 @@ pub fn resolve_exe(arg0: &str, env: &[String], cwd: &Path) -> Result<PathBuf> {
 
 fn exec(sys: &dyn Syscall, exe: &Path, args: &[String], env: &[String]) -> Result<Never> {
     let cexe = CString::new(exe.as_os_str().as_bytes())
-        .map_err(|e| Error::invalid("config.json: exe path has NUL", e))?;
+        .map_err(|e| Error::invalid_config("exe path has NUL", e))?;
     let cargs: Vec<CString> = args
         .iter()
         .map(|a| CString::new(a.as_str()).unwrap_or_default())

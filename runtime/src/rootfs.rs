@@ -105,7 +105,7 @@ pub fn mkdir_all_in_root(root: RawFd, path: &Path, file: bool) -> Result<OwnedFd
         cur.push(c);
         let last = i + 1 == comps.len();
         let name = CString::new(c.as_os_str().as_bytes())
-            .map_err(|e| Error::invalid(format!("config.json: bad path {}", path.display()), e))?;
+            .map_err(|e| Error::invalid_config(format!("bad path {}", path.display()), e))?;
         if open_in_root(root, &cur, libc::O_PATH).is_ok() {
             continue;
         }
