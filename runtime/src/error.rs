@@ -47,13 +47,13 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
-    /// A value the runtime could not use, worded for the user; the parser's own error is
-    /// kept as the source but not printed (the wording says what to do instead).
+    /// A value the runtime could not use, worded for the user (or in runc's words, which
+    /// clients match); the error that rejected it is kept as the source but not printed.
     #[error("{msg}")]
     Invalid {
         /// The message.
         msg: String,
-        /// What rejected the value.
+        /// What rejected the value (a parser, a NUL check, a failed stat).
         #[source]
         source: BoxError,
     },

@@ -572,7 +572,10 @@ pub fn resolve_exe(arg0: &str, env: &[String], cwd: &Path) -> Result<PathBuf> {
                 || e.to_string(),
                 |n| nix::errno::Errno::from_raw(n).desc().to_lowercase(),
             );
-            return Err(Error::Other(format!("exec: {arg0:?}: stat {arg0}: {why}")));
+            return Err(Error::invalid(
+                format!("exec: {arg0:?}: stat {arg0}: {why}"),
+                e,
+            ));
         }
         return Err(Error::Other(format!("exec: {arg0:?}: permission denied")));
     }
