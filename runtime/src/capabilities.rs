@@ -11,7 +11,7 @@ pub fn number(c: &Capability) -> Result<u8> {
     let name = format!("CAP_{c}");
     caps::Capability::from_str(&name)
         .map(|k| k.index())
-        .map_err(|_| Error::Config(format!("unknown capability {name}")))
+        .map_err(|e| Error::invalid_config(format!("unknown capability {name}"), e))
 }
 
 /// The five sets as bit masks.
@@ -58,19 +58,19 @@ impl Sets {
 /// The highest capability number the running kernel knows.
 pub fn last_cap() -> u8 {
     let mut last = 40u8;
-    // SAFETY: PR_CAPBSET_READ only reads.
-    while last < 63
-        && unsafe { libc::prctl(libc::PR_CAPBSET_READ, (last + 1) as libc::c_ulong, 0, 0, 0) } >= 0
-    {
+    while last < 63 && kernel_knows(last + 1) {
         last += 1;
     }
-    // SAFETY: as above.
-    while last > 0
-        && unsafe { libc::prctl(libc::PR_CAPBSET_READ, last as libc::c_ulong, 0, 0, 0) } < 0
-    {
+    while last > 0 && !kernel_knows(last) {
         last -= 1;
     }
     last
+}
+
+/// Whether the kernel knows capability `n`: PR_CAPBSET_READ fails (EINVAL) past the last.
+fn kernel_knows(n: u8) -> bool {
+    // SAFETY: PR_CAPBSET_READ only reads; it takes the capability number and no pointer.
+    unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(n), 0, 0, 0) >= 0 }
 }
 
 /// Drop every capability not in the bounding set (needs CAP_SETPCAP: call before setuid).

@@ -205,7 +205,7 @@ fn exec_cmd(root: &std::path::Path, a: &ExecArgs) -> Result<i32> {
                 std::fs::read(p).map_err(|e| Error::io(p, e))?
             };
             serde_json::from_slice(&raw)
-                .map_err(|e| Error::Config(format!("--process {}: {e}", p.display())))?
+                .map_err(|e| Error::field(format!("--process {}", p.display()), e))?
         }
         None => {
             if a.command.is_empty() {
@@ -255,7 +255,7 @@ fn ps(root: &std::path::Path, id: &str, format: &str, ps_args: &[String]) -> Res
             let out = std::process::Command::new("ps")
                 .args(&args)
                 .output()
-                .map_err(|e| Error::Other(format!("run ps: {e}")))?;
+                .map_err(|e| Error::context("run ps", e))?;
             let text = String::from_utf8_lossy(&out.stdout);
             let mut lines = text.lines();
             let header = lines.next().unwrap_or("");
@@ -282,12 +282,13 @@ fn ps(root: &std::path::Path, id: &str, format: &str, ps_args: &[String]) -> Res
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration> {
-    let bad = || Error::Other(format!("--interval {s:?}: use e.g. 500ms, 5s, 1m"));
+    let msg = || format!("--interval {s:?}: use e.g. 500ms, 5s, 1m");
+    let bad = || Error::Other(msg());
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .map(|i| s.split_at(i))
         .unwrap_or((s, "s"));
-    let n: f64 = num.parse().map_err(|_| bad())?;
+    let n: f64 = num.parse().map_err(|e| Error::invalid(msg(), e))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" | "" => n,
@@ -315,7 +316,8 @@ fn parse_bytes(flag: &str, s: &str) -> Result<i64> {
     if s == "-1" {
         return Ok(-1);
     }
-    let bad = || Error::Other(format!("--{flag} {s:?}: use a byte count like 512m or 1g"));
+    let msg = || format!("--{flag} {s:?}: use a byte count like 512m or 1g");
+    let bad = || Error::Other(msg());
     let lower = s.to_ascii_lowercase();
     let (num, mult) = match lower.trim_end_matches('b').chars().last() {
         Some('k') => (&lower[..lower.trim_end_matches('b').len() - 1], 1i64 << 10),
@@ -324,7 +326,7 @@ fn parse_bytes(flag: &str, s: &str) -> Result<i64> {
         Some('t') => (&lower[..lower.trim_end_matches('b').len() - 1], 1i64 << 40),
         _ => (lower.trim_end_matches('b'), 1),
     };
-    let n: i64 = num.parse().map_err(|_| bad())?;
+    let n: i64 = num.parse().map_err(|e| Error::invalid(msg(), e))?;
     n.checked_mul(mult).ok_or_else(bad)
 }
 
@@ -346,7 +348,7 @@ fn resources_from_flags(u: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResour
                 std::fs::read(r).map_err(|e| Error::io(r, e))?
             };
             serde_json::from_slice::<serde_json::Value>(&raw)
-                .map_err(|e| Error::Config(format!("--resources: {e}")))?
+                .map_err(|e| Error::field("--resources", e))?
         }
         None => serde_json::json!({}),
     };
@@ -423,5 +425,5 @@ fn resources_from_flags(u: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResour
             "update: Intel RDT is not supported on this host".into(),
         ));
     }
-    serde_json::from_value(v).map_err(|e| Error::Config(format!("update: {e}")))
+    serde_json::from_value(v).map_err(|e| Error::field("update", e))
 }

@@ -19,7 +19,7 @@ pub struct Bundle {
 
 /// Parse config.json bytes; the error names the line and column.
 pub fn parse(raw: &[u8]) -> Result<Spec> {
-    serde_json::from_slice::<Spec>(raw).map_err(|e| Error::Config(one_line(&e.to_string())))
+    serde_json::from_slice::<Spec>(raw).map_err(|source| Error::Spec { source })
 }
 
 /// Error text quoting user data (an unknown enum value holding a newline) kept on one
@@ -49,9 +49,9 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
             .join(bundle)
     };
     let dir = std::fs::canonicalize(&dir)
-        .map_err(|e| Error::Other(format!("bundle {}: {e}", dir.display())))?;
+        .map_err(|e| Error::context(format!("bundle {}", dir.display()), e))?;
     let cfg = dir.join("config.json");
-    let raw = std::fs::read(&cfg).map_err(|e| Error::Other(format!("{}: {e}", cfg.display())))?;
+    let raw = std::fs::read(&cfg).map_err(|e| Error::io(&cfg, e))?;
     let spec = parse(&raw)?;
     let rootfs = rootfs_path(&dir, &spec)?;
     // process is REQUIRED only when start is called (runtime-spec config.md): checked there.
@@ -83,7 +83,7 @@ pub fn rootfs_path(bundle: &Path, spec: &Spec) -> Result<PathBuf> {
         bundle.join(p)
     };
     let abs = std::fs::canonicalize(&abs)
-        .map_err(|e| Error::Config(format!("root.path {}: {e}", abs.display())))?;
+        .map_err(|e| Error::field(format!("root.path {}", abs.display()), e))?;
     if !abs.is_dir() {
         return Err(Error::Config(format!(
             "root.path {} is not a directory",

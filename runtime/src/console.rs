@@ -10,7 +10,7 @@ use std::path::Path;
 /// Connect to the console socket (in the runtime, before clone; the fd is inherited).
 pub fn connect(path: &Path) -> Result<OwnedFd> {
     let sock = std::os::unix::net::UnixStream::connect(path)
-        .map_err(|e| Error::Other(format!("console socket {}: {e}", path.display())))?;
+        .map_err(|e| Error::context(format!("console socket {}", path.display()), e))?;
     Ok(OwnedFd::from(sock))
 }
 
@@ -94,18 +94,13 @@ pub fn take_slave(slave: &OwnedFd) -> Result<()> {
 pub fn bind_console(slave_name: &str) -> Result<()> {
     let console = Path::new("/dev/console");
     if !console.exists() {
-        // SAFETY: create an empty file as mount point.
-        let fd = unsafe {
-            libc::open(
-                c"/dev/console".as_ptr(),
-                libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
-                0o600,
-            )
-        };
-        if fd >= 0 {
-            // SAFETY: fd just opened.
-            unsafe { libc::close(fd) };
-        }
+        // An empty file as mount point; a failure shows in the bind mount below.
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(console);
     }
     nix::mount::mount(
         Some(slave_name),

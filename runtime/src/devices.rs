@@ -183,7 +183,7 @@ fn create(
     let pd = parent_dir(root, parent, dirs)?;
     let pdir = &pd.fd;
     let cname = CString::new(std::os::unix::ffi::OsStrExt::as_bytes(name))
-        .map_err(|_| Error::Config("device name with NUL".into()))?;
+        .map_err(|e| Error::invalid_config("device name with NUL", e))?;
     let kind = match d.kind {
         'c' => libc::S_IFCHR,
         'b' => libc::S_IFBLK,
@@ -286,28 +286,28 @@ pub fn create_symlinks(sys: &dyn Syscall, root: RawFd) -> Result<()> {
         Err(e) => return Err(Error::sys("open /dev", e)),
     };
     let mut links = vec![
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
+        (c"fd", c"/proc/self/fd"),
+        (c"stdin", c"/proc/self/fd/0"),
+        (c"stdout", c"/proc/self/fd/1"),
+        (c"stderr", c"/proc/self/fd/2"),
     ];
     if Path::new("/proc/kcore").exists() {
-        links.push(("core", "/proc/kcore"));
+        links.push((c"core", c"/proc/kcore"));
     }
     for (name, target) in links {
-        let n = CString::new(name).map_err(|_| Error::Other("bad name".into()))?;
-        let t = CString::new(target).map_err(|_| Error::Other("bad target".into()))?;
-        match sys.symlinkat(&t, dev.as_raw_fd(), &n) {
+        match sys.symlinkat(target, dev.as_raw_fd(), name) {
             Ok(()) | Err(nix::Error::EEXIST) => {}
-            Err(e) => return Err(Error::sys(format!("symlink /dev/{name}"), e)),
+            Err(e) => {
+                let name = name.to_string_lossy();
+                return Err(Error::sys(format!("symlink /dev/{name}"), e));
+            }
         }
     }
     // /dev/ptmx -> pts/ptmx, replacing anything the image has.
-    let n = CString::new("ptmx").map_err(|_| Error::Other("bad name".into()))?;
-    let t = CString::new("pts/ptmx").map_err(|_| Error::Other("bad target".into()))?;
+    let (n, t) = (c"ptmx", c"pts/ptmx");
     // SAFETY: valid fd and string.
     unsafe { libc::unlinkat(dev.as_raw_fd(), n.as_ptr(), 0) };
-    sys.symlinkat(&t, dev.as_raw_fd(), &n)
+    sys.symlinkat(t, dev.as_raw_fd(), n)
         .sys_ctx(|| "symlink /dev/ptmx".into())
 }
 
@@ -325,7 +325,7 @@ pub fn cgroup_rules(spec: &Spec) -> Result<Vec<oci_spec::runtime::LinuxDeviceCgr
         .and_then(|r| r.devices().as_ref())
     {
         for r in rules {
-            v.push(serde_json::to_value(r).map_err(|e| Error::Other(e.to_string()))?);
+            v.push(serde_json::to_value(r).map_err(|e| Error::json("encode device rule", e))?);
         }
     }
     let defaults = [
@@ -352,8 +352,7 @@ pub fn cgroup_rules(spec: &Spec) -> Result<Vec<oci_spec::runtime::LinuxDeviceCgr
         }
         v.push(r);
     }
-    serde_json::from_value(serde_json::Value::Array(v))
-        .map_err(|e| Error::Config(format!("device rules: {e}")))
+    serde_json::from_value(serde_json::Value::Array(v)).map_err(|e| Error::field("device rules", e))
 }
 
 #[cfg(test)]

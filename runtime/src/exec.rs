@@ -146,7 +146,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
         let joined = match &rec.cgroup {
             Some(cg) => cg
                 .join_v1_self(&tasks)
-                .map_err(|e| Error::Init(format!("move into cgroup: {e}"))),
+                .map_err(|e| Error::context("move into cgroup", e)),
             None => Ok(()),
         };
         drop(tasks);
@@ -310,7 +310,7 @@ pub fn process_from_flags(
             .as_ref()
             .ok_or_else(|| Error::Config("container has no process".into()))?,
     )
-    .map_err(|e| Error::Other(e.to_string()))?;
+    .map_err(|e| Error::json("encode process", e))?;
     v["args"] = serde_json::json!(args);
     v["terminal"] = serde_json::json!(tty);
     if let Some(obj) = v.as_object_mut() {
@@ -332,11 +332,11 @@ pub fn process_from_flags(
             .next()
             .unwrap_or("")
             .parse()
-            .map_err(|_| Error::Other(format!("--user {u:?}: use UID[:GID]")))?;
+            .map_err(|e| Error::invalid(format!("--user {u:?}: use UID[:GID]"), e))?;
         let gid: u32 = match it.next() {
             Some(g) => g
                 .parse()
-                .map_err(|_| Error::Other(format!("--user {u:?}: use UID[:GID]")))?,
+                .map_err(|e| Error::invalid(format!("--user {u:?}: use UID[:GID]"), e))?,
             None => 0,
         };
         v["user"]["uid"] = uid.into();
@@ -363,5 +363,5 @@ pub fn process_from_flags(
     if let Some(a) = apparmor {
         v["apparmorProfile"] = a.into();
     }
-    serde_json::from_value(v).map_err(|e| Error::Config(format!("exec process: {e}")))
+    serde_json::from_value(v).map_err(|e| Error::field("exec process", e))
 }

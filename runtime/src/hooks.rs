@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 fn memfd(name: &str) -> Result<std::fs::File> {
-    let c = CString::new(name).map_err(|_| Error::Other("memfd name".into()))?;
+    let c = CString::new(name).map_err(|e| Error::invalid("memfd name", e))?;
     let fd = nix::sys::memfd::memfd_create(&c, nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)
         .map_err(|e| Error::sys("memfd_create", e))?;
     Ok(std::fs::File::from(fd))
@@ -18,8 +18,9 @@ fn memfd(name: &str) -> Result<std::fs::File> {
 /// Run one hook to completion. `kind` names the hook list in errors.
 pub fn run(hook: &Hook, state_json: &[u8], kind: &str) -> Result<()> {
     let path = hook.path();
-    let cpath = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| Error::Config(format!("hook path {} has a NUL byte", path.display())))?;
+    let cpath = CString::new(path.as_os_str().as_bytes()).map_err(|e| {
+        Error::invalid_config(format!("hook path {} has a NUL byte", path.display()), e)
+    })?;
     let args: Vec<CString> = match hook.args() {
         Some(a) if !a.is_empty() => a
             .iter()

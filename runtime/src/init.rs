@@ -112,7 +112,7 @@ fn write_timens_offsets(sys: &dyn Syscall, spec: &Spec) -> Result<()> {
     }
     if !s.is_empty() {
         sys.write_file(Path::new("/proc/self/timens_offsets"), s.as_bytes())
-            .map_err(|e| Error::Other(format!("linux.timeOffsets: {e}")))?;
+            .map_err(|e| Error::context("linux.timeOffsets", e))?;
     }
     Ok(())
 }
@@ -220,16 +220,11 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
     };
     if ctx.ns.has_mount_ns {
         rootfs::prepare_root(&rctx)?;
-        let rootfd = nix::fcntl::open(
+        let rootfd = crate::util::open_owned(
             ctx.rootfs,
-            nix::fcntl::OFlag::O_PATH
-                | nix::fcntl::OFlag::O_DIRECTORY
-                | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
         )
         .sys_ctx(|| format!("open rootfs {}", ctx.rootfs.display()))?;
-        // SAFETY: fresh fd.
-        let rootfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(rootfd) };
         rootfs::mount_all(&rctx, rootfd.as_raw_fd())?;
         if !devices::dev_is_bind(spec) {
             devices::create_all(sys, rootfd.as_raw_fd(), &devices::list(spec)?, in_userns)?;
@@ -259,16 +254,12 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
     // runtime's /proc so this works even when the container mounts no /proc of its own.
     // It is close-on-exec and no other process exists in the container yet.
     let host_proc = if ctx.wait_fifo {
-        let fd = nix::fcntl::open(
-            "/proc",
-            nix::fcntl::OFlag::O_PATH
-                | nix::fcntl::OFlag::O_DIRECTORY
-                | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
+        let fd = crate::util::open_owned(
+            Path::new("/proc"),
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
         )
         .sys_ctx(|| "open /proc".into())?;
-        // SAFETY: fresh fd.
-        Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+        Some(fd)
     } else {
         None
     };
@@ -315,7 +306,7 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
     }
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .map_err(|e| Error::Other(format!("process.oomScoreAdj {adj}: {e}")))?;
+            .map_err(|e| Error::context(format!("process.oomScoreAdj {adj}"), e))?;
     }
     apply_lsm(
         process.apparmor_profile().as_deref(),
@@ -380,8 +371,7 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
             Ok(()) => b"0".to_vec(),
             Err(e) => format!("1{e}").into_bytes(),
         };
-        crate::util::write_all_fd(fd, &msg)
-            .map_err(|e| Error::Other(format!("write exec fifo: {e}")))?;
+        crate::util::write_all_fd(fd, &msg).map_err(|e| Error::context("write exec fifo", e))?;
         // SAFETY: closing our own fd.
         unsafe { libc::close(fd) };
         drop(host_proc);
@@ -464,7 +454,7 @@ impl<'a> CgroupProgress<'a> {
                         )
                     })?;
                     cg.join_v1_self(&tasks)
-                        .map_err(|e| Error::Init(format!("move into cgroup: {e}")))?;
+                        .map_err(|e| Error::context("move into cgroup", e))?;
                 }
                 self.made.set(true)
             }
@@ -540,7 +530,7 @@ fn apply_lsm(apparmor: Option<&str>, selinux: Option<&str>) -> Result<()> {
             "/proc/self/attr/exec"
         };
         std::fs::write(attr, format!("exec {p}"))
-            .map_err(|e| Error::Other(format!("apply AppArmor profile {p:?}: {e}")))?;
+            .map_err(|e| Error::context(format!("apply AppArmor profile {p:?}"), e))?;
     }
     if let Some(l) = selinux.filter(|l| !l.is_empty()) {
         let enabled = std::fs::read_to_string("/proc/self/attr/current")
@@ -553,7 +543,7 @@ fn apply_lsm(apparmor: Option<&str>, selinux: Option<&str>) -> Result<()> {
             )));
         }
         std::fs::write("/proc/self/attr/exec", l)
-            .map_err(|e| Error::Other(format!("apply SELinux label {l:?}: {e}")))?;
+            .map_err(|e| Error::context(format!("apply SELinux label {l:?}"), e))?;
     }
     Ok(())
 }
@@ -582,7 +572,10 @@ pub fn resolve_exe(arg0: &str, env: &[String], cwd: &Path) -> Result<PathBuf> {
                 || e.to_string(),
                 |n| nix::errno::Errno::from_raw(n).desc().to_lowercase(),
             );
-            return Err(Error::Other(format!("exec: {arg0:?}: stat {arg0}: {why}")));
+            return Err(Error::invalid(
+                format!("exec: {arg0:?}: stat {arg0}: {why}"),
+                e,
+            ));
         }
         return Err(Error::Other(format!("exec: {arg0:?}: permission denied")));
     }
@@ -605,7 +598,7 @@ pub fn resolve_exe(arg0: &str, env: &[String], cwd: &Path) -> Result<PathBuf> {
 
 fn exec(sys: &dyn Syscall, exe: &Path, args: &[String], env: &[String]) -> Result<Never> {
     let cexe = CString::new(exe.as_os_str().as_bytes())
-        .map_err(|_| Error::Config("exe path has NUL".into()))?;
+        .map_err(|e| Error::invalid_config("exe path has NUL", e))?;
     let cargs: Vec<CString> = args
         .iter()
         .map(|a| CString::new(a.as_str()).unwrap_or_default())

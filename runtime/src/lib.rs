@@ -28,9 +28,6 @@
 //!   before exec), [`failpoint`] (crash injection, debug builds), [`util`].
 
 pub mod args;
-// Its two `last_cap` SAFETY comments sit above the `while`, not the unsafe blocks in
-// its conditions; the module is being reworked (syscall seam, issue 15).
-#[allow(clippy::undocumented_unsafe_blocks)]
 pub mod capabilities;
 pub mod cli;
 pub mod config;

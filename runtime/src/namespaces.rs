@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 /// The clone/unshare flag of a namespace type.
 pub fn flag(t: LinuxNamespaceType) -> libc::c_int {
@@ -66,14 +66,8 @@ const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
 
 /// Open a namespace path and check it is a namespace of type `t`.
 pub fn open_checked(path: &std::path::Path, t: LinuxNamespaceType) -> Result<OwnedFd> {
-    let raw = nix::fcntl::open(
-        path,
-        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|e| Error::Config(format!("namespace path {}: {e}", path.display())))?;
-    // SAFETY: open returned a fresh fd we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let fd = crate::util::open_owned(path, nix::fcntl::OFlag::empty())
+        .map_err(|e| Error::field(format!("namespace path {}", path.display()), e))?;
     // SAFETY: NS_GET_NSTYPE takes no argument and returns the CLONE_NEW* type.
     let got = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE as _) };
     if got < 0 {
@@ -161,19 +155,19 @@ pub fn setns_with(sys: &dyn crate::syscall::Syscall, j: &Join) -> Result<()> {
 /// Bring up `lo` in the current (new) network namespace, as runc and crun do: engines
 /// that ask for an empty network namespace (`--network none`) expect a usable loopback.
 pub fn loopback_up() -> Result<()> {
-    let err = |what: &str| {
+    let err = |what: &str, e: nix::Error| {
         Error::sys(
             format!("bring up lo in the new network namespace: {what}"),
-            nix::Error::last(),
+            e,
         )
     };
-    // SAFETY: plain socket(2); the fd is owned at once.
-    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if raw < 0 {
-        return Err(err("socket"));
-    }
-    // SAFETY: raw is a fresh fd we own.
-    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    let sock = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| err("socket", e))?;
     // SAFETY: ifreq is plain data; all-zero is a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (d, s) in req.ifr_name.iter_mut().zip(b"lo") {
@@ -181,13 +175,13 @@ pub fn loopback_up() -> Result<()> {
     }
     // SAFETY: req is a valid ifreq naming "lo"; the kernel fills ifru_flags.
     if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } != 0 {
-        return Err(err("SIOCGIFFLAGS"));
+        return Err(err("SIOCGIFFLAGS", nix::Error::last()));
     }
     // SAFETY: ifru_flags was set by SIOCGIFFLAGS just above.
     unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
     // SAFETY: as above.
     if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } != 0 {
-        return Err(err("SIOCSIFFLAGS"));
+        return Err(err("SIOCSIFFLAGS", nix::Error::last()));
     }
     Ok(())
 }

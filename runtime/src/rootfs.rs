@@ -105,7 +105,7 @@ pub fn mkdir_all_in_root(root: RawFd, path: &Path, file: bool) -> Result<OwnedFd
         cur.push(c);
         let last = i + 1 == comps.len();
         let name = CString::new(c.as_os_str().as_bytes())
-            .map_err(|_| Error::Config(format!("bad path {}", path.display())))?;
+            .map_err(|e| Error::invalid_config(format!("bad path {}", path.display()), e))?;
         if open_in_root(root, &cur, libc::O_PATH).is_ok() {
             continue;
         }
@@ -292,7 +292,7 @@ fn mount_one(ctx: &Ctx, rootfd: RawFd, m: &Mount) -> Result<()> {
         return match ctx.cgroup {
             Some(cg) => cg
                 .mount_into(&host_path, ctx.cgroupns, opts.flags & !MsFlags::MS_BIND)
-                .map_err(|e| Error::Other(format!("mount cgroup on {}: {e}", dest.display()))),
+                .map_err(|e| Error::context(format!("mount cgroup on {}", dest.display()), e)),
             None => Ok(()),
         };
     }
@@ -310,7 +310,7 @@ fn mount_one(ctx: &Ctx, rootfd: RawFd, m: &Mount) -> Result<()> {
             ctx.bundle.join(src)
         };
         let meta = std::fs::metadata(&src)
-            .map_err(|e| Error::Config(format!("mounts: bind source {}: {e}", src.display())))?;
+            .map_err(|e| Error::field(format!("mounts: bind source {}", src.display()), e))?;
         let target = mkdir_all_in_root(rootfd, dest, !meta.is_dir())?;
         let tp = fd_path(&target);
         let mut bflags = MsFlags::MS_BIND;
@@ -397,10 +397,10 @@ fn typ_or_src(m: &Mount) -> String {
 
 fn set_recursive_ro(sys: &dyn Syscall, target: &Path) -> Result<()> {
     sys.mount_setattr_rdonly_recursive(target).map_err(|e| {
-        Error::Other(format!(
-            "make {} recursively read-only: {e}",
-            target.display()
-        ))
+        Error::context(
+            format!("make {} recursively read-only", target.display()),
+            e,
+        )
     })
 }
 
@@ -423,14 +423,8 @@ pub fn pivot(sys: &dyn Syscall, rootfs: &Path, no_pivot: bool) -> Result<()> {
         sys.chdir(root).sys_ctx(|| "chdir /".into())?;
         return Ok(());
     }
-    let old = nix::fcntl::open(
-        root,
-        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .sys_ctx(|| "open /".into())?;
-    // SAFETY: fresh fd from open.
-    let old = unsafe { OwnedFd::from_raw_fd(old) };
+    let old = crate::util::open_owned(root, nix::fcntl::OFlag::O_DIRECTORY)
+        .sys_ctx(|| "open /".into())?;
     let here = Path::new(".");
     sys.chdir(rootfs)
         .sys_ctx(|| format!("chdir {}", rootfs.display()))?;
@@ -526,7 +520,7 @@ pub fn write_sysctls(sys: &dyn Syscall, spec: &Spec) -> Result<()> {
         }
         let path = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
         sys.write_file(&path, v.as_bytes())
-            .map_err(|e| Error::Other(format!("linux.sysctl {k}={v}: {e}")))?;
+            .map_err(|e| Error::context(format!("linux.sysctl {k}={v}"), e))?;
     }
     Ok(())
 }

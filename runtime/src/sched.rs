@@ -124,17 +124,19 @@ pub fn apply_scheduler(p: &Process) -> Result<()> {
 
 /// Parse a CPU list like "0-3,7" into a cpu_set_t.
 pub fn parse_cpus(list: &str) -> Result<libc::cpu_set_t> {
-    let bad = || Error::Config(format!("cpu list {list:?}: use e.g. 0-3,7"));
+    let msg = || format!("cpu list {list:?}: use e.g. 0-3,7");
+    let bad = || Error::Config(msg());
+    let num = |s: &str| {
+        s.parse::<usize>()
+            .map_err(|e| Error::invalid_config(msg(), e))
+    };
     // SAFETY: an all-zero cpu_set_t is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (a, b) = match part.split_once('-') {
-            Some((a, b)) => (
-                a.parse::<usize>().map_err(|_| bad())?,
-                b.parse::<usize>().map_err(|_| bad())?,
-            ),
+            Some((a, b)) => (num(a)?, num(b)?),
             None => {
-                let n = part.parse::<usize>().map_err(|_| bad())?;
+                let n = num(part)?;
                 (n, n)
             }
         };

@@ -40,11 +40,9 @@ const NAMES: &[(&str, i32)] = &[
 
 /// Parse a signal given by name (with or without SIG, any case) or number.
 pub fn parse(s: &str) -> Result<i32> {
-    let bad = || {
-        Error::Other(format!(
-            "unknown signal {s:?}: use a name like TERM or a number"
-        ))
-    };
+    let msg = || format!("unknown signal {s:?}: use a name like TERM or a number");
+    let bad = || Error::Other(msg());
+    let offset = |n: &str| n.parse::<i32>().map_err(|e| Error::invalid(msg(), e));
     if let Ok(n) = s.parse::<i32>() {
         if (1..=64).contains(&n) {
             return Ok(n);
@@ -57,10 +55,7 @@ pub fn parse(s: &str) -> Result<i32> {
         let off = if rest.is_empty() {
             0
         } else {
-            rest.strip_prefix('+')
-                .ok_or_else(bad)?
-                .parse::<i32>()
-                .map_err(|_| bad())?
+            rest.strip_prefix('+').ok_or_else(bad).and_then(offset)?
         };
         return libc::SIGRTMIN()
             .checked_add(off)
@@ -71,10 +66,7 @@ pub fn parse(s: &str) -> Result<i32> {
         let off = if rest.is_empty() {
             0
         } else {
-            rest.strip_prefix('-')
-                .ok_or_else(bad)?
-                .parse::<i32>()
-                .map_err(|_| bad())?
+            rest.strip_prefix('-').ok_or_else(bad).and_then(offset)?
         };
         return libc::SIGRTMAX()
             .checked_sub(off)

@@ -238,7 +238,7 @@ impl StateDir {
         match std::fs::read(&p) {
             Ok(data) => serde_json::from_slice(&data)
                 .map(Some)
-                .map_err(|e| Error::Other(format!("{}: corrupt state: {e}", p.display()))),
+                .map_err(|e| Error::json(format!("{}: corrupt state", p.display()), e)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(p, e)),
         }
@@ -246,8 +246,7 @@ impl StateDir {
 
     /// Write `state.json` atomically.
     pub fn save(&self, rec: &Record) -> Result<()> {
-        let data =
-            serde_json::to_vec(rec).map_err(|e| Error::Other(format!("encode state: {e}")))?;
+        let data = serde_json::to_vec(rec).map_err(|e| Error::json("encode state", e))?;
         crate::util::atomic_write(&self.path.join("state.json"), &data, 0o600)
     }
 

@@ -153,9 +153,38 @@ pub fn write_all_fd(fd: i32, mut data: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// open(2) `path` read-only with extra `flags` (`O_PATH`, `O_DIRECTORY`; close-on-exec is
+/// always added) as an owned fd: the same single open call as `nix::fcntl::open`, whose
+/// 0.29 API returns a raw fd. The error is the errno, as nix gives it.
+pub fn open_owned(path: &Path, flags: nix::fcntl::OFlag) -> nix::Result<std::os::fd::OwnedFd> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits())
+        .open(path)
+        .map(std::os::fd::OwnedFd::from)
+        .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_owned_gives_an_owned_close_on_exec_fd_or_the_errno() {
+        use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+        use std::os::fd::AsRawFd;
+        let fd = open_owned(Path::new("/proc"), OFlag::O_PATH | OFlag::O_DIRECTORY).expect("/proc");
+        let flags = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFD).expect("F_GETFD");
+        assert!(FdFlag::from_bits_truncate(flags).contains(FdFlag::FD_CLOEXEC));
+        assert_eq!(
+            open_owned(Path::new("/proc/self/status"), OFlag::O_DIRECTORY).err(),
+            Some(nix::Error::ENOTDIR)
+        );
+        assert_eq!(
+            open_owned(Path::new("/nonexistent/boxrun"), OFlag::empty()).err(),
+            Some(nix::Error::ENOENT)
+        );
+    }
 
     #[test]
     fn rfc3339_formats_known_instants() {

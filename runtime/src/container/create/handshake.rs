@@ -133,11 +133,11 @@ fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
     let gid = fmt(l.gid_mappings());
     if !uid.is_empty() {
         std::fs::write(format!("/proc/{pid}/uid_map"), &uid)
-            .map_err(|e| Error::Other(format!("linux.uidMappings: write uid_map: {e}")))?;
+            .map_err(|e| Error::context("linux.uidMappings: write uid_map", e))?;
     }
     if !gid.is_empty() {
         std::fs::write(format!("/proc/{pid}/gid_map"), &gid)
-            .map_err(|e| Error::Other(format!("linux.gidMappings: write gid_map: {e}")))?;
+            .map_err(|e| Error::context("linux.gidMappings: write gid_map", e))?;
     }
     Ok(())
 }

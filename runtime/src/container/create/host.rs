@@ -167,7 +167,7 @@ fn make_exec_fifo(dir: &StateDir, spec: &Spec) -> Result<OwnedFd> {
         dir.fifo_path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o622),
     )
-    .map_err(|e| Error::Other(format!("chmod exec.fifo: {e}")))?;
+    .map_err(|e| Error::context("chmod exec.fifo", e))?;
     // The init reopens the fifo as the container's root, which may be another host uid.
     if let Some((uid, gid)) = host_root_ids(spec) {
         nix::unistd::chown(
@@ -177,14 +177,8 @@ fn make_exec_fifo(dir: &StateDir, spec: &Spec) -> Result<OwnedFd> {
         )
         .map_err(|e| Error::sys("chown exec.fifo", e))?;
     }
-    let fd = nix::fcntl::open(
-        &dir.fifo_path(),
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|e| Error::sys("open exec.fifo", e))?;
-    // SAFETY: a fresh fd from open.
-    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+    crate::util::open_owned(&dir.fifo_path(), nix::fcntl::OFlag::O_PATH)
+        .map_err(|e| Error::sys("open exec.fifo", e))
 }
 
 /// The console the init sends its pty master to: the `--console-socket`, or (foreground
