@@ -147,6 +147,18 @@ impl SecurityOptions {
         let caps = |opt: &str, list: &[String]| -> Result<Vec<String>> {
             list.iter().map(|c| cap_name(opt, c)).collect()
         };
+        let have = all_caps();
+        if let Some(c) = self
+            .cap_add
+            .iter()
+            .filter_map(|c| cap_name("--cap-add", c).ok())
+            .find(|c| c != "ALL" && !have.contains(&&c[4..]))
+        {
+            invalid!(
+                "cannot add capability {c}: boxctl itself does not have it (not in its bounding \
+                 set), so no instance can be given it"
+            );
+        }
         let mut sec = Security {
             cap_add: caps("--cap-add", &self.cap_add)?,
             cap_drop: caps("--cap-drop", &self.cap_drop)?,
@@ -217,13 +229,23 @@ fn capability(name: &str) -> Result<Capability> {
         .with_context(|| format!("unknown capability {name}"))
 }
 
-/// Every capability the running kernel knows.
+/// Every capability boxctl itself may hand on: those in its own bounding
+/// set (a sandboxed host may lack some the kernel knows).
 fn all_caps() -> Vec<&'static str> {
-    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+    let bounding = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.trim().parse::<usize>().ok())
-        .unwrap_or(ALL_CAPS.len() - 1);
-    ALL_CAPS.iter().take(last + 1).copied().collect()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| bounding & (1 << n) != 0)
+        .map(|(_, c)| *c)
+        .collect()
 }
 
 /// The capability set of an instance: docker's defaults, or all with
