@@ -284,7 +284,10 @@ fn ps(
     format: Option<&str>,
 ) -> Result<i32> {
     let filter = Filter::parse(filter)?;
-    let format = format.map(ps_format::Template::parse).transpose()?;
+    let format = format
+        .map(ps_format::Template::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let list = lifecycle::refresh(store)?;
     let now = util::now_secs();
     let all = all || filter.has_status();

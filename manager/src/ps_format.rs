@@ -2,7 +2,6 @@
 //! (`{{.ID}}\t{{.Names}}`, a `table ` prefix for a header, `{{json .}}`),
 //! by plain substitution: no Go template engine.
 
-use anyhow::{bail, Result};
 use boxctl_core::instance_file::Instance;
 use boxctl_core::lifecycle;
 use serde_json::{Map, Value};
@@ -43,8 +42,9 @@ pub struct Template {
 }
 
 impl Template {
-    /// Check `format`: an unknown field is refused, naming the known ones.
-    pub fn parse(format: &str) -> Result<Template> {
+    /// Check `format`: an unknown field is refused with a message naming the
+    /// known ones.
+    pub fn parse(format: &str) -> Result<Template, String> {
         let (table, body) = match format.strip_prefix("table") {
             Some("") => (true, DEFAULT_TABLE),
             Some(rest) if rest.starts_with([' ', '\t']) => (true, &rest[1..]),
@@ -58,7 +58,7 @@ impl Template {
                 parts.push(Part::Text(rest[..open].to_string()));
             }
             let Some(close) = rest[open..].find("}}") else {
-                bail!("invalid --format {format:?}: unclosed {{{{");
+                return Err(format!("invalid --format {format:?}: unclosed {{{{"));
             };
             let inner = rest[open + 2..open + close].trim();
             parts.push(field(format, inner)?);
@@ -121,7 +121,7 @@ impl Template {
     }
 }
 
-fn field(format: &str, inner: &str) -> Result<Part> {
+fn field(format: &str, inner: &str) -> Result<Part, String> {
     if inner == "json ." {
         return Ok(Part::Json);
     }
@@ -137,7 +137,7 @@ fn field(format: &str, inner: &str) -> Result<Part> {
     {
         return Ok(Part::Field(name));
     }
-    bail!(
+    Err(format!(
         "invalid --format {format:?}: unknown field {{{{{inner}}}}}; boxctl knows {}, \
          {{{{.Label \"KEY\"}}}} and {{{{json .}}}}",
         FIELDS
@@ -145,7 +145,7 @@ fn field(format: &str, inner: &str) -> Result<Part> {
             .map(|(f, _)| format!("{{{{.{f}}}}}"))
             .collect::<Vec<_>>()
             .join(" ")
-    )
+    ))
 }
 
 /// An instance's fields as docker names them.
