@@ -649,6 +649,46 @@ mod tests {
     }
 
     #[test]
+    fn docker_profiles_become_oci_ones_and_conditions_are_refused() {
+        let dir = std::env::temp_dir().join(format!("boxctl-seccomp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("p.json");
+        let docker = r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
+            "archMap": [{"architecture": "SCMP_ARCH_X86_64",
+                         "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]}],
+            "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW",
+                          "comment": "", "includes": {}, "excludes": {}}]}"#;
+        std::fs::write(&file, docker).unwrap();
+        let (_, text) = read_profile(&file).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            v["architectures"],
+            serde_json::json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"])
+        );
+        assert_eq!(
+            v["syscalls"][0]["names"],
+            serde_json::json!(["read", "write"])
+        );
+        assert!(v["syscalls"][0].get("includes").is_none(), "{v}");
+        let conditional = docker.replace(
+            r#""includes": {}"#,
+            r#""includes": {"caps": ["CAP_SYS_ADMIN"]}"#,
+        );
+        std::fs::write(&file, conditional).unwrap();
+        let e = read_profile(&file).unwrap_err().to_string();
+        assert!(e.contains("syscalls[0] has conditional includes"), "{e}");
+        for bad in [
+            "[]",
+            r#"{"syscalls": []}"#,
+            r#"{"defaultAction": "SCMP_ACT_NOPE"}"#,
+        ] {
+            std::fs::write(&file, bad).unwrap();
+            assert!(read_profile(&file).is_err(), "{bad}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn devices_must_be_device_nodes() {
         let d = |s: &str| parse_device(s);
         assert_eq!(d("/dev/null").unwrap(), "/dev/null:/dev/null:rwm");
