@@ -6,6 +6,7 @@ use boxctl_core::create_spec::InstanceOptions;
 use boxctl_core::healthcheck::HealthOptions;
 use boxctl_core::instance_file::Session;
 use boxctl_core::limits::LimitSpec;
+use boxctl_core::security::SecurityOptions;
 use clap::{Args, Parser, Subcommand};
 
 /// boxctl: a daemonless container manager for disk images.
@@ -57,6 +58,16 @@ pub enum Cmd {
         /// Only ids.
         #[arg(short, long)]
         quiet: bool,
+        /// Filter: label=KEY[=VALUE], status=STATE, name=PART, id=PREFIX
+        /// (repeatable; a status filter looks at all instances).
+        #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+        filter: Vec<String>,
+        /// Print each instance through a template: {{.ID}} {{.Names}} {{.Image}}
+        /// {{.Command}} {{.Status}} {{.State}} {{.Ports}} {{.Labels}} {{.Label "KEY"}}
+        /// {{.CreatedAt}} {{.Networks}}; a `table ` prefix prints a header and
+        /// aligns the columns that \t separates; {{json .}} prints JSON.
+        #[arg(long)]
+        format: Option<String>,
     },
     /// Start stopped instances.
     Start {
@@ -372,6 +383,12 @@ pub struct RunArgs {
     /// Remove the instance (disk, network, record) when it exits.
     #[arg(long)]
     pub rm: bool,
+    /// Security options.
+    #[command(flatten)]
+    pub security: SecurityArgs,
+    /// Label KEY=VALUE (repeatable; shown by inspect, matched by `ps --filter label=`).
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
     /// Image.
     pub image: String,
     /// Command and arguments (default: the image's).
@@ -417,6 +434,8 @@ impl From<&RunArgs> for InstanceOptions {
                 tty: a.tty,
                 auto_remove: a.rm,
             },
+            security: SecurityOptions::from(&a.security),
+            labels: a.label.clone(),
             image: a.image.clone(),
             command: a.command.clone(),
         }
@@ -476,4 +495,49 @@ pub struct ScaleArgs {
     /// SERVICE=N (repeatable).
     #[arg(required = true)]
     pub services: Vec<String>,
+}
+
+/// Security options of run and create.
+#[derive(Debug, Args, Default, Clone)]
+pub struct SecurityArgs {
+    /// Add a capability (NET_ADMIN or CAP_NET_ADMIN, or ALL) to docker's default set (repeatable).
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (or ALL) from the set (repeatable).
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// no-new-privileges[=true|false] (default true), seccomp=PROFILE.json (OCI or
+    /// docker form, copied into the instance) or seccomp=unconfined (the default:
+    /// boxctl sets no seccomp filter). Repeatable.
+    #[arg(long, value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// Give the instance a host device: HOST[:CONTAINER][:rwm] (repeatable).
+    #[arg(long, value_name = "HOST[:CTR][:rwm]")]
+    pub device: Vec<String>,
+    /// Resource limit NAME=SOFT[:HARD], docker names (nofile, nproc, core, memlock, stack, ...;
+    /// -1: unlimited). Repeatable.
+    #[arg(long, value_name = "NAME=SOFT[:HARD]")]
+    pub ulimit: Vec<String>,
+    /// Size of /dev/shm (default 64m).
+    #[arg(long, value_name = "SIZE")]
+    pub shm_size: Option<String>,
+    /// Privileged: every capability, every host device (and the cgroup rule allowing all),
+    /// no seccomp filter, no_new_privs off, no masked or read-only /proc paths, /sys
+    /// writable. The instance can then take over the host: only for trusted images.
+    #[arg(long)]
+    pub privileged: bool,
+}
+
+impl From<&SecurityArgs> for SecurityOptions {
+    fn from(a: &SecurityArgs) -> SecurityOptions {
+        SecurityOptions {
+            cap_add: a.cap_add.clone(),
+            cap_drop: a.cap_drop.clone(),
+            security_opt: a.security_opt.clone(),
+            devices: a.device.clone(),
+            ulimits: a.ulimit.clone(),
+            shm_size: a.shm_size.clone(),
+            privileged: a.privileged,
+        }
+    }
 }

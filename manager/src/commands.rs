@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use boxctl_core::create_spec::{CreateSpec, InstanceOptions};
+use boxctl_core::instance_filter::Filter;
 use boxctl_core::limits::{self, LimitSpec};
 use boxctl_core::store::Store;
 use boxctl_core::{
@@ -14,6 +15,7 @@ use boxctl_core::{
 
 use crate::cli::{Cli, Cmd, ImageCmd, NetworkCmd, RunArgs, VolumeCmd};
 use crate::output::{self, print_table};
+use crate::ps_format;
 
 /// Run the command; returns the process exit code.
 pub fn dispatch(root: &Path, cli: Cli) -> Result<i32> {
@@ -42,7 +44,13 @@ pub fn dispatch(root: &Path, cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Run { detach, args } => run(&store, &args, runtime.as_deref(), detach),
-        Cmd::Ps { all, json, quiet } => ps(&store, all, json, quiet),
+        Cmd::Ps {
+            all,
+            json,
+            quiet,
+            filter,
+            format,
+        } => ps(&store, all, json, quiet, &filter, format.as_deref()),
         Cmd::Start { names } => for_each(&names, |n| {
             lifecycle::start(&store, n)?;
             println!("{n}");
@@ -267,11 +275,29 @@ fn volume_cmd(store: &Store, c: VolumeCmd) -> Result<i32> {
     }
 }
 
-fn ps(store: &Store, all: bool, json: bool, quiet: bool) -> Result<i32> {
+fn ps(
+    store: &Store,
+    all: bool,
+    json: bool,
+    quiet: bool,
+    filter: &[String],
+    format: Option<&str>,
+) -> Result<i32> {
+    let filter = Filter::parse(filter)?;
+    let format = format
+        .map(ps_format::Template::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let list = lifecycle::refresh(store)?;
     let now = util::now_secs();
-    let shown: Vec<_> = list.iter().filter(|i| all || i.is_active()).collect();
-    if quiet {
+    let all = all || filter.has_status();
+    let shown: Vec<_> = list
+        .iter()
+        .filter(|i| (all || i.is_active()) && filter.matches(i))
+        .collect();
+    if let Some(t) = format.filter(|_| !quiet) {
+        t.print(&shown, now);
+    } else if quiet {
         for i in shown {
             println!("{}", i.id);
         }

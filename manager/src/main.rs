@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod output;
+mod ps_format;
 
 use std::path::PathBuf;
 

@@ -54,7 +54,7 @@ fn addresses(inst: &Instance) -> String {
 }
 
 /// Published ports as docker shows them (`127.0.0.1:8080->80/tcp`).
-fn ports(inst: &Instance) -> String {
+pub fn ports(inst: &Instance) -> String {
     inst.publish
         .iter()
         .filter_map(|p| networking::parse_publish(p).ok())

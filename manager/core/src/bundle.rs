@@ -17,7 +17,7 @@ use crate::image::import_tar::open_in;
 use crate::instance_file::Instance;
 
 /// Docker's default capability set.
-const CAPS: [Capability; 14] = [
+pub const CAPS: [Capability; 14] = [
     Capability::Chown,
     Capability::DacOverride,
     Capability::Fsetid,
@@ -247,6 +247,8 @@ pub fn config(
         .linux(linux)
         .build()?;
     spec.set_annotations(None);
+    let dir = rootfs.parent().unwrap_or(rootfs);
+    crate::security::apply(&inst.security, dir, &mut spec)?;
     Ok(spec)
 }
 

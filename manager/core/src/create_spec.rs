@@ -8,6 +8,7 @@ use crate::healthcheck::{Health, HealthOptions};
 use crate::instance_file::Session;
 use crate::invalid;
 use crate::limits::{LimitSpec, Limits, RestartPolicy};
+use crate::security::{Security, SecurityOptions};
 use crate::volume_spec::Storage;
 use crate::{runtime_cli, util};
 
@@ -50,6 +51,12 @@ pub struct CreateSpec {
     pub health: Health,
     /// `-i`, `-t`, `--rm`.
     pub session: Session,
+    /// Security options.
+    pub security: Security,
+    /// The checked seccomp profile copied into the instance (`seccomp=FILE`).
+    pub seccomp_profile: Option<String>,
+    /// Labels, `KEY=VALUE` each.
+    pub labels: Vec<String>,
 }
 
 /// The options of `create`/`run` as a user gives them; [`CreateSpec::from_options`]
@@ -88,6 +95,10 @@ pub struct InstanceOptions {
     pub health: HealthOptions,
     /// `-i`, `-t`, `--rm` (`--rm` refuses a restart policy other than `no`).
     pub session: Session,
+    /// Capabilities, security options, devices, ulimits, /dev/shm size, privileged.
+    pub security: SecurityOptions,
+    /// `--label KEY=VALUE` each.
+    pub labels: Vec<String>,
     /// Image.
     pub image: String,
     /// Command and arguments (empty: the image's).
@@ -124,6 +135,8 @@ impl CreateSpec {
                 invalid!("invalid --env {e:?}: expected KEY=VALUE");
             }
         }
+        let (security, seccomp_profile) = o.security.parse()?;
+        let labels = crate::labels::parse(&o.labels)?;
         Ok(CreateSpec {
             name: o.name.clone(),
             image: o.image.clone(),
@@ -149,6 +162,9 @@ impl CreateSpec {
             storage: Storage::new(&o.volumes, &o.tmpfs, o.read_only)?,
             health,
             session: o.session,
+            security,
+            seccomp_profile,
+            labels,
         })
     }
 }

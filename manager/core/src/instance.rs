@@ -203,6 +203,9 @@ pub fn inspect(store: &Store, key: &str) -> Result<Value> {
     v["cgroups_path"] = json!(bundle::cgroups_path(&inst.id));
     v["mounted"] = json!(mounts::is_mount_point(&dir.join("rootfs")));
     v["mounts"] = crate::volumes::describe(store, &inst);
+    if !matches!(inst.security.seccomp.as_str(), "" | "unconfined") {
+        v["seccomp_profile"] = json!(dir.join(crate::security::SECCOMP_FILE));
+    }
     if inst.health.enabled() {
         v["health"] = json!({
             "status": inst.health.status,

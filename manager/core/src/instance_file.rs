@@ -130,6 +130,12 @@ pub struct Instance {
     /// Interactive and one-shot options (`-i`, `-t`, `--rm`).
     #[serde(flatten)]
     pub session: Session,
+    /// Capabilities, no_new_privs, seccomp, devices, ulimits, /dev/shm size, privileged.
+    #[serde(flatten)]
+    pub security: crate::security::Security,
+    /// Labels as `KEY=VALUE`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
 }
 
 /// How an instance's stdio is wired and whether it outlives its exit:
@@ -285,6 +291,8 @@ pub(crate) mod tests {
             storage: Storage::default(),
             health: Default::default(),
             session: Session::default(),
+            security: Default::default(),
+            labels: Vec::new(),
         }
     }
 

@@ -110,6 +110,8 @@ pub fn create(store: &Store, spec: &CreateSpec) -> Result<Instance> {
         storage: spec.storage.clone(),
         health: spec.health.clone(),
         session: spec.session,
+        security: spec.security.clone(),
+        labels: spec.labels.clone(),
     };
     let pushed = store.update(|list| {
         if let Some(other) = list.iter().find(|i| i.name == name) {
@@ -135,6 +137,9 @@ pub fn create(store: &Store, spec: &CreateSpec) -> Result<Instance> {
     let dir = store.instance_dir(&id);
     std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     std::fs::create_dir(dir.join("rootfs"))?;
+    if let Some(profile) = &spec.seccomp_profile {
+        store::write_quick(&dir.join(crate::security::SECCOMP_FILE), profile.as_bytes())?;
+    }
     crate::instance_disk::prepare(&dir, &img, spec.cow)
         .with_context(|| format!("cannot make the disk of {name} from image {}", spec.image))?;
     let inst = store.update(|list| {
