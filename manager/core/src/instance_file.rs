@@ -130,6 +130,9 @@ pub struct Instance {
     /// Interactive and one-shot options (`-i`, `-t`, `--rm`).
     #[serde(flatten)]
     pub session: Session,
+    /// Frozen by `pause` (its processes stopped in the cgroup freezer).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub paused: bool,
 }
 
 /// How an instance's stdio is wired and whether it outlives its exit:
@@ -285,6 +288,7 @@ pub(crate) mod tests {
             storage: Storage::default(),
             health: Default::default(),
             session: Session::default(),
+            paused: false,
         }
     }
 

@@ -110,6 +110,7 @@ pub fn create(store: &Store, spec: &CreateSpec) -> Result<Instance> {
         storage: spec.storage.clone(),
         health: spec.health.clone(),
         session: spec.session,
+        paused: false,
     };
     let pushed = store.update(|list| {
         if let Some(other) = list.iter().find(|i| i.name == name) {
@@ -201,6 +202,7 @@ pub fn start_with(
         i.status = Status::Running;
         i.stop_requested = false;
         i.restart_count = 0;
+        i.paused = false;
         i.owner_pid = Some(me);
         i.pid = None;
         Ok(i.clone())
@@ -261,6 +263,8 @@ fn stop_process(store: &Store, key: &str, timeout: Duration) -> Result<(bool, In
             inst = store.find(&inst.id)?;
         }
     }
+    // A frozen process would take the signals only once thawed.
+    crate::instance_control::thaw_for_stop(store, &inst);
     let rt = runtime_for(store, &inst);
     if let Some(pid) = inst.pid {
         if container_alive(&rt, &inst) {
@@ -435,6 +439,7 @@ pub fn status_text(inst: &Instance, now: i64) -> String {
         Status::Running if inst.monitor_pid.is_none() && inst.pid.is_some() => {
             format!("Up {} (unmonitored)", since(&inst.started_at))
         }
+        Status::Running if inst.paused => format!("Up {} (Paused)", since(&inst.started_at)),
         Status::Running => match inst.health.status {
             Some(HealthStatus::Starting) => {
                 format!("Up {} (health: starting)", since(&inst.started_at))
