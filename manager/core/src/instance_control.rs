@@ -64,7 +64,11 @@ pub fn thaw_for_stop(store: &Store, inst: &Instance) {
 pub fn rename(store: &Store, key: &str, new: &str) -> Result<Instance> {
     util::validate_name("instance", new)?;
     let inst = store.update(|list| {
-        let id = store::find_in(list, key)?.id.clone();
+        let cur = store::find_in(list, key)?;
+        if cur.name == new {
+            bail!("instance {new} is already named {new}: give another name");
+        }
+        let id = cur.id.clone();
         if let Some(other) = list.iter().find(|i| i.name == new && i.id != id) {
             bail!(
                 "the name {new} is already used by instance {}: choose another name",
