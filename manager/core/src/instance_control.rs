@@ -45,21 +45,6 @@ pub fn unpause(store: &Store, key: &str) -> Result<Instance> {
     Ok(inst)
 }
 
-/// Thaw `inst` if `pause` froze it (before signals that must reach it);
-/// errors are left to the caller's kill.
-pub fn thaw_for_stop(store: &Store, inst: &Instance) {
-    if !inst.paused {
-        return;
-    }
-    let _ = lifecycle::runtime_for(store, inst).resume(&inst.id);
-    let _ = store.update(|list| {
-        if let Ok(i) = store::get_mut(list, &inst.id) {
-            i.paused = false;
-        }
-        Ok(())
-    });
-}
-
 /// Give instance `key` the name `new` (unique, validated); returns it renamed.
 pub fn rename(store: &Store, key: &str, new: &str) -> Result<Instance> {
     util::validate_name("instance", new)?;

@@ -264,7 +264,7 @@ fn stop_process(store: &Store, key: &str, timeout: Duration) -> Result<(bool, In
         }
     }
     // A frozen process would take the signals only once thawed.
-    crate::instance_control::thaw_for_stop(store, &inst);
+    thaw_for_stop(store, &inst);
     let rt = runtime_for(store, &inst);
     if let Some(pid) = inst.pid {
         if container_alive(&rt, &inst) {
@@ -310,6 +310,21 @@ fn stop_process(store: &Store, key: &str, timeout: Duration) -> Result<(bool, In
     })?;
     events::record(store, &inst, Action::Die, None, None);
     Ok((true, inst))
+}
+
+/// Thaw `inst` if `pause` froze it (before signals that must reach it);
+/// errors are left to the kill that follows.
+fn thaw_for_stop(store: &Store, inst: &Instance) {
+    if !inst.paused {
+        return;
+    }
+    let _ = runtime_for(store, inst).resume(&inst.id);
+    let _ = store.update(|list| {
+        if let Ok(i) = store::get_mut(list, &inst.id) {
+            i.paused = false;
+        }
+        Ok(())
+    });
 }
 
 /// Remove an instance and everything it owns. A running one needs `force`.
