@@ -338,6 +338,9 @@ fn pause_freezes_and_unpause_resumes() {
     env.ok(&["pause", "p"]);
     env.ok(&["rm", "-f", "p"]);
     env.fails(&["pause", "p"]);
+    assert!(!Path::new("/sys/fs/cgroup/freezer/boxctl")
+        .join(&id)
+        .exists());
     env.assert_no_leaks(&[id]);
 }
 
