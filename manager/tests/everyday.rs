@@ -466,6 +466,7 @@ fn image_inspect_and_system_df() {
 fn bad_input_is_one_line_and_changes_nothing() {
     let env = Env::new("cmdbad");
     env.ok(&["create", "--name", "x", "bb", "true"]);
+    env.ok(&["create", "--name", "ro", "--read-only", "bb", "true"]);
     let file = std::fs::read_to_string(env.root.join("instances.toml")).unwrap();
     let host = env.dir.join("h");
     std::fs::write(&host, "h\n").unwrap();
@@ -478,6 +479,7 @@ fn bad_input_is_one_line_and_changes_nothing() {
         &["cp", "x:/no/such/file", "/tmp/never"],
         &["cp", "-", "x:/tmp"],
         &["cp", h, "x:/missing/dir/"],
+        &["cp", h, "ro:/tmp/x"],
         &["top", "x"],
         &["top", "nope"],
         &["port", "nope"],
@@ -500,5 +502,31 @@ fn bad_input_is_one_line_and_changes_nothing() {
     );
     assert!(common::mounts_under(&env.root).is_empty());
     assert!(common::loops_under(&env.root).is_empty());
-    env.ok(&["rm", "x"]);
+    env.ok(&["rm", "x", "ro"]);
+}
+
+#[test]
+fn cp_into_a_created_copy_on_write_instance() {
+    let env = Env::new("cpcow");
+    env.ok(&["create", "--name", "w", "--cow", "bb", "cat", "/greeting"]);
+    std::fs::write(env.dir.join("g"), "hello cow\n").unwrap();
+    env.ok(&["cp", env.dir.join("g").to_str().unwrap(), "w:/greeting"]);
+    assert!(common::mounts_under(&env.root).is_empty());
+    assert!(common::loops_under(&env.root).is_empty());
+    let id = id_of(&env, "w");
+    env.ok(&["start", "w"]);
+    assert_eq!(env.ok(&["wait", "w"]), "0\n");
+    assert_eq!(env.ok(&["logs", "w"]), "hello cow\n");
+    // The shared image is untouched.
+    env.ok(&[
+        "run",
+        "--name",
+        "plain",
+        "bb",
+        "sh",
+        "-c",
+        "test ! -e /greeting",
+    ]);
+    env.ok(&["rm", "-f", "w", "plain"]);
+    env.assert_no_leaks(&[id]);
 }

@@ -86,6 +86,12 @@ pub fn copy(store: &Store, src: &str, dst: &str) -> Result<CopyReport> {
         _ => invalid!("cp: both paths name an instance: copy through a host directory"),
     };
     let inst = store.find(&key)?;
+    if inst.storage.read_only && matches!(dst, Endpoint::Instance { .. }) {
+        bail!(
+            "cp: the root file system of {} is read-only (--read-only): nothing copied",
+            inst.name
+        );
+    }
     for e in [&src, &dst] {
         if let Endpoint::Instance { path, .. } = e {
             refuse_mounted_path(&inst, path)?;

@@ -326,6 +326,18 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn paused_round_trips_and_old_files_load_unpaused() {
+        let mut i = sample();
+        i.paused = true;
+        let text = render(std::slice::from_ref(&i));
+        assert!(text.contains("paused = true"), "{text}");
+        assert_eq!(parse(&text).unwrap(), vec![i]);
+        let old = render(&[sample()]);
+        assert!(!old.contains("paused"), "{old}");
+        assert!(!parse(&old).unwrap()[0].paused);
+    }
+
+    #[test]
     fn damaged_file_is_an_error() {
         assert!(parse("[abc]\nname = \"x\"\n").is_err());
         assert!(parse("name = \"x\"\n").is_err());
