@@ -100,7 +100,9 @@ pub fn dispatch(root: &Path, cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Cp { src, dst } => {
-            copy::copy(&store, &src, &dst)?;
+            let mut out = std::io::stdout().lock();
+            copy::copy(&store, &src, &dst, &mut std::io::stdin().lock(), &mut out)?;
+            std::io::Write::flush(&mut out)?;
             Ok(0)
         }
         Cmd::Top { name, ps_args } => {

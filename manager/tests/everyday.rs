@@ -477,7 +477,7 @@ fn bad_input_is_one_line_and_changes_nothing() {
         &["cp", h, "nope:/tmp"],
         &["cp", h, "x:tmp/rel"],
         &["cp", "x:/no/such/file", "/tmp/never"],
-        &["cp", "-", "x:/tmp"],
+        &["cp", "-", "-"],
         &["cp", h, "x:/missing/dir/"],
         &["cp", h, "ro:/tmp/x"],
         &["top", "x"],
@@ -528,5 +528,82 @@ fn cp_into_a_created_copy_on_write_instance() {
         "test ! -e /greeting",
     ]);
     env.ok(&["rm", "-f", "w", "plain"]);
+    env.assert_no_leaks(&[id]);
+}
+
+/// boxctl with `input` on its stdin; returns its output.
+fn boxctl_with_stdin(env: &Env, args: &[&str], input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_boxctl"))
+        .arg("--root")
+        .arg(&env.root)
+        .arg("--runtime")
+        .arg(&env.runtime)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+#[test]
+fn cp_with_a_tar_stream_both_ways() {
+    let env = Env::new("cptar");
+    env.ok(&["run", "-d", "--name", "t", "bb", "sleep", "1000"]);
+    let src = env.dir.join("src");
+    make_tree(&src);
+    // In: a tar of the tree made by the host's tar, into an existing directory.
+    let tar = std::process::Command::new("tar")
+        .args(["-c", "-C"])
+        .arg(env.dir.as_os_str())
+        .arg("src")
+        .output()
+        .unwrap();
+    assert!(tar.status.success());
+    let out = boxctl_with_stdin(&env, &["cp", "-", "t:/tmp"], &tar.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        env.ok(&["exec", "t", "stat", "-c", "%a", "/tmp/src/sub/run.sh"]),
+        "4755\n"
+    );
+    // Into a missing directory: refused, one line.
+    let out = boxctl_with_stdin(&env, &["cp", "-", "t:/nowhere"], &tar.stdout);
+    assert!(!out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+    // Out: a tar on stdout, unpacked by the host's tar.
+    let out = env.boxctl(&["cp", "t:/tmp/src", "-"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let back = env.dir.join("back");
+    std::fs::create_dir(&back).unwrap();
+    let mut untar = std::process::Command::new("tar")
+        .args(["-x", "-p", "-C"])
+        .arg(&back)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    untar.stdin.take().unwrap().write_all(&out.stdout).unwrap();
+    assert!(untar.wait().unwrap().success());
+    assert_tree(&back.join("src"));
+    let id = id_of(&env, "t");
+    env.ok(&["rm", "-f", "t"]);
     env.assert_no_leaks(&[id]);
 }

@@ -8,11 +8,13 @@
 //! last component of a source is not followed (a symlink is copied as a
 //! symlink), and nothing is created through a symlink (`O_NOFOLLOW`).
 //! Modes (with setuid/setgid/sticky bits) are kept; new files belong to the
-//! caller (root), as with `docker cp`.
+//! caller (root), as with `docker cp`. `-` on the host side is a tar stream:
+//! `cp NAME:/path -` writes one, `cp - NAME:/dir` extracts one into an
+//! existing directory (through the image importer's in-root extraction).
 
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
-use std::io;
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,8 @@ use crate::{bail, instance_disk, invalid, mounts};
 pub enum Endpoint {
     /// A host path.
     Host(PathBuf),
+    /// `-`: a tar stream on stdin (source) or stdout (destination).
+    Stream,
     /// `NAME:/path` in an instance.
     Instance {
         /// Instance name or id.
@@ -44,7 +48,7 @@ impl Endpoint {
             invalid!("cp: an empty path: give a host path or NAME:/path");
         }
         if s == "-" {
-            invalid!("cp: `-` (a tar stream) is not supported: copy to or from a directory");
+            return Ok(Endpoint::Stream);
         }
         match s.split_once(':') {
             Some((key, path)) if !key.is_empty() && !key.contains('/') => {
@@ -74,16 +78,23 @@ pub struct CopyReport {
 
 /// Copy `src` to `dst` (`NAME:/path` on exactly one side), `cp -a`-like:
 /// into `dst` when it is an existing directory, else to `dst` itself; a
-/// source ending in `/.` copies the directory's contents.
-pub fn copy(store: &Store, src: &str, dst: &str) -> Result<CopyReport> {
+/// source ending in `/.` copies the directory's contents. A `-` side is a
+/// tar stream read from `input` or written to `output`.
+pub fn copy(
+    store: &Store,
+    src: &str,
+    dst: &str,
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+) -> Result<CopyReport> {
     let (src, dst) = (Endpoint::parse(src)?, Endpoint::parse(dst)?);
     let key = match (&src, &dst) {
-        (Endpoint::Instance { key, .. }, Endpoint::Host(_))
-        | (Endpoint::Host(_), Endpoint::Instance { key, .. }) => key.clone(),
-        (Endpoint::Host(_), Endpoint::Host(_)) => {
-            invalid!("cp: neither path names an instance: write NAME:/path on one side")
+        (Endpoint::Instance { key, .. }, Endpoint::Host(_) | Endpoint::Stream)
+        | (Endpoint::Host(_) | Endpoint::Stream, Endpoint::Instance { key, .. }) => key.clone(),
+        (Endpoint::Instance { .. }, Endpoint::Instance { .. }) => {
+            invalid!("cp: both paths name an instance: copy through a host directory")
         }
-        _ => invalid!("cp: both paths name an instance: copy through a host directory"),
+        _ => invalid!("cp: neither path names an instance: write NAME:/path on one side"),
     };
     let inst = store.find(&key)?;
     if inst.storage.read_only && matches!(dst, Endpoint::Instance { .. }) {
@@ -108,6 +119,24 @@ pub fn copy(store: &Store, src: &str, dst: &str) -> Result<CopyReport> {
                 let hs = host_str(host)?;
                 let (sdir, sname) = resolve_parent(None, hs)?;
                 copy_to(&sdir, &sname, contents_only(hs), Some(&root), path)
+            }
+            (Endpoint::Instance { path, .. }, Endpoint::Stream) => {
+                let (sdir, sname) = resolve_parent(Some(&root), path)?;
+                write_tar(&sdir, &sname, output)
+            }
+            (Endpoint::Stream, Endpoint::Instance { path, .. }) => {
+                let dir = open_in_root(&root, path, libc::O_DIRECTORY | libc::O_RDONLY)
+                    .with_context(|| {
+                        format!("cp: {path} is not an existing directory in the instance (a tar stream is extracted into one)")
+                    })?;
+                let target = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+                let x = crate::image::import_tar::extract(input, &target, false)
+                    .context("cp: cannot extract the tar stream")?;
+                Ok(CopyReport {
+                    entries: x.entries,
+                    bytes: 0,
+                    skipped: x.skipped_devices,
+                })
             }
             _ => unreachable!("checked above"),
         }
@@ -428,14 +457,7 @@ fn copy_entry(
             set_mode(to.as_raw_fd(), st.st_mode)?;
         }
         libc::S_IFLNK => {
-            let c = cstr(sname)?;
-            let mut buf = vec![0u8; libc::PATH_MAX as usize];
-            // SAFETY: valid fd, C string and buffer of the given length.
-            let n =
-                unsafe { libc::readlinkat(sdir, c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-            let n = errno_result(n as libc::c_long)
-                .with_context(|| format!("cp: cannot read link {}", what()))?;
-            buf.truncate(n as usize);
+            let buf = read_link(sdir, sname)?;
             remove_non_dir(ddir, dname);
             let target = CString::new(buf)?;
             let d = cstr(dname)?;
@@ -453,9 +475,87 @@ fn copy_entry(
     Ok(())
 }
 
-fn copy_children(from: RawFd, to: RawFd, report: &mut CopyReport) -> Result<()> {
+/// Write entry `sname` of `sdir` (a tree, recursively) as a tar stream
+/// named by its last component, symlinks as links.
+fn write_tar(sdir: &OwnedFd, sname: &OsStr, out: &mut dyn Write) -> Result<CopyReport> {
+    let mut report = CopyReport::default();
+    let mut b = tar::Builder::new(out);
+    let name = if sname == "." {
+        PathBuf::from(".")
+    } else {
+        PathBuf::from(sname)
+    };
+    tar_entry(&mut b, sdir.as_raw_fd(), sname, &name, &mut report)?;
+    b.finish().context("cp: cannot write the tar stream")?;
+    Ok(report)
+}
+
+fn tar_entry(
+    b: &mut tar::Builder<&mut dyn Write>,
+    dir: RawFd,
+    name: &OsStr,
+    path: &Path,
+    report: &mut CopyReport,
+) -> Result<()> {
+    let st =
+        lstat_at(dir, name).with_context(|| format!("cp: no such source: {}", path.display()))?;
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(st.st_mode & 0o7777);
+    h.set_uid(st.st_uid.into());
+    h.set_gid(st.st_gid.into());
+    h.set_mtime(st.st_mtime.max(0) as u64);
+    h.set_size(0);
+    let werr =
+        |e: io::Error| crate::error::Error::from(e).context("cp: cannot write the tar stream");
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFDIR => {
+            h.set_entry_type(tar::EntryType::Directory);
+            b.append_data(&mut h, path, io::empty()).map_err(werr)?;
+            let d = open_child_dir(dir, name)?;
+            for child in list_dir(d.as_raw_fd())? {
+                tar_entry(b, d.as_raw_fd(), &child, &path.join(&child), report)?;
+            }
+        }
+        libc::S_IFREG => {
+            let f = File::from(
+                open_at(dir, name, libc::O_RDONLY, 0)
+                    .with_context(|| format!("cp: cannot open {}", path.display()))?,
+            );
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(st.st_size as u64);
+            b.append_data(&mut h, path, f.take(st.st_size as u64))
+                .map_err(werr)?;
+            report.bytes += st.st_size as u64;
+        }
+        libc::S_IFLNK => {
+            let target = read_link(dir, name)?;
+            h.set_entry_type(tar::EntryType::Symlink);
+            b.append_link(&mut h, path, OsStr::from_bytes(&target))
+                .map_err(werr)?;
+        }
+        _ => {
+            report.skipped += 1;
+            return Ok(());
+        }
+    }
+    report.entries += 1;
+    Ok(())
+}
+
+fn read_link(dir: RawFd, name: &OsStr) -> Result<Vec<u8>> {
+    let c = cstr(name)?;
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: valid fd, C string and buffer of the given length.
+    let n = unsafe { libc::readlinkat(dir, c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let n = errno_result(n as libc::c_long)
+        .with_context(|| format!("cp: cannot read link {}", name.to_string_lossy()))?;
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+fn list_dir(fd: RawFd) -> Result<Vec<OsString>> {
     // SAFETY: dup of a valid fd, owned by the Dir below.
-    let dup = unsafe { libc::fcntl(from, libc::F_DUPFD_CLOEXEC, 0) };
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
     errno_result(dup as libc::c_long).context("cp: cannot read a directory")?;
     let mut dir = nix::dir::Dir::from_fd(dup).context("cp: cannot read a directory")?;
     let mut names = Vec::new();
@@ -466,7 +566,11 @@ fn copy_children(from: RawFd, to: RawFd, report: &mut CopyReport) -> Result<()> 
             names.push(n.to_os_string());
         }
     }
-    for n in names {
+    Ok(names)
+}
+
+fn copy_children(from: RawFd, to: RawFd, report: &mut CopyReport) -> Result<()> {
+    for n in list_dir(from)? {
         copy_entry(from, &n, to, &n, report)?;
     }
     Ok(())
@@ -494,6 +598,6 @@ mod tests {
             Endpoint::Host("/tmp/x".into())
         );
         assert!(Endpoint::parse("web:etc").is_err());
-        assert!(Endpoint::parse("-").is_err());
+        assert_eq!(Endpoint::parse("-").unwrap(), Endpoint::Stream);
     }
 }
