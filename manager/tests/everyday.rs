@@ -607,3 +607,55 @@ fn cp_with_a_tar_stream_both_ways() {
     env.ok(&["rm", "-f", "t"]);
     env.assert_no_leaks(&[id]);
 }
+
+/// `boxctl ARGS` on a terminal (through script(1)) answering `answer`.
+fn on_terminal(env: &Env, args: &str, answer: &str) -> String {
+    let cmd = format!(
+        "{} --root {} --runtime {} {args}",
+        env!("CARGO_BIN_EXE_boxctl"),
+        env.root.display(),
+        env.runtime
+    );
+    let out = boxctl_script(&cmd, answer);
+    String::from_utf8_lossy(&out).replace('\r', "")
+}
+
+fn boxctl_script(cmd: &str, answer: &str) -> Vec<u8> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("script")
+        .args(["-qec", cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run script(1)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(answer.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{cmd} failed");
+    out.stdout
+}
+
+#[test]
+fn prune_on_a_terminal_asks_first() {
+    let env = Env::new("pruneask");
+    env.ok(&["run", "-d", "--name", "gone", "bb", "true"]);
+    assert_eq!(env.ok(&["wait", "gone"]), "0\n");
+    let out = on_terminal(&env, "prune", "n\n");
+    assert!(out.contains("will remove instances: gone"), "{out}");
+    assert!(
+        out.contains("[y/N]") && out.contains("nothing removed"),
+        "{out}"
+    );
+    env.ok(&["inspect", "gone"]);
+    let id = id_of(&env, "gone");
+    let out = on_terminal(&env, "prune", "y\n");
+    assert!(out.contains("deleted instances: gone"), "{out}");
+    assert!(out.contains("deleted images: bb"), "{out}");
+    env.fails(&["inspect", "gone"]);
+    env.assert_no_leaks(&[id]);
+}
