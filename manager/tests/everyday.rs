@@ -277,7 +277,20 @@ fn rename_changes_the_name_everywhere_and_refuses_duplicates() {
             .any(|l| l.contains("rename") && l.contains("new")),
         "{ev}"
     );
-    env.ok(&["rm", "-f", "new", "other"]);
+    // Instances of a farm that is up keep their names (down and scale find them so).
+    std::fs::create_dir_all(env.root.join("farms")).unwrap();
+    let rec = serde_json::json!({
+        "text": "name = \"f1\"\n[services.web]\nimage = \"bb\"\n",
+        "dir": env.dir,
+        "overrides": {},
+    });
+    std::fs::write(env.root.join("farms/f1.json"), rec.to_string()).unwrap();
+    env.ok(&["create", "--name", "f1-web", "bb", "true"]);
+    let err = env.fails(&["rename", "f1-web", "mine"]);
+    assert!(err.contains("belongs to farm f1"), "{err}");
+    let err = env.fails(&["rename", "other", "f1-web-2"]);
+    assert!(err.contains("belongs to farm f1"), "{err}");
+    env.ok(&["rm", "-f", "new", "other", "f1-web"]);
     env.assert_no_leaks(&[id]);
 }
 

@@ -48,6 +48,14 @@ pub fn unpause(store: &Store, key: &str) -> Result<Instance> {
 /// Give instance `key` the name `new` (unique, validated); returns it renamed.
 pub fn rename(store: &Store, key: &str, new: &str) -> Result<Instance> {
     util::validate_name("instance", new)?;
+    // Farms find their instances by name: renaming one in or out would
+    // hide it from `down` and `scale`.
+    let old = store.find(key)?.name;
+    for n in [old.as_str(), new] {
+        if let Some(farm) = crate::farm::owner_of(store, n) {
+            bail!("instance name {n} belongs to farm {farm}: farm instances keep their names (use `boxctl scale` or `down`)");
+        }
+    }
     let inst = store.update(|list| {
         let cur = store::find_in(list, key)?;
         if cur.name == new {
