@@ -797,27 +797,6 @@ fn install_config(store: &Store, proxy: &Instance, path: &str, conf: &str) -> Re
     Ok(said)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn instance_ownership() {
-        let farm = Farm::parse(
-            "name = \"wf\"\n[services.web]\nimage = \"w\"\nreplicas = 2\n\
-             [services.web2]\nimage = \"w\"\n",
-        )
-        .unwrap();
-        assert_eq!(belongs(&farm, "web", "wf-web-3"), Some(Some(3)));
-        assert_eq!(belongs(&farm, "web", "wf-web"), Some(None));
-        assert_eq!(belongs(&farm, "web", "wf-web-03"), None);
-        assert_eq!(belongs(&farm, "web", "wf-web-x"), None);
-        assert_eq!(belongs(&farm, "web", "wf-web2"), None);
-        assert_eq!(belongs(&farm, "web2", "wf-web2"), Some(None));
-        assert_eq!(belongs(&farm, "web", "other-web-1"), None);
-    }
-}
-
 /// The farm (one that is up) whose service instance `name` would be, if any:
 /// such names are how `down` and `scale` find their instances.
 pub fn owner_of(store: &Store, name: &str) -> Option<String> {
@@ -845,4 +824,25 @@ pub fn owner_of(store: &Store, name: &str) -> Option<String> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_ownership() {
+        let farm = Farm::parse(
+            "name = \"wf\"\n[services.web]\nimage = \"w\"\nreplicas = 2\n\
+             [services.web2]\nimage = \"w\"\n",
+        )
+        .unwrap();
+        assert_eq!(belongs(&farm, "web", "wf-web-3"), Some(Some(3)));
+        assert_eq!(belongs(&farm, "web", "wf-web"), Some(None));
+        assert_eq!(belongs(&farm, "web", "wf-web-03"), None);
+        assert_eq!(belongs(&farm, "web", "wf-web-x"), None);
+        assert_eq!(belongs(&farm, "web", "wf-web2"), None);
+        assert_eq!(belongs(&farm, "web2", "wf-web2"), Some(None));
+        assert_eq!(belongs(&farm, "web", "other-web-1"), None);
+    }
 }
