@@ -328,6 +328,8 @@ fn pause_freezes_and_unpause_resumes() {
     assert!(ps.contains("(Paused)"), "{ps}");
     let err = env.fails(&["pause", "p"]);
     assert!(err.contains("already paused"), "{err}");
+    let err = env.fails(&["exec", "p", "true"]);
+    assert!(err.contains("is paused"), "{err}");
     env.ok(&["unpause", "p"]);
     assert_eq!(freezer_state(&id), "THAWED");
     assert!(!state_of(&env, "p").contains("Paused"));
