@@ -15,11 +15,15 @@
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
+use crate::copy_tar::write_tar;
 use crate::error::{Context, Result};
+use crate::fs_at::{
+    cstr, errno_result, list_dir, lstat_at, make_dir, open_at, open_child_dir, open_dir_path,
+    open_in_root, read_link, remove_non_dir, set_mode,
+};
 use crate::instance_file::{Instance, Status};
 use crate::store::Store;
 use crate::{bail, instance_disk, invalid, mounts};
@@ -65,16 +69,7 @@ impl Endpoint {
     }
 }
 
-/// What a copy did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CopyReport {
-    /// Files, directories and symlinks written.
-    pub entries: u64,
-    /// Bytes of file data written.
-    pub bytes: u64,
-    /// Special files (devices, fifos, sockets) left out.
-    pub skipped: u64,
-}
+pub use crate::copy_tar::CopyReport;
 
 /// Copy `src` to `dst` (`NAME:/path` on exactly one side), `cp -a`-like:
 /// into `dst` when it is an existing directory, else to `dst` itself; a
@@ -202,60 +197,6 @@ fn with_root<R>(store: &Store, inst: &Instance, f: impl FnOnce(&Path) -> Result<
     }
 }
 
-fn cstr(s: &OsStr) -> Result<CString> {
-    Ok(CString::new(s.as_bytes())?)
-}
-
-fn errno_result(rc: libc::c_long) -> io::Result<libc::c_long> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
-
-fn open_dir_path(p: &Path) -> Result<OwnedFd> {
-    let c = cstr(p.as_os_str())?;
-    // SAFETY: a valid C string; the returned fd is owned below.
-    let fd = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_DIRECTORY | libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    errno_result(fd as libc::c_long).with_context(|| format!("cannot open {}", p.display()))?;
-    // SAFETY: fd was just opened and is ours.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// `openat2(root, path, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`: symlinks
-/// and `..` in `path` cannot leave `root`.
-fn open_in_root(root: &OwnedFd, path: &str, flags: i32) -> io::Result<OwnedFd> {
-    let c = CString::new(path.trim_start_matches('/').as_bytes())?;
-    let c = if c.as_bytes().is_empty() {
-        CString::new(".")?
-    } else {
-        c
-    };
-    // SAFETY: open_how is a plain C struct; zeroed is a valid start.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    // SAFETY: valid fd, C string and open_how of the size passed.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root.as_raw_fd(),
-            c.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    errno_result(fd)?;
-    // SAFETY: the syscall returned a new fd that we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
 /// The directory holding `path`'s last component (resolved in `root` when
 /// given, else on the host) and that component.
 fn resolve_parent(root: Option<&OwnedFd>, path: &str) -> Result<(OwnedFd, OsString)> {
@@ -346,81 +287,6 @@ fn copy_to(
     Ok(report)
 }
 
-fn lstat_at(dir: RawFd, name: &OsStr) -> io::Result<libc::stat> {
-    let c = CString::new(name.as_bytes())?;
-    // SAFETY: stat is plain data, filled by fstatat.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid fd, C string and stat buffer.
-    let rc = unsafe { libc::fstatat(dir, c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
-    errno_result(rc as libc::c_long)?;
-    Ok(st)
-}
-
-fn open_at(dir: RawFd, name: &OsStr, flags: i32, mode: libc::mode_t) -> io::Result<OwnedFd> {
-    let c = CString::new(name.as_bytes())?;
-    // SAFETY: valid fd and C string.
-    let fd = unsafe {
-        libc::openat(
-            dir,
-            c.as_ptr(),
-            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            mode as libc::c_uint,
-        )
-    };
-    errno_result(fd as libc::c_long)?;
-    // SAFETY: a new fd that we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn open_child_dir(dir: RawFd, name: &OsStr) -> Result<OwnedFd> {
-    open_at(dir, name, libc::O_DIRECTORY | libc::O_RDONLY, 0)
-        .with_context(|| format!("cp: cannot open directory {}", name.to_string_lossy()))
-}
-
-/// `mkdirat`, an existing directory (not a symlink to one) being fine.
-fn make_dir(dir: RawFd, name: &OsStr) -> Result<()> {
-    let c = cstr(name)?;
-    // SAFETY: valid fd and C string.
-    let rc = unsafe { libc::mkdirat(dir, c.as_ptr(), 0o700) };
-    if rc == 0 {
-        return Ok(());
-    }
-    let err = io::Error::last_os_error();
-    match lstat_at(dir, name) {
-        Ok(st)
-            if err.raw_os_error() == Some(libc::EEXIST)
-                && st.st_mode & libc::S_IFMT == libc::S_IFDIR =>
-        {
-            Ok(())
-        }
-        _ => Err(err).with_context(|| {
-            format!(
-                "cp: cannot make directory {} (a file is in the way?)",
-                name.to_string_lossy()
-            )
-        }),
-    }
-}
-
-fn set_mode(fd: RawFd, mode: libc::mode_t) -> Result<()> {
-    // SAFETY: valid fd.
-    let rc = unsafe { libc::fchmod(fd, mode & 0o7777) };
-    errno_result(rc as libc::c_long).context("cp: cannot set a mode")?;
-    Ok(())
-}
-
-/// Remove a non-directory `name` in `dir` (so a copy replaces it).
-fn remove_non_dir(dir: RawFd, name: &OsStr) {
-    if let Ok(st) = lstat_at(dir, name) {
-        if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
-            if let Ok(c) = CString::new(name.as_bytes()) {
-                // SAFETY: valid fd and C string.
-                unsafe { libc::unlinkat(dir, c.as_ptr(), 0) };
-            }
-        }
-    }
-}
-
 fn copy_entry(
     sdir: RawFd,
     sname: &OsStr,
@@ -473,100 +339,6 @@ fn copy_entry(
     }
     report.entries += 1;
     Ok(())
-}
-
-/// Write entry `sname` of `sdir` (a tree, recursively) as a tar stream
-/// named by its last component, symlinks as links.
-fn write_tar(sdir: &OwnedFd, sname: &OsStr, out: &mut dyn Write) -> Result<CopyReport> {
-    let mut report = CopyReport::default();
-    let mut b = tar::Builder::new(out);
-    let name = if sname == "." {
-        PathBuf::from(".")
-    } else {
-        PathBuf::from(sname)
-    };
-    tar_entry(&mut b, sdir.as_raw_fd(), sname, &name, &mut report)?;
-    b.finish().context("cp: cannot write the tar stream")?;
-    Ok(report)
-}
-
-fn tar_entry(
-    b: &mut tar::Builder<&mut dyn Write>,
-    dir: RawFd,
-    name: &OsStr,
-    path: &Path,
-    report: &mut CopyReport,
-) -> Result<()> {
-    let st =
-        lstat_at(dir, name).with_context(|| format!("cp: no such source: {}", path.display()))?;
-    let mut h = tar::Header::new_gnu();
-    h.set_mode(st.st_mode & 0o7777);
-    h.set_uid(st.st_uid.into());
-    h.set_gid(st.st_gid.into());
-    h.set_mtime(st.st_mtime.max(0) as u64);
-    h.set_size(0);
-    let werr =
-        |e: io::Error| crate::error::Error::from(e).context("cp: cannot write the tar stream");
-    match st.st_mode & libc::S_IFMT {
-        libc::S_IFDIR => {
-            h.set_entry_type(tar::EntryType::Directory);
-            b.append_data(&mut h, path, io::empty()).map_err(werr)?;
-            let d = open_child_dir(dir, name)?;
-            for child in list_dir(d.as_raw_fd())? {
-                tar_entry(b, d.as_raw_fd(), &child, &path.join(&child), report)?;
-            }
-        }
-        libc::S_IFREG => {
-            let f = File::from(
-                open_at(dir, name, libc::O_RDONLY, 0)
-                    .with_context(|| format!("cp: cannot open {}", path.display()))?,
-            );
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_size(st.st_size as u64);
-            b.append_data(&mut h, path, f.take(st.st_size as u64))
-                .map_err(werr)?;
-            report.bytes += st.st_size as u64;
-        }
-        libc::S_IFLNK => {
-            let target = read_link(dir, name)?;
-            h.set_entry_type(tar::EntryType::Symlink);
-            b.append_link(&mut h, path, OsStr::from_bytes(&target))
-                .map_err(werr)?;
-        }
-        _ => {
-            report.skipped += 1;
-            return Ok(());
-        }
-    }
-    report.entries += 1;
-    Ok(())
-}
-
-fn read_link(dir: RawFd, name: &OsStr) -> Result<Vec<u8>> {
-    let c = cstr(name)?;
-    let mut buf = vec![0u8; libc::PATH_MAX as usize];
-    // SAFETY: valid fd, C string and buffer of the given length.
-    let n = unsafe { libc::readlinkat(dir, c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    let n = errno_result(n as libc::c_long)
-        .with_context(|| format!("cp: cannot read link {}", name.to_string_lossy()))?;
-    buf.truncate(n as usize);
-    Ok(buf)
-}
-
-fn list_dir(fd: RawFd) -> Result<Vec<OsString>> {
-    // SAFETY: dup of a valid fd, owned by the Dir below.
-    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    errno_result(dup as libc::c_long).context("cp: cannot read a directory")?;
-    let mut dir = nix::dir::Dir::from_fd(dup).context("cp: cannot read a directory")?;
-    let mut names = Vec::new();
-    for e in dir.iter() {
-        let e = e.context("cp: cannot read a directory")?;
-        let n = OsStr::from_bytes(e.file_name().to_bytes());
-        if n != "." && n != ".." {
-            names.push(n.to_os_string());
-        }
-    }
-    Ok(names)
 }
 
 fn copy_children(from: RawFd, to: RawFd, report: &mut CopyReport) -> Result<()> {
