@@ -199,6 +199,61 @@ pub enum Cmd {
         #[arg(short, long)]
         follow: bool,
     },
+    /// Copy files or directory trees between the host and an instance
+    /// (running or stopped): `cp SRC NAME:/path` or `cp NAME:/path DST`.
+    Cp {
+        /// Source: a host path or NAME:/path (a trailing `/.` copies a directory's contents).
+        src: String,
+        /// Destination: a host path or NAME:/path (into it when it is a directory).
+        dst: String,
+    },
+    /// Show the processes of a running instance (the runtime's `ps`).
+    Top {
+        /// Instance.
+        name: String,
+        /// Options for ps(1) (default -ef).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// List an instance's published ports (`80/tcp -> 0.0.0.0:8080`).
+    Port {
+        /// Instance.
+        name: String,
+        /// Only this container port (80 or 80/tcp).
+        port: Option<String>,
+    },
+    /// Rename an instance.
+    Rename {
+        /// Current name or id.
+        old: String,
+        /// New name.
+        new: String,
+    },
+    /// Freeze every process of running instances.
+    Pause {
+        /// Instances.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Thaw paused instances.
+    Unpause {
+        /// Instances.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove exited instances and the images no instance uses (and with
+    /// --volumes the volumes none names); asks first unless -f.
+    Prune {
+        /// Do not ask for confirmation (needed when stdin is not a terminal).
+        #[arg(short, long)]
+        force: bool,
+        /// Also remove volumes no instance names (and their data).
+        #[arg(long)]
+        volumes: bool,
+    },
+    /// System-wide information.
+    #[command(subcommand)]
+    System(SystemCmd),
     /// Internal: the health checker of an instance (started by its monitor).
     #[command(name = "__health", hide = true)]
     Health {
@@ -226,11 +281,28 @@ pub enum ImageCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Show images as JSON (record, disk, instances using them).
+    Inspect {
+        /// Images.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// Remove images (refused while an instance uses them).
     Rm {
         /// Images.
         #[arg(required = true)]
         names: Vec<String>,
+    },
+}
+
+/// `system` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SystemCmd {
+    /// Disk space used by images, instances and volumes, and what prune would free.
+    Df {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -9,11 +9,11 @@ use boxctl_core::instance_filter::Filter;
 use boxctl_core::limits::{self, LimitSpec};
 use boxctl_core::store::Store;
 use boxctl_core::{
-    events, farm, health, image, instance, lifecycle, monitor, networking, session, stats, util,
-    volumes,
+    copy, disk_usage, events, farm, health, image, instance, instance_control, lifecycle, monitor,
+    networking, prune, session, stats, util, volumes,
 };
 
-use crate::cli::{Cli, Cmd, ImageCmd, NetworkCmd, RunArgs, VolumeCmd};
+use crate::cli::{Cli, Cmd, ImageCmd, NetworkCmd, RunArgs, SystemCmd, VolumeCmd};
 use crate::output::{self, print_table};
 use crate::ps_format;
 
@@ -107,6 +107,46 @@ pub fn dispatch(root: &Path, cli: Cli) -> Result<i32> {
             println!("{}", inst.name);
             Ok(0)
         }
+        Cmd::Cp { src, dst } => {
+            let mut out = std::io::stdout().lock();
+            copy::copy(&store, &src, &dst, &mut std::io::stdin().lock(), &mut out)?;
+            std::io::Write::flush(&mut out)?;
+            Ok(0)
+        }
+        Cmd::Top { name, ps_args } => {
+            print!("{}", instance_control::top(&store, &name, &ps_args)?);
+            Ok(0)
+        }
+        Cmd::Port { name, port } => {
+            for line in instance_control::ports(&store, &name, port.as_deref())? {
+                println!("{line}");
+            }
+            Ok(0)
+        }
+        Cmd::Rename { old, new } => {
+            instance_control::rename(&store, &old, &new)?;
+            Ok(0)
+        }
+        Cmd::Pause { names } => for_each(&names, |n| {
+            instance_control::pause(&store, n)?;
+            println!("{n}");
+            Ok(())
+        }),
+        Cmd::Unpause { names } => for_each(&names, |n| {
+            instance_control::unpause(&store, n)?;
+            println!("{n}");
+            Ok(())
+        }),
+        Cmd::Prune { force, volumes } => prune_cmd(&store, force, volumes),
+        Cmd::System(SystemCmd::Df { json }) => {
+            let rows = disk_usage::usage(&store)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print_table(&output::df_table(&rows));
+            }
+            Ok(0)
+        }
         Cmd::Up(a) => {
             farm::up(&store, runtime.as_deref(), &a.file, &mut output::farm_event)?;
             Ok(0)
@@ -197,6 +237,14 @@ fn image_cmd(store: &Store, c: ImageCmd) -> Result<i32> {
                 ]);
             }
             print_table(&rows);
+            Ok(0)
+        }
+        ImageCmd::Inspect { names } => {
+            let out = names
+                .iter()
+                .map(|n| image::inspect(store, n))
+                .collect::<boxctl_core::Result<Vec<_>>>()?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(0)
         }
         ImageCmd::Rm { names } => for_each(&names, |n| {
@@ -357,4 +405,31 @@ fn events_cmd(store: &Store, since: Option<&str>, json: bool, follow: bool) -> R
         }
     }
     Ok(0)
+}
+
+/// `prune`: show what goes and ask on a terminal unless `force`; refuse
+/// without `force` when nobody can answer.
+fn prune_cmd(store: &Store, force: bool, with_volumes: bool) -> Result<i32> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !force {
+        if !std::io::stdin().is_terminal() {
+            anyhow::bail!("prune removes data and stdin is not a terminal to confirm: pass -f (nothing was removed)");
+        }
+        let plan = prune::plan(store, with_volumes)?;
+        print!("{}", output::prune_plan(&plan));
+        print!("Are you sure you want to continue? [y/N] ");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            println!("nothing removed");
+            return Ok(0);
+        }
+    }
+    let done = prune::prune(store, with_volumes)?;
+    print!("{}", output::prune_done(&done));
+    for f in &done.failed {
+        eprintln!("boxctl: error: cannot remove {f}");
+    }
+    Ok(if done.failed.is_empty() { 0 } else { 1 })
 }

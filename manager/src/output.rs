@@ -269,3 +269,58 @@ pub fn event_line(e: &boxctl_core::events::Event) -> String {
     line.push(')');
     line
 }
+
+/// `system df`: one row per kind, docker's columns.
+pub fn df_table(rows: &[boxctl_core::disk_usage::UsageRow]) -> Vec<Vec<String>> {
+    let mut out = vec![header(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"])];
+    for r in rows {
+        let pct = (r.reclaimable * 100).checked_div(r.size).unwrap_or(0);
+        let mut kind = r.kind.clone();
+        if let Some(c) = kind.get_mut(..1) {
+            c.make_ascii_uppercase();
+        }
+        out.push(vec![
+            kind,
+            r.total.to_string(),
+            r.active.to_string(),
+            util::human_bytes(r.size),
+            format!("{} ({pct}%)", util::human_bytes(r.reclaimable)),
+        ]);
+    }
+    out
+}
+
+fn prune_lines(r: &boxctl_core::prune::PruneReport, verb: &str) -> String {
+    let mut out = String::new();
+    for (what, names) in [
+        ("instances", &r.instances),
+        ("images", &r.images),
+        ("volumes", &r.volumes),
+    ] {
+        if !names.is_empty() {
+            out.push_str(&format!("{verb} {what}: {}\n", names.join(", ")));
+        }
+    }
+    out
+}
+
+/// What `prune` is about to remove, before the confirmation.
+pub fn prune_plan(r: &boxctl_core::prune::PruneReport) -> String {
+    let lines = prune_lines(r, "will remove");
+    if lines.is_empty() {
+        return "nothing to remove\n".into();
+    }
+    format!(
+        "{lines}space to reclaim: {}\n",
+        util::human_bytes(r.reclaimed)
+    )
+}
+
+/// What `prune` removed and the space it freed.
+pub fn prune_done(r: &boxctl_core::prune::PruneReport) -> String {
+    format!(
+        "{}Total reclaimed space: {}\n",
+        prune_lines(r, "deleted"),
+        util::human_bytes(r.reclaimed)
+    )
+}

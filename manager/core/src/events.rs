@@ -46,6 +46,12 @@ pub enum Action {
     Stop,
     /// Removed.
     Rm,
+    /// Frozen by `pause`.
+    Pause,
+    /// Thawed by `unpause`.
+    Unpause,
+    /// Given a new name by `rename` (the event carries the new one).
+    Rename,
 }
 
 impl std::fmt::Display for Action {
@@ -58,6 +64,9 @@ impl std::fmt::Display for Action {
             Self::HealthStatus => "health_status",
             Self::Stop => "stop",
             Self::Rm => "rm",
+            Self::Pause => "pause",
+            Self::Unpause => "unpause",
+            Self::Rename => "rename",
         })
     }
 }

@@ -797,6 +797,35 @@ fn install_config(store: &Store, proxy: &Instance, path: &str, conf: &str) -> Re
     Ok(said)
 }
 
+/// The farm (one that is up) whose service instance `name` would be, if any:
+/// such names are how `down` and `scale` find their instances.
+pub fn owner_of(store: &Store, name: &str) -> Option<String> {
+    let rd = std::fs::read_dir(store.root().join("farms")).ok()?;
+    for e in rd.flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let Some(rec) = std::fs::read(&path)
+            .ok()
+            .and_then(|d| serde_json::from_slice::<Record>(&d).ok())
+        else {
+            continue;
+        };
+        let Ok(farm) = Farm::parse(&rec.text) else {
+            continue;
+        };
+        if farm
+            .services
+            .keys()
+            .any(|k| belongs(&farm, k, name).is_some())
+        {
+            return Some(farm.name);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -115,6 +115,10 @@ pub fn main(store: &Store, id: &str) -> Result<()> {
         if cur.status != Status::Running || cur.pid != pid || cur.stop_requested {
             return Ok(());
         }
+        // As docker does: no checks of a paused instance (its exec would fail).
+        if cur.paused {
+            continue;
+        }
         let p = probe(&rt, id, &cmd, inst.health.timeout());
         let last = json!({
             "time": util::format_time(util::now_secs()),
@@ -126,6 +130,9 @@ pub fn main(store: &Store, id: &str) -> Result<()> {
         let (changed, now) = store.update(|list| {
             let i = store::get_mut(list, id)?;
             if i.status != Status::Running || i.pid != pid || i.stop_requested {
+                return Ok((false, None));
+            }
+            if i.paused {
                 return Ok((false, None));
             }
             let before = i.health.status;

@@ -73,6 +73,13 @@ pub fn exec(
     command: &[String],
 ) -> Result<i32> {
     let inst = running(store, key)?;
+    if inst.paused {
+        bail!(
+            "instance {} is paused: resume it with `boxctl unpause {}`",
+            inst.name,
+            inst.name
+        );
+    }
     let rt = lifecycle::runtime_for(store, &inst);
     let mut c = rt.command();
     c.arg("exec");

@@ -136,6 +136,9 @@ pub struct Instance {
     /// Labels as `KEY=VALUE`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
+    /// Frozen by `pause` (its processes stopped in the cgroup freezer).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub paused: bool,
 }
 
 /// How an instance's stdio is wired and whether it outlives its exit:
@@ -293,6 +296,7 @@ pub(crate) mod tests {
             session: Session::default(),
             security: Default::default(),
             labels: Vec::new(),
+            paused: false,
         }
     }
 
@@ -327,6 +331,18 @@ pub(crate) mod tests {
         let old = render(&[sample()]);
         assert!(!old.contains("tty"), "{old}");
         assert_eq!(parse(&old).unwrap()[0].session, Session::default());
+    }
+
+    #[test]
+    fn paused_round_trips_and_old_files_load_unpaused() {
+        let mut i = sample();
+        i.paused = true;
+        let text = render(std::slice::from_ref(&i));
+        assert!(text.contains("paused = true"), "{text}");
+        assert_eq!(parse(&text).unwrap(), vec![i]);
+        let old = render(&[sample()]);
+        assert!(!old.contains("paused"), "{old}");
+        assert!(!parse(&old).unwrap()[0].paused);
     }
 
     #[test]

@@ -15,7 +15,10 @@
 //! - networks: [`networking::create`], [`networking::list`], [`networking::remove`];
 //! - farms: [`farm::up`], [`farm::down`], [`farm::scale`], which report
 //!   progress as [`farm::Event`]s;
-//! - usage: [`stats::sample`];
+//! - usage: [`stats::sample`], [`disk_usage::usage`] (`system df`);
+//! - everyday commands: [`copy::copy`] (`cp`), [`instance_control`]
+//!   (`pause`, `unpause`, `rename`, `top`, `port`), [`prune::plan`] and
+//!   [`prune::prune`], [`image::inspect`];
 //! - volumes: [`volumes::create`], [`volumes::list`], [`volumes::remove`],
 //!   [`volumes::inspect`]; `-v`/`--tmpfs`/`--read-only` checked by
 //!   [`volume_spec::Storage::new`];
@@ -32,16 +35,21 @@ pub mod attach;
 pub mod bundle;
 pub mod checker;
 pub mod console;
+pub mod copy;
+pub mod copy_tar;
 pub mod create_spec;
 pub mod disk;
+pub mod disk_usage;
 pub mod duration;
 pub mod error;
 pub mod events;
 pub mod farm;
+pub mod fs_at;
 pub mod health;
 pub mod healthcheck;
 pub mod image;
 pub mod instance;
+pub mod instance_control;
 pub mod instance_disk;
 pub mod instance_file;
 pub mod instance_filter;
@@ -54,6 +62,7 @@ pub mod mounts;
 pub mod networking;
 pub mod oom;
 pub mod procs;
+pub mod prune;
 pub mod runtime_cli;
 pub mod security;
 pub mod session;

@@ -112,6 +112,7 @@ pub fn create(store: &Store, spec: &CreateSpec) -> Result<Instance> {
         session: spec.session,
         security: spec.security.clone(),
         labels: spec.labels.clone(),
+        paused: false,
     };
     let pushed = store.update(|list| {
         if let Some(other) = list.iter().find(|i| i.name == name) {
@@ -206,6 +207,7 @@ pub fn start_with(
         i.status = Status::Running;
         i.stop_requested = false;
         i.restart_count = 0;
+        i.paused = false;
         i.owner_pid = Some(me);
         i.pid = None;
         Ok(i.clone())
@@ -266,6 +268,8 @@ fn stop_process(store: &Store, key: &str, timeout: Duration) -> Result<(bool, In
             inst = store.find(&inst.id)?;
         }
     }
+    // A frozen process would take the signals only once thawed.
+    thaw_for_stop(store, &inst);
     let rt = runtime_for(store, &inst);
     if let Some(pid) = inst.pid {
         if container_alive(&rt, &inst) {
@@ -311,6 +315,21 @@ fn stop_process(store: &Store, key: &str, timeout: Duration) -> Result<(bool, In
     })?;
     events::record(store, &inst, Action::Die, None, None);
     Ok((true, inst))
+}
+
+/// Thaw `inst` if `pause` froze it (before signals that must reach it);
+/// errors are left to the kill that follows.
+fn thaw_for_stop(store: &Store, inst: &Instance) {
+    if !inst.paused {
+        return;
+    }
+    let _ = runtime_for(store, inst).resume(&inst.id);
+    let _ = store.update(|list| {
+        if let Ok(i) = store::get_mut(list, &inst.id) {
+            i.paused = false;
+        }
+        Ok(())
+    });
 }
 
 /// Remove an instance and everything it owns. A running one needs `force`.
@@ -440,6 +459,7 @@ pub fn status_text(inst: &Instance, now: i64) -> String {
         Status::Running if inst.monitor_pid.is_none() && inst.pid.is_some() => {
             format!("Up {} (unmonitored)", since(&inst.started_at))
         }
+        Status::Running if inst.paused => format!("Up {} (Paused)", since(&inst.started_at)),
         Status::Running => match inst.health.status {
             Some(HealthStatus::Starting) => {
                 format!("Up {} (health: starting)", since(&inst.started_at))

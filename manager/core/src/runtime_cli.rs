@@ -132,6 +132,23 @@ impl Runtime {
         self.delete_force(id)
     }
 
+    /// `pause ID`: freeze every process of the container (its cgroup freezer).
+    pub fn pause(&self, id: &str) -> Result<()> {
+        self.run(&["pause", id], "pause").map(|_| ())
+    }
+
+    /// `resume ID`: thaw a paused container.
+    pub fn resume(&self, id: &str) -> Result<()> {
+        self.run(&["resume", id], "resume").map(|_| ())
+    }
+
+    /// `ps ID PS_ARGS...`: the runtime's `ps` table of the container's processes.
+    pub fn ps(&self, id: &str, ps_args: &[String]) -> Result<String> {
+        let mut args: Vec<&str> = vec!["ps", id];
+        args.extend(ps_args.iter().map(String::as_str));
+        self.run(&args, "ps")
+    }
+
     /// `update` with the given flags.
     pub fn update(&self, id: &str, flags: &[String]) -> Result<()> {
         let mut args: Vec<&str> = vec!["update"];

@@ -307,31 +307,7 @@ impl Root {
 
     /// Open `rel` (resolved inside the root, symlinks included) with `flags`.
     fn resolve(&self, rel: &Path, flags: i32) -> io::Result<OwnedFd> {
-        let p = if rel.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            rel
-        };
-        let c = CString::new(p.as_os_str().as_bytes())?;
-        // SAFETY: open_how is plain old data; zero is valid for every field.
-        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-        how.flags = (flags | libc::O_CLOEXEC) as u64;
-        how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-        // SAFETY: openat2 with a valid dirfd, C string and open_how of the right size.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                self.fd.as_raw_fd(),
-                c.as_ptr(),
-                &how as *const libc::open_how,
-                std::mem::size_of::<libc::open_how>(),
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd was just returned by openat2.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+        crate::fs_at::open_in_root_bytes(&self.fd, rel.as_os_str().as_bytes(), flags)
     }
 
     /// The directory holding `rel`'s last component (created if `create`)

@@ -221,3 +221,19 @@ pub fn remove(store: &Store, name: &str) -> Result<()> {
     fs::remove_dir_all(&trash).with_context(|| format!("cannot remove {}", trash.display()))?;
     Ok(())
 }
+
+/// Image `name` as `image inspect` shows it: its record, disk and users.
+pub fn inspect(store: &Store, name: &str) -> Result<serde_json::Value> {
+    let img = get(store, name)?;
+    let users: Vec<String> = store
+        .load()?
+        .into_iter()
+        .filter(|i| i.image == img.meta.name)
+        .map(|i| i.name)
+        .collect();
+    let mut v = serde_json::to_value(&img.meta)?;
+    v["disk"] = serde_json::json!(img.disk);
+    v["disk_allocated"] = serde_json::json!(crate::disk::allocated_bytes(&img.disk));
+    v["used_by"] = serde_json::json!(users);
+    Ok(v)
+}
