@@ -43,7 +43,7 @@ fn full_life_of_an_instance() {
     );
 
     // logs, exec, stats
-    let logs = env.ok(&["logs", "web"]);
+    let logs = env.wait_logs("web", "hello-from-box", 30);
     assert_eq!(logs.trim(), "hello-from-box");
     assert_eq!(env.ok(&["exec", "web", "hostname"]).trim(), "web");
     let out = env.boxctl(&["exec", "web", "sh", "-c", "exit 7"]);
@@ -633,7 +633,7 @@ fn runc_and_crun_work_too() {
         ]);
         let id = id_of(&env, &name);
         assert_eq!(env.inspect(&name)["runtime"].as_str(), Some(rt.as_str()));
-        assert_eq!(env.ok(&["logs", &name]).trim(), "up", "runtime {rt}");
+        assert_eq!(env.wait_logs(&name, "up", 30).trim(), "up", "runtime {rt}");
         let m = env.ok(&[
             "exec",
             &name,

@@ -122,6 +122,43 @@ impl Env {
             .expect("run boxctl")
     }
 
+    /// The log of instance `name` once a line containing `needle` is in it
+    /// (`logs -f` read through a pipe, at most `secs`): the output of a
+    /// process started by `run -d` reaches the log after `run` returns.
+    pub fn wait_logs(&self, name: &str, needle: &str, secs: u64) -> String {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_boxctl"))
+            .arg("--root")
+            .arg(&self.root)
+            .args(["logs", "-f", name])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("run boxctl logs -f");
+        let out = child.stdout.take().expect("logs -f stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        let mut seen = String::new();
+        while let Ok(line) =
+            rx.recv_timeout(end.saturating_duration_since(std::time::Instant::now()))
+        {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains(needle) {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        seen
+    }
+
     /// Run boxctl, assert success, return stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.boxctl(args);
