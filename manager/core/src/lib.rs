@@ -13,6 +13,7 @@
 //!   `-i`/`-t`), [`session::attach`], [`session::wait`];
 //! - limits: [`limits::LimitSpec::parse`], the one parser and validation;
 //! - networks: [`networking::create`], [`networking::list`], [`networking::remove`];
+//!   an instance given no network joins the store's [`default_network`];
 //! - farms: [`farm::up`], [`farm::down`], [`farm::scale`], which report
 //!   progress as [`farm::Event`]s;
 //! - usage: [`stats::sample`];
@@ -33,6 +34,7 @@ pub mod bundle;
 pub mod checker;
 pub mod console;
 pub mod create_spec;
+pub mod default_network;
 pub mod disk;
 pub mod duration;
 pub mod error;
