@@ -106,7 +106,10 @@ impl CreateSpec {
         }
         // No --net: the store's default network, as docker's docker0.
         let (mut net_mode, mut networks) = if o.net.is_empty() {
-            ("bridge".to_string(), vec![default_network::default_attachment()])
+            (
+                "bridge".to_string(),
+                vec![default_network::default_attachment()],
+            )
         } else {
             ("none".to_string(), Vec::new())
         };

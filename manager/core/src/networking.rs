@@ -29,9 +29,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::create_spec::CreateSpec;
+use crate::default_network::{self, DEFAULT_NETWORK};
 use crate::instance_file::Instance;
 use crate::store::{self, Store};
-use crate::default_network::{self, DEFAULT_NETWORK};
 use crate::{bundle, util};
 
 /// One network.
