@@ -1,18 +1,15 @@
 //! The store's default network, `boxctl0` (as docker0 or lxcbr0): what `run`
 //! and `create` attach an instance to when no `--net` is given.
 //!
-//! It is an ordinary boxctl network, made on first use with a free /24 of
-//! [`networking::DEFAULT_SUBNET_RANGE`]; only its bridge name differs:
+//! It is an ordinary boxctl network, made on first use
+//! ([`crate::networking::ensure_default`]) with a free /24 of
+//! [`crate::networking::DEFAULT_SUBNET_RANGE`]; only its bridge name differs:
 //! `bx0-` + the first 8 hex digits of the store id, so that two stores on
 //! one host (`--root A`, `--root B`) each have their own bridge instead of
 //! both asking for `bx-boxctl0` (which the owner marks would refuse to
 //! share). It stays until `boxctl network rm boxctl0` (refused while an
 //! instance uses it); the next run without `--net` makes it again. No NAT:
 //! instances reach each other and the host, not beyond.
-
-use crate::error::Result;
-use crate::networking;
-use crate::store::Store;
 
 /// The default network's name.
 pub const DEFAULT_NETWORK: &str = "boxctl0";
@@ -35,20 +32,6 @@ pub fn wanted(networks: &[String]) -> bool {
     networks
         .iter()
         .any(|n| n.split_once('=').map_or(n.as_str(), |(name, _)| name) == DEFAULT_NETWORK)
-}
-
-/// Make the default network if `networks` use it and it does not exist yet.
-/// Two first runs at once in one store: the one that loses the race uses the
-/// winner's network.
-pub fn ensure(store: &Store, networks: &[String]) -> Result<()> {
-    if !wanted(networks) || networking::load(store)?.contains_key(DEFAULT_NETWORK) {
-        return Ok(());
-    }
-    match networking::create(store, DEFAULT_NETWORK, None, None, false) {
-        Ok(_) => Ok(()),
-        Err(_) if networking::load(store)?.contains_key(DEFAULT_NETWORK) => Ok(()),
-        Err(e) => Err(e),
-    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@
 //! bridge belongs to the network and stays. Bridges and veths are marked as
 //! this store's (ROOT/store-id, see `boxctl_network::owner`): another
 //! store's are never adopted nor removed. A new subnet must not overlap a
-//! host route or address.
+//! host route or address. An instance given no `--net` joins the store's
+//! default network `boxctl0`, made here on first use ([`ensure_default`],
+//! bridge named by [`crate::default_network`]).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -231,6 +233,20 @@ pub fn create(
         return Err(e);
     }
     Ok(net)
+}
+
+/// Make the default network if `networks` (`NAME=ADDR` entries) use it and it
+/// does not exist yet. Two first runs at once in one store: the one that loses
+/// the race uses the winner's network.
+pub fn ensure_default(store: &Store, networks: &[String]) -> Result<()> {
+    if !default_network::wanted(networks) || load(store)?.contains_key(DEFAULT_NETWORK) {
+        return Ok(());
+    }
+    match create(store, DEFAULT_NETWORK, None, None, false) {
+        Ok(_) => Ok(()),
+        Err(_) if load(store)?.contains_key(DEFAULT_NETWORK) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// `network rm NAME`: refused while an instance is attached.
