@@ -220,14 +220,24 @@ fn default_network_is_made_once_reused_and_kept_while_used() {
     env.ok(&["network", "rm", "boxctl0"]);
 }
 
-/// Two stores on one host each get their own default bridge and subnet, and
-/// removing one store's boxctl0 leaves the other's alone.
+/// Two stores on one host each get their own default bridge and subnet, also
+/// when their first runs (two at once in store a) race; removing one store's
+/// boxctl0 leaves the other's alone.
 #[test]
 fn two_stores_get_their_own_default_bridge() {
     let a = Env::new("dnstorea");
     let b = Env::new("dnstoreb");
-    a.ok(&["run", "-d", "--name", "x", "bb", "sleep", "1000"]);
-    b.ok(&["run", "-d", "--name", "x", "bb", "sleep", "1000"]);
+    std::thread::scope(|s| {
+        let runs = [(&a, "x"), (&a, "y"), (&b, "x")].map(|(env, name)| {
+            s.spawn(move || env.ok(&["run", "-d", "--name", name, "bb", "sleep", "1000"]))
+        });
+        for r in runs {
+            r.join().expect("a first run");
+        }
+    });
+    assert_eq!(net_row(&a, "boxctl0").unwrap()[4], "2");
+    assert_eq!(a.ok(&["network", "ls"]).lines().count(), 2);
+    a.ok(&["exec", "x", "ping", "-c", "1", "-W", "5", "y"]);
     let (bra, brb) = (default_bridge(&a), default_bridge(&b));
     let _bridges = BridgeGuard(vec![bra.clone(), brb.clone()]);
     assert_ne!(bra, brb);
@@ -244,8 +254,8 @@ fn two_stores_get_their_own_default_bridge() {
     // Each instance reaches its own store's gateway.
     a.ok(&["exec", "x", "ping", "-c", "1", "-W", "5", &ra[2]]);
     b.ok(&["exec", "x", "ping", "-c", "1", "-W", "5", &rb[2]]);
-    let ids = [id_of(&a, "x"), id_of(&b, "x")];
-    a.ok(&["rm", "-f", "x"]);
+    let ids = [id_of(&a, "x"), id_of(&a, "y"), id_of(&b, "x")];
+    a.ok(&["rm", "-f", "x", "y"]);
     a.ok(&["network", "rm", "boxctl0"]);
     assert!(!iface_exists(&bra));
     assert!(
@@ -256,6 +266,6 @@ fn two_stores_get_their_own_default_bridge() {
     b.ok(&["rm", "-f", "x"]);
     b.ok(&["network", "rm", "boxctl0"]);
     assert!(!iface_exists(&brb));
-    a.assert_no_leaks(&ids[..1]);
-    b.assert_no_leaks(&ids[1..]);
+    a.assert_no_leaks(&ids[..2]);
+    b.assert_no_leaks(&ids[2..]);
 }
