@@ -146,6 +146,16 @@ fn net_none_has_only_loopback() {
     );
     assert!(net_row(&env, "boxctl0").is_none());
     env.ok(&["rm", "quiet"]);
+    // Made by hand before the first run (to choose its subnet): runs use it,
+    // on the store's own bridge name.
+    let pre = env.create_network(222, &["boxctl0"]);
+    let _bridge = BridgeGuard(vec![default_bridge(&env)]);
+    assert_eq!(net_row(&env, "boxctl0").unwrap()[3], default_bridge(&env));
+    env.ok(&["run", "-d", "--name", "later", "bb", "sleep", "1000"]);
+    assert_eq!(address(&env, "later", "boxctl0"), format!("{pre}2"));
+    env.ok(&["rm", "-f", "later"]);
+    env.ok(&["network", "rm", "boxctl0"]);
+    assert!(!iface_exists(&default_bridge(&env)));
 }
 
 /// boxctl0 is made once and reused; `network rm` is refused while an
