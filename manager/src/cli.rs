@@ -422,7 +422,8 @@ pub struct RunArgs {
     /// killed then restarted when the health check reports it unhealthy).
     #[arg(long, default_value = "no")]
     pub restart: String,
-    /// Network: none, host, or NAME[:ADDR/PREFIX] (repeatable).
+    /// Network: none, host, or NAME[:ADDR/PREFIX] (repeatable; default: the store's
+    /// default network boxctl0, made on first use; none: loopback only).
     #[arg(long = "net")]
     pub net: Vec<String>,
     /// Publish a port: HOSTPORT:PORT (repeatable).

@@ -433,6 +433,8 @@ fn bad_input_leaves_nothing_behind() {
     assert!(env.ps_all().is_empty());
     assert!(env.instance_dirs().is_empty(), "{:?}", env.instance_dirs());
     env.assert_no_leaks(&[id]);
+    // `dup` made the default network; the root changes below.
+    env.ok(&["network", "rm", "boxctl0"]);
 
     // A full disk: the copy fails cleanly.
     let img = env.dir.join("rootfs-src");
@@ -455,7 +457,13 @@ fn bad_input_leaves_nothing_behind() {
             &format!("of={}", filler.display()),
         ])
         .output();
+    // Without --net the default network cannot even be recorded; with
+    // `--net none` the disk copy is what fails.
     let e = env.fails(&["run", "-d", "--name", "full", "bb", "true"]);
+    assert!(e.contains("No space left on device"), "{e}");
+    let out = env.ok(&["network", "ls"]);
+    assert_eq!(out.lines().count(), 1, "a network was left: {out}");
+    let e = env.fails(&["run", "-d", "--name", "full", "--net", "none", "bb", "true"]);
     assert!(e.contains("full"), "{e}");
     assert!(env.ps_all().is_empty());
     assert!(env.instance_dirs().is_empty(), "{:?}", env.instance_dirs());

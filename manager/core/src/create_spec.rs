@@ -10,7 +10,7 @@ use crate::invalid;
 use crate::limits::{LimitSpec, Limits, RestartPolicy};
 use crate::security::{Security, SecurityOptions};
 use crate::volume_spec::Storage;
-use crate::{runtime_cli, util};
+use crate::{default_network, runtime_cli, util};
 
 /// Everything `create`/`run` need to make an instance.
 #[derive(Debug, Clone, Default)]
@@ -79,7 +79,8 @@ pub struct InstanceOptions {
     pub limits: LimitSpec,
     /// Restart policy: no, always, on-failure[:N].
     pub restart: String,
-    /// Networks: none, host, or NAME[:ADDR/PREFIX] each.
+    /// Networks: none, host, or NAME[:ADDR/PREFIX] each (empty: the default
+    /// network, see [`crate::default_network`]).
     pub net: Vec<String>,
     /// Published ports, `[IP:]HOSTPORT:PORT` each.
     pub publish: Vec<String>,
@@ -114,8 +115,15 @@ impl CreateSpec {
         if restart.acts_on_unhealthy() && !health.enabled() {
             invalid!("--restart {restart} needs a health check: give --health-cmd");
         }
-        let mut net_mode = "none".to_string();
-        let mut networks = Vec::new();
+        // No --net: the store's default network, as docker's docker0.
+        let (mut net_mode, mut networks) = if o.net.is_empty() {
+            (
+                "bridge".to_string(),
+                vec![default_network::default_attachment()],
+            )
+        } else {
+            ("none".to_string(), Vec::new())
+        };
         for n in &o.net {
             match n.as_str() {
                 "none" | "host" => net_mode = n.clone(),

@@ -13,6 +13,7 @@
 //!   `-i`/`-t`), [`session::attach`], [`session::wait`];
 //! - limits: [`limits::LimitSpec::parse`], the one parser and validation;
 //! - networks: [`networking::create`], [`networking::list`], [`networking::remove`];
+//!   an instance given no network joins the store's [`default_network`];
 //! - farms: [`farm::up`], [`farm::down`], [`farm::scale`], which report
 //!   progress as [`farm::Event`]s;
 //! - usage: [`stats::sample`], [`disk_usage::usage`] (`system df`);
@@ -38,6 +39,7 @@ pub mod console;
 pub mod copy;
 pub mod copy_tar;
 pub mod create_spec;
+pub mod default_network;
 pub mod disk;
 pub mod disk_usage;
 pub mod duration;

@@ -68,6 +68,7 @@ pub fn create(store: &Store, spec: &CreateSpec) -> Result<Instance> {
         env.retain(|x| x.split('=').next() != Some(key));
         env.push(e.clone());
     }
+    networking::ensure_default(store, &spec.networks)?;
     let id = unique_id(store)?;
     // `-v NAME:/path` of a missing volume makes it, as docker does.
     let made_volumes = crate::volumes::ensure(store, &spec.storage)?;

@@ -12,7 +12,9 @@
 //! bridge belongs to the network and stays. Bridges and veths are marked as
 //! this store's (ROOT/store-id, see `boxctl_network::owner`): another
 //! store's are never adopted nor removed. A new subnet must not overlap a
-//! host route or address.
+//! host route or address. An instance given no `--net` joins the store's
+//! default network `boxctl0`, made here on first use ([`ensure_default`],
+//! bridge named by [`crate::default_network`]).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -29,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::create_spec::CreateSpec;
+use crate::default_network::{self, DEFAULT_NETWORK};
 use crate::instance_file::Instance;
 use crate::store::{self, Store};
 use crate::{bundle, util};
@@ -131,6 +134,10 @@ fn save(store: &Store, nets: &BTreeMap<String, Network>) -> Result<()> {
 /// services, 10.244.0.0/16 pods, k3s 10.42-43.x).
 pub const DEFAULT_SUBNET_RANGE: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 209, 0, 0), 16);
 
+/// The host-wide lock held while a store picks a subnet and puts its gateway on
+/// a bridge, so that two stores never pick the same free /24 at once.
+pub const HOST_SUBNET_LOCK: &str = "/run/lock/boxctl-subnets.lock";
+
 /// `network create NAME [--subnet CIDR]`.
 pub fn create(
     store: &Store,
@@ -148,6 +155,11 @@ pub fn create(
     if nets.contains_key(name) {
         bail!("network {name} already exists");
     }
+    let owner = owner(store)?;
+    // Another store may be choosing a subnet at the same time: the choice and the
+    // gateway address that claims it happen under one host-wide lock.
+    let _ = std::fs::create_dir_all("/run/lock");
+    let _host = store::lock_file(std::path::Path::new(HOST_SUBNET_LOCK))?;
     let taken: Vec<Subnet> = nets
         .values()
         .filter_map(|n| n.subnet.parse().ok())
@@ -157,7 +169,11 @@ pub fn create(
             .iter()
             .any(|t| t.contains(s.network()) || s.contains(t.network()))
     };
-    let bridge_name = bridge_name_for(name);
+    let bridge_name = if name == DEFAULT_NETWORK {
+        default_network::bridge_name(owner.id())
+    } else {
+        bridge_name_for(name)
+    };
     let subnet: Subnet = match subnet {
         Some(s) => {
             let s: Subnet = s
@@ -204,7 +220,6 @@ pub fn create(
         created: util::format_time(util::now_secs()),
         internal,
     };
-    let owner = owner(store)?;
     bridge::ensure_owned(
         &net.bridge,
         (!internal).then_some((gw, subnet.prefix())),
@@ -218,6 +233,20 @@ pub fn create(
         return Err(e);
     }
     Ok(net)
+}
+
+/// Make the default network if `networks` (`NAME=ADDR` entries) use it and it
+/// does not exist yet. Two first runs at once in one store: the one that loses
+/// the race uses the winner's network.
+pub fn ensure_default(store: &Store, networks: &[String]) -> Result<()> {
+    if !default_network::wanted(networks) || load(store)?.contains_key(DEFAULT_NETWORK) {
+        return Ok(());
+    }
+    match create(store, DEFAULT_NETWORK, None, None, false) {
+        Ok(_) => Ok(()),
+        Err(_) if load(store)?.contains_key(DEFAULT_NETWORK) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// `network rm NAME`: refused while an instance is attached.
@@ -255,7 +284,8 @@ pub fn validate(store: &Store, spec: &CreateSpec) -> Result<()> {
     let nets = load(store)?;
     for n in &spec.networks {
         let (name, _) = n.split_once('=').unwrap_or((n.as_str(), ""));
-        if !nets.contains_key(name) {
+        // The default network is made on first use (see `default_network::ensure`).
+        if !nets.contains_key(name) && name != DEFAULT_NETWORK {
             bail!("no such network: {name} (create it with `boxctl network create {name}`)");
         }
     }

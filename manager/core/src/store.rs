@@ -117,26 +117,7 @@ impl Store {
 
     /// Take the store lock (blocks until free).
     pub fn lock(&self) -> Result<LockGuard> {
-        let path = self.root.join("lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&path)
-            .with_context(|| format!("cannot open lock file {}", path.display()))?;
-        loop {
-            // SAFETY: flock on an fd we own.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-            if rc == 0 {
-                break;
-            }
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                return Err(err).with_context(|| format!("cannot lock {}", path.display()));
-            }
-        }
-        Ok(LockGuard { _file: file })
+        lock_file(&self.root.join("lock"))
     }
 
     /// Read every instance (the caller should hold the lock for a consistent
@@ -260,4 +241,28 @@ pub fn get_mut<'a>(list: &'a mut [Instance], id: &str) -> Result<&'a mut Instanc
     list.iter_mut()
         .find(|i| i.id == id)
         .with_context(|| format!("instance {id} has disappeared from the instance file"))
+}
+
+/// Take an exclusive `flock` on `path` (created if absent; blocks until free),
+/// held until the guard is dropped.
+pub fn lock_file(path: &Path) -> Result<LockGuard> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    loop {
+        // SAFETY: flock on an fd we own.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if rc == 0 {
+            break;
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    Ok(LockGuard { _file: file })
 }

@@ -1,5 +1,6 @@
 //! Shared test harness: a private boxctl root per test, cleaned up on drop
-//! (instances removed, mounts, loop devices and cgroups checked and released).
+//! (instances and networks removed, mounts, loop devices and cgroups checked
+//! and released).
 
 #![allow(dead_code)]
 
@@ -280,6 +281,27 @@ impl Drop for Env {
                         Path::new("/sys/fs/cgroup").join(c).join("boxctl").join(id),
                     );
                 }
+            }
+        }
+        // Then its networks: the default network boxctl0, made by any run
+        // without --net, has a bridge on the host.
+        if let Ok(out) = Command::new(env!("CARGO_BIN_EXE_boxctl"))
+            .arg("--root")
+            .arg(&self.root)
+            .args(["network", "ls"])
+            .output()
+        {
+            let ls = String::from_utf8_lossy(&out.stdout).into_owned();
+            for name in ls
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_whitespace().next())
+            {
+                let _ = Command::new(env!("CARGO_BIN_EXE_boxctl"))
+                    .arg("--root")
+                    .arg(&self.root)
+                    .args(["network", "rm", name])
+                    .output();
             }
         }
         let mut ms = mounts_under(&self.root);
