@@ -185,7 +185,10 @@ impl Bench {
                         rt.first().cloned().unwrap_or_default(),
                     ];
                     let mut run = a.clone();
-                    run.extend(["run", "--name", "{id}", "bb", "/bin/true"].map(String::from));
+                    // --net none: the cost measured is the instance's, not the default network's.
+                    run.extend(
+                        ["run", "--net", "none", "--name", "{id}", "bb", "/bin/true"].map(String::from),
+                    );
                     a.extend(["rm", "{id}"].map(String::from));
                     vec![
                         Step::Timed {
@@ -391,7 +394,7 @@ impl Bench {
                     a
                 };
                 vec![
-                    Step::Timed { label: "run -d".into(), argv: with(&["run", "-d", "--name", "{id}", "img", "/bin/sleep", "60"]) },
+                    Step::Timed { label: "run -d".into(), argv: with(&["run", "-d", "--net", "none", "--name", "{id}", "img", "/bin/sleep", "60"]) },
                     Step::Timed { label: "rm -f".into(), argv: with(&["rm", "-f", "{id}"]) },
                 ]
             }),
