@@ -3,7 +3,7 @@
 # beside the same nginx configuration (same upstream list, same backend instances)
 # running directly on the host, in one run; the ratio is reported.
 #
-#   sudo benches/farm.sh [-d SECONDS] [-r ROUNDS] [-c CONNECTIONS] [-t THREADS] [--boxctl PATH] [--bridge]
+#   benches/farm.sh [-d SECONDS] [-r ROUNDS] [-c CONNECTIONS] [-t THREADS] [--boxctl PATH] [--bridge]
 #
 # The farm is bundles/webfarm/farm.toml with its own root (a temp dir), its own subnets
 # and loopback ports; the web instances run without their CPU limit so the proxy, not
