@@ -284,7 +284,7 @@ pub fn validate(store: &Store, spec: &CreateSpec) -> Result<()> {
     let nets = load(store)?;
     for n in &spec.networks {
         let (name, _) = n.split_once('=').unwrap_or((n.as_str(), ""));
-        // The default network is made on first use (see `default_network::ensure`).
+        // The default network is made on first use (see `networking::ensure_default`).
         if !nets.contains_key(name) && name != DEFAULT_NETWORK {
             bail!("no such network: {name} (create it with `boxctl network create {name}`)");
         }
