@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Context, Result};
 use crate::healthcheck::HealthStatus;
 use crate::instance_file::Instance;
-use crate::store::Store;
+use crate::store::{LockGuard, Store};
 use crate::{duration, invalid, util};
 
 /// Default bound of the event log (both files together), bytes.
@@ -132,27 +132,10 @@ fn max_bytes() -> u64 {
         .unwrap_or(DEFAULT_MAX)
 }
 
-fn lock(store: &Store) -> Result<File> {
+fn lock(store: &Store) -> Result<LockGuard> {
     let d = dir(store);
     std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
-    let path = d.join("lock");
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    loop {
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(f);
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
-        }
-    }
+    crate::store::lock_file(&d.join("lock"))
 }
 
 /// Append `ev` to the log (rotating it when over its bound).

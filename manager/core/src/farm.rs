@@ -15,11 +15,8 @@ mod nginx;
 pub mod spec;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,7 +27,7 @@ use crate::healthcheck::HealthStatus;
 use crate::instance_file::{Instance, Status};
 use crate::lifecycle::{self, CreateSpec};
 use crate::limits::{self, Limits};
-use crate::store::Store;
+use crate::store::{LockGuard, Store};
 use crate::{image, instance, networking, procs, runtime_cli};
 use nginx::Backend;
 use spec::{Farm, Service};
@@ -352,33 +349,12 @@ pub fn refresh_proxy_of(store: &Store, inst: &Instance) -> Result<()> {
 
 /// Serialise `up`, `down` and `scale` of one farm: ROOT/farms/NAME.lock
 /// (flock, released when the returned file is dropped or the process dies).
-fn lock_farm(store: &Store, farm: &Farm, report: Report) -> Result<File> {
+fn lock_farm(store: &Store, farm: &Farm, report: Report) -> Result<LockGuard> {
     let dir = store.root().join("farms");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join(format!("{}.lock", farm.name));
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(&path)
-        .with_context(|| format!("cannot open lock file {}", path.display()))?;
-    let fd = file.as_raw_fd();
-    // SAFETY: flock on a descriptor we own.
-    if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-        return Ok(file);
-    }
-    report(Event::WaitingForLock { farm: &farm.name });
-    loop {
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(fd, libc::LOCK_EX) } == 0 {
-            return Ok(file);
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err).with_context(|| format!("cannot lock {}", path.display()));
-        }
-    }
+    crate::store::lock_file_or_wait(&dir.join(format!("{}.lock", farm.name)), || {
+        report(Event::WaitingForLock { farm: &farm.name })
+    })
 }
 
 /// Whether instance `name` belongs to service `key`: Some(None) for the

@@ -246,6 +246,11 @@ pub fn get_mut<'a>(list: &'a mut [Instance], id: &str) -> Result<&'a mut Instanc
 /// Take an exclusive `flock` on `path` (created if absent; blocks until free),
 /// held until the guard is dropped.
 pub fn lock_file(path: &Path) -> Result<LockGuard> {
+    lock_file_or_wait(path, || {})
+}
+
+/// [`lock_file`], calling `on_wait` once first when another holder makes it wait.
+pub fn lock_file_or_wait(path: &Path, on_wait: impl FnOnce()) -> Result<LockGuard> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -253,16 +258,24 @@ pub fn lock_file(path: &Path) -> Result<LockGuard> {
         .custom_flags(libc::O_CLOEXEC)
         .open(path)
         .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    let fd = file.as_raw_fd();
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(LockGuard { _file: file });
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+        return Err(err).with_context(|| format!("cannot lock {}", path.display()));
+    }
+    on_wait();
     loop {
-        // SAFETY: flock on an fd we own.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        if rc == 0 {
-            break;
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(fd, libc::LOCK_EX) } == 0 {
+            return Ok(LockGuard { _file: file });
         }
         let err = std::io::Error::last_os_error();
         if err.kind() != std::io::ErrorKind::Interrupted {
             return Err(err).with_context(|| format!("cannot lock {}", path.display()));
         }
     }
-    Ok(LockGuard { _file: file })
 }

@@ -13,9 +13,6 @@
 //! ext4 image); it is unmounted (and its loop device released) when the last
 //! of them stops.
 
-use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,7 +22,7 @@ use serde_json::{json, Value};
 
 use crate::error::{Context, Result};
 use crate::instance_file::Instance;
-use crate::store::Store;
+use crate::store::{LockGuard, Store};
 use crate::volume_spec::{Source, Storage};
 use crate::{bail, bundle, disk, image, instance_disk, loopdev, mounts, util};
 
@@ -72,27 +69,10 @@ fn volumes_dir(store: &Store) -> PathBuf {
 }
 
 /// An exclusive flock on ROOT/volumes/lock, released on drop.
-fn lock(store: &Store) -> Result<File> {
+fn lock(store: &Store) -> Result<LockGuard> {
     let dir = volumes_dir(store);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(&path)
-        .with_context(|| format!("cannot open lock file {}", path.display()))?;
-    loop {
-        // SAFETY: flock on an fd we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(file);
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
-        }
-    }
+    crate::store::lock_file(&dir.join("lock"))
 }
 
 /// Volume `name`, refused when it does not exist.
