@@ -104,7 +104,12 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Kill { all, id, signal } => {
-            let sig = crate::signals::parse(signal)?;
+            // Signal 0 is runc's liveness probe: no signal, only the check.
+            let sig = if signal == "0" {
+                0
+            } else {
+                crate::signals::parse(signal)?
+            };
             container::kill(root, id, sig, *all).map(|_| 0)
         }
         Cmd::Delete { force, id } => container::delete(root, id, *force).map(|_| 0),

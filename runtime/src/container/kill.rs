@@ -8,16 +8,30 @@ use crate::state::{Record, Status};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
+/// runc's wording for a signal to a container whose init is gone; containerd treats a
+/// kill error as "already finished" only when its text contains this phrase.
+const NOT_RUNNING: &str = "container not running";
+
+/// The error of a signal to a container that has no live init.
+fn not_running(id: &str, status: &str) -> Error {
+    Error::BadState {
+        id: id.into(),
+        status: status.into(),
+        msg: format!("{NOT_RUNNING}: nothing to signal (delete it to remove it)"),
+    }
+}
+
 /// `kill`: signal the init (or, with `all`, every process in the container's cgroup).
+/// Signal 0 only checks that the init is alive. As runc 1.1, `all` on a stopped
+/// container succeeds (containerd sends `kill --all KILL` before deleting one).
 pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
     let (dir, rec) = load_locked(root, id)?;
     let status = rec.live_status(&dir.path);
+    if status == Status::Stopped && all {
+        return Ok(());
+    }
     if matches!(status, Status::Stopped | Status::Creating) {
-        return Err(Error::BadState {
-            id: id.into(),
-            status: status.as_str().into(),
-            msg: "cannot send a signal to a container that is not running".into(),
-        });
+        return Err(not_running(id, status.as_str()));
     }
     if all {
         if let Some(cg) = &rec.cgroup {
@@ -36,11 +50,7 @@ pub(super) fn signal_pid(rec: &Record, sig: i32) -> Result<()> {
         // SAFETY: fresh fd.
         let pfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pfd as i32) };
         if !procfs::is_alive(rec.pid, rec.pid_start_time) {
-            return Err(Error::BadState {
-                id: rec.id.clone(),
-                status: "stopped".into(),
-                msg: "the process has exited".into(),
-            });
+            return Err(not_running(&rec.id, "stopped"));
         }
         // SAFETY: pidfd_send_signal with a valid pidfd.
         let r = unsafe {
