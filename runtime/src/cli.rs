@@ -53,8 +53,17 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => {
             logging::error(&e.to_string());
-            1
+            failure_code(&cli)
         }
+    }
+}
+
+/// Exit status of a runtime failure: 255 for `exec`, as runc, so that callers tell it
+/// from the exec'd command exiting 1; 1 otherwise.
+fn failure_code(cli: &Cli) -> i32 {
+    match cli.cmd {
+        Some(Cmd::Exec(_)) => 255,
+        _ => 1,
     }
 }
 
@@ -209,8 +218,7 @@ fn exec_cmd(root: &std::path::Path, a: &ExecArgs) -> Result<i32> {
             } else {
                 std::fs::read(p).map_err(|e| Error::io(p, e))?
             };
-            serde_json::from_slice(&raw)
-                .map_err(|e| Error::field(format!("--process {}", p.display()), e))?
+            process_from_json(&raw, p)?
         }
         None => {
             if a.command.is_empty() {
@@ -242,6 +250,17 @@ fn exec_cmd(root: &std::path::Path, a: &ExecArgs) -> Result<i32> {
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
     })
+}
+
+/// Parse an `exec --process` document; a missing `user` means uid 0, gid 0, as in runc.
+fn process_from_json(raw: &[u8], path: &std::path::Path) -> Result<oci_spec::runtime::Process> {
+    let field = |e| Error::field(format!("--process {}", path.display()), e);
+    let mut v: serde_json::Value = serde_json::from_slice(raw).map_err(field)?;
+    if let Some(obj) = v.as_object_mut() {
+        obj.entry("user")
+            .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    }
+    serde_json::from_value(v).map_err(field)
 }
 
 fn ps(root: &std::path::Path, id: &str, format: &str, ps_args: &[String]) -> Result<i32> {

@@ -80,6 +80,13 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     match status {
         Status::Running | Status::Created => {}
         Status::Paused if opts.ignore_paused => {}
+        Status::Paused => {
+            return Err(Error::BadState {
+                id: opts.id.clone(),
+                status: "paused".into(),
+                msg: "cannot exec in a paused container (use --ignore-paused to override)".into(),
+            })
+        }
         s => {
             return Err(Error::BadState {
                 id: opts.id.clone(),

@@ -84,3 +84,47 @@ fn kill_signal_0_probes_liveness() {
         stderr(&o)
     );
 }
+
+#[test]
+fn exec_runtime_failures_exit_255() {
+    let mut f = Fixture::new();
+    running(&mut f, "e255");
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["exec", "e255", "/no/such/binary"],
+        vec![
+            "exec",
+            "--pid-file",
+            "/nonexistent-boxrun-dir/p",
+            "e255",
+            "/bin/true",
+        ],
+        vec!["exec", "no-such-container", "/bin/true"],
+    ];
+    for args in &cases {
+        let o = f.run(args);
+        assert_eq!(o.status.code(), Some(255), "{args:?}: {}", stderr(&o));
+    }
+    // The command's own exit status is passed through unchanged.
+    let o = f.run(&["exec", "e255", "/bin/sh", "-c", "exit 1"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let o = f.run(&["exec", "e255", "/bin/sh", "-c", "exit 255"]);
+    assert_eq!(o.status.code(), Some(255), "{}", stderr(&o));
+    let o = f.run(&["pause", "e255"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = f.run(&["exec", "e255", "/bin/true"]);
+    let resumed = f.run(&["resume", "e255"]);
+    assert_eq!(o.status.code(), Some(255), "paused: {}", stderr(&o));
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+}
+
+#[test]
+fn exec_process_json_without_user_runs_as_root() {
+    let mut f = Fixture::new();
+    running(&mut f, "eu");
+    let p = f.dir.join("process.json");
+    std::fs::write(&p, r#"{"args":["/bin/id"],"cwd":"/"}"#).expect("write process.json");
+    let o = f.run(&["exec", "-p", p.to_str().expect("utf-8 path"), "eu"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("uid=0(root) gid=0(root)"), "{out}");
+}
