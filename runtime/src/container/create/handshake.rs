@@ -48,9 +48,12 @@ fn join_cgroups(v: &Validated, host: &mut Host, init: &Spawned) -> Result<()> {
     host.record.pid = pid;
     crate::failpoint::hit("create:cloned");
     if !host.cgroup.is_unified() {
-        host.cgroup.materialize(Some(&v.resources))?;
+        // The init is already in the v2 directory: on failure the guard kills it
+        // before removing the directories (a live member keeps rmdir retrying).
+        let made = host.cgroup.materialize_or_keep(Some(&v.resources));
         host.guard.cgroup = Some(host.cgroup.clone());
         host.record.cgroup = Some(host.cgroup.clone());
+        made?;
     }
     // The child may mount the cgroups now, and moves itself into the v1 hierarchies
     // through their `tasks` files, opened here. A cgroup.procs write of its pid by the
