@@ -50,6 +50,15 @@ fn remove_tree(dir: &Path) {
     let _ = std::fs::remove_dir(dir);
 }
 
+/// `run` of a fixture container `id` whose `linux.cgroupsPath` is `path`.
+fn run_in_cgroup(path: &str, id: &str) -> (Fixture, std::process::Output) {
+    let mut f = Fixture::new();
+    f.config["linux"]["cgroupsPath"] = path.into();
+    f.save();
+    let o = f.run(&["run", "--bundle", f.bundle.to_str().expect("utf8"), id]);
+    (f, o)
+}
+
 /// A cgroup parent unique to this test process and test.
 fn parent(test: &str) -> String {
     format!("/boxrun-test-{}-{test}", std::process::id())
@@ -86,4 +95,125 @@ fn failed_run_after_clone_leaves_nothing_behind() {
         "cgroups left"
     );
     assert!(!f.root.join("failrun").exists(), "state directory left");
+}
+
+/// Make `/<rel>` in every hierarchy (a cgroup the runtime finds already there).
+fn make_everywhere(rel: &str) {
+    for m in cgroup_mounts() {
+        let d = m.join(rel.trim_start_matches('/'));
+        std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
+    }
+}
+
+/// The file that freezes `/<rel>`: the v1 freezer's state if mounted, else v2's
+/// `cgroup.freeze`; with the frozen and thawed values.
+fn freeze_files(rel: &str) -> Vec<(PathBuf, &'static str, &'static str)> {
+    let rel = rel.trim_start_matches('/');
+    let mut out = Vec::new();
+    let v1 = Path::new("/sys/fs/cgroup/freezer");
+    if v1.join("freezer.state").exists() || v1.join("tasks").exists() {
+        out.push((v1.join(rel).join("freezer.state"), "FROZEN", "THAWED"));
+    }
+    for v2 in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+        let f = Path::new(v2).join(rel).join("cgroup.freeze");
+        if f.exists() {
+            out.push((f, "1", "0"));
+            break;
+        }
+    }
+    out
+}
+
+/// Thaws a frozen test cgroup on drop (before [`CgroupCleanup`] removes it).
+struct Thaw(Vec<(PathBuf, &'static str, &'static str)>);
+
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        for (f, _, thawed) in &self.0 {
+            let _ = std::fs::write(f, thawed);
+        }
+    }
+}
+
+/// Item 1: `run` into a pre-existing frozen cgroup is refused with runc's wording (it
+/// hung before), for each freezer of the host, and the cgroup stays as it was.
+#[test]
+fn run_refuses_a_frozen_preexisting_cgroup() {
+    let top = parent("frozen");
+    let _cleanup = CgroupCleanup(top.clone());
+    let path = format!("{top}/c");
+    make_everywhere(&path);
+    let files = freeze_files(&path);
+    assert!(!files.is_empty(), "no freezer found for {path}");
+    for (file, frozen, thawed) in files {
+        let _thaw = Thaw(vec![(file.clone(), frozen, thawed)]);
+        std::fs::write(&file, frozen).unwrap_or_else(|e| panic!("freeze {}: {e}", file.display()));
+        let (f, o) = run_in_cgroup(&path, "frozen");
+        let err = stderr(&o);
+        assert!(
+            !o.status.success(),
+            "run into frozen {} succeeded",
+            file.display()
+        );
+        assert!(
+            err.contains("container's cgroup unexpectedly frozen"),
+            "{}: {err}",
+            file.display()
+        );
+        let state = std::fs::read_to_string(&file).expect("read freezer state");
+        assert_eq!(state.trim(), frozen, "{} was changed", file.display());
+        assert_eq!(
+            cgroup_leftovers(&path).len(),
+            cgroup_mounts().len(),
+            "cgroup removed"
+        );
+        assert!(!f.root.join("frozen").exists(), "state directory left");
+    }
+}
+
+/// Kills and reaps a helper process on drop.
+struct Reap(std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Item 13: a pre-existing cgroup with a process in it gets runc's warning on stderr,
+/// and the container still runs.
+#[test]
+fn run_warns_about_a_non_empty_cgroup() {
+    let top = parent("nonempty");
+    let _cleanup = CgroupCleanup(top.clone());
+    let path = format!("{top}/c");
+    make_everywhere(&path);
+    // Dropped (killed and reaped) before the cgroups are removed.
+    let sleeper = Reap(
+        std::process::Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .expect("spawn sleep"),
+    );
+    let pid = sleeper.0.id().to_string();
+    // Where the kernel takes it (an unconfigured v1 cpuset refuses members).
+    let joined = cgroup_mounts()
+        .iter()
+        .map(|m| m.join(path.trim_start_matches('/')).join("cgroup.procs"))
+        .filter(|procs| std::fs::write(procs, &pid).is_ok())
+        .count();
+    assert!(joined > 0, "the sleeper joined no hierarchy");
+    let (_f, o) = run_in_cgroup(&path, "nonempty");
+    let err = stderr(&o);
+    assert!(o.status.success(), "run failed: {err}");
+    assert!(
+        err.contains("container's cgroup is not empty: 1 process(es) found"),
+        "no warning: {err}"
+    );
+    assert_eq!(
+        err.matches("not empty").count(),
+        1,
+        "warned more than once: {err}"
+    );
 }

@@ -54,6 +54,7 @@ fn join_cgroups(v: &Validated, host: &mut Host, init: &Spawned) -> Result<()> {
         host.guard.cgroup = Some(host.cgroup.clone());
         host.record.cgroup = Some(host.cgroup.clone());
         made?;
+        super::host::check_preexisting(&host.cgroup, pid, true, &mut host.guard)?;
     }
     // The child may mount the cgroups now, and moves itself into the v1 hierarchies
     // through their `tasks` files, opened here. A cgroup.procs write of its pid by the
