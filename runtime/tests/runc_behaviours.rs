@@ -217,3 +217,40 @@ fn run_warns_about_a_non_empty_cgroup() {
         "warned more than once: {err}"
     );
 }
+
+/// Item 4: createContainer hooks run with the container's root as their working
+/// directory, as runc's (createRuntime hooks keep the bundle, as runc's).
+#[test]
+fn create_container_hooks_run_in_the_rootfs() {
+    let mut f = Fixture::new();
+    let created = f.dir.join("createContainer.pwd");
+    let runtime = f.dir.join("createRuntime.pwd");
+    let hook = |out: &Path| {
+        serde_json::json!([{
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("pwd -P > {}", out.display())],
+        }])
+    };
+    f.config["hooks"] = serde_json::json!({
+        "createContainer": hook(&created),
+        "createRuntime": hook(&runtime),
+    });
+    f.save();
+    let o = f.run(&[
+        "run",
+        "--bundle",
+        f.bundle.to_str().expect("utf8"),
+        "hookcwd",
+    ]);
+    assert!(o.status.success(), "run failed: {}", stderr(&o));
+    let rootfs = f
+        .bundle
+        .join("rootfs")
+        .canonicalize()
+        .expect("canonical rootfs");
+    let bundle = f.bundle.canonicalize().expect("canonical bundle");
+    let read =
+        |p: &Path| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    assert_eq!(read(&created).trim(), rootfs.to_str().expect("utf8"));
+    assert_eq!(read(&runtime).trim(), bundle.to_str().expect("utf8"));
+}

@@ -115,11 +115,19 @@ fn run_runtime_hooks(spec: &Spec, record: &Record) -> Result<()> {
     // runtime-tools (hooks_stdin) expects "created" here; runc says "creating".
     let state = record.oci_state(Status::Created).to_string().into_bytes();
     let h = spec.hooks().as_ref();
-    hooks::run_all(h.and_then(|h| h.prestart().as_ref()), &state, "prestart")?;
-    hooks::run_all(
+    // In the bundle, as runc's (it works there).
+    let cwd = Some(record.bundle.as_path());
+    hooks::run_all_in(
+        h.and_then(|h| h.prestart().as_ref()),
+        &state,
+        "prestart",
+        cwd,
+    )?;
+    hooks::run_all_in(
         h.and_then(|h| h.create_runtime().as_ref()),
         &state,
         "createRuntime",
+        cwd,
     )
 }
 
