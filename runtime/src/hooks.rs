@@ -7,6 +7,7 @@ use std::ffi::CString;
 use std::io::{Read, Seek, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 fn memfd(name: &str) -> Result<std::fs::File> {
     let c = CString::new(name).map_err(|e| Error::invalid("memfd name", e))?;
@@ -17,6 +18,11 @@ fn memfd(name: &str) -> Result<std::fs::File> {
 
 /// Run one hook to completion. `kind` names the hook list in errors.
 pub fn run(hook: &Hook, state_json: &[u8], kind: &str) -> Result<()> {
+    run_in(hook, state_json, kind, None)
+}
+
+/// [`run`] with the hook's working directory set to `cwd` (else the runtime's own).
+fn run_in(hook: &Hook, state_json: &[u8], kind: &str, cwd: Option<&CString>) -> Result<()> {
     let path = hook.path();
     let cpath = CString::new(path.as_os_str().as_bytes()).map_err(|e| {
         Error::invalid_config(format!("hook path {} has a NUL byte", path.display()), e)
@@ -63,6 +69,9 @@ pub fn run(hook: &Hook, state_json: &[u8], kind: &str) -> Result<()> {
             libc::dup2(out.as_raw_fd(), 1);
             libc::dup2(out.as_raw_fd(), 2);
             crate::signals::reset_for_exec();
+            if cwd.is_some_and(|d| libc::chdir(d.as_ptr()) != 0) {
+                libc::_exit(127);
+            }
             match &envp {
                 Some(e) => libc::execve(cpath.as_ptr(), argv.as_ptr(), e.as_ptr()),
                 None => libc::execv(cpath.as_ptr(), argv.as_ptr()),
@@ -150,8 +159,27 @@ fn reap(pid: i32) -> Result<i32> {
 
 /// Run a list of hooks in order, stopping at the first failure.
 pub fn run_all(hooks: Option<&Vec<Hook>>, state_json: &[u8], kind: &str) -> Result<()> {
-    for h in hooks.into_iter().flatten() {
-        run(h, state_json, kind)?;
+    run_all_in(hooks, state_json, kind, None)
+}
+
+/// [`run_all`] with `cwd` as the hooks' working directory, as runc: createContainer
+/// hooks run in the container's root (a hook may call `./lib/...` of the rootfs), the
+/// create-time runtime hooks in the bundle.
+pub fn run_all_in(
+    hooks: Option<&Vec<Hook>>,
+    state_json: &[u8],
+    kind: &str,
+    cwd: Option<&Path>,
+) -> Result<()> {
+    let Some(hooks) = hooks.filter(|h| !h.is_empty()) else {
+        return Ok(());
+    };
+    let dir = cwd
+        .map(|d| CString::new(d.as_os_str().as_bytes()))
+        .transpose()
+        .map_err(|e| Error::invalid_config(format!("{kind} hook directory has a NUL byte"), e))?;
+    for h in hooks {
+        run_in(h, state_json, kind, dir.as_ref())?;
     }
     Ok(())
 }

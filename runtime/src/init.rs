@@ -247,7 +247,7 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
         .and_then(|h| h.create_container().as_ref())
     {
         let state = state_json(ctx, record.as_ref(), "created");
-        hooks::run_all(Some(h), &state, "createContainer")?;
+        hooks::run_all_in(Some(h), &state, "createContainer", Some(ctx.rootfs))?;
     }
 
     // Reopening the fifo for writing goes through /proc/self/fd; keep a handle on the

@@ -91,14 +91,25 @@ pub fn log(level: &str, msg: &str) {
 pub fn error(msg: &str) {
     let msg = &crate::config::one_line(msg);
     log("error", msg);
-    let has_file = SINK
-        .lock()
-        .ok()
-        .and_then(|g| g.as_ref().map(|s| s.file.is_some()))
-        .unwrap_or(false);
-    if has_file {
+    if has_log_file() {
         eprintln!("boxrun: error: {msg}");
     }
+}
+
+/// Log a warning that also goes to stderr when a log file is set (a user running the
+/// command should see it, as runc's warnings about the container's cgroup).
+pub fn warn_stderr(msg: &str) {
+    warn(msg);
+    if has_log_file() {
+        eprintln!("boxrun: warning: {msg}");
+    }
+}
+
+fn has_log_file() -> bool {
+    SINK.lock()
+        .ok()
+        .and_then(|g| g.as_ref().map(|s| s.file.is_some()))
+        .unwrap_or(false)
 }
 
 /// Log a warning.

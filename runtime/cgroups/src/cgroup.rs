@@ -347,17 +347,18 @@ impl Cgroup {
     /// which ones were created) and apply `resources`. On failure everything
     /// created is removed again.
     pub fn materialize(&mut self, resources: Option<&LinuxResources>) -> Result<()> {
+        self.materialize_or_keep(resources)
+            .inspect_err(|_| drop(self.destroy()))
+    }
+
+    /// [`Cgroup::materialize`] that leaves what it created on failure (recorded, for
+    /// [`Cgroup::destroy`]): for a caller whose process is already in one of the
+    /// directories, which must kill it first, or `destroy` waits for it in vain.
+    pub fn materialize_or_keep(&mut self, resources: Option<&LinuxResources>) -> Result<()> {
         for i in 0..self.hierarchies.len() {
-            if let Err(e) = self.make_dir(i) {
-                let _ = self.destroy();
-                return Err(e);
-            }
+            self.make_dir(i)?;
         }
-        if let Err(e) = self.prepare(resources) {
-            let _ = self.destroy();
-            return Err(e);
-        }
-        Ok(())
+        self.prepare(resources)
     }
 
     /// Create only the v2 directory of a [`Cgroup::plan`] (hybrid hosts), so that the

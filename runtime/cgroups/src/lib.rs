@@ -52,6 +52,7 @@ mod fsutil;
 pub mod layout;
 mod mount;
 pub mod paths;
+mod preexisting;
 pub mod resources;
 mod stats;
 
@@ -59,6 +60,7 @@ pub use cgroup::{remove_empty_parents, Cgroup, Hierarchy, Version, RUNTIME_PAREN
 pub use error::{CgroupError, Result};
 pub use layout::{Layout, Mode};
 pub use mount::{mount_setattr_recursive, MOUNT_ATTR_RDONLY};
+pub use preexisting::Preexisting;
 pub use resources::devices::{runc_default_rules, DeviceRule};
 pub use stats::{
     Blkio, BlkioEntry, Cpu, CpuUsage, Hugetlb, Memory, MemoryEntry, Pids, Stats, Throttling,

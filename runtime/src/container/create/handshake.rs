@@ -48,9 +48,13 @@ fn join_cgroups(v: &Validated, host: &mut Host, init: &Spawned) -> Result<()> {
     host.record.pid = pid;
     crate::failpoint::hit("create:cloned");
     if !host.cgroup.is_unified() {
-        host.cgroup.materialize(Some(&v.resources))?;
+        // The init is already in the v2 directory: on failure the guard kills it
+        // before removing the directories (a live member keeps rmdir retrying).
+        let made = host.cgroup.materialize_or_keep(Some(&v.resources));
         host.guard.cgroup = Some(host.cgroup.clone());
         host.record.cgroup = Some(host.cgroup.clone());
+        made?;
+        super::host::check_preexisting(&host.cgroup, pid, true, &mut host.guard)?;
     }
     // The child may mount the cgroups now, and moves itself into the v1 hierarchies
     // through their `tasks` files, opened here. A cgroup.procs write of its pid by the
@@ -111,11 +115,19 @@ fn run_runtime_hooks(spec: &Spec, record: &Record) -> Result<()> {
     // runtime-tools (hooks_stdin) expects "created" here; runc says "creating".
     let state = record.oci_state(Status::Created).to_string().into_bytes();
     let h = spec.hooks().as_ref();
-    hooks::run_all(h.and_then(|h| h.prestart().as_ref()), &state, "prestart")?;
-    hooks::run_all(
+    // In the bundle, as runc's (it works there).
+    let cwd = Some(record.bundle.as_path());
+    hooks::run_all_in(
+        h.and_then(|h| h.prestart().as_ref()),
+        &state,
+        "prestart",
+        cwd,
+    )?;
+    hooks::run_all_in(
         h.and_then(|h| h.create_runtime().as_ref()),
         &state,
         "createRuntime",
+        cwd,
     )
 }
 

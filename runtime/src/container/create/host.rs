@@ -42,6 +42,8 @@ pub struct CreateGuard {
     /// The cgroups made so far.
     pub cgroup: Option<boxrun_cgroups::Cgroup>,
     armed: bool,
+    /// The container's cgroup existed before: its other members are not ours to kill.
+    pub shared_cgroup: bool,
     /// A create-time hook failed: the lifecycle continues at destroy, poststop included.
     poststop: Option<(Vec<oci_spec::runtime::Hook>, Vec<u8>)>,
 }
@@ -53,6 +55,7 @@ impl CreateGuard {
             pid: 0,
             cgroup: None,
             armed: true,
+            shared_cgroup: false,
             poststop: None,
         }
     }
@@ -88,7 +91,9 @@ impl Drop for CreateGuard {
             }
         }
         if let Some(cg) = &self.cgroup {
-            let _ = cg.kill_all(libc::SIGKILL);
+            if !self.shared_cgroup {
+                let _ = cg.kill_all(libc::SIGKILL);
+            }
             if let Err(e) = cg.destroy() {
                 logging::warn(&format!("remove cgroup after failed create: {e}"));
             }
@@ -133,6 +138,9 @@ pub fn prepare(opts: &CreateOpts, v: &Validated, mut cg: boxrun_cgroups::Cgroup)
         cg.materialize_v2()?;
     }
     guard.cgroup = Some(cg.clone());
+    // Before the init is born in it. Hybrid: only the v2 directory exists yet; the
+    // handshake checks the rest (and warns about other processes once).
+    check_preexisting(&cg, 0, cg.is_unified(), &mut guard)?;
     record.cgroup = Some(cg.clone());
     dir.save(&record)?;
     crate::failpoint::hit("create:cgroup");
@@ -151,6 +159,34 @@ pub fn prepare(opts: &CreateOpts, v: &Validated, mut cg: boxrun_cgroups::Cgroup)
         console,
         console_proxy,
     })
+}
+
+/// A container cgroup that existed before: refuse it frozen (the init would never run;
+/// runc's wording), warn when other processes use it (runc's wording) and go on, with
+/// `warn`. The directories stay as they were either way: they are not ours.
+pub fn check_preexisting(
+    cg: &boxrun_cgroups::Cgroup,
+    init: i32,
+    warn: bool,
+    guard: &mut CreateGuard,
+) -> Result<()> {
+    let Some(found) = cg.preexisting(init)? else {
+        return Ok(());
+    };
+    guard.shared_cgroup = true;
+    if found.frozen {
+        return Err(Error::Other(
+            "container's cgroup unexpectedly frozen: thaw it or choose another linux.cgroupsPath"
+                .into(),
+        ));
+    }
+    if warn && found.processes > 0 {
+        logging::warn_stderr(&format!(
+            "container's cgroup is not empty: {} process(es) found",
+            found.processes
+        ));
+    }
+    Ok(())
 }
 
 /// Make the exec fifo the init blocks on until `start`; returns it opened `O_PATH`.
