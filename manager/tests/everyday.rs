@@ -6,7 +6,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::Env;
+use common::{Env, NetGuard};
 
 fn id_of(env: &Env, name: &str) -> String {
     env.inspect(name)["id"].as_str().unwrap().to_string()
@@ -192,17 +192,6 @@ fn top_lists_the_instance_processes() {
     env.ok(&["stop", "-t", "0", "t"]);
     let err = env.fails(&["top", "t"]);
     assert!(err.contains("is not running"), "{err}");
-}
-
-/// Removes the test network (bridge) even if the test fails.
-struct NetGuard<'a>(&'a Env, String);
-impl Drop for NetGuard<'_> {
-    fn drop(&mut self) {
-        for id in self.0.ok(&["ps", "-a", "-q"]).split_whitespace() {
-            let _ = self.0.boxctl(&["rm", "-f", id]);
-        }
-        let _ = self.0.boxctl(&["network", "rm", &self.1]);
-    }
 }
 
 #[test]

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::{wait_pid, Env};
+use common::{wait_pid, Env, NetGuard};
 
 fn id_of(env: &Env, name: &str) -> String {
     env.inspect(name)["id"].as_str().unwrap().to_string()
@@ -479,17 +479,6 @@ fn http_get(addr: &str) -> String {
     let mut body = String::new();
     let _ = s.read_to_string(&mut body);
     body
-}
-
-/// Removes the test network (bridge) even if the test fails.
-struct NetGuard<'a>(&'a Env, String);
-impl Drop for NetGuard<'_> {
-    fn drop(&mut self) {
-        for id in self.0.ok(&["ps", "-a", "-q"]).split_whitespace() {
-            let _ = self.0.boxctl(&["rm", "-f", id]);
-        }
-        let _ = self.0.boxctl(&["network", "rm", &self.1]);
-    }
 }
 
 #[test]

@@ -359,3 +359,14 @@ pub fn wait_pid(pid: i32, secs: u64) -> bool {
     unsafe { libc::close(fd as i32) };
     rc > 0
 }
+
+/// Removes the test's instances and its network (bridge) even if the test fails.
+pub struct NetGuard<'a>(pub &'a Env, pub String);
+impl Drop for NetGuard<'_> {
+    fn drop(&mut self) {
+        for id in self.0.ok(&["ps", "-a", "-q"]).split_whitespace() {
+            let _ = self.0.boxctl(&["rm", "-f", id]);
+        }
+        let _ = self.0.boxctl(&["network", "rm", &self.1]);
+    }
+}

@@ -107,6 +107,15 @@ pub fn import(store: &Store, src: &Path, name: &str, size: Option<u64>) -> Resul
     let disk = work.join("disk.img");
     let rootfs = work.join("rootfs");
     let unpacked = work.join("src");
+    // An archive holding an image layout: unpacked, then its layers flattened into rootfs.
+    let from_archive = |flatten: fn(&Path, &Path) -> Result<ImageConfig>| -> Result<ImageConfig> {
+        fs::create_dir(&unpacked)?;
+        import_tar::extract(import_tar::open_maybe_gzip(src)?, &unpacked, false)?;
+        fs::create_dir(&rootfs)?;
+        let c = flatten(&unpacked, &rootfs)?;
+        ext4::make_from_dir(&rootfs, &disk, size)?;
+        Ok(c)
+    };
     let (source, config) = if src_meta.is_dir() {
         if src.join("oci-layout").exists() {
             fs::create_dir(&rootfs)?;
@@ -130,23 +139,16 @@ pub fn import(store: &Store, src: &Path, name: &str, size: Option<u64>) -> Resul
         let has = |n: &str| names.iter().any(|x| x == n);
         if has("oci-layout") || (has("index.json") && names.iter().any(|n| n.starts_with("blobs/")))
         {
-            fs::create_dir(&unpacked)?;
-            import_tar::extract(import_tar::open_maybe_gzip(src)?, &unpacked, false)?;
-            fs::create_dir(&rootfs)?;
-            let c = import_oci::from_layout(&unpacked, &rootfs)?;
-            ext4::make_from_dir(&rootfs, &disk, size)?;
-            ("oci", c)
+            ("oci", from_archive(import_oci::from_layout)?)
         } else if has("manifest.json")
             && !names
                 .iter()
                 .any(|n| n.starts_with("bin/") || n.starts_with("etc/"))
         {
-            fs::create_dir(&unpacked)?;
-            import_tar::extract(import_tar::open_maybe_gzip(src)?, &unpacked, false)?;
-            fs::create_dir(&rootfs)?;
-            let c = import_oci::from_docker_archive(&unpacked, &rootfs)?;
-            ext4::make_from_dir(&rootfs, &disk, size)?;
-            ("docker-archive", c)
+            (
+                "docker-archive",
+                from_archive(import_oci::from_docker_archive)?,
+            )
         } else {
             fs::create_dir(&rootfs)?;
             import_tar::extract(import_tar::open_maybe_gzip(src)?, &rootfs, false)?;
