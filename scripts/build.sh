@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
-cargo build --release --workspace --bins
+# The CRI lane's client (conformance/cri) is a test tool: built in debug by its run.sh.
+cargo build --release --workspace --bins --exclude boxrun-cri-lane
 host=$(rustc -vV | sed -n 's/^host: //p')
 # crt-static only for the target crates (--target keeps proc-macros and build scripts dynamic).
 # relocation-model=static: a non-PIE executable has nothing to relocate at start-up, so

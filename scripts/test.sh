@@ -45,6 +45,12 @@ if [ -x conformance/engines/run.sh ]; then
     [ "${PIPESTATUS[0]}" = 0 ] || status=1
 fi
 
+if [ -x conformance/cri/run.sh ]; then
+    echo "== Kubernetes node: containerd's CRI plugin with boxrun and with runc"
+    conformance/cri/run.sh "$PWD/target/release/boxrun" 2>&1 | tee -a "$log" | tail -60
+    [ "${PIPESTATUS[0]}" = 0 ] || status=1
+fi
+
 # cargo's "test result:" lines plus each lane's own closing "N passed, N failed" line.
 passed=$( (grep -oE 'test result: [A-Za-z]+\. [0-9]+ passed' "$log"; grep -E '^[0-9]+ passed, [0-9]+ failed' "$log") | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$( (grep -oE 'test result: [A-Za-z]+\. [0-9]+ passed; [0-9]+ failed' "$log"; grep -E '^[0-9]+ passed, [0-9]+ failed' "$log") | grep -oE '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')

@@ -47,7 +47,7 @@ done
 LANE=${CRI_LANE_BIN:-}
 if [ -z "$LANE" ]; then
     (cd "$repo" && cargo build -q -p boxrun-cri-lane) || failed_setup "cargo build -p boxrun-cri-lane failed"
-    LANE=$repo/target/debug/cri-lane
+    LANE=${CARGO_TARGET_DIR:-$repo/target}/debug/cri-lane
 fi
 
 # One CRI lane at a time on the host: the bridge name and subnet are host-wide.
@@ -64,7 +64,9 @@ ipt_norm() {
     { iptables-save 2>/dev/null; ip6tables-save 2>/dev/null | sed 's/^/6 /'; } |
         grep -E '^(6 )?(-A |:[^ ]+ - )' | sed 's/ \[[0-9:]*\]$//' | sort
 }
-links() { ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort; }
+# The lane's links: its bridge and the veths the bridge plugin made (other lanes on the
+# host make bx* links of their own at the same time).
+links() { ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E "^($BRIDGE|veth)" | sort; }
 netns_list() { ls /run/netns 2>/dev/null | sort; }
 cni_state() { find /var/lib/cni -mindepth 1 2>/dev/null | sort; }
 cg_dirs() { for c in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do [ -d "$c$CG" ] && echo "$c$CG"; done; }
@@ -79,6 +81,7 @@ ipt_norm >"$T/ipt.before"
 links >"$T/links.before"
 netns_list >"$T/netns.before"
 cni_state >"$T/cni.before"
+[ -d /var/lib/cni ] && had_cni_dir=1 || had_cni_dir=0
 had_cg=$(cg_dirs)
 
 # ---------------------------------------------------------------- cleanup (trap)
@@ -110,6 +113,11 @@ housekeeping() {
     if [ -z "$had_cg" ]; then
         for d in $(cg_dirs); do find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null; done
     fi
+    # libcni's cache directories the lane created, once CNI DEL has emptied them
+    for d in $(find /var/lib/cni -depth -type d -empty 2>/dev/null); do
+        grep -qx "$d" "$T/cni.before" || rmdir "$d" 2>/dev/null
+    done
+    [ "$had_cni_dir" = 0 ] && rmdir /var/lib/cni 2>/dev/null
     return 0
 }
 force_cleanup() { # last resort after a failure: kill what is left, unmount, remove
@@ -222,7 +230,8 @@ state = "$dir/state"
   stream_server_port = "0"
   enable_selinux = false
   disable_apparmor = true
-  restrict_oom_score_adj = false
+  # containerd gives the pause process -998: a host without CAP_SYS_RESOURCE refuses it
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$dir/cni/conf"

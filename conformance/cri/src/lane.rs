@@ -12,8 +12,8 @@ use k8s_cri::v1::{
     ContainerConfig, ContainerMetadata, ContainerState, ContainerStatus, ContainerStatusRequest,
     CreateContainerRequest, ExecSyncRequest, ImageSpec, LinuxContainerConfig,
     LinuxContainerSecurityContext, LinuxPodSandboxConfig, LinuxSandboxSecurityContext,
-    ListPodSandboxRequest, PodSandboxConfig, PodSandboxMetadata, RemovePodSandboxRequest,
-    RunPodSandboxRequest, StartContainerRequest, StopPodSandboxRequest,
+    ListPodSandboxRequest, NamespaceMode, NamespaceOption, PodSandboxConfig, PodSandboxMetadata,
+    RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest, StopPodSandboxRequest,
 };
 use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -38,7 +38,12 @@ pub async fn connect(socket: &Path) -> Result<Cri> {
             async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
         }))
         .await
-        .with_context(|| format!("cannot connect to the CRI socket {}: is containerd running?", socket.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot connect to the CRI socket {}: is containerd running?",
+                socket.display()
+            )
+        })?;
     Ok(Cri {
         rt: RuntimeServiceClient::new(channel.clone()),
         img: ImageServiceClient::new(channel),
@@ -80,7 +85,12 @@ pub struct Lane {
 impl Lane {
     /// A lane over connected clients.
     pub fn new(cri: Cri, node: Node) -> Self {
-        Lane { cri, node, pods: Vec::new(), serial: 0 }
+        Lane {
+            cri,
+            node,
+            pods: Vec::new(),
+            serial: 0,
+        }
     }
 
     /// A new pod name, unique within the lane.
@@ -100,10 +110,19 @@ impl Lane {
                 attempt: 0,
             }),
             hostname: name.clone(),
-            log_directory: self.node.work.join("logs").join(&name).to_string_lossy().into_owned(),
+            log_directory: self
+                .node
+                .work
+                .join("logs")
+                .join(&name)
+                .to_string_lossy()
+                .into_owned(),
             linux: Some(LinuxPodSandboxConfig {
                 cgroup_parent: format!("{}/{name}", self.node.cgroup_parent),
-                security_context: Some(LinuxSandboxSecurityContext::default()),
+                security_context: Some(LinuxSandboxSecurityContext {
+                    namespace_options: Some(kubelet_namespaces()),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             ..Default::default()
@@ -119,13 +138,17 @@ impl Lane {
     /// Runs a sandbox through HANDLER ("" is containerd's default runtime).
     pub async fn run_pod_with(&mut self, cfg: &PodSandboxConfig, handler: &str) -> Result<String> {
         if !cfg.log_directory.is_empty() {
-            std::fs::create_dir_all(&cfg.log_directory)
-                .with_context(|| format!("cannot create the pod log directory {}", cfg.log_directory))?;
+            std::fs::create_dir_all(&cfg.log_directory).with_context(|| {
+                format!("cannot create the pod log directory {}", cfg.log_directory)
+            })?;
         }
         let id = self
             .cri
             .rt
-            .run_pod_sandbox(RunPodSandboxRequest { config: Some(cfg.clone()), runtime_handler: handler.into() })
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(cfg.clone()),
+                runtime_handler: handler.into(),
+            })
             .await
             .context("RunPodSandbox failed")?
             .into_inner()
@@ -137,12 +160,21 @@ impl Lane {
     /// A container config running COMMAND in the lane's image, logging to NAME.log.
     pub fn container_config(&self, name: &str, command: &[&str]) -> ContainerConfig {
         ContainerConfig {
-            metadata: Some(ContainerMetadata { name: name.into(), attempt: 0 }),
-            image: Some(ImageSpec { image: self.node.image.clone(), ..Default::default() }),
+            metadata: Some(ContainerMetadata {
+                name: name.into(),
+                attempt: 0,
+            }),
+            image: Some(ImageSpec {
+                image: self.node.image.clone(),
+                ..Default::default()
+            }),
             command: command.iter().map(|s| s.to_string()).collect(),
             log_path: format!("{name}.log"),
             linux: Some(LinuxContainerConfig {
-                security_context: Some(LinuxContainerSecurityContext::default()),
+                security_context: Some(LinuxContainerSecurityContext {
+                    namespace_options: Some(kubelet_namespaces()),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             ..Default::default()
@@ -150,7 +182,12 @@ impl Lane {
     }
 
     /// Creates a container in the pod (not started).
-    pub async fn create(&mut self, pod: &str, pod_cfg: &PodSandboxConfig, cfg: ContainerConfig) -> Result<String> {
+    pub async fn create(
+        &mut self,
+        pod: &str,
+        pod_cfg: &PodSandboxConfig,
+        cfg: ContainerConfig,
+    ) -> Result<String> {
         Ok(self
             .cri
             .rt
@@ -166,18 +203,29 @@ impl Lane {
     }
 
     /// Creates and starts a container in the pod.
-    pub async fn create_start(&mut self, pod: &str, pod_cfg: &PodSandboxConfig, cfg: ContainerConfig) -> Result<String> {
+    pub async fn create_start(
+        &mut self,
+        pod: &str,
+        pod_cfg: &PodSandboxConfig,
+        cfg: ContainerConfig,
+    ) -> Result<String> {
         let id = self.create(pod, pod_cfg, cfg).await?;
         self.cri
             .rt
-            .start_container(StartContainerRequest { container_id: id.clone() })
+            .start_container(StartContainerRequest {
+                container_id: id.clone(),
+            })
             .await
             .context("StartContainer failed")?;
         Ok(id)
     }
 
     /// A pod with the given config and one started container running COMMAND: (pod, container).
-    pub async fn pod_with(&mut self, pod_cfg: &PodSandboxConfig, cfg: ContainerConfig) -> Result<(String, String)> {
+    pub async fn pod_with(
+        &mut self,
+        pod_cfg: &PodSandboxConfig,
+        cfg: ContainerConfig,
+    ) -> Result<(String, String)> {
         let pod = self.run_pod(pod_cfg).await?;
         let id = self.create_start(&pod, pod_cfg, cfg).await?;
         Ok((pod, id))
@@ -188,12 +236,21 @@ impl Lane {
         let resp = self
             .cri
             .rt
-            .container_status(ContainerStatusRequest { container_id: id.into(), verbose: true })
+            .container_status(ContainerStatusRequest {
+                container_id: id.into(),
+                verbose: true,
+            })
             .await
             .context("ContainerStatus failed")?
             .into_inner();
-        let info = resp.info.get("info").and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
-        resp.status.map(|s| (s, info)).context("ContainerStatus answered no status")
+        let info = resp
+            .info
+            .get("info")
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default();
+        resp.status
+            .map(|s| (s, info))
+            .context("ContainerStatus answered no status")
     }
 
     /// Polls (bounded: 30 s) until the container is in STATE.
@@ -205,7 +262,10 @@ impl Lane {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        bail!("container {id} did not reach {} within 30 s", state.as_str_name())
+        bail!(
+            "container {id} did not reach {} within 30 s",
+            state.as_str_name()
+        )
     }
 
     /// ExecSync: (stdout, stderr, exit code).
@@ -221,7 +281,11 @@ impl Lane {
             .await
             .context("ExecSync failed")?
             .into_inner();
-        Ok((String::from_utf8_lossy(&r.stdout).into_owned(), String::from_utf8_lossy(&r.stderr).into_owned(), r.exit_code))
+        Ok((
+            String::from_utf8_lossy(&r.stdout).into_owned(),
+            String::from_utf8_lossy(&r.stderr).into_owned(),
+            r.exit_code,
+        ))
     }
 
     /// ExecSync that must exit 0; its stdout.
@@ -241,7 +305,10 @@ impl Lane {
             .args(["list", "-q"])
             .output()
             .with_context(|| format!("cannot run {} list", self.node.runtime.display()))?;
-        Ok(String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect())
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect())
     }
 
     /// Drops a sandbox the case removed itself from the clean-up list.
@@ -261,14 +328,29 @@ impl Lane {
     }
 }
 
+/// The namespaces a kubelet asks for a pod without `hostNetwork`, `hostPID`, `hostIPC` or
+/// `shareProcessNamespace`: the pod's network and IPC, the container's own PID namespace.
+pub fn kubelet_namespaces() -> NamespaceOption {
+    NamespaceOption {
+        network: NamespaceMode::Pod as i32,
+        pid: NamespaceMode::Container as i32,
+        ipc: NamespaceMode::Pod as i32,
+        ..Default::default()
+    }
+}
+
 /// StopPodSandbox then RemovePodSandbox, as a kubelet does when a pod goes away.
 pub async fn remove_pod(cri: &mut Cri, id: &str) -> Result<()> {
     cri.rt
-        .stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: id.into() })
+        .stop_pod_sandbox(StopPodSandboxRequest {
+            pod_sandbox_id: id.into(),
+        })
         .await
         .with_context(|| format!("StopPodSandbox {id} failed"))?;
     cri.rt
-        .remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id.into() })
+        .remove_pod_sandbox(RemovePodSandboxRequest {
+            pod_sandbox_id: id.into(),
+        })
         .await
         .with_context(|| format!("RemovePodSandbox {id} failed"))?;
     Ok(())
@@ -276,7 +358,12 @@ pub async fn remove_pod(cri: &mut Cri, id: &str) -> Result<()> {
 
 /// Removes every sandbox containerd knows (the lane's clean-up after a failure).
 pub async fn remove_all_pods(cri: &mut Cri) -> Result<usize> {
-    let pods = cri.rt.list_pod_sandbox(ListPodSandboxRequest { filter: None }).await?.into_inner().items;
+    let pods = cri
+        .rt
+        .list_pod_sandbox(ListPodSandboxRequest { filter: None })
+        .await?
+        .into_inner()
+        .items;
     for p in &pods {
         remove_pod(cri, &p.id).await?;
     }

@@ -24,13 +24,17 @@ fn flag(args: &[String], name: &str) -> Result<String> {
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
         .cloned()
-        .with_context(|| format!("missing {name}: see the usage at the top of conformance/cri/src/main.rs"))
+        .with_context(|| {
+            format!("missing {name}: see the usage at the top of conformance/cri/src/main.rs")
+        })
 }
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let socket = PathBuf::from(flag(&args, "--socket")?);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     if args.iter().any(|a| a == "cleanup") {
         return rt.block_on(async {
             let mut cri = lane::connect(&socket).await?;
@@ -53,7 +57,8 @@ fn main() -> Result<()> {
         subnet: flag(&args, "--subnet")?,
     };
     let only = flag(&args, "--only").ok();
-    std::fs::create_dir_all(&node.work).with_context(|| format!("cannot create {}", node.work.display()))?;
+    std::fs::create_dir_all(&node.work)
+        .with_context(|| format!("cannot create {}", node.work.display()))?;
     rt.block_on(run(socket, node, only))
 }
 
@@ -61,18 +66,26 @@ async fn run(socket: PathBuf, node: Node, only: Option<String>) -> Result<()> {
     let cri = lane::connect(&socket).await?;
     let mut lane = Lane::new(cri, node);
     for case in cases::ALL {
-        if only.as_ref().is_some_and(|o| !case.name.contains(o.as_str())) {
+        if only
+            .as_ref()
+            .is_some_and(|o| !case.name.contains(o.as_str()))
+        {
             continue;
         }
-        let outcome = match tokio::time::timeout(Duration::from_secs(90), (case.run)(&mut lane)).await {
-            Ok(r) => r,
-            Err(_) => Err(anyhow::anyhow!("timed out after 90 s")),
-        };
+        let outcome =
+            match tokio::time::timeout(Duration::from_secs(90), (case.run)(&mut lane)).await {
+                Ok(r) => r,
+                Err(_) => Err(anyhow::anyhow!("timed out after 90 s")),
+            };
         let cleanup = lane.remove_pods().await;
         let outcome = outcome.and(cleanup.context("clean-up after the case"));
         match outcome {
             Ok(()) => println!("{}\tok\t", case.name),
-            Err(e) => println!("{}\tfail\t{}", case.name, format!("{e:#}").replace(['\n', '\t'], " ")),
+            Err(e) => println!(
+                "{}\tfail\t{}",
+                case.name,
+                format!("{e:#}").replace(['\n', '\t'], " ")
+            ),
         }
     }
     Ok(())

@@ -2,13 +2,19 @@
 
 use anyhow::{ensure, Context, Result};
 use k8s_cri::v1::security_profile::ProfileType;
-use k8s_cri::v1::{Capability, ContainerConfig, Int64Value, LinuxContainerSecurityContext, PodSandboxConfig, SecurityProfile};
+use k8s_cri::v1::{
+    Capability, ContainerConfig, Int64Value, LinuxContainerSecurityContext, PodSandboxConfig,
+    SecurityProfile,
+};
 
 use crate::lane::Lane;
 
 /// The container's security context, to edit.
 fn sc(c: &mut ContainerConfig) -> &mut LinuxContainerSecurityContext {
-    c.linux.get_or_insert_with(Default::default).security_context.get_or_insert_with(Default::default)
+    c.linux
+        .get_or_insert_with(Default::default)
+        .security_context
+        .get_or_insert_with(Default::default)
 }
 
 /// Runs a pod with one container (`sleep 1000`) whose config EDIT changes, then SCRIPT in it.
@@ -36,7 +42,7 @@ fn own_status(key: &str) -> Result<String> {
         .with_context(|| format!("no {key} in /proc/self/status"))
 }
 
-pub async fn run_as(l: &mut Lane) -> Result<()> {
+pub(super) async fn run_as(l: &mut Lane) -> Result<()> {
     let out = run_in(
         l,
         "runas",
@@ -48,11 +54,14 @@ pub async fn run_as(l: &mut Lane) -> Result<()> {
         "id",
     )
     .await?;
-    ensure!(out.contains("uid=1234") && out.contains("gid=5678"), "id says {out:?}");
+    ensure!(
+        out.contains("uid=1234") && out.contains("gid=5678"),
+        "id says {out:?}"
+    );
     Ok(())
 }
 
-pub async fn readonly_root(l: &mut Lane) -> Result<()> {
+pub(super) async fn readonly_root(l: &mut Lane) -> Result<()> {
     let out = run_in(
         l,
         "rofs",
@@ -61,11 +70,14 @@ pub async fn readonly_root(l: &mut Lane) -> Result<()> {
         "touch /x 2>/dev/null; echo rc=$?; grep -E '^[^ ]+ / ' /proc/mounts",
     )
     .await?;
-    ensure!(out.starts_with("rc=1") && out.contains(" ro,") || out.contains(" ro "), "got {out:?}");
+    ensure!(
+        out.starts_with("rc=1") && out.contains(" ro,") || out.contains(" ro "),
+        "got {out:?}"
+    );
     Ok(())
 }
 
-pub async fn privileged(l: &mut Lane) -> Result<()> {
+pub(super) async fn privileged(l: &mut Lane) -> Result<()> {
     let caps = own_status("CapEff")?;
     let out = run_in(
         l,
@@ -80,13 +92,15 @@ pub async fn privileged(l: &mut Lane) -> Result<()> {
     )
     .await?;
     ensure!(
-        out.contains(&format!("CapEff:\t{caps}")) && out.contains("Seccomp:\t0") && out.contains("loop-control"),
+        out.contains(&format!("CapEff:\t{caps}"))
+            && out.contains("Seccomp:\t0")
+            && out.contains("loop-control"),
         "want CapEff {caps}, Seccomp 0 and host devices, got {out:?}"
     );
     Ok(())
 }
 
-pub async fn capabilities(l: &mut Lane) -> Result<()> {
+pub(super) async fn capabilities(l: &mut Lane) -> Result<()> {
     let out = run_in(
         l,
         "caps",
@@ -108,20 +122,28 @@ pub async fn capabilities(l: &mut Lane) -> Result<()> {
     Ok(())
 }
 
-pub async fn seccomp_default(l: &mut Lane) -> Result<()> {
+pub(super) async fn seccomp_default(l: &mut Lane) -> Result<()> {
     let out = run_in(
         l,
         "scdef",
         |_| {},
-        |c| sc(c).seccomp = Some(SecurityProfile { profile_type: ProfileType::RuntimeDefault as i32, ..Default::default() }),
+        |c| {
+            sc(c).seccomp = Some(SecurityProfile {
+                profile_type: ProfileType::RuntimeDefault as i32,
+                ..Default::default()
+            })
+        },
         "grep -E '^Seccomp:' /proc/self/status; unshare -U true 2>&1; echo rc=$?",
     )
     .await?;
-    ensure!(out.contains("Seccomp:\t2") && !out.contains("rc=0"), "want a filter that refuses unshare(2), got {out:?}");
+    ensure!(
+        out.contains("Seccomp:\t2") && !out.contains("rc=0"),
+        "want a filter that refuses unshare(2), got {out:?}"
+    );
     Ok(())
 }
 
-pub async fn seccomp_localhost(l: &mut Lane) -> Result<()> {
+pub(super) async fn seccomp_localhost(l: &mut Lane) -> Result<()> {
     let profile = l.node.work.join("seccomp-deny-mkdir.json");
     std::fs::write(
         &profile,
@@ -133,31 +155,46 @@ pub async fn seccomp_localhost(l: &mut Lane) -> Result<()> {
         l,
         "sclocal",
         |_| {},
-        |c| sc(c).seccomp = Some(SecurityProfile { profile_type: ProfileType::Localhost as i32, localhost_ref: path }),
+        |c| {
+            sc(c).seccomp = Some(SecurityProfile {
+                profile_type: ProfileType::Localhost as i32,
+                localhost_ref: path,
+            })
+        },
         "grep -E '^Seccomp:' /proc/self/status; mkdir /tmp/bx 2>&1; echo rc=$?",
     )
     .await?;
     ensure!(
-        out.contains("Seccomp:\t2") && out.contains("Operation not permitted") && out.contains("rc=1"),
+        out.contains("Seccomp:\t2")
+            && out.contains("Operation not permitted")
+            && out.contains("rc=1"),
         "want mkdir refused with EPERM, got {out:?}"
     );
     Ok(())
 }
 
-pub async fn no_new_privs(l: &mut Lane) -> Result<()> {
-    let out = run_in(l, "nnp", |_| {}, |c| sc(c).no_new_privs = true, "grep NoNewPrivs /proc/self/status").await?;
+pub(super) async fn no_new_privs(l: &mut Lane) -> Result<()> {
+    let out = run_in(
+        l,
+        "nnp",
+        |_| {},
+        |c| sc(c).no_new_privs = true,
+        "grep NoNewPrivs /proc/self/status",
+    )
+    .await?;
     ensure!(out.contains("NoNewPrivs:\t1"), "got {out:?}");
     Ok(())
 }
 
-pub async fn sysctls(l: &mut Lane) -> Result<()> {
+pub(super) async fn sysctls(l: &mut Lane) -> Result<()> {
     let out = run_in(
         l,
         "sysctl",
         |p| {
             if let Some(x) = p.linux.as_mut() {
                 x.sysctls.insert("net.core.somaxconn".into(), "1234".into());
-                x.sysctls.insert("kernel.shm_rmid_forced".into(), "1".into());
+                x.sysctls
+                    .insert("kernel.shm_rmid_forced".into(), "1".into());
             }
         },
         |_| {},
@@ -168,7 +205,7 @@ pub async fn sysctls(l: &mut Lane) -> Result<()> {
     Ok(())
 }
 
-pub async fn masked_readonly(l: &mut Lane) -> Result<()> {
+pub(super) async fn masked_readonly(l: &mut Lane) -> Result<()> {
     let out = run_in(
         l,
         "mask",
@@ -182,6 +219,9 @@ pub async fn masked_readonly(l: &mut Lane) -> Result<()> {
     )
     .await?;
     let words: Vec<&str> = out.split_whitespace().collect();
-    ensure!(words == ["0", "0", "tmp=1", "sys=1"], "want cpuinfo empty, /sys/firmware empty, /tmp and /proc/sys read-only; got {out:?}");
+    ensure!(
+        words == ["0", "0", "tmp=1", "sys=1"],
+        "want cpuinfo empty, /sys/firmware empty, /tmp and /proc/sys read-only; got {out:?}"
+    );
     Ok(())
 }

@@ -10,7 +10,7 @@ use crate::stream::{exit_code, Stream};
 
 const STREAM_TIMEOUT: Duration = Duration::from_secs(20);
 
-pub async fn exec_plain(l: &mut Lane) -> Result<()> {
+pub(super) async fn exec_plain(l: &mut Lane) -> Result<()> {
     let cfg = l.pod_config("xplain");
     let c = l.container_config("c", &["sleep", "1000"]);
     let (_, id) = l.pod_with(&cfg, c).await?;
@@ -19,7 +19,11 @@ pub async fn exec_plain(l: &mut Lane) -> Result<()> {
         .rt
         .exec(ExecRequest {
             container_id: id,
-            cmd: vec!["sh".into(), "-c".into(), "echo out; echo err >&2; exit 3".into()],
+            cmd: vec![
+                "sh".into(),
+                "-c".into(),
+                "echo out; echo err >&2; exit 3".into(),
+            ],
             tty: false,
             stdin: false,
             stdout: true,
@@ -41,7 +45,7 @@ pub async fn exec_plain(l: &mut Lane) -> Result<()> {
     Ok(())
 }
 
-pub async fn exec_tty(l: &mut Lane) -> Result<()> {
+pub(super) async fn exec_tty(l: &mut Lane) -> Result<()> {
     let cfg = l.pod_config("xtty");
     let c = l.container_config("c", &["sleep", "1000"]);
     let (_, id) = l.pod_with(&cfg, c).await?;
@@ -65,7 +69,9 @@ pub async fn exec_tty(l: &mut Lane) -> Result<()> {
     let got = s.receive(|_| false)?;
     let out = got.text(1);
     ensure!(
-        out.contains("/dev/pts/") && out.contains("got-hello") && exit_code(&got.text(3)) == Some(0),
+        out.contains("/dev/pts/")
+            && out.contains("got-hello")
+            && exit_code(&got.text(3)) == Some(0),
         "stdout {out:?} error channel {:?}",
         got.text(3)
     );
@@ -82,7 +88,13 @@ async fn attach(l: &mut Lane, base: &str, tty: bool, want: &str) -> Result<()> {
     let url = l
         .cri
         .rt
-        .attach(AttachRequest { container_id: id, stdin: true, tty, stdout: true, stderr: !tty })
+        .attach(AttachRequest {
+            container_id: id,
+            stdin: true,
+            tty,
+            stdout: true,
+            stderr: !tty,
+        })
         .await
         .context("Attach failed")?
         .into_inner()
@@ -90,29 +102,40 @@ async fn attach(l: &mut Lane, base: &str, tty: bool, want: &str) -> Result<()> {
     let mut s = Stream::open(&url, STREAM_TIMEOUT)?;
     s.send(0, b"ping\n")?;
     let got = s.receive(|g| g.text(1).contains(want))?;
-    ensure!(got.text(1).contains(want), "attached stdout {:?}, want {want:?}", got.text(1));
+    ensure!(
+        got.text(1).contains(want),
+        "attached stdout {:?}, want {want:?}",
+        got.text(1)
+    );
     Ok(())
 }
 
-pub async fn attach_plain(l: &mut Lane) -> Result<()> {
+pub(super) async fn attach_plain(l: &mut Lane) -> Result<()> {
     attach(l, "aplain", false, "got-ping\n").await
 }
 
-pub async fn attach_tty(l: &mut Lane) -> Result<()> {
+pub(super) async fn attach_tty(l: &mut Lane) -> Result<()> {
     attach(l, "atty", true, "got-ping\r\n").await
 }
 
-pub async fn port_forward(l: &mut Lane) -> Result<()> {
+pub(super) async fn port_forward(l: &mut Lane) -> Result<()> {
     let cfg = l.pod_config("pf");
     let c = l.container_config(
         "c",
-        &["sh", "-c", "mkdir -p /www && echo bxcri-pf-ok >/www/index.html && exec httpd -f -p 8080 -h /www"],
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /www && echo bxcri-pf-ok >/www/index.html && exec httpd -f -p 8080 -h /www",
+        ],
     );
     let (pod, id) = l.pod_with(&cfg, c).await?;
     // The server is up when it answers inside the pod (bounded poll).
     let mut up = false;
     for _ in 0..50 {
-        if l.sh(&id, "wget -q -O - http://127.0.0.1:8080/").await.is_ok_and(|o| o.contains("bxcri-pf-ok")) {
+        if l.sh(&id, "wget -q -O - http://127.0.0.1:8080/")
+            .await
+            .is_ok_and(|o| o.contains("bxcri-pf-ok"))
+        {
             up = true;
             break;
         }
@@ -122,7 +145,10 @@ pub async fn port_forward(l: &mut Lane) -> Result<()> {
     let url = l
         .cri
         .rt
-        .port_forward(PortForwardRequest { pod_sandbox_id: pod, port: vec![8080] })
+        .port_forward(PortForwardRequest {
+            pod_sandbox_id: pod,
+            port: vec![8080],
+        })
         .await
         .context("PortForward failed")?
         .into_inner()
@@ -139,27 +165,50 @@ pub async fn port_forward(l: &mut Lane) -> Result<()> {
     Ok(())
 }
 
-pub async fn logs(l: &mut Lane) -> Result<()> {
+pub(super) async fn logs(l: &mut Lane) -> Result<()> {
     let cfg = l.pod_config("logs");
-    let c = l.container_config("c", &["sh", "-c", "echo out-line; echo err-line >&2; echo second-out"]);
+    let c = l.container_config(
+        "c",
+        &[
+            "sh",
+            "-c",
+            "echo out-line; echo err-line >&2; echo second-out",
+        ],
+    );
     let (_, id) = l.pod_with(&cfg, c).await?;
     l.wait_state(&id, ContainerState::ContainerExited).await?;
     let path = std::path::Path::new(&cfg.log_directory).join("c.log");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read the container log {}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the container log {}", path.display()))?;
     // <RFC 3339 nano timestamp> <stdout|stderr> <F|P> <message>
     let mut entries = Vec::new();
     for line in text.lines() {
         let mut f = line.splitn(4, ' ');
-        let (ts, stream, tag, msg) = (f.next().unwrap_or(""), f.next().unwrap_or(""), f.next().unwrap_or(""), f.next());
+        let (ts, stream, tag, msg) = (
+            f.next().unwrap_or(""),
+            f.next().unwrap_or(""),
+            f.next().unwrap_or(""),
+            f.next(),
+        );
         ensure!(
-            ts.len() >= 20 && ts.as_bytes().get(10) == Some(&b'T') && (stream == "stdout" || stream == "stderr") && tag == "F",
+            ts.len() >= 20
+                && ts.as_bytes().get(10) == Some(&b'T')
+                && (stream == "stdout" || stream == "stderr")
+                && tag == "F",
             "log line {line:?} is not in the CRI log format"
         );
         entries.push((stream.to_owned(), msg.unwrap_or("").to_owned()));
     }
-    let want = [("stdout", "out-line"), ("stderr", "err-line"), ("stdout", "second-out")];
+    let want = [
+        ("stdout", "out-line"),
+        ("stderr", "err-line"),
+        ("stdout", "second-out"),
+    ];
     for (stream, msg) in want {
-        ensure!(entries.iter().any(|(s, m)| s == stream && m == msg), "no {stream} entry {msg:?} in {text:?}");
+        ensure!(
+            entries.iter().any(|(s, m)| s == stream && m == msg),
+            "no {stream} entry {msg:?} in {text:?}"
+        );
     }
     Ok(())
 }
