@@ -58,11 +58,16 @@ flock -w 900 9 || failed_setup "another CRI lane holds /run/lock/boxrun-cri.lock
 T=$(mktemp -d /tmp/bxcri.XXXXXX)
 chmod 755 "$T"
 CTD_PID=""
+LANE_PID=""
+LANE_DIR=""
 
 # ---------------------------------------------------------------- host snapshots
+# Rules and chains that could be the lane's (CNI chains, its subnet or bridge): other
+# lanes on the host add and remove rules of their own meanwhile.
 ipt_norm() {
     { iptables-save 2>/dev/null; ip6tables-save 2>/dev/null | sed 's/^/6 /'; } |
-        grep -E '^(6 )?(-A |:[^ ]+ - )' | sed 's/ \[[0-9:]*\]$//' | sort
+        grep -E '^(6 )?(-A |:[^ ]+ - )' | sed 's/ \[[0-9:]*\]$//' |
+        grep -E "CNI-|${SUBNET//./\\.}\.|$BRIDGE" | sort
 }
 # The lane's links: its bridge and the veths the bridge plugin made (other lanes on the
 # host make bx* links of their own at the same time).
@@ -135,16 +140,14 @@ force_cleanup() { # last resort after a failure: kill what is left, unmount, rem
     for n in $(netns_list | comm -13 "$T/netns.before" -); do
         [[ $n == cni-* ]] && { umount -l "/run/netns/$n" 2>/dev/null; rm -f "/run/netns/$n"; }
     done
-    ip link del "$BRIDGE" 2>/dev/null
     for m in $(cni_state | comm -13 "$T/cni.before" - | sort -r); do
         rm -rf "$m" 2>/dev/null
     done
-    if [ -z "$had_cg" ]; then
-        for d in $(cg_dirs); do find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null; done
-    fi
+    housekeeping
 }
 on_exit() {
-    containerd_teardown "$T/ctd"
+    stop_pid "$LANE_PID"
+    containerd_teardown "$LANE_DIR"
     force_cleanup
     if [ "${failed:-1}" != 0 ] && [ "${CRI_KEEP:-0}" = 1 ]; then
         echo "# kept $T (containerd logs: $T/*/containerd.log, lane logs: $T/*/lane.log)"
@@ -267,6 +270,7 @@ EOF
 # lane NAME BINARY HANDLER: results in $T/NAME.results ("case<TAB>ok|fail<TAB>detail").
 lane() {
     local name=$1 bin=$2 handler=$3 dir=$T/$1
+    LANE_DIR=$dir
     mkdir -p "$dir"
     if ! start_containerd "$dir" "$bin"; then
         printf 'containerd with %s starts, images imported\tfail\t%s\n' "$name" \
@@ -274,10 +278,14 @@ lane() {
         containerd_teardown "$dir"
         return
     fi
+    # in the background: a signal to this script then runs its clean-up at once
     timeout 900 "$LANE" --socket "$dir/ctd.sock" run --handler "$handler" --runtime "$bin" \
         --runtime-root "$dir/rt-$handler/$NS" --default-runtime-root "$dir/rt-runc/$NS" \
         --work "$dir/work" --cgroup-parent "/$CG" --image "$IMG" --subnet "$SUBNET" \
-        ${CRI_ONLY:+--only "$CRI_ONLY"} >"$T/$name.results" 2>"$dir/lane.log"
+        ${CRI_ONLY:+--only "$CRI_ONLY"} >"$T/$name.results" 2>"$dir/lane.log" &
+    LANE_PID=$!
+    wait "$LANE_PID"
+    LANE_PID=""
     containerd_teardown "$dir"
 }
 

@@ -268,6 +268,23 @@ impl Lane {
         )
     }
 
+    /// Polls (bounded: 30 s) until container NAME's log file in the pod's log directory
+    /// has a line ending in TEXT.
+    pub async fn wait_log(&self, pod_cfg: &PodSandboxConfig, name: &str, text: &str) -> Result<()> {
+        let path = Path::new(&pod_cfg.log_directory).join(format!("{name}.log"));
+        for _ in 0..300 {
+            let log = std::fs::read_to_string(&path).unwrap_or_default();
+            if log.lines().any(|l| l.ends_with(text)) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!(
+            "container {name} did not log {text:?} within 30 s ({})",
+            path.display()
+        )
+    }
+
     /// ExecSync: (stdout, stderr, exit code).
     pub async fn exec(&mut self, id: &str, cmd: &[&str]) -> Result<(String, String, i32)> {
         let r = self

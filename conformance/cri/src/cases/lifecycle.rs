@@ -213,6 +213,8 @@ pub(super) async fn container_stop_remove(l: &mut Lane) -> Result<()> {
     let cfg = l.pod_config("cstop");
     let c = l.container_config("c", &["sh", "-c", TRAP_TERM]);
     let (_, id) = l.pod_with(&cfg, c).await?;
+    // TERM before the trap is set would be ignored (pid 1 has no default action)
+    l.wait_log(&cfg, "c", "ready").await?;
     l.cri
         .rt
         .stop_container(StopContainerRequest {
