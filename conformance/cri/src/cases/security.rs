@@ -71,7 +71,7 @@ pub(super) async fn readonly_root(l: &mut Lane) -> Result<()> {
     )
     .await?;
     ensure!(
-        out.starts_with("rc=1") && out.contains(" ro,") || out.contains(" ro "),
+        out.starts_with("rc=1") && (out.contains(" ro,") || out.contains(" ro ")),
         "got {out:?}"
     );
     Ok(())
