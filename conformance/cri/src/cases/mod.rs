@@ -130,11 +130,11 @@ pub const ALL: &[Case] = &[
     case!("oom: OOMKilled reason, exit code 137", node::oom),
     case!("restart: killed container, attempt 1 runs", node::restart),
     case!(
-        "mount propagation: rshared (Bidirectional)",
+        "mount propagation: rshared, host to container and back",
         node::propagation_rshared
     ),
     case!(
-        "mount propagation: rslave (HostToContainer)",
+        "mount propagation: rslave, host to container only",
         node::propagation_rslave
     ),
 ];

@@ -367,6 +367,8 @@ pub(super) async fn propagation_rshared(l: &mut Lane) -> Result<()> {
         script,
     )
     .await?;
+    // host to container first: the row's message then tells which way fails
+    host_mount_reaches(l, &id, &dir, "fromhost").await?;
     let sub = dir.0.join("sub");
     let mut seen = false;
     for _ in 0..100 {
@@ -393,19 +395,36 @@ pub(super) async fn propagation_rslave(l: &mut Lane) -> Result<()> {
         "exec sleep 1000",
     )
     .await?;
-    let sub = dir.0.join("sub");
+    host_mount_reaches(l, &id, &dir, "sub").await?;
+    // and not the other way: a mount made in the container stays there (propagation is
+    // synchronous, so the host's view is final once the exec returns)
+    l.sh(&id, "mkdir -p /prop/own && mount -t tmpfs bxown /prop/own")
+        .await?;
+    let own = dir.0.join("own");
+    ensure!(
+        !is_mountpoint(&own),
+        "the container's mount on /prop/own reached the host at {} (rslave)",
+        own.display()
+    );
+    Ok(())
+}
+
+/// The host mounts a tmpfs on DIR/NAME after the container started: the container sees it
+/// at /prop/NAME.
+async fn host_mount_reaches(l: &mut Lane, id: &str, dir: &SharedDir, name: &str) -> Result<()> {
+    let sub = dir.0.join(name);
     std::fs::create_dir_all(&sub)?;
     sh_host(&["mount", "-t", "tmpfs", "bxprop", &sub.to_string_lossy()])?;
     std::fs::write(sub.join("f"), "from-host\n")?;
     let out = l
         .sh(
-            &id,
-            "cat /prop/sub/f; grep -c ' /prop/sub ' /proc/self/mountinfo",
+            id,
+            &format!("cat /prop/{name}/f; grep -c ' /prop/{name} ' /proc/self/mountinfo"),
         )
         .await;
     ensure!(
         out.as_ref().is_ok_and(|o| o == "from-host\n1\n"),
-        "the host's tmpfs on {} is not seen in the container at /prop/sub: {out:?}",
+        "the host's tmpfs on {} is not seen in the container at /prop/{name}: {out:?}",
         sub.display()
     );
     Ok(())
