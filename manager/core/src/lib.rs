@@ -65,6 +65,7 @@ pub mod networking;
 pub mod oom;
 pub mod procs;
 pub mod prune;
+pub mod registry;
 pub mod runtime_cli;
 pub mod security;
 pub mod session;
