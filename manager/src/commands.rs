@@ -310,9 +310,9 @@ fn login(store: &Store, a: &LoginArgs) -> Result<i32> {
             std::io::stdin().read_line(&mut line)?;
             line.trim_end_matches(['\n', '\r']).to_string()
         }
-        (None, false) => anyhow::bail!(
-            "login needs a password: pass --password-stdin (or -p PASSWORD)"
-        ),
+        (None, false) => {
+            anyhow::bail!("login needs a password: pass --password-stdin (or -p PASSWORD)")
+        }
     };
     let creds = registry::auth::Credentials {
         user: a.username.clone(),

@@ -60,10 +60,9 @@ fn apply_layer(dir: &Path, rel: &Path, rootfs: &Path) -> Result<()> {
                 f,
             ))))
         } else if n + m == 4 && [magic[0], magic[1], more[0], more[1]] == ZSTD_MAGIC {
-            Ok(Box::new(
-                zstd::stream::read::Decoder::new(f)
-                    .with_context(|| format!("layer {}: cannot start zstd", rel.display()))?,
-            ))
+            Ok(Box::new(zstd::stream::read::Decoder::new(f).with_context(
+                || format!("layer {}: cannot start zstd", rel.display()),
+            )?))
         } else {
             Ok(Box::new(BufReader::new(f)))
         }

@@ -60,7 +60,10 @@ fn keys(registry: &str) -> Vec<String> {
         format!("https://{registry}"),
         format!("http://{registry}"),
     ];
-    if matches!(registry, "docker.io" | "index.docker.io" | "registry-1.docker.io") {
+    if matches!(
+        registry,
+        "docker.io" | "index.docker.io" | "registry-1.docker.io"
+    ) {
         k.push("https://index.docker.io/v1/".to_string());
         k.push("docker.io".to_string());
         k.push("index.docker.io".to_string());
@@ -89,7 +92,10 @@ pub fn lookup(store: &Store, registry: &str) -> Result<Option<Credentials>> {
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", f.display())),
         };
         let v: Value = serde_json::from_str(&text).with_context(|| {
-            format!("credentials file {} is not valid JSON: fix or remove it", f.display())
+            format!(
+                "credentials file {} is not valid JSON: fix or remove it",
+                f.display()
+            )
         })?;
         for k in keys(registry) {
             if let Some(c) = v["auths"].get(&k).and_then(decode) {
@@ -103,7 +109,10 @@ pub fn lookup(store: &Store, registry: &str) -> Result<Option<Credentials>> {
 fn read_store_file(path: &Path) -> Result<Value> {
     match fs::read_to_string(path) {
         Ok(t) => serde_json::from_str(&t).with_context(|| {
-            format!("credentials file {} is not valid JSON: fix or remove it", path.display())
+            format!(
+                "credentials file {} is not valid JSON: fix or remove it",
+                path.display()
+            )
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(json!({"auths": {}})),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
@@ -159,10 +168,18 @@ pub fn logout(store: &Store, registry: &str) -> Result<()> {
     let mut v = read_store_file(&path)?;
     let removed = v["auths"]
         .as_object_mut()
-        .map(|m| keys(registry).iter().filter(|k| m.remove(*k).is_some()).count())
+        .map(|m| {
+            keys(registry)
+                .iter()
+                .filter(|k| m.remove(*k).is_some())
+                .count()
+        })
         .unwrap_or(0);
     if removed == 0 {
-        bail!("not logged in to {registry}: nothing to remove from {}", path.display());
+        bail!(
+            "not logged in to {registry}: nothing to remove from {}",
+            path.display()
+        );
     }
     write_store_file(&path, &v)
 }

@@ -235,4 +235,3 @@ pub(crate) fn one_line(e: &dyn std::error::Error) -> String {
     }
     out.replace('\n', " ")
 }
-

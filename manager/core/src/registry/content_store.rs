@@ -121,7 +121,13 @@ impl ContentStore {
 /// `sha256:<64 lowercase hex>` → the hex, refusing anything else.
 fn sha256_hex(digest: &str) -> Result<&str> {
     match digest.strip_prefix("sha256:") {
-        Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) => Ok(h),
+        Some(h)
+            if h.len() == 64
+                && h.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) =>
+        {
+            Ok(h)
+        }
         _ => bail!("unsupported blob digest {digest:?}: boxctl stores sha256 digests only"),
     }
 }

@@ -105,7 +105,7 @@ async fn fetch_blob(
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
             Error::Registry(format!(
-                "blob {} of {} from registry {} failed: {}: refusing it, nothing was kept",
+                "blob {} of {} from registry {} refused: {} (nothing of it was kept)",
                 desc.digest,
                 r.whole(),
                 r.registry(),
