@@ -12,8 +12,6 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use super::connection::{self, Connection};
-use super::Options;
 use crate::error::{Context, Result};
 use crate::store::Store;
 use crate::{bail, util};
@@ -139,16 +137,8 @@ fn write_store_file(path: &Path, v: &Value) -> Result<()> {
     Ok(())
 }
 
-/// Check `creds` against `registry` and store them in `<store>/auth.json`.
-pub fn login(store: &Store, registry: &str, creds: &Credentials, opts: &Options) -> Result<()> {
-    if registry.is_empty() || registry.contains('/') {
-        crate::invalid!("invalid registry {registry:?}: give HOST[:PORT]");
-    }
-    let probe = super::reference::parse(&format!("{registry}/boxctl-login-check:latest"))?;
-    connection::block_on(async {
-        let conn = Connection::open(store, &probe, opts, Some(creds.clone()), false).await?;
-        conn.check_credentials(&probe).await
-    })??;
+/// Store `creds` for `registry` in `<store>/auth.json`.
+pub fn save(store: &Store, registry: &str, creds: &Credentials) -> Result<()> {
     let path = store_file(store);
     let _lock = crate::store::lock_file(&store.root().join("auth.lock"))?;
     let mut v = read_store_file(&path)?;
@@ -162,7 +152,7 @@ pub fn login(store: &Store, registry: &str, creds: &Credentials, opts: &Options)
 }
 
 /// Forget the credentials stored for `registry` in `<store>/auth.json`.
-pub fn logout(store: &Store, registry: &str) -> Result<()> {
+pub fn remove(store: &Store, registry: &str) -> Result<()> {
     let path = store_file(store);
     let _lock = crate::store::lock_file(&store.root().join("auth.lock"))?;
     let mut v = read_store_file(&path)?;

@@ -14,7 +14,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 
 use super::auth::{self, Credentials};
-use super::Options;
+use super::options::Options;
 use crate::error::{Context, Error, Result};
 use crate::store::Store;
 

@@ -16,19 +16,15 @@
 pub mod auth;
 mod connection;
 pub mod content_store;
+pub mod login;
+pub mod options;
 pub mod progress;
 mod pull;
 mod push;
 pub mod reference;
 
-pub use auth::{login, logout};
+pub use login::{login, logout};
+pub use options::Options;
 pub use progress::Progress;
 pub use pull::pull;
 pub use push::push;
-
-/// How to reach a registry.
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    /// Accept plain http and unverified TLS (only when asked).
-    pub insecure: bool,
-}

@@ -11,8 +11,9 @@ use serde_json::json;
 
 use super::connection::{self, one_line, Connection};
 use super::content_store::ContentStore;
+use super::options::Options;
 use super::progress::Progress;
-use super::{reference, Options};
+use super::reference;
 use crate::error::{Error, Result};
 use crate::image::{self, import_oci, ImageMeta};
 use crate::store::Store;

@@ -10,8 +10,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::connection::{self, Connection};
+use super::options::Options;
 use super::progress::Progress;
-use super::{reference, Options};
+use super::reference;
 use crate::error::{Context, Result};
 use crate::image::{self, import_oci, Image, ImageConfig};
 use crate::store::Store;
