@@ -38,6 +38,7 @@ mod tests {
         assert_eq!(n("127.0.0.1:5000/tests/bb:latest"), "bb");
         assert_eq!(n("127.0.0.1:5000/bb:1.2"), "bb-1.2");
         assert_eq!(n("busybox"), "busybox");
-        assert!(parse("UPPER/case:x").is_err());
+        assert!(parse("has space:x").is_err());
+        assert!(parse("").is_err());
     }
 }
