@@ -582,7 +582,7 @@ fn killed_pull_leaves_only_complete_blobs() {
     let reg = Registry::plain(&env.dir.join("registry"));
     let host = reg.host();
     let (base, top) = base_layers(&env);
-    let big = random_layer(&env, "big", 96);
+    let big = random_layer(&env, "big", 64);
     let layout = Layout::new(&env.dir.join("layout"));
     let m = layout.manifest(&[&base, &top, &big], CMD);
     layout.tag("big", m, MANIFEST);
