@@ -4,7 +4,7 @@
 //!
 //! - images: [`image::import`], [`image::list`], [`image::remove`], [`image::tag`];
 //!   from and to registries: [`registry::pull`], [`registry::push`],
-//!   [`registry::login`], [`registry::logout`] (blocking; progress as
+//!   [`registry::login()`], [`registry::logout()`] (blocking; progress as
 //!   [`registry::Progress`]);
 //! - instances: [`lifecycle::create`] (from a [`create_spec::CreateSpec`],
 //!   made from user options by [`create_spec::CreateSpec::from_options`]),

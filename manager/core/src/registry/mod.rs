@@ -3,7 +3,7 @@
 //!
 //! The protocol is `oci-client`'s (auth challenges, manifest lists, chunked
 //! uploads), which is async: each call here runs it on a current-thread
-//! tokio runtime of its own ([`connection::block_on`]) and returns when
+//! tokio runtime of its own (`connection::block_on`) and returns when
 //! done, so the rest of the library stays blocking. Blobs land in the
 //! store's content store ([`content_store`]), verified against their
 //! digest; a pulled image is then flattened into a boxctl image by the
