@@ -10,7 +10,7 @@ hyperfine strace jq
 e2fsprogs xfsprogs util-linux iproute2 iptables procps psmisc kmod
 curl wrk
 debootstrap nginx-light haproxy
-skopeo umoci
+skopeo umoci docker-registry apache2-utils openssl zstd
 qemu-system-x86 cpio time linux-perf bsdutils
 podman conmon netavark containerd docker.io
 containernetworking-plugins protobuf-compiler

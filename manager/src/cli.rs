@@ -30,6 +30,13 @@ pub enum Cmd {
     /// Manage images.
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Store credentials for a registry (checked first) in <root>/auth.json.
+    Login(LoginArgs),
+    /// Forget the credentials stored for a registry.
+    Logout {
+        /// Registry: HOST[:PORT].
+        registry: String,
+    },
     /// Manage networks (bridges).
     #[command(subcommand)]
     Network(NetworkCmd),
@@ -293,6 +300,52 @@ pub enum ImageCmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Pull an image from a registry (linux/amd64 of a manifest list).
+    Pull {
+        /// Accept plain http and unverified TLS.
+        #[arg(long)]
+        insecure: bool,
+        /// Reference: [REGISTRY/]REPOSITORY[:TAG][@DIGEST].
+        reference: String,
+        /// Image name (default: the repository's last component, -TAG unless latest).
+        name: Option<String>,
+    },
+    /// Push an image to a registry as a one-layer OCI image.
+    Push {
+        /// Accept plain http and unverified TLS.
+        #[arg(long)]
+        insecure: bool,
+        /// Image.
+        name: String,
+        /// Reference: REGISTRY/REPOSITORY[:TAG].
+        reference: String,
+    },
+    /// Copy an image under a new name.
+    Tag {
+        /// Image.
+        name: String,
+        /// New name.
+        new_name: String,
+    },
+}
+
+/// `login` options.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// User name.
+    #[arg(short, long)]
+    pub username: String,
+    /// Password (visible in `ps`: prefer --password-stdin).
+    #[arg(short, long, conflicts_with = "password_stdin")]
+    pub password: Option<String>,
+    /// Read the password from stdin.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Accept plain http and unverified TLS.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Registry: HOST[:PORT].
+    pub registry: String,
 }
 
 /// `system` subcommands.

@@ -10,12 +10,13 @@ use boxctl_core::limits::{self, LimitSpec};
 use boxctl_core::store::Store;
 use boxctl_core::{
     copy, disk_usage, events, farm, health, image, instance, instance_control, lifecycle, monitor,
-    networking, prune, session, stats, util, volumes,
+    networking, prune, registry, session, stats, util, volumes,
 };
 
-use crate::cli::{Cli, Cmd, ImageCmd, NetworkCmd, RunArgs, SystemCmd, VolumeCmd};
+use crate::cli::{Cli, Cmd, ImageCmd, LoginArgs, NetworkCmd, RunArgs, SystemCmd, VolumeCmd};
 use crate::output::{self, print_table};
 use crate::ps_format;
+use crate::transfer_progress::TransferProgress;
 
 /// Run the command; returns the process exit code.
 pub fn dispatch(root: &Path, cli: Cli) -> Result<i32> {
@@ -36,6 +37,12 @@ pub fn dispatch(root: &Path, cli: Cli) -> Result<i32> {
             follow,
         } => events_cmd(&store, since.as_deref(), json, follow),
         Cmd::Image(c) => image_cmd(&store, c),
+        Cmd::Login(a) => login(&store, &a),
+        Cmd::Logout { registry: r } => {
+            registry::logout(&store, &r)?;
+            println!("logged out of {r}");
+            Ok(0)
+        }
         Cmd::Network(c) => network_cmd(&store, c),
         Cmd::Volume(c) => volume_cmd(&store, c),
         Cmd::Create(args) => {
@@ -252,7 +259,75 @@ fn image_cmd(store: &Store, c: ImageCmd) -> Result<i32> {
             println!("{n}");
             Ok(())
         }),
+        ImageCmd::Pull {
+            insecure,
+            reference,
+            name,
+        } => {
+            let mut bars = TransferProgress::new("pulling");
+            let meta = registry::pull(
+                store,
+                &reference,
+                name.as_deref(),
+                &registry::Options { insecure },
+                &mut |p| bars.show(p),
+            )?;
+            bars.finish();
+            println!("{}", meta.name);
+            Ok(0)
+        }
+        ImageCmd::Push {
+            insecure,
+            name,
+            reference,
+        } => {
+            let mut bars = TransferProgress::new("pushing");
+            registry::push(
+                store,
+                &name,
+                &reference,
+                &registry::Options { insecure },
+                &mut |p| bars.show(p),
+            )?;
+            bars.finish();
+            println!("{reference}");
+            Ok(0)
+        }
+        ImageCmd::Tag { name, new_name } => {
+            let meta = image::tag(store, &name, &new_name)?;
+            println!("{}", meta.name);
+            Ok(0)
+        }
     }
+}
+
+/// `login`: the password from `-p` or stdin, checked against the registry, then stored.
+fn login(store: &Store, a: &LoginArgs) -> Result<i32> {
+    let password = match (&a.password, a.password_stdin) {
+        (Some(p), _) => p.clone(),
+        (None, true) => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim_end_matches(['\n', '\r']).to_string()
+        }
+        (None, false) => {
+            anyhow::bail!("login needs a password: pass --password-stdin (or -p PASSWORD)")
+        }
+    };
+    let creds = registry::auth::Credentials {
+        user: a.username.clone(),
+        password,
+    };
+    registry::login(
+        store,
+        &a.registry,
+        &creds,
+        &registry::Options {
+            insecure: a.insecure,
+        },
+    )?;
+    println!("logged in to {}", a.registry);
+    Ok(0)
 }
 
 fn network_cmd(store: &Store, c: NetworkCmd) -> Result<i32> {

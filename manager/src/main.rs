@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod output;
 mod ps_format;
+mod transfer_progress;
 
 use std::path::PathBuf;
 

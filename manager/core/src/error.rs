@@ -21,6 +21,10 @@ pub enum Error {
     /// running, in use, ...); the message says what to do.
     #[error("{0}")]
     Refused(String),
+    /// A registry could not be reached, refused a request or sent something
+    /// wrong; the message names the registry and says what to do.
+    #[error("{0}")]
+    Registry(String),
     /// An operation failed because of `source`.
     #[error("{msg}")]
     Context {

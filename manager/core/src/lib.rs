@@ -2,7 +2,10 @@
 //! command line. A front end (the `boxctl` binary, or any other) opens a
 //! [`store::Store`] and calls:
 //!
-//! - images: [`image::import`], [`image::list`], [`image::remove`];
+//! - images: [`image::import`], [`image::list`], [`image::remove`], [`image::tag`];
+//!   from and to registries: [`registry::pull`], [`registry::push`],
+//!   [`registry::login()`], [`registry::logout()`] (blocking; progress as
+//!   [`registry::Progress`]);
 //! - instances: [`lifecycle::create`] (from a [`create_spec::CreateSpec`],
 //!   made from user options by [`create_spec::CreateSpec::from_options`]),
 //!   [`lifecycle::start`], [`lifecycle::stop`], [`lifecycle::remove`],
@@ -65,6 +68,7 @@ pub mod networking;
 pub mod oom;
 pub mod procs;
 pub mod prune;
+pub mod registry;
 pub mod runtime_cli;
 pub mod security;
 pub mod session;

@@ -35,7 +35,7 @@ fn blob_path(digest: &str) -> Result<PathBuf> {
     Ok(PathBuf::from("blobs").join(alg).join(hex))
 }
 
-fn host_arch() -> &'static str {
+pub(crate) fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -43,17 +43,26 @@ fn host_arch() -> &'static str {
     }
 }
 
-/// Apply one (possibly gzip-compressed) layer file, found at `rel` in `dir`, to `rootfs`.
+/// The first bytes of a zstd frame.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// Apply one (possibly gzip- or zstd-compressed) layer file, found at `rel` in `dir`, to `rootfs`.
 fn apply_layer(dir: &Path, rel: &Path, rootfs: &Path) -> Result<()> {
     let open = || -> Result<Box<dyn Read>> {
         let mut f = open_in(dir, rel)?;
         let mut magic = [0u8; 2];
         let n = f.read(&mut magic)?;
+        let mut more = [0u8; 2];
+        let m = f.read(&mut more)?;
         let f = open_in(dir, rel)?;
         if n == 2 && magic == [0x1f, 0x8b] {
             Ok(Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(
                 f,
             ))))
+        } else if n + m == 4 && [magic[0], magic[1], more[0], more[1]] == ZSTD_MAGIC {
+            Ok(Box::new(zstd::stream::read::Decoder::new(f).with_context(
+                || format!("layer {}: cannot start zstd", rel.display()),
+            )?))
         } else {
             Ok(Box::new(BufReader::new(f)))
         }
@@ -96,6 +105,12 @@ pub fn from_layout(dir: &Path, rootfs: &Path) -> Result<ImageConfig> {
             break;
         }
     }
+    apply_manifest(dir, &manifest, rootfs)
+}
+
+/// Apply the layers of image `manifest` (OCI or docker v2 schema 2), whose
+/// blobs are under `dir/blobs/`, to `rootfs`; returns the config's defaults.
+pub fn apply_manifest(dir: &Path, manifest: &Value, rootfs: &Path) -> Result<ImageConfig> {
     let config_digest = manifest["config"]["digest"]
         .as_str()
         .context("image manifest has no config")?;
@@ -105,10 +120,6 @@ pub fn from_layout(dir: &Path, rootfs: &Path) -> Result<ImageConfig> {
         .context("image manifest has no layers")?;
     for l in layers {
         let d = l["digest"].as_str().context("layer without digest")?;
-        let media = l["mediaType"].as_str().unwrap_or("");
-        if media.contains("zstd") {
-            bail!("layer {d} is zstd-compressed, which boxctl does not support");
-        }
         apply_layer(dir, &blob_path(d)?, rootfs)?;
     }
     Ok(image_config(&config))

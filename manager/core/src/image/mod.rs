@@ -92,18 +92,96 @@ impl Drop for TempDir {
 /// Import `src` (raw ext4 image, rootfs directory, rootfs tar[.gz], OCI
 /// layout directory or archive, docker-archive) as image `name`.
 pub fn import(store: &Store, src: &Path, name: &str, size: Option<u64>) -> Result<ImageMeta> {
+    let src_meta = fs::metadata(src).with_context(|| format!("cannot read {}", src.display()))?;
+    build(store, name, |work| import_into(work, src, &src_meta, size))
+}
+
+/// Make image `name` from the tree `fill` writes into an empty directory
+/// (returning the image's defaults); `source` is recorded as its origin.
+pub fn create_from_tree(
+    store: &Store,
+    name: &str,
+    size: Option<u64>,
+    source: &str,
+    fill: impl FnOnce(&Path) -> Result<ImageConfig>,
+) -> Result<ImageMeta> {
+    build(store, name, |work| {
+        let rootfs = work.join("rootfs");
+        fs::create_dir(&rootfs)?;
+        let config = fill(&rootfs)?;
+        ext4::make_from_dir(&rootfs, &work.join("disk.img"), size)?;
+        Ok((source.to_string(), config))
+    })
+}
+
+/// Copy image `name` as `new_name` (a reflink where the file system can),
+/// with the same defaults and origin.
+pub fn tag(store: &Store, name: &str, new_name: &str) -> Result<ImageMeta> {
+    let img = get(store, name)?;
+    build(store, new_name, |work| {
+        crate::disk::copy_image(&img.disk, &work.join("disk.img"))?;
+        let origin = store.image_dir(name).join(ORIGIN_FILE);
+        if origin.exists() {
+            fs::copy(&origin, work.join(ORIGIN_FILE))
+                .with_context(|| format!("cannot copy {}", origin.display()))?;
+        }
+        Ok((img.meta.source.clone(), img.meta.config.clone()))
+    })
+}
+
+/// Where a pulled image records its registry origin (reference, digests).
+pub const ORIGIN_FILE: &str = "origin.json";
+
+/// Make image `name` in a work directory that `make` fills with `disk.img`
+/// (returning the source label and defaults), then move it into place.
+fn build(
+    store: &Store,
+    name: &str,
+    make: impl FnOnce(&Path) -> Result<(String, ImageConfig)>,
+) -> Result<ImageMeta> {
     util::validate_name("image", name)?;
     let final_dir = store.image_dir(name);
     if final_dir.exists() {
         bail!("image {name} already exists: remove it first with `boxctl image rm {name}`");
     }
-    let src_meta = fs::metadata(src).with_context(|| format!("cannot read {}", src.display()))?;
     let work =
         store
             .images_dir()
             .join(format!(".tmp-{}-{}", std::process::id(), util::random_id()));
     fs::create_dir(&work).with_context(|| format!("cannot create {}", work.display()))?;
     let mut guard = TempDir(Some(work.clone()));
+    let (source, config) = make(&work)?;
+    for d in [work.join("rootfs"), work.join("src")] {
+        if d.exists() {
+            fs::remove_dir_all(&d).with_context(|| format!("cannot clean {}", d.display()))?;
+        }
+    }
+    let disk = work.join("disk.img");
+    let meta = ImageMeta {
+        name: name.to_string(),
+        created: util::format_time(util::now_secs()),
+        size: fs::metadata(&disk)?.len(),
+        source,
+        config,
+    };
+    crate::store::write_atomic(
+        &work.join("image.json"),
+        serde_json::to_string_pretty(&meta)?.as_bytes(),
+    )?;
+    rename_noreplace(&work, &final_dir).with_context(|| {
+        format!("image {name} already exists: remove it first with `boxctl image rm {name}`")
+    })?;
+    guard.0 = None;
+    Ok(meta)
+}
+
+/// Fill `work` with the disk (and scratch dirs) made from `src`.
+fn import_into(
+    work: &Path,
+    src: &Path,
+    src_meta: &fs::Metadata,
+    size: Option<u64>,
+) -> Result<(String, ImageConfig)> {
     let disk = work.join("disk.img");
     let rootfs = work.join("rootfs");
     let unpacked = work.join("src");
@@ -156,27 +234,7 @@ pub fn import(store: &Store, src: &Path, name: &str, size: Option<u64>) -> Resul
             ("tar", ImageConfig::default())
         }
     };
-    for d in [&rootfs, &unpacked] {
-        if d.exists() {
-            fs::remove_dir_all(d).with_context(|| format!("cannot clean {}", d.display()))?;
-        }
-    }
-    let meta = ImageMeta {
-        name: name.to_string(),
-        created: util::format_time(util::now_secs()),
-        size: fs::metadata(&disk)?.len(),
-        source: source.to_string(),
-        config,
-    };
-    crate::store::write_atomic(
-        &work.join("image.json"),
-        serde_json::to_string_pretty(&meta)?.as_bytes(),
-    )?;
-    rename_noreplace(&work, &final_dir).with_context(|| {
-        format!("image {name} already exists: remove it first with `boxctl image rm {name}`")
-    })?;
-    guard.0 = None;
-    Ok(meta)
+    Ok((source.to_string(), config))
 }
 
 fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
