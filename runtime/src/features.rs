@@ -14,11 +14,7 @@ pub fn document() -> serde_json::Value {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": ["async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec",
-            "loud", "mand", "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime",
-            "nostrictatime", "nosuid", "private", "rbind", "relatime", "remount", "ro", "rprivate",
-            "rro", "rrw", "rshared", "rslave", "runbindable", "rw", "shared", "silent", "slave",
-            "strictatime", "suid", "sync", "unbindable"],
+        "mountOptions": mount_options(),
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
@@ -44,4 +40,51 @@ pub fn document() -> serde_json::Value {
             "io.github.boxrun.version": env!("CARGO_PKG_VERSION")
         }
     })
+}
+
+/// Every mount option word boxrun applies: the mount(2) flags, propagation and the
+/// recursive (mount_setattr) options.
+fn mount_options() -> Vec<&'static str> {
+    let mut all = vec![
+        "async",
+        "atime",
+        "bind",
+        "defaults",
+        "dev",
+        "diratime",
+        "dirsync",
+        "exec",
+        "loud",
+        "mand",
+        "noatime",
+        "nodev",
+        "nodiratime",
+        "noexec",
+        "nomand",
+        "norelatime",
+        "nostrictatime",
+        "nosuid",
+        "nosymfollow",
+        "private",
+        "rbind",
+        "relatime",
+        "remount",
+        "ro",
+        "rprivate",
+        "rshared",
+        "rslave",
+        "runbindable",
+        "rw",
+        "shared",
+        "silent",
+        "slave",
+        "strictatime",
+        "suid",
+        "symfollow",
+        "sync",
+        "unbindable",
+    ];
+    all.extend(crate::mounts::RECURSIVE_OPTIONS);
+    all.sort_unstable();
+    all
 }
