@@ -161,6 +161,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
             child_setup(
                 &nss,
                 p,
+                spec.linux().as_ref().and_then(|l| l.personality().as_ref()),
                 &sets,
                 seccomp.as_ref(),
                 console.as_ref(),
@@ -232,6 +233,7 @@ impl Drop for KillOnDrop {
 fn child_setup(
     nss: &[Join],
     p: &Process,
+    personality: Option<&oci_spec::runtime::LinuxPersonality>,
     sets: &crate::capabilities::Sets,
     seccomp: Option<&boxrun_seccomp::Filter>,
     console: Option<&OwnedFd>,
@@ -293,6 +295,10 @@ fn child_setup(
     };
     crate::identity::enter(p, sets, in_userns, seccomp, &mut install)?;
     crate::sched::apply_io_priority(p)?;
+    // The container's personality holds for every process in it, as with runc and youki.
+    if let Some(pers) = personality {
+        crate::sched::apply_personality(pers)?;
+    }
     crate::sched::apply_scheduler(p)?;
     crate::util::pass_through_fds(preserve_fds, &[chan.raw()]);
     crate::init::exec_process(&exe, args, &env)

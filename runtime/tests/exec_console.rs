@@ -274,3 +274,15 @@ fn exec_preserve_fds_passes_no_runtime_descriptor() {
     let preserved = fds(&["--preserve-fds", "40"]);
     assert_eq!(preserved, plain, "runtime fds reached the process");
 }
+
+/// `linux.personality` holds for exec'd processes too: a LINUX32 container's `exec
+/// uname -m` prints i686, as with runc and youki (issue 22 item 3).
+#[test]
+fn exec_applies_the_containers_personality() {
+    let mut f = Fixture::new();
+    f.config["linux"]["personality"] = json!({"domain": "LINUX32"});
+    let _ = start_sleeper(&mut f, "pers");
+    let o = f.run(&["exec", "pers", "/bin/uname", "-m"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "i686");
+}
