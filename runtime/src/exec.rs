@@ -293,8 +293,9 @@ fn child_setup(
         }
         Ok(())
     };
-    crate::identity::enter(p, sets, in_userns, seccomp, &mut install)?;
+    // While CAP_SYS_ADMIN/CAP_SYS_NICE are still held: class RT needs them.
     crate::sched::apply_io_priority(p)?;
+    crate::identity::enter(p, sets, in_userns, seccomp, &mut install)?;
     // The container's personality holds for every process in it, as with runc and youki.
     if let Some(pers) = personality {
         crate::sched::apply_personality(pers)?;

@@ -4,8 +4,8 @@
 //! cgroup) → join namespaces by path → late unshares (cgroup, time) → setsid →
 //! hostname → rootfs and mounts → devices → [createRuntime hooks, in the parent] →
 //! createContainer hooks → pivot_root → sysctl → masked/readonly paths → console →
-//! rlimits → LSM → credentials and capabilities → no_new_privs → seccomp → close fds →
-//! wait on the exec fifo (create) → startContainer hooks → exec.
+//! rlimits → LSM → I/O priority → credentials and capabilities → no_new_privs →
+//! seccomp → close fds → wait on the exec fifo (create) → startContainer hooks → exec.
 
 use crate::capabilities;
 use crate::console;
@@ -322,12 +322,13 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
     let args = process.args().clone().unwrap_or_default();
     let exe = resolve_exe(&args[0], &env, process.cwd())?;
 
+    // While CAP_SYS_ADMIN/CAP_SYS_NICE are still held: class RT needs them (youki's order).
+    crate::sched::apply_io_priority(process)?;
     let sets = capabilities::Sets::from_spec(process.capabilities().as_ref())?;
     identity::enter_with(sys, process, &sets, in_userns, ctx.seccomp, &mut |f| {
         install_seccomp(f, chan, &joined)
     })?;
 
-    crate::sched::apply_io_priority(process)?;
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         crate::sched::apply_personality(p)?;
     }
