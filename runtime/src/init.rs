@@ -145,21 +145,23 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
             .joins
             .iter()
             .any(|j| j.typ == LinuxNamespaceType::User);
-    if in_userns {
-        // Become root of the user namespace (0 must be mapped).
-        sys.setresgid(0)
-            .and_then(|()| sys.setresuid(0))
-            .sys_ctx(|| "become root in the user namespace (is uid/gid 0 mapped?)".into())?;
-    }
     let cgroupns_new = ctx.ns.late_unshare & libc::CLONE_NEWCGROUP != 0;
     // Network and time namespaces now, while the runtime makes and joins the cgroups.
     let before_join = ctx.ns.late_unshare & !libc::CLONE_NEWCGROUP;
     if before_join != 0 {
         sys.unshare(before_join)
             .sys_ctx(|| "unshare namespaces".into())?;
+        // Before the identity change below: it makes the init non-dumpable, and its
+        // /proc/self files then belong to the host's root, out of the container root's reach.
         if before_join & libc::CLONE_NEWTIME != 0 {
             write_timens_offsets(sys, spec)?;
         }
+    }
+    if in_userns {
+        // Become root of the user namespace (0 must be mapped).
+        sys.setresgid(0)
+            .and_then(|()| sys.setresuid(0))
+            .sys_ctx(|| "become root in the user namespace (is uid/gid 0 mapped?)".into())?;
     }
     let joined = CgroupProgress::new(ctx.cgroup);
     if cgroupns_new
