@@ -363,10 +363,11 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
             .as_ref()
             .and_then(|h| h.start_container().as_ref())
         {
-            Some(h) => hooks::run_all(
+            Some(h) => hooks::run_all_with_env(
                 Some(h),
                 &state_json(ctx, record.as_ref(), "created"),
                 "startContainer",
+                process.env().as_deref().unwrap_or_default(),
             ),
             None => Ok(()),
         };
@@ -385,7 +386,12 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
         .and_then(|h| h.start_container().as_ref())
     {
         let state = state_json(ctx, record.as_ref(), "created");
-        hooks::run_all(Some(h), &state, "startContainer")?;
+        hooks::run_all_with_env(
+            Some(h),
+            &state,
+            "startContainer",
+            process.env().as_deref().unwrap_or_default(),
+        )?;
     }
     // Last: a real-time or deadline policy must not slow the set-up above.
     crate::sched::apply_scheduler(process)?;
