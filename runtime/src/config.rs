@@ -205,6 +205,9 @@ pub fn validate(spec: &Spec, need_process: bool) -> Result<()> {
                 ));
             }
         }
+        if let Some(mp) = l.memory_policy() {
+            crate::mempolicy::policy(mp)?;
+        }
     }
     if let Some(mounts) = spec.mounts() {
         for m in mounts {

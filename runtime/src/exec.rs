@@ -162,6 +162,9 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
                 &nss,
                 p,
                 spec.linux().as_ref().and_then(|l| l.personality().as_ref()),
+                spec.linux()
+                    .as_ref()
+                    .and_then(|l| l.memory_policy().as_ref()),
                 &sets,
                 seccomp.as_ref(),
                 console.as_ref(),
@@ -234,6 +237,7 @@ fn child_setup(
     nss: &[Join],
     p: &Process,
     personality: Option<&oci_spec::runtime::LinuxPersonality>,
+    memory_policy: Option<&oci_spec::runtime::LinuxMemoryPolicy>,
     sets: &crate::capabilities::Sets,
     seccomp: Option<&boxrun_seccomp::Filter>,
     console: Option<&OwnedFd>,
@@ -295,6 +299,9 @@ fn child_setup(
     };
     // While CAP_SYS_ADMIN/CAP_SYS_NICE are still held: class RT needs them.
     crate::sched::apply_io_priority(p)?;
+    if let Some(mp) = memory_policy {
+        crate::mempolicy::apply(mp)?;
+    }
     crate::identity::enter(p, sets, in_userns, seccomp, &mut install)?;
     // The container's personality holds for every process in it, as with runc and youki.
     if let Some(pers) = personality {

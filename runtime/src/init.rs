@@ -326,6 +326,13 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
 
     // While CAP_SYS_ADMIN/CAP_SYS_NICE are still held: class RT needs them (youki's order).
     crate::sched::apply_io_priority(process)?;
+    if let Some(mp) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.memory_policy().as_ref())
+    {
+        crate::mempolicy::apply(mp)?;
+    }
     let sets = capabilities::Sets::from_spec(process.capabilities().as_ref())?;
     identity::enter_with(sys, process, &sets, in_userns, ctx.seccomp, &mut |f| {
         install_seccomp(f, chan, &joined)

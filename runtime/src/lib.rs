@@ -22,7 +22,8 @@
 //! - What the set-up applies: [`namespaces`], [`rootfs`], [`mounts`] (mount
 //!   options), [`devices`], [`hooks`], [`capabilities`], [`rlimits`], [`identity`]
 //!   (cwd, user, capabilities and seccomp in order), [`sched`] (scheduler, I/O
-//!   priority, CPU affinity, personality), [`console`].
+//!   priority, CPU affinity, personality), [`mempolicy`] (NUMA memory policy),
+//!   [`console`].
 //! - [`features`], [`spec`]: the `features` and `spec` commands' documents.
 //! - Helpers: [`error`], [`logging`], [`procfs`], [`signals`] (names, forwarding, reset
 //!   before exec), [`failpoint`] (crash injection, debug builds), [`util`].
@@ -43,6 +44,7 @@ pub mod hooks;
 pub mod identity;
 pub mod init;
 pub mod logging;
+pub mod mempolicy;
 pub mod mounts;
 pub mod namespaces;
 pub mod procfs;

@@ -238,3 +238,40 @@ fn io_priority_rt_is_applied_before_capabilities_are_dropped() {
         .unwrap();
     assert_eq!(ioprio(epid), rt3);
 }
+
+/// `linux.memoryPolicy` is set with set_mempolicy for the init and exec'd processes
+/// (numa_maps shows a process's policy on each mapping); a node that is not online is
+/// refused with the field named and leaves nothing (issue 22 item 2).
+#[test]
+fn memory_policy_is_applied_or_refused_naming_the_field() {
+    let mut f = Fixture::new();
+    for (mode, shown) in [("MPOL_BIND", "bind:0"), ("MPOL_INTERLEAVE", "interleave:0")] {
+        f.config["linux"]["memoryPolicy"] = json!({"mode": mode, "nodes": "0"});
+        f.args(&["/bin/head", "-1", "/proc/self/numa_maps"]);
+        let o = f.run(&["run", "--bundle", f.bundle.to_str().unwrap(), "mp"]);
+        assert!(o.status.success(), "{mode}: {}", stderr(&o));
+        let out = stdout(&o);
+        assert!(
+            out.split_whitespace().nth(1) == Some(shown),
+            "{mode}: {out}"
+        );
+    }
+    f.config["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "0"});
+    f.args(&["/bin/sleep", "100"]);
+    assert!(
+        f.create("mpx").status.success(),
+        "{}",
+        f.container_stdout("mpx")
+    );
+    let o = f.run(&["exec", "mpx", "/bin/head", "-1", "/proc/self/numa_maps"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).split_whitespace().nth(1), Some("bind:0"));
+
+    // One NUMA node on most hosts: node 63 is not online.
+    f.config["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "63"});
+    f.args(&["/bin/true"]);
+    let o = f.run(&["run", "--bundle", f.bundle.to_str().unwrap(), "mpbad"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("linux.memoryPolicy"), "{}", stderr(&o));
+    assert!(!f.root.join("mpbad").exists());
+}
