@@ -332,6 +332,9 @@ fn mount_one(ctx: &Ctx, rootfd: RawFd, m: &Mount) -> Result<()> {
         return Ok(());
     }
 
+    if typ == "proc" || typ == "sysfs" {
+        ordinary_directory(rootfd, dest, typ)?;
+    }
     let target = mkdir_all_in_root(rootfd, dest, false)?;
     let tp = fd_path(&target);
     let src = m
@@ -382,6 +385,25 @@ fn mount_one(ctx: &Ctx, rootfd: RawFd, m: &Mount) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// proc and sysfs go only on a directory (or a path to be made): a symlink or file in
+/// the image is refused with runc's words, which tools match.
+fn ordinary_directory(rootfd: RawFd, dest: &Path, typ: &str) -> Result<()> {
+    let found = match open_in_root(rootfd, &rel(dest), libc::O_PATH | libc::O_NOFOLLOW) {
+        Ok(fd) => fd,
+        Err(nix::Error::ENOENT) => return Ok(()),
+        Err(e) => return Err(Error::sys(format!("look up {}", dest.display()), e)),
+    };
+    let st = nix::sys::stat::fstat(found.as_raw_fd())
+        .map_err(|e| Error::sys(format!("stat {}", dest.display()), e))?;
+    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "mounts: {}: filesystem {typ:?} must be mounted on ordinary directory",
+        dest.display()
+    )))
 }
 
 fn typ_or_src(m: &Mount) -> String {

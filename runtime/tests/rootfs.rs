@@ -173,3 +173,21 @@ fn recursive_mount_options_apply_to_the_mount_and_every_submount() {
     assert!(!out.contains("sub-executable"), "{out}");
     assert!(out.contains("done"), "{out}");
 }
+
+/// A /proc or /sys that is a symlink in the image is refused with runc's words
+/// ("must be mounted on ordinary directory"), which tools match (youki's
+/// prohibit_symlink cases).
+#[test]
+fn proc_and_sys_on_a_symlink_are_refused_with_runcs_words() {
+    for (dir, typ) in [("proc", "proc"), ("sys", "sysfs")] {
+        let mut f = Fixture::new();
+        let p = f.bundle.join("rootfs").join(dir);
+        let _ = std::fs::remove_dir_all(&p);
+        std::os::unix::fs::symlink("/tmp", &p).unwrap();
+        let o = run_sh(&mut f, "sl", "true");
+        assert!(!o.status.success(), "{dir} on a symlink was mounted");
+        let want = format!("filesystem \"{typ}\" must be mounted on ordinary directory");
+        assert!(stderr(&o).contains(&want), "{dir}: {}", stderr(&o));
+        assert!(!f.root.join("sl").exists());
+    }
+}
