@@ -1,5 +1,6 @@
-//! `linux.sysctl`, `linux.seccomp` (mode only), `linux.personality` and
-//! `linux.resources` as seen through the container's cgroup mount.
+//! `linux.sysctl`, `linux.seccomp` (mode only), `linux.personality`,
+//! `linux.memoryPolicy` and `linux.resources` as seen through the container's
+//! cgroup mount.
 
 use super::{expect_eq, mismatch, Check, Checker, Miss};
 use crate::procfs::status_field;
@@ -19,6 +20,7 @@ pub(super) fn run(c: &mut Checker) {
     }
     c.check("seccomp", seccomp);
     c.check("personality", personality);
+    c.check("memoryPolicy", memory_policy);
     cgroups(c);
 }
 
@@ -58,6 +60,71 @@ fn personality(c: &Checker) -> Check {
         )));
     }
     expect_eq(format!("{want:#x}"), format!("{:#x}", got & 0xff))
+}
+
+/// get_mempolicy(2): the process's policy mode and the nodes of its mask.
+fn memory_policy(c: &Checker) -> Check {
+    let p = c
+        .at("/linux/memoryPolicy")
+        .ok_or_else(|| Miss::Skip("memoryPolicy not set".into()))?;
+    let mode = p["mode"].as_str().unwrap_or("");
+    let want = match mode {
+        "MPOL_DEFAULT" => 0,
+        "MPOL_PREFERRED" => 1,
+        "MPOL_BIND" => 2,
+        "MPOL_INTERLEAVE" => 3,
+        "MPOL_LOCAL" => 4,
+        "MPOL_PREFERRED_MANY" => 5,
+        "MPOL_WEIGHTED_INTERLEAVE" => 6,
+        other => return Err(Miss::Skip(format!("unknown mode {other}"))),
+    };
+    let mut got: libc::c_int = -1;
+    let mut mask = [0u64; 16];
+    // SAFETY: get_mempolicy writes one int and at most 1024 bits into `mask`.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_get_mempolicy,
+            &mut got as *mut libc::c_int,
+            mask.as_mut_ptr(),
+            1025 as libc::c_ulong,
+            std::ptr::null_mut::<libc::c_void>(),
+            0 as libc::c_ulong,
+        )
+    };
+    if r != 0 {
+        return Err(Miss::Fail(format!(
+            "get_mempolicy: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    // The MPOL_F_* mode flags sit above bit 12.
+    expect_eq(want, got & 0xff)?;
+    let nodes = p["nodes"].as_str().unwrap_or("");
+    let relative = p["flags"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|v| v == "MPOL_F_RELATIVE_NODES"));
+    if nodes.is_empty() || relative {
+        return Ok(());
+    }
+    let mut want_mask = [0u64; 16];
+    for part in nodes.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (usize, usize) = match (a.trim().parse(), b.trim().parse()) {
+            (Ok(a), Ok(b)) if a <= b && b < 1024 => (a, b),
+            _ => return Err(Miss::Skip(format!("node list {nodes:?} not understood"))),
+        };
+        for n in a..=b {
+            want_mask[n / 64] |= 1 << (n % 64);
+        }
+    }
+    let show = |m: &[u64; 16]| {
+        (0..1024)
+            .filter(|n| m[n / 64] & (1 << (n % 64)) != 0)
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    expect_eq(show(&want_mask), show(&mask))
 }
 
 fn read_trim(p: &str) -> Result<String, Miss> {
