@@ -243,21 +243,7 @@ fn exec(c: &mut Ctx) -> CaseResult {
     c.rt_ok(&["start", &id])?;
     let p = pj.to_string_lossy().into_owned();
     let out = c.rt(&["exec", "--process", &p, &id])?;
-    let tap = Tap::parse(&out.stdout);
-    check!(
-        tap.complete() && !tap.points.is_empty(),
-        "no TAP from the exec'd checker: {}",
-        out.describe()
-    );
-    let fails: Vec<String> = tap
-        .points
-        .iter()
-        .filter_map(|p| match &p.point {
-            Point::NotOk(r) => Some(format!("{}: {r}", p.desc)),
-            _ => None,
-        })
-        .collect();
-    check!(fails.is_empty(), "{}", fails.join(" | "));
+    exec_tap(&out)?;
     check!(out.success(), "exec: {}", out.describe());
     Ok(())
 }
@@ -310,6 +296,16 @@ fn exec_personality(c: &mut Ctx) -> CaseResult {
     }
     c.rt_ok(&["start", &id])?;
     let out = c.rt(&["exec", &id, "/oci-checker", "--only", "personality"])?;
+    let tap = exec_tap(&out)?;
+    check!(
+        tap.points.iter().any(|p| p.point == Point::Ok),
+        "personality check skipped in the exec'd process"
+    );
+    Ok(())
+}
+
+/// The TAP an exec'd checker printed: complete, with no `not ok`.
+fn exec_tap(out: &crate::runner::cmd::Output) -> Result<Tap, crate::runner::Outcome> {
     let tap = Tap::parse(&out.stdout);
     check!(
         tap.complete() && !tap.points.is_empty(),
@@ -325,9 +321,5 @@ fn exec_personality(c: &mut Ctx) -> CaseResult {
         })
         .collect();
     check!(fails.is_empty(), "exec'd process: {}", fails.join(" | "));
-    check!(
-        tap.points.iter().any(|p| p.point == Point::Ok),
-        "personality check skipped in the exec'd process"
-    );
-    Ok(())
+    Ok(tap)
 }
