@@ -93,3 +93,55 @@ fn mount_options() -> Vec<&'static str> {
     all.sort_unstable();
     all
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &serde_json::Value) -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn every_listed_mount_option_is_one_boxrun_applies() {
+        let doc = document();
+        let listed = strings(&doc["mountOptions"]);
+        for w in &listed {
+            let o = crate::mounts::parse(std::slice::from_ref(w));
+            assert_eq!(o.data, "", "{w} is listed but passed on as filesystem data");
+        }
+        for w in crate::mounts::RECURSIVE_OPTIONS {
+            assert!(
+                listed.iter().any(|l| l == w),
+                "{w} is applied but not listed"
+            );
+        }
+        for w in ["idmap", "ridmap", "tmpcopyup"] {
+            assert!(
+                !listed.iter().any(|l| l == w),
+                "{w} is listed but not applied"
+            );
+        }
+    }
+
+    #[test]
+    fn every_listed_memory_policy_mode_and_flag_is_accepted() {
+        let doc = document();
+        let flags = strings(&doc["linux"]["memoryPolicy"]["flags"]);
+        for mode in strings(&doc["linux"]["memoryPolicy"]["modes"]) {
+            let nodes = if matches!(mode.as_str(), "MPOL_DEFAULT" | "MPOL_LOCAL") {
+                serde_json::Value::Null
+            } else {
+                "0".into()
+            };
+            let p = serde_json::json!({"mode": mode, "nodes": nodes, "flags": flags});
+            let p: oci_spec::runtime::LinuxMemoryPolicy =
+                serde_json::from_value(p).expect("listed names parse");
+            assert!(crate::mempolicy::policy(&p).is_ok(), "{mode} refused");
+        }
+    }
+}

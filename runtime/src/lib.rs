@@ -24,7 +24,8 @@
 //!   (cwd, user, capabilities and seccomp in order), [`sched`] (scheduler, I/O
 //!   priority, CPU affinity, personality), [`mempolicy`] (NUMA memory policy),
 //!   [`console`].
-//! - [`features`], [`spec`]: the `features` and `spec` commands' documents.
+//! - [`features`], [`spec`]: the `features` and `spec` commands' documents;
+//!   [`unsupported`]: the fields refused at create because boxrun does not apply them.
 //! - Helpers: [`error`], [`logging`], [`procfs`], [`signals`] (names, forwarding, reset
 //!   before exec), [`failpoint`] (crash injection, debug builds), [`util`].
 
@@ -56,4 +57,5 @@ pub mod spec;
 pub mod state;
 pub mod sync;
 pub mod syscall;
+pub mod unsupported;
 pub mod util;
