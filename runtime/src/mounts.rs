@@ -120,8 +120,14 @@ pub fn parse(options: &[String]) -> Options {
         if recursive_word(&mut o.recursive, s) {
             // `rro` also makes the top mount read-only with the bind remount, as before.
             match s {
-                "rro" => o.flags.insert(MsFlags::MS_RDONLY),
-                "rrw" => o.flags.remove(MsFlags::MS_RDONLY),
+                "rro" => {
+                    o.flags.insert(MsFlags::MS_RDONLY);
+                    o.cleared.remove(MsFlags::MS_RDONLY);
+                }
+                "rrw" => {
+                    o.flags.remove(MsFlags::MS_RDONLY);
+                    o.cleared.insert(MsFlags::MS_RDONLY);
+                }
                 _ => {}
             }
             continue;
