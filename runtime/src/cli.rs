@@ -36,6 +36,14 @@ pub fn main() -> i32 {
             return 1;
         }
     };
+    // Before the runtime opens anything: which of the fds to pass on are the caller's.
+    crate::util::note_inherited_fds(match &cli.cmd {
+        Some(Cmd::Create(c)) | Some(Cmd::Run { c, .. }) => c
+            .preserve_fds
+            .saturating_add(crate::container::create::validate::listen_fds()),
+        Some(Cmd::Exec(a)) => a.preserve_fds,
+        _ => 0,
+    });
     if cli.version {
         outln!("boxrun version {}\nspec: 1.2.0", env!("CARGO_PKG_VERSION"));
         return 0;

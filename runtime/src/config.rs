@@ -116,6 +116,7 @@ fn check_version(v: &str) -> Result<()> {
 /// Validate everything that can be checked before touching the host.
 pub fn validate(spec: &Spec, need_process: bool) -> Result<()> {
     check_version(spec.version())?;
+    crate::unsupported::check(spec)?;
     if let Some(h) = spec.hostname() {
         if h.len() > 64 {
             return Err(Error::Config(format!(
@@ -159,12 +160,6 @@ pub fn validate(spec: &Spec, need_process: bool) -> Result<()> {
         ));
     }
     if let Some(l) = linux {
-        if l.intel_rdt().is_some() && !Path::new("/sys/fs/resctrl/tasks").exists() {
-            return Err(Error::Config(
-                "linux.intelRdt is set but no resctrl filesystem is mounted at /sys/fs/resctrl"
-                    .into(),
-            ));
-        }
         let has_maps = l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
             || l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
         if has_maps && !has_ns(LinuxNamespaceType::User) {
@@ -204,6 +199,9 @@ pub fn validate(spec: &Spec, need_process: bool) -> Result<()> {
                     "linux.timeOffsets need a time namespace in linux.namespaces".into(),
                 ));
             }
+        }
+        if let Some(mp) = l.memory_policy() {
+            crate::mempolicy::policy(mp)?;
         }
     }
     if let Some(mounts) = spec.mounts() {

@@ -161,6 +161,10 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
             child_setup(
                 &nss,
                 p,
+                spec.linux().as_ref().and_then(|l| l.personality().as_ref()),
+                spec.linux()
+                    .as_ref()
+                    .and_then(|l| l.memory_policy().as_ref()),
                 &sets,
                 seccomp.as_ref(),
                 console.as_ref(),
@@ -232,6 +236,8 @@ impl Drop for KillOnDrop {
 fn child_setup(
     nss: &[Join],
     p: &Process,
+    personality: Option<&oci_spec::runtime::LinuxPersonality>,
+    memory_policy: Option<&oci_spec::runtime::LinuxMemoryPolicy>,
     sets: &crate::capabilities::Sets,
     seccomp: Option<&boxrun_seccomp::Filter>,
     console: Option<&OwnedFd>,
@@ -291,8 +297,16 @@ fn child_setup(
         }
         Ok(())
     };
-    crate::identity::enter(p, sets, in_userns, seccomp, &mut install)?;
+    // While CAP_SYS_ADMIN/CAP_SYS_NICE are still held: class RT needs them.
     crate::sched::apply_io_priority(p)?;
+    if let Some(mp) = memory_policy {
+        crate::mempolicy::apply(mp)?;
+    }
+    crate::identity::enter(p, sets, in_userns, seccomp, &mut install)?;
+    // The container's personality holds for every process in it, as with runc and youki.
+    if let Some(pers) = personality {
+        crate::sched::apply_personality(pers)?;
+    }
     crate::sched::apply_scheduler(p)?;
     crate::util::pass_through_fds(preserve_fds, &[chan.raw()]);
     crate::init::exec_process(&exe, args, &env)

@@ -18,11 +18,18 @@ fn memfd(name: &str) -> Result<std::fs::File> {
 
 /// Run one hook to completion. `kind` names the hook list in errors.
 pub fn run(hook: &Hook, state_json: &[u8], kind: &str) -> Result<()> {
-    run_in(hook, state_json, kind, None)
+    run_in(hook, state_json, kind, None, None)
 }
 
-/// [`run`] with the hook's working directory set to `cwd` (else the runtime's own).
-fn run_in(hook: &Hook, state_json: &[u8], kind: &str, cwd: Option<&CString>) -> Result<()> {
+/// [`run`] with the hook's working directory set to `cwd` (else the runtime's own) and
+/// `default_env` as its environment when the hook has no `env` (else the runtime's own).
+fn run_in(
+    hook: &Hook,
+    state_json: &[u8],
+    kind: &str,
+    cwd: Option<&CString>,
+    default_env: Option<&[String]>,
+) -> Result<()> {
     let path = hook.path();
     let cpath = CString::new(path.as_os_str().as_bytes()).map_err(|e| {
         Error::invalid_config(format!("hook path {} has a NUL byte", path.display()), e)
@@ -34,7 +41,7 @@ fn run_in(hook: &Hook, state_json: &[u8], kind: &str, cwd: Option<&CString>) -> 
             .collect(),
         _ => vec![cpath.clone()],
     };
-    let env: Option<Vec<CString>> = hook.env().as_ref().map(|e| {
+    let env: Option<Vec<CString>> = hook.env().as_deref().or(default_env).map(|e| {
         e.iter()
             .map(|s| CString::new(s.as_str()).unwrap_or_default())
             .collect()
@@ -162,6 +169,20 @@ pub fn run_all(hooks: Option<&Vec<Hook>>, state_json: &[u8], kind: &str) -> Resu
     run_all_in(hooks, state_json, kind, None)
 }
 
+/// [`run_all`] for hooks run in the container (startContainer): a hook without its own
+/// `env` gets the container's `process.env`, as with runc and youki.
+pub fn run_all_with_env(
+    hooks: Option<&Vec<Hook>>,
+    state_json: &[u8],
+    kind: &str,
+    env: &[String],
+) -> Result<()> {
+    for h in hooks.into_iter().flatten() {
+        run_in(h, state_json, kind, None, Some(env))?;
+    }
+    Ok(())
+}
+
 /// [`run_all`] with `cwd` as the hooks' working directory, as runc: createContainer
 /// hooks run in the container's root (a hook may call `./lib/...` of the rootfs), the
 /// create-time runtime hooks in the bundle.
@@ -179,7 +200,7 @@ pub fn run_all_in(
         .transpose()
         .map_err(|e| Error::invalid_config(format!("{kind} hook directory has a NUL byte"), e))?;
     for h in hooks {
-        run_in(h, state_json, kind, dir.as_ref())?;
+        run_in(h, state_json, kind, dir.as_ref(), None)?;
     }
     Ok(())
 }

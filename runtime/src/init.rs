@@ -4,8 +4,8 @@
 //! cgroup) → join namespaces by path → late unshares (cgroup, time) → setsid →
 //! hostname → rootfs and mounts → devices → [createRuntime hooks, in the parent] →
 //! createContainer hooks → pivot_root → sysctl → masked/readonly paths → console →
-//! rlimits → LSM → credentials and capabilities → no_new_privs → seccomp → close fds →
-//! wait on the exec fifo (create) → startContainer hooks → exec.
+//! rlimits → LSM → I/O priority → credentials and capabilities → no_new_privs →
+//! seccomp → close fds → wait on the exec fifo (create) → startContainer hooks → exec.
 
 use crate::capabilities;
 use crate::console;
@@ -145,21 +145,23 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
             .joins
             .iter()
             .any(|j| j.typ == LinuxNamespaceType::User);
-    if in_userns {
-        // Become root of the user namespace (0 must be mapped).
-        sys.setresgid(0)
-            .and_then(|()| sys.setresuid(0))
-            .sys_ctx(|| "become root in the user namespace (is uid/gid 0 mapped?)".into())?;
-    }
     let cgroupns_new = ctx.ns.late_unshare & libc::CLONE_NEWCGROUP != 0;
     // Network and time namespaces now, while the runtime makes and joins the cgroups.
     let before_join = ctx.ns.late_unshare & !libc::CLONE_NEWCGROUP;
     if before_join != 0 {
         sys.unshare(before_join)
             .sys_ctx(|| "unshare namespaces".into())?;
+        // Before the identity change below: it makes the init non-dumpable, and its
+        // /proc/self files then belong to the host's root, out of the container root's reach.
         if before_join & libc::CLONE_NEWTIME != 0 {
             write_timens_offsets(sys, spec)?;
         }
+    }
+    if in_userns {
+        // Become root of the user namespace (0 must be mapped).
+        sys.setresgid(0)
+            .and_then(|()| sys.setresuid(0))
+            .sys_ctx(|| "become root in the user namespace (is uid/gid 0 mapped?)".into())?;
     }
     let joined = CgroupProgress::new(ctx.cgroup);
     if cgroupns_new
@@ -322,12 +324,20 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
     let args = process.args().clone().unwrap_or_default();
     let exe = resolve_exe(&args[0], &env, process.cwd())?;
 
+    // While CAP_SYS_ADMIN/CAP_SYS_NICE are still held: class RT needs them (youki's order).
+    crate::sched::apply_io_priority(process)?;
+    if let Some(mp) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.memory_policy().as_ref())
+    {
+        crate::mempolicy::apply(mp)?;
+    }
     let sets = capabilities::Sets::from_spec(process.capabilities().as_ref())?;
     identity::enter_with(sys, process, &sets, in_userns, ctx.seccomp, &mut |f| {
         install_seccomp(f, chan, &joined)
     })?;
 
-    crate::sched::apply_io_priority(process)?;
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         crate::sched::apply_personality(p)?;
     }
@@ -360,10 +370,11 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
             .as_ref()
             .and_then(|h| h.start_container().as_ref())
         {
-            Some(h) => hooks::run_all(
+            Some(h) => hooks::run_all_with_env(
                 Some(h),
                 &state_json(ctx, record.as_ref(), "created"),
                 "startContainer",
+                process.env().as_deref().unwrap_or_default(),
             ),
             None => Ok(()),
         };
@@ -382,7 +393,12 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
         .and_then(|h| h.start_container().as_ref())
     {
         let state = state_json(ctx, record.as_ref(), "created");
-        hooks::run_all(Some(h), &state, "startContainer")?;
+        hooks::run_all_with_env(
+            Some(h),
+            &state,
+            "startContainer",
+            process.env().as_deref().unwrap_or_default(),
+        )?;
     }
     // Last: a real-time or deadline policy must not slow the set-up above.
     crate::sched::apply_scheduler(process)?;

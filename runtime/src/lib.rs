@@ -22,8 +22,10 @@
 //! - What the set-up applies: [`namespaces`], [`rootfs`], [`mounts`] (mount
 //!   options), [`devices`], [`hooks`], [`capabilities`], [`rlimits`], [`identity`]
 //!   (cwd, user, capabilities and seccomp in order), [`sched`] (scheduler, I/O
-//!   priority, CPU affinity, personality), [`console`].
-//! - [`features`], [`spec`]: the `features` and `spec` commands' documents.
+//!   priority, CPU affinity, personality), [`mempolicy`] (NUMA memory policy),
+//!   [`console`].
+//! - [`features`], [`spec`]: the `features` and `spec` commands' documents;
+//!   [`unsupported`]: the fields refused at create because boxrun does not apply them.
 //! - Helpers: [`error`], [`logging`], [`procfs`], [`signals`] (names, forwarding, reset
 //!   before exec), [`failpoint`] (crash injection, debug builds), [`util`].
 
@@ -43,6 +45,7 @@ pub mod hooks;
 pub mod identity;
 pub mod init;
 pub mod logging;
+pub mod mempolicy;
 pub mod mounts;
 pub mod namespaces;
 pub mod procfs;
@@ -54,4 +57,5 @@ pub mod spec;
 pub mod state;
 pub mod sync;
 pub mod syscall;
+pub mod unsupported;
 pub mod util;

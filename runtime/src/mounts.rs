@@ -1,7 +1,91 @@
 //! Mount option parsing: the fstab-style words of `mounts[].options` turned into
 //! mount(2) flags, propagation changes and filesystem data, as runc reads them.
 
+use boxrun_cgroups::mount_attr as attr;
 use nix::mount::MsFlags;
+
+/// MS_NOSYMFOLLOW (Linux 5.10; nix does not name it).
+const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(256);
+
+/// Attributes applied with one mount_setattr(2) on the mount and every mount below
+/// it: the runtime-spec's recursive mount options (`rro`, `rnosuid`, `ratime`...).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recursive {
+    /// `MOUNT_ATTR_*` bits to set.
+    pub set: u64,
+    /// `MOUNT_ATTR_*` bits to clear.
+    pub clr: u64,
+}
+
+impl Recursive {
+    /// No recursive option was given.
+    pub fn is_empty(&self) -> bool {
+        self.set == 0 && self.clr == 0
+    }
+
+    fn set(&mut self, bit: u64) {
+        self.set |= bit;
+        self.clr &= !bit;
+    }
+
+    fn clear(&mut self, bit: u64) {
+        self.clr |= bit;
+        self.set &= !bit;
+    }
+
+    /// An atime mode is an enum: the whole mask is cleared and the mode set.
+    fn atime(&mut self, mode: u64) {
+        self.set = (self.set & !attr::ATIME_MASK) | mode;
+        self.clr |= attr::ATIME_MASK;
+    }
+}
+
+/// The recursive mount options and what each does (runc's table; `ratime`,
+/// `rnorelatime` and `rnostrictatime` select the kernel's default, relatime, and
+/// `rnorelatime` strictatime, as their non-recursive words do with mount(8)).
+pub const RECURSIVE_OPTIONS: [&str; 18] = [
+    "rro",
+    "rrw",
+    "rnosuid",
+    "rsuid",
+    "rnodev",
+    "rdev",
+    "rnoexec",
+    "rexec",
+    "rnodiratime",
+    "rdiratime",
+    "rrelatime",
+    "rnorelatime",
+    "rnoatime",
+    "ratime",
+    "rstrictatime",
+    "rnostrictatime",
+    "rnosymfollow",
+    "rsymfollow",
+];
+
+/// Apply recursive option `word` to `r`; false when `word` is not one.
+fn recursive_word(r: &mut Recursive, word: &str) -> bool {
+    match word {
+        "rro" => r.set(attr::RDONLY),
+        "rrw" => r.clear(attr::RDONLY),
+        "rnosuid" => r.set(attr::NOSUID),
+        "rsuid" => r.clear(attr::NOSUID),
+        "rnodev" => r.set(attr::NODEV),
+        "rdev" => r.clear(attr::NODEV),
+        "rnoexec" => r.set(attr::NOEXEC),
+        "rexec" => r.clear(attr::NOEXEC),
+        "rnodiratime" => r.set(attr::NODIRATIME),
+        "rdiratime" => r.clear(attr::NODIRATIME),
+        "rrelatime" | "ratime" | "rnostrictatime" => r.atime(attr::RELATIME),
+        "rnorelatime" | "rstrictatime" => r.atime(attr::STRICTATIME),
+        "rnoatime" => r.atime(attr::NOATIME),
+        "rnosymfollow" => r.set(attr::NOSYMFOLLOW),
+        "rsymfollow" => r.clear(attr::NOSYMFOLLOW),
+        _ => return false,
+    }
+    true
+}
 
 /// A parsed mount entry's options.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,8 +100,8 @@ pub struct Options {
     pub data: String,
     /// `bind` or `rbind` was given.
     pub bind: bool,
-    /// Recursive read-only (`rro`), applied with mount_setattr.
-    pub recursive_ro: bool,
+    /// The recursive options (`rro`, `rnosuid`...), applied with mount_setattr.
+    pub recursive: Recursive,
 }
 
 /// Parse a list of option words.
@@ -28,11 +112,26 @@ pub fn parse(options: &[String]) -> Options {
         propagation: Vec::new(),
         data: String::new(),
         bind: false,
-        recursive_ro: false,
+        recursive: Recursive::default(),
     };
     let mut data: Vec<&str> = Vec::new();
     for opt in options {
         let s = opt.as_str();
+        if recursive_word(&mut o.recursive, s) {
+            // `rro` also makes the top mount read-only with the bind remount, as before.
+            match s {
+                "rro" => {
+                    o.flags.insert(MsFlags::MS_RDONLY);
+                    o.cleared.remove(MsFlags::MS_RDONLY);
+                }
+                "rrw" => {
+                    o.flags.remove(MsFlags::MS_RDONLY);
+                    o.cleared.insert(MsFlags::MS_RDONLY);
+                }
+                _ => {}
+            }
+            continue;
+        }
         let (set, clear): (MsFlags, MsFlags) = match s {
             "defaults" => (MsFlags::empty(), MsFlags::empty()),
             "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
@@ -67,11 +166,8 @@ pub fn parse(options: &[String]) -> Options {
                 o.bind = true;
                 (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty())
             }
-            "rro" => {
-                o.recursive_ro = true;
-                (MsFlags::MS_RDONLY, MsFlags::empty())
-            }
-            "rrw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
+            "nosymfollow" => (MS_NOSYMFOLLOW, MsFlags::empty()),
+            "symfollow" => (MsFlags::empty(), MS_NOSYMFOLLOW),
             "private" => {
                 o.propagation.push(MsFlags::MS_PRIVATE);
                 continue;
@@ -105,8 +201,7 @@ pub fn parse(options: &[String]) -> Options {
                 continue;
             }
             // Options runc accepts and handles elsewhere or ignores.
-            "tmpcopyup" | "idmap" | "ridmap" | "nosymfollow" | "rnosymfollow" | "symfollow"
-            | "rsymfollow" => continue,
+            "tmpcopyup" | "idmap" | "ridmap" => continue,
             other => {
                 data.push(other);
                 continue;
@@ -154,5 +249,47 @@ mod tests {
             .flags
             .contains(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY));
         assert_eq!(o.propagation, vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC]);
+    }
+
+    #[test]
+    fn every_recursive_option_is_a_mount_setattr_change_not_data() {
+        for word in RECURSIVE_OPTIONS {
+            let o = p(&[word]);
+            assert!(!o.recursive.is_empty(), "{word} changes nothing");
+            assert_eq!(o.data, "", "{word} went to the filesystem data");
+        }
+        let o = p(&[
+            "rnosuid",
+            "rnodev",
+            "rnoexec",
+            "rnodiratime",
+            "rnosymfollow",
+        ]);
+        assert_eq!(
+            o.recursive.set,
+            attr::NOSUID | attr::NODEV | attr::NOEXEC | attr::NODIRATIME | attr::NOSYMFOLLOW
+        );
+        assert_eq!(o.recursive.clr, 0);
+    }
+
+    #[test]
+    fn recursive_atime_modes_clear_the_whole_mask_and_later_words_win() {
+        let o = p(&["rnoatime"]);
+        assert_eq!(
+            (o.recursive.set, o.recursive.clr),
+            (attr::NOATIME, attr::ATIME_MASK)
+        );
+        let o = p(&["rnoatime", "rstrictatime"]);
+        assert_eq!(o.recursive.set, attr::STRICTATIME);
+        let o = p(&["rnoexec", "rexec"]);
+        assert_eq!((o.recursive.set, o.recursive.clr), (0, attr::NOEXEC));
+    }
+
+    #[test]
+    fn nosymfollow_is_a_mount_flag() {
+        assert!(p(&["nosymfollow"]).flags.contains(MS_NOSYMFOLLOW));
+        assert!(p(&["nosymfollow", "symfollow"])
+            .cleared
+            .contains(MS_NOSYMFOLLOW));
     }
 }

@@ -325,15 +325,16 @@ fn mount_one(ctx: &Ctx, rootfd: RawFd, m: &Mount) -> Result<()> {
         if !extra.is_empty() {
             remount_bind(ctx.sys, &tp, extra)?;
         }
-        if opts.recursive_ro {
-            set_recursive_ro(ctx.sys, &tp)?;
-        }
+        set_recursive(ctx.sys, &tp, &opts.recursive)?;
         for p in &opts.propagation {
             do_mount(ctx.sys, None, &tp, None, *p, None, &what)?;
         }
         return Ok(());
     }
 
+    if typ == "proc" || typ == "sysfs" {
+        ordinary_directory(rootfd, dest, typ)?;
+    }
     let target = mkdir_all_in_root(rootfd, dest, false)?;
     let tp = fd_path(&target);
     let src = m
@@ -375,17 +376,34 @@ fn mount_one(ctx: &Ctx, rootfd: RawFd, m: &Mount) -> Result<()> {
         }
         Err(e) => return Err(Error::sys(what(), e)),
     }
-    if !opts.propagation.is_empty() || opts.recursive_ro {
+    if !opts.propagation.is_empty() || !opts.recursive.is_empty() {
         let target = open_in_root(rootfd, &rel(dest), libc::O_PATH).sys_ctx(what)?;
         let tp = fd_path(&target);
-        if opts.recursive_ro {
-            set_recursive_ro(ctx.sys, &tp)?;
-        }
+        set_recursive(ctx.sys, &tp, &opts.recursive)?;
         for p in &opts.propagation {
             do_mount(ctx.sys, None, &tp, None, *p, None, &what)?;
         }
     }
     Ok(())
+}
+
+/// proc and sysfs go only on a directory (or a path to be made): a symlink or file in
+/// the image is refused with runc's words, which tools match.
+fn ordinary_directory(rootfd: RawFd, dest: &Path, typ: &str) -> Result<()> {
+    let found = match open_in_root(rootfd, &rel(dest), libc::O_PATH | libc::O_NOFOLLOW) {
+        Ok(fd) => fd,
+        Err(nix::Error::ENOENT) => return Ok(()),
+        Err(e) => return Err(Error::sys(format!("look up {}", dest.display()), e)),
+    };
+    let st = nix::sys::stat::fstat(found.as_raw_fd())
+        .map_err(|e| Error::sys(format!("stat {}", dest.display()), e))?;
+    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "mounts: {}: filesystem {typ:?} must be mounted on ordinary directory",
+        dest.display()
+    )))
 }
 
 fn typ_or_src(m: &Mount) -> String {
@@ -395,13 +413,21 @@ fn typ_or_src(m: &Mount) -> String {
         .unwrap_or_default()
 }
 
-fn set_recursive_ro(sys: &dyn Syscall, target: &Path) -> Result<()> {
-    sys.mount_setattr_rdonly_recursive(target).map_err(|e| {
-        Error::context(
-            format!("make {} recursively read-only", target.display()),
-            e,
-        )
-    })
+/// The recursive mount options (`rro`, `rnosuid`...) on `target` and every mount below.
+fn set_recursive(sys: &dyn Syscall, target: &Path, r: &mounts::Recursive) -> Result<()> {
+    if r.is_empty() {
+        return Ok(());
+    }
+    sys.mount_setattr_recursive(target, r.set, r.clr)
+        .map_err(|e| {
+            Error::context(
+                format!(
+                    "apply the recursive mount options to {} (mount_setattr needs Linux 5.12, rnosymfollow 5.14)",
+                    target.display()
+                ),
+                e,
+            )
+        })
 }
 
 /// Step 4: move into the new root (pivot_root, or chroot with `--no-pivot`).

@@ -109,16 +109,36 @@ pub fn cloexec_from(from: u32) {
 }
 
 /// Only stdio and `preserve` fds after it go through exec: everything from
-/// 3+preserve is marked close-on-exec, and the preserved ones are cleared of it,
-/// except the runtime's own fds in `keep_private` (e.g. its sync channel).
+/// 3+preserve is marked close-on-exec, and the preserved ones the caller handed in
+/// (see [`note_inherited_fds`]) are cleared of it, except the runtime's own fds in
+/// `keep_private` (e.g. its sync channel).
 pub fn pass_through_fds(preserve: u32, keep_private: &[i32]) {
     cloexec_from(3 + preserve);
+    let inherited = INHERITED.get().map(Vec::as_slice).unwrap_or(&[]);
     for fd in 3..3 + preserve as i32 {
-        if !keep_private.contains(&fd) {
-            // SAFETY: clearing FD_CLOEXEC on an fd the caller asked to pass through.
-            unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-        }
+        // Only what the caller handed in is passed on: a runtime fd that took a free
+        // number in the range (a lock, the exec fifo) stays close-on-exec.
+        let flags = if inherited.contains(&fd) && !keep_private.contains(&fd) {
+            0
+        } else {
+            libc::FD_CLOEXEC
+        };
+        // SAFETY: changing the close-on-exec flag of an fd number; harmless if stale.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, flags) };
     }
+}
+
+/// The fds among the `--preserve-fds` range that the caller handed the runtime.
+static INHERITED: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();
+
+/// Note which of fds `3..3+count` are open, at start-up before the runtime opens any of
+/// its own, so [`pass_through_fds`] passes only those.
+pub fn note_inherited_fds(count: u32) {
+    let open = (3..3i32.saturating_add(count as i32))
+        // SAFETY: F_GETFD only reads the fd's flags.
+        .filter(|fd| unsafe { libc::fcntl(*fd, libc::F_GETFD) } >= 0)
+        .collect();
+    let _ = INHERITED.set(open);
 }
 
 /// Validate a container id the way runc does (and so that it cannot escape the root).

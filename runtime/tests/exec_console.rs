@@ -232,3 +232,57 @@ fn exec_tty_without_console_socket_proxies_the_pty() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stdout(&o).contains("/dev/pts/"), "{}", stdout(&o));
 }
+
+/// `exec --preserve-fds N` passes on what the caller handed in and nothing else: the
+/// runtime's own descriptors (state lock, exec fifo) that took free numbers in the
+/// range stay behind, so the process sees the same fds as without the flag (issue 22
+/// item 7).
+#[test]
+fn exec_preserve_fds_passes_no_runtime_descriptor() {
+    let mut f = Fixture::new();
+    start_sleeper(&mut f, "pfd");
+    let fds = |extra: &[&str]| {
+        let mut c = f.cmd();
+        c.arg("exec").args(extra).args([
+            "pfd",
+            "/bin/sh",
+            "-c",
+            "for fd in /proc/self/fd/*; do echo \"$fd $(readlink $fd)\"; done",
+        ]);
+        use std::os::unix::process::CommandExt;
+        // SAFETY: close_range in the child before exec: boxrun gets stdio only.
+        unsafe {
+            c.pre_exec(|| {
+                libc::syscall(libc::SYS_close_range, 3, u32::MAX, 0);
+                Ok(())
+            });
+        }
+        let o = run_bounded(c, &f.dir, "pfd");
+        assert!(o.status.success(), "{}", stderr(&o));
+        // The glob's own directory fd is gone by the time readlink runs.
+        let out = stdout(&o);
+        assert!(
+            !out.contains(f.root.to_str().unwrap()) && !out.contains("exec.fifo"),
+            "{out}"
+        );
+        out.lines()
+            .filter(|l| !l.ends_with(' '))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .collect::<Vec<_>>()
+    };
+    let plain = fds(&[]);
+    let preserved = fds(&["--preserve-fds", "40"]);
+    assert_eq!(preserved, plain, "runtime fds reached the process");
+}
+
+/// `linux.personality` holds for exec'd processes too: a LINUX32 container's `exec
+/// uname -m` prints i686, as with runc and youki (issue 22 item 3).
+#[test]
+fn exec_applies_the_containers_personality() {
+    let mut f = Fixture::new();
+    f.config["linux"]["personality"] = json!({"domain": "LINUX32"});
+    let _ = start_sleeper(&mut f, "pers");
+    let o = f.run(&["exec", "pers", "/bin/uname", "-m"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "i686");
+}

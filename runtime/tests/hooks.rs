@@ -134,3 +134,32 @@ fn run_runs_poststop_hooks() {
     assert!(!f.root.join("rp").exists());
     assert!(!cgroup_exists("boxrun/rp"));
 }
+
+/// startContainer hooks run in the container with its `process.env` when they have no
+/// `env` of their own (not the caller's environment), as with runc and youki; a hook's
+/// own `env` still wins. Both paths: `create` + `start` and `run` (issue 22 item 6).
+#[test]
+fn start_container_hooks_get_the_containers_environment() {
+    let mut f = Fixture::new();
+    let log = f.dir.join("env.log");
+    std::fs::write(&log, "").unwrap();
+    let record = format!("echo \"$PATH $MARK\" >> {}", log.display());
+    f.config["hooks"] = json!({"startContainer": [
+        {"path": "/bin/sh", "args": ["sh", "-c", record]},
+        {"path": "/bin/sh", "args": ["sh", "-c", record], "env": ["PATH=/bin", "MARK=own"]}
+    ]});
+    f.config["process"]["env"] = json!(["PATH=/bin:/container/bin", "MARK=container"]);
+    let mut mounts = f.config["mounts"].as_array().unwrap().clone();
+    mounts.push(json!({"destination": log, "type": "bind", "source": log, "options": ["bind"]}));
+    f.config["mounts"] = json!(mounts);
+    f.args(&["/bin/true"]);
+    let o = f.create("hs");
+    assert!(o.status.success(), "{}", f.container_stdout("hs"));
+    let o = f.run(&["start", "hs"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = f.run(&["run", "--bundle", f.bundle.to_str().unwrap(), "hr"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let want = "/bin:/container/bin container\n/bin own\n";
+    assert_eq!(text, want.repeat(2));
+}

@@ -141,3 +141,25 @@ fn user_namespace_init_with_a_private_state_root() {
     f.wait_stopped("private");
     assert_eq!(f.container_stdout("private").trim(), "0");
 }
+
+/// `linux.timeOffsets` with a user namespace: the offsets are written before the
+/// identity change makes the init non-dumpable (its /proc/self files would then belong
+/// to the host's root), so the container sees them (issue 22 item 5).
+#[test]
+fn time_offsets_apply_in_a_user_namespace() {
+    let mut f = userns_fixture();
+    let mut ns = f.config["linux"]["namespaces"].as_array().unwrap().clone();
+    ns.push(json!({"type": "time"}));
+    f.config["linux"]["namespaces"] = json!(ns);
+    f.config["linux"]["timeOffsets"] = json!({"monotonic": {"secs": 86400, "nanosecs": 0}, "boottime": {"secs": 172800, "nanosecs": 0}});
+    f.args(&["/bin/cat", "/proc/self/timens_offsets"]);
+    let o = f.run(&["run", "--bundle", f.bundle.to_str().unwrap(), "tns"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let norm: Vec<String> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert!(norm.contains(&"monotonic 86400 0".to_string()), "{out}");
+    assert!(norm.contains(&"boottime 172800 0".to_string()), "{out}");
+}

@@ -135,3 +135,59 @@ fn cgroup_mount_options_apply_to_every_hierarchy() {
         }
     }
 }
+
+#[test]
+fn recursive_mount_options_apply_to_the_mount_and_every_submount() {
+    let mut f = Fixture::new();
+    std::fs::create_dir_all(f.bundle.join("rootfs/src/sub")).unwrap();
+    let mut mounts = f.config["mounts"].as_array().unwrap().clone();
+    // The tmpfs is mounted first, so the rbind of /src carries it to /r/sub.
+    mounts.push(json!({"destination": "/src/sub", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}));
+    mounts.push(json!({"destination": "/r", "type": "bind", "source": "rootfs/src",
+        "options": ["rbind", "rnoexec", "rnosuid", "rnodev", "rnoatime", "rnodiratime", "rnosymfollow"]}));
+    f.config["mounts"] = json!(mounts);
+    let o = run_sh(
+        &mut f,
+        "rec",
+        "awk '$5 == \"/r\" || $5 == \"/r/sub\" {print $5, $6}' /proc/self/mountinfo; cp /bin/busybox /r/sub/bb && /r/sub/bb true 2>/dev/null && echo sub-executable; echo done",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("/r")).collect();
+    assert_eq!(lines.len(), 2, "/r and /r/sub expected: {out}");
+    for l in lines {
+        for want in [
+            "nosuid",
+            "nodev",
+            "noexec",
+            "noatime",
+            "nodiratime",
+            "nosymfollow",
+        ] {
+            assert!(
+                l.split([' ', ',']).any(|w| w == want),
+                "{want} missing: {l}"
+            );
+        }
+    }
+    assert!(!out.contains("sub-executable"), "{out}");
+    assert!(out.contains("done"), "{out}");
+}
+
+/// A /proc or /sys that is a symlink in the image is refused with runc's words
+/// ("must be mounted on ordinary directory"), which tools match (youki's
+/// prohibit_symlink cases).
+#[test]
+fn proc_and_sys_on_a_symlink_are_refused_with_runcs_words() {
+    for (dir, typ) in [("proc", "proc"), ("sys", "sysfs")] {
+        let mut f = Fixture::new();
+        let p = f.bundle.join("rootfs").join(dir);
+        let _ = std::fs::remove_dir_all(&p);
+        std::os::unix::fs::symlink("/tmp", &p).unwrap();
+        let o = run_sh(&mut f, "sl", "true");
+        assert!(!o.status.success(), "{dir} on a symlink was mounted");
+        let want = format!("filesystem \"{typ}\" must be mounted on ordinary directory");
+        assert!(stderr(&o).contains(&want), "{dir}: {}", stderr(&o));
+        assert!(!f.root.join("sl").exists());
+    }
+}

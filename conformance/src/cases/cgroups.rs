@@ -20,6 +20,10 @@ pub const CASES: &[Case] = &[
         name: "cgroups.delete-removes",
         run: delete_removes,
     },
+    Case {
+        name: "cgroups.inside-view-more",
+        run: inside_more,
+    },
 ];
 
 fn resources() -> serde_json::Value {
@@ -133,4 +137,19 @@ impl Drop for KeepGuard {
     fn drop(&mut self) {
         crate::runner::ctx::remove_cgroup(&self.0);
     }
+}
+
+/// The resources beyond the basic set, each read back from inside through the
+/// container's cgroup mount (a runtime that accepts one and writes nothing fails).
+fn inside_more(c: &mut Ctx) -> CaseResult {
+    v1()?;
+    let id = c.id(0);
+    c.use_cgroup(&id);
+    c.config["linux"]["resources"] = json!({
+        "memory": {"limit": 67108864, "reservation": 33554432, "swappiness": 30,
+                   "disableOOMKiller": true, "kernelTCP": 16777216},
+        "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}],
+        "pids": {"limit": 50}
+    });
+    c.expect_checks_optional(&["cgroups"], "these cgroup resources")
 }

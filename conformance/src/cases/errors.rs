@@ -60,6 +60,10 @@ pub const CASES: &[Case] = &[
         name: "errors.start-without-process",
         run: no_process,
     },
+    Case {
+        name: "errors.memoryPolicy-offline-node",
+        run: memory_policy_offline,
+    },
 ];
 
 /// Create must fail and leave nothing behind.
@@ -206,4 +210,14 @@ fn hook_timeout_zero(c: &mut Ctx) -> CaseResult {
     // config.md: "If set, `timeout` MUST be greater than zero."
     c.config["hooks"] = json!({"createRuntime": [{"path": "/bin/true", "timeout": 0}]});
     refused(c, "a hook timeout of 0")
+}
+
+/// A memory policy on a node that is not online cannot be applied: create must
+/// fail (a runtime that ignores `linux.memoryPolicy` accepts it and fails here).
+fn memory_policy_offline(c: &mut Ctx) -> CaseResult {
+    if std::path::Path::new("/sys/devices/system/node/node63").exists() {
+        skip!("host has a NUMA node 63");
+    }
+    c.config["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "63"});
+    refused(c, "memoryPolicy on node 63, which is not online")
 }

@@ -52,6 +52,10 @@ pub const CASES: &[Case] = &[
         name: "hooks.timeout",
         run: timeout,
     },
+    Case {
+        name: "hooks.startContainer-env",
+        run: start_container_env,
+    },
 ];
 
 const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -432,6 +436,28 @@ fn ignores_stdin(c: &mut Ctx) -> CaseResult {
     check!(
         got == ["createRuntime", "poststop"],
         "hooks after one that ignored its stdin: expected [createRuntime, poststop] got {got:?}"
+    );
+    Ok(())
+}
+
+/// A startContainer hook without `env` runs with the container's
+/// `process.env` (it runs in the container, as runc and youki run it), not
+/// the runtime caller's environment.
+fn start_container_env(c: &mut Ctx) -> CaseResult {
+    c.mount_out();
+    c.config["process"]["env"] = json!([PATH_ENV, "OC_MARK=container-env"]);
+    c.config["hooks"] = json!({"startContainer": [{"path": "/bin/sh",
+        "args": ["sh", "-c", "echo \"$OC_MARK\" > /out/hook-env"]}]});
+    c.set_args(&["/bin/true"]);
+    let id = c.id(1);
+    c.create(&id)?;
+    c.rt_ok(&["start", &id])?;
+    c.wait_stopped(&id)?;
+    let got = std::fs::read_to_string(c.out().join("hook-env")).unwrap_or_default();
+    check!(
+        got.trim() == "container-env",
+        "startContainer hook saw OC_MARK={:?}, process.env has container-env",
+        got.trim()
     );
     Ok(())
 }

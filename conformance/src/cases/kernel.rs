@@ -21,6 +21,14 @@ pub const CASES: &[Case] = &[
         name: "kernel.personality-linux32",
         run: personality,
     },
+    Case {
+        name: "kernel.memoryPolicy-bind",
+        run: memory_policy_bind,
+    },
+    Case {
+        name: "kernel.memoryPolicy-interleave",
+        run: memory_policy_interleave,
+    },
 ];
 
 fn sysctl(c: &mut Ctx) -> CaseResult {
@@ -48,4 +56,17 @@ fn no_seccomp(c: &mut Ctx) -> CaseResult {
 fn personality(c: &mut Ctx) -> CaseResult {
     c.config["linux"]["personality"] = json!({"domain": "LINUX32"});
     c.expect_checks_optional(&["personality"], "linux.personality")
+}
+
+/// `linux.memoryPolicy` as get_mempolicy(2) reports it inside (node 0 exists on
+/// every host).
+fn memory_policy_bind(c: &mut Ctx) -> CaseResult {
+    c.config["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "0"});
+    c.expect_checks_optional(&["memoryPolicy"], "linux.memoryPolicy")
+}
+
+fn memory_policy_interleave(c: &mut Ctx) -> CaseResult {
+    c.config["linux"]["memoryPolicy"] = json!({"mode": "MPOL_INTERLEAVE", "nodes": "0",
+        "flags": ["MPOL_F_STATIC_NODES"]});
+    c.expect_checks_optional(&["memoryPolicy"], "linux.memoryPolicy")
 }

@@ -34,6 +34,11 @@ pub const UNCONFIRMED: &[&str] = &[
     "process.scheduler",
     "mounts.rootfsPropagation-slave",
     "mounts.rootfsPropagation-slave-receives",
+    "errors.memoryPolicy-offline-node",
+    "process.ioPriority-rt",
+    "namespaces.time-user",
+    "kernel.memoryPolicy-bind",
+    "kernel.memoryPolicy-interleave",
 ];
 
 /// A note for the report when `name` is a case no reference runtime passes.

@@ -75,6 +75,10 @@ pub const CASES: &[Case] = &[
         name: "mounts.readonlyPaths",
         run: readonly,
     },
+    Case {
+        name: "mounts.recursive-options",
+        run: recursive_options,
+    },
 ];
 
 fn default(c: &mut Ctx) -> CaseResult {
@@ -198,4 +202,22 @@ fn root_absolute(c: &mut Ctx) -> CaseResult {
     let abs = c.bundle.join("rootfs");
     c.config["root"]["path"] = json!(abs.to_string_lossy());
     c.expect_checks(&["root.readonly", "process.args"])
+}
+
+/// The recursive options (`rro`, `rnosuid`, `rnodev`, `rnoexec`, `rnoatime`,
+/// `rnodiratime`) hold on the mount and on the mount below it, as the checker
+/// sees in mountinfo. A runtime that drops them fails; one that refuses them
+/// counts as unsupported.
+fn recursive_options(c: &mut Ctx) -> CaseResult {
+    let src = c.rootfs().join("recsrc");
+    std::fs::create_dir_all(src.join("sub")).map_err(anyhow::Error::from)?;
+    // The tmpfs is mounted first, so the rbind carries it to /rec/sub.
+    c.push_mount(
+        json!({"destination": "/recsrc/sub", "type": "tmpfs", "source": "tmpfs",
+        "options": ["size=1m"]}),
+    );
+    c.push_mount(json!({"destination": "/rec", "type": "bind",
+        "source": src.to_string_lossy(),
+        "options": ["rbind", "rro", "rnosuid", "rnodev", "rnoexec", "rnoatime", "rnodiratime"]}));
+    c.expect_checks_optional(&["mounts./rec"], "recursive mount options")
 }

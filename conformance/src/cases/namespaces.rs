@@ -38,6 +38,10 @@ pub const CASES: &[Case] = &[
         name: "namespaces.hostname-domainname",
         run: hostname,
     },
+    Case {
+        name: "namespaces.time-user",
+        run: time_user,
+    },
 ];
 
 fn default(c: &mut Ctx) -> CaseResult {
@@ -130,4 +134,25 @@ fn hostname(c: &mut Ctx) -> CaseResult {
     c.config["hostname"] = json!("oc-host");
     c.config["domainname"] = json!("oc.example");
     c.expect_checks_optional(&["hostname", "domainname"], "domainname")
+}
+
+/// `linux.timeOffsets` in a time namespace owned by a new user namespace: the
+/// offsets must be written while the runtime still may (before the identity
+/// change), and the checker reads them back.
+fn time_user(c: &mut Ctx) -> CaseResult {
+    if !std::path::Path::new("/proc/self/ns/time").exists() {
+        skip!("kernel without time namespaces");
+    }
+    c.set_ns("user", None);
+    c.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    if let Some(m) = c.config["mounts"].as_array_mut() {
+        m.retain(|x| x["destination"] != "/sys/fs/cgroup");
+    }
+    c.set_ns("time", None);
+    c.config["linux"]["timeOffsets"] = json!({"monotonic": {"secs": 86400, "nanosecs": 0}});
+    c.expect_checks_optional(
+        &["ns.time", "ns.user", "timeOffsets"],
+        "a time namespace in a user namespace",
+    )
 }

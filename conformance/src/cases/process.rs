@@ -69,6 +69,14 @@ pub const CASES: &[Case] = &[
         name: "process.selinuxLabel",
         run: selinux,
     },
+    Case {
+        name: "process.ioPriority-rt",
+        run: io_priority_rt,
+    },
+    Case {
+        name: "process.exec-personality",
+        run: exec_personality,
+    },
 ];
 
 fn default(c: &mut Ctx) -> CaseResult {
@@ -235,21 +243,7 @@ fn exec(c: &mut Ctx) -> CaseResult {
     c.rt_ok(&["start", &id])?;
     let p = pj.to_string_lossy().into_owned();
     let out = c.rt(&["exec", "--process", &p, &id])?;
-    let tap = Tap::parse(&out.stdout);
-    check!(
-        tap.complete() && !tap.points.is_empty(),
-        "no TAP from the exec'd checker: {}",
-        out.describe()
-    );
-    let fails: Vec<String> = tap
-        .points
-        .iter()
-        .filter_map(|p| match &p.point {
-            Point::NotOk(r) => Some(format!("{}: {r}", p.desc)),
-            _ => None,
-        })
-        .collect();
-    check!(fails.is_empty(), "{}", fails.join(" | "));
+    exec_tap(&out)?;
     check!(out.success(), "exec: {}", out.describe());
     Ok(())
 }
@@ -281,4 +275,51 @@ fn caps_unknown(c: &mut Ctx) -> CaseResult {
         c.root.join(&id).display()
     );
     Ok(())
+}
+
+/// Class RT needs CAP_SYS_ADMIN: a runtime must set it before it drops the
+/// capabilities (the default set lacks it).
+fn io_priority_rt(c: &mut Ctx) -> CaseResult {
+    c.config["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_RT", "priority": 2});
+    c.expect_checks_optional(&["process.ioPriority"], "process.ioPriority class RT")
+}
+
+/// `linux.personality` holds for an exec'd process too: the checker run by
+/// `exec` sees LINUX32.
+fn exec_personality(c: &mut Ctx) -> CaseResult {
+    c.config["linux"]["personality"] = json!({"domain": "LINUX32"});
+    c.set_args(&["/bin/sleep", "600"]);
+    let id = c.id(1);
+    let created = c.try_create(&id)?;
+    if !created.success() {
+        skip!("runtime refused linux.personality: {}", created.describe());
+    }
+    c.rt_ok(&["start", &id])?;
+    let out = c.rt(&["exec", &id, "/oci-checker", "--only", "personality"])?;
+    let tap = exec_tap(&out)?;
+    check!(
+        tap.points.iter().any(|p| p.point == Point::Ok),
+        "personality check skipped in the exec'd process"
+    );
+    Ok(())
+}
+
+/// The TAP an exec'd checker printed: complete, with no `not ok`.
+fn exec_tap(out: &crate::runner::cmd::Output) -> Result<Tap, crate::runner::Outcome> {
+    let tap = Tap::parse(&out.stdout);
+    check!(
+        tap.complete() && !tap.points.is_empty(),
+        "no TAP from the exec'd checker: {}",
+        out.describe()
+    );
+    let fails: Vec<String> = tap
+        .points
+        .iter()
+        .filter_map(|p| match &p.point {
+            Point::NotOk(r) => Some(format!("{}: {r}", p.desc)),
+            _ => None,
+        })
+        .collect();
+    check!(fails.is_empty(), "exec'd process: {}", fails.join(" | "));
+    Ok(tap)
 }

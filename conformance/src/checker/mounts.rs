@@ -120,6 +120,7 @@ fn mount(c: &Checker, m: &Value, dest: &str, covered: bool) -> Check {
             }
         } else {
             errs.extend(option_errors(&opts, got));
+            errs.extend(recursive_errors(c, &opts, dest));
         }
     }
     if errs.is_empty() {
@@ -139,12 +140,14 @@ fn option_errors(opts: &[String], got: &MountInfo) -> Vec<String> {
         }
     };
     for o in opts {
+        let o = &recursive_as_flat(o)
+            .map(str::to_string)
+            .unwrap_or_else(|| o.clone());
         match o.as_str() {
             "ro" => want(got.has_opt("ro"), "ro"),
             "rw" => want(got.has_opt("rw"), "rw"),
-            "nosuid" | "nodev" | "noexec" | "noatime" | "relatime" | "nodiratime" => {
-                want(got.has_opt(o), o)
-            }
+            "nosuid" | "nodev" | "noexec" | "noatime" | "relatime" | "nodiratime"
+            | "nosymfollow" => want(got.has_opt(o), o),
             "suid" => want(!got.has_opt("nosuid"), "no nosuid"),
             "dev" => want(!got.has_opt("nodev"), "no nodev"),
             "exec" => want(!got.has_opt("noexec"), "no noexec"),
@@ -201,6 +204,48 @@ fn option_errors(opts: &[String], got: &MountInfo) -> Vec<String> {
         }
     }
     errs
+}
+
+/// The recursive options (`rnosuid`, `rro`, `rnoatime`...) hold on every mount
+/// below `dest` too (the runtime applies them with mount_setattr AT_RECURSIVE).
+fn recursive_errors(c: &Checker, opts: &[String], dest: &str) -> Vec<String> {
+    let flat: Vec<String> = opts
+        .iter()
+        .filter_map(|o| recursive_as_flat(o).map(str::to_string))
+        .collect();
+    if flat.is_empty() {
+        return Vec::new();
+    }
+    let prefix = format!("{}/", dest.trim_end_matches('/'));
+    c.mountinfo
+        .iter()
+        .filter(|s| s.mount_point.starts_with(&prefix))
+        .flat_map(|s| {
+            option_errors(&flat, s)
+                .into_iter()
+                .map(move |e| format!("{} (below {dest}): {e}", s.mount_point))
+        })
+        .collect()
+}
+
+/// The flag a recursive option sets on each mount (`rnosuid` → `nosuid`).
+fn recursive_as_flat(o: &str) -> Option<&'static str> {
+    Some(match o {
+        "rro" => "ro",
+        "rrw" => "rw",
+        "rnosuid" => "nosuid",
+        "rsuid" => "suid",
+        "rnodev" => "nodev",
+        "rdev" => "dev",
+        "rnoexec" => "noexec",
+        "rexec" => "exec",
+        "rnodiratime" => "nodiratime",
+        "rnoatime" => "noatime",
+        "rrelatime" => "relatime",
+        "rstrictatime" => "strictatime",
+        "rnosymfollow" => "nosymfollow",
+        _ => return None,
+    })
 }
 
 /// Mounts are performed in config order: each config mount that is visible

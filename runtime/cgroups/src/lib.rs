@@ -59,7 +59,7 @@ mod stats;
 pub use cgroup::{remove_empty_parents, Cgroup, Hierarchy, Version, RUNTIME_PARENTS};
 pub use error::{CgroupError, Result};
 pub use layout::{Layout, Mode};
-pub use mount::{mount_setattr_recursive, MOUNT_ATTR_RDONLY};
+pub use mount::{attr as mount_attr, mount_setattr_recursive};
 pub use preexisting::Preexisting;
 pub use resources::devices::{runc_default_rules, DeviceRule};
 pub use stats::{

@@ -73,20 +73,40 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-/// `MOUNT_ATTR_RDONLY` of mount_setattr(2) (libc has no `MOUNT_ATTR_*` yet).
-pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
-const MOUNT_ATTR_NOSUID: u64 = 0x2;
-const MOUNT_ATTR_NODEV: u64 = 0x4;
-const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+/// The `MOUNT_ATTR_*` bits of mount_setattr(2) (libc has none yet).
+pub mod attr {
+    /// Read-only.
+    pub const RDONLY: u64 = 0x1;
+    /// Ignore suid and sgid bits.
+    pub const NOSUID: u64 = 0x2;
+    /// Disallow access to device files.
+    pub const NODEV: u64 = 0x4;
+    /// Disallow program execution.
+    pub const NOEXEC: u64 = 0x8;
+    /// The mask of the atime mode (an enum, not bits: clear it to set one).
+    pub const ATIME_MASK: u64 = 0x70;
+    /// atime mode: relatime (the value 0 within [`ATIME_MASK`]).
+    pub const RELATIME: u64 = 0x0;
+    /// atime mode: noatime.
+    pub const NOATIME: u64 = 0x10;
+    /// atime mode: strictatime.
+    pub const STRICTATIME: u64 = 0x20;
+    /// Do not update directory access times.
+    pub const NODIRATIME: u64 = 0x80;
+    /// Do not follow symlinks (Linux 5.14+).
+    pub const NOSYMFOLLOW: u64 = 0x20_0000;
+}
+use attr::RDONLY as MOUNT_ATTR_RDONLY;
+use attr::{NODEV as MOUNT_ATTR_NODEV, NOEXEC as MOUNT_ATTR_NOEXEC, NOSUID as MOUNT_ATTR_NOSUID};
 
-/// Set `attr_set` (`MOUNT_ATTR_*` bits) on `path` and every mount below it with one
-/// mount_setattr(2) (Linux 5.12+); nothing is cleared, so locked flags are no concern.
-pub fn mount_setattr_recursive(path: &Path, attr_set: u64) -> io::Result<()> {
+/// Set `attr_set` and clear `attr_clr` (`MOUNT_ATTR_*` bits, see [`attr`]) on `path`
+/// and every mount below it with one mount_setattr(2) (Linux 5.12+).
+pub fn mount_setattr_recursive(path: &Path, attr_set: u64, attr_clr: u64) -> io::Result<()> {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let attr = MountAttr {
         attr_set,
-        attr_clr: 0,
+        attr_clr,
         propagation: 0,
         userns_fd: 0,
     };
@@ -128,7 +148,7 @@ fn set_recursive(dest: &Path, flags: MsFlags) -> bool {
             set |= attr;
         }
     }
-    mount_setattr_recursive(dest, set).is_ok()
+    mount_setattr_recursive(dest, set, 0).is_ok()
 }
 
 /// Bind `h`'s host directory at `target` without applying `flags` yet.

@@ -246,7 +246,7 @@ fn a_read_only_bind_is_a_bind_then_a_remount_and_a_plain_bind_no_remount() {
             "mount <bundle>/data <rootfs>/rw - BIND|REC -",
             "mount <bundle>/data <rootfs>/rro - BIND|REC -",
             "mount - <rootfs>/rro - RDONLY|REMOUNT|BIND -",
-            "mount_setattr rdonly recursive <rootfs>/rro",
+            "mount_setattr recursive <rootfs>/rro set=0x1 clr=0x0",
         ],
     );
 }

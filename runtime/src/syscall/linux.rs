@@ -99,8 +99,8 @@ impl Syscall for Linux {
         nix::mount::umount2(target, flags)
     }
 
-    fn mount_setattr_rdonly_recursive(&self, target: &Path) -> std::io::Result<()> {
-        boxrun_cgroups::mount_setattr_recursive(target, boxrun_cgroups::MOUNT_ATTR_RDONLY)
+    fn mount_setattr_recursive(&self, target: &Path, set: u64, clr: u64) -> std::io::Result<()> {
+        boxrun_cgroups::mount_setattr_recursive(target, set, clr)
     }
 
     fn mount_flags(&self, path: &Path) -> nix::Result<nix::sys::statvfs::FsFlags> {

@@ -52,8 +52,9 @@ pub trait Syscall {
     ) -> nix::Result<()>;
     /// umount2(2).
     fn umount2(&self, target: &Path, flags: MntFlags) -> nix::Result<()>;
-    /// mount_setattr(2) making the mount at `target` and all below it read-only.
-    fn mount_setattr_rdonly_recursive(&self, target: &Path) -> std::io::Result<()>;
+    /// mount_setattr(2) with AT_RECURSIVE: set `set` and clear `clr` (`MOUNT_ATTR_*`
+    /// bits) on the mount at `target` and every mount below it.
+    fn mount_setattr_recursive(&self, target: &Path, set: u64, clr: u64) -> std::io::Result<()>;
     /// The flags of the mount at `path` (statvfs(3)), to keep the locked ones on a remount.
     fn mount_flags(&self, path: &Path) -> nix::Result<nix::sys::statvfs::FsFlags>;
     /// pivot_root(2).

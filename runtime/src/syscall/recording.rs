@@ -200,9 +200,9 @@ impl Syscall for Recording {
         self.record(format!("umount2 {} {}", self.show(target), f.join("|")))
     }
 
-    fn mount_setattr_rdonly_recursive(&self, target: &Path) -> std::io::Result<()> {
+    fn mount_setattr_recursive(&self, target: &Path, set: u64, clr: u64) -> std::io::Result<()> {
         self.record(format!(
-            "mount_setattr rdonly recursive {}",
+            "mount_setattr recursive {} set={set:#x} clr={clr:#x}",
             self.show(target)
         ))
         .map_err(std::io::Error::from)

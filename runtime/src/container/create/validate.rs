@@ -99,7 +99,8 @@ pub fn validate(
     Ok((valid, cgroup))
 }
 
-fn listen_fds() -> u32 {
+/// The socket-activation fds the caller passed (`LISTEN_FDS`), 0 without.
+pub fn listen_fds() -> u32 {
     std::env::var("LISTEN_FDS")
         .ok()
         .and_then(|v| v.parse::<u32>().ok())
