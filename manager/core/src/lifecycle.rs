@@ -114,6 +114,8 @@ pub fn create(store: &Store, spec: &CreateSpec) -> Result<Instance> {
         security: spec.security.clone(),
         labels: spec.labels.clone(),
         paused: false,
+        userns_base: None,
+        userns_size: None,
     };
     let pushed = store.update(|list| {
         if let Some(other) = list.iter().find(|i| i.name == name) {
@@ -124,6 +126,11 @@ pub fn create(store: &Store, spec: &CreateSpec) -> Result<Instance> {
         }
         let mut new = inst.clone();
         new.networks = networking::allocate(store, list, &inst.networks)?;
+        if !spec.host_userns {
+            let range = crate::userns::allocate(list)?;
+            new.userns_base = Some(range.base);
+            new.userns_size = Some(range.size);
+        }
         list.push(new);
         Ok(())
     });
