@@ -443,6 +443,10 @@ pub fn refresh(store: &Store) -> Result<Vec<Instance>> {
                 for m in ["rootfs", "upper", "lower"] {
                     let _ = mounts::unmount(&e.path().join(m));
                 }
+                // Idmapped views of volumes and bind sources (see volumes::attach).
+                for m in mounts::mounts_under(&e.path().join("idmap")) {
+                    let _ = mounts::unmount(&m);
+                }
                 let _ = boxctl_network::netns::delete(&e.path().join("netns"));
                 let _ = std::fs::remove_dir_all(e.path());
             }
