@@ -463,8 +463,8 @@ pub struct RunArgs {
     #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
     pub label: Vec<String>,
     /// `host`: no user namespace of its own, container root is host root (as with
-    /// --privileged). Default: its own user namespace, root inside mapped to an
-    /// unprivileged host uid range of 65536 (see `boxctl inspect`).
+    /// --privileged or --device). Default: its own user namespace, root inside mapped to
+    /// an unprivileged host uid range of 65536 (see `boxctl inspect`).
     #[arg(long, value_name = "host")]
     pub userns: Option<String>,
     /// Image.

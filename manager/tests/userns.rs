@@ -176,26 +176,16 @@ fn instances_have_disjoint_ranges_freed_on_rm() {
         let fields: Vec<&str> = map.split_whitespace().collect();
         assert_eq!(fields, ["0", &base.to_string(), "65536"], "{n}: {map}");
     }
-    // --userns=host and --privileged opt out, and say so.
-    env.ok(&[
-        "create",
-        "--name",
-        "h",
-        "--userns=host",
-        "--net",
-        "none",
-        "bb",
-    ]);
-    env.ok(&[
-        "create",
-        "--name",
-        "p",
-        "--privileged",
-        "--net",
-        "none",
-        "bb",
-    ]);
-    for n in ["h", "p"] {
+    // --userns=host, --privileged and --device (a host device node is host
+    // root's) opt out, and say so.
+    for (n, opt) in [
+        ("h", "--userns=host"),
+        ("p", "--privileged"),
+        ("d", "--device=/dev/loop-control"),
+    ] {
+        env.ok(&["create", "--name", n, opt, "--net", "none", "bb"]);
+    }
+    for n in ["h", "p", "d"] {
         let v = env.inspect(n);
         assert_eq!(v["userns"]["mode"], "host", "{n}: {v}");
     }

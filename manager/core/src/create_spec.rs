@@ -57,7 +57,7 @@ pub struct CreateSpec {
     pub seccomp_profile: Option<String>,
     /// Labels, `KEY=VALUE` each.
     pub labels: Vec<String>,
-    /// Container root is host root (`--privileged`, `--userns=host`); else
+    /// Container root is host root (`--privileged`, `--device`, `--userns=host`); else
     /// the instance gets its own user namespace and host id range.
     pub host_userns: bool,
 }
@@ -150,8 +150,10 @@ impl CreateSpec {
         }
         let (security, seccomp_profile) = o.security.parse()?;
         let labels = crate::labels::parse(&o.labels)?;
+        // Host device nodes are host root's: in a user namespace its root
+        // could not open them, so `--device` keeps the host's ids too.
         let host_userns = match o.userns.as_str() {
-            "" => security.privileged,
+            "" => security.privileged || !security.devices.is_empty(),
             "host" => true,
             other => invalid!("invalid --userns {other:?}: the only value is `host` (no user namespace of its own)"),
         };
