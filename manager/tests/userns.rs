@@ -126,8 +126,7 @@ fn files_container_root_makes_are_the_range_base_on_the_host() {
         let rootfs = dir.join("rootfs");
         let top = mi
             .lines()
-            .filter(|l| l.split(' ').nth(4) == Some(rootfs.to_str().unwrap()))
-            .last()
+            .rfind(|l| l.split(' ').nth(4) == Some(rootfs.to_str().unwrap()))
             .unwrap_or_default();
         if !cow {
             assert!(top.contains("idmapped"), "{name}: {top}");
