@@ -197,6 +197,14 @@ fn instances_have_disjoint_ranges_freed_on_rm() {
     };
     assert!(row("h").trim_end().ends_with("host"), "{ps}");
     assert!(row("a").trim_end().ends_with(&format!("{a}+65536")), "{ps}");
+    // A store its instances' root could not reach is refused with the fix.
+    use std::os::unix::fs::PermissionsExt;
+    let open = std::fs::metadata(&env.dir).unwrap().permissions();
+    std::fs::set_permissions(&env.dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let err = env.boxctl(&["create", "--net", "none", "bb"]);
+    std::fs::set_permissions(&env.dir, open).unwrap();
+    let msg = String::from_utf8_lossy(&err.stderr);
+    assert!(!err.status.success() && msg.contains("chmod o+x"), "{msg}");
     // An unknown --userns is refused.
     let err = env.fails(&["create", "--userns=keep-id", "bb"]);
     assert!(err.contains("--userns"), "{err}");

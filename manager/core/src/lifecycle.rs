@@ -68,6 +68,9 @@ pub fn create(store: &Store, spec: &CreateSpec) -> Result<Instance> {
         env.retain(|x| x.split('=').next() != Some(key));
         env.push(e.clone());
     }
+    if !spec.host_userns {
+        crate::userns::check_reachable(&store.root().join("instances"))?;
+    }
     networking::ensure_default(store, &spec.networks)?;
     let id = unique_id(store)?;
     // `-v NAME:/path` of a missing volume makes it, as docker does.

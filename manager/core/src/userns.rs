@@ -153,6 +153,27 @@ pub fn allocate(list: &[Instance]) -> Result<IdRange> {
     }
 }
 
+/// Check that root of a user namespace (an unprivileged host uid) can reach
+/// `dir`: the runtime mounts the instance's root from inside it, so every
+/// directory above must be searchable by other users.
+pub fn check_reachable(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for d in dir.ancestors() {
+        let Ok(meta) = std::fs::metadata(d) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o001 == 0 {
+            bail!(
+                "{} is not searchable by other users (mode {:o}), so an unprivileged instance's root cannot reach its disk below it: `chmod o+x {}`, use another --root, or --userns=host",
+                d.display(),
+                meta.permissions().mode() & 0o7777,
+                d.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Give the bundle of `inst` a user namespace with its range's mapping
 /// (nothing for a privileged instance).
 pub fn apply(inst: &Instance, spec: &mut Spec) -> Result<()> {
