@@ -231,8 +231,11 @@ pub fn pin_netns(pid: i32, path: &Path) -> Result<()> {
 /// A user namespace with `range`'s mapping, held by its descriptor (for
 /// idmapped mounts); no process stays in it.
 pub fn open(range: IdRange) -> Result<OwnedFd> {
-    let (ready_r, ready_w) = nix::unistd::pipe().context("cannot make a pipe")?;
-    let (done_r, done_w) = nix::unistd::pipe().context("cannot make a pipe")?;
+    // Close-on-exec: a process another thread spawns meanwhile must not hold
+    // the ends whose closing the child waits for.
+    let cloexec = nix::fcntl::OFlag::O_CLOEXEC;
+    let (ready_r, ready_w) = nix::unistd::pipe2(cloexec).context("cannot make a pipe")?;
+    let (done_r, done_w) = nix::unistd::pipe2(cloexec).context("cannot make a pipe")?;
     // SAFETY: the child only makes raw system calls (async-signal-safe) and
     // leaves with _exit.
     let pid = unsafe { libc::fork() };
