@@ -46,6 +46,8 @@ fi
 
 nonce=$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 work=$(mktemp -d /tmp/boxrun-bench.XXXXXX)
+# boxctl's unprivileged instances (6d) reach their rootfs as their own root: searchable by others.
+chmod 0711 "$work"
 trap 'bench_cleanup "$work" "$nonce"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM

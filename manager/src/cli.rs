@@ -515,6 +515,11 @@ pub struct RunArgs {
     /// Label KEY=VALUE (repeatable; shown by inspect, matched by `ps --filter label=`).
     #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
     pub label: Vec<String>,
+    /// `host`: no user namespace of its own, container root is host root (as with
+    /// --privileged or --device). Default: its own user namespace, root inside mapped to
+    /// an unprivileged host uid range of 65536 (see `boxctl inspect`).
+    #[arg(long, value_name = "host")]
+    pub userns: Option<String>,
     /// Image.
     pub image: String,
     /// Command and arguments (default: the image's).
@@ -562,6 +567,7 @@ impl From<&RunArgs> for InstanceOptions {
             },
             security: SecurityOptions::from(&a.security),
             labels: a.label.clone(),
+            userns: a.userns.clone().unwrap_or_default(),
             image: a.image.clone(),
             command: a.command.clone(),
         }
@@ -649,7 +655,8 @@ pub struct SecurityArgs {
     pub shm_size: Option<String>,
     /// Privileged: every capability, every host device (and the cgroup rule allowing all),
     /// no seccomp filter, no_new_privs off, no masked or read-only /proc paths, /sys
-    /// writable. The instance can then take over the host: only for trusted images.
+    /// writable, no user namespace (container root is host root). The instance can
+    /// then take over the host: only for trusted images.
     #[arg(long)]
     pub privileged: bool,
 }

@@ -63,6 +63,15 @@ pub fn ports(inst: &Instance) -> String {
         .join(",")
 }
 
+/// `ps`'s USERNS column: the host range container root maps to
+/// (`BASE+SIZE`), or `host` when container root is host root.
+pub fn userns_column(i: &Instance) -> String {
+    match boxctl_core::userns::IdRange::of(i) {
+        Some(r) => format!("{}+{}", r.base, r.size),
+        None => "host".into(),
+    }
+}
+
 /// `ps --json`: the instances with their state and uptime.
 pub fn ps_json(shown: &[&Instance], now: i64) -> serde_json::Value {
     let v: Vec<_> = shown
@@ -97,6 +106,7 @@ pub fn ps_table(shown: &[&Instance], now: i64) -> Vec<Vec<String>> {
         "ADDRESSES",
         "PORTS",
         "LIMITS",
+        "USERNS",
     ])];
     for i in shown {
         let mut cmd = i.command.join(" ");
@@ -112,6 +122,7 @@ pub fn ps_table(shown: &[&Instance], now: i64) -> Vec<Vec<String>> {
             addresses(i),
             ports(i),
             i.limits.summary(),
+            userns_column(i),
         ]);
     }
     rows

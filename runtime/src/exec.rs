@@ -33,12 +33,14 @@ pub struct ExecOpts {
     pub ignore_paused: bool,
 }
 
-/// Join order: the user namespace first (it owns the others), the mount namespace last.
+/// Join order: the network namespace first (one the host made, as boxctl does, is owned
+/// by the host's user namespace: joining it from inside the container's would be refused),
+/// then the user namespace (it owns the others), the mount namespace last.
 const NS_ORDER: [LinuxNamespaceType; 8] = [
+    LinuxNamespaceType::Network,
     LinuxNamespaceType::User,
     LinuxNamespaceType::Ipc,
     LinuxNamespaceType::Uts,
-    LinuxNamespaceType::Network,
     LinuxNamespaceType::Pid,
     LinuxNamespaceType::Time,
     LinuxNamespaceType::Cgroup,

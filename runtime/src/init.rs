@@ -117,6 +117,17 @@ fn write_timens_offsets(sys: &dyn Syscall, spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// The network namespace joined by path that the init is born in (the runtime enters it
+/// around the clone): with a new user namespace, which could not join it later.
+pub fn net_joined_at_clone(ns: &crate::namespaces::Plan) -> Option<&crate::namespaces::Join> {
+    if !ns.new_user {
+        return None;
+    }
+    ns.joins
+        .iter()
+        .find(|j| j.typ == LinuxNamespaceType::Network)
+}
+
 /// Set-up from the parent's go-ahead to exec, every privileged call through `sys`.
 fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
     if ctx.ns.new_user {
@@ -136,7 +147,9 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
     } else {
         None
     };
-    for j in &ctx.ns.joins {
+    let net_at_clone = net_joined_at_clone(ctx.ns).is_some();
+    let joins = ctx.ns.joins.iter();
+    for j in joins.filter(|j| !(net_at_clone && j.typ == LinuxNamespaceType::Network)) {
         crate::namespaces::setns_with(sys, j)?;
     }
     let in_userns = ctx.ns.new_user

@@ -1,20 +1,50 @@
 //! Escape attempts from inside a container, each shown to fail (issue: security
 //! hardening). Each check runs against boxrun and, for comparison, against runc when
 //! /usr/sbin/runc is installed: a check runc also passes is known to test the escape,
-//! not a boxrun quirk.
+//! not a boxrun quirk. Each also runs against an unprivileged container (its own user
+//! namespace, as boxctl's instances by default, issue 19).
 
 mod common;
 use common::*;
 use serde_json::json;
 use std::os::unix::fs::MetadataExt;
 
-/// boxrun, then runc if present.
+/// Host uid and gid of root in [`unprivileged`] containers (above boxctl's pool of
+/// ranges, 1,000,000,000 + 2,000,000,000 ids, so never one of its instances').
+const USERNS_BASE: u32 = 3_500_000_000;
+
+/// boxrun, then runc if present, then boxrun with an unprivileged container.
 fn runtimes() -> Vec<Fixture> {
     let mut v = vec![Fixture::new()];
     if std::path::Path::new("/usr/sbin/runc").exists() {
         v.push(Fixture::with_runtime("/usr/sbin/runc"));
     }
+    v.push(unprivileged());
     v
+}
+
+/// A container in its own user namespace, as boxctl runs its instances: root inside is
+/// host uid/gid [`USERNS_BASE`], which owns the rootfs (boxctl's idmapped disk shows
+/// the image that way on the host).
+fn unprivileged() -> Fixture {
+    let mut f = Fixture::new();
+    let l = &mut f.config["linux"];
+    l["namespaces"]
+        .as_array_mut()
+        .expect("spec namespaces")
+        .push(json!({"type": "user"}));
+    let map = json!([{"containerID": 0, "hostID": USERNS_BASE, "size": 65536}]);
+    l["uidMappings"] = map.clone();
+    l["gidMappings"] = map;
+    let ids = format!("{USERNS_BASE}:{USERNS_BASE}");
+    let st = std::process::Command::new("chown")
+        .args(["-R", &ids])
+        .arg(f.bundle.join("rootfs"))
+        .status()
+        .expect("run chown");
+    assert!(st.success(), "chown -R {ids} rootfs failed");
+    f.save();
+    f
 }
 
 fn run_sh(f: &mut Fixture, id: &str, script: &str) -> std::process::Output {
@@ -60,19 +90,21 @@ fn exec_child_is_not_dumpable_while_it_enters() {
     // itself non-dumpable first, so a container process cannot open its /proc/PID/exe.
     // Check the observable end of it: from a second exec, every runtime-owned process
     // visible in the container is either gone or not readable.
-    let mut f = Fixture::new();
-    f.args(&["/bin/sleep", "100"]);
-    assert!(f.create("d").status.success());
-    assert!(f.run(&["start", "d"]).status.success());
-    let o = f.run(&[
-        "exec",
-        "d",
-        "/bin/sh",
-        "-c",
-        "for p in /proc/[0-9]*; do readlink $p/exe; done",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(!stdout(&o).contains("boxrun"), "{}", stdout(&o));
+    for mut f in [Fixture::new(), unprivileged()] {
+        f.args(&["/bin/sleep", "100"]);
+        let c = f.create("d");
+        assert!(c.status.success(), "{}", stderr(&c));
+        assert!(f.run(&["start", "d"]).status.success());
+        let o = f.run(&[
+            "exec",
+            "d",
+            "/bin/sh",
+            "-c",
+            "for p in /proc/[0-9]*; do readlink $p/exe; done",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(!stdout(&o).contains("boxrun"), "{}", stdout(&o));
+    }
 }
 
 #[test]

@@ -110,6 +110,43 @@ fn user_namespace_with_mappings() {
     assert_eq!(norm[2], "0");
 }
 
+/// A new user namespace with a network namespace the host made (by path, as boxctl or
+/// podman pass one): the init is born in it (joined from inside its user namespace it
+/// would be refused), and `exec` enters it too.
+#[test]
+fn user_namespace_joins_a_host_network_namespace_by_path() {
+    let mut holder = Fixture::new();
+    holder.args(&["/bin/sleep", "100"]);
+    assert!(holder.create("netholder").status.success());
+    let pid = holder.state("netholder")["pid"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let mut f = userns_fixture();
+    let ns = f.config["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.push(json!({"type": "network", "path": format!("/proc/{pid}/ns/net")}));
+    f.args(&["/bin/sleep", "100"]);
+    let o = f.create("usernet");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let init = f.state("usernet")["pid"].as_i64().unwrap().to_string();
+    assert_eq!(ns_inode(&init, "net"), ns_inode(&pid, "net"));
+    assert_ne!(ns_inode(&init, "user"), ns_inode("self", "user"));
+    // the runtime went back to its own network namespace: the host's is untouched
+    assert_ne!(ns_inode(&pid, "net"), ns_inode("self", "net"));
+    let o = f.run(&[
+        "exec",
+        "usernet",
+        "/bin/sh",
+        "-c",
+        "stat -L -c %i /proc/self/ns/net; id -u",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let v: Vec<&str> = out.lines().collect();
+    assert_eq!(v[0].parse::<u64>().unwrap(), ns_inode(&pid, "net"));
+    assert_eq!(v[1], "0");
+}
+
 /// The init of a user namespace cannot open the host's cgroup files: it moves itself
 /// into its v1 cgroups through `tasks` files the runtime opened and passed to it.
 #[test]

@@ -249,6 +249,7 @@ pub fn config(
     spec.set_annotations(None);
     let dir = rootfs.parent().unwrap_or(rootfs);
     crate::security::apply(&inst.security, dir, &mut spec)?;
+    crate::userns::apply(inst, &mut spec)?;
     Ok(spec)
 }
 

@@ -103,9 +103,15 @@ pub fn copy(
             refuse_mounted_path(&inst, path)?;
         }
     }
+    // Into an instance with a user namespace, files are made as its root
+    // (host root is no id on its idmapped disk).
+    let range = match dst {
+        Endpoint::Instance { .. } => crate::userns::IdRange::of(&inst),
+        _ => None,
+    };
     with_root(store, &inst, |root| {
         let root = open_dir_path(root)?;
-        match (&src, &dst) {
+        crate::userns::as_container_root(range, || match (&src, &dst) {
             (Endpoint::Instance { path, .. }, Endpoint::Host(host)) => {
                 let (sdir, sname) = resolve_parent(Some(&root), path)?;
                 copy_to(&sdir, &sname, contents_only(path), None, host_str(host)?)
@@ -134,7 +140,7 @@ pub fn copy(
                 })
             }
             _ => unreachable!("checked above"),
-        }
+        })
     })
 }
 

@@ -57,6 +57,9 @@ pub struct CreateSpec {
     pub seccomp_profile: Option<String>,
     /// Labels, `KEY=VALUE` each.
     pub labels: Vec<String>,
+    /// Container root is host root (`--privileged`, `--device`, `--userns=host`); else
+    /// the instance gets its own user namespace and host id range.
+    pub host_userns: bool,
 }
 
 /// The options of `create`/`run` as a user gives them; [`CreateSpec::from_options`]
@@ -100,6 +103,8 @@ pub struct InstanceOptions {
     pub security: SecurityOptions,
     /// `--label KEY=VALUE` each.
     pub labels: Vec<String>,
+    /// `--userns`: `host` for none of its own (empty: its own).
+    pub userns: String,
     /// Image.
     pub image: String,
     /// Command and arguments (empty: the image's).
@@ -145,6 +150,13 @@ impl CreateSpec {
         }
         let (security, seccomp_profile) = o.security.parse()?;
         let labels = crate::labels::parse(&o.labels)?;
+        // Host device nodes are host root's: in a user namespace its root
+        // could not open them, so `--device` keeps the host's ids too.
+        let host_userns = match o.userns.as_str() {
+            "" => security.privileged || !security.devices.is_empty(),
+            "host" => true,
+            other => invalid!("invalid --userns {other:?}: the only value is `host` (no user namespace of its own)"),
+        };
         Ok(CreateSpec {
             name: o.name.clone(),
             image: o.image.clone(),
@@ -173,6 +185,7 @@ impl CreateSpec {
             security,
             seccomp_profile,
             labels,
+            host_userns,
         })
     }
 }

@@ -210,6 +210,13 @@ pub fn inspect(store: &Store, key: &str) -> Result<Value> {
     v["cgroups_path"] = json!(bundle::cgroups_path(&inst.id));
     v["mounted"] = json!(mounts::is_mount_point(&dir.join("rootfs")));
     v["mounts"] = crate::volumes::describe(store, &inst);
+    v["userns"] = match crate::userns::IdRange::of(&inst) {
+        Some(r) => {
+            json!({"mode": "private", "host_uid": r.base, "host_gid": r.base, "size": r.size,
+            "uid_map": r.map_line()})
+        }
+        None => json!({"mode": "host"}),
+    };
     if !matches!(inst.security.seccomp.as_str(), "" | "unconfined") {
         v["seccomp_profile"] = json!(dir.join(crate::security::SECCOMP_FILE));
     }

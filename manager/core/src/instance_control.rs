@@ -80,7 +80,19 @@ pub fn rename(store: &Store, key: &str, new: &str) -> Result<Instance> {
 /// ps(1), `-ef` by default).
 pub fn top(store: &Store, key: &str, ps_args: &[String]) -> Result<String> {
     let inst = running(store, key)?;
-    lifecycle::runtime_for(store, &inst).ps(&inst.id, ps_args)
+    // ps lists only the caller's uid's processes unless told to list all: an
+    // unprivileged instance's run as its range's uids.
+    let mut args = ps_args.to_vec();
+    let selects_all = [
+        "-e", "-A", "ax", "aux", "-ax", "-aux", "-ef", "-eF", "-el", "-ely",
+    ];
+    if crate::userns::IdRange::of(&inst).is_some()
+        && !args.is_empty()
+        && !args.iter().any(|a| selects_all.contains(&a.as_str()))
+    {
+        args.push("-e".into());
+    }
+    lifecycle::runtime_for(store, &inst).ps(&inst.id, &args)
 }
 
 /// Published ports of instance `key` as docker prints them

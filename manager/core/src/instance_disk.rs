@@ -68,7 +68,12 @@ pub fn mount(store: &Store, inst: &Instance) -> Result<Vec<(u64, u64)>> {
     let rootfs = dir.join("rootfs");
     std::fs::create_dir_all(&rootfs)?;
     if !inst.cow {
-        return Ok(vec![attach_mount(&dir.join("disk.img"), &rootfs, false)?]);
+        let dev = attach_mount(&dir.join("disk.img"), &rootfs, false)?;
+        if let Err(e) = crate::idmap::stack_for(inst, &rootfs) {
+            let _ = unmount(store, inst);
+            return Err(e);
+        }
+        return Ok(vec![dev]);
     }
     let img = image::get(store, &inst.image)?;
     let (lower, upper) = (dir.join("lower"), dir.join("upper"));
@@ -80,9 +85,11 @@ pub fn mount(store: &Store, inst: &Instance) -> Result<Vec<(u64, u64)>> {
     }
     let result = (|| -> Result<Vec<(u64, u64)>> {
         let lo = attach_mount(&img.disk, &lower, true)?;
+        crate::idmap::stack_for(inst, &lower)?;
         let up = attach_mount(&dir.join("upper.img"), &upper, false)?;
         std::fs::create_dir_all(upper.join("data"))?;
         std::fs::create_dir_all(upper.join("work"))?;
+        crate::idmap::own_upper_root(inst, &upper.join("data"))?;
         let opts = format!(
             "lowerdir={},upperdir={},workdir={}",
             lower.display(),

@@ -139,6 +139,14 @@ pub struct Instance {
     /// Frozen by `pause` (its processes stopped in the cgroup freezer).
     #[serde(default, skip_serializing_if = "is_false")]
     pub paused: bool,
+    /// First host uid/gid of the instance's user namespace (root inside);
+    /// None: privileged, container root is host root (`--privileged`,
+    /// `--userns=host`, and instances made before user namespaces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns_base: Option<u32>,
+    /// Ids in that range (see [`crate::userns::RANGE_SIZE`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns_size: Option<u32>,
 }
 
 /// How an instance's stdio is wired and whether it outlives its exit:
@@ -297,6 +305,8 @@ pub(crate) mod tests {
             security: Default::default(),
             labels: Vec::new(),
             paused: false,
+            userns_base: None,
+            userns_size: None,
         }
     }
 
@@ -343,6 +353,19 @@ pub(crate) mod tests {
         let old = render(&[sample()]);
         assert!(!old.contains("paused"), "{old}");
         assert!(!parse(&old).unwrap()[0].paused);
+    }
+
+    #[test]
+    fn userns_range_round_trips_and_old_files_load_privileged() {
+        let mut i = sample();
+        i.userns_base = Some(1_000_065_536);
+        i.userns_size = Some(65536);
+        let text = render(std::slice::from_ref(&i));
+        assert!(text.contains("userns_base = 1000065536"), "{text}");
+        assert_eq!(parse(&text).unwrap(), vec![i]);
+        let old = render(&[sample()]);
+        assert!(!old.contains("userns"), "{old}");
+        assert_eq!(parse(&old).unwrap()[0].userns_base, None);
     }
 
     #[test]

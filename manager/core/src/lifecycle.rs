@@ -68,6 +68,9 @@ pub fn create(store: &Store, spec: &CreateSpec) -> Result<Instance> {
         env.retain(|x| x.split('=').next() != Some(key));
         env.push(e.clone());
     }
+    if !spec.host_userns {
+        crate::userns::check_reachable(&store.root().join("instances"))?;
+    }
     networking::ensure_default(store, &spec.networks)?;
     let id = unique_id(store)?;
     // `-v NAME:/path` of a missing volume makes it, as docker does.
@@ -114,6 +117,8 @@ pub fn create(store: &Store, spec: &CreateSpec) -> Result<Instance> {
         security: spec.security.clone(),
         labels: spec.labels.clone(),
         paused: false,
+        userns_base: None,
+        userns_size: None,
     };
     let pushed = store.update(|list| {
         if let Some(other) = list.iter().find(|i| i.name == name) {
@@ -124,6 +129,11 @@ pub fn create(store: &Store, spec: &CreateSpec) -> Result<Instance> {
         }
         let mut new = inst.clone();
         new.networks = networking::allocate(store, list, &inst.networks)?;
+        if !spec.host_userns {
+            let range = crate::userns::allocate(list)?;
+            new.userns_base = Some(range.base);
+            new.userns_size = Some(range.size);
+        }
         list.push(new);
         Ok(())
     });
@@ -435,6 +445,10 @@ pub fn refresh(store: &Store) -> Result<Vec<Instance>> {
                 }
                 for m in ["rootfs", "upper", "lower"] {
                     let _ = mounts::unmount(&e.path().join(m));
+                }
+                // Idmapped views of volumes and bind sources (see volumes::attach).
+                for m in mounts::mounts_under(&e.path().join("idmap")) {
+                    let _ = mounts::unmount(&m);
                 }
                 let _ = boxctl_network::netns::delete(&e.path().join("netns"));
                 let _ = std::fs::remove_dir_all(e.path());

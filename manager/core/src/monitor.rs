@@ -288,6 +288,10 @@ fn start_container(
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .context("the runtime wrote no pid file")?;
+    if let Err(e) = networking::attach_created(store, inst, pid) {
+        let _ = rt.delete_force(&inst.id);
+        return Err(e);
+    }
     if let Some(m) = master {
         hub.set_terminal(&m)?;
         pumpers.push(pump(File::from(m), log, hub.clone()));

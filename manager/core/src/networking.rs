@@ -392,109 +392,145 @@ pub struct NetSetup {
     pub mounts: Vec<oci_spec::runtime::Mount>,
 }
 
-/// Prepare the instance's network before the container is created.
+/// Prepare the instance's network before the container is created. An
+/// instance with a user namespace gets its network namespace from the
+/// runtime, made inside that user namespace (its root may then ping and
+/// bind low ports): [`attach_created`] wires it once the runtime made it.
 pub fn setup(store: &Store, inst: &Instance) -> Result<NetSetup> {
     if inst.net_mode != "bridge" {
         return Ok(NetSetup::default());
     }
-    let nets = load(store)?;
-    let owner = owner(store)?;
     let ns = netns_path(store, inst);
     let _ = netns::delete(&ns);
+    if crate::userns::IdRange::of(inst).is_some() {
+        let r = files(store, inst);
+        if r.is_err() {
+            let _ = teardown(store, inst);
+        }
+        return r.map(|mounts| NetSetup {
+            netns: None,
+            mounts,
+        });
+    }
     netns::create(&ns)
         .with_context(|| format!("cannot create the network namespace of {}", inst.name))?;
-    let result = (|| -> Result<NetSetup> {
-        // The default route goes through the first attachment to a non-internal network.
-        let route_idx = inst
-            .attachments()
-            .iter()
-            .position(|a| nets.get(&a.network).is_some_and(|n| !n.internal));
-        for (idx, a) in inst.attachments().iter().enumerate() {
-            let net = nets
-                .get(&a.network)
-                .with_context(|| format!("network {} no longer exists", a.network))?;
-            let subnet: Subnet = net.subnet.parse()?;
-            let gw: Ipv4Addr = net.gateway.parse().with_context(|| {
-                format!(
-                    "network {}: invalid gateway {:?} in networks.toml",
-                    a.network, net.gateway
-                )
-            })?;
-            let addr: Ipv4Addr = a
-                .address
-                .split('/')
-                .next()
-                .unwrap_or("")
-                .parse()
-                .with_context(|| {
-                    format!("instance {} has no address on {}", inst.name, a.network)
-                })?;
-            bridge::ensure_owned(
-                &net.bridge,
-                (!net.internal).then_some((gw, subnet.prefix())),
-                &owner,
-                Claim::OwnOrUnmarked,
-            )?;
-            let host_if = veth_name_for(&inst.id, idx as u16);
-            veth::detach_owned(&host_if, &owner)?;
-            veth::attach(
-                &ns,
-                &net.bridge,
-                &format!("eth{idx}"),
-                addr,
-                subnet.prefix(),
-                (Some(idx) == route_idx).then_some(gw),
-                &host_if,
-            )
-            .with_context(|| format!("cannot attach {} to network {}", inst.name, a.network))?;
-            veth::mark(&host_if, &owner)?;
-            // A MAC derived from the address (02:42:a:b:c:d, as docker does): after a
-            // restart, peers' ARP caches still point at the right interface.
-            let ifname = format!("eth{idx}");
-            netns::run_in(&ns, move || set_mac(&ifname, mac_for(addr)))?.with_context(|| {
-                format!(
-                    "cannot set the MAC address of {} on {}",
-                    inst.name, a.network
-                )
-            })?;
-        }
-        let all = store.load()?;
-        let dir = store.instance_dir(&inst.id);
-        store::write_quick(&dir.join("hosts"), hosts_for(inst, &all)?.as_bytes())?;
-        // Running peers learn this instance's name: their hosts file is
-        // bind-mounted, so it is rewritten in place (same inode).
-        let mine: Vec<String> = inst.attachments().into_iter().map(|a| a.network).collect();
-        for peer in all.iter().filter(|p| p.id != inst.id && p.is_active()) {
-            if peer.attachments().iter().any(|a| mine.contains(&a.network)) {
-                if let Ok(text) = hosts_for(peer, &all) {
-                    let _ = std::fs::write(store.instance_dir(&peer.id).join("hosts"), text);
-                }
-            }
-        }
-        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let resolv = hosts::render_resolv_conf(&hosts::usable_host_nameservers(&host_resolv));
-        store::write_quick(&dir.join("resolv.conf"), resolv.as_bytes())?;
-        let bind = |src: &str, dst: &str| {
-            let src = dir.join(src);
-            bundle::mount(
-                dst,
-                "bind",
-                &src.to_string_lossy(),
-                &["rbind", "rprivate", "nosuid", "nodev", "noexec"],
-            )
-        };
+    let result = wire(store, inst, &ns).and_then(|()| {
         Ok(NetSetup {
             netns: Some(ns.clone()),
-            mounts: vec![
-                bind("hosts", "/etc/hosts")?,
-                bind("resolv.conf", "/etc/resolv.conf")?,
-            ],
+            mounts: files(store, inst)?,
         })
-    })();
+    });
     if result.is_err() {
         let _ = teardown(store, inst);
     }
     result
+}
+
+/// For an instance with a user namespace, after the runtime's `create`:
+/// pin the network namespace of its init (`pid`) at the instance's netns
+/// path and attach it to its networks.
+pub fn attach_created(store: &Store, inst: &Instance, pid: i32) -> Result<()> {
+    if inst.net_mode != "bridge" || crate::userns::IdRange::of(inst).is_none() {
+        return Ok(());
+    }
+    let ns = netns_path(store, inst);
+    let result = crate::userns::pin_netns(pid, &ns).and_then(|()| wire(store, inst, &ns));
+    if result.is_err() {
+        let _ = teardown(store, inst);
+    }
+    result
+}
+
+/// Attach the network namespace at `ns` to the instance's networks (veths).
+fn wire(store: &Store, inst: &Instance, ns: &std::path::Path) -> Result<()> {
+    let nets = load(store)?;
+    let owner = owner(store)?;
+    // The default route goes through the first attachment to a non-internal network.
+    let route_idx = inst
+        .attachments()
+        .iter()
+        .position(|a| nets.get(&a.network).is_some_and(|n| !n.internal));
+    for (idx, a) in inst.attachments().iter().enumerate() {
+        let net = nets
+            .get(&a.network)
+            .with_context(|| format!("network {} no longer exists", a.network))?;
+        let subnet: Subnet = net.subnet.parse()?;
+        let gw: Ipv4Addr = net.gateway.parse().with_context(|| {
+            format!(
+                "network {}: invalid gateway {:?} in networks.toml",
+                a.network, net.gateway
+            )
+        })?;
+        let addr: Ipv4Addr = a
+            .address
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .parse()
+            .with_context(|| format!("instance {} has no address on {}", inst.name, a.network))?;
+        bridge::ensure_owned(
+            &net.bridge,
+            (!net.internal).then_some((gw, subnet.prefix())),
+            &owner,
+            Claim::OwnOrUnmarked,
+        )?;
+        let host_if = veth_name_for(&inst.id, idx as u16);
+        veth::detach_owned(&host_if, &owner)?;
+        veth::attach(
+            ns,
+            &net.bridge,
+            &format!("eth{idx}"),
+            addr,
+            subnet.prefix(),
+            (Some(idx) == route_idx).then_some(gw),
+            &host_if,
+        )
+        .with_context(|| format!("cannot attach {} to network {}", inst.name, a.network))?;
+        veth::mark(&host_if, &owner)?;
+        // A MAC derived from the address (02:42:a:b:c:d, as docker does): after a
+        // restart, peers' ARP caches still point at the right interface.
+        let ifname = format!("eth{idx}");
+        netns::run_in(ns, move || set_mac(&ifname, mac_for(addr)))?.with_context(|| {
+            format!(
+                "cannot set the MAC address of {} on {}",
+                inst.name, a.network
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// The instance's hosts and resolv.conf (and its peers' hosts), as bind mounts.
+fn files(store: &Store, inst: &Instance) -> Result<Vec<oci_spec::runtime::Mount>> {
+    let all = store.load()?;
+    let dir = store.instance_dir(&inst.id);
+    store::write_quick(&dir.join("hosts"), hosts_for(inst, &all)?.as_bytes())?;
+    // Running peers learn this instance's name: their hosts file is
+    // bind-mounted, so it is rewritten in place (same inode).
+    let mine: Vec<String> = inst.attachments().into_iter().map(|a| a.network).collect();
+    for peer in all.iter().filter(|p| p.id != inst.id && p.is_active()) {
+        if peer.attachments().iter().any(|a| mine.contains(&a.network)) {
+            if let Ok(text) = hosts_for(peer, &all) {
+                let _ = std::fs::write(store.instance_dir(&peer.id).join("hosts"), text);
+            }
+        }
+    }
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv = hosts::render_resolv_conf(&hosts::usable_host_nameservers(&host_resolv));
+    store::write_quick(&dir.join("resolv.conf"), resolv.as_bytes())?;
+    let bind = |src: &str, dst: &str| {
+        let src = dir.join(src);
+        bundle::mount(
+            dst,
+            "bind",
+            &src.to_string_lossy(),
+            &["rbind", "rprivate", "nosuid", "nodev", "noexec"],
+        )
+    };
+    Ok(vec![
+        bind("hosts", "/etc/hosts")?,
+        bind("resolv.conf", "/etc/resolv.conf")?,
+    ])
 }
 
 /// The /etc/hosts of `inst`: itself first, then every other instance sharing one of its networks.

@@ -13,7 +13,8 @@
 //! ext4 image); it is unmounted (and its loop device released) when the last
 //! of them stops.
 
-use std::path::PathBuf;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use oci_spec::runtime::Mount;
@@ -263,10 +264,20 @@ pub fn attach(store: &Store, inst: &Instance) -> Result<Attached> {
             }
         }
     }
-    for m in vms {
+    let userns = match crate::userns::IdRange::of(inst) {
+        Some(r) if !vms.is_empty() => Some(crate::userns::open(r)?),
+        _ => None,
+    };
+    for (n, m) in vms.into_iter().enumerate() {
         let source = match &m.source {
             Source::Named(n) => volumes_dir(store).join(n).join("mnt"),
             Source::Host(p) => p.clone(),
+        };
+        let source = match &userns {
+            Some(ns) => idmapped(store, inst, n, &source, ns).inspect_err(|_| {
+                let _ = release(store, inst);
+            })?,
+            None => source,
         };
         let mut opts = vec!["rbind", "nosuid", "nodev"];
         if m.read_only {
@@ -285,6 +296,51 @@ pub fn attach(store: &Store, inst: &Instance) -> Result<Attached> {
     Ok(out)
 }
 
+/// Where `inst`'s idmapped views of its volumes and bind sources are attached.
+fn idmap_dir(store: &Store, inst: &Instance) -> PathBuf {
+    store.instance_dir(&inst.id).join("idmap")
+}
+
+/// An idmapped view of `source` (the `n`th volume or bind source of
+/// `inst`), attached under its instance directory: on-disk ids 0..65535
+/// read and write there as the instance's range, as on its root.
+fn idmapped(
+    store: &Store,
+    inst: &Instance,
+    n: usize,
+    source: &Path,
+    userns: &OwnedFd,
+) -> Result<PathBuf> {
+    let target = idmap_dir(store, inst).join(n.to_string());
+    std::fs::create_dir_all(idmap_dir(store, inst))?;
+    mounts::unmount(&target)?;
+    if source.is_dir() {
+        std::fs::create_dir_all(&target)?;
+    } else if !target.exists() {
+        std::fs::File::create(&target)?;
+    }
+    crate::idmap::mount(source, &target, userns.as_fd(), false).with_context(|| {
+        format!(
+            "cannot give {} its view of {}: run it with --userns=host",
+            inst.name,
+            source.display()
+        )
+    })?;
+    Ok(target)
+}
+
+/// Detach `inst`'s idmapped views (before the volumes they show unmount).
+fn release_idmapped(store: &Store, inst: &Instance) -> Result<()> {
+    let dir = idmap_dir(store, inst);
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    for e in rd.flatten() {
+        mounts::unmount(&e.path())?;
+    }
+    Ok(())
+}
+
 /// The loop devices of the mounted volumes `inst` uses.
 pub fn devices(store: &Store, inst: &Instance) -> Vec<(u64, u64)> {
     inst.storage
@@ -297,6 +353,7 @@ pub fn devices(store: &Store, inst: &Instance) -> Vec<(u64, u64)> {
 /// Unmount the volumes `inst` used that no other running instance uses
 /// (idempotent; called at every stop).
 pub fn release(store: &Store, inst: &Instance) -> Result<()> {
+    release_idmapped(store, inst)?;
     if inst.storage.volume_names().is_empty() {
         return Ok(());
     }

@@ -403,12 +403,57 @@ impl Bench {
         Ok(self.report(&def, &run))
     }
 
-    /// Case 6 reports (6a, 6b, 6c), or one "not yet available" report.
+    /// 6d: `boxctl run -d` of an unprivileged instance (the default: its own user
+    /// namespace, idmapped disk) and of one with `--userns=host`, interleaved in one run.
+    fn case6d(&mut self) -> Result<CaseReport, Error> {
+        let rt = self.manager_runtime();
+        let root = self.o.work.join("boxctl").join("6d");
+        self.boxctl_root(&root, "64m", None)?;
+        let variants = vec![
+            self.boxctl_variant("userns", "user namespace (default)".into(), Some(rt), &root),
+            self.boxctl_variant("host", "--userns=host".into(), Some(rt), &root),
+        ];
+        let boxctl = self.o.boxctl.clone();
+        let def = CaseDef {
+            number: 6,
+            title: format!(
+                "6d — `boxctl run -d` with and without the user namespace, runtime {}",
+                self.runtimes[rt].label
+            ),
+            notes: vec![
+                "`boxctl run -d --net none --name ID [--userns=host] bb /bin/sleep 60` (64 MiB busybox image, full copy); `rm -f` timed separately.".into(),
+                "user namespace: a host uid range allocated, a user namespace made for the idmapped mount of the disk (open_tree + mount_setattr + move_mount), the container in a user namespace of its own; --userns=host: none of it.".into(),
+            ],
+            variants,
+            rounds: self.rounds(10, 3),
+            iters: self.iters(3, 2),
+            warmup: 1,
+            steps: Box::new(move |v, rt| {
+                let mut base = vec![s(&boxctl), "--root".into(), s(&v.root), "--runtime".into(), rt.first().cloned().unwrap_or_default()];
+                let mut run = base.clone();
+                run.extend(["run", "-d", "--net", "none", "--name", "{id}"].map(String::from));
+                if v.key == "host" {
+                    run.push("--userns=host".into());
+                }
+                run.extend(["bb", "/bin/sleep", "60"].map(String::from));
+                base.extend(["rm", "-f", "{id}"].map(String::from));
+                vec![
+                    Step::Timed { label: "run -d".into(), argv: run },
+                    Step::Timed { label: "rm -f".into(), argv: base },
+                ]
+            }),
+        };
+        let run = self.run_case(&def);
+        Ok(self.report(&def, &run))
+    }
+
+    /// Case 6 reports (6a, 6b, 6c, 6d), or one "not yet available" report.
     pub(super) fn case6(&mut self) -> Vec<CaseReport> {
         let planned = [
             "6a time to a running instance vs image size (100 MiB, 1 GiB, 4 GiB): copy vs reflink vs copy-on-write",
             "6b `boxctl ps` with 1,000 instances in the instance file",
             "6c `boxctl run` overhead over a bare runtime `run`",
+            "6d `boxctl run -d` with and without the user namespace",
         ];
         let usable = self.o.boxctl.exists()
             && Command::new(&self.o.boxctl)
@@ -438,10 +483,11 @@ impl Bench {
         }
         let mut reps = Vec::new();
         type Sub = fn(&mut Bench) -> Result<CaseReport, Error>;
-        let subs: [(&str, Sub); 3] = [
+        let subs: [(&str, Sub); 4] = [
             ("6a", Bench::case6a),
             ("6b", Bench::case6b),
             ("6c", Bench::case6c),
+            ("6d", Bench::case6d),
         ];
         for (name, f) in subs {
             eprint!("{name} ");

@@ -58,15 +58,40 @@ pub fn spawn(opts: &CreateOpts, v: &Validated, host: &mut Host) -> Result<Spawne
             return Err(Error::sys("join pid namespace", nix::Error::last()));
         }
     }
+    // A new user namespace may not join a network namespace its parent owns (boxctl's,
+    // podman's): the init is born in it instead, as runc joins before unsharing the user
+    // namespace, and the runtime goes back to its own after the clone.
+    let own_net = match crate::init::net_joined_at_clone(&v.ns) {
+        Some(j) => {
+            let own = crate::util::open_owned(
+                std::path::Path::new("/proc/self/ns/net"),
+                nix::fcntl::OFlag::empty(),
+            )
+            .map_err(|e| Error::sys("open the runtime's network namespace", e))?;
+            crate::namespaces::setns(j)?;
+            Some(own)
+        }
+        None => None,
+    };
     // The child is born in its v2 cgroup (clone3 CLONE_INTO_CGROUP): no late join there.
     let into = host.cgroup.clone_into_fd();
-    let (pid, in_cgroup) = clone_child(
+    let cloned = clone_child(
         v.ns.clone_flags,
         &ctx,
         &child,
         v.ns.join_pid.is_some(),
         into.as_ref(),
-    )?;
+    );
+    if let Some(own) = own_net {
+        // SAFETY: setns on the network namespace fd opened above.
+        if unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return Err(Error::sys(
+                "return to the runtime's network namespace",
+                nix::Error::last(),
+            ));
+        }
+    }
+    let (pid, in_cgroup) = cloned?;
     drop(child);
     host.guard.pid = pid;
     Ok(Spawned {
