@@ -144,6 +144,10 @@ pub fn dispatch(root: &Path, cli: Cli) -> Result<i32> {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 print_table(&output::df_table(&rows));
+                if let Some(p) = rows.iter().find_map(|r| r.pool.as_ref()) {
+                    println!();
+                    print_table(&output::pool_table(p));
+                }
             }
             Ok(0)
         }

@@ -290,6 +290,24 @@ pub fn df_table(rows: &[boxctl_core::disk_usage::UsageRow]) -> Vec<Vec<String>> 
     out
 }
 
+/// The storage pool under `system df`.
+pub fn pool_table(p: &boxctl_core::pool::PoolUsage) -> Vec<Vec<String>> {
+    vec![
+        header(&["POOL", "DEVICE", "SIZE", "USED", "FREE", "ON HOST"]),
+        vec![
+            p.file.display().to_string(),
+            p.device
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|| "detached".into()),
+            util::human_bytes(p.size),
+            util::human_bytes(p.used),
+            util::human_bytes(p.free),
+            util::human_bytes(p.host_allocated),
+        ],
+    ]
+}
+
 fn prune_lines(r: &boxctl_core::prune::PruneReport, verb: &str) -> String {
     let mut out = String::new();
     for (what, names) in [

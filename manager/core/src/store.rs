@@ -8,6 +8,7 @@
 //! ROOT/instances/ID/        disk.img, config.json (bundle), rootfs/ (mount point), logs
 //! ROOT/runtime/             the OCI runtime's --root
 //! ROOT/volumes/NAME/        volume.img + volume.json (see volumes)
+//! ROOT/pool/                the storage pool, where the store cannot reflink (see pool)
 //! ```
 
 use std::fs::{self, File, OpenOptions};
@@ -48,6 +49,7 @@ impl Store {
         }
         let store = Store { root };
         store.clean_stale_temps();
+        crate::pool::reconcile(&store);
         Ok(store)
     }
 
@@ -58,6 +60,7 @@ impl Store {
             self.root.clone(),
             self.images_dir(),
             self.root.join("volumes"),
+            self.root.join("pool"),
         ];
         for dir in dirs {
             let Ok(rd) = fs::read_dir(&dir) else { continue };

@@ -64,13 +64,7 @@ impl Env {
     pub fn new(tag: &str) -> Env {
         let env = Env::empty(tag);
         let rootfs = env.dir.join("rootfs-src");
-        let st = Command::new(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../bundles/busybox/build-rootfs.sh"),
-        )
-        .arg(&rootfs)
-        .status()
-        .expect("run build-rootfs.sh");
-        assert!(st.success(), "build-rootfs.sh failed");
+        build_busybox_rootfs(&rootfs);
         env.ok(&[
             "image",
             "import",
@@ -240,14 +234,20 @@ impl Env {
     }
 
     /// Assert nothing is left: mounts, loop devices, cgroups of known ids.
+    /// The store's storage pool (its mount and loop device) is not a leak:
+    /// it stays for the next command and is released on drop.
     pub fn assert_no_leaks(&self, ids: &[String]) {
+        let pool = self.root.join("pool");
         let mounts = mounts_under(&self.root);
         let mounts: Vec<_> = mounts
             .iter()
-            .filter(|m| !self.extra_mounts.contains(m))
+            .filter(|m| !self.extra_mounts.contains(m) && **m != pool.join("mnt"))
             .collect();
         assert!(mounts.is_empty(), "leaked mounts: {mounts:?}");
-        let loops = loops_under(&self.root);
+        let loops: Vec<_> = loops_under(&self.root)
+            .into_iter()
+            .filter(|(_, b)| *b != pool.join("pool.img"))
+            .collect();
         assert!(loops.is_empty(), "leaked loop devices: {loops:?}");
         for id in ids {
             for c in ["memory", "pids", "cpu", "blkio"] {
@@ -314,6 +314,17 @@ impl Drop for Env {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Build the busybox test rootfs in the directory `dir`.
+pub fn build_busybox_rootfs(dir: &Path) {
+    let st = Command::new(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../bundles/busybox/build-rootfs.sh"),
+    )
+    .arg(dir)
+    .status()
+    .expect("run build-rootfs.sh");
+    assert!(st.success(), "build-rootfs.sh failed");
 }
 
 /// Mount points under `dir`.

@@ -6,6 +6,7 @@ pub mod import_oci;
 pub mod import_tar;
 
 pub use image_config::ImageConfig;
+use import_oci::Imported;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -31,7 +32,16 @@ pub struct ImageMeta {
     /// Defaults.
     #[serde(default)]
     pub config: ImageConfig,
+    /// The path it was imported from.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub origin: String,
+    /// The layers of the OCI/docker image it was made from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<import_oci::LayerRecord>,
 }
+
+/// The OCI image config kept from an OCI/docker import (ROOT/images/NAME/oci-config.json).
+pub const OCI_CONFIG: &str = "oci-config.json";
 
 /// An image as found in the store.
 #[derive(Debug, Clone)]
@@ -79,12 +89,16 @@ pub fn list(store: &Store) -> Result<Vec<Image>> {
     Ok(out)
 }
 
-/// Removes a work directory on drop unless disarmed.
-struct TempDir(Option<PathBuf>);
+/// Removes a work directory (and a disk made in the storage pool for it)
+/// on drop unless disarmed.
+struct TempDir(Option<PathBuf>, Option<PathBuf>);
 impl Drop for TempDir {
     fn drop(&mut self) {
         if let Some(p) = self.0.take() {
             let _ = fs::remove_dir_all(p);
+            if let Some(d) = self.1.take() {
+                let _ = fs::remove_file(d);
+            }
         }
     }
 }
@@ -103,32 +117,54 @@ pub fn import(store: &Store, src: &Path, name: &str, size: Option<u64>) -> Resul
             .images_dir()
             .join(format!(".tmp-{}-{}", std::process::id(), util::random_id()));
     fs::create_dir(&work).with_context(|| format!("cannot create {}", work.display()))?;
-    let mut guard = TempDir(Some(work.clone()));
-    let disk = work.join("disk.img");
+    let mut guard = TempDir(Some(work.clone()), None);
+    // Where the store cannot reflink, the disk is made in the storage pool
+    // and work/disk.img links to it (the link first, so that the pool's
+    // garbage collection sees it in use).
+    let pool = crate::pool::for_new_disk(store, size.unwrap_or(0))?;
+    let disk = match &pool {
+        Some(p) => {
+            let target = p.new_image_disk();
+            std::os::unix::fs::symlink(&target, work.join("disk.img"))
+                .with_context(|| format!("cannot link {}", target.display()))?;
+            guard.1 = Some(target.clone());
+            target
+        }
+        None => work.join("disk.img"),
+    };
     let rootfs = work.join("rootfs");
     let unpacked = work.join("src");
+    let build = |tree: &Path| -> Result<()> {
+        if let Some(p) = &pool {
+            p.reserve(ext4::tree_usage(tree)?.0)?;
+        }
+        ext4::make_from_dir(tree, &disk, size)
+    };
     // An archive holding an image layout: unpacked, then its layers flattened into rootfs.
-    let from_archive = |flatten: fn(&Path, &Path) -> Result<ImageConfig>| -> Result<ImageConfig> {
+    let from_archive = |flatten: fn(&Path, &Path) -> Result<Imported>| -> Result<Imported> {
         fs::create_dir(&unpacked)?;
         import_tar::extract(import_tar::open_maybe_gzip(src)?, &unpacked, false)?;
         fs::create_dir(&rootfs)?;
         let c = flatten(&unpacked, &rootfs)?;
-        ext4::make_from_dir(&rootfs, &disk, size)?;
+        build(&rootfs)?;
         Ok(c)
     };
-    let (source, config) = if src_meta.is_dir() {
+    let (source, imported) = if src_meta.is_dir() {
         if src.join("oci-layout").exists() {
             fs::create_dir(&rootfs)?;
             let c = import_oci::from_layout(src, &rootfs)?;
-            ext4::make_from_dir(&rootfs, &disk, size)?;
+            build(&rootfs)?;
             ("oci", c)
         } else {
-            ext4::make_from_dir(src, &disk, size)?;
-            ("directory", ImageConfig::default())
+            build(src)?;
+            ("directory", Imported::default())
         }
     } else if ext4::is_ext4(src) {
+        if let Some(p) = &pool {
+            p.reserve(crate::disk::allocated_bytes(src))?;
+        }
         crate::disk::copy_image(src, &disk)?;
-        ("raw", ImageConfig::default())
+        ("raw", Imported::default())
     } else {
         let names = import_tar::list_entries(src).with_context(|| {
             format!(
@@ -152,10 +188,16 @@ pub fn import(store: &Store, src: &Path, name: &str, size: Option<u64>) -> Resul
         } else {
             fs::create_dir(&rootfs)?;
             import_tar::extract(import_tar::open_maybe_gzip(src)?, &rootfs, false)?;
-            ext4::make_from_dir(&rootfs, &disk, size)?;
-            ("tar", ImageConfig::default())
+            build(&rootfs)?;
+            ("tar", Imported::default())
         }
     };
+    if !imported.config.is_null() {
+        crate::store::write_atomic(
+            &work.join(OCI_CONFIG),
+            serde_json::to_string_pretty(&imported.config)?.as_bytes(),
+        )?;
+    }
     for d in [&rootfs, &unpacked] {
         if d.exists() {
             fs::remove_dir_all(d).with_context(|| format!("cannot clean {}", d.display()))?;
@@ -166,7 +208,12 @@ pub fn import(store: &Store, src: &Path, name: &str, size: Option<u64>) -> Resul
         created: util::format_time(util::now_secs()),
         size: fs::metadata(&disk)?.len(),
         source: source.to_string(),
-        config,
+        config: imported.defaults,
+        origin: fs::canonicalize(src)
+            .unwrap_or_else(|_| src.to_path_buf())
+            .display()
+            .to_string(),
+        layers: imported.layers,
     };
     crate::store::write_atomic(
         &work.join("image.json"),
@@ -219,8 +266,14 @@ pub fn remove(store: &Store, name: &str) -> Result<()> {
     let trash = store
         .images_dir()
         .join(format!(".rm-{}", util::random_id()));
+    let pooled = fs::read_link(dir.join("disk.img"))
+        .ok()
+        .filter(|t| t.starts_with(store.root().join("pool")));
     fs::rename(&dir, &trash).with_context(|| format!("cannot remove image {name}"))?;
     fs::remove_dir_all(&trash).with_context(|| format!("cannot remove {}", trash.display()))?;
+    if let Some(t) = pooled {
+        fs::remove_file(&t).with_context(|| format!("cannot remove {}", t.display()))?;
+    }
     Ok(())
 }
 
