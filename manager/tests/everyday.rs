@@ -102,11 +102,11 @@ fn cp_out_of_and_into_a_stopped_instance() {
     );
     assert_eq!(mode_of(&out.join("f")), 0o600);
     // The disk is unmounted again after the copy.
-    assert!(common::mounts_under(&env.root).is_empty());
+    assert!(env.disk_mounts().is_empty());
     std::fs::write(env.dir.join("in"), "from-host\n").unwrap();
     env.ok(&["cp", env.dir.join("in").to_str().unwrap(), "s:/data/in"]);
-    assert!(common::mounts_under(&env.root).is_empty());
-    assert!(common::loops_under(&env.root).is_empty());
+    assert!(env.disk_mounts().is_empty());
+    assert!(env.disk_loops().is_empty());
     env.ok(&["start", "s"]);
     assert_eq!(env.ok(&["exec", "s", "cat", "/data/in"]), "from-host\n");
     let id = id_of(&env, "s");
@@ -513,8 +513,8 @@ fn bad_input_is_one_line_and_changes_nothing() {
         file,
         "bad input changed the instance file"
     );
-    assert!(common::mounts_under(&env.root).is_empty());
-    assert!(common::loops_under(&env.root).is_empty());
+    assert!(env.disk_mounts().is_empty());
+    assert!(env.disk_loops().is_empty());
     env.ok(&["rm", "x", "ro"]);
 }
 
@@ -524,8 +524,8 @@ fn cp_into_a_created_copy_on_write_instance() {
     env.ok(&["create", "--name", "w", "--cow", "bb", "cat", "/greeting"]);
     std::fs::write(env.dir.join("g"), "hello cow\n").unwrap();
     env.ok(&["cp", env.dir.join("g").to_str().unwrap(), "w:/greeting"]);
-    assert!(common::mounts_under(&env.root).is_empty());
-    assert!(common::loops_under(&env.root).is_empty());
+    assert!(env.disk_mounts().is_empty());
+    assert!(env.disk_loops().is_empty());
     let id = id_of(&env, "w");
     env.ok(&["start", "w"]);
     assert_eq!(env.ok(&["wait", "w"]), "0\n");

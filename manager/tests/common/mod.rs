@@ -233,21 +233,30 @@ impl Env {
             .unwrap_or_default()
     }
 
-    /// Assert nothing is left: mounts, loop devices, cgroups of known ids.
-    /// The store's storage pool (its mount and loop device) is not a leak:
-    /// it stays for the next command and is released on drop.
-    pub fn assert_no_leaks(&self, ids: &[String]) {
-        let pool = self.root.join("pool");
-        let mounts = mounts_under(&self.root);
-        let mounts: Vec<_> = mounts
-            .iter()
-            .filter(|m| !self.extra_mounts.contains(m) && **m != pool.join("mnt"))
-            .collect();
-        assert!(mounts.is_empty(), "leaked mounts: {mounts:?}");
-        let loops: Vec<_> = loops_under(&self.root)
+    /// Mounts under the root but the store's storage pool (not a leak: it
+    /// stays for the next command and is released on drop) and extra ones.
+    pub fn disk_mounts(&self) -> Vec<PathBuf> {
+        let pool = self.root.join("pool/mnt");
+        mounts_under(&self.root)
             .into_iter()
-            .filter(|(_, b)| *b != pool.join("pool.img"))
-            .collect();
+            .filter(|m| !self.extra_mounts.contains(m) && *m != pool)
+            .collect()
+    }
+
+    /// Loop devices backed under the root but the storage pool's.
+    pub fn disk_loops(&self) -> Vec<(String, PathBuf)> {
+        let pool = self.root.join("pool/pool.img");
+        loops_under(&self.root)
+            .into_iter()
+            .filter(|(_, b)| *b != pool)
+            .collect()
+    }
+
+    /// Assert nothing is left: mounts, loop devices, cgroups of known ids.
+    pub fn assert_no_leaks(&self, ids: &[String]) {
+        let mounts = self.disk_mounts();
+        assert!(mounts.is_empty(), "leaked mounts: {mounts:?}");
+        let loops = self.disk_loops();
         assert!(loops.is_empty(), "leaked loop devices: {loops:?}");
         for id in ids {
             for c in ["memory", "pids", "cpu", "blkio"] {

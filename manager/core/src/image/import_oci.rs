@@ -35,7 +35,7 @@ fn blob_path(digest: &str) -> Result<PathBuf> {
     Ok(PathBuf::from("blobs").join(alg).join(hex))
 }
 
-fn host_arch() -> &'static str {
+pub(crate) fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -184,14 +184,18 @@ pub fn from_docker_archive(dir: &Path, rootfs: &Path) -> Result<Imported> {
     )?;
     let config = read_json(dir, &config_rel)?;
     let mut records = Vec::new();
-    for l in first["Layers"]
+    let diff_ids = config["rootfs"]["diff_ids"].as_array();
+    for (i, l) in first["Layers"]
         .as_array()
         .context("manifest.json has no Layers")?
+        .iter()
+        .enumerate()
     {
         let rel = normalize(l.as_str().context("bad layer entry")?.as_bytes())?;
         apply_layer(dir, &rel, rootfs)?;
+        let diff_id = diff_ids.and_then(|d| d.get(i)).and_then(|d| d.as_str());
         records.push(LayerRecord {
-            digest: rel.display().to_string(),
+            digest: diff_id.map_or_else(|| rel.display().to_string(), String::from),
             size: open_in(dir, &rel)?.metadata().map(|m| m.len()).unwrap_or(0),
             media_type: String::new(),
         });

@@ -1,9 +1,12 @@
 //! The image store: each image is a raw ext4 disk file plus its metadata.
 
+pub mod export;
 pub mod ext4;
+pub mod history;
 pub mod image_config;
 pub mod import_oci;
 pub mod import_tar;
+pub mod prune;
 
 pub use image_config::ImageConfig;
 use import_oci::Imported;
@@ -248,12 +251,19 @@ fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
 
 /// Remove image `name`, refused while an instance uses it.
 pub fn remove(store: &Store, name: &str) -> Result<()> {
-    let img = get(store, name)?;
+    get(store, name)?;
+    remove_unused(store, name)
+}
+
+/// Remove image `name` even when its record or disk is damaged, refused
+/// while an instance uses it.
+fn remove_unused(store: &Store, name: &str) -> Result<()> {
+    util::validate_name("image", name)?;
     let _lock = store.lock()?;
     let users: Vec<String> = store
         .load()?
         .into_iter()
-        .filter(|i| i.image == img.meta.name)
+        .filter(|i| i.image == name)
         .map(|i| i.name)
         .collect();
     if !users.is_empty() {
@@ -289,6 +299,19 @@ pub fn inspect(store: &Store, name: &str) -> Result<serde_json::Value> {
     let mut v = serde_json::to_value(&img.meta)?;
     v["disk"] = serde_json::json!(img.disk);
     v["disk_allocated"] = serde_json::json!(crate::disk::allocated_bytes(&img.disk));
+    v["size_on_disk"] = serde_json::json!(crate::disk_usage::allocated(
+        &store.image_dir(&img.meta.name)
+    ));
+    let pooled = fs::read_link(&img.disk).ok();
+    v["storage"] = serde_json::json!(if pooled.is_some() { "pool" } else { "store" });
+    if let Some(target) = pooled {
+        v["pool_disk"] = serde_json::json!(target);
+    }
+    v["oci_config"] = fs::read_to_string(store.image_dir(name).join(OCI_CONFIG))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    v["layers"] = serde_json::json!(img.meta.layers);
     v["used_by"] = serde_json::json!(users);
     Ok(v)
 }
