@@ -282,7 +282,12 @@ fn remove_unused(store: &Store, name: &str) -> Result<()> {
     fs::rename(&dir, &trash).with_context(|| format!("cannot remove image {name}"))?;
     fs::remove_dir_all(&trash).with_context(|| format!("cannot remove {}", trash.display()))?;
     if let Some(t) = pooled {
-        fs::remove_file(&t).with_context(|| format!("cannot remove {}", t.display()))?;
+        match fs::remove_file(&t) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot remove {}", t.display()));
+            }
+            _ => {}
+        }
     }
     Ok(())
 }
