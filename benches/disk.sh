@@ -107,7 +107,7 @@ measure() {
 
 bctl() { "$boxctl" --root "$1" --runtime "$boxrun" "${@:2}"; }
 
-fs_type=$(stat -f -c %T "$store_fs")
+fs_type=$(findmnt -n -o FSTYPE -T "$store_fs")
 echo "# disk bench $(date -u +%FT%TZ): store file system $store_fs ($fs_type), $rounds rounds, load $(cut -d' ' -f1-3 /proc/loadavg)"
 H="--ulimit nofile=20000:20000 --ulimit nproc=32768:32768"
 for mib in ${sizes//,/ }; do
@@ -117,6 +117,7 @@ for mib in ${sizes//,/ }; do
     img=bx$mib
     bctl "$pool_root" image import "$src" "$img" >/dev/null
     [ -n "$copy" ] && BOXCTL_STORAGE_POOL=off bctl "$copy_root" image import "$src" "$img" >/dev/null
+    rm -rf "$src"
     line="size ${mib} MiB:"
     remove='bctl "$pool_root" rm -f bench >/dev/null'
     line+=" $(measure boxctl bctl "$pool_root" run -d --net none --name bench "$img" /bin/sleep 600) |"
@@ -143,6 +144,5 @@ for mib in ${sizes//,/ }; do
     echo "$line"
     bctl "$pool_root" image rm "$img" >/dev/null
     [ -n "$copy" ] && bctl "$copy_root" image rm "$img" >/dev/null
-    rm -rf "$src"
 done
 echo "# done $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"

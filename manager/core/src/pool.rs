@@ -286,7 +286,10 @@ impl Pool {
             .flatten()
         {
             for e in fs::read_dir(img.path()).into_iter().flatten().flatten() {
-                if let Ok(t) = fs::read_link(e.path()) {
+                // The link of a killed `adopt_image` names a half-made copy.
+                if store::is_stale_temp(&e.file_name().to_string_lossy()) {
+                    let _ = fs::remove_file(e.path());
+                } else if let Ok(t) = fs::read_link(e.path()) {
                     linked.push(t);
                 }
             }
@@ -318,10 +321,15 @@ pub fn existing(store: &Store) -> Result<Option<Pool>> {
 }
 
 /// Re-attach the store's pool if it has one and it is not mounted (after
-/// a reboot, or an unmount behind boxctl's back). Errors wait for the
+/// a reboot, or an unmount behind boxctl's back), and collect its garbage
+/// when `stale` (a killed boxctl left temporary files). Errors wait for the
 /// commands that use the pool, which report them.
-pub fn reconcile(store: &Store) {
-    let _ = existing(store);
+pub fn reconcile(store: &Store, stale: bool) {
+    if let Ok(Some(pool)) = existing(store) {
+        if stale {
+            pool.collect_garbage(store);
+        }
+    }
 }
 
 /// The pool new disks go to: the store's, or a new one when the store's
