@@ -96,7 +96,13 @@ pub fn mount(store: &Store, inst: &Instance) -> Result<Vec<(u64, u64)>> {
     let dir = store.instance_dir(&inst.id);
     let rootfs = dir.join("rootfs");
     std::fs::create_dir_all(&rootfs)?;
-    crate::pool::existing(store)?;
+    // Re-attached if need be, and grown at each start too: instances fill
+    // the pool as they write.
+    if let Some(pool) = crate::pool::existing(store)? {
+        if pool.holds(&dir.join("disk.img")) {
+            pool.reserve(NEW_DISK_RESERVE)?;
+        }
+    }
     if !inst.cow {
         return Ok(vec![attach_mount(&dir.join("disk.img"), &rootfs, false)?]);
     }
