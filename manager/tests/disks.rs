@@ -351,3 +351,46 @@ fn a_full_host_file_system_is_one_line_and_no_half_made_instance() {
     let st = Command::new("umount").arg(&env.root).status().unwrap();
     assert!(st.success());
 }
+
+#[test]
+fn an_import_killed_midway_leaves_nothing_in_the_pool() {
+    let env = Env::empty("dk-kill");
+    let src = rootfs_with_data(&env, "big", 256);
+    // The pool exists first, so that the import's disk goes straight into it.
+    let small = rootfs_with_data(&env, "small", 0);
+    env.ok(&["image", "import", small.to_str().unwrap(), "small"]);
+    let pool_images = pool_mnt(&env).join("images");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_boxctl"))
+        .arg("--root")
+        .arg(&env.root)
+        .args(["image", "import", src.to_str().unwrap(), "big"])
+        .spawn()
+        .unwrap();
+    // Killed once its disk is being written in the pool (or when it is done).
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_dir(&pool_images).unwrap().count() < 2
+        && child.try_wait().unwrap().is_none()
+        && std::time::Instant::now() < end
+    {
+        std::thread::yield_now();
+    }
+    // Its disk (256 MiB written by mkfs.ext4) takes far longer than this poll.
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the import finished before it could be killed"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The next command cleans up after it.
+    let ls = env.ok(&["image", "ls"]);
+    assert!(!ls.contains("big"), "{ls}");
+    let disks = std::fs::read_dir(&pool_images).unwrap().count();
+    assert_eq!(disks, 1, "the killed import's disk stayed in the pool");
+    let left: Vec<_> = std::fs::read_dir(env.root.join("images"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, ["small"], "the killed import left {left:?}");
+    release_pool(&env);
+}
