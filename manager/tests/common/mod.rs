@@ -313,7 +313,8 @@ impl Drop for Env {
                     .output();
             }
         }
-        let mut ms = mounts_under(&self.root);
+        // Under the test directory, not only the root: a test may move its root.
+        let mut ms = mounts_under(&self.dir);
         ms.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
         for m in ms {
             let _ = Command::new("umount").arg("-l").arg(&m).status();
