@@ -300,6 +300,37 @@ pub enum ImageCmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// The steps an image was made by, newest first (its OCI/docker
+    /// history, then its import).
+    History {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Image.
+        name: String,
+    },
+    /// Remove dangling images (damaged, or their disk gone); with -a every
+    /// image no instance uses. Asks first unless -f.
+    Prune {
+        /// Every image no instance (running or not) uses.
+        #[arg(short, long)]
+        all: bool,
+        /// Do not ask for confirmation (needed when stdin is not a terminal).
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Write an image for podman, docker or skopeo: docker-archive,
+    /// oci-archive or oci-dir (its files flattened into one layer).
+    Export {
+        /// docker-archive, oci-archive or oci-dir.
+        #[arg(long, default_value = "docker-archive")]
+        format: String,
+        /// The archive file or (oci-dir) directory to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Image.
+        name: String,
+    },
     /// Pull an image from a registry (linux/amd64 of a manifest list).
     Pull {
         /// Accept plain http and unverified TLS.

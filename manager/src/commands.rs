@@ -151,6 +151,10 @@ pub fn dispatch(root: &Path, cli: Cli) -> Result<i32> {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 print_table(&output::df_table(&rows));
+                if let Some(p) = rows.iter().find_map(|r| r.pool.as_ref()) {
+                    println!();
+                    print_table(&output::pool_table(p));
+                }
             }
             Ok(0)
         }
@@ -298,7 +302,54 @@ fn image_cmd(store: &Store, c: ImageCmd) -> Result<i32> {
             println!("{}", meta.name);
             Ok(0)
         }
+        ImageCmd::History { json, name } => {
+            let steps = image::history::history(store, &name)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&steps)?);
+            } else {
+                print_table(&output::history_table(&steps, util::now_secs()));
+            }
+            Ok(0)
+        }
+        ImageCmd::Prune { all, force } => {
+            if !force && !confirm(&output::prune_plan(&image::prune::plan(store, all)?))? {
+                println!("nothing removed");
+                return Ok(0);
+            }
+            report_pruned(&image::prune::prune(store, all)?)
+        }
+        ImageCmd::Export {
+            format,
+            output,
+            name,
+        } => {
+            let reference = image::export::export(store, &name, format.parse()?, &output)?;
+            println!("{reference}");
+            Ok(0)
+        }
     }
+}
+
+/// Show what a prune would remove and ask; refused when stdin is not a terminal.
+fn confirm(plan: &str) -> Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("prune removes data and stdin is not a terminal to confirm: pass -f (nothing was removed)");
+    }
+    print!("{plan}");
+    print!("Are you sure you want to continue? [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+fn report_pruned(done: &prune::PruneReport) -> Result<i32> {
+    print!("{}", output::prune_done(done));
+    for f in &done.failed {
+        eprintln!("boxctl: error: cannot remove {f}");
+    }
+    Ok(if done.failed.is_empty() { 0 } else { 1 })
 }
 
 /// `login`: the password from `-p` or stdin, checked against the registry, then stored.
@@ -485,26 +536,9 @@ fn events_cmd(store: &Store, since: Option<&str>, json: bool, follow: bool) -> R
 /// `prune`: show what goes and ask on a terminal unless `force`; refuse
 /// without `force` when nobody can answer.
 fn prune_cmd(store: &Store, force: bool, with_volumes: bool) -> Result<i32> {
-    use std::io::{BufRead, IsTerminal, Write};
-    if !force {
-        if !std::io::stdin().is_terminal() {
-            anyhow::bail!("prune removes data and stdin is not a terminal to confirm: pass -f (nothing was removed)");
-        }
-        let plan = prune::plan(store, with_volumes)?;
-        print!("{}", output::prune_plan(&plan));
-        print!("Are you sure you want to continue? [y/N] ");
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            println!("nothing removed");
-            return Ok(0);
-        }
+    if !force && !confirm(&output::prune_plan(&prune::plan(store, with_volumes)?))? {
+        println!("nothing removed");
+        return Ok(0);
     }
-    let done = prune::prune(store, with_volumes)?;
-    print!("{}", output::prune_done(&done));
-    for f in &done.failed {
-        eprintln!("boxctl: error: cannot remove {f}");
-    }
-    Ok(if done.failed.is_empty() { 0 } else { 1 })
+    report_pruned(&prune::prune(store, with_volumes)?)
 }

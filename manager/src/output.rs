@@ -301,6 +301,45 @@ pub fn df_table(rows: &[boxctl_core::disk_usage::UsageRow]) -> Vec<Vec<String>> 
     out
 }
 
+/// `image history`: CREATED, CREATED BY, SIZE, COMMENT.
+pub fn history_table(steps: &[boxctl_core::image::history::Step], now: i64) -> Vec<Vec<String>> {
+    let mut out = vec![header(&["CREATED", "CREATED BY", "SIZE", "COMMENT"])];
+    for s in steps {
+        let created = util::parse_time(&s.created)
+            .map(|t| format!("{} ago", util::human_duration(now - t)))
+            .unwrap_or_else(|| s.created.clone());
+        let mut by: String = s.created_by.chars().take(60).collect();
+        if by.len() < s.created_by.len() {
+            by.push_str("...");
+        }
+        out.push(vec![
+            created,
+            by,
+            s.size.map(util::human_bytes).unwrap_or_else(|| "-".into()),
+            s.comment.clone(),
+        ]);
+    }
+    out
+}
+
+/// The storage pool under `system df`.
+pub fn pool_table(p: &boxctl_core::pool::PoolUsage) -> Vec<Vec<String>> {
+    vec![
+        header(&["POOL", "DEVICE", "SIZE", "USED", "FREE", "ON HOST"]),
+        vec![
+            p.file.display().to_string(),
+            p.device
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|| "detached".into()),
+            util::human_bytes(p.size),
+            util::human_bytes(p.used),
+            util::human_bytes(p.free),
+            util::human_bytes(p.host_allocated),
+        ],
+    ]
+}
+
 fn prune_lines(r: &boxctl_core::prune::PruneReport, verb: &str) -> String {
     let mut out = String::new();
     for (what, names) in [

@@ -11,7 +11,9 @@ use crate::store::Store;
 use crate::{image, volumes};
 
 /// Bytes allocated on disk under `path` (sparse files count their written
-/// blocks), not crossing into other file systems (a mounted `rootfs/`).
+/// blocks), not crossing into other file systems (a mounted `rootfs/`); a
+/// link to a disk in the storage pool counts what that disk holds (an
+/// instance's: only what it does not share with its image).
 pub fn allocated(path: &Path) -> u64 {
     let Ok(top) = std::fs::symlink_metadata(path) else {
         return 0;
@@ -24,6 +26,9 @@ pub fn allocated(path: &Path) -> u64 {
             continue;
         }
         total += m.blocks() * 512;
+        if m.is_symlink() {
+            total += crate::pool::linked_disk_bytes(&p).unwrap_or(0);
+        }
         if m.is_dir() {
             for e in std::fs::read_dir(&p).into_iter().flatten().flatten() {
                 if let Ok(cm) = e.metadata() {
@@ -50,6 +55,10 @@ pub struct UsageRow {
     /// Bytes that removing the unused ones would free (what `prune`, with
     /// `--volumes` for volumes, removes).
     pub reclaimable: u64,
+    /// The storage pool (row `pool`: total counts its disks, active the
+    /// instance disks, size its bytes on the host file system).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<crate::pool::PoolUsage>,
 }
 
 impl UsageRow {
@@ -60,6 +69,7 @@ impl UsageRow {
             active: 0,
             size: 0,
             reclaimable: 0,
+            pool: None,
         }
     }
 }
@@ -100,5 +110,15 @@ pub fn usage(store: &Store) -> Result<Vec<UsageRow>> {
             vols.active += 1;
         }
     }
-    Ok(vec![images, instances, vols])
+    let mut rows = vec![images, instances, vols];
+    if let Some(pool) = crate::pool::existing(store)? {
+        let u = pool.usage()?;
+        let mut row = UsageRow::empty("pool");
+        row.total = u.images + u.instances;
+        row.active = u.instances;
+        row.size = u.host_allocated;
+        row.pool = Some(u);
+        rows.push(row);
+    }
+    Ok(rows)
 }

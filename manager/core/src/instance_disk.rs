@@ -1,7 +1,9 @@
 //! An instance's root file system: its own copy of the image's disk
 //! (`disk.img`), or — copy-on-write instances — an overlay of the image's
 //! disk mounted read-only (shared by every such instance) and a per-instance
-//! upper layer in its own ext4 file (`upper.img`).
+//! upper layer in its own ext4 file (`upper.img`). Where the store keeps a
+//! storage pool (see [`crate::pool`]), `disk.img` is a link to a reflink
+//! copy of the image's disk in the pool.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,8 +24,11 @@ pub fn disk_file(store: &Store, inst: &Instance) -> PathBuf {
         .join(if inst.cow { "upper.img" } else { "disk.img" })
 }
 
+/// Space taken in the pool at once by a new instance disk (its first writes).
+const NEW_DISK_RESERVE: u64 = 64 << 20;
+
 /// Make the instance's disk in `dir` (at create time).
-pub fn prepare(dir: &Path, img: &Image, cow: bool) -> Result<()> {
+pub fn prepare(store: &Store, dir: &Path, img: &Image, cow: bool) -> Result<()> {
     if cow {
         let size = std::fs::metadata(&img.disk)
             .with_context(|| format!("cannot read {}", img.disk.display()))?
@@ -43,8 +48,32 @@ pub fn prepare(dir: &Path, img: &Image, cow: bool) -> Result<()> {
             }
         }
         crate::disk::copy_image(&template, &dir.join("upper.img")).map(|_| ())
+    } else if let Some(pool) = crate::pool::for_new_disk(store, img.meta.size)? {
+        pool.reserve(NEW_DISK_RESERVE)?;
+        let src = crate::pool::adopt_image(&pool, img)?;
+        let id = dir
+            .file_name()
+            .context("an instance directory has a name")?
+            .to_string_lossy();
+        let target = pool.instance_disk(&id);
+        crate::disk::copy_image(&src, &target)?;
+        std::os::unix::fs::symlink(&target, dir.join("disk.img")).map_err(|e| {
+            let _ = std::fs::remove_file(&target);
+            crate::error::Error::from(e).context(format!("cannot link {}", target.display()))
+        })
     } else {
         crate::disk::copy_image(&img.disk, &dir.join("disk.img")).map(|_| ())
+    }
+}
+
+/// Remove the instance's disk from the storage pool (its directory, with
+/// the link, is removed by the caller).
+pub fn discard(store: &Store, inst: &Instance) {
+    let link = store.instance_dir(&inst.id).join("disk.img");
+    if let Ok(target) = std::fs::read_link(&link) {
+        if target.starts_with(store.root().join("pool")) {
+            let _ = std::fs::remove_file(target);
+        }
     }
 }
 
@@ -67,6 +96,13 @@ pub fn mount(store: &Store, inst: &Instance) -> Result<Vec<(u64, u64)>> {
     let dir = store.instance_dir(&inst.id);
     let rootfs = dir.join("rootfs");
     std::fs::create_dir_all(&rootfs)?;
+    // Re-attached if need be, and grown at each start too: instances fill
+    // the pool as they write.
+    if let Some(pool) = crate::pool::existing(store)? {
+        if pool.holds(&dir.join("disk.img")) {
+            pool.reserve(NEW_DISK_RESERVE)?;
+        }
+    }
     if !inst.cow {
         let dev = attach_mount(&dir.join("disk.img"), &rootfs, false)?;
         if let Err(e) = crate::idmap::stack_for(inst, &rootfs) {
@@ -145,6 +181,7 @@ pub fn unmount(store: &Store, inst: &Instance) -> Result<()> {
     // A loop device still bound to the disk but not mounted (a process killed
     // between attach and mount, with the fd inherited elsewhere).
     let disk = disk_file(store, inst);
+    let disk = std::fs::canonicalize(&disk).unwrap_or(disk);
     if !mounts::is_mount_point(&dir.join("rootfs")) {
         for (dev, backing) in loopdev::devices_backed_under(&disk) {
             if backing == disk {

@@ -67,6 +67,7 @@ pub mod monitor;
 pub mod mounts;
 pub mod networking;
 pub mod oom;
+pub mod pool;
 pub mod procs;
 pub mod prune;
 pub mod registry;

@@ -152,7 +152,7 @@ pub fn create(store: &Store, spec: &CreateSpec) -> Result<Instance> {
     if let Some(profile) = &spec.seccomp_profile {
         store::write_quick(&dir.join(crate::security::SECCOMP_FILE), profile.as_bytes())?;
     }
-    crate::instance_disk::prepare(&dir, &img, spec.cow)
+    crate::instance_disk::prepare(store, &dir, &img, spec.cow)
         .with_context(|| format!("cannot make the disk of {name} from image {}", spec.image))?;
     let inst = store.update(|list| {
         let i = store::get_mut(list, &id)?;

@@ -13,6 +13,7 @@ use crate::error::{Context, Result};
 const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
 const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
 const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
+const LOOP_SET_CAPACITY: libc::c_ulong = 0x4C07;
 const LO_FLAGS_READ_ONLY: u32 = 1;
 const LO_FLAGS_AUTOCLEAR: u32 = 4;
 
@@ -153,16 +154,19 @@ fn make_node(path: &Path, n: u32) -> Result<()> {
 
 /// Detach the loop device at `dev` (e.g. one left behind by a killed process).
 pub fn detach_path(dev: &Path) -> Result<()> {
+    open_device(dev)?.detach()
+}
+
+fn open_device(dev: &Path) -> Result<LoopDevice> {
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_CLOEXEC)
         .open(dev)
         .with_context(|| format!("cannot open {}", dev.display()))?;
-    LoopDevice {
+    Ok(LoopDevice {
         file,
         path: dev.to_path_buf(),
-    }
-    .detach()
+    })
 }
 
 /// Wait until the loop device `major:minor` has no backing file any more
@@ -201,4 +205,25 @@ pub fn devices_backed_under(dir: &Path) -> Vec<(PathBuf, PathBuf)> {
         }
     }
     out
+}
+
+/// Loop devices whose backing file is exactly `file`.
+pub fn devices_backed_by(file: &Path) -> Vec<PathBuf> {
+    devices_backed_under(file)
+        .into_iter()
+        .filter(|(_, b)| b == file)
+        .map(|(d, _)| d)
+        .collect()
+}
+
+/// Make the loop device `dev` take its backing file's new length (`losetup -c`).
+pub fn set_capacity(dev: &Path) -> Result<()> {
+    let lo = open_device(dev)?;
+    // SAFETY: LOOP_SET_CAPACITY takes no argument.
+    let rc = unsafe { libc::ioctl(lo.file.as_raw_fd(), LOOP_SET_CAPACITY as _, 0) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("cannot resize {}", dev.display()));
+    }
+    Ok(())
 }

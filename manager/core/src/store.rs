@@ -8,6 +8,7 @@
 //! ROOT/instances/ID/        disk.img, config.json (bundle), rootfs/ (mount point), logs
 //! ROOT/runtime/             the OCI runtime's --root
 //! ROOT/volumes/NAME/        volume.img + volume.json (see volumes)
+//! ROOT/pool/                the storage pool, where the store cannot reflink (see pool)
 //! ```
 
 use std::fs::{self, File, OpenOptions};
@@ -47,33 +48,27 @@ impl Store {
                 .with_context(|| format!("cannot create {}: are you root?", p.display()))?;
         }
         let store = Store { root };
-        store.clean_stale_temps();
+        let cleaned = store.clean_stale_temps();
+        crate::pool::reconcile(&store, cleaned);
         Ok(store)
     }
 
     /// Remove temporary files and directories left by boxctl processes that
-    /// were killed (their names carry the writer's pid).
-    fn clean_stale_temps(&self) {
+    /// were killed (their names carry the writer's pid); whether there were any.
+    fn clean_stale_temps(&self) -> bool {
+        let mut cleaned = false;
         let dirs = [
             self.root.clone(),
             self.images_dir(),
             self.root.join("volumes"),
+            self.root.join("pool"),
         ];
         for dir in dirs {
             let Ok(rd) = fs::read_dir(&dir) else { continue };
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let pid = if let Some(rest) = name.strip_prefix(".tmp-") {
-                    rest.split('-').next()
-                } else if name.starts_with('.') && name.contains(".tmp.") {
-                    name.rsplit('.').next()
-                } else {
-                    None
-                };
-                let Some(pid) = pid.and_then(|p| p.parse::<i32>().ok()) else {
-                    continue;
-                };
-                if !crate::procs::alive(pid) {
+                if is_stale_temp(&name) {
+                    cleaned = true;
                     let p = e.path();
                     let _ = if p.is_dir() {
                         fs::remove_dir_all(&p)
@@ -83,6 +78,7 @@ impl Store {
                 }
             }
         }
+        cleaned
     }
 
     /// The root directory.
@@ -157,6 +153,20 @@ impl Store {
         let list = self.load()?;
         find_in(&list, key).cloned()
     }
+}
+
+/// Whether `name` is a temporary file of a boxctl process that is gone
+/// (`.tmp-PID-…` or `.NAME.tmp.PID`).
+pub(crate) fn is_stale_temp(name: &str) -> bool {
+    let pid = if let Some(rest) = name.strip_prefix(".tmp-") {
+        rest.split('-').next()
+    } else if name.starts_with('.') && name.contains(".tmp.") {
+        name.rsplit('.').next()
+    } else {
+        None
+    };
+    pid.and_then(|p| p.parse::<i32>().ok())
+        .is_some_and(|pid| !crate::procs::alive(pid))
 }
 
 /// Look an instance up by name, id, or unique id prefix.

@@ -50,6 +50,7 @@ pub fn teardown(store: &Store, inst: &Instance) -> Result<()> {
 pub fn purge(store: &Store, inst: &Instance) -> Result<()> {
     teardown(store, inst)?;
     let dir = store.instance_dir(&inst.id);
+    instance_disk::discard(store, inst);
     if dir.exists() {
         std::fs::remove_dir_all(&dir)
             .with_context(|| format!("cannot remove {}", dir.display()))?;

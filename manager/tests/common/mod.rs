@@ -64,13 +64,7 @@ impl Env {
     pub fn new(tag: &str) -> Env {
         let env = Env::empty(tag);
         let rootfs = env.dir.join("rootfs-src");
-        let st = Command::new(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../bundles/busybox/build-rootfs.sh"),
-        )
-        .arg(&rootfs)
-        .status()
-        .expect("run build-rootfs.sh");
-        assert!(st.success(), "build-rootfs.sh failed");
+        build_busybox_rootfs(&rootfs);
         env.ok(&[
             "image",
             "import",
@@ -239,15 +233,30 @@ impl Env {
             .unwrap_or_default()
     }
 
+    /// Mounts under the root but the store's storage pool (not a leak: it
+    /// stays for the next command and is released on drop) and extra ones.
+    pub fn disk_mounts(&self) -> Vec<PathBuf> {
+        let pool = self.root.join("pool/mnt");
+        mounts_under(&self.root)
+            .into_iter()
+            .filter(|m| !self.extra_mounts.contains(m) && *m != pool)
+            .collect()
+    }
+
+    /// Loop devices backed under the root but the storage pool's.
+    pub fn disk_loops(&self) -> Vec<(String, PathBuf)> {
+        let pool = self.root.join("pool/pool.img");
+        loops_under(&self.root)
+            .into_iter()
+            .filter(|(_, b)| *b != pool)
+            .collect()
+    }
+
     /// Assert nothing is left: mounts, loop devices, cgroups of known ids.
     pub fn assert_no_leaks(&self, ids: &[String]) {
-        let mounts = mounts_under(&self.root);
-        let mounts: Vec<_> = mounts
-            .iter()
-            .filter(|m| !self.extra_mounts.contains(m))
-            .collect();
+        let mounts = self.disk_mounts();
         assert!(mounts.is_empty(), "leaked mounts: {mounts:?}");
-        let loops = loops_under(&self.root);
+        let loops = self.disk_loops();
         assert!(loops.is_empty(), "leaked loop devices: {loops:?}");
         for id in ids {
             for c in ["memory", "pids", "cpu", "blkio"] {
@@ -304,7 +313,8 @@ impl Drop for Env {
                     .output();
             }
         }
-        let mut ms = mounts_under(&self.root);
+        // Under the test directory, not only the root: a test may move its root.
+        let mut ms = mounts_under(&self.dir);
         ms.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
         for m in ms {
             let _ = Command::new("umount").arg("-l").arg(&m).status();
@@ -314,6 +324,17 @@ impl Drop for Env {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Build the busybox test rootfs in the directory `dir`.
+pub fn build_busybox_rootfs(dir: &Path) {
+    let st = Command::new(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../bundles/busybox/build-rootfs.sh"),
+    )
+    .arg(dir)
+    .status()
+    .expect("run build-rootfs.sh");
+    assert!(st.success(), "build-rootfs.sh failed");
 }
 
 /// Mount points under `dir`.

@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -83,11 +84,22 @@ fn mkfs(out: &Path, size: u64, extra: &[&std::ffi::OsStr], what: &str) -> Result
             .with_context(|| format!("cannot size {} (is the disk full?)", out.display()));
     }
     drop(f);
-    let output = Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-t", "ext4", "-E", "root_owner=0:0"])
+    let mut cmd = Command::new("mkfs.ext4");
+    cmd.args(["-q", "-F", "-t", "ext4", "-E", "root_owner=0:0"])
         .args(extra)
-        .arg(out)
-        .output();
+        .arg(out);
+    // A boxctl killed meanwhile takes mkfs with it: nothing goes on writing
+    // a disk that its clean-up removes (or in a pool being unmounted).
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let output = cmd.output();
     let output = match output {
         Ok(o) => o,
         Err(e) => {

@@ -93,8 +93,39 @@ pub fn image_config(v: &Value) -> ImageConfig {
     }
 }
 
+/// What an OCI or docker image brings besides its files.
+#[derive(Debug, Clone, Default)]
+pub struct Imported {
+    /// The defaults its instances get.
+    pub defaults: ImageConfig,
+    /// Its config blob as it was (history, labels, …).
+    pub config: Value,
+    /// Its layers, in order.
+    pub layers: Vec<LayerRecord>,
+}
+
+/// One layer of an imported image.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LayerRecord {
+    /// `sha256:…` of the blob (OCI) or its path in the archive (docker).
+    pub digest: String,
+    /// Its size in bytes as stored.
+    pub size: u64,
+    /// Its media type, when the manifest gives one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub media_type: String,
+}
+
+fn imported(config: Value, layers: Vec<LayerRecord>) -> Imported {
+    Imported {
+        defaults: image_config(&config),
+        config,
+        layers,
+    }
+}
+
 /// Import the OCI layout at `dir` into `rootfs`; returns the image defaults.
-pub fn from_layout(dir: &Path, rootfs: &Path) -> Result<ImageConfig> {
+pub fn from_layout(dir: &Path, rootfs: &Path) -> Result<Imported> {
     let index = read_json(dir, Path::new("index.json"))?;
     let mut manifest = pick_manifest(dir, &index)?;
     // Nested indexes (multi-platform images) resolve to a manifest.
@@ -109,8 +140,8 @@ pub fn from_layout(dir: &Path, rootfs: &Path) -> Result<ImageConfig> {
 }
 
 /// Apply the layers of image `manifest` (OCI or docker v2 schema 2), whose
-/// blobs are under `dir/blobs/`, to `rootfs`; returns the config's defaults.
-pub fn apply_manifest(dir: &Path, manifest: &Value, rootfs: &Path) -> Result<ImageConfig> {
+/// blobs are under `dir/blobs/`, to `rootfs`; returns the config and layers.
+pub fn apply_manifest(dir: &Path, manifest: &Value, rootfs: &Path) -> Result<Imported> {
     let config_digest = manifest["config"]["digest"]
         .as_str()
         .context("image manifest has no config")?;
@@ -118,11 +149,18 @@ pub fn apply_manifest(dir: &Path, manifest: &Value, rootfs: &Path) -> Result<Ima
     let layers = manifest["layers"]
         .as_array()
         .context("image manifest has no layers")?;
+    let mut records = Vec::new();
     for l in layers {
         let d = l["digest"].as_str().context("layer without digest")?;
+        let media = l["mediaType"].as_str().unwrap_or("");
         apply_layer(dir, &blob_path(d)?, rootfs)?;
+        records.push(LayerRecord {
+            digest: d.to_string(),
+            size: l["size"].as_u64().unwrap_or(0),
+            media_type: media.to_string(),
+        });
     }
-    Ok(image_config(&config))
+    Ok(imported(config, records))
 }
 
 fn pick_manifest(dir: &Path, index: &Value) -> Result<Value> {
@@ -144,7 +182,7 @@ fn pick_manifest(dir: &Path, index: &Value) -> Result<Value> {
 }
 
 /// Import an extracted docker-archive (`manifest.json` + config + layer tars).
-pub fn from_docker_archive(dir: &Path, rootfs: &Path) -> Result<ImageConfig> {
+pub fn from_docker_archive(dir: &Path, rootfs: &Path) -> Result<Imported> {
     let manifest = read_json(dir, Path::new("manifest.json"))?;
     let first = manifest
         .as_array()
@@ -157,12 +195,22 @@ pub fn from_docker_archive(dir: &Path, rootfs: &Path) -> Result<ImageConfig> {
             .as_bytes(),
     )?;
     let config = read_json(dir, &config_rel)?;
-    for l in first["Layers"]
+    let mut records = Vec::new();
+    let diff_ids = config["rootfs"]["diff_ids"].as_array();
+    for (i, l) in first["Layers"]
         .as_array()
         .context("manifest.json has no Layers")?
+        .iter()
+        .enumerate()
     {
         let rel = normalize(l.as_str().context("bad layer entry")?.as_bytes())?;
         apply_layer(dir, &rel, rootfs)?;
+        let diff_id = diff_ids.and_then(|d| d.get(i)).and_then(|d| d.as_str());
+        records.push(LayerRecord {
+            digest: diff_id.map_or_else(|| rel.display().to_string(), String::from),
+            size: open_in(dir, &rel)?.metadata().map(|m| m.len()).unwrap_or(0),
+            media_type: String::new(),
+        });
     }
-    Ok(image_config(&config))
+    Ok(imported(config, records))
 }
