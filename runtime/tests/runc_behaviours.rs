@@ -4,7 +4,10 @@
 mod common;
 
 use common::{stderr, Fixture};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
 
 /// Every cgroup mount of the host (v1 hierarchies and the v2 one).
 fn cgroup_mounts() -> Vec<PathBuf> {
@@ -253,4 +256,68 @@ fn create_container_hooks_run_in_the_rootfs() {
         |p: &Path| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     assert_eq!(read(&created).trim(), rootfs.to_str().expect("utf8"));
     assert_eq!(read(&runtime).trim(), bundle.to_str().expect("utf8"));
+}
+
+/// `create` of the fixture as `id`, killed with SIGKILL after `delay` (runc's users hit
+/// this with a supervisor's time-out), or at `failpoint` when given; returns once it
+/// is gone.
+fn create_killed(f: &Fixture, id: &str, delay: Duration, failpoint: Option<&str>) {
+    let mut c = f.cmd();
+    c.args(["create", "--bundle"]).arg(&f.bundle).arg(id);
+    c.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(p) = failpoint {
+        c.env("BOXRUN_FAILPOINT", p);
+    }
+    let mut child = Reap(c.spawn().expect("spawn create"));
+    if failpoint.is_some() {
+        let st = child.0.wait().expect("wait for create");
+        assert_eq!(
+            st.signal(),
+            Some(libc::SIGKILL),
+            "create passed {failpoint:?}"
+        );
+        return;
+    }
+    // The kill time is the variable under test, not a synchronisation.
+    std::thread::sleep(delay);
+    let _ = child.0.kill();
+    let _ = child.0.wait();
+}
+
+/// Item 15: a `create` killed with SIGKILL anywhere (at each crash point around the
+/// cgroup mkdirs, then 40 times after 0-12 ms), then `delete --force`, leaves the
+/// container's cgroup in no hierarchy, v1 or unified (runc leaks it 25 times in 40).
+#[test]
+fn create_killed_anywhere_leaks_no_cgroup() {
+    let top = parent("killed");
+    let _cleanup = CgroupCleanup(top.clone());
+    let mut f = Fixture::new();
+    f.config["linux"]["cgroupsPath"] = format!("{top}/k").into();
+    f.args(&["/bin/sleep", "100"]);
+    let points = [
+        "create:cgroup-made",
+        "create:cgroup",
+        "create:cloned",
+        "create:v1-cgroups-made",
+        "create:joined",
+    ];
+    let tries = points
+        .iter()
+        .map(|p| (Duration::ZERO, Some(*p)))
+        .chain((0..40u64).map(|i| (Duration::from_micros(i * 7919 % 12_000), None)));
+    let mut leaks = Vec::new();
+    for (delay, point) in tries {
+        create_killed(&f, "k", delay, point);
+        let o = f.run(&["delete", "--force", "k"]);
+        assert!(o.status.success(), "delete --force: {}", stderr(&o));
+        let left = cgroup_leftovers(&top);
+        if !left.is_empty() {
+            leaks.push(format!("{point:?} {delay:?}: {left:?}"));
+            drop(CgroupCleanup(top.clone()));
+        }
+        assert!(!f.root.join("k").exists(), "state directory left");
+    }
+    assert!(leaks.is_empty(), "{} leaks: {leaks:#?}", leaks.len());
 }

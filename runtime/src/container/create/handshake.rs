@@ -51,6 +51,7 @@ fn join_cgroups(v: &Validated, host: &mut Host, init: &Spawned) -> Result<()> {
         // The init is already in the v2 directory: on failure the guard kills it
         // before removing the directories (a live member keeps rmdir retrying).
         let made = host.cgroup.materialize_or_keep(Some(&v.resources));
+        crate::failpoint::hit("create:v1-cgroups-made");
         host.guard.cgroup = Some(host.cgroup.clone());
         host.record.cgroup = Some(host.cgroup.clone());
         made?;
