@@ -218,10 +218,14 @@ pub fn prepare_root(ctx: &Ctx) -> Result<()> {
         }
     };
     // Default and non-shared modes: apply to the whole tree so nothing leaks back.
-    // Shared modes: the host side must stay private while we set up, like runc.
-    // Shared and unbindable modes are applied to the new root at the end
-    // (apply_root_propagation): an unbindable tree could not be bind-mounted now.
-    let base = if prop.contains(MsFlags::MS_PRIVATE) {
+    // Shared modes, as runc: `/` shared first, so that a bind of a shared host mount
+    // stays in the host's peer group (an `rshared` bind then propagates both ways);
+    // only the rootfs's parent mount is made private. Shared and unbindable modes are
+    // applied to the new root at the end (apply_root_propagation): an unbindable tree
+    // could not be bind-mounted now.
+    let base = if prop.contains(MsFlags::MS_SHARED) {
+        prop
+    } else if prop.contains(MsFlags::MS_PRIVATE) {
         MsFlags::MS_PRIVATE | MsFlags::MS_REC
     } else {
         MsFlags::MS_SLAVE | MsFlags::MS_REC
@@ -229,9 +233,12 @@ pub fn prepare_root(ctx: &Ctx) -> Result<()> {
     do_mount(ctx.sys, None, Path::new("/"), None, base, None, &|| {
         "set propagation of /".into()
     })?;
-    // pivot_root needs the rootfs's parent mount not to be shared: `base` is recursive
-    // slave or private, which leaves no shared mount in this namespace (a shared mount
-    // becomes a slave, or private when it had no peer), so no mountinfo scan is needed.
+    // pivot_root needs the rootfs's parent mount not to be shared. A recursive slave or
+    // private `base` leaves no shared mount in this namespace (a shared mount becomes a
+    // slave, or private when it had no peer); a shared one needs the mountinfo scan.
+    if prop.contains(MsFlags::MS_SHARED) {
+        make_parent_mount_private(ctx.sys, ctx.rootfs)?;
+    }
     do_mount(
         ctx.sys,
         Some(ctx.rootfs),
@@ -242,6 +249,33 @@ pub fn prepare_root(ctx: &Ctx) -> Result<()> {
         &|| format!("bind rootfs {}", ctx.rootfs.display()),
     )?;
     Ok(())
+}
+
+/// Make the mount that `rootfs` lives on private when it is shared (runc's
+/// `rootfsParentMountPrivate`): the rootfs bind and pivot_root must not propagate.
+fn make_parent_mount_private(sys: &dyn Syscall, rootfs: &Path) -> Result<()> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| Error::io("/proc/self/mountinfo", e))?;
+    // The deepest mount point above the rootfs; of stacked mounts, the last (top) one.
+    let parent = boxrun_common::mountinfo::parse_mountinfo(&text)
+        .into_iter()
+        .filter(|m| rootfs.starts_with(&m.mount_point))
+        .fold(
+            None::<boxrun_common::mountinfo::MountInfo>,
+            |best, m| match best {
+                Some(b) if b.mount_point.len() > m.mount_point.len() => Some(b),
+                _ => Some(m),
+            },
+        );
+    match parent {
+        Some(m) if m.optional.iter().any(|o| o.starts_with("shared:")) => {
+            let at = Path::new(&m.mount_point);
+            do_mount(sys, None, at, None, MsFlags::MS_PRIVATE, None, &|| {
+                format!("make {} private (parent mount of the rootfs)", at.display())
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Apply rootfsPropagation on the new root once mounts are done.

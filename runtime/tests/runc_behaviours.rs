@@ -6,7 +6,7 @@ mod common;
 use common::{stderr, Fixture};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Every cgroup mount of the host (v1 hierarchies and the v2 one).
@@ -320,4 +320,112 @@ fn create_killed_anywhere_leaks_no_cgroup() {
         assert!(!f.root.join("k").exists(), "state directory left");
     }
     assert!(leaks.is_empty(), "{} leaks: {leaks:#?}", leaks.len());
+}
+
+/// A tmpfs mounted shared on the host for a test; unmounted (with everything mounted
+/// below it) and removed on drop.
+struct SharedHostDir(PathBuf);
+
+impl SharedHostDir {
+    fn new(f: &Fixture, name: &str) -> SharedHostDir {
+        let d = f.dir.join(name);
+        std::fs::create_dir_all(&d).expect("mkdir shared dir");
+        let guard = SharedHostDir(d);
+        sh(&format!(
+            "mount -t tmpfs boxrun-prop {0} && mount --make-shared {0} && mkdir {0}/host {0}/ctr",
+            guard.0.display()
+        ));
+        guard
+    }
+}
+
+impl Drop for SharedHostDir {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .args(["-R", "-l"])
+            .arg(&self.0)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Run a host shell command that must succeed.
+fn sh(cmd: &str) {
+    let o = Command::new("sh").args(["-c", cmd]).output().expect("sh");
+    assert!(
+        o.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Whether a host mount sits on `dir`.
+fn host_mount_at(dir: &Path) -> bool {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let want = dir.to_str().expect("utf8");
+    text.lines()
+        .any(|l| l.split_whitespace().nth(4) == Some(want))
+}
+
+/// A running container with `rootfsPropagation: rshared`, CAP_SYS_ADMIN, and the
+/// shared host dir bound at /shared with `propagation` (`rshared`, `rslave`).
+/// Then a tmpfs is mounted on the host's `host/` and in the container's `ctr/`: returns
+/// whether each showed on the other side (host-to-container, container-to-host).
+fn propagation_both_ways(propagation: &str) -> (bool, bool) {
+    let mut f = Fixture::new();
+    let shared = SharedHostDir::new(&f, "shared");
+    f.config["linux"]["rootfsPropagation"] = "rshared".into();
+    let caps = serde_json::json!(["CAP_SYS_ADMIN"]);
+    for set in ["bounding", "effective", "permitted"] {
+        f.config["process"]["capabilities"][set] = caps.clone();
+    }
+    f.config["mounts"]
+        .as_array_mut()
+        .expect("mounts")
+        .push(serde_json::json!({
+            "destination": "/shared",
+            "type": "bind",
+            "source": shared.0,
+            "options": ["rbind", propagation],
+        }));
+    f.args(&["/bin/sleep", "600"]);
+    let id = format!("prop-{propagation}");
+    let o = f.create(&id);
+    assert!(o.status.success(), "create: {}", stderr(&o));
+    let o = f.run(&["start", &id]);
+    assert!(o.status.success(), "start: {}", stderr(&o));
+    sh(&format!(
+        "mount -t tmpfs boxrun-prop-host {0}/host && echo from-host > {0}/host/marker",
+        shared.0.display()
+    ));
+    let o = f.run(&["exec", &id, "cat", "/shared/host/marker"]);
+    let host_to_ctr = o.status.success() && common::stdout(&o).trim() == "from-host";
+    let o = f.run(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "mount -t tmpfs boxrun-prop-ctr /shared/ctr && echo from-ctr > /shared/ctr/marker",
+    ]);
+    assert!(o.status.success(), "mount in the container: {}", stderr(&o));
+    let ctr_to_host = host_mount_at(&shared.0.join("ctr"))
+        && std::fs::read_to_string(shared.0.join("ctr/marker"))
+            .is_ok_and(|s| s.trim() == "from-ctr");
+    let o = f.run(&["delete", "--force", &id]);
+    assert!(o.status.success(), "delete: {}", stderr(&o));
+    (host_to_ctr, ctr_to_host)
+}
+
+/// Item 18: an `rshared` bind of a shared host directory, with `rootfsPropagation:
+/// rshared`, propagates mounts both ways (runc makes `/` shared first and only the
+/// rootfs's parent mount private).
+#[test]
+fn rshared_bind_propagates_both_ways() {
+    assert_eq!(propagation_both_ways("rshared"), (true, true));
+}
+
+/// Item 18: an `rslave` bind receives the host's mounts and sends none back.
+#[test]
+fn rslave_bind_propagates_host_to_container_only() {
+    assert_eq!(propagation_both_ways("rslave"), (true, false));
 }
