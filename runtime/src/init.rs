@@ -60,6 +60,9 @@ pub struct InitCtx<'a> {
     pub id: &'a str,
     /// Runtime fds the child must close at once (the state lock, the parent's channel end).
     pub close_fds: Vec<RawFd>,
+    /// Bind sources taken by the runtime before the user namespace (see
+    /// [`crate::bind_sources::take`]).
+    pub bind_sources: &'a [Option<OwnedFd>],
 }
 
 /// Entry point in the child. Never returns: execs the user process or exits.
@@ -139,12 +142,7 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
     for j in &ctx.ns.joins {
         crate::namespaces::setns_with(sys, j)?;
     }
-    let in_userns = ctx.ns.new_user
-        || ctx
-            .ns
-            .joins
-            .iter()
-            .any(|j| j.typ == LinuxNamespaceType::User);
+    let in_userns = ctx.ns.in_userns();
     if in_userns {
         // Become root of the user namespace (0 must be mapped).
         sys.setresgid(0)
@@ -217,6 +215,7 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
         userns: in_userns,
         cgroup_ready: &cgroup_ready,
         sys,
+        bind_sources: ctx.bind_sources,
     };
     if ctx.ns.has_mount_ns {
         rootfs::prepare_root(&rctx)?;

@@ -20,7 +20,7 @@
 //!   recording fake), so its order is unit-tested without root.
 //! - [`exec`]: `boxrun exec`, a new process in a running container.
 //! - What the set-up applies: [`namespaces`], [`rootfs`], [`mounts`] (mount
-//!   options), [`devices`], [`hooks`], [`capabilities`], [`rlimits`], [`identity`]
+//!   options), [`bind_sources`] (taken before a user namespace), [`devices`], [`hooks`], [`capabilities`], [`rlimits`], [`identity`]
 //!   (cwd, user, capabilities and seccomp in order), [`sched`] (scheduler, I/O
 //!   priority, CPU affinity, personality), [`console`].
 //! - [`features`], [`spec`]: the `features` and `spec` commands' documents.
@@ -28,6 +28,7 @@
 //!   before exec), [`failpoint`] (crash injection, debug builds), [`util`].
 
 pub mod args;
+pub mod bind_sources;
 pub mod capabilities;
 pub mod cli;
 pub mod config;

@@ -34,6 +34,9 @@ pub struct Ctx<'a> {
     pub cgroup_ready: &'a dyn Fn() -> Result<()>,
     /// The privileged calls.
     pub sys: &'a dyn Syscall,
+    /// Bind sources the runtime took before the user namespace, by index in `mounts`
+    /// ([`crate::bind_sources::take`]); empty without a user namespace.
+    pub bind_sources: &'a [Option<OwnedFd>],
 }
 
 /// A path relative to the rootfs from an absolute in-container path.
@@ -304,13 +307,14 @@ pub fn mount_all(ctx: &Ctx, rootfd: RawFd) -> Result<()> {
     let Some(list) = ctx.spec.mounts() else {
         return Ok(());
     };
-    for m in list {
-        mount_one(ctx, rootfd, m)?;
+    for (i, m) in list.iter().enumerate() {
+        let opened = ctx.bind_sources.get(i).and_then(Option::as_ref);
+        mount_one(ctx, rootfd, m, opened)?;
     }
     Ok(())
 }
 
-fn mount_one(ctx: &Ctx, rootfd: RawFd, m: &Mount) -> Result<()> {
+fn mount_one(ctx: &Ctx, rootfd: RawFd, m: &Mount, opened: Option<&OwnedFd>) -> Result<()> {
     let dest = m.destination();
     let typ = m.typ().as_deref().unwrap_or("");
     let opts = mounts::parse(m.options().as_deref().unwrap_or(&[]));
@@ -332,18 +336,13 @@ fn mount_one(ctx: &Ctx, rootfd: RawFd, m: &Mount) -> Result<()> {
     }
 
     if is_bind {
-        let src = m.source().as_deref().ok_or_else(|| {
+        let src = crate::bind_sources::source_path(m, ctx.bundle).ok_or_else(|| {
             Error::Config(format!(
                 "mounts: bind mount on {} has no source",
                 dest.display()
             ))
         })?;
-        let src = if src.is_absolute() {
-            src.to_path_buf()
-        } else {
-            ctx.bundle.join(src)
-        };
-        let meta = std::fs::metadata(&src)
+        let meta = std::fs::metadata(opened.map(fd_path).as_ref().unwrap_or(&src))
             .map_err(|e| Error::field(format!("mounts: bind source {}", src.display()), e))?;
         let target = mkdir_all_in_root(rootfd, dest, !meta.is_dir())?;
         let tp = fd_path(&target);
@@ -351,7 +350,10 @@ fn mount_one(ctx: &Ctx, rootfd: RawFd, m: &Mount) -> Result<()> {
         if opts.flags.contains(MsFlags::MS_REC) {
             bflags |= MsFlags::MS_REC;
         }
-        do_mount(ctx.sys, Some(&src), &tp, None, bflags, None, &what)?;
+        match opened {
+            Some(tree) => crate::bind_sources::attach(tree, &target, &what)?,
+            None => do_mount(ctx.sys, Some(&src), &tp, None, bflags, None, &what)?,
+        }
         // Reopen: the fd still points at the covered directory, not the new mount.
         let target = open_in_root(rootfd, &rel(dest), libc::O_PATH).sys_ctx(what)?;
         let tp = fd_path(&target);

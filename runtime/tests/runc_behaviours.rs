@@ -4,6 +4,7 @@
 mod common;
 
 use common::{stderr, Fixture};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -428,4 +429,39 @@ fn rshared_bind_propagates_both_ways() {
 #[test]
 fn rslave_bind_propagates_host_to_container_only() {
     assert_eq!(propagation_both_ways("rslave"), (true, false));
+}
+
+/// Item 12: a rootful container with a user namespace binds a source its mapped root
+/// cannot reach (a file and a directory in a 0700 root directory): the runtime takes bind sources
+/// before the init enters the user namespace, as runc.
+#[test]
+fn userns_container_binds_a_source_in_a_0700_dir() {
+    let mut f = Fixture::userns();
+    let private = f.dir.join("private");
+    std::fs::create_dir(&private).expect("mkdir private");
+    std::fs::create_dir(private.join("sub")).expect("mkdir private/sub");
+    for file in ["data", "sub/data"] {
+        std::fs::write(private.join(file), "secret-ok\n").expect("write data");
+    }
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).expect("chmod 0700");
+    for (dest, src) in [
+        ("/data", private.join("data")),
+        ("/dir", private.join("sub")),
+    ] {
+        f.config["mounts"]
+            .as_array_mut()
+            .expect("mounts")
+            .push(serde_json::json!({
+                "destination": dest, "type": "bind", "source": src, "options": ["rbind", "ro"],
+            }));
+    }
+    f.args(&["/bin/cat", "/data", "/dir/data"]);
+    let o = f.run(&[
+        "run",
+        "--bundle",
+        f.bundle.to_str().expect("utf8"),
+        "userns-bind",
+    ]);
+    assert!(o.status.success(), "run: {}", stderr(&o));
+    assert_eq!(common::stdout(&o), "secret-ok\nsecret-ok\n");
 }

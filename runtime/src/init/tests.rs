@@ -99,6 +99,7 @@ fn run(b: &Bundle, spec: &Spec, no_pivot: bool, sys: &Recording) -> Error {
         no_new_keyring: false,
         id: "t1",
         close_fds: Vec::new(),
+        bind_sources: &[],
     };
     match setup(&ctx, &child, sys) {
         Ok(never) => match never {},
