@@ -465,3 +465,31 @@ fn userns_container_binds_a_source_in_a_0700_dir() {
     assert!(o.status.success(), "run: {}", stderr(&o));
     assert_eq!(common::stdout(&o), "secret-ok\nsecret-ok\n");
 }
+
+/// Item 3: a `process.cwd` the process user cannot enter (`/root`, 0700, user 42) is
+/// entered before the user switch, as runc, for the init and for `exec`.
+#[test]
+fn cwd_unreadable_by_the_user_is_entered_before_the_switch() {
+    let mut f = Fixture::new();
+    let root = f.bundle.join("rootfs/root");
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    f.config["process"]["cwd"] = "/root".into();
+    f.config["process"]["user"] = serde_json::json!({"uid": 42, "gid": 42});
+    f.args(&["/bin/sh", "-c", "pwd; id -u"]);
+    let o = f.run(&[
+        "run",
+        "--bundle",
+        f.bundle.to_str().expect("utf8"),
+        "cwd-run",
+    ]);
+    assert!(o.status.success(), "run: {}", stderr(&o));
+    assert_eq!(common::stdout(&o), "/root\n42\n");
+    f.args(&["/bin/sleep", "600"]);
+    let o = f.create("cwd");
+    assert!(o.status.success(), "create: {}", stderr(&o));
+    let o = f.run(&["start", "cwd"]);
+    assert!(o.status.success(), "start: {}", stderr(&o));
+    let o = f.run(&["exec", "--user", "42:42", "--cwd", "/root", "cwd", "pwd"]);
+    assert!(o.status.success(), "exec: {}", stderr(&o));
+    assert_eq!(common::stdout(&o), "/root\n");
+}
