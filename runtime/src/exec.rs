@@ -271,7 +271,7 @@ fn child_setup(
         }
         crate::console::send_master(sock.as_raw_fd(), master.as_raw_fd(), &name)?;
         drop(master);
-        crate::console::take_slave(&slave)?;
+        crate::console::take_slave(&slave, p.user().uid())?;
     }
     if let Some(r) = p.rlimits() {
         crate::rlimits::apply(r)?;

@@ -298,7 +298,7 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
         if ctx.ns.has_mount_ns {
             console::bind_console(&name)?;
         }
-        console::take_slave(&slave)?;
+        console::take_slave(&slave, process.user().uid())?;
     }
     if let Some(r) = process.rlimits() {
         crate::rlimits::apply(r)?;

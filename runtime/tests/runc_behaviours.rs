@@ -493,3 +493,26 @@ fn cwd_unreadable_by_the_user_is_entered_before_the_switch() {
     assert!(o.status.success(), "exec: {}", stderr(&o));
     assert_eq!(common::stdout(&o), "/root\n");
 }
+
+/// Item 10: with a terminal and `process.user` 1000:100 the pty is owned by uid 1000,
+/// group tty (5), as runc's, for the init and for `exec -t`.
+#[test]
+fn terminal_is_owned_by_the_process_user() {
+    let mut f = Fixture::new();
+    f.config["process"]["terminal"] = true.into();
+    f.config["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 100});
+    f.args(&["/bin/sh", "-c", "stat -L -c '%u:%g' /proc/self/fd/0"]);
+    let o = f.run(&["run", "--bundle", f.bundle.to_str().expect("utf8"), "tty"]);
+    assert!(o.status.success(), "run: {}", stderr(&o));
+    assert_eq!(common::stdout(&o).trim(), "1000:5");
+    f.config["process"]["terminal"] = false.into();
+    f.args(&["/bin/sleep", "600"]);
+    let o = f.create("tty-exec");
+    assert!(o.status.success(), "create: {}", stderr(&o));
+    let o = f.run(&["start", "tty-exec"]);
+    assert!(o.status.success(), "start: {}", stderr(&o));
+    let stat = ["stat", "-L", "-c", "%u:%g", "/proc/self/fd/0"];
+    let o = f.run(&[&["exec", "-t", "--user", "1000:100", "tty-exec"], &stat[..]].concat());
+    assert!(o.status.success(), "exec: {}", stderr(&o));
+    assert_eq!(common::stdout(&o).trim(), "1000:5");
+}
