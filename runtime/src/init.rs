@@ -300,6 +300,9 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
         }
         console::take_slave(&slave, process.user().uid())?;
     }
+    if ctx.ns.has_mount_ns {
+        rootfs::remount_dev_readonly(sys, spec)?;
+    }
     if let Some(r) = process.rlimits() {
         crate::rlimits::apply(r)?;
     }

@@ -382,7 +382,11 @@ fn mount_one(ctx: &Ctx, rootfd: RawFd, m: &Mount, opened: Option<&OwnedFd>) -> R
     } else {
         Some(opts.data.as_str())
     };
-    let flags = opts.flags & !MsFlags::MS_REMOUNT;
+    let mut flags = opts.flags & !MsFlags::MS_REMOUNT;
+    if is_dev(m) {
+        // Populated first, read-only at the end (remount_dev_readonly), as runc.
+        flags &= !MsFlags::MS_RDONLY;
+    }
     let res = ctx.sys.mount(Some(&src), &tp, Some(typ), flags, data);
     match res {
         Ok(()) => {}
@@ -482,6 +486,24 @@ pub fn pivot(sys: &dyn Syscall, rootfs: &Path, no_pivot: bool) -> Result<()> {
         .sys_ctx(|| "detach old root".into())?;
     sys.chdir(root).sys_ctx(|| "chdir /".into())?;
     Ok(())
+}
+
+fn is_dev(m: &Mount) -> bool {
+    rel(m.destination()) == Path::new("dev")
+}
+
+/// A `/dev` mount with `ro`, mounted read-write to be populated, is made read-only
+/// once the set-up is done with it (devices, links, /dev/pts, the console), as runc.
+pub fn remount_dev_readonly(sys: &dyn Syscall, spec: &Spec) -> Result<()> {
+    let Some(m) = spec.mounts().iter().flatten().rev().find(|m| is_dev(m)) else {
+        return Ok(());
+    };
+    let opts = mounts::parse(m.options().as_deref().unwrap_or(&[]));
+    if opts.bind || m.typ().as_deref() == Some("bind") || !opts.flags.contains(MsFlags::MS_RDONLY) {
+        return Ok(());
+    }
+    let keep = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    remount_bind(sys, Path::new("/dev"), keep)
 }
 
 /// Step 5 (after pivot): masked paths, read-only paths, read-only root.

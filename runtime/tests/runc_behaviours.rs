@@ -516,3 +516,35 @@ fn terminal_is_owned_by_the_process_user() {
     assert!(o.status.success(), "exec: {}", stderr(&o));
     assert_eq!(common::stdout(&o).trim(), "1000:5");
 }
+
+/// Item 7: a `/dev` tmpfs with `ro` is populated (devices, /dev/pts, links) and then
+/// read-only, as runc's.
+#[test]
+fn read_only_dev_is_populated_then_read_only() {
+    let mut f = Fixture::new();
+    for m in f.config["mounts"].as_array_mut().expect("mounts") {
+        if m["destination"] == "/dev" {
+            m["options"]
+                .as_array_mut()
+                .expect("options")
+                .push("ro".into());
+        }
+    }
+    f.args(&[
+        "/bin/sh",
+        "-c",
+        "test -c /dev/null && test -d /dev/pts && test -L /dev/fd && echo populated; \
+         touch /dev/x 2>/dev/null || echo read-only; grep ' /dev ' /proc/self/mounts",
+    ]);
+    let o = f.run(&["run", "--bundle", f.bundle.to_str().expect("utf8"), "rodev"]);
+    assert!(o.status.success(), "run: {}", stderr(&o));
+    let out = common::stdout(&o);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("populated"), "{out}");
+    assert_eq!(lines.next(), Some("read-only"), "{out}");
+    let opts = lines.next().and_then(|l| l.split_whitespace().nth(3));
+    assert!(
+        opts.is_some_and(|o| o.split(',').any(|f| f == "ro")),
+        "{out}"
+    );
+}
