@@ -249,6 +249,7 @@ fn exec_cmd(root: &std::path::Path, a: &ExecArgs) -> Result<i32> {
         console_socket: a.console_socket.clone(),
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
+        cgroup: a.cgroup.clone(),
     })
 }
 

@@ -31,6 +31,8 @@ pub struct ExecOpts {
     pub preserve_fds: u32,
     /// `--ignore-paused`.
     pub ignore_paused: bool,
+    /// `--cgroup`: sub-cgroups to join ([`crate::sub_cgroup`]).
+    pub cgroup: Vec<String>,
 }
 
 /// Join order: the user namespace first (it owns the others), the mount namespace last.
@@ -95,6 +97,15 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
             })
         }
     }
+    let cgroup = match &rec.cgroup {
+        Some(cg) => Some(crate::sub_cgroup::resolve(cg, &opts.cgroup)?),
+        None if !opts.cgroup.is_empty() => {
+            return Err(Error::Other(
+                "exec --cgroup: the container has no cgroup".into(),
+            ))
+        }
+        None => None,
+    };
     let spec: Spec = crate::container::load_saved_spec(&dir)?;
     let p = &opts.process;
     let args = p.args().clone().unwrap_or_default();
@@ -138,7 +149,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     let (parent, child) = sync::pair()?;
     // The process is born in the container's v2 cgroup and moves itself into the v1
     // ones (see Cgroup::join_v1_self): no waiting for an RCU grace period.
-    let (into, tasks) = match &rec.cgroup {
+    let (into, tasks) = match &cgroup {
         Some(cg) => (cg.clone_into_fd(), cg.v1_tasks_files()?),
         None => (None, Vec::new()),
     };
@@ -150,7 +161,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     let forked = unsafe { crate::fork::fork(0, into.as_ref(), "exec process") }?;
     let crate::fork::Forked::Parent { pid, in_cgroup } = forked else {
         drop(parent);
-        let joined = match &rec.cgroup {
+        let joined = match &cgroup {
             Some(cg) => cg
                 .join_v1_self(&tasks)
                 .map_err(|e| Error::context("move into cgroup", e)),
@@ -180,7 +191,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     drop(tasks);
     crate::failpoint::hit("exec:forked");
     let guard = KillOnDrop(pid);
-    if let (Some(cg), false) = (&rec.cgroup, in_cgroup) {
+    if let (Some(cg), false) = (&cgroup, in_cgroup) {
         cg.add_process_v2(pid)?;
     }
     let fwd = crate::signals::forwardable();

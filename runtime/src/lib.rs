@@ -18,7 +18,8 @@
 //! - [`init`]: the container side, between clone and exec.
 //! - [`syscall`]: the privileged calls of the set-up behind one trait (real and
 //!   recording fake), so its order is unit-tested without root.
-//! - [`exec`]: `boxrun exec`, a new process in a running container.
+//! - [`exec`]: `boxrun exec`, a new process in a running container ([`sub_cgroup`]:
+//!   its `--cgroup`).
 //! - What the set-up applies: [`namespaces`], [`rootfs`], [`mounts`] (mount
 //!   options), [`bind_sources`] (taken before a user namespace), [`devices`], [`hooks`], [`capabilities`], [`rlimits`], [`identity`]
 //!   (cwd, user, capabilities and seccomp in order), [`sched`] (scheduler, I/O
@@ -53,6 +54,7 @@ pub mod sched;
 pub mod signals;
 pub mod spec;
 pub mod state;
+pub mod sub_cgroup;
 pub mod sync;
 pub mod syscall;
 pub mod util;

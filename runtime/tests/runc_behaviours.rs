@@ -548,3 +548,75 @@ fn read_only_dev_is_populated_then_read_only() {
         "{out}"
     );
 }
+
+/// Item 6: `exec --cgroup` puts the process in the sub-cgroup (v1 `controller:path`,
+/// the plain form in every hierarchy) and refuses bad values with runc's wording.
+#[test]
+fn exec_cgroup_joins_sub_cgroups_and_refuses_bad_ones() {
+    let top = parent("execcg");
+    let _cleanup = CgroupCleanup(top.clone());
+    let path = format!("{top}/c");
+    let mut f = Fixture::new();
+    f.config["linux"]["cgroupsPath"] = path.clone().into();
+    f.args(&["/bin/sleep", "600"]);
+    let o = f.create("execcg");
+    assert!(o.status.success(), "create: {}", stderr(&o));
+    let o = f.run(&["start", "execcg"]);
+    assert!(o.status.success(), "start: {}", stderr(&o));
+    let exec = |cg: &[&str]| {
+        let mut args = vec!["exec"];
+        for c in cg {
+            args.extend(["--cgroup", c]);
+        }
+        args.extend(["execcg", "cat", "/proc/self/cgroup"]);
+        f.run(&args)
+    };
+    for (cg, want) in [
+        (&[".."][..], ".. is not a sub cgroup path"),
+        (&["pids:/../.."][..], "/../.. is not a sub cgroup path"),
+        (
+            &["whaaat:/"][..],
+            "unknown controller whaaat in SubCgroupPaths",
+        ),
+        (&["a:b:c"][..], "invalid --cgroup argument: a:b:c"),
+        (&["sub", "pids:sub"][..], "(missing <controller>: prefix)"),
+        (
+            &["pids:nonexistent"][..],
+            "/nonexistent/cgroup.procs: no such file",
+        ),
+    ] {
+        let o = exec(cg);
+        assert_eq!(o.status.code(), Some(255), "{cg:?} exit: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{cg:?}: {}", stderr(&o));
+    }
+    let mounts = cgroup_mounts();
+    let pids = mounts.iter().find(|m| m.ends_with("pids"));
+    let Some(pids) = pids else {
+        return; // a pure cgroup v2 host: no v1 controller to pick
+    };
+    make_everywhere(&format!("{path}/sub"));
+    let o = exec(&["pids:sub"]);
+    assert!(o.status.success(), "pids:sub: {}", stderr(&o));
+    let own = format!("{path}/sub");
+    let out = common::stdout(&o);
+    for line in out.lines() {
+        let mut f = line.splitn(3, ':');
+        let (ctrl, at) = (f.nth(1).unwrap_or(""), f.next().unwrap_or(""));
+        let want = if ctrl == "pids" {
+            own.as_str()
+        } else {
+            path.as_str()
+        };
+        assert_eq!(at, want, "{line} in {out}");
+    }
+    assert!(pids.join(own.trim_start_matches('/')).is_dir());
+    let o = exec(&["/"]);
+    assert!(o.status.success(), "/: {}", stderr(&o));
+    let out = common::stdout(&o);
+    assert!(
+        out.lines().all(|l| l.ends_with(&format!(":{path}"))),
+        "{out}"
+    );
+    let o = f.run(&["delete", "--force", "execcg"]);
+    assert!(o.status.success(), "delete: {}", stderr(&o));
+}

@@ -267,7 +267,7 @@ pub struct ExecArgs {
     pub preserve_fds: u32,
     /// Run even if the container is paused (`--ignore-paused`).
     pub ignore_paused: bool,
-    /// Sub-cgroups to join (`--cgroup`, repeatable; accepted, not applied).
+    /// Sub-cgroups to join (`--cgroup`, repeatable; `[CONTROLLER:]PATH`).
     pub cgroup: Vec<String>,
     /// Container id.
     pub id: String,
