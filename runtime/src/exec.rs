@@ -202,8 +202,12 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     parent.send(ToInit::Go)?;
     loop {
         match parent.recv()? {
-            Some(FromInit::SeccompFd { .. }) => {
-                // Listener hand-over for exec'd processes follows the init's listener.
+            Some(FromInit::SeccompFd { listener }) => {
+                // To the listenerPath agent, as the init's (runc: the exec'd pid).
+                crate::container::create::handshake::hand_over_seccomp(
+                    &spec, &rec, status, pid, &listener,
+                )?;
+                drop(listener);
                 parent.send(ToInit::Continue)?;
             }
             Some(FromInit::Error(msg)) => return Err(Error::Init(msg)),

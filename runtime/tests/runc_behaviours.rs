@@ -4,6 +4,7 @@
 mod common;
 
 use common::{stderr, Fixture};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -619,4 +620,105 @@ fn exec_cgroup_joins_sub_cgroups_and_refuses_bad_ones() {
     );
     let o = f.run(&["delete", "--force", "execcg"]);
     assert!(o.status.success(), "delete: {}", stderr(&o));
+}
+
+/// A seccomp agent on `sock` (runc's listenerPath protocol): for every listener fd it
+/// receives, answers each notified syscall with EXDEV, until the listener goes away.
+/// Returns the state documents it was sent.
+fn seccomp_agent(sock: &Path, conns: usize) -> std::thread::JoinHandle<Vec<serde_json::Value>> {
+    let listener = std::os::unix::net::UnixListener::bind(sock).expect("bind agent socket");
+    std::thread::spawn(move || {
+        let mut states = Vec::new();
+        for _ in 0..conns {
+            let Ok((conn, _)) = listener.accept() else {
+                break;
+            };
+            let (state, fd) = recv_listener(&conn);
+            states.push(state);
+            std::thread::spawn(move || answer_exdev(&fd));
+        }
+        states
+    })
+}
+
+/// One message of the listenerPath protocol: the state JSON and the fd.
+fn recv_listener(conn: &std::os::unix::net::UnixStream) -> (serde_json::Value, OwnedFd) {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut buf = vec![0u8; 8192];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .expect("recvmsg");
+    let mut fds = Vec::new();
+    for c in msg.cmsgs().expect("cmsgs") {
+        if let ControlMessageOwned::ScmRights(v) = c {
+            fds.extend(v);
+        }
+    }
+    let n = msg.bytes;
+    assert_eq!(fds.len(), 1, "one fd in SCM_RIGHTS");
+    // SAFETY: the fd arrived in SCM_RIGHTS and is ours now.
+    let fd = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+    (serde_json::from_slice(&buf[..n]).expect("state json"), fd)
+}
+
+fn answer_exdev(fd: &OwnedFd) {
+    loop {
+        // SAFETY: zeroed plain-data struct, filled by the kernel.
+        let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+        // SAFETY: ioctl with a valid seccomp_notif; fails once no filter uses the fd.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req) } != 0 {
+            return;
+        }
+        let mut resp = libc::seccomp_notif_resp {
+            id: req.id,
+            val: 0,
+            error: -libc::EXDEV,
+            flags: 0,
+        };
+        // SAFETY: ioctl with a valid seccomp_notif_resp.
+        unsafe { libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp) };
+    }
+}
+
+/// Item 9: the seccomp listener of an exec'd process goes to the `listenerPath` agent
+/// as the init's does (it was received and dropped: notified syscalls got ENOSYS).
+#[test]
+fn exec_seccomp_listener_goes_to_the_agent() {
+    let mut f = Fixture::new();
+    let sock = f.dir.join("agent.sock");
+    let agent = seccomp_agent(&sock, 2);
+    f.config["linux"]["seccomp"] = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock,
+        "listenerMetadata": "meta",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}],
+    });
+    f.args(&["/bin/sleep", "600"]);
+    let o = f.create("notify");
+    assert!(o.status.success(), "create: {}", stderr(&o));
+    let o = f.run(&["start", "notify"]);
+    assert!(o.status.success(), "start: {}", stderr(&o));
+    let o = f.run(&["exec", "notify", "mkdir", "/tmp/notified"]);
+    let err = stderr(&o);
+    assert!(!o.status.success(), "mkdir succeeded");
+    assert!(
+        err.contains("cross-device"),
+        "not answered by the agent: {err}"
+    );
+    let o = f.run(&["delete", "--force", "notify"]);
+    assert!(o.status.success(), "delete: {}", stderr(&o));
+    let states = agent.join().expect("agent");
+    assert_eq!(states.len(), 2);
+    assert_eq!(states[1]["metadata"], "meta");
+    assert_eq!(states[1]["state"]["status"], "running");
+    assert_ne!(
+        states[1]["pid"], states[0]["pid"],
+        "the exec'd process's pid"
+    );
 }
