@@ -448,6 +448,7 @@ fn set_recursive_ro(sys: &dyn Syscall, target: &Path) -> Result<()> {
 pub fn pivot(sys: &dyn Syscall, rootfs: &Path, no_pivot: bool) -> Result<()> {
     let root = Path::new("/");
     if no_pivot {
+        hide_full_proc_and_sys(sys, rootfs)?;
         sys.chdir(rootfs)
             .sys_ctx(|| format!("chdir {}", rootfs.display()))?;
         do_mount(
@@ -504,6 +505,45 @@ pub fn remount_dev_readonly(sys: &dyn Syscall, spec: &Spec) -> Result<()> {
     }
     let keep = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     remount_bind(sys, Path::new("/dev"), keep)
+}
+
+/// `--no-pivot` (runc's `msMoveRoot`): the kernel lets a process mount a fresh procfs
+/// or sysfs only while a full one (its root mounted, nothing locked over it) is in its
+/// mount namespace. Without pivot_root the host's stay there under the chroot, so each
+/// full proc and sysfs mount outside the rootfs is detached (slave first, so the host
+/// keeps its own), or covered with a tmpfs where it cannot be: the container cannot
+/// get a procfs without its masked paths.
+fn hide_full_proc_and_sys(sys: &dyn Syscall, rootfs: &Path) -> Result<()> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| Error::io("/proc/self/mountinfo", e))?;
+    let full = boxrun_common::mountinfo::parse_mountinfo(&text)
+        .into_iter()
+        .filter(|m| m.root == "/" && (m.fstype == "proc" || m.fstype == "sysfs"))
+        .filter(|m| !Path::new(&m.mount_point).starts_with(rootfs));
+    for m in full {
+        let p = Path::new(&m.mount_point);
+        let what = || format!("--no-pivot: detach {} {}", m.fstype, p.display());
+        match sys.mount(None, p, None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None) {
+            Ok(()) => {}
+            // A parent was detached already.
+            Err(nix::Error::ENOENT) => continue,
+            Err(e) => return Err(Error::sys(what(), e)),
+        }
+        match sys.umount2(p, MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(nix::Error::EINVAL | nix::Error::EPERM) => do_mount(
+                sys,
+                Some(Path::new("tmpfs")),
+                p,
+                Some("tmpfs"),
+                MsFlags::empty(),
+                None,
+                &what,
+            )?,
+            Err(e) => return Err(Error::sys(what(), e)),
+        }
+    }
+    Ok(())
 }
 
 /// Step 5 (after pivot): masked paths, read-only paths, read-only root.

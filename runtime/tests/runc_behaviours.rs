@@ -722,3 +722,32 @@ fn exec_seccomp_listener_goes_to_the_agent() {
         "the exec'd process's pid"
     );
 }
+
+/// Item 8: with `--no-pivot` the container cannot mount a fresh procfs (one without
+/// the masked paths) from a new user and pid namespace: the host's full procfs and
+/// sysfs are detached before the rootfs is moved onto `/`, as runc's `msMoveRoot`.
+#[test]
+fn no_pivot_gives_no_unmasked_procfs() {
+    let mut f = Fixture::new();
+    for set in ["bounding", "effective", "permitted"] {
+        let caps = f.config["process"]["capabilities"][set]
+            .as_array_mut()
+            .expect("capability set");
+        caps.push("CAP_SETFCAP".into());
+    }
+    f.args(&[
+        "unshare",
+        "-mrpf",
+        "sh",
+        "-c",
+        "mount -t proc none /proc && echo mounted",
+    ]);
+    let bundle = f.bundle.to_str().expect("utf8");
+    let o = f.run(&["run", "--no-pivot", "--bundle", bundle, "nopivot"]);
+    let out = format!("{}{}", common::stdout(&o), stderr(&o));
+    assert!(
+        !out.contains("mounted"),
+        "a fresh procfs was mounted: {out}"
+    );
+    assert!(out.contains("mount: permission denied"), "{out}");
+}

@@ -359,7 +359,10 @@ fn no_pivot_moves_the_rootfs_onto_slash_and_chroots() {
         ],
     );
     assert!(matching(&calls, "pivot_root").is_empty());
-    assert!(matching(&calls, "umount2").is_empty());
+    // First the host's full procfs (as runc's msMoveRoot): slave, then detached.
+    let proc_at = pos(&calls, "umount2 /proc MNT_DETACH");
+    assert_eq!(calls[proc_at - 1], "mount - /proc - REC|SLAVE -");
+    assert!(proc_at < pos(&calls, "mount <rootfs> / - MOVE -"));
 }
 
 #[test]
