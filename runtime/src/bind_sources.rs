@@ -1,7 +1,8 @@
-//! Bind sources of a container with a user namespace, taken by the runtime before the
-//! init enters it (runc's mount source fds): the container's root may not reach the
-//! source path (a file in a 0700 root directory), but it may attach a copy of the
-//! mount that the runtime made.
+//! Bind mounts: the targets runc refuses (inside `/proc`), and the sources of a
+//! container with a user namespace, taken by the runtime before the init enters it
+//! (runc's mount source fds): the container's root may not reach the source path (a
+//! file in a 0700 root directory), but it may attach a copy of the mount that the
+//! runtime made.
 //!
 //! The runtime clones each bind source's mount (`open_tree(OPEN_TREE_CLONE)`, recursive
 //! for `rbind`) before the clone; the init inherits the detached trees and attaches
@@ -73,4 +74,48 @@ pub fn attach(tree: &OwnedFd, target: &OwnedFd, what: &dyn Fn() -> String) -> Re
         return Err(Error::sys(what(), nix::Error::last()));
     }
     Ok(())
+}
+
+/// Files below `/proc` a bind may cover, as runc's (lxcfs emulates them).
+const PROC_BINDS_ALLOWED: &[&str] = &[
+    "cpuinfo",
+    "diskstats",
+    "meminfo",
+    "stat",
+    "swaps",
+    "uptime",
+    "loadavg",
+    "slabinfo",
+    "net/dev",
+    "sys/kernel/ns_last_pid",
+];
+
+/// Refuse a bind whose target, resolved in the rootfs (`resolved`, a host path, so
+/// symlinks in the image are followed), is inside the container's `/proc`, as runc's
+/// `checkProcMount`: only the files lxcfs emulates, and `/proc` itself from a procfs.
+pub fn check_proc_target(rootfs: &Path, resolved: &Path, m: &Mount, src: &Path) -> Result<()> {
+    let Ok(below) = resolved.strip_prefix(rootfs.join("proc")) else {
+        return Ok(());
+    };
+    let refuse = |why: &str| {
+        Err(Error::Config(format!(
+            "mounts: error mounting {:?} to rootfs at {:?}: {:?} {why}",
+            src,
+            m.destination(),
+            resolved
+        )))
+    };
+    if below.as_os_str().is_empty() {
+        let is_proc = nix::sys::statfs::statfs(src)
+            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC);
+        return if is_proc {
+            Ok(())
+        } else {
+            refuse("cannot be mounted because it is not of type proc")
+        };
+    }
+    if PROC_BINDS_ALLOWED.iter().any(|a| below == Path::new(a)) {
+        return Ok(());
+    }
+    refuse("cannot be mounted because it is inside /proc")
 }

@@ -37,7 +37,7 @@ pub fn main() -> i32 {
         }
     };
     if cli.version {
-        outln!("boxrun version {}\nspec: 1.2.0", env!("CARGO_PKG_VERSION"));
+        let _ = std::io::stdout().write_all(args::version().as_bytes());
         return 0;
     }
     let fmt = if cli.log_format == "json" {
@@ -49,8 +49,19 @@ pub fn main() -> i32 {
         errln!("boxrun: error: {e}");
         return 1;
     }
+    if cli.debug {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        logging::debug(&format!(
+            "boxrun {}: {}",
+            env!("CARGO_PKG_VERSION"),
+            args.join(" ")
+        ));
+    }
     match dispatch(&cli) {
-        Ok(code) => code,
+        Ok(code) => {
+            logging::debug(&format!("exit status {code}"));
+            code
+        }
         Err(e) => {
             logging::error(&e.to_string());
             failure_code(&cli)
@@ -174,7 +185,9 @@ fn list(root: &std::path::Path, format: &str, quiet: bool) -> Result<i32> {
     }
     match format {
         "json" => {
-            let _ = writeln!(out, "{}", serde_json::Value::Array(rows));
+            let rows: Vec<_> = rows.iter().map(container::list::Entry::of).collect();
+            let text = serde_json::to_string(&rows).map_err(|e| Error::json("encode list", e))?;
+            let _ = writeln!(out, "{text}");
         }
         "table" => {
             let _ = writeln!(
@@ -191,11 +204,7 @@ fn list(root: &std::path::Path, format: &str, quiet: bool) -> Result<i32> {
                     r["status"].as_str().unwrap_or(""),
                     r["bundle"].as_str().unwrap_or(""),
                     r["created"].as_str().unwrap_or(""),
-                    if r["owner"].as_str().unwrap_or("").is_empty() {
-                        "root"
-                    } else {
-                        r["owner"].as_str().unwrap_or("")
-                    }
+                    container::list::owner(r)
                 );
             }
         }
@@ -329,10 +338,7 @@ fn parse_duration(s: &str) -> Result<std::time::Duration> {
 fn events(root: &std::path::Path, id: &str, interval: &str, stats_once: bool) -> Result<i32> {
     let every = parse_duration(interval)?;
     container::events::watch(root, id, every, stats_once, |typ, data| {
-        outln!(
-            "{}",
-            serde_json::json!({"type": typ, "id": id, "data": data})
-        );
+        outln!("{}", container::events::line(typ, id, &data));
     })?;
     Ok(0)
 }

@@ -346,6 +346,8 @@ fn mount_one(ctx: &Ctx, rootfd: RawFd, m: &Mount, opened: Option<&OwnedFd>) -> R
             .map_err(|e| Error::field(format!("mounts: bind source {}", src.display()), e))?;
         let target = mkdir_all_in_root(rootfd, dest, !meta.is_dir())?;
         let tp = fd_path(&target);
+        let resolved = std::fs::read_link(&tp).map_err(|e| Error::io(dest, e))?;
+        crate::bind_sources::check_proc_target(ctx.rootfs, &resolved, m, &src)?;
         let mut bflags = MsFlags::MS_BIND;
         if opts.flags.contains(MsFlags::MS_REC) {
             bflags |= MsFlags::MS_REC;

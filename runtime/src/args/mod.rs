@@ -65,6 +65,7 @@
 //! is (its documented limitation).
 
 mod help;
+pub use help::version;
 mod read;
 mod scan;
 mod table;
