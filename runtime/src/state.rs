@@ -250,13 +250,6 @@ impl StateDir {
         crate::util::atomic_write(&self.path.join("state.json"), &data, 0o600)
     }
 
-    /// Write `state.json` atomically and durably (fsync of the file and the directory):
-    /// for what must be on record before it is made on the host.
-    pub fn save_durable(&self, rec: &Record) -> Result<()> {
-        let data = serde_json::to_vec(rec).map_err(|e| Error::json("encode state", e))?;
-        crate::util::durable_write(&self.path.join("state.json"), &data, 0o600)
-    }
-
     /// Path of the saved config.json.
     pub fn config_path(&self) -> PathBuf {
         self.path.join("config.json")
