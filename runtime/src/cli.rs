@@ -45,7 +45,7 @@ pub fn main() -> i32 {
         _ => 0,
     });
     if cli.version {
-        outln!("boxrun version {}\nspec: 1.2.0", env!("CARGO_PKG_VERSION"));
+        let _ = std::io::stdout().write_all(args::version().as_bytes());
         return 0;
     }
     let fmt = if cli.log_format == "json" {
@@ -57,8 +57,19 @@ pub fn main() -> i32 {
         errln!("boxrun: error: {e}");
         return 1;
     }
+    if cli.debug {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        logging::debug(&format!(
+            "boxrun {}: {}",
+            env!("CARGO_PKG_VERSION"),
+            args.join(" ")
+        ));
+    }
     match dispatch(&cli) {
-        Ok(code) => code,
+        Ok(code) => {
+            logging::debug(&format!("exit status {code}"));
+            code
+        }
         Err(e) => {
             logging::error(&e.to_string());
             failure_code(&cli)
@@ -182,7 +193,9 @@ fn list(root: &std::path::Path, format: &str, quiet: bool) -> Result<i32> {
     }
     match format {
         "json" => {
-            let _ = writeln!(out, "{}", serde_json::Value::Array(rows));
+            let rows: Vec<_> = rows.iter().map(container::list::Entry::of).collect();
+            let text = serde_json::to_string(&rows).map_err(|e| Error::json("encode list", e))?;
+            let _ = writeln!(out, "{text}");
         }
         "table" => {
             let _ = writeln!(
@@ -199,11 +212,7 @@ fn list(root: &std::path::Path, format: &str, quiet: bool) -> Result<i32> {
                     r["status"].as_str().unwrap_or(""),
                     r["bundle"].as_str().unwrap_or(""),
                     r["created"].as_str().unwrap_or(""),
-                    if r["owner"].as_str().unwrap_or("").is_empty() {
-                        "root"
-                    } else {
-                        r["owner"].as_str().unwrap_or("")
-                    }
+                    container::list::owner(r)
                 );
             }
         }
@@ -257,6 +266,7 @@ fn exec_cmd(root: &std::path::Path, a: &ExecArgs) -> Result<i32> {
         console_socket: a.console_socket.clone(),
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
+        cgroup: a.cgroup.clone(),
     })
 }
 
@@ -336,10 +346,7 @@ fn parse_duration(s: &str) -> Result<std::time::Duration> {
 fn events(root: &std::path::Path, id: &str, interval: &str, stats_once: bool) -> Result<i32> {
     let every = parse_duration(interval)?;
     container::events::watch(root, id, every, stats_once, |typ, data| {
-        outln!(
-            "{}",
-            serde_json::json!({"type": typ, "id": id, "data": data})
-        );
+        outln!("{}", container::events::line(typ, id, &data));
     })?;
     Ok(0)
 }

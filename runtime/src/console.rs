@@ -75,8 +75,20 @@ pub fn send_master(sock: RawFd, master: RawFd, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Make the slave the process's stdio and controlling terminal.
-pub fn take_slave(slave: &OwnedFd) -> Result<()> {
+/// Make the slave the process's stdio and controlling terminal, owned by `uid` (the
+/// process user; its group, tty, kept) as runc's: the user can use its terminal.
+pub fn take_slave(slave: &OwnedFd, uid: u32) -> Result<()> {
+    // SAFETY: fchown of an open fd; gid -1 keeps the group.
+    if unsafe { libc::fchown(slave.as_raw_fd(), uid, u32::MAX) } != 0 {
+        let e = nix::Error::last();
+        // As runc: an unmapped owner or group, or a read-only /dev, leaves it as it is.
+        if !matches!(
+            e,
+            nix::Error::EINVAL | nix::Error::EPERM | nix::Error::EROFS
+        ) {
+            return Err(Error::sys("chown pty slave", e));
+        }
+    }
     for fd in 0..3 {
         // SAFETY: dup2 onto stdio numbers.
         if unsafe { libc::dup2(slave.as_raw_fd(), fd) } < 0 {

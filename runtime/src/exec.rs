@@ -31,6 +31,8 @@ pub struct ExecOpts {
     pub preserve_fds: u32,
     /// `--ignore-paused`.
     pub ignore_paused: bool,
+    /// `--cgroup`: sub-cgroups to join ([`crate::sub_cgroup`]).
+    pub cgroup: Vec<String>,
 }
 
 /// Join order: the network namespace first (one the host made, as boxctl does, is owned
@@ -97,6 +99,15 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
             })
         }
     }
+    let cgroup = match &rec.cgroup {
+        Some(cg) => Some(crate::sub_cgroup::resolve(cg, &opts.cgroup)?),
+        None if !opts.cgroup.is_empty() => {
+            return Err(Error::Other(
+                "exec --cgroup: the container has no cgroup".into(),
+            ))
+        }
+        None => None,
+    };
     let spec: Spec = crate::container::load_saved_spec(&dir)?;
     let p = &opts.process;
     let args = p.args().clone().unwrap_or_default();
@@ -140,7 +151,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     let (parent, child) = sync::pair()?;
     // The process is born in the container's v2 cgroup and moves itself into the v1
     // ones (see Cgroup::join_v1_self): no waiting for an RCU grace period.
-    let (into, tasks) = match &rec.cgroup {
+    let (into, tasks) = match &cgroup {
         Some(cg) => (cg.clone_into_fd(), cg.v1_tasks_files()?),
         None => (None, Vec::new()),
     };
@@ -152,7 +163,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     let forked = unsafe { crate::fork::fork(0, into.as_ref(), "exec process") }?;
     let crate::fork::Forked::Parent { pid, in_cgroup } = forked else {
         drop(parent);
-        let joined = match &rec.cgroup {
+        let joined = match &cgroup {
             Some(cg) => cg
                 .join_v1_self(&tasks)
                 .map_err(|e| Error::context("move into cgroup", e)),
@@ -186,7 +197,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     drop(tasks);
     crate::failpoint::hit("exec:forked");
     let guard = KillOnDrop(pid);
-    if let (Some(cg), false) = (&rec.cgroup, in_cgroup) {
+    if let (Some(cg), false) = (&cgroup, in_cgroup) {
         cg.add_process_v2(pid)?;
     }
     let fwd = crate::signals::forwardable();
@@ -197,8 +208,12 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     parent.send(ToInit::Go)?;
     loop {
         match parent.recv()? {
-            Some(FromInit::SeccompFd { .. }) => {
-                // Listener hand-over for exec'd processes follows the init's listener.
+            Some(FromInit::SeccompFd { listener }) => {
+                // To the listenerPath agent, as the init's (runc: the exec'd pid).
+                crate::container::create::handshake::hand_over_seccomp(
+                    &spec, &rec, status, pid, &listener,
+                )?;
+                drop(listener);
                 parent.send(ToInit::Continue)?;
             }
             Some(FromInit::Error(msg)) => return Err(Error::Init(msg)),
@@ -279,7 +294,7 @@ fn child_setup(
         }
         crate::console::send_master(sock.as_raw_fd(), master.as_raw_fd(), &name)?;
         drop(master);
-        crate::console::take_slave(&slave)?;
+        crate::console::take_slave(&slave, p.user().uid())?;
     }
     if let Some(r) = p.rlimits() {
         crate::rlimits::apply(r)?;

@@ -2,7 +2,8 @@
 //! the runtime kills itself with SIGKILL when it reaches the point of that name, so
 //! tests can show that the next command reconciles whatever was half made.
 //!
-//! Points: `create:state-dir`, `create:cgroup`, `create:cloned`, `create:joined`,
+//! Points: `create:state-dir`, `create:cgroup-made`, `create:cgroup`, `create:cloned`,
+//! `create:v1-cgroups-made`, `create:joined`,
 //! `create:ready`, `start:before-release`, `start:released`, `delete:killed`,
 //! `delete:cgroup-removed`, `exec:forked`.
 

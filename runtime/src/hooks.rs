@@ -98,7 +98,7 @@ fn run_in(
     let why = match status {
         None => format!("timed out after {}s", hook.timeout().unwrap_or(0)),
         Some(127) => "could not be executed (exit status 127)".to_string(),
-        Some(s) if s >= 256 => format!("killed by signal {}", s - 256),
+        Some(s) if s >= 256 => signal_text(s - 256),
         Some(s) => format!("exit status {s}"),
     };
     let mut msg = format!("{kind} hook {} failed: {why}", path.display());
@@ -106,6 +106,16 @@ fn run_in(
         msg.push_str(&format!(": {output}"));
     }
     Err(Error::Hook(msg))
+}
+
+/// A hook killed by signal `n`, in runc's (Go's) words: `signal: killed (signal 9)`.
+fn signal_text(n: i32) -> String {
+    // SAFETY: strsignal returns a pointer to a static or thread-local string.
+    let name = unsafe { std::ffi::CStr::from_ptr(libc::strsignal(n)) };
+    format!(
+        "signal: {} (signal {n})",
+        name.to_string_lossy().to_lowercase()
+    )
 }
 
 /// Wait for `pid`; Some(code) (signal n reported as 256+n), None on timeout (child killed).

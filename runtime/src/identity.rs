@@ -52,7 +52,8 @@ pub fn check_cwd_inside() -> Result<()> {
 /// Enter the process's working directory and drop to its credentials, in runc's
 /// order, for the container's init and for `exec` alike: cwd (checked before a profile
 /// that may deny getcwd), seccomp early unless no_new_privs, bounding set, user and
-/// groups keeping capabilities, cwd again as the user, the capability sets, umask,
+/// groups keeping capabilities, cwd as the user if it was denied before, the capability
+/// sets, umask,
 /// then no_new_privs and a late seccomp. `install` loads a filter (and hands a NOTIFY
 /// listener to the runtime).
 pub fn enter(
@@ -77,9 +78,17 @@ pub fn enter_with(
     let nnp = p.no_new_privileges().unwrap_or(false);
     let last = sys.cap_last();
     let cwd = p.cwd();
-    sys.chdir(cwd)
-        .sys_ctx(|| format!("process.cwd {}", cwd.display()))?;
-    check_cwd_inside()?;
+    let cwd_err = || format!("process.cwd {}", cwd.display());
+    // As runc: before the user switch (the user may not reach it, as root may not in a
+    // user namespace); denied, it is tried again as the user.
+    let cwd_later = match sys.chdir(cwd) {
+        Ok(()) => false,
+        Err(nix::Error::EACCES | nix::Error::EPERM) => true,
+        Err(e) => return Err(Error::sys(cwd_err(), e)),
+    };
+    if !cwd_later {
+        check_cwd_inside()?;
+    }
     if let (Some(f), false) = (seccomp, nnp) {
         install(f)?;
     }
@@ -91,8 +100,10 @@ pub fn enter_with(
             .unwrap_or(true);
     switch(sys, p.user(), setgroups_ok)?;
     sys.set_keepcaps(false);
-    sys.chdir(cwd)
-        .sys_ctx(|| format!("process.cwd {}", cwd.display()))?;
+    if cwd_later {
+        sys.chdir(cwd).sys_ctx(cwd_err)?;
+        check_cwd_inside()?;
+    }
     capabilities::apply(sys, sets, last)?;
     sys.umask(p.user().umask().unwrap_or(0o022) as libc::mode_t);
     if nnp {

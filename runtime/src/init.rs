@@ -60,6 +60,9 @@ pub struct InitCtx<'a> {
     pub id: &'a str,
     /// Runtime fds the child must close at once (the state lock, the parent's channel end).
     pub close_fds: Vec<RawFd>,
+    /// Bind sources taken by the runtime before the user namespace (see
+    /// [`crate::bind_sources::take`]).
+    pub bind_sources: &'a [Option<OwnedFd>],
 }
 
 /// Entry point in the child. Never returns: execs the user process or exits.
@@ -152,12 +155,7 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
     for j in joins.filter(|j| !(net_at_clone && j.typ == LinuxNamespaceType::Network)) {
         crate::namespaces::setns_with(sys, j)?;
     }
-    let in_userns = ctx.ns.new_user
-        || ctx
-            .ns
-            .joins
-            .iter()
-            .any(|j| j.typ == LinuxNamespaceType::User);
+    let in_userns = ctx.ns.in_userns();
     let cgroupns_new = ctx.ns.late_unshare & libc::CLONE_NEWCGROUP != 0;
     // Network and time namespaces now, while the runtime makes and joins the cgroups.
     let before_join = ctx.ns.late_unshare & !libc::CLONE_NEWCGROUP;
@@ -232,6 +230,7 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
         userns: in_userns,
         cgroup_ready: &cgroup_ready,
         sys,
+        bind_sources: ctx.bind_sources,
     };
     if ctx.ns.has_mount_ns {
         rootfs::prepare_root(&rctx)?;
@@ -314,7 +313,10 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
         if ctx.ns.has_mount_ns {
             console::bind_console(&name)?;
         }
-        console::take_slave(&slave)?;
+        console::take_slave(&slave, process.user().uid())?;
+    }
+    if ctx.ns.has_mount_ns {
+        rootfs::remount_dev_readonly(sys, spec)?;
     }
     if let Some(r) = process.rlimits() {
         crate::rlimits::apply(r)?;

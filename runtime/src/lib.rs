@@ -18,9 +18,10 @@
 //! - [`init`]: the container side, between clone and exec.
 //! - [`syscall`]: the privileged calls of the set-up behind one trait (real and
 //!   recording fake), so its order is unit-tested without root.
-//! - [`exec`]: `boxrun exec`, a new process in a running container.
+//! - [`exec`]: `boxrun exec`, a new process in a running container ([`sub_cgroup`]:
+//!   its `--cgroup`).
 //! - What the set-up applies: [`namespaces`], [`rootfs`], [`mounts`] (mount
-//!   options), [`devices`], [`hooks`], [`capabilities`], [`rlimits`], [`identity`]
+//!   options), [`bind_sources`] (taken before a user namespace), [`devices`], [`hooks`], [`capabilities`], [`rlimits`], [`identity`]
 //!   (cwd, user, capabilities and seccomp in order), [`sched`] (scheduler, I/O
 //!   priority, CPU affinity, personality), [`mempolicy`] (NUMA memory policy),
 //!   [`console`].
@@ -30,6 +31,7 @@
 //!   before exec), [`failpoint`] (crash injection, debug builds), [`util`].
 
 pub mod args;
+pub mod bind_sources;
 pub mod capabilities;
 pub mod cli;
 pub mod config;
@@ -55,6 +57,7 @@ pub mod sched;
 pub mod signals;
 pub mod spec;
 pub mod state;
+pub mod sub_cgroup;
 pub mod sync;
 pub mod syscall;
 pub mod unsupported;

@@ -82,7 +82,11 @@ pub fn log(level: &str, msg: &str) {
     let fmt = sink.format;
     if let Some(f) = sink.file.as_mut() {
         let _ = f.write_all(line(level, msg, fmt).as_bytes());
-    } else if level != "debug" || sink.debug {
+    } else if sink.debug {
+        // runc's --debug without --log: every level in the log format on stderr
+        // (`time="…" level=debug msg="…"`).
+        let _ = std::io::stderr().write_all(line(level, msg, fmt).as_bytes());
+    } else {
         eprintln!("boxrun: {level}: {msg}");
     }
 }

@@ -62,6 +62,13 @@ pub struct Plan {
     pub new_net: bool,
 }
 
+impl Plan {
+    /// Whether the container runs in a user namespace, new or joined.
+    pub fn in_userns(&self) -> bool {
+        self.new_user || self.joins.iter().any(|j| j.typ == LinuxNamespaceType::User)
+    }
+}
+
 const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
 
 /// Open a namespace path and check it is a namespace of type `t`.

@@ -34,6 +34,9 @@ pub struct Ctx<'a> {
     pub cgroup_ready: &'a dyn Fn() -> Result<()>,
     /// The privileged calls.
     pub sys: &'a dyn Syscall,
+    /// Bind sources the runtime took before the user namespace, by index in `mounts`
+    /// ([`crate::bind_sources::take`]); empty without a user namespace.
+    pub bind_sources: &'a [Option<OwnedFd>],
 }
 
 /// A path relative to the rootfs from an absolute in-container path.
@@ -218,10 +221,14 @@ pub fn prepare_root(ctx: &Ctx) -> Result<()> {
         }
     };
     // Default and non-shared modes: apply to the whole tree so nothing leaks back.
-    // Shared modes: the host side must stay private while we set up, like runc.
-    // Shared and unbindable modes are applied to the new root at the end
-    // (apply_root_propagation): an unbindable tree could not be bind-mounted now.
-    let base = if prop.contains(MsFlags::MS_PRIVATE) {
+    // Shared modes, as runc: `/` shared first, so that a bind of a shared host mount
+    // stays in the host's peer group (an `rshared` bind then propagates both ways);
+    // only the rootfs's parent mount is made private. Shared and unbindable modes are
+    // applied to the new root at the end (apply_root_propagation): an unbindable tree
+    // could not be bind-mounted now.
+    let base = if prop.contains(MsFlags::MS_SHARED) {
+        prop
+    } else if prop.contains(MsFlags::MS_PRIVATE) {
         MsFlags::MS_PRIVATE | MsFlags::MS_REC
     } else {
         MsFlags::MS_SLAVE | MsFlags::MS_REC
@@ -229,9 +236,12 @@ pub fn prepare_root(ctx: &Ctx) -> Result<()> {
     do_mount(ctx.sys, None, Path::new("/"), None, base, None, &|| {
         "set propagation of /".into()
     })?;
-    // pivot_root needs the rootfs's parent mount not to be shared: `base` is recursive
-    // slave or private, which leaves no shared mount in this namespace (a shared mount
-    // becomes a slave, or private when it had no peer), so no mountinfo scan is needed.
+    // pivot_root needs the rootfs's parent mount not to be shared. A recursive slave or
+    // private `base` leaves no shared mount in this namespace (a shared mount becomes a
+    // slave, or private when it had no peer); a shared one needs the mountinfo scan.
+    if prop.contains(MsFlags::MS_SHARED) {
+        make_parent_mount_private(ctx.sys, ctx.rootfs)?;
+    }
     do_mount(
         ctx.sys,
         Some(ctx.rootfs),
@@ -242,6 +252,33 @@ pub fn prepare_root(ctx: &Ctx) -> Result<()> {
         &|| format!("bind rootfs {}", ctx.rootfs.display()),
     )?;
     Ok(())
+}
+
+/// Make the mount that `rootfs` lives on private when it is shared (runc's
+/// `rootfsParentMountPrivate`): the rootfs bind and pivot_root must not propagate.
+fn make_parent_mount_private(sys: &dyn Syscall, rootfs: &Path) -> Result<()> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| Error::io("/proc/self/mountinfo", e))?;
+    // The deepest mount point above the rootfs; of stacked mounts, the last (top) one.
+    let parent = boxrun_common::mountinfo::parse_mountinfo(&text)
+        .into_iter()
+        .filter(|m| rootfs.starts_with(&m.mount_point))
+        .fold(
+            None::<boxrun_common::mountinfo::MountInfo>,
+            |best, m| match best {
+                Some(b) if b.mount_point.len() > m.mount_point.len() => Some(b),
+                _ => Some(m),
+            },
+        );
+    match parent {
+        Some(m) if m.optional.iter().any(|o| o.starts_with("shared:")) => {
+            let at = Path::new(&m.mount_point);
+            do_mount(sys, None, at, None, MsFlags::MS_PRIVATE, None, &|| {
+                format!("make {} private (parent mount of the rootfs)", at.display())
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Apply rootfsPropagation on the new root once mounts are done.
@@ -270,13 +307,14 @@ pub fn mount_all(ctx: &Ctx, rootfd: RawFd) -> Result<()> {
     let Some(list) = ctx.spec.mounts() else {
         return Ok(());
     };
-    for m in list {
-        mount_one(ctx, rootfd, m)?;
+    for (i, m) in list.iter().enumerate() {
+        let opened = ctx.bind_sources.get(i).and_then(Option::as_ref);
+        mount_one(ctx, rootfd, m, opened)?;
     }
     Ok(())
 }
 
-fn mount_one(ctx: &Ctx, rootfd: RawFd, m: &Mount) -> Result<()> {
+fn mount_one(ctx: &Ctx, rootfd: RawFd, m: &Mount, opened: Option<&OwnedFd>) -> Result<()> {
     let dest = m.destination();
     let typ = m.typ().as_deref().unwrap_or("");
     let opts = mounts::parse(m.options().as_deref().unwrap_or(&[]));
@@ -298,26 +336,26 @@ fn mount_one(ctx: &Ctx, rootfd: RawFd, m: &Mount) -> Result<()> {
     }
 
     if is_bind {
-        let src = m.source().as_deref().ok_or_else(|| {
+        let src = crate::bind_sources::source_path(m, ctx.bundle).ok_or_else(|| {
             Error::Config(format!(
                 "mounts: bind mount on {} has no source",
                 dest.display()
             ))
         })?;
-        let src = if src.is_absolute() {
-            src.to_path_buf()
-        } else {
-            ctx.bundle.join(src)
-        };
-        let meta = std::fs::metadata(&src)
+        let meta = std::fs::metadata(opened.map(fd_path).as_ref().unwrap_or(&src))
             .map_err(|e| Error::field(format!("mounts: bind source {}", src.display()), e))?;
         let target = mkdir_all_in_root(rootfd, dest, !meta.is_dir())?;
         let tp = fd_path(&target);
+        let resolved = std::fs::read_link(&tp).map_err(|e| Error::io(dest, e))?;
+        crate::bind_sources::check_proc_target(ctx.rootfs, &resolved, m, &src)?;
         let mut bflags = MsFlags::MS_BIND;
         if opts.flags.contains(MsFlags::MS_REC) {
             bflags |= MsFlags::MS_REC;
         }
-        do_mount(ctx.sys, Some(&src), &tp, None, bflags, None, &what)?;
+        match opened {
+            Some(tree) => crate::bind_sources::attach(tree, &target, &what)?,
+            None => do_mount(ctx.sys, Some(&src), &tp, None, bflags, None, &what)?,
+        }
         // Reopen: the fd still points at the covered directory, not the new mount.
         let target = open_in_root(rootfd, &rel(dest), libc::O_PATH).sys_ctx(what)?;
         let tp = fd_path(&target);
@@ -347,7 +385,11 @@ fn mount_one(ctx: &Ctx, rootfd: RawFd, m: &Mount) -> Result<()> {
     } else {
         Some(opts.data.as_str())
     };
-    let flags = opts.flags & !MsFlags::MS_REMOUNT;
+    let mut flags = opts.flags & !MsFlags::MS_REMOUNT;
+    if is_dev(m) {
+        // Populated first, read-only at the end (remount_dev_readonly), as runc.
+        flags &= !MsFlags::MS_RDONLY;
+    }
     let res = ctx.sys.mount(Some(&src), &tp, Some(typ), flags, data);
     match res {
         Ok(()) => {}
@@ -434,6 +476,7 @@ fn set_recursive(sys: &dyn Syscall, target: &Path, r: &mounts::Recursive) -> Res
 pub fn pivot(sys: &dyn Syscall, rootfs: &Path, no_pivot: bool) -> Result<()> {
     let root = Path::new("/");
     if no_pivot {
+        hide_full_proc_and_sys(sys, rootfs)?;
         sys.chdir(rootfs)
             .sys_ctx(|| format!("chdir {}", rootfs.display()))?;
         do_mount(
@@ -471,6 +514,63 @@ pub fn pivot(sys: &dyn Syscall, rootfs: &Path, no_pivot: bool) -> Result<()> {
     sys.umount2(here, MntFlags::MNT_DETACH)
         .sys_ctx(|| "detach old root".into())?;
     sys.chdir(root).sys_ctx(|| "chdir /".into())?;
+    Ok(())
+}
+
+fn is_dev(m: &Mount) -> bool {
+    rel(m.destination()) == Path::new("dev")
+}
+
+/// A `/dev` mount with `ro`, mounted read-write to be populated, is made read-only
+/// once the set-up is done with it (devices, links, /dev/pts, the console), as runc.
+pub fn remount_dev_readonly(sys: &dyn Syscall, spec: &Spec) -> Result<()> {
+    let Some(m) = spec.mounts().iter().flatten().rev().find(|m| is_dev(m)) else {
+        return Ok(());
+    };
+    let opts = mounts::parse(m.options().as_deref().unwrap_or(&[]));
+    if opts.bind || m.typ().as_deref() == Some("bind") || !opts.flags.contains(MsFlags::MS_RDONLY) {
+        return Ok(());
+    }
+    let keep = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    remount_bind(sys, Path::new("/dev"), keep)
+}
+
+/// `--no-pivot` (runc's `msMoveRoot`): the kernel lets a process mount a fresh procfs
+/// or sysfs only while a full one (its root mounted, nothing locked over it) is in its
+/// mount namespace. Without pivot_root the host's stay there under the chroot, so each
+/// full proc and sysfs mount outside the rootfs is detached (slave first, so the host
+/// keeps its own), or covered with a tmpfs where it cannot be: the container cannot
+/// get a procfs without its masked paths.
+fn hide_full_proc_and_sys(sys: &dyn Syscall, rootfs: &Path) -> Result<()> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| Error::io("/proc/self/mountinfo", e))?;
+    let full = boxrun_common::mountinfo::parse_mountinfo(&text)
+        .into_iter()
+        .filter(|m| m.root == "/" && (m.fstype == "proc" || m.fstype == "sysfs"))
+        .filter(|m| !Path::new(&m.mount_point).starts_with(rootfs));
+    for m in full {
+        let p = Path::new(&m.mount_point);
+        let what = || format!("--no-pivot: detach {} {}", m.fstype, p.display());
+        match sys.mount(None, p, None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None) {
+            Ok(()) => {}
+            // A parent was detached already.
+            Err(nix::Error::ENOENT) => continue,
+            Err(e) => return Err(Error::sys(what(), e)),
+        }
+        match sys.umount2(p, MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(nix::Error::EINVAL | nix::Error::EPERM) => do_mount(
+                sys,
+                Some(Path::new("tmpfs")),
+                p,
+                Some("tmpfs"),
+                MsFlags::empty(),
+                None,
+                &what,
+            )?,
+            Err(e) => return Err(Error::sys(what(), e)),
+        }
+    }
     Ok(())
 }
 

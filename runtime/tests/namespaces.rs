@@ -65,34 +65,9 @@ fn join_namespace_by_path_and_wrong_type() {
     assert!(!g.root.join("wrong").exists());
 }
 
-/// A bundle whose init runs as a mapped (unprivileged on the host) root.
-fn userns_fixture() -> Fixture {
-    let mut f = Fixture::new();
-    let st = std::process::Command::new("chown")
-        .args(["-R", "100000:100000"])
-        .arg(f.bundle.join("rootfs"))
-        .status()
-        .unwrap();
-    assert!(st.success());
-    f.config["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "mount"}, {"type": "user"}, {"type": "ipc"}, {"type": "uts"}]);
-    f.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    f.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    // sysfs and cgroup mounts need a network namespace of the user namespace: drop them
-    let mounts: Vec<serde_json::Value> = f.config["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["destination"] != "/sys" && m["destination"] != "/sys/fs/cgroup")
-        .cloned()
-        .collect();
-    f.config["mounts"] = json!(mounts);
-    f.save();
-    f
-}
-
 #[test]
 fn user_namespace_with_mappings() {
-    let mut f = userns_fixture();
+    let mut f = Fixture::userns();
     f.args(&[
         "/bin/sh",
         "-c",
@@ -151,7 +126,7 @@ fn user_namespace_joins_a_host_network_namespace_by_path() {
 /// into its v1 cgroups through `tasks` files the runtime opened and passed to it.
 #[test]
 fn user_namespace_init_joins_every_cgroup_hierarchy() {
-    let mut f = userns_fixture();
+    let mut f = Fixture::userns();
     f.args(&["/bin/sleep", "100"]);
     let o = f.create("usercg");
     assert!(o.status.success(), "create: {}", stderr(&o));
@@ -167,7 +142,7 @@ fn user_namespace_init_joins_every_cgroup_hierarchy() {
 #[test]
 fn user_namespace_init_with_a_private_state_root() {
     use std::os::unix::fs::PermissionsExt;
-    let mut f = userns_fixture();
+    let mut f = Fixture::userns();
     std::fs::create_dir_all(&f.root).unwrap();
     std::fs::set_permissions(&f.root, std::fs::Permissions::from_mode(0o700)).unwrap();
     f.args(&["/bin/sh", "-c", "id -u"]);

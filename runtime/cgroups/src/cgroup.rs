@@ -379,6 +379,19 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Note, in every hierarchy not made yet, the directories that making it would
+    /// create (the levels missing now) as created: a runtime that saves this before
+    /// making them, and dies between the mkdir and its next save, still has them on
+    /// record for [`Cgroup::destroy`], which skips the ones that never came to exist.
+    pub fn reserve(&mut self) {
+        for h in self.hierarchies.iter_mut().filter(|h| !h.made) {
+            h.created = chain(&h.mount_point, &h.path)
+                .into_iter()
+                .filter(|d| !d.exists())
+                .collect();
+        }
+    }
+
     fn make_dir(&mut self, i: usize) -> Result<()> {
         let h = &mut self.hierarchies[i];
         if !h.made {

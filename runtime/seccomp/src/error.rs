@@ -54,6 +54,14 @@ pub enum SeccompError {
         /// A hint for common causes (may be empty).
         hint: &'static str,
     },
+    /// The seccomp agent's socket cannot be reached (runc's wording first).
+    #[error("failed to connect with seccomp agent specified in the seccomp profile: dial unix {}: connect: {} (is the seccomp agent listening on linux.seccomp.listenerPath?)", path.display(), lower_errno(source))]
+    AgentUnreachable {
+        /// `listenerPath`.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
     /// Talking to the seccomp agent's listener socket failed.
     #[error("handing the seccomp listener fd to {path}: {source} (is the seccomp agent listening on linux.seccomp.listenerPath?)")]
     Listener {
@@ -62,4 +70,15 @@ pub enum SeccompError {
         /// The underlying error.
         source: std::io::Error,
     },
+}
+
+/// An OS error as Go prints it: `no such file or directory`, without the number.
+fn lower_errno(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    let mut c = text.chars();
+    match c.next() {
+        Some(first) => first.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
 }

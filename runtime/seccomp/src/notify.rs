@@ -22,7 +22,11 @@ pub fn send_listener_fd(
         path: listener_path.to_path_buf(),
         source,
     };
-    let mut conn = UnixStream::connect(listener_path).map_err(err)?;
+    let mut conn =
+        UnixStream::connect(listener_path).map_err(|source| SeccompError::AgentUnreachable {
+            path: listener_path.to_path_buf(),
+            source,
+        })?;
     let fds = [listener_fd.as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     let iov = [IoSlice::new(process_state_json)];

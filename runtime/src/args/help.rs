@@ -23,25 +23,25 @@ pub(super) fn help_command(rest: &[OsString]) -> Result<String, ArgError> {
     }
 }
 
-/// The left column of a flag's help line.
+/// The left column of a flag's help line, runc's way: `--long VALUE, -s`.
 fn flag_left(f: &Flag) -> String {
-    let short = match f.short {
-        Some(c) => format!("-{}, ", c as char),
-        None => "    ".into(),
-    };
     let value = match f.takes {
         Takes::Nothing => String::new(),
         Takes::Value => format!(" {}", f.meta),
         Takes::Optional => format!("[={}]", f.meta),
     };
-    format!("{short}--{}{value}", f.long)
+    let short = match f.short {
+        Some(c) => format!(", -{}", c as char),
+        None => String::new(),
+    };
+    format!("--{}{value}{short}", f.long)
 }
 
-/// Appends `rows` as an aligned two-column list.
+/// Appends `rows` as an aligned two-column list, indented as runc's (urfave/cli).
 fn table(out: &mut String, rows: &[(String, String)]) {
     let w = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
     for (l, r) in rows {
-        out.push_str(format!("  {l:<w$}  {r}").trim_end());
+        out.push_str(format!("   {l:<w$}  {r}").trim_end());
         out.push('\n');
     }
 }
@@ -51,7 +51,8 @@ fn flag_rows<'a>(flags: impl Iterator<Item = &'a Flag>) -> Vec<(String, String)>
         .filter(|f| !f.hidden)
         .map(|f| {
             let right = match f.default {
-                Some(d) => format!("{} [default: {d}]", f.help),
+                Some(d) if d.starts_with('"') => format!("{} (default: {d})", f.help),
+                Some(d) => format!("{} (default: \"{d}\")", f.help),
                 None => f.help.to_owned(),
             };
             (flag_left(f), right)
@@ -59,44 +60,60 @@ fn flag_rows<'a>(flags: impl Iterator<Item = &'a Flag>) -> Vec<(String, String)>
         .collect()
 }
 
-/// `boxrun --help`.
+/// The `--version` text: runc's lines with boxrun's own name and version.
+pub fn version() -> String {
+    let v = env!("CARGO_PKG_VERSION");
+    let commit = option_env!("BOXRUN_COMMIT").unwrap_or(v);
+    format!("boxrun version {v}\ncommit: {commit}\nspec: 1.2.0\n")
+}
+
+/// `boxrun --help`, in runc's layout (NAME, USAGE, VERSION, COMMANDS, GLOBAL OPTIONS).
 pub(super) fn top() -> String {
     let mut s = String::from(
-        "boxrun: a fast, runc-compatible OCI runtime\n\n\
-         Usage: boxrun [OPTIONS] COMMAND [ARGS]...\n\nCommands:\n",
+        "NAME:\n   boxrun - a fast, runc-compatible OCI runtime\n\n\
+         USAGE:\n   boxrun [global options] command [command options] [arguments...]\n\n\
+         VERSION:\n   ",
     );
+    s.push_str(version().trim_start_matches("boxrun version "));
+    s.push_str("\nCOMMANDS:\n");
     let mut rows: Vec<(String, String)> = COMMANDS
         .iter()
         .map(|c| {
-            let about = match c.alias {
-                Some(a) => format!("{} (alias: {a})", c.about),
-                None => c.about.to_owned(),
+            let name = match c.alias {
+                Some(a) => format!("{}, {a}", c.name),
+                None => c.name.to_owned(),
             };
-            (c.name.to_owned(), about)
+            (name, c.about.to_owned())
         })
         .collect();
     rows.push((
         "help".into(),
-        "Print this message or the help of the given command".into(),
+        "Shows a list of commands or help for one command".into(),
     ));
     table(&mut s, &rows);
-    s.push_str("\nOptions (all but --version also work after the command):\n");
-    let mut rows = flag_rows(GLOBAL.iter().chain([&VERSION]));
-    rows.push(("-h, --help".into(), "Print help".into()));
+    s.push_str("\nGLOBAL OPTIONS (all but --version also work after the command):\n");
+    let mut rows = flag_rows(GLOBAL.iter());
+    rows.push(("--help, -h".into(), "show help".into()));
+    rows.extend(flag_rows([&VERSION].into_iter()));
     table(&mut s, &rows);
-    s.push_str("\nRun 'boxrun COMMAND --help' for the flags of a command.\n");
     s
 }
 
-/// `boxrun COMMAND --help`.
+/// `boxrun COMMAND --help`, in runc's layout (NAME, USAGE, OPTIONS).
 pub(super) fn command(c: &Command) -> String {
-    let mut s = format!("{}\n\nUsage: boxrun {} {}\n", c.about, c.name, c.usage);
+    let args = c.usage.trim_start_matches("[OPTIONS]").trim_start();
+    let mut s = format!(
+        "NAME:\n   boxrun {} - {}\n\nUSAGE:\n   {}\n",
+        c.name,
+        c.about,
+        format!("boxrun {} [command options] {args}", c.name).trim_end()
+    );
     if let Some(a) = c.alias {
-        s.push_str(&format!("Alias: {a}\n"));
+        s.push_str(&format!("\nALIAS:\n   {a}\n"));
     }
-    s.push_str("\nOptions:\n");
+    s.push_str("\nOPTIONS:\n");
     let mut rows = flag_rows(c.flags.iter());
-    rows.push(("-h, --help".into(), "Print help".into()));
+    rows.push(("--help, -h".into(), "show help".into()));
     table(&mut s, &rows);
     s.push_str(
         "\nGlobal options (--root, --log, --log-format, --debug, --systemd-cgroup, --rootless)\n\

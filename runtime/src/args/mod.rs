@@ -65,6 +65,7 @@
 //! is (its documented limitation).
 
 mod help;
+pub use help::version;
 mod read;
 mod scan;
 mod table;
@@ -267,7 +268,7 @@ pub struct ExecArgs {
     pub preserve_fds: u32,
     /// Run even if the container is paused (`--ignore-paused`).
     pub ignore_paused: bool,
-    /// Sub-cgroups to join (`--cgroup`, repeatable; accepted, not applied).
+    /// Sub-cgroups to join (`--cgroup`, repeatable; `[CONTROLLER:]PATH`).
     pub cgroup: Vec<String>,
     /// Container id.
     pub id: String,

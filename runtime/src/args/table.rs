@@ -228,7 +228,7 @@ const EXEC_FLAGS: &[Flag] = &[
         "cgroup",
         None,
         "PATH",
-        "Sub-cgroup to join (repeatable; accepted, not applied)",
+        "Run the process in an (existing) sub-cgroup: [<controller>:]<cgroup> (repeatable)",
         None,
     ),
 ];

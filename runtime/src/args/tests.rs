@@ -675,12 +675,16 @@ fn version() {
 fn help() {
     for args in [&["--help"][..], &["-h"], &["help"], &["--root", "/x", "-h"]] {
         let h = help_of(args);
-        assert!(h.contains("Usage: boxrun"), "{h}");
+        assert!(
+            h.starts_with("NAME:\n   boxrun - ")
+                && h.contains("USAGE:\n   boxrun [global options] command"),
+            "{h}"
+        );
         assert!(
             h.contains("create")
                 && h.contains("Create a container (the process waits for `start`)")
         );
-        assert!(h.contains("--root PATH") && h.contains("[default: /run/boxrun]"));
+        assert!(h.contains("--root PATH") && h.contains("(default: \"/run/boxrun\")"));
         assert!(!h.contains("--criu"), "hidden flag shown: {h}");
     }
     for c in COMMANDS {
@@ -690,8 +694,14 @@ fn help() {
             vec!["help", c.name],
         ] {
             let h = help_of(&args);
-            assert!(h.starts_with(c.about), "{args:?}: {h}");
-            assert!(h.contains(&format!("Usage: boxrun {}", c.name)), "{h}");
+            assert!(
+                h.starts_with(&format!("NAME:\n   boxrun {} - {}", c.name, c.about)),
+                "{args:?}: {h}"
+            );
+            assert!(
+                h.contains(&format!("USAGE:\n   boxrun {} [command options]", c.name)),
+                "{h}"
+            );
             for f in c.flags {
                 assert!(
                     h.contains(&format!("--{}", f.long)),
@@ -701,8 +711,8 @@ fn help() {
             }
         }
     }
-    assert!(help_of(&["ls", "--help"]).starts_with("List containers"));
-    assert!(help_of(&["create", "--bundle", "/b", "-h"]).contains("-b, --bundle PATH"));
+    assert!(help_of(&["ls", "--help"]).contains("List containers"));
+    assert!(help_of(&["create", "--bundle", "/b", "-h"]).contains("--bundle PATH, -b"));
     // Help wins over a missing id.
     assert!(help_of(&["start", "--help"]).contains("Start a created container"));
     // In a short cluster.

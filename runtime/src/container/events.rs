@@ -36,9 +36,41 @@ pub fn watch(
         }
         let now = cg.oom_kill_count().unwrap_or(ooms);
         if now > ooms {
+            // runc's oom event has no `data` key.
             emit("oom", serde_json::Value::Null);
             ooms = now;
         }
         std::thread::sleep(every);
+    }
+}
+
+/// One event line as runc prints it: keys `type`, `id`, `data` in that order, and no
+/// `data` when there is none (the oom event).
+pub fn line(typ: &str, id: &str, data: &serde_json::Value) -> String {
+    let head = format!(
+        "{{\"type\":{},\"id\":{}",
+        serde_json::Value::from(typ),
+        serde_json::Value::from(id)
+    );
+    if data.is_null() {
+        format!("{head}}}")
+    } else {
+        format!("{head},\"data\":{data}}}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn event_keys_in_runc_order() {
+        let stats = serde_json::json!({"pids": {"current": 1}});
+        assert_eq!(
+            super::line("stats", "c1", &stats),
+            r#"{"type":"stats","id":"c1","data":{"pids":{"current":1}}}"#
+        );
+        assert_eq!(
+            super::line("oom", "c1", &serde_json::Value::Null),
+            r#"{"type":"oom","id":"c1"}"#
+        );
     }
 }

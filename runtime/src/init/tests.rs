@@ -99,6 +99,7 @@ fn run(b: &Bundle, spec: &Spec, no_pivot: bool, sys: &Recording) -> Error {
         no_new_keyring: false,
         id: "t1",
         close_fds: Vec::new(),
+        bind_sources: &[],
     };
     match setup(&ctx, &child, sys) {
         Ok(never) => match never {},
@@ -274,14 +275,15 @@ fn a_remount_refused_for_locked_flags_is_retried_once_keeping_them() {
 }
 
 #[test]
-fn rootfs_propagation_is_private_or_slave_first_and_applied_after_pivot() {
+fn rootfs_propagation_is_set_on_slash_first_and_applied_after_pivot() {
     for (mode, first, last) in [
         (None, "REC|SLAVE", None),
         (Some("rslave"), "REC|SLAVE", None),
         (Some("private"), "REC|PRIVATE", Some("PRIVATE")),
         (Some("rprivate"), "REC|PRIVATE", Some("REC|PRIVATE")),
-        (Some("shared"), "REC|SLAVE", Some("SHARED")),
-        (Some("rshared"), "REC|SLAVE", Some("REC|SHARED")),
+        // Shared modes as runc: `/` shared first, the rootfs's parent mount private.
+        (Some("shared"), "SHARED", Some("SHARED")),
+        (Some("rshared"), "REC|SHARED", Some("REC|SHARED")),
         (Some("unbindable"), "REC|SLAVE", Some("UNBINDABLE")),
     ] {
         let b = Bundle::new("propagation");
@@ -292,7 +294,9 @@ fn rootfs_propagation_is_private_or_slave_first_and_applied_after_pivot() {
         let s = spec(json!({"linux": linux}));
         let sys = b.fake();
         let calls = calls_to_exec(&b, &s, false, &sys);
-        let mounts = matching(&calls, "mount ");
+        // The parent mount of the rootfs, made private when the host shares it.
+        let mut mounts = matching(&calls, "mount ");
+        mounts.retain(|m| !m.ends_with(" - PRIVATE -") || m.starts_with("mount - / "));
         assert_eq!(
             mounts[..2],
             [
@@ -355,7 +359,10 @@ fn no_pivot_moves_the_rootfs_onto_slash_and_chroots() {
         ],
     );
     assert!(matching(&calls, "pivot_root").is_empty());
-    assert!(matching(&calls, "umount2").is_empty());
+    // First the host's full procfs (as runc's msMoveRoot): slave, then detached.
+    let proc_at = pos(&calls, "umount2 /proc MNT_DETACH");
+    assert_eq!(calls[proc_at - 1], "mount - /proc - REC|SLAVE -");
+    assert!(proc_at < pos(&calls, "mount <rootfs> / - MOVE -"));
 }
 
 #[test]
@@ -539,7 +546,6 @@ fn capabilities_are_bounded_before_the_uid_switch_and_set_after_it() {
             "setresgid 1000",
             "setresuid 1000",
             "keepcaps 0",
-            "chdir /",
             "capset e=0x20 p=0x20 i=0x0",
             "ambient clear",
             "ambient raise 5",
@@ -548,7 +554,8 @@ fn capabilities_are_bounded_before_the_uid_switch_and_set_after_it() {
             "exec /bin/sh /bin/sh",
         ]
     );
-    // The process's cwd is entered before the bounding set is touched (runc's order).
+    // The process's cwd is entered before the bounding set is touched (runc's order),
+    // and only then (again as the user only when it was denied).
     assert_eq!(calls[pos(&calls, "cap_drop_bound 1") - 1], "chdir /");
 }
 

@@ -3,7 +3,7 @@
 //! test fails): every container under the root is force-deleted, then files removed.
 #![allow(dead_code)]
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -108,6 +108,33 @@ impl Fixture {
     pub fn args(&mut self, args: &[&str]) {
         self.config["process"]["args"] = serde_json::json!(args);
         self.save();
+    }
+
+    /// A bundle whose init runs as a mapped (unprivileged on the host) root.
+    pub fn userns() -> Fixture {
+        let mut f = Fixture::new();
+        let st = std::process::Command::new("chown")
+            .args(["-R", "100000:100000"])
+            .arg(f.bundle.join("rootfs"))
+            .status()
+            .expect("userns fixture");
+        assert!(st.success());
+        f.config["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "mount"}, {"type": "user"}, {"type": "ipc"}, {"type": "uts"}]);
+        f.config["linux"]["uidMappings"] =
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        f.config["linux"]["gidMappings"] =
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        // sysfs and cgroup mounts need a network namespace of the user namespace: drop them
+        let mounts: Vec<serde_json::Value> = f.config["mounts"]
+            .as_array()
+            .expect("userns fixture")
+            .iter()
+            .filter(|m| m["destination"] != "/sys" && m["destination"] != "/sys/fs/cgroup")
+            .cloned()
+            .collect();
+        f.config["mounts"] = json!(mounts);
+        f.save();
+        f
     }
 
     /// The same fixture driving another runtime (e.g. /usr/sbin/runc) for comparison.

@@ -181,6 +181,20 @@ pub(crate) fn apply_unified(cg: &Cgroup, unified: &HashMap<String, String>) -> R
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let ctrl = k.split('.').next().unwrap_or(k);
+                if cg
+                    .controller(ctrl)
+                    .is_some_and(|c| c.version == Version::V1)
+                {
+                    // runc refuses every unified key on a host with v1 hierarchies.
+                    return Err(CgroupError::Unsupported {
+                        what,
+                        reason: format!(
+                            "invalid configuration: cannot use unified on cgroup v1 (the {ctrl} \
+                             controller is in a v1 hierarchy on this host); use the v1 resource \
+                             fields instead"
+                        ),
+                    });
+                }
                 return Err(CgroupError::MissingFile {
                     path: h.path.join(k),
                     what: format!(

@@ -51,6 +51,7 @@ fn join_cgroups(v: &Validated, host: &mut Host, init: &Spawned) -> Result<()> {
         // The init is already in the v2 directory: on failure the guard kills it
         // before removing the directories (a live member keeps rmdir retrying).
         let made = host.cgroup.materialize_or_keep(Some(&v.resources));
+        crate::failpoint::hit("create:v1-cgroups-made");
         host.guard.cgroup = Some(host.cgroup.clone());
         host.record.cgroup = Some(host.cgroup.clone());
         made?;
@@ -96,7 +97,8 @@ fn answer_until_ready(v: &Validated, host: &mut Host, init: &Spawned) -> Result<
                     })?;
             }
             Some(FromInit::SeccompFd { listener }) => {
-                hand_over_seccomp(&v.spec, &host.record, &listener)?;
+                let (rec, pid) = (&host.record, host.record.pid);
+                hand_over_seccomp(&v.spec, rec, Status::Creating, pid, &listener)?;
                 chan.send(ToInit::Continue)?;
             }
             Some(FromInit::Ready) => return Ok(()),
@@ -154,7 +156,15 @@ fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-fn hand_over_seccomp(spec: &Spec, record: &Record, fd: &OwnedFd) -> Result<()> {
+/// Send the seccomp listener `fd` of process `pid` (the init, or an exec'd process) to
+/// the spec's `listenerPath` agent, with the container's state as `status`.
+pub(crate) fn hand_over_seccomp(
+    spec: &Spec,
+    record: &Record,
+    status: Status,
+    pid: i32,
+    fd: &OwnedFd,
+) -> Result<()> {
     let Some(sc) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
         return Ok(());
     };
@@ -166,9 +176,9 @@ fn hand_over_seccomp(spec: &Spec, record: &Record, fd: &OwnedFd) -> Result<()> {
     let state = serde_json::json!({
         "ociVersion": record.oci_version,
         "fds": ["seccompFd"],
-        "pid": record.pid,
+        "pid": pid,
         "metadata": sc.listener_metadata().clone().unwrap_or_default(),
-        "state": record.oci_state(Status::Creating),
+        "state": record.oci_state(status),
     });
     boxrun_seccomp::send_listener_fd(
         path,

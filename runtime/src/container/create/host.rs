@@ -132,11 +132,19 @@ pub fn prepare(opts: &CreateOpts, v: &Validated, mut cg: boxrun_cgroups::Cgroup)
     // Hybrid: only the v2 directory is made now (the child is born there too); the v1
     // ones are made after the clone, while the child creates its namespaces and mounts
     // (it waits for them only at a cgroup mount and before exec).
+    // On record before any mkdir (all hierarchies, the v1 ones made later included):
+    // `delete` of a create killed from here on removes whatever of them exists. Atomic,
+    // not fsync'd: cgroups do not outlive a power loss, the record only has to outlive
+    // this process (an fsync costs ~1.3 ms where the state root is not a tmpfs).
+    cg.reserve();
+    record.cgroup = Some(cg.clone());
+    dir.save(&record)?;
     if cg.is_unified() {
         cg.materialize(Some(&v.resources))?;
     } else {
         cg.materialize_v2()?;
     }
+    crate::failpoint::hit("create:cgroup-made");
     guard.cgroup = Some(cg.clone());
     // Before the init is born in it. Hybrid: only the v2 directory exists yet; the
     // handshake checks the rest (and warns about other processes once).

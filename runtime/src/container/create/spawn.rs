@@ -28,6 +28,11 @@ pub fn spawn(opts: &CreateOpts, v: &Validated, host: &mut Host) -> Result<Spawne
         extra_env.push(format!("LISTEN_FDS={lfds}"));
         extra_env.push("LISTEN_PID=1".to_string());
     }
+    let bind_sources = if v.ns.in_userns() {
+        crate::bind_sources::take(&v.spec, &v.bundle)
+    } else {
+        Vec::new()
+    };
     let (parent, child) = sync::pair()?;
     let ctx = InitCtx {
         spec: &v.spec,
@@ -50,6 +55,7 @@ pub fn spawn(opts: &CreateOpts, v: &Validated, host: &mut Host) -> Result<Spawne
             .into_iter()
             .flatten()
             .collect(),
+        bind_sources: &bind_sources,
     };
     if let Some(pidns) = &v.ns.join_pid {
         // Affects only children: the init is born in the joined pid namespace.
