@@ -23,6 +23,7 @@
 //!   options), [`devices`], [`hooks`], [`capabilities`], [`rlimits`], [`identity`]
 //!   (cwd, user, capabilities and seccomp in order), [`sched`] (scheduler, I/O
 //!   priority, CPU affinity, personality), [`console`].
+//! - [`rootless`]: runc's rootless rules (detection, state root default, cgroups).
 //! - [`features`], [`spec`]: the `features` and `spec` commands' documents.
 //! - Helpers: [`error`], [`logging`], [`procfs`], [`signals`] (names, forwarding, reset
 //!   before exec), [`failpoint`] (crash injection, debug builds), [`util`].
@@ -48,6 +49,7 @@ pub mod namespaces;
 pub mod procfs;
 pub mod rlimits;
 pub mod rootfs;
+pub mod rootless;
 pub mod sched;
 pub mod signals;
 pub mod spec;
