@@ -12,7 +12,7 @@ curl wrk
 debootstrap nginx-light haproxy
 skopeo umoci
 qemu-system-x86 cpio time linux-perf bsdutils
-podman conmon netavark containerd docker.io
+podman conmon netavark containerd docker.io uidmap
 "
 missing=""
 for p in $PACKAGES; do

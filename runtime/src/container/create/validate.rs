@@ -62,7 +62,8 @@ pub fn validate(
     let ns_list = linux
         .and_then(|l| l.namespaces().clone())
         .unwrap_or_default();
-    let ns = namespaces::plan(&ns_list)?;
+    let mut ns = namespaces::plan(&ns_list)?;
+    ns.runtime_in_userns = opts.rootless && crate::rootless::in_user_namespace();
     if let Some(p) = process {
         crate::capabilities::Sets::from_spec(p.capabilities().as_ref())?;
     } else if !wait_fifo {
