@@ -14,15 +14,10 @@ use crate::error::{CgroupError, Result};
 use crate::layout::{self, Layout, Mode};
 use crate::paths::CgroupsPath;
 
-/// Whether this process's effective ids may write `path` (`faccessat` with `AT_EACCESS`).
-fn writable(path: &Path) -> bool {
-    faccessat(
-        None,
-        path,
-        AccessFlags::W_OK | AccessFlags::X_OK,
-        nix::fcntl::AtFlags::AT_EACCESS,
-    )
-    .is_ok()
+/// Whether this process's effective ids may use `path` as `mode` asks (`faccessat`
+/// with `AT_EACCESS`).
+fn allowed(path: &Path, mode: AccessFlags) -> bool {
+    faccessat(None, path, mode, nix::fcntl::AtFlags::AT_EACCESS).is_ok()
 }
 
 /// The directory that blocks this user from using `cg`, or None when every hierarchy's
@@ -37,7 +32,7 @@ fn blocker(cg: &Cgroup, own: &[layout::ProcCgroup], layout: &Layout) -> Option<P
             .take_while(|a| a.starts_with(&h.mount_point))
             .find(|a| a.is_dir())
             .unwrap_or(&h.mount_point);
-        if !writable(deepest) {
+        if !allowed(deepest, AccessFlags::W_OK | AccessFlags::X_OK) {
             return Some(deepest.to_path_buf());
         }
         let controllers = (h.version == crate::Version::V1).then_some(h.controllers.as_slice());
@@ -53,7 +48,7 @@ fn blocker(cg: &Cgroup, own: &[layout::ProcCgroup], layout: &Layout) -> Option<P
             .find(|a| mine.starts_with(a))
             .unwrap_or(&h.mount_point);
         let procs = common.join("cgroup.procs");
-        if !writable(&procs) {
+        if !allowed(&procs, AccessFlags::W_OK) {
             return Some(procs);
         }
     }

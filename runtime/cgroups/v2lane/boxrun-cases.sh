@@ -201,6 +201,10 @@ if rl create --bundle /lane/bundles/rootless $id >/tmp/$id.out 2>&1; then
     if wait_for /tmp/$id.out '^ready' 30; then
         echo "V2LANE-INFO rootless case: $(tr '\n' ' ' </tmp/$id.out)"
         grep -Eq '^ +0 +65534 +1$' /tmp/$id.out || err "uid_map not 0 65534 1: $(tr '\n' ' ' </tmp/$id.out)"
+        out=$(rl exec $id cat /proc/self/cgroup 2>&1)
+        [ "$out" = "0::/boxrun-rootless/$id" ] || err "exec not in the container's cgroup: $out"
+        out=$(rl ps --format json $id 2>&1)
+        echo "$out" | grep -q "$pid" || err "ps does not list the init: $out"
     else
         err "no ready line: $(tr '\n' ' ' </tmp/$id.out)"
     fi
