@@ -179,6 +179,55 @@ mod tests {
         serde_json::from_value(v).expect("resources")
     }
 
+    /// A pure v2 layout mounted at `mnt` (a plain directory standing in for cgroupfs),
+    /// with the container planned next to the caller in `/deleg/caller`.
+    fn delegated(mnt: &Path) -> (Cgroup, Vec<layout::ProcCgroup>, Layout) {
+        let layout = Layout {
+            mode: Mode::Unified,
+            v1: Vec::new(),
+            v2: Some(crate::layout::V2Mount {
+                mount_point: mnt.to_path_buf(),
+                root: PathBuf::from("/"),
+                controllers: Vec::new(),
+            }),
+        };
+        let own = layout::parse_proc_cgroup("0::/deleg/caller\n").expect("parse");
+        let target = CgroupsPath::Sibling(PathBuf::from("c1"));
+        let p = target
+            .host_dir(mnt, Path::new("/"), Some(Path::new("/deleg/caller")))
+            .expect("host dir");
+        assert_eq!(p, mnt.join("deleg/c1"));
+        let cg = Cgroup {
+            mode: Mode::Unified,
+            hierarchies: vec![crate::Hierarchy {
+                version: crate::Version::V2,
+                controllers: Vec::new(),
+                mount_point: mnt.to_path_buf(),
+                path: p,
+                created: Vec::new(),
+                made: false,
+            }],
+        };
+        (cg, own, layout)
+    }
+
+    #[test]
+    fn a_delegated_subtree_is_usable_through_its_cgroup_procs() {
+        let mnt =
+            std::env::temp_dir().join(format!("boxrun-rootless-blocker-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&mnt);
+        std::fs::create_dir_all(mnt.join("deleg/caller")).expect("mkdir");
+        let (cg, own, layout) = delegated(&mnt);
+        // No cgroup.procs in the common ancestor: the move would be refused.
+        let got = blocker(&cg, &own, &layout);
+        // cgroup.procs is a plain 0644 file: write access is all a move needs.
+        std::fs::write(mnt.join("deleg/cgroup.procs"), "").expect("write procs");
+        let usable = blocker(&cg, &own, &layout);
+        let _ = std::fs::remove_dir_all(&mnt);
+        assert_eq!(got, Some(mnt.join("deleg/cgroup.procs")));
+        assert_eq!(usable, None);
+    }
+
     #[test]
     fn no_limit_is_asked_by_empty_or_zero_settings() {
         assert_eq!(requested_limit(&resources(serde_json::json!({}))), None);
