@@ -12,7 +12,7 @@ curl wrk
 debootstrap nginx-light haproxy
 skopeo umoci docker-registry apache2-utils openssl zstd
 qemu-system-x86 cpio time linux-perf bsdutils
-podman conmon netavark containerd docker.io
+podman conmon netavark containerd docker.io uidmap
 containernetworking-plugins protobuf-compiler
 "
 missing=""

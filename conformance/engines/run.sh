@@ -13,13 +13,14 @@
 # Output: one "ok N - name" / "not ok N - name: why" line per check and a closing line
 # "N passed, N failed". Exit status 0 only when nothing failed.
 # Environment: ENGINES_KEEP=1 keeps the temporary directory (logs) after a failure;
-# ENGINES_ONLY="podman containerd docker" selects lanes.
+# ENGINES_ONLY="podman containerd docker rootless" selects lanes (rootless: podman run
+# by a user the lane makes and removes, see rootless.sh).
 set -uo pipefail
 umask 022
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 RT=$(readlink -f "${1:-$repo/target/release/boxrun}")
-ONLY=${ENGINES_ONLY:-podman containerd docker}
+ONLY=${ENGINES_ONLY:-podman containerd docker rootless}
 IMG=boxtest/busybox
 CTR_IMG=localhost/boxtest/busybox:latest
 CTR_NS=bxengines
@@ -105,7 +106,7 @@ fi
 echo "# runtime under test: $RT"
 
 # ---------------------------------------------------------------- packages
-PACKAGES="jq podman conmon netavark containerd docker.io iptables iproute2 curl busybox-static util-linux"
+PACKAGES="jq podman conmon netavark containerd docker.io iptables iproute2 curl busybox-static util-linux uidmap"
 missing=""
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -265,7 +266,10 @@ force_cleanup() { # last resort after a failure: kill what is left, unmount, rem
         grep -qx "$f" "$T/cg.before" 2>/dev/null || find "$f" -depth -type d -exec rmdir {} \; 2>/dev/null
     done
 }
+# shellcheck source=conformance/engines/rootless.sh
+. "$here/rootless.sh"
 on_exit() {
+    rootless_cleanup
     engine_teardown
     force_cleanup
     if [ "$failed" != 0 ] && [ "${ENGINES_KEEP:-0}" = 1 ]; then
@@ -519,6 +523,7 @@ PODMAN_IMAGE=0
 check "podman: import busybox image" 0 '(^|'$'\n'')sha256:[0-9a-f]{64}' sh -c "tar -C '$T/rootfs' -c . | $P import - $IMG"
 [ "$RC" = 0 ] && PODMAN_IMAGE=1
 case " $ONLY " in *" podman "*) lane_podman ;; esac
+case " $ONLY " in *" rootless "*) lane_rootless ;; esac
 if [[ " $ONLY " == *" containerd "* || " $ONLY " == *" docker "* ]]; then
     if start_containerd; then
         case " $ONLY " in *" containerd "*) lane_containerd ;; esac

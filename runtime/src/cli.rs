@@ -86,7 +86,7 @@ fn failure_code(cli: &Cli) -> i32 {
     }
 }
 
-fn create_opts(root: &std::path::Path, c: &CreateArgs) -> CreateOpts {
+fn create_opts(root: &std::path::Path, c: &CreateArgs, rootless: bool) -> CreateOpts {
     CreateOpts {
         root: root.to_path_buf(),
         id: c.id.clone(),
@@ -96,6 +96,7 @@ fn create_opts(root: &std::path::Path, c: &CreateArgs) -> CreateOpts {
         no_pivot: c.no_pivot,
         no_new_keyring: c.no_new_keyring,
         preserve_fds: c.preserve_fds,
+        rootless,
     }
 }
 
@@ -121,11 +122,15 @@ fn dispatch(cli: &Cli) -> Result<i32> {
     }
     match cmd {
         Cmd::Create(c) => {
-            container::create(&create_opts(root, c), true)?;
+            let rootless = crate::rootless::active(cli.rootless.as_deref())?;
+            container::create(&create_opts(root, c, rootless), true)?;
             Ok(0)
         }
         Cmd::Start { id } => container::start(root, id).map(|_| 0),
-        Cmd::Run { c, detach, keep } => container::run(&create_opts(root, c), *detach, *keep),
+        Cmd::Run { c, detach, keep } => {
+            let rootless = crate::rootless::active(cli.rootless.as_deref())?;
+            container::run(&create_opts(root, c, rootless), *detach, *keep)
+        }
         Cmd::State { id } => {
             let v = container::state(root, id)?;
             outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());

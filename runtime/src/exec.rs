@@ -155,8 +155,14 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
         Some(cg) => (cg.clone_into_fd(), cg.v1_tasks_files()?),
         None => (None, Vec::new()),
     };
-    // Namespaces that apply to children only are entered here, before fork.
-    for j in nss.iter().filter(|j| for_children(j.typ)) {
+    // Namespaces that apply to children only are entered here, before fork. Rootless,
+    // the container's user namespace first: only inside it may we enter its pid namespace.
+    let user_first =
+        !nix::unistd::geteuid().is_root() && nss.iter().any(|j| j.typ == LinuxNamespaceType::User);
+    for j in nss
+        .iter()
+        .filter(|j| for_children(j.typ) || (user_first && j.typ == LinuxNamespaceType::User))
+    {
         namespaces::setns(j)?;
     }
     // SAFETY: single-threaded; the child runs set-up code and execs.
@@ -173,6 +179,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
         let err = match joined.and_then(|()| {
             child_setup(
                 &nss,
+                user_first,
                 p,
                 spec.linux().as_ref().and_then(|l| l.personality().as_ref()),
                 spec.linux()
@@ -252,6 +259,7 @@ impl Drop for KillOnDrop {
 #[allow(clippy::too_many_arguments)]
 fn child_setup(
     nss: &[Join],
+    user_joined: bool,
     p: &Process,
     personality: Option<&oci_spec::runtime::LinuxPersonality>,
     memory_policy: Option<&oci_spec::runtime::LinuxMemoryPolicy>,
@@ -273,15 +281,20 @@ fn child_setup(
     }
     let mut in_userns = false;
     for j in nss.iter().filter(|j| !for_children(j.typ)) {
-        namespaces::setns(j)?;
         if j.typ == LinuxNamespaceType::User {
+            // The runtime joined it before fork when rootless.
+            if !user_joined {
+                namespaces::setns(j)?;
+            }
             in_userns = true;
             // SAFETY: integer arguments.
             unsafe {
                 libc::setresgid(0, 0, 0);
                 libc::setresuid(0, 0, 0);
             }
+            continue;
         }
+        namespaces::setns(j)?;
     }
     // The signal mask and dispositions the runtime set must not reach the process.
     crate::signals::reset_for_exec();

@@ -174,6 +174,8 @@ fn setup(ctx: &InitCtx, chan: &Channel, sys: &dyn Syscall) -> Result<Never> {
             .and_then(|()| sys.setresuid(0))
             .sys_ctx(|| "become root in the user namespace (is uid/gid 0 mapped?)".into())?;
     }
+    // Under rootless podman the runtime's own user namespace forbids mknod just the same.
+    let in_userns = in_userns || ctx.ns.runtime_in_userns;
     let joined = CgroupProgress::new(ctx.cgroup);
     if cgroupns_new
         || ctx

@@ -25,6 +25,7 @@
 //!   (cwd, user, capabilities and seccomp in order), [`sched`] (scheduler, I/O
 //!   priority, CPU affinity, personality), [`mempolicy`] (NUMA memory policy),
 //!   [`console`].
+//! - [`rootless`]: runc's rootless rules (detection, state root default, cgroups).
 //! - [`features`], [`spec`]: the `features` and `spec` commands' documents;
 //!   [`unsupported`]: the fields refused at create because boxrun does not apply them.
 //! - Helpers: [`error`], [`logging`], [`procfs`], [`signals`] (names, forwarding, reset
@@ -53,6 +54,7 @@ pub mod namespaces;
 pub mod procfs;
 pub mod rlimits;
 pub mod rootfs;
+pub mod rootless;
 pub mod sched;
 pub mod signals;
 pub mod spec;

@@ -60,6 +60,10 @@ pub struct Plan {
     pub has_mount_ns: bool,
     /// Whether a new network namespace is created (its loopback is brought up, as runc does).
     pub new_net: bool,
+    /// Whether the runtime itself runs in a user namespace (rootless podman): a user
+    /// namespace's rules (no mknod, devices bind-mounted) apply without one of the
+    /// container's own.
+    pub runtime_in_userns: bool,
 }
 
 impl Plan {

@@ -47,6 +47,28 @@ pub fn is_alive(pid: i32, start_time: u64) -> bool {
     }
 }
 
+/// The processes in `init`'s pid namespace, `init` first: a container's processes when
+/// it has a pid namespace of its own but no cgroup to list them (rootless). Processes
+/// whose namespace this user may not see are left out.
+pub fn pidns_members(init: i32) -> Vec<i32> {
+    let ns_of = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let Some(ns) = ns_of(init) else {
+        return Vec::new();
+    };
+    let mut out = vec![init];
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    let mut rest: Vec<i32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != init && ns_of(pid).as_ref() == Some(&ns))
+        .collect();
+    rest.sort_unstable();
+    out.extend(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,6 @@
 mod common;
 use common::*;
 use serde_json::json;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 fn start_sleeper(f: &mut Fixture, id: &str) -> i64 {
     f.args(&["/bin/sleep", "100"]);
@@ -89,31 +88,6 @@ fn pause_and_resume() {
     assert!(f.run(&["resume", "pr"]).status.success());
     assert_eq!(f.status("pr"), "running");
     assert!(!f.run(&["resume", "pr"]).status.success());
-}
-
-fn recv_fd(sock: &std::os::unix::net::UnixStream) -> (OwnedFd, String) {
-    let mut buf = [0u8; 256];
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let msg = nix::sys::socket::recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        nix::sys::socket::MsgFlags::empty(),
-    )
-    .unwrap();
-    let mut fd = None;
-    for c in msg.cmsgs().unwrap() {
-        if let nix::sys::socket::ControlMessageOwned::ScmRights(v) = c {
-            // SAFETY: received fd is ours.
-            fd = Some(unsafe { OwnedFd::from_raw_fd(v[0]) });
-        }
-    }
-    let n = msg.bytes;
-    (
-        fd.expect("no fd received"),
-        String::from_utf8_lossy(&buf[..n]).into_owned(),
-    )
 }
 
 #[test]

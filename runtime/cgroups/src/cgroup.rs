@@ -408,7 +408,11 @@ impl Cgroup {
         cgroups_path: Option<&Path>,
         container_id: &str,
     ) -> Result<Cgroup> {
-        let target = CgroupsPath::parse(cgroups_path, container_id)?;
+        Self::resolve_target(layout, &CgroupsPath::parse(cgroups_path, container_id)?)
+    }
+
+    /// [`Cgroup::resolve`] of a parsed path.
+    pub(crate) fn resolve_target(layout: &Layout, target: &CgroupsPath) -> Result<Cgroup> {
         let own = if target.is_relative() {
             let p = Path::new("/proc/self/cgroup");
             layout::parse_proc_cgroup(&fsutil::read(p)?)?

@@ -137,6 +137,14 @@ pub enum CgroupError {
         /// How long we waited.
         millis: u64,
     },
+    /// A rootless container asks for a limit but may not use any cgroup.
+    #[error("{field} cannot be applied: {path} is not writable by this user (rootless); drop the setting, or run boxrun from a cgroup v2 subtree delegated to the user")]
+    RootlessLimit {
+        /// The setting, e.g. `linux.resources.memory`.
+        field: String,
+        /// The directory or `cgroup.procs` file this user may not write.
+        path: PathBuf,
+    },
     /// The operation needs a hierarchy this cgroup does not have.
     #[error("{what} is not supported here: {reason}")]
     Unsupported {

@@ -54,6 +54,7 @@ mod mount;
 pub mod paths;
 mod preexisting;
 pub mod resources;
+mod rootless;
 mod stats;
 
 pub use cgroup::{remove_empty_parents, Cgroup, Hierarchy, Version, RUNTIME_PARENTS};
@@ -62,6 +63,7 @@ pub use layout::{Layout, Mode};
 pub use mount::{attr as mount_attr, mount_setattr_recursive};
 pub use preexisting::Preexisting;
 pub use resources::devices::{runc_default_rules, DeviceRule};
+pub use rootless::requested_limit;
 pub use stats::{
     Blkio, BlkioEntry, Cpu, CpuUsage, Hugetlb, Memory, MemoryEntry, Pids, Stats, Throttling,
 };

@@ -12,6 +12,10 @@ pub enum CgroupsPath {
     Absolute(PathBuf),
     /// Relative to the calling process's own cgroup in each hierarchy.
     Relative(PathBuf),
+    /// Relative to the parent of the calling process's own cgroup: runc's default for
+    /// a rootless container without `linux.cgroupsPath` (a sibling of the caller's
+    /// cgroup in its delegated subtree, which may hold no processes itself).
+    Sibling(PathBuf),
 }
 
 /// The parent directory used when the config has no `linux.cgroupsPath`.
@@ -76,7 +80,7 @@ impl CgroupsPath {
 
     /// Whether the caller's own cgroup (from `/proc/self/cgroup`) is needed.
     pub fn is_relative(&self) -> bool {
-        matches!(self, CgroupsPath::Relative(_))
+        matches!(self, CgroupsPath::Relative(_) | CgroupsPath::Sibling(_))
     }
 
     /// The host directory in a hierarchy mounted at `mount_point` whose root
@@ -90,7 +94,7 @@ impl CgroupsPath {
     ) -> Result<PathBuf> {
         match self {
             CgroupsPath::Absolute(p) => Ok(join_under(mount_point, p)),
-            CgroupsPath::Relative(p) => {
+            CgroupsPath::Relative(p) | CgroupsPath::Sibling(p) => {
                 let own = own.ok_or_else(|| CgroupError::InvalidPath {
                     path: p.clone(),
                     reason: format!(
@@ -100,7 +104,10 @@ impl CgroupsPath {
                 })?;
                 // /proc/self/cgroup paths are relative to our cgroup namespace
                 // root; the mount shows the hierarchy from `mount_root` on.
-                let inside = own.strip_prefix(mount_root).unwrap_or(own);
+                let mut inside = own.strip_prefix(mount_root).unwrap_or(own);
+                if matches!(self, CgroupsPath::Sibling(_)) {
+                    inside = inside.parent().unwrap_or(inside);
+                }
                 Ok(join_under(&join_under(mount_point, inside), p))
             }
         }
@@ -186,6 +193,30 @@ mod tests {
         assert!(r
             .host_dir(Path::new("/sys/fs/cgroup"), Path::new("/"), None)
             .is_err());
+    }
+
+    #[test]
+    fn sibling_is_next_to_the_own_cgroup() {
+        let s = CgroupsPath::Sibling(p("c1"));
+        assert!(s.is_relative());
+        assert_eq!(
+            s.host_dir(
+                Path::new("/sys/fs/cgroup"),
+                Path::new("/"),
+                Some(Path::new("/user.slice/u@1000.service/app.slice/run.scope"))
+            )
+            .unwrap(),
+            p("/sys/fs/cgroup/user.slice/u@1000.service/app.slice/c1")
+        );
+        assert_eq!(
+            s.host_dir(
+                Path::new("/sys/fs/cgroup"),
+                Path::new("/"),
+                Some(Path::new("/"))
+            )
+            .unwrap(),
+            p("/sys/fs/cgroup/c1")
+        );
     }
 
     #[test]

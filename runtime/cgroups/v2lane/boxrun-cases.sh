@@ -176,6 +176,58 @@ echo "$out" | grep -q '^ro_ok' || err "cgroup mount writable: $(echo "$out" | tr
 $BR delete --force $id >/dev/null 2>&1
 report boxrun_cgroup_namespace_view
 
+# --- rootless (uid 65534, a `spec --rootless` bundle): from a delegated subtree (the
+# directory, its cgroup.procs, cgroup.threads and cgroup.subtree_control given to the
+# user, the caller in a leaf below) the container's cgroup is made next to the caller's
+# (runc's rule) with its limit; from a cgroup not delegated, the limit is refused by its
+# field and a container without limits runs without a cgroup of its own
+RL=$CG-rootless
+RLBR="/lane/setpriv --reuid=65534 --regid=65534 --clear-groups /lane/boxrun --root /tmp/rl-root"
+mkdir -p /tmp/rl-root $RL/caller && chown 65534:65534 /tmp/rl-root
+echo "+pids +memory" >/sys/fs/cgroup/cgroup.subtree_control
+chown 65534:65534 $RL $RL/cgroup.procs $RL/cgroup.threads $RL/cgroup.subtree_control \
+    $RL/caller $RL/caller/cgroup.procs
+# rl ARGS...: boxrun as the user, from the delegated leaf
+rl() { sh -c 'echo $$ >'"$RL"'/caller/cgroup.procs && exec "$@"' rl $RLBR "$@"; }
+id=rl1
+if rl create --bundle /lane/bundles/rootless $id >/tmp/$id.out 2>&1; then
+    pid=$(rl state $id 2>/dev/null | tr -d ' \n' | sed -n 's/.*"pid":\([0-9]*\).*/\1/p')
+    [ -n "$pid" ] || err "no pid in state"
+    want $RL/$id/pids.max 9
+    want $RL/$id/cgroup.procs "$pid"
+    want "/proc/$pid/cgroup" "0::/boxrun-rootless/$id"
+    [ "$(stat -c %u "/proc/$pid")" = 65534 ] || err "init not uid 65534 on the host"
+    rl start $id >/dev/null 2>&1 || err "start failed"
+    if wait_for /tmp/$id.out '^ready' 30; then
+        echo "V2LANE-INFO rootless case: $(tr '\n' ' ' </tmp/$id.out)"
+        grep -Eq '^ +0 +65534 +1$' /tmp/$id.out || err "uid_map not 0 65534 1: $(tr '\n' ' ' </tmp/$id.out)"
+        out=$(rl exec $id cat /proc/self/cgroup 2>&1)
+        [ "$out" = "0::/boxrun-rootless/$id" ] || err "exec not in the container's cgroup: $out"
+        out=$(rl ps --format json $id 2>&1)
+        echo "$out" | grep -q "$pid" || err "ps does not list the init: $out"
+    else
+        err "no ready line: $(tr '\n' ' ' </tmp/$id.out)"
+    fi
+    rl kill $id KILL >/dev/null 2>&1 || err "kill failed"
+else
+    err "create failed: $(tr '\n' ' ' </tmp/$id.out)"
+fi
+rl delete --force $id >/dev/null 2>&1 || err "delete --force $id failed"
+[ -e "$RL/$id" ] && err "$RL/$id left after delete"
+report boxrun_rootless_delegated_subtree_gets_the_limit
+
+out=$($RLBR run --bundle /lane/bundles/rootless rl2 2>&1) && err "limit accepted without a delegated cgroup"
+echo "$out" | grep -q 'linux.resources.pids.limit' || err "error does not name the field: $(echo "$out" | tr '\n' ' ')"
+out=$($RLBR run --bundle /lane/bundles/rootless-nolimit rl3 2>&1) || err "run without limits failed: $(echo "$out" | tr '\n' ' ')"
+echo "V2LANE-INFO rootless without delegation: $(echo "$out" | tr '\n' ' ')"
+[ "$out" = "0::/" ] || err "not left in the caller's cgroup: $(echo "$out" | tr '\n' ' ')"
+[ -e /sys/fs/cgroup/rl3 ] || [ -e $CG/rl3 ] && err "a cgroup was made for rl3"
+rmdir $RL/caller $RL || err "cannot remove $RL"
+left=$($RLBR list -q 2>/dev/null | tr '\n' ' ')
+[ -z "$left" ] || err "rootless containers left: $left"
+rm -rf /tmp/rl-root
+report boxrun_rootless_without_delegation_refuses_limits_runs_without
+
 # nothing left in the state root
 left=$($BR list -q 2>/dev/null | tr '\n' ' ')
 [ -z "$left" ] || err "containers left: $left"

@@ -178,6 +178,21 @@ bundle devallow false '{"devices": [{"allow": false, "access": "rwm"},
     'true < /devnode && echo node_ok; (true > /devnode) 2>/dev/null && echo write_ok || echo write_denied'
 bundle cgns true '{"pids": {"limit": 7}}' '.linux.namespaces += [{"type": "cgroup"}]' sh -c \
     'cat /proc/self/cgroup; echo pids=$(cat /sys/fs/cgroup/pids.max); mkdir /sys/fs/cgroup/x 2>/dev/null && echo ro_bad || echo ro_ok'
+# rootless cases: util-linux setpriv (busybox's cannot change uids) and the bundle
+# `boxrun spec --rootless` writes, as uid/gid 65534 would get it, with a pids limit
+add_bin "$(command -v setpriv)" "$ir/lane/setpriv" || die "cannot copy setpriv"
+if [ -x "$boxrun" ]; then
+    rl=$ir/lane/bundles/rootless
+    mkdir -p "$rl" "$rl-nolimit"
+    "$boxrun" spec --rootless --bundle "$rl" || die "boxrun spec --rootless failed"
+    jq '.linux.uidMappings[0].hostID = 65534 | .linux.gidMappings[0].hostID = 65534
+        | .root.path = "/lane/rootfs" | .process.terminal = false
+        | .process.args = ["sh", "-c", "cat /proc/self/uid_map /proc/self/cgroup; echo ready; exec sleep 600"]
+        | .linux.resources = {pids: {limit: 9}}' "$rl/config.json" >"$rl/c.json" &&
+        mv "$rl/c.json" "$rl/config.json" || die "cannot write the rootless bundle"
+    jq 'del(.linux.resources) | .process.args = ["sh", "-c", "cat /proc/self/cgroup"]' \
+        "$rl/config.json" >"$rl-nolimit/config.json" || die "cannot write the rootless bundle"
+fi
 
 (cd "$ir" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initrd.gz" || die "cpio failed"
 say "initramfs $(du -h "$work/initrd.gz" | cut -f1), ${#tests[@]} test binaries$([ -x "$boxrun" ] && echo ", boxrun")"

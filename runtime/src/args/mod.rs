@@ -79,7 +79,8 @@ use std::path::PathBuf;
 /// The parsed command line: the global flags and the command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cli {
-    /// Root directory for container state (`--root`, default `/run/boxrun`).
+    /// Root directory for container state (`--root`, default `/run/boxrun`, or
+    /// `$XDG_RUNTIME_DIR/boxrun` when rootless: [`crate::rootless::default_root`]).
     pub root: PathBuf,
     /// Log file (`--log`, default empty: stderr only).
     pub log: String,
@@ -89,8 +90,8 @@ pub struct Cli {
     pub debug: bool,
     /// Use systemd for cgroups (`--systemd-cgroup`).
     pub systemd_cgroup: bool,
-    /// `--rootless[=VALUE]`: accepted for runc compatibility and ignored (`auto` when
-    /// given without a value).
+    /// `--rootless[=VALUE]`: `true`, `false` or `auto` (also when given without a
+    /// value); see [`crate::rootless::active`].
     pub rootless: Option<String>,
     /// `--criu PATH`: accepted for runc compatibility; checkpointing is not supported.
     pub criu: Option<String>,
@@ -103,7 +104,7 @@ pub struct Cli {
 impl Default for Cli {
     fn default() -> Self {
         Cli {
-            root: PathBuf::from("/run/boxrun"),
+            root: crate::rootless::default_root(),
             log: String::new(),
             log_format: "text".into(),
             debug: false,

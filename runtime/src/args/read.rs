@@ -16,7 +16,7 @@ pub(super) fn cli(s: Scan) -> Result<Cli, ArgError> {
         see: "boxrun --help",
     };
     let mut cli = Cli {
-        root: g.path("root").unwrap_or_else(|| "/run/boxrun".into()),
+        root: g.path("root").unwrap_or_else(crate::rootless::default_root),
         log: g.string_or("log", "")?,
         log_format: g.string_or("log-format", "text")?,
         debug: g.on("debug"),

@@ -62,7 +62,7 @@ pub(super) const GLOBAL: &[Flag] = &[
         "root",
         None,
         "PATH",
-        "Root directory for container state",
+        "Root directory for container state ($XDG_RUNTIME_DIR/boxrun when rootless)",
         Some("/run/boxrun"),
     ),
     v(
@@ -86,7 +86,7 @@ pub(super) const GLOBAL: &[Flag] = &[
         short: None,
         takes: Takes::Optional,
         meta: "VALUE",
-        help: "Accepted for runc compatibility (rootless detection is automatic)",
+        help: "Rootless rules (cgroups only where writable): true, false or auto (not root)",
         default: None,
         hidden: false,
     },

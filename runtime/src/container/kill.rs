@@ -38,6 +38,14 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
             cg.kill_all(sig)?;
             return Ok(());
         }
+        // No cgroup (rootless): the other processes of its own pid namespace.
+        for pid in super::ps::members(&rec)?
+            .into_iter()
+            .filter(|&p| p != rec.pid)
+        {
+            // SAFETY: kill with pid and signal numbers; a process gone meanwhile is fine.
+            unsafe { libc::kill(pid, sig) };
+        }
     }
     signal_pid(&rec, sig)
 }

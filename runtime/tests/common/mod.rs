@@ -326,3 +326,29 @@ pub fn assert_in_cgroup_everywhere(pid: i32, rel: &str) {
         );
     }
 }
+
+/// Receive the pty master (and its name) that the runtime sends to a console socket.
+pub fn recv_fd(sock: &std::os::unix::net::UnixStream) -> (std::os::fd::OwnedFd, String) {
+    let mut buf = [0u8; 256];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let msg = nix::sys::socket::recvmsg::<()>(
+        std::os::fd::AsRawFd::as_raw_fd(sock),
+        &mut iov,
+        Some(&mut cmsg),
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .unwrap();
+    let mut fd = None;
+    for c in msg.cmsgs().unwrap() {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(v) = c {
+            // SAFETY: received fd is ours.
+            fd = Some(unsafe { std::os::fd::FromRawFd::from_raw_fd(v[0]) });
+        }
+    }
+    let n = msg.bytes;
+    (
+        fd.expect("no fd received"),
+        String::from_utf8_lossy(&buf[..n]).into_owned(),
+    )
+}

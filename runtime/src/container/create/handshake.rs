@@ -47,25 +47,14 @@ fn join_cgroups(v: &Validated, host: &mut Host, init: &Spawned) -> Result<()> {
     }
     host.record.pid = pid;
     crate::failpoint::hit("create:cloned");
-    if !host.cgroup.is_unified() {
-        // The init is already in the v2 directory: on failure the guard kills it
-        // before removing the directories (a live member keeps rmdir retrying).
-        let made = host.cgroup.materialize_or_keep(Some(&v.resources));
-        crate::failpoint::hit("create:v1-cgroups-made");
-        host.guard.cgroup = Some(host.cgroup.clone());
-        host.record.cgroup = Some(host.cgroup.clone());
-        made?;
-        super::host::check_preexisting(&host.cgroup, pid, true, &mut host.guard)?;
-    }
-    // The child may mount the cgroups now, and moves itself into the v1 hierarchies
-    // through their `tasks` files, opened here. A cgroup.procs write of its pid by the
-    // runtime would first wait for an RCU grace period (cgroup_threadgroup_rwsem),
-    // 5-25 ms on an idle host; a thread moving itself does not.
-    let tasks = host.cgroup.v1_tasks_files()?;
+    let tasks = match host.cgroup.as_mut() {
+        Some(cg) => finish_cgroups(v, cg, &mut host.guard, &mut host.record, pid)?,
+        None => Vec::new(),
+    };
     chan.send_or_child_error(ToInit::CgroupMade { tasks })?;
-    if !init.in_cgroup {
+    if let (Some(cg), false) = (&host.cgroup, init.in_cgroup) {
         // clone3 is unavailable (old kernel, seccomp): join v2 the slow way.
-        host.cgroup.add_process_v2(pid)?;
+        cg.add_process_v2(pid)?;
     }
     host.record.pid_start_time = procfs::stat(pid).map(|s| s.start_time).unwrap_or(0);
     host.dir.save(&host.record)?;
@@ -76,6 +65,31 @@ fn join_cgroups(v: &Validated, host: &mut Host, init: &Spawned) -> Result<()> {
                 host.guard.hook_failed(&v.spec, &host.record);
             }
         })
+}
+
+/// Make the hybrid host's v1 cgroups and open their `tasks` files for the init. The
+/// child may mount the cgroups once it has them, and moves itself into the v1
+/// hierarchies through those files: a cgroup.procs write of its pid by the runtime would
+/// first wait for an RCU grace period (cgroup_threadgroup_rwsem), 5-25 ms on an idle
+/// host; a thread moving itself does not.
+fn finish_cgroups(
+    v: &Validated,
+    cg: &mut boxrun_cgroups::Cgroup,
+    guard: &mut super::host::CreateGuard,
+    record: &mut Record,
+    pid: i32,
+) -> Result<Vec<OwnedFd>> {
+    if !cg.is_unified() {
+        // The init is already in the v2 directory: on failure the guard kills it
+        // before removing the directories (a live member keeps rmdir retrying).
+        let made = cg.materialize_or_keep(Some(&v.resources));
+        crate::failpoint::hit("create:v1-cgroups-made");
+        guard.cgroup = Some(cg.clone());
+        record.cgroup = Some(cg.clone());
+        made?;
+        super::host::check_preexisting(cg, pid, true, guard)?;
+    }
+    Ok(cg.v1_tasks_files()?)
 }
 
 /// Serve the init's requests (runtime hooks, seccomp listener) until it is Ready.
@@ -150,6 +164,12 @@ fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
             .map_err(|e| Error::context("linux.uidMappings: write uid_map", e))?;
     }
     if !gid.is_empty() {
+        if !nix::unistd::geteuid().is_root() {
+            // Without CAP_SETGID over the parent namespace the kernel takes a gid_map
+            // only once setgroups is denied (runc's rootless rule).
+            std::fs::write(format!("/proc/{pid}/setgroups"), "deny")
+                .map_err(|e| Error::context("linux.gidMappings: deny setgroups", e))?;
+        }
         std::fs::write(format!("/proc/{pid}/gid_map"), &gid)
             .map_err(|e| Error::context("linux.gidMappings: write gid_map", e))?;
     }

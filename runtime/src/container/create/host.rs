@@ -24,8 +24,9 @@ pub struct Host {
     pub dir: StateDir,
     /// The record saved in it.
     pub record: Record,
-    /// The container's cgroups, made (v2 only, on a hybrid host).
-    pub cgroup: boxrun_cgroups::Cgroup,
+    /// The container's cgroups, made (v2 only, on a hybrid host); none when rootless
+    /// without a usable cgroup.
+    pub cgroup: Option<boxrun_cgroups::Cgroup>,
     /// The exec fifo, opened `O_PATH` for the init to reopen (created containers).
     pub fifo: Option<OwnedFd>,
     /// The console socket (or our internal socketpair's other end) for the init.
@@ -107,7 +108,11 @@ impl Drop for CreateGuard {
 
 /// Make the state directory, the planned cgroups, the exec fifo and the console
 /// connection of a validated create.
-pub fn prepare(opts: &CreateOpts, v: &Validated, mut cg: boxrun_cgroups::Cgroup) -> Result<Host> {
+pub fn prepare(
+    opts: &CreateOpts,
+    v: &Validated,
+    cg: Option<boxrun_cgroups::Cgroup>,
+) -> Result<Host> {
     let dir = StateDir::create(&opts.root, &opts.id)?;
     let mut guard = CreateGuard::new(dir.path.clone());
     crate::failpoint::hit("create:state-dir");
@@ -128,28 +133,20 @@ pub fn prepare(opts: &CreateOpts, v: &Validated, mut cg: boxrun_cgroups::Cgroup)
         creator: (me, procfs::stat(me).map(|s| s.start_time).unwrap_or(0)),
         own_pidns: v.ns.new_pid,
     };
-    // Pure v2: the directories are made now so that the child is born in its cgroup.
-    // Hybrid: only the v2 directory is made now (the child is born there too); the v1
-    // ones are made after the clone, while the child creates its namespaces and mounts
-    // (it waits for them only at a cgroup mount and before exec).
     // On record before any mkdir (all hierarchies, the v1 ones made later included):
     // `delete` of a create killed from here on removes whatever of them exists. Atomic,
     // not fsync'd: cgroups do not outlive a power loss, the record only has to outlive
     // this process (an fsync costs ~1.3 ms where the state root is not a tmpfs).
-    cg.reserve();
-    record.cgroup = Some(cg.clone());
-    dir.save(&record)?;
-    if cg.is_unified() {
-        cg.materialize(Some(&v.resources))?;
-    } else {
-        cg.materialize_v2()?;
-    }
-    crate::failpoint::hit("create:cgroup-made");
-    guard.cgroup = Some(cg.clone());
-    // Before the init is born in it. Hybrid: only the v2 directory exists yet; the
-    // handshake checks the rest (and warns about other processes once).
-    check_preexisting(&cg, 0, cg.is_unified(), &mut guard)?;
-    record.cgroup = Some(cg.clone());
+    let cg = match cg {
+        Some(mut cg) => {
+            cg.reserve();
+            record.cgroup = Some(cg.clone());
+            dir.save(&record)?;
+            Some(make_cgroup(cg, v, &mut guard)?)
+        }
+        None => None,
+    };
+    record.cgroup = cg.clone();
     dir.save(&record)?;
     crate::failpoint::hit("create:cgroup");
     let fifo = if v.wait_fifo {
@@ -167,6 +164,28 @@ pub fn prepare(opts: &CreateOpts, v: &Validated, mut cg: boxrun_cgroups::Cgroup)
         console,
         console_proxy,
     })
+}
+
+/// Make the planned cgroups. Pure v2: the directories are made now so that the child is
+/// born in its cgroup. Hybrid: only the v2 directory is made now (the child is born there
+/// too); the v1 ones are made after the clone, while the child creates its namespaces and
+/// mounts (it waits for them only at a cgroup mount and before exec).
+fn make_cgroup(
+    mut cg: boxrun_cgroups::Cgroup,
+    v: &Validated,
+    guard: &mut CreateGuard,
+) -> Result<boxrun_cgroups::Cgroup> {
+    if cg.is_unified() {
+        cg.materialize(Some(&v.resources))?;
+    } else {
+        cg.materialize_v2()?;
+    }
+    crate::failpoint::hit("create:cgroup-made");
+    guard.cgroup = Some(cg.clone());
+    // Before the init is born in it. Hybrid: only the v2 directory exists yet; the
+    // handshake checks the rest (and warns about other processes once).
+    check_preexisting(&cg, 0, cg.is_unified(), guard)?;
+    Ok(cg)
 }
 
 /// A container cgroup that existed before: refuse it frozen (the init would never run;

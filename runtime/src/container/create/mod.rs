@@ -37,6 +37,8 @@ pub struct CreateOpts {
     pub no_new_keyring: bool,
     /// `--preserve-fds`.
     pub preserve_fds: u32,
+    /// Rootless ([`crate::rootless::active`]): cgroups only where this user may use them.
+    pub rootless: bool,
 }
 
 /// A container that `create` just made, still owned by this process.

@@ -40,7 +40,7 @@ pub fn spawn(opts: &CreateOpts, v: &Validated, host: &mut Host) -> Result<Spawne
         bundle: &v.bundle,
         state_dir: &host.dir.path,
         ns: &v.ns,
-        cgroup: Some(&host.cgroup),
+        cgroup: host.cgroup.as_ref(),
         seccomp: v.seccomp.as_ref(),
         console_socket: host.console.as_ref(),
         no_pivot: opts.no_pivot,
@@ -80,7 +80,7 @@ pub fn spawn(opts: &CreateOpts, v: &Validated, host: &mut Host) -> Result<Spawne
         None => None,
     };
     // The child is born in its v2 cgroup (clone3 CLONE_INTO_CGROUP): no late join there.
-    let into = host.cgroup.clone_into_fd();
+    let into = host.cgroup.as_ref().and_then(|cg| cg.clone_into_fd());
     let cloned = clone_child(
         v.ns.clone_flags,
         &ctx,

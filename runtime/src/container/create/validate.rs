@@ -37,12 +37,13 @@ pub struct Validated {
 }
 
 /// Check `opts` and the bundle; nothing on the host is made or changed. Returns the
-/// checked inputs and the container's cgroups, planned (the host phase makes them).
+/// checked inputs and the container's cgroups, planned (the host phase makes them); none
+/// for a rootless container that may not use any.
 pub fn validate(
     opts: &CreateOpts,
     wait_fifo: bool,
     proxy_tty: bool,
-) -> Result<(Validated, boxrun_cgroups::Cgroup)> {
+) -> Result<(Validated, Option<boxrun_cgroups::Cgroup>)> {
     crate::util::validate_id(&opts.id)?;
     let Bundle {
         dir: bundle,
@@ -61,7 +62,8 @@ pub fn validate(
     let ns_list = linux
         .and_then(|l| l.namespaces().clone())
         .unwrap_or_default();
-    let ns = namespaces::plan(&ns_list)?;
+    let mut ns = namespaces::plan(&ns_list)?;
+    ns.runtime_in_userns = opts.rootless && crate::rootless::in_user_namespace();
     if let Some(p) = process {
         crate::capabilities::Sets::from_spec(p.capabilities().as_ref())?;
     } else if !wait_fifo {
@@ -78,7 +80,11 @@ pub fn validate(
         .and_then(|l| l.resources().clone())
         .unwrap_or_default();
     resources.set_devices(Some(crate::devices::cgroup_rules(&spec)?));
-    let cgroup = boxrun_cgroups::Cgroup::plan(cg_path.as_deref(), &opts.id)?;
+    let cgroup = if opts.rootless {
+        crate::rootless::plan_cgroup(cg_path.as_deref(), &opts.id, &mut resources)?
+    } else {
+        Some(boxrun_cgroups::Cgroup::plan(cg_path.as_deref(), &opts.id)?)
+    };
     let runtime_hooks = spec.hooks().as_ref().is_some_and(|h| {
         h.prestart().as_ref().is_some_and(|v| !v.is_empty())
             || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
