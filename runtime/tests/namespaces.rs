@@ -97,7 +97,7 @@ fn user_namespace_joins_a_host_network_namespace_by_path() {
         .as_i64()
         .unwrap()
         .to_string();
-    let mut f = userns_fixture();
+    let mut f = Fixture::userns();
     let ns = f.config["linux"]["namespaces"].as_array_mut().unwrap();
     ns.push(json!({"type": "network", "path": format!("/proc/{pid}/ns/net")}));
     f.args(&["/bin/sleep", "100"]);
@@ -159,7 +159,7 @@ fn user_namespace_init_with_a_private_state_root() {
 /// to the host's root), so the container sees them (issue 22 item 5).
 #[test]
 fn time_offsets_apply_in_a_user_namespace() {
-    let mut f = userns_fixture();
+    let mut f = Fixture::userns();
     let mut ns = f.config["linux"]["namespaces"].as_array().unwrap().clone();
     ns.push(json!({"type": "time"}));
     f.config["linux"]["namespaces"] = json!(ns);
