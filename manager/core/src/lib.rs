@@ -35,6 +35,7 @@
 pub mod attach;
 pub mod bundle;
 pub mod checker;
+pub mod compose;
 pub mod console;
 pub mod copy;
 pub mod copy_tar;
