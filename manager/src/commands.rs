@@ -13,7 +13,9 @@ use boxctl_core::{
     networking, prune, session, stats, util, volumes,
 };
 
-use crate::cli::{Cli, Cmd, ImageCmd, NetworkCmd, RunArgs, SystemCmd, VolumeCmd};
+use crate::cli::{
+    Cli, Cmd, ExportFormat, FarmCmd, ImageCmd, NetworkCmd, RunArgs, SystemCmd, VolumeCmd,
+};
 use crate::output::{self, print_table};
 use crate::ps_format;
 
@@ -154,6 +156,14 @@ pub fn dispatch(root: &Path, cli: Cli) -> Result<i32> {
         Cmd::Down { farm: a, volumes } => {
             let failed = farm::down(&store, &a.file, volumes, &mut output::farm_event)?;
             Ok(if failed == 0 { 0 } else { 1 })
+        }
+        Cmd::Farm(FarmCmd::Export {
+            file,
+            format,
+            output,
+        }) => {
+            farm_export(&file, format, output.as_deref())?;
+            Ok(0)
         }
         Cmd::Scale(a) => {
             farm::scale(
@@ -432,4 +442,22 @@ fn prune_cmd(store: &Store, force: bool, with_volumes: bool) -> Result<i32> {
         eprintln!("boxctl: error: cannot remove {f}");
     }
     Ok(if done.failed.is_empty() { 0 } else { 1 })
+}
+
+/// `boxctl farm export`: the farm as a stack compose file or Kubernetes manifests.
+fn farm_export(file: &Path, format: ExportFormat, output: Option<&Path>) -> Result<()> {
+    use anyhow::Context as _;
+    use boxctl_core::export;
+    let farm = farm::spec::Farm::load(file)?;
+    let text = match format {
+        ExportFormat::Compose => export::compose::render(&farm)?,
+        ExportFormat::Kube => export::kube::render(&farm)?,
+    };
+    match output {
+        Some(o) => {
+            std::fs::write(o, text).with_context(|| format!("cannot write {}", o.display()))?
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
 }

@@ -46,6 +46,7 @@ pub mod disk_usage;
 pub mod duration;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod farm;
 pub mod fs_at;
 pub mod health;

@@ -45,6 +45,7 @@ pub fn parse(text: &str, dir: &Path) -> Result<Farm> {
     let mut networks = BTreeMap::new();
     let mut volumes = BTreeSet::new();
     let mut images = BTreeMap::new();
+    let mut x_name = None;
     for (k, v) in p.fields("", &root, TOP) {
         match k {
             "name" => name = p.scalar(k, v),
@@ -52,13 +53,13 @@ pub fn parse(text: &str, dir: &Path) -> Result<Farm> {
             "services" => services = Some(v),
             "networks" => networks = top_networks(&mut p, v),
             "volumes" => volumes = top_volumes(&mut p, v),
-            _ => images = extension_images(&mut p, v),
+            _ => (images, x_name) = extension(&mut p, v),
         }
     }
     if root.as_mapping().is_none() {
         p.bad("", "a compose file is a mapping with a `services` key");
     }
-    let name = name.unwrap_or_else(|| project_name(dir));
+    let name = name.or(x_name).unwrap_or_else(|| project_name(dir));
     let mut farm = Farm {
         name,
         images,
@@ -70,8 +71,16 @@ pub fn parse(text: &str, dir: &Path) -> Result<Farm> {
         Some(v) => service::map_all(&mut p, v, &mut farm, &volumes),
         None => p.bad("services", "missing: describe at least one service"),
     }
-    if !p.0.is_empty() {
-        return Err(Error::Invalid(p.0.join("\n")));
+    match p.0.as_slice() {
+        [] => {}
+        [one] => return Err(Error::Invalid(one.clone())),
+        many => {
+            return Err(Error::Invalid(format!(
+                "{} problems, nothing was started:\n  {}",
+                many.len(),
+                many.join("\n  ")
+            )))
+        }
     }
     farm.check()?;
     Ok(farm)
@@ -167,10 +176,17 @@ fn ipam_subnet(p: &mut Problems, path: &str, v: &Value) -> Option<String> {
     subnet
 }
 
-/// Top-level `x-boxctl`: `images` (where each image's root filesystem comes from).
-fn extension_images(p: &mut Problems, v: &Value) -> BTreeMap<String, ImageSpec> {
+/// Top-level `x-boxctl`: `images` (where each image's root filesystem
+/// comes from) and `name` (the project name, where a stack file cannot
+/// have a top-level `name`).
+fn extension(p: &mut Problems, v: &Value) -> (BTreeMap<String, ImageSpec>, Option<String>) {
     let mut out = BTreeMap::new();
-    for (_, iv) in p.fields("x-boxctl", v, &["images"]) {
+    let mut name = None;
+    for (k, iv) in p.fields("x-boxctl", v, &["images", "name"]) {
+        if k == "name" {
+            name = p.scalar("x-boxctl.name", iv);
+            continue;
+        }
         let Some(map) = iv.as_mapping() else {
             p.bad("x-boxctl.images", "expected a mapping");
             continue;
@@ -185,5 +201,5 @@ fn extension_images(p: &mut Problems, v: &Value) -> BTreeMap<String, ImageSpec> 
             }
         }
     }
-    out
+    (out, name)
 }

@@ -56,14 +56,17 @@ pub struct Farm {
 }
 
 /// Where an image comes from when it is missing.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageSpec {
     /// Root filesystem directory (or any source `image import` takes).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rootfs: Option<String>,
     /// Script run as `build ROOTFS` when `rootfs` does not exist yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub build: Option<String>,
     /// Disk size of the imported image (e.g. `256m`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<String>,
 }
 
@@ -227,7 +230,7 @@ impl<'de> Deserialize<'de> for HealthSpec {
 }
 
 /// The nginx reverse-proxy settings of a service.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Balance {
     /// The service whose instances are the upstream servers.
