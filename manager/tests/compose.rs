@@ -93,7 +93,8 @@ fn get(port: u16) -> (u16, String) {
     (status, body.to_string())
 }
 
-/// What a farm made, from `inspect`: per instance its image, limits,
+/// What a farm made, from `inspect`: per instance its image, limits
+/// (memory, cpus, pids),
 /// networks, published ports, restart policy, cow and command.
 fn made(env: &Env) -> BTreeMap<String, serde_json::Value> {
     let mut out = BTreeMap::new();
@@ -101,8 +102,8 @@ fn made(env: &Env) -> BTreeMap<String, serde_json::Value> {
         let name = p["name"].as_str().unwrap().to_string();
         let i = env.inspect(&name);
         let keep = [
-            "image", "limits", "networks", "publish", "restart", "cow", "command", "net_mode",
-            "env",
+            "image", "memory", "cpus", "pids", "networks", "publish", "restart", "cow", "command",
+            "net_mode", "env",
         ];
         let v: serde_json::Map<String, serde_json::Value> = keep
             .iter()
@@ -160,8 +161,10 @@ fn showcase_from_compose_is_the_farm_file_farm() {
     assert_eq!(seen[0], seen[1], "farm.toml and compose.yaml differ");
     let proxy = &seen[1][&format!("{name}-proxy")];
     assert_eq!(proxy["publish"][0], format!("127.0.0.1:{port}:80"));
-    assert_eq!(proxy["limits"]["memory"], 128 << 20);
-    assert_eq!(seen[1][&format!("{name}-web-2")]["limits"]["pids"], 64);
+    assert_eq!(proxy["memory"], 128 << 20);
+    assert_eq!(proxy["cpus"], 1.0);
+    let web = &seen[1][&format!("{name}-web-2")];
+    assert_eq!((&web["pids"], &web["cpus"]), (&64.into(), &0.5.into()));
 }
 
 #[test]
