@@ -203,3 +203,146 @@ fn extension(p: &mut Problems, v: &Value) -> (BTreeMap<String, ImageSpec>, Optio
     }
     (out, name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STACK: &str = r#"
+name: shop
+services:
+  db:
+    image: bb
+    command: sh -c 'exec httpd -f -p 80'
+    entrypoint: ["/bin/env"]
+    environment: {A: "1", B: 2}
+    env_file: [app.env]
+    labels: [tier=db]
+    volumes: ["data:/var/db", "./site:/www:ro", {type: bind, source: /srv, target: /srv, read_only: true}]
+    tmpfs: /run
+    read_only: true
+    healthcheck:
+      test: ["CMD", "test", "-f", "/ready file"]
+      interval: 5s
+      retries: 2
+    restart: unless-stopped
+  web:
+    image: bb
+    ports: ["8080:80/tcp", {target: 81, published: 8081, host_ip: 127.0.0.1}]
+    depends_on: {db: {condition: service_healthy}}
+    deploy: {replicas: 2, resources: {limits: {memory: 64m, cpus: 0.5, pids: 32}}}
+volumes:
+  data:
+"#;
+
+    fn dir(tag: &str) -> std::path::PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("boxctl-compose-unit-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(d.join("site")).unwrap();
+        std::fs::write(d.join("app.env"), "# comment\n\nA=0\nC=3\n").unwrap();
+        d
+    }
+
+    #[test]
+    fn maps_every_supported_key() {
+        let d = dir("map");
+        let f = parse(STACK, &d).unwrap();
+        let db = &f.services["db"];
+        assert_eq!(f.name, "shop");
+        assert_eq!(db.command, ["sh", "-c", "exec httpd -f -p 80"]);
+        assert_eq!(
+            db.entrypoint.as_deref(),
+            Some(&["/bin/env".to_string()][..])
+        );
+        // env_file first, environment overrides it (later wins).
+        assert_eq!(db.env, ["A=0", "C=3", "A=1", "B=2"]);
+        assert_eq!(db.labels, ["tier=db"]);
+        let site = d.join("site").display().to_string();
+        assert_eq!(
+            db.volumes,
+            [
+                "data:/var/db".to_string(),
+                format!("{site}:/www:ro"),
+                "/srv:/srv:ro".into()
+            ]
+        );
+        assert_eq!(
+            (db.tmpfs.as_slice(), db.read_only),
+            (&["/run".to_string()][..], true)
+        );
+        let h = db.health.check.parse().unwrap();
+        assert_eq!(h.cmd.as_deref(), Some("test -f '/ready file'"));
+        assert_eq!(h.retries(), 2);
+        assert_eq!(db.restart.as_deref(), Some("always"));
+        assert_eq!(db.networks, ["default"]);
+        let web = &f.services["web"];
+        assert_eq!(web.publish, ["8080:80", "127.0.0.1:8081:81"]);
+        assert_eq!(web.depends_on, ["db"]);
+        assert_eq!(web.replicas, Some(2));
+        let l = web.limits().unwrap();
+        assert_eq!(
+            (l.memory, l.cpus, l.pids),
+            (Some(64 << 20), Some(0.5), Some(32))
+        );
+        assert!(f.networks.contains_key("default"));
+        assert_eq!(f.start_order(), ["db", "web"]);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_map() {
+        let d = dir("refuse");
+        let cases = [
+            (
+                "    cap_add: [ALL]\n",
+                "services.db.cap_add: not supported by boxctl",
+            ),
+            (
+                "    ports: [\"80\"]\n",
+                "services.db.ports[0]: give the host port",
+            ),
+            ("    ports: [\"53:53/udp\"]\n", "only tcp"),
+            (
+                "    network_mode: host\n",
+                "services.db.network_mode: only `none`",
+            ),
+            (
+                "    depends_on: {web: {condition: service_completed_successfully}}\n",
+                "condition",
+            ),
+            (
+                "    deploy: {replicas: two}\n",
+                "services.db.deploy.replicas: expected a whole number",
+            ),
+            (
+                "    x-boxctl: {balance: {backend: web}}\n",
+                "services.db.x-boxctl.balance",
+            ),
+        ];
+        for (extra, want) in cases {
+            let text = STACK.replace("    restart: unless-stopped\n", extra);
+            let e = parse(&text, &d).unwrap_err().chain();
+            assert!(e.contains(want), "{extra}: {e}");
+        }
+        let bad_test = STACK.replace(r#"["CMD", "test", "-f", "/ready file"]"#, "[CMD]");
+        let e = parse(&bad_test, &d).unwrap_err().chain();
+        assert!(e.contains("services.db.healthcheck.test: expected"), "{e}");
+        let undeclared = STACK.replace("data:/var/db", "other:/x");
+        let e = parse(&undeclared, &d).unwrap_err().chain();
+        assert!(
+            e.contains("services.db.volumes[0]: volume other is not declared"),
+            "{e}"
+        );
+        let cycle = STACK.replace("    restart: unless-stopped\n", "    depends_on: [web]\n");
+        assert!(parse(&cycle, &d).unwrap_err().chain().contains("cycle"));
+        assert!(parse("services: [a]", &d)
+            .unwrap_err()
+            .chain()
+            .contains("services: expected a mapping"));
+        assert!(parse("a: [", &d)
+            .unwrap_err()
+            .chain()
+            .contains("not a valid YAML file"));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}

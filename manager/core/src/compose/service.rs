@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use serde_yaml_ng::Value;
 
 use super::walk::{index, join, shell_join, Problems};
-use crate::farm::spec::{Balance, Farm, HealthSpec, NetSpec, Service};
+use crate::farm::spec::{Balance, Farm, HealthSpec, Service};
 
 /// The service keys boxctl maps.
 const SERVICE: &[&str] = &[
@@ -55,7 +55,7 @@ pub fn map_all(p: &mut Problems, v: &Value, farm: &mut Farm, volumes: &BTreeSet<
         if svc.networks.iter().any(|n| n == DEFAULT_NETWORK) {
             farm.networks
                 .entry(DEFAULT_NETWORK.to_string())
-                .or_insert_with(NetSpec::default);
+                .or_default();
         }
         farm.services.insert(key.to_string(), svc);
     }
@@ -295,7 +295,8 @@ fn mounts(
             }
         };
         let source = if source.starts_with('.') || source.starts_with('/') {
-            farm.path(&source).display().to_string()
+            let rel = source.strip_prefix("./").unwrap_or(&source);
+            farm.path(rel).display().to_string()
         } else {
             if !declared.contains(&source) {
                 p.bad(

@@ -168,7 +168,7 @@ fn deployment(name: &str, key: &str, svc: &Service, selector: &Value) -> Result<
 /// A memory size as a Kubernetes quantity (`32Mi`, or bytes).
 fn memory_quantity(bytes: u64) -> String {
     const MI: u64 = 1 << 20;
-    if bytes % MI == 0 {
+    if bytes.is_multiple_of(MI) {
         format!("{}Mi", bytes / MI)
     } else {
         bytes.to_string()
