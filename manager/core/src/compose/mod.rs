@@ -333,6 +333,12 @@ volumes:
             e.contains("services.db.volumes[0]: volume other is not declared"),
             "{e}"
         );
+        let subst = STACK.replace("B: 2", "B: \"${HOME}\"");
+        let e = parse(&subst, &d).unwrap_err().chain();
+        assert!(
+            e.contains("services.db.environment.B: variable substitution"),
+            "{e}"
+        );
         let cycle = STACK.replace("    restart: unless-stopped\n", "    depends_on: [web]\n");
         assert!(parse(&cycle, &d).unwrap_err().chain().contains("cycle"));
         assert!(parse("services: [a]", &d)

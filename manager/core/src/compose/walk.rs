@@ -48,7 +48,10 @@ impl Problems {
     /// A scalar as text (strings, numbers, booleans).
     pub fn scalar(&mut self, path: &str, v: &Value) -> Option<String> {
         match v {
-            Value::String(s) => Some(s.clone()),
+            Value::String(s) => {
+                self.literal(path, s);
+                Some(s.clone())
+            }
             Value::Number(n) => Some(n.to_string()),
             Value::Bool(b) => Some(b.to_string()),
             _ => {
@@ -56,6 +59,19 @@ impl Problems {
                 None
             }
         }
+    }
+
+    /// Whether `s` has no `${VAR}` substitution (compose would fill it in
+    /// from the environment; boxctl does not, so it refuses it).
+    fn literal(&mut self, path: &str, s: &str) -> bool {
+        if s.contains("${") {
+            self.bad(
+                path,
+                "variable substitution (${...}) is not supported by boxctl: write the value",
+            );
+            return false;
+        }
+        true
     }
 
     /// A boolean.
@@ -90,6 +106,7 @@ impl Problems {
     /// A command: a list, or a string split into words as compose does.
     pub fn command(&mut self, path: &str, v: &Value) -> Vec<String> {
         match v {
+            Value::String(s) if !self.literal(path, s) => Vec::new(),
             Value::String(s) => match split_words(s) {
                 Some(words) => words,
                 None => {
