@@ -143,6 +143,13 @@ fn showcase_from_compose_is_the_farm_file_farm() {
             "{file}: {body}"
         );
         seen.push(made(&env));
+        if file == "compose.yaml" {
+            // scale reads the compose file as up does.
+            env.ok(&["scale", "-f", path.to_str().unwrap(), "web=2"]);
+            let left: Vec<String> = made(&env).into_keys().collect();
+            assert!(!left.contains(&format!("{name}-web-3")), "{left:?}");
+            assert_eq!(get(port).0, 200);
+        }
         env.ok(&["down", "-f", path.to_str().unwrap()]);
         assert!(env.ps_all().is_empty(), "{file}: down left instances");
     }
