@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde_yaml_ng::{Mapping, Value};
 
-use super::{map, put, strings, to_yaml};
+use super::{map, put, strings, to_yaml, yaml_err};
 use crate::error::Result;
 use crate::farm::spec::{Farm, Service};
 use crate::volume_spec::{Source, VolumeMount};
@@ -87,10 +87,6 @@ pub fn render(farm: &Farm) -> Result<String> {
 fn number_or_string(v: &str) -> Value {
     v.parse::<u64>()
         .map_or_else(|_| Value::from(v), Value::from)
-}
-
-fn yaml_err(e: serde_yaml_ng::Error) -> crate::error::Error {
-    crate::error::Error::Invalid(format!("cannot write YAML: {e}"))
 }
 
 /// One service.

@@ -254,3 +254,38 @@ fn service(name: &str, svc: &Service, selector: &Value) -> Result<Value> {
         ),
     ]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_quantities() {
+        assert_eq!(dns_name("Web_Farm.x"), "web-farm-x");
+        assert_eq!(memory_quantity(32 << 20), "32Mi");
+        assert_eq!(memory_quantity(1000), "1000");
+    }
+
+    #[test]
+    fn volumes_become_pod_volumes() {
+        let farm = Farm::parse(
+            "name = \"f\"\n[services.db]\nimage = \"bb\"\nvolumes = [\"data:/var/db\", \"/tmp:/srv:ro\"]\n\
+             tmpfs = [\"/run:size=8m\"]\nread_only = true\nentrypoint = [\"/bin/env\"]\nenv = [\"A=1\"]\n",
+        )
+        .unwrap();
+        let text = render(&farm).unwrap();
+        for want in [
+            "emptyDir: {}",
+            "path: /tmp",
+            "medium: Memory",
+            "mountPath: /run",
+            "readOnly: true",
+            "readOnlyRootFilesystem: true",
+            "- /bin/env",
+            "value: '1'",
+            "runtimeClassName: boxrun",
+        ] {
+            assert!(text.contains(want), "{want}: {text}");
+        }
+    }
+}

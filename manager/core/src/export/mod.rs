@@ -33,5 +33,10 @@ pub(crate) fn strings(items: &[String]) -> Value {
 
 /// One YAML document's text.
 pub(crate) fn to_yaml(v: &Value) -> Result<String> {
-    serde_yaml_ng::to_string(v).map_err(|e| Error::Invalid(format!("cannot write YAML: {e}")))
+    serde_yaml_ng::to_string(v).map_err(yaml_err)
+}
+
+/// A YAML writer's error as the library's.
+pub(crate) fn yaml_err(e: serde_yaml_ng::Error) -> Error {
+    Error::Invalid(format!("cannot write YAML: {e}"))
 }
