@@ -15,6 +15,9 @@ qemu-system-x86 cpio time linux-perf bsdutils
 podman conmon netavark containerd docker.io uidmap
 containernetworking-plugins protobuf-compiler
 "
+# kubectl (tests/compose.rs parses the Kubernetes export with it): Debian's, unless
+# another package already provides /usr/bin/kubectl (the two conflict).
+command -v kubectl >/dev/null 2>&1 || PACKAGES="$PACKAGES kubernetes-client"
 missing=""
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

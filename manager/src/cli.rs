@@ -184,6 +184,9 @@ pub enum Cmd {
     },
     /// Change the number of instances of a farm's service without dropping requests.
     Scale(ScaleArgs),
+    /// Farm files (TOML or compose) on their way to a cluster.
+    #[command(subcommand)]
+    Farm(FarmCmd),
     /// Internal: the per-instance monitor.
     #[command(name = "__monitor", hide = true)]
     Monitor {
@@ -641,10 +644,36 @@ impl From<&HealthArgs> for HealthOptions {
     }
 }
 
+/// `farm` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FarmCmd {
+    /// Write a farm as a compose file for `docker stack deploy` or as Kubernetes
+    /// manifests (RuntimeClass boxrun, a Deployment and a Service per service).
+    Export {
+        /// Farm file (farm.toml, or a compose file: .yaml/.yml).
+        file: PathBuf,
+        /// What to write.
+        #[arg(long, value_enum, default_value = "compose")]
+        format: ExportFormat,
+        /// Write to this file instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+/// `farm export --format`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// A compose file for `docker stack deploy` (and `boxctl up`).
+    Compose,
+    /// Kubernetes manifests for `kubectl apply`.
+    Kube,
+}
+
 /// `boxctl up` and `boxctl down`.
 #[derive(Debug, Args)]
 pub struct FarmArgs {
-    /// Farm file.
+    /// Farm file: TOML, or a compose file (.yaml/.yml).
     #[arg(short = 'f', long = "file", default_value = "farm.toml")]
     pub file: PathBuf,
 }

@@ -13,7 +13,9 @@ use boxctl_core::{
     networking, prune, registry, session, stats, util, volumes,
 };
 
-use crate::cli::{Cli, Cmd, ImageCmd, LoginArgs, NetworkCmd, RunArgs, SystemCmd, VolumeCmd};
+use crate::cli::{
+    Cli, Cmd, ExportFormat, FarmCmd, ImageCmd, LoginArgs, NetworkCmd, RunArgs, SystemCmd, VolumeCmd,
+};
 use crate::output::{self, print_table};
 use crate::ps_format;
 use crate::transfer_progress::TransferProgress;
@@ -165,6 +167,14 @@ pub fn dispatch(root: &Path, cli: Cli) -> Result<i32> {
         Cmd::Down { farm: a, volumes } => {
             let failed = farm::down(&store, &a.file, volumes, &mut output::farm_event)?;
             Ok(if failed == 0 { 0 } else { 1 })
+        }
+        Cmd::Farm(FarmCmd::Export {
+            file,
+            format,
+            output,
+        }) => {
+            farm_export(&file, format, output.as_deref())?;
+            Ok(0)
         }
         Cmd::Scale(a) => {
             farm::scale(
@@ -541,4 +551,22 @@ fn prune_cmd(store: &Store, force: bool, with_volumes: bool) -> Result<i32> {
         return Ok(0);
     }
     report_pruned(&prune::prune(store, with_volumes)?)
+}
+
+/// `boxctl farm export`: the farm as a stack compose file or Kubernetes manifests.
+fn farm_export(file: &Path, format: ExportFormat, output: Option<&Path>) -> Result<()> {
+    use anyhow::Context as _;
+    use boxctl_core::export;
+    let farm = farm::spec::Farm::load(file)?;
+    let text = match format {
+        ExportFormat::Compose => export::compose::render(&farm)?,
+        ExportFormat::Kube => export::kube::render(&farm)?,
+    };
+    match output {
+        Some(o) => {
+            std::fs::write(o, text).with_context(|| format!("cannot write {}", o.display()))?
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
 }

@@ -283,6 +283,9 @@ struct Record {
     dir: std::path::PathBuf,
     /// Replica counts `scale` gave.
     overrides: BTreeMap<String, u32>,
+    /// The text is a compose file.
+    #[serde(default)]
+    compose: bool,
 }
 
 fn record_path(store: &Store, farm: &str) -> std::path::PathBuf {
@@ -301,6 +304,7 @@ fn save_record(
             .with_context(|| format!("cannot read farm file {}", file.display()))?,
         dir: farm.dir.clone(),
         overrides: overrides.clone(),
+        compose: crate::compose::is_compose(file),
     };
     crate::store::write_atomic(
         &record_path(store, &farm.name),
@@ -325,8 +329,7 @@ pub fn refresh_proxy_of(store: &Store, inst: &Instance) -> Result<()> {
         };
         let rec: Record = serde_json::from_slice(&data)
             .with_context(|| format!("farm record {} is damaged", path.display()))?;
-        let mut farm = Farm::parse(&rec.text)?;
-        farm.dir = rec.dir;
+        let farm = Farm::from_text(&rec.text, &rec.dir, rec.compose)?;
         for (key, svc) in &farm.services {
             let Some(b) = &svc.balance else { continue };
             if belongs(&farm, &b.backends, &inst.name).is_none() {
@@ -563,7 +566,9 @@ fn ensure_instance(
         name: Some(name.to_string()),
         image: svc.image.clone(),
         command: svc.command.clone(),
+        entrypoint: svc.entrypoint.clone(),
         env: svc.env.clone(),
+        labels: svc.labels.clone(),
         limits,
         restart: svc.restart_policy()?,
         runtime: runtime.to_path_buf(),
@@ -788,7 +793,7 @@ pub fn owner_of(store: &Store, name: &str) -> Option<String> {
         else {
             continue;
         };
-        let Ok(farm) = Farm::parse(&rec.text) else {
+        let Ok(farm) = Farm::from_text(&rec.text, &rec.dir, rec.compose) else {
             continue;
         };
         if farm

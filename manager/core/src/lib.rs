@@ -38,6 +38,7 @@
 pub mod attach;
 pub mod bundle;
 pub mod checker;
+pub mod compose;
 pub mod console;
 pub mod copy;
 pub mod copy_tar;
@@ -48,6 +49,7 @@ pub mod disk_usage;
 pub mod duration;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod farm;
 pub mod fs_at;
 pub mod health;

@@ -56,14 +56,17 @@ pub struct Farm {
 }
 
 /// Where an image comes from when it is missing.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageSpec {
     /// Root filesystem directory (or any source `image import` takes).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rootfs: Option<String>,
     /// Script run as `build ROOTFS` when `rootfs` does not exist yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub build: Option<String>,
     /// Disk size of the imported image (e.g. `256m`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<String>,
 }
 
@@ -88,6 +91,15 @@ pub struct Service {
     /// Command (default: the image's).
     #[serde(default)]
     pub command: Vec<String>,
+    /// Entrypoint replacing the image's (compose `entrypoint`).
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    /// Labels, `KEY=VALUE`, given to every instance.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Services started (and ready) before this one.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
     /// Numbered instances `NAME-SERVICE-1..N`; absent: one instance `NAME-SERVICE`.
     pub replicas: Option<u32>,
     /// Networks (short names), the first one carries the default route.
@@ -218,7 +230,7 @@ impl<'de> Deserialize<'de> for HealthSpec {
 }
 
 /// The nginx reverse-proxy settings of a service.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Balance {
     /// The service whose instances are the upstream servers.
@@ -257,17 +269,29 @@ fn default_config_path() -> String {
 }
 
 impl Farm {
-    /// Read and check a farm file.
+    /// Read and check a farm file: a compose file when its name ends in
+    /// `.yaml` or `.yml` ([`crate::compose`]), else a TOML farm file.
     pub fn load(path: &Path) -> Result<Farm> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read farm file {}", path.display()))?;
-        let mut farm =
-            Farm::parse(&text).with_context(|| format!("farm file {}", path.display()))?;
         let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        farm.dir = abs
+        let dir = abs
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
+        Farm::from_text(&text, &dir, crate::compose::is_compose(path))
+            .with_context(|| format!("farm file {}", path.display()))
+    }
+
+    /// Parse and check a farm file's text (`compose`: a compose file) whose
+    /// relative paths are taken from `dir`.
+    pub fn from_text(text: &str, dir: &Path, compose: bool) -> Result<Farm> {
+        let mut farm = if compose {
+            crate::compose::parse(text, dir)?
+        } else {
+            Farm::parse(text)?
+        };
+        farm.dir = dir.to_path_buf();
         Ok(farm)
     }
 
@@ -284,7 +308,8 @@ impl Farm {
         Ok(farm)
     }
 
-    fn check(&self) -> Result<()> {
+    /// Check a parsed farm (any source format) before anything is touched.
+    pub(crate) fn check(&self) -> Result<()> {
         util::validate_name("farm", &self.name)?;
         if self.services.is_empty() {
             bail!("no [services.NAME] section: describe at least one service");
@@ -304,6 +329,13 @@ impl Farm {
                 "instance",
                 &self.instance_name(key, svc.replicas.map(|_| 1)),
             )?;
+            for d in &svc.depends_on {
+                if !self.services.contains_key(d) {
+                    bail!("{what}: depends on unknown service {d}");
+                }
+            }
+            crate::labels::parse(&svc.labels)
+                .map_err(|e| e.context(format!("{what}: bad label")))?;
             if svc.replicas.is_some() && svc.balance.is_some() {
                 bail!("{what}: a balancing service has one instance: remove `replicas`");
             }
@@ -373,6 +405,9 @@ impl Farm {
                 .map_err(|e| e.context(format!("{what}: bad volume")))?;
             svc.restart_policy()
                 .with_context(|| format!("{what}: bad restart"))?;
+        }
+        if self.start_order().len() < self.services.len() {
+            bail!("depends_on forms a cycle: break it");
         }
         for (key, img) in &self.images {
             util::validate_name("image", key)?;
@@ -447,20 +482,26 @@ impl Farm {
         }
     }
 
-    /// Service keys in start order: plain services, then proxies.
+    /// Service keys in start order: plain services, then proxies, each
+    /// after the services it depends on (a cycle leaves its services out:
+    /// [`Farm::check`] refuses it).
     pub fn start_order(&self) -> Vec<&str> {
-        let mut keys: Vec<&str> = self
+        let mut pending: Vec<&str> = self
             .services
             .iter()
             .filter(|(_, s)| s.balance.is_none())
+            .chain(self.services.iter().filter(|(_, s)| s.balance.is_some()))
             .map(|(k, _)| k.as_str())
             .collect();
-        keys.extend(
-            self.services
+        let mut keys: Vec<&str> = Vec::with_capacity(pending.len());
+        while let Some(i) = pending.iter().position(|k| {
+            self.services[*k]
+                .depends_on
                 .iter()
-                .filter(|(_, s)| s.balance.is_some())
-                .map(|(k, _)| k.as_str()),
-        );
+                .all(|d| keys.contains(&d.as_str()))
+        }) {
+            keys.push(pending.remove(i));
+        }
         keys
     }
 
