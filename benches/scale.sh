@@ -126,7 +126,7 @@ for mode in $nets; do
             v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)
             pss=$((pss + ${v:-0}))
         done
-        first=$(echo "$mons" | head -1)
+        first=${mons%%$'\n'*}
         fds=$(find "/proc/$first/fd" -mindepth 1 2>/dev/null | wc -l)
         inotify=$(find "/proc/$first/fd" -mindepth 1 -lname 'anon_inode:inotify' 2>/dev/null | wc -l)
         ids=$(bx ps -aq)
@@ -139,6 +139,7 @@ for mode in $nets; do
         rows+=("$(printf '| %s | %d | %d ms (%.1f ms each) | %d ms | %d ms | %d ms | %d KiB (%d monitors) | %d / %d | %d ms |' \
             "$netarg" "$n" "$start_ms" "$(awk -v a="$start_ms" -v b="$n" 'BEGIN { print a / b }')" \
             "$ps_ms" "$psj_ms" "$stats_ms" "$((nmon ? pss / nmon : 0))" "$nmon" "$fds" "$inotify" "$rm_ms")")
+        echo "${rows[-1]}" # as soon as measured: a later failure keeps it
     done
     if [ "$mode" = bridge ]; then bx network rm "$net" >/dev/null; fi
 done
