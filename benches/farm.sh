@@ -13,6 +13,11 @@
 # wrk -> 127.0.0.1:PORT2 (host nginx); both proxies reach the backends over the farm's
 # back bridge. With --bridge, one more line measures the proxy instance through its
 # front-bridge address (no forwarder) to separate the forwarder's cost.
+# The bench's copy of the farm makes the back network non-internal: an internal network
+# has no host address, so host nginx could not reach the backends (every request of
+# that baseline failed before). Any error on either side of a comparison (socket
+# errors, timeouts, non-2xx answers) fails the bench: it prints which side and exits 1
+# instead of printing a ratio against failures.
 # Images come from /var/cache/boxrun-images (built by `boxctl up` when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,6 +78,7 @@ sed -e "s/^name = \"webfarm\"/name = \"$name\"/" \
     -e "s/127\.0\.0\.1:8080:80/127.0.0.1:$port:80/" \
     -e "s#\"\.\./images/#\"$here/bundles/images/#" \
     -e '/^cpus = "0.5"/d' \
+    -e '/^internal = true/d' \
     bundles/webfarm/farm.toml >"$work/farm.toml"
 
 echo "farm bench: up ($name, 10.219.$third.0/24 + 10.219.$((third + 1)).0/24, port $port)"
@@ -138,6 +144,22 @@ printf '%-44s %12s %12s %8s\n' "host nginx, same config (127.0.0.1:$port2)" "$(r
 if [ -n "$bridge" ]; then
     printf '%-44s %12s %12s %8s\n' "instance, front bridge ($proxy_front:80)" "$(rps bridge)" "$(p99 bridge)" "$(errs bridge)"
 fi
+echo "backends: 3 busybox httpd instances (no CPU limit), shared 2-core machine; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+failed=""
+sides="instance host"
+[ -n "$bridge" ] && sides="$sides bridge"
+for side in $sides; do
+    n=$(errs "$side")
+    if [ "$n" != 0 ]; then
+        echo "farm bench: FAILED: the $side side had $n errors (socket errors, timeouts or non-2xx answers); wrk said:" >&2
+        grep -hE "Socket errors|Non-2xx" "$work/$side".*.txt >&2 || true
+        failed=1
+    fi
+done
+[ -z "$failed" ] || { echo "farm bench: no ratio: a comparison with errors on either side means nothing" >&2; exit 1; }
 awk -v a="$(rps instance)" -v b="$(rps host)" -v pa="$(p99 instance)" -v pb="$(p99 host)" 'BEGIN {
     printf "\nratio instance/host: requests/s %.2f, p99 latency %.2f\n", a / b, pa / pb }'
-echo "backends: 3 busybox httpd instances (no CPU limit), shared 2-core machine; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -n "$bridge" ]; then
+    awk -v a="$(rps instance)" -v b="$(rps bridge)" -v pa="$(p99 instance)" -v pb="$(p99 bridge)" 'BEGIN {
+        printf "ratio published port/bridge address: requests/s %.2f, p99 latency %.2f\n", a / b, pa / pb }'
+fi

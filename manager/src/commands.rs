@@ -76,10 +76,11 @@ pub fn dispatch(root: &Path, cli: Cli) -> Result<i32> {
             println!("{n}");
             Ok(())
         }),
-        Cmd::Rm { force, names } => for_each(&names, |n| {
+        // Instances are removed several at a time: most of a removal is waiting
+        // for the instance's monitor to tear it down.
+        Cmd::Rm { force, names } => for_each_concurrently(&names, |n| {
             lifecycle::remove(&store, n, force)?;
-            println!("{n}");
-            Ok(())
+            Ok(n.to_string())
         }),
         Cmd::Logs { follow, tail, name } => {
             let inst = store.find(&name)?;
@@ -195,6 +196,48 @@ fn for_each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<i
         if let Err(e) = f(n) {
             eprintln!("boxctl: error: {e:#}");
             failed += 1;
+        }
+    }
+    Ok(if failed == 0 { 0 } else { 1 })
+}
+
+/// How many names [`for_each_concurrently`] works on at once.
+const CONCURRENT_NAMES: usize = 8;
+
+/// [`for_each`] on up to [`CONCURRENT_NAMES`] names at a time (each call
+/// locks the store itself, as concurrent boxctl processes do); what each
+/// call returns, or its error, is printed in the order of `names`.
+fn for_each_concurrently(
+    names: &[String],
+    f: impl Fn(&str) -> Result<String> + Sync,
+) -> Result<i32> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<String>>>> =
+        names.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..names.len().min(CONCURRENT_NAMES) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(n) = names.get(i) else { break };
+                let r = f(n);
+                if let Ok(mut slot) = results[i].lock() {
+                    *slot = Some(r);
+                }
+            });
+        }
+    });
+    let mut failed = 0;
+    for (n, r) in names.iter().zip(results) {
+        match r.into_inner().ok().flatten() {
+            Some(Ok(line)) => println!("{line}"),
+            Some(Err(e)) => {
+                eprintln!("boxctl: error: {e:#}");
+                failed += 1;
+            }
+            None => {
+                eprintln!("boxctl: error: {n}: the command stopped half-way; run it again");
+                failed += 1;
+            }
         }
     }
     Ok(if failed == 0 { 0 } else { 1 })

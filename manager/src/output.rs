@@ -21,7 +21,8 @@ pub fn print_table(rows: &[Vec<String>]) {
                 .unwrap_or(0)
         })
         .collect();
-    let mut out = std::io::stdout().lock();
+    // One write(2) per 8 KiB rather than per line (stdout is line-buffered).
+    let mut out = std::io::BufWriter::with_capacity(8192, std::io::stdout().lock());
     for r in rows {
         let mut line = String::new();
         for (c, cell) in r.iter().enumerate() {
@@ -33,6 +34,7 @@ pub fn print_table(rows: &[Vec<String>]) {
         }
         let _ = writeln!(out, "{}", line.trim_end());
     }
+    let _ = out.flush();
 }
 
 fn header(cols: &[&str]) -> Vec<String> {

@@ -438,9 +438,11 @@ pub fn refresh(store: &Store) -> Result<Vec<Instance>> {
         // Directories no record names (records are written before directories
         // are made and removed after they are deleted, so these are leftovers).
         if let Ok(rd) = std::fs::read_dir(store.root().join("instances")) {
+            let known: std::collections::HashSet<&str> =
+                list.iter().map(|i| i.id.as_str()).collect();
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                if list.iter().any(|i| i.id == name) {
+                if known.contains(name.as_str()) {
                     continue;
                 }
                 for m in ["rootfs", "upper", "lower"] {

@@ -86,8 +86,21 @@ fn wake_fd(version: Version, dir: &Path) -> Result<OwnedFd> {
             // SAFETY: inotify_init1 takes flags only.
             let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
             if fd < 0 {
-                return Err(std::io::Error::last_os_error())
-                    .context("cannot create an inotify instance");
+                let err = std::io::Error::last_os_error();
+                // One instance per running monitor on v2 hosts: at scale the per-user
+                // limit (128 by default) is what runs out; say which knob to turn.
+                let hint = if err.raw_os_error() == Some(libc::EMFILE) {
+                    format!(
+                        " (fs.inotify.max_user_instances = {} reached: raise it with sysctl)",
+                        std::fs::read_to_string("/proc/sys/fs/inotify/max_user_instances")
+                            .unwrap_or_default()
+                            .trim()
+                    )
+                } else {
+                    String::new()
+                };
+                return Err(err)
+                    .with_context(|| format!("cannot create an inotify instance{hint}"));
             }
             // SAFETY: fd was just returned by inotify_init1 and is ours.
             let fd = unsafe { OwnedFd::from_raw_fd(fd) };

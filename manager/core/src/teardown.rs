@@ -27,9 +27,6 @@ pub fn teardown(store: &Store, inst: &Instance) -> Result<()> {
     if let Err(e) = rt.delete_force(&inst.id) {
         first_err.get_or_insert(e);
     }
-    // boxrun removes the shared /boxctl parent with its last instance; other runtimes
-    // only remove the leaf.
-    boxrun_cgroups::remove_empty_parents("boxctl");
     if let Err(e) = networking::teardown(store, inst) {
         first_err.get_or_insert(e);
     }

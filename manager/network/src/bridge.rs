@@ -9,6 +9,25 @@ use crate::names::{bridge_mac, validate_host_ifname};
 use crate::nl::Handle;
 use crate::owner::{Claim, Owner};
 
+/// The most ports a Linux bridge takes: port numbers are 10 bits wide and
+/// port 0 is reserved (`BR_MAX_PORTS - 1`, net/bridge/br_if.c); enslaving one
+/// more interface fails with `EXFULL`.
+pub const MAX_PORTS: usize = 1023;
+
+/// Turns the kernel's answer to "attach `ifname` to `bridge`" into
+/// [`Error::BridgeFull`] when the bridge has no port number left.
+pub fn full_bridge_error(err: Error, bridge: &str, ifname: &str) -> Error {
+    if err.raw_os_error() == Some(libc::EXFULL) {
+        Error::BridgeFull {
+            bridge: bridge.to_string(),
+            ifname: ifname.to_string(),
+            max: MAX_PORTS,
+        }
+    } else {
+        err
+    }
+}
+
 fn check_prefix(name: &str, addr: Ipv4Addr, prefix: u8) -> Result<()> {
     if (1..=30).contains(&prefix) {
         Ok(())
@@ -148,4 +167,34 @@ pub fn addresses(name: &str) -> Result<Vec<(Ipv4Addr, u8)>> {
             hint: "; create it with bridge::ensure".into(),
         })?;
     nl.addresses(link.index, name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exfull_names_the_full_bridge() {
+        let exfull = Error::Netlink {
+            op: "attach interface bxv1 to its bridge".into(),
+            detail: String::new(),
+            source: std::io::Error::from_raw_os_error(libc::EXFULL),
+        };
+        let e = full_bridge_error(exfull, "bx-net", "bxv1");
+        assert!(matches!(e, Error::BridgeFull { max: 1023, .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.contains("bridge bx-net is full") && text.contains("another network"),
+            "{text}"
+        );
+        let other = Error::Netlink {
+            op: "attach".into(),
+            detail: String::new(),
+            source: std::io::Error::from_raw_os_error(libc::EPERM),
+        };
+        assert!(matches!(
+            full_bridge_error(other, "bx-net", "bxv1"),
+            Error::Netlink { .. }
+        ));
+    }
 }

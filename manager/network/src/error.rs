@@ -142,6 +142,16 @@ pub enum Error {
         /// The host route or address, e.g. "route 10.88.0.0/16 dev podman0".
         conflict: String,
     },
+    /// The bridge has no port number left (the kernel's `EXFULL`).
+    #[error("bridge {bridge} is full: a Linux bridge takes at most {max} ports (port 0 is reserved), so {ifname} cannot join it; put further instances on another network")]
+    BridgeFull {
+        /// The bridge.
+        bridge: String,
+        /// The interface that could not be attached.
+        ifname: String,
+        /// The most ports a bridge takes ([`crate::bridge::MAX_PORTS`]).
+        max: usize,
+    },
     /// The port forwarder failed.
     #[error("port forwarder: {op} failed: {source}")]
     Forward {

@@ -2,11 +2,18 @@
 //! listens on host addresses and relays every connection to an instance
 //! address, with no packet filtering rule involved.
 //!
-//! One thread runs an edge-triggered epoll loop over all listeners and
-//! connections (no thread per connection). Each direction has its own 32 KiB
-//! buffer; an end-of-stream from one side is passed on as a write shutdown
-//! to the other (half-close), and the connection is closed once both
-//! directions are finished, or at the first error (reset) on either side.
+//! Design: a few worker threads (one per CPU, at most [`MAX_WORKERS`]), each
+//! running its own edge-triggered epoll loop over the connections it
+//! accepted (no thread per connection, no lock between workers). Every
+//! listening socket is registered in every worker's epoll with
+//! `EPOLLEXCLUSIVE`, so the kernel wakes one idle worker per incoming
+//! connection and that worker owns it until it closes: the load spreads over
+//! the CPUs, and the port is still bound once (no `SO_REUSEPORT`, which
+//! would let another listener of the same user silently share a published
+//! port). Each direction has its own 32 KiB buffer; an end-of-stream from
+//! one side is passed on as a write shutdown to the other (half-close), and
+//! the connection is closed once both directions are finished, or at the
+//! first error (reset) on either side.
 //!
 //! Cost: per forwarded message one read, one write and a share of an
 //! `epoll_wait` (readiness is tracked per socket, so no system call is
@@ -36,6 +43,8 @@ use crate::error::{Error, Result};
 const BUF_SIZE: usize = 32 * 1024;
 const STOP_TOKEN: u64 = u64::MAX;
 const LISTENER_BIT: u64 = 1 << 62;
+/// The most worker threads a forwarder runs, whatever the CPU count.
+pub const MAX_WORKERS: usize = 4;
 
 fn fwd_err(op: impl Into<String>, source: io::Error) -> Error {
     Error::Forward {
@@ -48,8 +57,14 @@ fn errno(e: nix::Error) -> io::Error {
     io::Error::from_raw_os_error(e as i32)
 }
 
+/// How a worker's epoll watches a listener: level-triggered, and only one of
+/// the workers blocked in `epoll_wait` is woken per event.
+fn listener_flags() -> EpollFlags {
+    EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE
+}
+
 struct Listener {
-    socket: TcpListener,
+    socket: Arc<TcpListener>,
     target: SocketAddr,
     paused: bool,
 }
@@ -66,13 +81,14 @@ pub fn local_url(listen: SocketAddr) -> String {
     format!("http://{}/", SocketAddr::new(ip, listen.port()))
 }
 
-/// A set of `listen address -> instance address` TCP forwards served by one
-/// thread. Build it with [`Forwarder::new`] and [`Forwarder::add`], then
-/// call [`Forwarder::run`] (blocks) or [`Forwarder::spawn`].
+/// A set of `listen address -> instance address` TCP forwards served by a
+/// few worker threads. Build it with [`Forwarder::new`] (or
+/// [`Forwarder::with_workers`]) and [`Forwarder::add`], then call
+/// [`Forwarder::run`] (blocks) or [`Forwarder::spawn`].
 pub struct Forwarder {
-    epoll: Epoll,
+    workers: Vec<Worker>,
     stop: Arc<EventFd>,
-    listeners: Vec<Listener>,
+    sockets: Vec<Arc<TcpListener>>,
 }
 
 /// Stops a running [`Forwarder`] from any thread (or a signal handler's
@@ -91,20 +107,32 @@ impl StopHandle {
     }
 }
 
+/// The default number of workers: one per CPU this process may run on, at
+/// most [`MAX_WORKERS`].
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, MAX_WORKERS)
+}
+
 impl Forwarder {
-    /// An empty forwarder.
+    /// An empty forwarder with [`default_workers`] workers.
     pub fn new() -> Result<Forwarder> {
-        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
-            .map_err(|e| fwd_err("create epoll instance", errno(e)))?;
+        Forwarder::with_workers(default_workers())
+    }
+
+    /// An empty forwarder with `workers` worker threads (at least one).
+    pub fn with_workers(workers: usize) -> Result<Forwarder> {
         let stop = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
             .map_err(|e| fwd_err("create stop eventfd", errno(e)))?;
-        epoll
-            .add(&stop, EpollEvent::new(EpollFlags::EPOLLIN, STOP_TOKEN))
-            .map_err(|e| fwd_err("watch stop eventfd", errno(e)))?;
+        let workers = (0..workers.max(1))
+            .map(|_| Worker::new(&stop))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Forwarder {
-            epoll,
+            workers,
             stop: Arc::new(stop),
-            listeners: Vec::new(),
+            sockets: Vec::new(),
         })
     }
 
@@ -116,24 +144,26 @@ impl Forwarder {
         let socket = TcpListener::bind(listen).map_err(|e| fwd_err(op(), e))?;
         socket.set_nonblocking(true).map_err(|e| fwd_err(op(), e))?;
         let local = socket.local_addr().map_err(|e| fwd_err(op(), e))?;
-        let token = LISTENER_BIT | self.listeners.len() as u64;
-        self.epoll
-            .add(&socket, EpollEvent::new(EpollFlags::EPOLLIN, token))
-            .map_err(|e| fwd_err(op(), errno(e)))?;
-        self.listeners.push(Listener {
-            socket,
-            target,
-            paused: false,
-        });
+        let socket = Arc::new(socket);
+        for w in &mut self.workers {
+            w.watch(Arc::clone(&socket), target)
+                .map_err(|e| fwd_err(op(), errno(e)))?;
+        }
+        self.sockets.push(socket);
         Ok(local)
     }
 
     /// The addresses bound by [`Forwarder::add`], in order.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners
+        self.sockets
             .iter()
-            .filter_map(|l| l.socket.local_addr().ok())
+            .filter_map(|l| l.local_addr().ok())
             .collect()
+    }
+
+    /// The number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.workers.len()
     }
 
     /// A handle that stops [`Forwarder::run`].
@@ -141,22 +171,76 @@ impl Forwarder {
         StopHandle(Arc::clone(&self.stop))
     }
 
-    /// Runs the forwarding loop on a new thread.
+    /// Runs the workers on new threads.
     pub fn spawn(self) -> Result<RunningForwarder> {
         let stop = self.stop_handle();
-        let thread = std::thread::Builder::new()
-            .name("boxctl-forward".into())
-            .spawn(move || self.run())
-            .map_err(|e| fwd_err("start the forwarding thread", e))?;
-        Ok(RunningForwarder {
+        let mut running = RunningForwarder {
             stop,
-            thread: Some(thread),
+            threads: Vec::new(),
+        };
+        for w in self.workers {
+            let thread = std::thread::Builder::new()
+                .name("boxctl-forward".into())
+                .spawn(move || w.run())
+                .map_err(|e| fwd_err("start a forwarding thread", e))?;
+            running.threads.push(thread);
+        }
+        Ok(running)
+    }
+
+    /// Serves connections until [`StopHandle::stop`] is called, the last
+    /// worker on the calling thread. Errors on a single connection only
+    /// close that connection.
+    pub fn run(mut self) -> Result<()> {
+        let Some(last) = self.workers.pop() else {
+            return Ok(());
+        };
+        let others = Forwarder {
+            workers: self.workers,
+            stop: Arc::clone(&self.stop),
+            sockets: Vec::new(),
+        }
+        .spawn()?;
+        let result = last.run();
+        let _ = others.stop.stop();
+        result.and(others.join())
+    }
+}
+
+/// One worker: an epoll loop over every listener and the connections it
+/// accepted.
+struct Worker {
+    epoll: Epoll,
+    listeners: Vec<Listener>,
+}
+
+impl Worker {
+    fn new(stop: &EventFd) -> Result<Worker> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
+            .map_err(|e| fwd_err("create epoll instance", errno(e)))?;
+        // Level-triggered and never read: once signalled, every worker sees it.
+        epoll
+            .add(stop, EpollEvent::new(EpollFlags::EPOLLIN, STOP_TOKEN))
+            .map_err(|e| fwd_err("watch stop eventfd", errno(e)))?;
+        Ok(Worker {
+            epoll,
+            listeners: Vec::new(),
         })
     }
 
-    /// Serves connections until [`StopHandle::stop`] is called. Errors on a
-    /// single connection only close that connection.
-    pub fn run(mut self) -> Result<()> {
+    fn watch(&mut self, socket: Arc<TcpListener>, target: SocketAddr) -> nix::Result<()> {
+        let token = LISTENER_BIT | self.listeners.len() as u64;
+        self.epoll
+            .add(&*socket, EpollEvent::new(listener_flags(), token))?;
+        self.listeners.push(Listener {
+            socket,
+            target,
+            paused: false,
+        });
+        Ok(())
+    }
+
+    fn run(mut self) -> Result<()> {
         let mut conns = Slab::default();
         let mut events = vec![EpollEvent::empty(); 256];
         loop {
@@ -206,6 +290,7 @@ impl Forwarder {
         loop {
             let client = match listener.socket.accept() {
                 Ok((client, _)) => client,
+                // Another worker took it, or the queue is drained.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e)
@@ -220,7 +305,7 @@ impl Forwarder {
                     // Out of descriptors or memory: stop accepting on this
                     // listener until a connection closes, instead of spinning.
                     listener.paused = true;
-                    let _ = self.epoll.delete(&listener.socket);
+                    let _ = self.epoll.delete(&*listener.socket);
                     return Ok(());
                 }
             };
@@ -262,7 +347,7 @@ impl Forwarder {
             if l.paused {
                 let token = LISTENER_BIT | idx as u64;
                 self.epoll
-                    .add(&l.socket, EpollEvent::new(EpollFlags::EPOLLIN, token))
+                    .add(&*l.socket, EpollEvent::new(listener_flags(), token))
                     .map_err(|e| fwd_err("resume listening", errno(e)))?;
                 l.paused = false;
             }
@@ -271,10 +356,10 @@ impl Forwarder {
     }
 }
 
-/// A [`Forwarder`] running on its own thread; dropping it stops it.
+/// A [`Forwarder`] running on its own threads; dropping it stops it.
 pub struct RunningForwarder {
     stop: StopHandle,
-    thread: Option<JoinHandle<Result<()>>>,
+    threads: Vec<JoinHandle<Result<()>>>,
 }
 
 impl RunningForwarder {
@@ -283,22 +368,37 @@ impl RunningForwarder {
         self.stop.clone()
     }
 
-    /// Stops the forwarder and waits for its thread; returns the loop's
-    /// result.
+    /// Stops the forwarder and waits for its threads; returns the first
+    /// worker's error, if any.
     pub fn stop(mut self) -> Result<()> {
         self.stop_and_join()
     }
 
     fn stop_and_join(&mut self) -> Result<()> {
-        let Some(thread) = self.thread.take() else {
+        if self.threads.is_empty() {
             return Ok(());
-        };
+        }
         self.stop.stop()?;
-        thread.join().unwrap_or_else(|_| {
-            Err(Error::ThreadPanicked {
-                what: "port forwarder".into(),
-            })
-        })
+        self.join_threads()
+    }
+
+    fn join(mut self) -> Result<()> {
+        self.join_threads()
+    }
+
+    fn join_threads(&mut self) -> Result<()> {
+        let mut result = Ok(());
+        for thread in self.threads.drain(..) {
+            let r = thread.join().unwrap_or_else(|_| {
+                Err(Error::ThreadPanicked {
+                    what: "port forwarder".into(),
+                })
+            });
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
     }
 }
 

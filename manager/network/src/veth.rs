@@ -61,6 +61,7 @@ pub fn attach(
     let configured = configure(
         &mut nl,
         netns_path,
+        bridge,
         br.index,
         ifname_in_ns,
         addr,
@@ -79,6 +80,7 @@ pub fn attach(
 fn configure(
     nl: &mut Handle,
     netns_path: &Path,
+    bridge: &str,
     bridge_index: u32,
     ifname_in_ns: &str,
     addr: Ipv4Addr,
@@ -92,7 +94,8 @@ fn configure(
             name: host_ifname.to_string(),
             hint: "; it vanished right after being created, retry".into(),
         })?;
-    nl.set_controller(host.index, host_ifname, bridge_index)?;
+    nl.set_controller(host.index, host_ifname, bridge_index)
+        .map_err(|e| crate::bridge::full_bridge_error(e, bridge, host_ifname))?;
     nl.set_up(host.index, host_ifname)?;
     netns::run_in(netns_path, || -> Result<()> {
         let mut nl = Handle::new()?;

@@ -34,6 +34,23 @@ fn payload(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
+/// `n` concurrent clients through `front`, client `i` sending `base + i * step`
+/// bytes; each must get its bytes back.
+fn echo_concurrently(front: SocketAddr, n: u8, base: usize, step: usize) {
+    let clients: Vec<_> = (0..n)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let data = payload(base + usize::from(i) * step, i);
+                (round_trip(front, &data).unwrap(), data)
+            })
+        })
+        .collect();
+    for c in clients {
+        let (back, sent) = c.join().unwrap();
+        assert!(back == sent, "echo of {} bytes differs", sent.len());
+    }
+}
+
 #[test]
 fn forwards_on_loopback_with_half_close_and_many_connections() {
     let target = loopback_echo(21);
@@ -51,18 +68,7 @@ fn forwards_on_loopback_with_half_close_and_many_connections() {
     );
 
     // Many concurrent connections.
-    let clients: Vec<_> = (0..20u8)
-        .map(|i| {
-            std::thread::spawn(move || {
-                let data = payload(1000 + usize::from(i) * 7919, i);
-                (round_trip(front, &data).unwrap(), data)
-            })
-        })
-        .collect();
-    for c in clients {
-        let (back, sent) = c.join().unwrap();
-        assert!(back == sent, "echo of {} bytes differs", sent.len());
-    }
+    echo_concurrently(front, 20, 1000, 7919);
     running.stop().unwrap();
 }
 
@@ -350,4 +356,23 @@ fn running_out_of_descriptors_pauses_then_resumes() {
     stdout.read_to_string(&mut rest).unwrap();
     let status = child.0.wait().unwrap();
     assert!(status.success(), "child forwarder failed: {status}");
+}
+
+#[test]
+fn several_workers_share_one_listener() {
+    let target = loopback_echo(40);
+    let mut fwd = Forwarder::with_workers(3).unwrap();
+    assert_eq!(fwd.workers(), 3);
+    assert_eq!(Forwarder::with_workers(0).unwrap().workers(), 1);
+    let front = fwd.add(loopback_any(), target).unwrap();
+    // The port is bound once: a second plain bind still conflicts.
+    let err = TcpListener::bind(front).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AddrInUse);
+    let stop = fwd.stop_handle();
+    let thread = std::thread::spawn(move || fwd.run());
+    echo_concurrently(front, 40, 5000, 1009);
+    stop.stop().unwrap();
+    thread.join().unwrap().unwrap();
+    let err = TcpStream::connect(front).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
 }

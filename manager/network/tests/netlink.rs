@@ -426,3 +426,74 @@ fn subnet_check_sees_host_routes_and_addresses() {
     boxctl_network::check_subnet_free(&subnet, Some(&br.0)).unwrap();
     boxctl_network::check_subnet_free(&free_subnet(), None).unwrap();
 }
+
+/// `n` veth pairs with one end enslaved to a bridge (one `ip -batch`; this
+/// kernel has no dummy links), deleted on drop: a cheap way to use up a
+/// bridge's ports.
+struct FillerPorts(Vec<String>);
+
+impl FillerPorts {
+    fn fill(bridge_name: &str, n: usize) -> FillerPorts {
+        let ports = FillerPorts((0..n).map(|_| unique_ifname("")).collect());
+        let script: String = ports
+            .0
+            .iter()
+            .map(|d| format!("link add {d} master {bridge_name} type veth peer name {d}p\n"))
+            .collect();
+        ports.batch(&script, false);
+        ports
+    }
+
+    fn batch(&self, script: &str, force: bool) {
+        use std::io::Write;
+        let mut cmd = std::process::Command::new("ip");
+        if force {
+            cmd.arg("-force");
+        }
+        let mut child = cmd
+            .args(["-batch", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("run ip -batch");
+        let wrote = child
+            .stdin
+            .take()
+            .expect("ip's stdin")
+            .write_all(script.as_bytes());
+        let st = child.wait().expect("wait for ip -batch");
+        assert!(wrote.is_ok() && (force || st.success()), "ip -batch failed");
+    }
+}
+
+impl Drop for FillerPorts {
+    fn drop(&mut self) {
+        let script: String = self.0.iter().map(|d| format!("link del {d}\n")).collect();
+        self.batch(&script, true);
+    }
+}
+
+/// A Linux bridge takes 1,023 ports: the last one is handed out, the next
+/// attach gets `Error::BridgeFull` naming the bridge and leaves no veth.
+#[test]
+fn a_full_bridge_refuses_the_next_veth_clearly() {
+    let subnet = free_subnet();
+    let br = BridgeGuard::new(unique_ifname("full"), None);
+    let ns = NetnsGuard::new("full");
+    let _ports = FillerPorts::fill(&br.0, bridge::MAX_PORTS - 1);
+    let addr = Ipv4Addr::from(u32::from(subnet.default_gateway()) + 1);
+    let last = VethGuard(unique_ifname("v"));
+    veth::attach(ns.path(), &br.0, "eth0", addr, 24, None, &last.0)
+        .expect("the 1,023rd port is still free");
+    let ns2 = NetnsGuard::new("full2");
+    let host = VethGuard(unique_ifname("v"));
+    let err = veth::attach(ns2.path(), &br.0, "eth0", addr, 24, None, &host.0).unwrap_err();
+    assert!(
+        matches!(err, Error::BridgeFull { max: 1023, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&br.0), "{err}");
+    assert!(
+        !veth::exists(&host.0).unwrap(),
+        "half-made veth left behind"
+    );
+}

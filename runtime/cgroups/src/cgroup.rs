@@ -660,13 +660,18 @@ impl Cgroup {
     /// Remove the cgroup directories this runtime created, deepest first,
     /// retrying briefly on EBUSY while tasks exit. Pre-existing directories
     /// are left alone; created parents still used by other containers are
-    /// kept. Directories created below ours (e.g. by the container) are
-    /// removed too.
+    /// kept, and so is a shared runtime parent ([`RUNTIME_PARENTS`]), empty
+    /// or not, as runc and crun keep theirs: the next container then makes
+    /// one directory per hierarchy instead of two (and removes one).
+    /// Directories created below ours (e.g. by the container) are removed too.
     pub fn destroy(&self) -> Result<()> {
         let deadline = Instant::now() + RMDIR_PATIENCE;
         let mut first_err = None;
         for h in &self.hierarchies {
             for (i, dir) in h.created.iter().enumerate().rev() {
+                if *dir != h.path && is_runtime_parent(&h.mount_point, dir) {
+                    break;
+                }
                 let leaf = i + 1 == h.created.len() && *dir == h.path;
                 let r = if leaf {
                     remove_tree(dir, deadline)
@@ -693,9 +698,6 @@ impl Cgroup {
                 }
             }
         }
-        for h in &self.hierarchies {
-            remove_empty_runtime_parent(h);
-        }
         match first_err {
             Some(e) => Err(e),
             None => Ok(()),
@@ -704,45 +706,15 @@ impl Cgroup {
 }
 
 /// Top-level parents shared by every container of a runtime (`/boxrun/<id>` is boxrun's
-/// default path, `/boxctl/<id>` the manager's). Whichever container created one, the
-/// last container to leave removes it: rmdir(2) only succeeds on an empty cgroup, so a
-/// parent still in use, or holding anything else, stays.
+/// default path, `/boxctl/<id>` the manager's). Made by the first container that needs
+/// one and then kept between containers, as runc and crun keep theirs.
 pub const RUNTIME_PARENTS: &[&str] = &["boxrun", "boxctl"];
 
-/// Remove the runtime parent `name` (one of [`RUNTIME_PARENTS`]) from every hierarchy
-/// of the host where it is empty. For a manager driving another runtime (runc, crun),
-/// which removes its leaf cgroup but never the parent.
-pub fn remove_empty_parents(name: &str) {
-    if !RUNTIME_PARENTS.contains(&name) {
-        return;
-    }
-    let Ok(layout) = crate::layout::Layout::host() else {
-        return;
-    };
-    let mounts = layout
-        .v1
-        .iter()
-        .map(|m| m.mount_point.as_path())
-        .chain(layout.v2.iter().map(|m| m.mount_point.as_path()));
-    for m in mounts {
-        let _ = std::fs::remove_dir(m.join(name));
-    }
-}
-
-fn remove_empty_runtime_parent(h: &Hierarchy) {
-    let Some(parent) = h.path.parent() else {
-        return;
-    };
-    if parent.parent() != Some(h.mount_point.as_path()) {
-        return;
-    }
-    let owned = parent
-        .file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| RUNTIME_PARENTS.contains(&n));
-    // A parent this container created was already tried by the `created` loop.
-    if owned && !h.created.iter().any(|d| d == parent) {
-        // EBUSY/ENOTEMPTY (siblings), ENOENT (already gone): nothing to do.
-        let _ = std::fs::remove_dir(parent);
-    }
+/// Whether `dir` is a shared runtime parent: `<mount point>/<one of RUNTIME_PARENTS>`.
+fn is_runtime_parent(mount_point: &Path, dir: &Path) -> bool {
+    dir.parent() == Some(mount_point)
+        && dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| RUNTIME_PARENTS.contains(&n))
 }

@@ -7,9 +7,9 @@
 //! [`layout::Layout::host`]. [`Cgroup::create`] makes the container's
 //! directory in every hierarchy and applies the resources; the resulting
 //! [`Cgroup`] is serialisable so later runtime invocations can act on it.
-//! [`Cgroup::destroy`] removes only the directories `create` made, plus the
-//! shared runtime parent (`/boxrun`, `/boxctl`: [`RUNTIME_PARENTS`]) once it is
-//! empty, so the last container leaves nothing behind.
+//! [`Cgroup::destroy`] removes only the directories `create` made, except the
+//! shared runtime parent (`/boxrun`, `/boxctl`: [`RUNTIME_PARENTS`]), which is
+//! kept between containers as runc and crun keep theirs.
 //!
 //! On hybrid hosts every controller is used where it is mounted: v1
 //! hierarchies for the v1-bound controllers, the cgroup2 tree for the rest
@@ -57,7 +57,7 @@ pub mod resources;
 mod rootless;
 mod stats;
 
-pub use cgroup::{remove_empty_parents, Cgroup, Hierarchy, Version, RUNTIME_PARENTS};
+pub use cgroup::{Cgroup, Hierarchy, Version, RUNTIME_PARENTS};
 pub use error::{CgroupError, Result};
 pub use layout::{Layout, Mode};
 pub use mount::{attr as mount_attr, mount_setattr_recursive};
