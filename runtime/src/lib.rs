@@ -23,6 +23,7 @@
 //!   options), [`devices`], [`hooks`], [`capabilities`], [`rlimits`], [`identity`]
 //!   (cwd, user, capabilities and seccomp in order), [`sched`] (scheduler, I/O
 //!   priority, CPU affinity, personality), [`console`].
+//! - [`criu`]: `checkpoint`/`restore`'s use of the criu binary (check, dump, restore).
 //! - [`features`], [`spec`]: the `features` and `spec` commands' documents.
 //! - Helpers: [`error`], [`logging`], [`procfs`], [`signals`] (names, forwarding, reset
 //!   before exec), [`failpoint`] (crash injection, debug builds), [`util`].
@@ -33,6 +34,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod container;
+pub mod criu;
 pub mod devices;
 pub mod error;
 pub mod exec;
