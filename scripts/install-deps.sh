@@ -13,6 +13,7 @@ debootstrap nginx-light haproxy
 skopeo umoci
 qemu-system-x86 cpio time linux-perf bsdutils
 podman conmon netavark containerd docker.io
+criu
 "
 missing=""
 for p in $PACKAGES; do

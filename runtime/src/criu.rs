@@ -116,9 +116,22 @@ impl Criu {
     }
 }
 
-/// The one-line message for a failed `criu check`.
+/// The one-line message for a failed `criu check`: criu's first error that is not a
+/// helper program's exit status (criu tolerates those), and the detection step that
+/// failed.
 fn check_failure(version: &str, kernel: &str, output: &str) -> String {
-    let reason = first_error(output).unwrap_or_else(|| "criu check failed".into());
+    let errors: Vec<(String, String)> = output.lines().filter_map(error_of).collect();
+    let first = errors.iter().find(|(at, _)| !at.starts_with("criu/util.c"));
+    let step = errors
+        .iter()
+        .find(|(_, t)| t.ends_with("failed when initializing kerndat."))
+        .map(|(_, t)| t.trim_end_matches('.'));
+    let reason = match (first, step) {
+        (Some((_, f)), Some(s)) if f != s => format!("{f} ({s})"),
+        (Some((_, f)), _) => f.clone(),
+        (None, Some(s)) => s.to_owned(),
+        (None, None) => "criu check failed".into(),
+    };
     let hint = if reason.contains("vDSO") {
         " (criu before 4.1 does not know the split vvar/vvar_vclock vDSO layout of Linux 6.13 and later: use criu 4.1 or later)"
     } else {
@@ -127,17 +140,19 @@ fn check_failure(version: &str, kernel: &str, output: &str) -> String {
     format!("criu {version} cannot run on kernel {kernel}: {reason}{hint}")
 }
 
-/// The first `Error (file:line): text` of criu's output, as `text`.
+/// The first error of criu's output, as its text.
 fn first_error(output: &str) -> Option<String> {
-    output.lines().find_map(|l| {
-        let at = l.find("Error")?;
-        let rest = &l[at + "Error".len()..];
-        let text = match rest.trim_start().strip_prefix('(') {
-            Some(r) => r.split_once("):").map_or(r, |(_, t)| t),
-            None => rest.trim_start_matches(':'),
-        };
-        Some(text.trim().to_owned())
-    })
+    output.lines().find_map(error_of).map(|(_, t)| t)
+}
+
+/// `Error (FILE:LINE): TEXT` as (`FILE:LINE`, `TEXT`); `Error: TEXT` as ("", `TEXT`).
+fn error_of(line: &str) -> Option<(String, String)> {
+    let rest = &line[line.find("Error")? + "Error".len()..];
+    let (at, text) = match rest.trim_start().strip_prefix('(') {
+        Some(r) => r.split_once("):").unwrap_or(("", r)),
+        None => ("", rest.trim_start_matches(':')),
+    };
+    Some((at.to_owned(), text.trim().to_owned()))
 }
 
 fn kernel_release() -> String {
@@ -224,16 +239,28 @@ mod tests {
     #[test]
     fn check_failure_names_version_kernel_and_cause() {
         let out = "Error (criu/vdso.c:381): vdso: Unexpected rt vDSO area bounds\n\
-                   Error (criu/vdso.c:613): vdso: Failed to fill self vdso symtable\n";
+                   Error (criu/vdso.c:613): vdso: Failed to fill self vdso symtable\n\
+                   Error (criu/kerndat.c:1615): kerndat_vdso_fill_symtable failed when initializing kerndat.\n\
+                   Error (criu/crtools.c:260): Could not initialize kernel features detection.\n";
         let m = check_failure("3.17.1", "6.18.44", out);
         assert!(m.starts_with(
-            "criu 3.17.1 cannot run on kernel 6.18.44: vdso: Unexpected rt vDSO area bounds"
+            "criu 3.17.1 cannot run on kernel 6.18.44: vdso: Unexpected rt vDSO area bounds \
+             (kerndat_vdso_fill_symtable failed when initializing kerndat)"
         ));
         assert!(m.contains("criu 4.1"));
         assert!(!m.contains('\n'));
         assert_eq!(
             check_failure("3.17.1", "6.1.0", "Error: no ptrace\n"),
             "criu 3.17.1 cannot run on kernel 6.1.0: no ptrace"
+        );
+        // a helper's exit status is not the cause (the lane's VM without loopback)
+        let out = "Error (criu/util.c:642): exited, status=1\n\
+                   Error (criu/kerndat.c:659): Unable to connect a socket: Network is unreachable\n\
+                   Error (criu/kerndat.c:1570): kerndat_tcp_repair failed when initializing kerndat.\n";
+        assert_eq!(
+            check_failure("3.17.1", "6.1.0", out),
+            "criu 3.17.1 cannot run on kernel 6.1.0: Unable to connect a socket: Network is \
+             unreachable (kerndat_tcp_repair failed when initializing kerndat)"
         );
     }
 
