@@ -274,6 +274,33 @@ if command -v criu >/dev/null 2>&1; then
     fi
     finish $id
     report boxrun_checkpoint_leave_running_then_restore
+
+    # --pre-dump leaves it running; a dump with --parent-path on top of it restores
+    id=crpre
+    if $BR create --bundle /lane/bundles/cr $id >/tmp/$id.out 2>&1 && $BR start $id >/dev/null 2>&1; then
+        pid=$(pid_of $id)
+        wait_count "$pid" 2 60 || err "counter did not reach 2"
+        if $BR checkpoint --pre-dump --image-path /tmp/$id.pre $id >/tmp/cp.out 2>&1; then
+            [ "$(pid_of $id)" = "$pid" ] && kill -0 "$pid" 2>/dev/null || err "not running after --pre-dump"
+            if $BR checkpoint --parent-path ../$id.pre --image-path /tmp/$id.img $id >/tmp/cp.out 2>&1; then
+                before=$(dumped /tmp/$id.img)
+                [ -L /tmp/$id.img/parent ] || err "no parent link in the images"
+                if $BR restore -d --image-path /tmp/$id.img --bundle /lane/bundles/cr $id >/tmp/rs.out 2>&1; then
+                    restored $id "$pid" "$before"
+                else
+                    cr_failed restore /tmp/rs.out /tmp/$id.img/restore.log
+                fi
+            else
+                cr_failed "checkpoint --parent-path" /tmp/cp.out /tmp/$id.img/dump.log
+            fi
+        else
+            cr_failed "checkpoint --pre-dump" /tmp/cp.out /tmp/$id.pre/pre-dump.log
+        fi
+    else
+        err "create/start failed: $(tr '\n' ' ' </tmp/$id.out)"
+    fi
+    finish $id
+    report boxrun_checkpoint_pre_dump_then_dump_with_parent
 else
     echo "V2LANE-CASE boxrun_checkpoint_restore_counter_continues FAILED: no criu in the VM (apt-get install criu)"
 fi
