@@ -99,8 +99,8 @@ pub(super) fn command(c: &Command) -> String {
     rows.push(("-h, --help".into(), "Print help".into()));
     table(&mut s, &rows);
     s.push_str(
-        "\nGlobal options (--root, --log, --log-format, --debug, --systemd-cgroup, --rootless)\n\
-         go before or after the command: see boxrun --help.\n",
+        "\nGlobal options (--root, --log, --log-format, --debug, --systemd-cgroup, --rootless,\n\
+         --criu) go before or after the command: see boxrun --help.\n",
     );
     s
 }
