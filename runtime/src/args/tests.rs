@@ -705,7 +705,10 @@ fn help() {
                 && h.contains("Create a container (the process waits for `start`)")
         );
         assert!(h.contains("--root PATH") && h.contains("[default: /run/boxrun]"));
-        assert!(h.contains("--criu PATH"), "checkpoint's --criu not shown: {h}");
+        assert!(
+            h.contains("--criu PATH"),
+            "checkpoint's --criu not shown: {h}"
+        );
     }
     for c in COMMANDS {
         for args in [

@@ -3,7 +3,8 @@
 //! `create`; then `criu restore` rebuilds the namespaces, mounts and processes from
 //! the images on the bundle's rootfs, in the container's cgroups. The container is
 //! then `running` with the restored init's new host pid. Without `--detach`, boxrun
-//! waits for it as `run` does (as its subreaper unless `--no-subreaper`) and deletes it.
+//! waits for it as `run` does, as its subreaper, and deletes it; with
+//! `--no-subreaper` it cannot wait (the init is not its child) and returns at once.
 
 use super::checkpoint::external_mounts;
 use super::create::{host, validate, write_pid_file, CreateOpts};
