@@ -184,17 +184,24 @@ const CRIU_FLAGS: [Flag; 10] = [
     ),
 ];
 
-const CHECKPOINT_FLAGS: &[Flag] = &[
-    CRIU_FLAGS[0],
-    CRIU_FLAGS[1],
-    CRIU_FLAGS[2],
-    CRIU_FLAGS[3],
-    CRIU_FLAGS[4],
-    CRIU_FLAGS[5],
-    CRIU_FLAGS[6],
-    CRIU_FLAGS[7],
-    CRIU_FLAGS[8],
-    CRIU_FLAGS[9],
+/// [`CRIU_FLAGS`] followed by a command's own `M` flags (`N` = 10 + `M`, checked at
+/// compile time).
+const fn criu_and<const M: usize, const N: usize>(own: [Flag; M]) -> [Flag; N] {
+    assert!(N == CRIU_FLAGS.len() + M);
+    let mut out = [CRIU_FLAGS[0]; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = if i < CRIU_FLAGS.len() {
+            CRIU_FLAGS[i]
+        } else {
+            own[i - CRIU_FLAGS.len()]
+        };
+        i += 1;
+    }
+    out
+}
+
+const CHECKPOINT_FLAGS: &[Flag] = &criu_and::<4, 14>([
     b(
         "leave-running",
         None,
@@ -219,19 +226,9 @@ const CHECKPOINT_FLAGS: &[Flag] = &[
         "Send the pages to a criu page server",
         None,
     ),
-];
+]);
 
-const RESTORE_FLAGS: &[Flag] = &[
-    CRIU_FLAGS[0],
-    CRIU_FLAGS[1],
-    CRIU_FLAGS[2],
-    CRIU_FLAGS[3],
-    CRIU_FLAGS[4],
-    CRIU_FLAGS[5],
-    CRIU_FLAGS[6],
-    CRIU_FLAGS[7],
-    CRIU_FLAGS[8],
-    CRIU_FLAGS[9],
+const RESTORE_FLAGS: &[Flag] = &criu_and::<6, 16>([
     v(
         "bundle",
         Some(b'b'),
@@ -260,7 +257,7 @@ const RESTORE_FLAGS: &[Flag] = &[
         "Do not wait as the restored init's subreaper",
     ),
     b("no-pivot", None, "Accepted for runc compatibility"),
-];
+]);
 
 const FORMAT_FLAG: Flag = v(
     "format",
