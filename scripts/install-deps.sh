@@ -12,7 +12,7 @@ curl wrk
 debootstrap nginx-light haproxy
 skopeo umoci docker-registry apache2-utils openssl zstd
 qemu-system-x86 cpio time linux-perf bsdutils
-podman conmon netavark containerd docker.io uidmap
+podman conmon netavark containerd docker.io uidmap criu
 containernetworking-plugins protobuf-compiler
 "
 # kubectl (tests/compose.rs parses the Kubernetes export with it): Debian's, unless

@@ -181,9 +181,8 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             id,
         } => events(root, id, interval, *stats),
         Cmd::Update(u) => update(root, u),
-        Cmd::Checkpoint { .. } | Cmd::Restore { .. } => Err(Error::Other(
-            "checkpoint/restore is not supported by boxrun".into(),
-        )),
+        Cmd::Checkpoint(a) => container::checkpoint(root, cli.criu.as_deref(), a).map(|_| 0),
+        Cmd::Restore(a) => container::restore(root, cli.criu.as_deref(), a),
     }
 }
 

@@ -42,7 +42,8 @@ pub fn document() -> serde_json::Value {
             }
         },
         "annotations": {
-            "io.github.boxrun.version": env!("CARGO_PKG_VERSION")
+            "io.github.boxrun.version": env!("CARGO_PKG_VERSION"),
+            "org.opencontainers.runc.checkpoint.enabled": "true"
         }
     })
 }

@@ -26,6 +26,7 @@
 //!   priority, CPU affinity, personality), [`mempolicy`] (NUMA memory policy),
 //!   [`console`].
 //! - [`rootless`]: runc's rootless rules (detection, state root default, cgroups).
+//! - [`criu`]: `checkpoint`/`restore`'s use of the criu binary (check, dump, restore).
 //! - [`features`], [`spec`]: the `features` and `spec` commands' documents;
 //!   [`unsupported`]: the fields refused at create because boxrun does not apply them.
 //! - Helpers: [`error`], [`logging`], [`procfs`], [`signals`] (names, forwarding, reset
@@ -38,6 +39,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod container;
+pub mod criu;
 pub mod devices;
 pub mod error;
 pub mod exec;

@@ -227,6 +227,134 @@ left=$($RLBR list -q 2>/dev/null | tr '\n' ' ')
 [ -z "$left" ] || err "rootless containers left: $left"
 rm -rf /tmp/rl-root
 report boxrun_rootless_without_delegation_refuses_limits_runs_without
+# --- checkpoint/restore with criu: a counter loop (/dev/shm/count, once a second)
+# counter PID: the container's counter, read through its root
+counter() { cat "/proc/$1/root/dev/shm/count" 2>/dev/null || echo 0; }
+# wait_count PID N SECONDS: bounded poll until the counter reaches N
+wait_count() {
+    n=0
+    while [ "$(counter "$1")" -lt "$2" ]; do
+        [ $n -ge $(($3 * 10)) ] && return 1
+        sleep 0.1
+        n=$((n + 1))
+    done
+}
+# dumped IMAGES: the counter in the checkpoint (criu keeps a tmpfs as a tar archive)
+dumped() {
+    for t in "$1"/tmpfs-dev-*.tar.gz.img; do
+        tar -xzOf "$t" ./count 2>/dev/null
+    done | head -1
+}
+# restored ID OLDPID BEFORE: the container runs again with a new pid, in its cgroup,
+# and its counter goes on from BEFORE, the value in the images (not from 1)
+restored() {
+    st=$($BR state "$1" 2>&1 | tr -d ' \n')
+    echo "$st" | grep -q '"status":"running"' || err "not running after restore: $st"
+    new=$(pid_of "$1")
+    [ -n "$new" ] && [ "$new" != "$2" ] || err "restored pid '$new' (before: $2)"
+    [ -n "$new" ] || return
+    grep -qx "$new" "$CG/$1/cgroup.procs" 2>/dev/null || err "restored pid $new not in $CG/$1"
+    got=$(counter "$new")
+    [ -n "$3" ] || err "no counter in the images"
+    [ "$got" -ge "${3:-1}" ] && [ "$got" -le $((${3:-0} + 2)) ] ||
+        err "counter at restore is $got, $3 in the images"
+    wait_count "$new" $((got + 2)) 30 || err "counter stuck at $(counter "$new") after restore"
+    echo "V2LANE-INFO $1 case: pid $2 -> $new, counter $3 in the images, $got at restore, $(counter "$new") later"
+}
+# cr_failed WHAT OUT LOG: a failed criu step, with the first errors of criu's log
+cr_failed() {
+    err "$1 failed: $(tr '\n' ' ' <"$2")"
+    grep Error "$3" 2>/dev/null | head -5 | sed 's/^/V2LANE-INFO criu log: /'
+}
+if command -v criu >/dev/null 2>&1; then
+    echo "V2LANE-INFO criu $(criu --version | head -1)"
+    criu check 2>&1 | sed "s/^/V2LANE-INFO criu check: /"
+    id=cr
+    if launch $id && $BR start $id >/dev/null 2>&1; then
+        pid=$(pid_of $id)
+        wait_count "$pid" 3 60 || err "counter did not reach 3: $(counter "$pid")"
+        if $BR checkpoint --image-path /tmp/$id.img --work-path /tmp/$id.work $id >/tmp/cp.out 2>&1; then
+            before=$(dumped /tmp/$id.img)
+            kill -0 "$pid" 2>/dev/null && err "pid $pid alive after checkpoint"
+            $BR state $id >/dev/null 2>&1 && err "$id still has state after checkpoint"
+            [ -e "$CG/$id" ] && err "$CG/$id left after checkpoint"
+            if $BR restore -d --image-path /tmp/$id.img --work-path /tmp/$id.work \
+                --bundle /lane/bundles/$id $id >/tmp/rs.out 2>&1; then
+                restored $id "$pid" "$before"
+            else
+                cr_failed restore /tmp/rs.out /tmp/$id.work/restore.log
+            fi
+        else
+            cr_failed checkpoint /tmp/cp.out /tmp/$id.work/dump.log
+        fi
+    else
+        err "create/start failed: $(tr '\n' ' ' </tmp/$id.out)"
+    fi
+    finish $id
+    report boxrun_checkpoint_restore_counter_continues
+
+    # --leave-running keeps it (same pid, counting); the images restore it after a delete,
+    # with the cgroup mount (an external bind) back on the new cgroup
+    id=crlr
+    if launch $id && $BR start $id >/dev/null 2>&1; then
+        pid=$(pid_of $id)
+        wait_count "$pid" 2 60 || err "counter did not reach 2"
+        if $BR checkpoint --leave-running --image-path /tmp/$id.img $id >/tmp/cp.out 2>&1; then
+            before=$(dumped /tmp/$id.img)
+            st=$($BR state $id 2>&1 | tr -d ' \n')
+            echo "$st" | grep -q '"status":"running"' || err "not running after --leave-running: $st"
+            [ "$(pid_of $id)" = "$pid" ] || err "pid changed with --leave-running"
+            wait_count "$pid" $((${before:-0} + 1)) 30 || err "counter stopped after --leave-running"
+            finish $id
+            if $BR restore -d --image-path /tmp/$id.img --bundle /lane/bundles/$id $id >/tmp/rs.out 2>&1; then
+                restored $id "$pid" "$before"
+                # the cgroup mount is the new cgroup (its cgroup.procs lists the new init)
+                new=$(pid_of $id)
+                grep -q " /sys/fs/cgroup cgroup2 " "/proc/$new/mounts" 2>/dev/null ||
+                    err "no cgroup mount after restore"
+                grep -qx "$new" "/proc/$new/root/sys/fs/cgroup/cgroup.procs" 2>/dev/null ||
+                    err "the cgroup mount is not the restored container's cgroup"
+            else
+                cr_failed restore /tmp/rs.out /tmp/$id.img/restore.log
+            fi
+        else
+            cr_failed "checkpoint --leave-running" /tmp/cp.out /tmp/$id.img/dump.log
+        fi
+    else
+        err "create/start failed: $(tr '\n' ' ' </tmp/$id.out)"
+    fi
+    finish $id
+    report boxrun_checkpoint_leave_running_then_restore
+
+    # --pre-dump leaves it running; a dump with --parent-path on top of it restores
+    id=crpre
+    if $BR create --bundle /lane/bundles/cr $id >/tmp/$id.out 2>&1 && $BR start $id >/dev/null 2>&1; then
+        pid=$(pid_of $id)
+        wait_count "$pid" 2 60 || err "counter did not reach 2"
+        if $BR checkpoint --pre-dump --image-path /tmp/$id.pre $id >/tmp/cp.out 2>&1; then
+            [ "$(pid_of $id)" = "$pid" ] && kill -0 "$pid" 2>/dev/null || err "not running after --pre-dump"
+            if $BR checkpoint --parent-path ../$id.pre --image-path /tmp/$id.img $id >/tmp/cp.out 2>&1; then
+                before=$(dumped /tmp/$id.img)
+                [ -L /tmp/$id.img/parent ] || err "no parent link in the images"
+                if $BR restore -d --image-path /tmp/$id.img --bundle /lane/bundles/cr $id >/tmp/rs.out 2>&1; then
+                    restored $id "$pid" "$before"
+                else
+                    cr_failed restore /tmp/rs.out /tmp/$id.img/restore.log
+                fi
+            else
+                cr_failed "checkpoint --parent-path" /tmp/cp.out /tmp/$id.img/dump.log
+            fi
+        else
+            cr_failed "checkpoint --pre-dump" /tmp/cp.out /tmp/$id.pre/pre-dump.log
+        fi
+    else
+        err "create/start failed: $(tr '\n' ' ' </tmp/$id.out)"
+    fi
+    finish $id
+    report boxrun_checkpoint_pre_dump_then_dump_with_parent
+else
+    echo "V2LANE-CASE boxrun_checkpoint_restore_counter_continues FAILED: no criu in the VM (apt-get install criu)"
+fi
 
 # nothing left in the state root
 left=$($BR list -q 2>/dev/null | tr '\n' ' ')

@@ -50,7 +50,12 @@ trap 'exit 130' INT TERM
 
 # ---- kernel: Debian's linux-image-amd64 (6.1 on Debian 12), downloaded once
 kdir=$cache/kernel
-modules="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk"
+# virtio for the disk; for criu's kernel feature detection (criu check fails without
+# them): the socket diag modules, nf_tables, veth and tun. Dependencies first: stage2.sh
+# loads them in this order.
+modules="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk
+inet_diag tcp_diag udp_diag raw_diag unix_diag netlink_diag af_packet_diag
+crc32c_generic libcrc32c nfnetlink nf_tables veth tun"
 fetch_kernel() {
     mkdir -p "$cache" || return 1
     local dl
@@ -80,7 +85,13 @@ fetch_kernel() {
     rm -rf "$dl"
     return $rc
 }
-if [ ! -f "$kdir/vmlinuz" ]; then
+have_kernel() {
+    [ -f "$kdir/vmlinuz" ] || return 1
+    for m in $modules; do
+        [ -f "$kdir/modules/$m.ko" ] || return 1
+    done
+}
+if ! have_kernel; then
     say "downloading Debian's linux-image-amd64 into $cache"
     fetch_kernel || die "could not download linux-image-amd64 (apt-get download): check apt sources"
 fi
@@ -120,6 +131,7 @@ mkdir -p "$ir/usr" && ln -s ../bin "$ir/usr/bin" && ln -s ../bin "$ir/usr/sbin"
 install -m 755 "$here/init" "$ir/init"
 install -m 755 "$here/stage2.sh" "$here/boxrun-cases.sh" "$ir/lane/"
 cp "$kdir"/modules/*.ko "$ir/lane/modules/"
+echo $modules >"$ir/lane/modules/order"
 
 # a binary and the shared libraries it needs, at their host paths
 add_bin() {
@@ -136,6 +148,14 @@ for t in "${tests[@]}"; do
 done
 if [ -x "$boxrun" ]; then
     add_bin "$boxrun" "$ir/lane/boxrun" || die "cannot copy $boxrun"
+fi
+
+# criu for the checkpoint cases (Debian's 3.17 works on this 6.1 kernel), and GNU
+# tar in place of busybox's: criu archives tmpfs mounts with GNU tar's options
+if [ -x "$boxrun" ] && command -v criu >/dev/null 2>&1; then
+    add_bin "$(command -v criu)" "$ir/bin/criu" || die "cannot copy criu"
+    rm -f "$ir/bin/tar"
+    add_bin "$(readlink -f /bin/tar)" "$ir/bin/tar" || die "cannot copy GNU tar"
 fi
 
 # the containers' rootfs (shared, read-only for most cases) and bundles
@@ -193,6 +213,16 @@ if [ -x "$boxrun" ]; then
     jq 'del(.linux.resources) | .process.args = ["sh", "-c", "cat /proc/self/cgroup"]' \
         "$rl/config.json" >"$rl-nolimit/config.json" || die "cannot write the rootless bundle"
 fi
+
+# checkpoint/restore: a counter loop whose stdio and file stay inside the container
+# (criu dumps what is in its mount namespace); the VM's network namespace (criu
+# would need iproute2 to dump a new one). cr: no cgroup mount; crlr: the cgroup
+# mount (a bind of the container's cgroup, an external mount for criu)
+counter='exec </dev/null >/dev/null 2>&1; i=0; while :; do i=$((i+1)); echo $i >/dev/shm/count; sleep 1; done'
+no_netns='.linux.namespaces -= [{"type": "network"}]'
+bundle cr true '{}' "$no_netns"' | del(.mounts[] | select(.destination == "/sys/fs/cgroup"))' \
+    sh -c "$counter"
+bundle crlr true '{}' "$no_netns" sh -c "$counter"
 
 (cd "$ir" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initrd.gz" || die "cpio failed"
 say "initramfs $(du -h "$work/initrd.gz" | cut -f1), ${#tests[@]} test binaries$([ -x "$boxrun" ] && echo ", boxrun")"

@@ -18,9 +18,11 @@ mount -t tmpfs tmpfs /run
 # (unless run.sh was asked for a verbose boot)
 grep -q 'loglevel=7' /proc/cmdline || echo 1 >/proc/sys/kernel/printk
 
-for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk; do
+for m in $(cat /lane/modules/order); do
     [ -f "/lane/modules/$m.ko" ] && insmod "/lane/modules/$m.ko"
 done
+# loopback up: criu's kernel feature detection connects a TCP socket to itself
+ip link set lo up
 # the virtio disk gives io.max a real major:minor; wait (bounded) for it
 i=0
 while [ ! -e /sys/block/vda ] && [ $i -lt 50 ]; do

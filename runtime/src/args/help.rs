@@ -116,8 +116,8 @@ pub(super) fn command(c: &Command) -> String {
     rows.push(("--help, -h".into(), "show help".into()));
     table(&mut s, &rows);
     s.push_str(
-        "\nGlobal options (--root, --log, --log-format, --debug, --systemd-cgroup, --rootless)\n\
-         go before or after the command: see boxrun --help.\n",
+        "\nGlobal options (--root, --log, --log-format, --debug, --systemd-cgroup, --rootless,\n\
+         --criu) go before or after the command: see boxrun --help.\n",
     );
     s
 }

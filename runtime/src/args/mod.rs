@@ -16,8 +16,7 @@
 //!   `--rootless[=VALUE]`, `--criu`) go before or after the command; `-v/--version`
 //!   only before it.
 //! - `--` ends flag parsing. Flags and positionals may be mixed, except that for `exec`
-//!   and `ps` everything after the container id belongs to the command / ps(1), and
-//!   `checkpoint`/`restore` take anything.
+//!   and `ps` everything after the container id belongs to the command / ps(1).
 //! - A value may start with `-` only if it is `-` itself or a negative number
 //!   (`--cpu-quota -1`, `--process -`); otherwise use `--flag=-value`.
 //!
@@ -93,7 +92,7 @@ pub struct Cli {
     /// `--rootless[=VALUE]`: `true`, `false` or `auto` (also when given without a
     /// value); see [`crate::rootless::active`].
     pub rootless: Option<String>,
-    /// `--criu PATH`: accepted for runc compatibility; checkpointing is not supported.
+    /// `--criu PATH`: the criu binary for checkpoint/restore (default: `criu` on PATH).
     pub criu: Option<String>,
     /// Print the version (`-v`, `--version`).
     pub version: bool,
@@ -224,16 +223,71 @@ pub enum Cmd {
     },
     /// Change a running container's resource limits.
     Update(UpdateArgs),
-    /// Not supported: boxrun has no checkpoint/restore.
-    Checkpoint {
-        /// Whatever followed the command.
-        rest: Vec<String>,
-    },
-    /// Not supported: boxrun has no checkpoint/restore.
-    Restore {
-        /// Whatever followed the command.
-        rest: Vec<String>,
-    },
+    /// Checkpoint a running container with CRIU.
+    Checkpoint(CheckpointArgs),
+    /// Restore a container from a CRIU checkpoint.
+    Restore(RestoreArgs),
+}
+
+/// The CRIU options `checkpoint` and `restore` share (runc's flags of both).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CriuArgs {
+    /// Where the images are (`--image-path`, default `./checkpoint`).
+    pub image_path: Option<PathBuf>,
+    /// Where criu writes its logs and work files (`--work-path`, default the image path).
+    pub work_path: Option<PathBuf>,
+    /// Allow open TCP connections (`--tcp-established`).
+    pub tcp_established: bool,
+    /// Allow external unix sockets (`--ext-unix-sk`).
+    pub ext_unix_sk: bool,
+    /// Allow shell jobs (`--shell-job`).
+    pub shell_job: bool,
+    /// Handle file locks (`--file-locks`).
+    pub file_locks: bool,
+    /// criu's cgroup mode: soft, full, strict or ignore (`--manage-cgroups-mode`).
+    pub manage_cgroups_mode: Option<String>,
+    /// Namespaces to leave empty, only `network` (`--empty-ns`, repeatable).
+    pub empty_ns: Vec<String>,
+    /// Lazy pages (`--lazy-pages`): refused, see [`crate::criu`].
+    pub lazy_pages: bool,
+    /// Deduplicate the parent's pages (`--auto-dedup`).
+    pub auto_dedup: bool,
+    /// Container id.
+    pub id: String,
+}
+
+/// The arguments of `checkpoint`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CheckpointArgs {
+    /// The options shared with `restore`, and the id.
+    pub criu: CriuArgs,
+    /// Keep the container running after the dump (`--leave-running`).
+    pub leave_running: bool,
+    /// Dump memory only, keep running (`--pre-dump`).
+    pub pre_dump: bool,
+    /// A previous pre-dump's images, relative to the image path (`--parent-path`).
+    pub parent_path: Option<PathBuf>,
+    /// `ADDRESS:PORT` of a criu page server (`--page-server`).
+    pub page_server: Option<String>,
+}
+
+/// The arguments of `restore`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RestoreArgs {
+    /// The options shared with `checkpoint`, and the id.
+    pub criu: CriuArgs,
+    /// Bundle directory (`-b`, `--bundle`, default `.`).
+    pub bundle: PathBuf,
+    /// Return once restored (`-d`, `--detach`).
+    pub detach: bool,
+    /// Write the restored init's pid here (`--pid-file`).
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket for the pty master (`--console-socket`): refused, see [`crate::criu`].
+    pub console_socket: Option<PathBuf>,
+    /// Do not become the restored init's subreaper (`--no-subreaper`).
+    pub no_subreaper: bool,
+    /// Accepted for runc compatibility (criu mounts the root itself).
+    pub no_pivot: bool,
 }
 
 /// The arguments of `exec`.

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 
 use super::scan::{Given, Scan, Val};
 use super::table::Command;
-use super::{show, ArgError, Cli, Cmd, CreateArgs, ExecArgs, UpdateArgs};
+use super::{
+    show, ArgError, CheckpointArgs, Cli, Cmd, CreateArgs, CriuArgs, ExecArgs, RestoreArgs,
+    UpdateArgs,
+};
 
 /// The typed command line of a scan.
 pub(super) fn cli(s: Scan) -> Result<Cli, ArgError> {
@@ -195,6 +198,23 @@ fn create_args(l: &Reader<'_>, p: &mut Positionals<'_>) -> Result<CreateArgs, Ar
     })
 }
 
+/// The CRIU flags `checkpoint` and `restore` share, and the id.
+fn criu_args(l: &Reader<'_>, p: &mut Positionals<'_>) -> Result<CriuArgs, ArgError> {
+    Ok(CriuArgs {
+        image_path: l.path("image-path"),
+        work_path: l.path("work-path"),
+        tcp_established: l.on("tcp-established"),
+        ext_unix_sk: l.on("ext-unix-sk"),
+        shell_job: l.on("shell-job"),
+        file_locks: l.on("file-locks"),
+        manage_cgroups_mode: l.string("manage-cgroups-mode")?,
+        empty_ns: l.strings("empty-ns")?,
+        lazy_pages: l.on("lazy-pages"),
+        auto_dedup: l.on("auto-dedup"),
+        id: p.required("container id")?,
+    })
+}
+
 /// Builds the typed command from its flags and positionals.
 fn build(c: &Command, l: &Reader<'_>, mut p: Positionals<'_>) -> Result<Cmd, ArgError> {
     const ID: &str = "container id";
@@ -285,12 +305,22 @@ fn build(c: &Command, l: &Reader<'_>, mut p: Positionals<'_>) -> Result<Cmd, Arg
             mem_bw_schema: l.string("mem-bw-schema")?,
             id: p.required(ID)?,
         }),
-        "checkpoint" => Cmd::Checkpoint {
-            rest: p.rest("argument")?,
-        },
-        _ => Cmd::Restore {
-            rest: p.rest("argument")?,
-        },
+        "checkpoint" => Cmd::Checkpoint(CheckpointArgs {
+            criu: criu_args(l, &mut p)?,
+            leave_running: l.on("leave-running"),
+            pre_dump: l.on("pre-dump"),
+            parent_path: l.path("parent-path"),
+            page_server: l.string("page-server")?,
+        }),
+        _ => Cmd::Restore(RestoreArgs {
+            criu: criu_args(l, &mut p)?,
+            bundle: l.path("bundle").unwrap_or_else(|| ".".into()),
+            detach: l.on("detach"),
+            pid_file: l.path("pid-file"),
+            console_socket: l.path("console-socket"),
+            no_subreaper: l.on("no-subreaper"),
+            no_pivot: l.on("no-pivot"),
+        }),
     };
     p.finish()?;
     Ok(cmd)

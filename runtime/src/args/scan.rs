@@ -322,11 +322,6 @@ pub(super) fn scan(args: Vec<OsString>) -> Result<Scanned, ArgError> {
                 match sc.flag(&a, &mut global, &mut local)? {
                     FlagOutcome::Done => continue,
                     FlagOutcome::Help => return Ok(Scanned::Help(Some(c))),
-                    FlagOutcome::Unknown if c.tail == Tail::All => {
-                        tail = true;
-                        pos.push(a);
-                        continue;
-                    }
                     FlagOutcome::Unknown => return Err(sc.unknown(&a)),
                 }
             }
@@ -337,7 +332,6 @@ pub(super) fn scan(args: Vec<OsString>) -> Result<Scanned, ArgError> {
                     tail = true;
                     skip_dashdash = !dashdash;
                 }
-                Tail::All => tail = true,
             }
         }
     }

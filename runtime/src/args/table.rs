@@ -95,9 +95,9 @@ pub(super) const GLOBAL: &[Flag] = &[
         short: None,
         takes: Takes::Value,
         meta: "PATH",
-        help: "Accepted for runc compatibility; checkpointing is not supported",
-        default: None,
-        hidden: true,
+        help: "The criu binary for checkpoint/restore",
+        default: Some("criu"),
+        hidden: false,
     },
 ];
 
@@ -141,6 +141,123 @@ const RUN_FLAGS: &[Flag] = &[
     b("detach", Some(b'd'), "Return once started"),
     b("keep", None, "Do not delete the container after it exits"),
 ];
+
+/// The CRIU flags of both `checkpoint` and `restore`.
+const CRIU_FLAGS: [Flag; 10] = [
+    v(
+        "image-path",
+        None,
+        "PATH",
+        "Where the checkpoint images are",
+        Some("./checkpoint"),
+    ),
+    v(
+        "work-path",
+        None,
+        "PATH",
+        "Where criu writes its logs and work files",
+        Some("the image path"),
+    ),
+    b("tcp-established", None, "Allow open TCP connections"),
+    b("ext-unix-sk", None, "Allow external unix sockets"),
+    b("shell-job", None, "Allow shell jobs"),
+    b("file-locks", None, "Handle file locks"),
+    v(
+        "manage-cgroups-mode",
+        None,
+        "MODE",
+        "criu's cgroup mode: soft, full, strict or ignore",
+        Some("soft"),
+    ),
+    v(
+        "empty-ns",
+        None,
+        "NS",
+        "Namespace to leave empty (network)",
+        None,
+    ),
+    b("lazy-pages", None, "Lazy memory migration (not supported)"),
+    b(
+        "auto-dedup",
+        None,
+        "Deduplicate the parent checkpoint's pages",
+    ),
+];
+
+/// [`CRIU_FLAGS`] followed by a command's own `M` flags (`N` = 10 + `M`, checked at
+/// compile time).
+const fn criu_and<const M: usize, const N: usize>(own: [Flag; M]) -> [Flag; N] {
+    assert!(N == CRIU_FLAGS.len() + M);
+    let mut out = [CRIU_FLAGS[0]; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = if i < CRIU_FLAGS.len() {
+            CRIU_FLAGS[i]
+        } else {
+            own[i - CRIU_FLAGS.len()]
+        };
+        i += 1;
+    }
+    out
+}
+
+const CHECKPOINT_FLAGS: &[Flag] = &criu_and::<4, 14>([
+    b(
+        "leave-running",
+        None,
+        "Keep the container running after the dump",
+    ),
+    b(
+        "pre-dump",
+        None,
+        "Dump memory only and keep the container running",
+    ),
+    v(
+        "parent-path",
+        None,
+        "PATH",
+        "A previous pre-dump's images, relative to the image path",
+        None,
+    ),
+    v(
+        "page-server",
+        None,
+        "ADDRESS:PORT",
+        "Send the pages to a criu page server",
+        None,
+    ),
+]);
+
+const RESTORE_FLAGS: &[Flag] = &criu_and::<6, 16>([
+    v(
+        "bundle",
+        Some(b'b'),
+        "PATH",
+        "Bundle directory (holds config.json)",
+        Some("."),
+    ),
+    b("detach", Some(b'd'), "Return once restored"),
+    v(
+        "pid-file",
+        None,
+        "PATH",
+        "Write the restored init's pid here",
+        None,
+    ),
+    v(
+        "console-socket",
+        None,
+        "PATH",
+        "Unix socket to send the pty master to (not supported)",
+        None,
+    ),
+    b(
+        "no-subreaper",
+        None,
+        "Do not wait as the restored init's subreaper",
+    ),
+    b("no-pivot", None, "Accepted for runc compatibility"),
+]);
 
 const FORMAT_FLAG: Flag = v(
     "format",
@@ -302,8 +419,6 @@ pub(super) enum Tail {
     None,
     /// Everything after the first positional (the id) is the tail.
     AfterId,
-    /// Everything from the first positional or unknown flag on is the tail.
-    All,
 }
 
 /// One command of the table.
@@ -447,22 +562,18 @@ pub(super) const COMMANDS: &[Command] = &[
         "[OPTIONS] ID",
         UPDATE_FLAGS,
     ),
-    Command {
-        name: "checkpoint",
-        alias: None,
-        about: "Not supported: boxrun has no checkpoint/restore",
-        usage: "[ARGS]...",
-        flags: &[],
-        tail: Tail::All,
-    },
-    Command {
-        name: "restore",
-        alias: None,
-        about: "Not supported: boxrun has no checkpoint/restore",
-        usage: "[ARGS]...",
-        flags: &[],
-        tail: Tail::All,
-    },
+    cmd(
+        "checkpoint",
+        "Checkpoint a running container with CRIU",
+        "[OPTIONS] ID",
+        CHECKPOINT_FLAGS,
+    ),
+    cmd(
+        "restore",
+        "Restore a container from a CRIU checkpoint",
+        "[OPTIONS] ID",
+        RESTORE_FLAGS,
+    ),
 ];
 
 /// The command called `name` (or by that alias).

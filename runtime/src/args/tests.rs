@@ -553,23 +553,47 @@ fn update_flags() {
 }
 
 #[test]
-fn checkpoint_and_restore_take_anything() {
-    assert_eq!(
-        cmd_of(&["checkpoint", "--image-path", "x", "id"]),
-        Cmd::Checkpoint {
-            rest: vec!["--image-path".into(), "x".into(), "id".into()]
-        }
-    );
-    assert_eq!(cmd_of(&["restore"]), Cmd::Restore { rest: vec![] });
-    let c = ok(&["restore", "--root", "/r", "id", "--debug"]);
-    assert_eq!(c.root, PathBuf::from("/r"));
-    assert!(!c.debug);
-    assert_eq!(
-        c.cmd,
-        Some(Cmd::Restore {
-            rest: vec!["id".into(), "--debug".into()]
-        })
-    );
+fn checkpoint_and_restore_take_runc_flags() {
+    let Cmd::Checkpoint(c) = cmd_of(&[
+        "checkpoint",
+        "--image-path",
+        "img",
+        "--leave-running",
+        "--tcp-established",
+        "--manage-cgroups-mode=full",
+        "--parent-path",
+        "../pre",
+        "--empty-ns",
+        "network",
+        "id",
+    ]) else {
+        panic!("not a checkpoint")
+    };
+    assert_eq!(c.criu.id, "id");
+    assert_eq!(c.criu.image_path, Some(PathBuf::from("img")));
+    assert!(c.leave_running && c.criu.tcp_established && !c.pre_dump);
+    assert_eq!(c.criu.manage_cgroups_mode.as_deref(), Some("full"));
+    assert_eq!(c.parent_path, Some(PathBuf::from("../pre")));
+    assert_eq!(c.criu.empty_ns, vec!["network".to_string()]);
+    let r = ok(&[
+        "restore",
+        "-d",
+        "-b",
+        "/b",
+        "--root",
+        "/r",
+        "id",
+        "--pid-file=p",
+    ]);
+    assert_eq!(r.root, PathBuf::from("/r"));
+    let Some(Cmd::Restore(r)) = r.cmd else {
+        panic!("not a restore")
+    };
+    assert!(r.detach && !r.no_subreaper);
+    assert_eq!(r.bundle, PathBuf::from("/b"));
+    assert_eq!(r.pid_file, Some(PathBuf::from("p")));
+    assert!(err(&["restore"]).contains("missing container id"));
+    assert!(err(&["checkpoint", "--bogus", "id"]).contains("--bogus"));
 }
 
 #[test]
@@ -685,7 +709,10 @@ fn help() {
                 && h.contains("Create a container (the process waits for `start`)")
         );
         assert!(h.contains("--root PATH") && h.contains("(default: \"/run/boxrun\")"));
-        assert!(!h.contains("--criu"), "hidden flag shown: {h}");
+        assert!(
+            h.contains("--criu PATH"),
+            "checkpoint's --criu not shown: {h}"
+        );
     }
     for c in COMMANDS {
         for args in [
