@@ -302,7 +302,7 @@ up=1
 for i in $NODES; do until_ok 600 d "$i" version || { up=0; notok "setup: dockerd node $i up" "$(short "$(cat "$T/n$i/log")")"; }; done
 [ "$up" = 1 ] || finish
 want=$RTNAME
-check_eq "setup: three dockerd up, default runtime $want" "$want $want $want" \
+check_eq "setup: three dockerd up, the runtime under test their default" "$want $want $want" \
     "$(for i in $NODES; do d "$i" info -f '{{.DefaultRuntime}}' 2>&1; done | tr '\n' ' ' | sed 's/ $//')"
 
 # images: imported into node 1 from the recipes' root filesystems, saved once, loaded into every node
@@ -358,13 +358,14 @@ else
     notok "stack: web 3/3 and proxy 3/3 (global) running" "$(short "$(d 1 service ps "${STACK}_web" "${STACK}_proxy" 2>&1)")"
 fi
 cid=$(d 1 ps -q --filter "label=com.docker.swarm.service.name=${STACK}_proxy" 2>/dev/null | head -1)
-check_eq "stack: task containers run by $RTNAME" "$RTNAME" "$(d 1 inspect -f '{{.HostConfig.Runtime}}' "$cid" 2>&1)"
+check_eq "stack: task containers run by the default runtime" "$RTNAME" "$(d 1 inspect -f '{{.HostConfig.Runtime}}' "$cid" 2>&1)"
 # the runtime itself holds the container in its state: `RUNTIME --root ROOT state ID`, ROOT
-# being what dockerd gave the shim (options.json of the task's bundle; runc's default if none)
+# being what dockerd gave the shim (options.json of the task's bundle, {"binary_name":
+# PATH, "root": DIR}; the shim's default if none)
 full=$(d 1 inspect -f '{{.Id}}' "$cid" 2>/dev/null)
-rtroot=$(sed -n 's/.*"Root":"\([^"]*\)".*/\1/p' "$T/n1/x/containerd/daemon/io.containerd.runtime.v2.task/moby/$full/options.json" 2>/dev/null)
+rtroot=$(sed -n 's/.*"root":"\([^"]*\)".*/\1/p' "$T/n1/x/containerd/daemon/io.containerd.runtime.v2.task/moby/$full/options.json" 2>/dev/null)
 rtroot=${rtroot:-/run/containerd/runc}/moby
-check "stack: the proxy task is running in $RTNAME's state ($rtroot)" sh -c "'$RT' --root '$rtroot' state '$full' | grep -q '\"status\": *\"running\"'"
+check "stack: the proxy task is running in the runtime's own state" sh -c "'$RT' --root '$rtroot' state '$full' | grep -q '\"status\": *\"running\"'"
 for i in $NODES; do
     if until_ok 300 all_answer "$i" 3; then
         ok "stack: node $i's published port: 3 requests, 3 replicas answer"
