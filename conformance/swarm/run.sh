@@ -426,6 +426,7 @@ if until_ok 300 all_answer 1 5; then ok "update: 5 distinct answers after the up
 on3=$(running_tasks web | grep -c "^${NODEID[3]} ")
 echo "# failover: node 3 runs $on3 of the 5 web tasks"
 if [ "$on3" -ge 1 ]; then ok "failover: node 3 runs web tasks before the kill"; else notok "failover: node 3 runs web tasks before the kill" "none: $(running_tasks web | tr '\n' '|')"; fi
+since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}'; } # seconds since $1
 t0=$(date +%s.%N)
 kill_node 3
 left=$( (procs_in_netns "${NSINO[3]}"; cg_dirs | grep '/bxswarm-3$' | while read -r c; do find "$c" -name cgroup.procs -exec cat {} +; done) 2>/dev/null | sort -u | tr '\n' ' ')
@@ -436,13 +437,13 @@ deadline=$(($(date +%s) + BOUND + 60))
 t_down=""
 while [ "$(date +%s)" -lt "$deadline" ]; do
     if [ -z "$t_down" ] && [ "$(d 1 node inspect -f '{{.Status.State}}' "${NODEID[3]}" 2>/dev/null)" = down ]; then
-        t_down=$(echo "$(date +%s.%N) - $t0" | bc)
+        t_down=$(since "$t0")
     fi
     if [ -z "$t_resched" ] && converged web 5 3; then
-        t_resched=$(echo "$(date +%s.%N) - $t0" | bc)
+        t_resched=$(since "$t0")
     fi
     if [ -n "$t_resched" ] && all_answer 1 5 3 && all_answer 2 5 3; then
-        t_answer=$(echo "$(date +%s.%N) - $t0" | bc)
+        t_answer=$(since "$t0")
         break
     fi
     sleep 0.5
@@ -450,7 +451,7 @@ done
 printf '# failover node down: %.1f\n# failover rescheduled: %.1f\n# failover answering: %.1f\n' "${t_down:-0}" "${t_resched:-0}" "${t_answer:-0}"
 t_resched=${t_resched:+$(printf '%.1f' "$t_resched")}
 t_answer=${t_answer:+$(printf '%.1f' "$t_answer")}
-if [ -n "$t_answer" ] && [ "$(echo "$t_answer <= $BOUND" | bc)" = 1 ]; then
+if [ -n "$t_answer" ] && awk -v t="$t_answer" -v b="$BOUND" 'BEGIN {exit !(t <= b)}'; then
     ok "failover: node 3's tasks on nodes 1-2, all 5 replicas answer on both within ${BOUND} s"
 else
     notok "failover: node 3's tasks on nodes 1-2, all 5 replicas answer on both within ${BOUND} s" \
