@@ -51,6 +51,12 @@ if [ -x conformance/cri/run.sh ]; then
     [ "${PIPESTATUS[0]}" = 0 ] || status=1
 fi
 
+if [ -x conformance/swarm/run.sh ]; then
+    echo "== Docker Swarm: three dockerd nodes with boxrun, then with runc, as the default runtime"
+    conformance/swarm/run.sh "$PWD/target/release/boxrun" 2>&1 | tee -a "$log" | grep -vE '^ok [0-9]+ - '
+    [ "${PIPESTATUS[0]}" = 0 ] || status=1
+fi
+
 # cargo's "test result:" lines plus each lane's own closing "N passed, N failed" line.
 passed=$( (grep -oE 'test result: [A-Za-z]+\. [0-9]+ passed' "$log"; grep -E '^[0-9]+ passed, [0-9]+ failed' "$log") | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$( (grep -oE 'test result: [A-Za-z]+\. [0-9]+ passed; [0-9]+ failed' "$log"; grep -E '^[0-9]+ passed, [0-9]+ failed' "$log") | grep -oE '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
