@@ -23,6 +23,7 @@ use crate::transfer_progress::TransferProgress;
 /// Run the command; returns the process exit code.
 pub fn dispatch(root: &Path, cli: Cli) -> Result<i32> {
     let store = Store::open(root)?;
+    boxctl_core::pool::reconcile(&store, store.cleaned_stale_temps());
     let runtime = cli.runtime.clone();
     match cli.command {
         Cmd::Monitor { id, attach_first } => {
@@ -600,7 +601,7 @@ fn prune_cmd(store: &Store, force: bool, with_volumes: bool) -> Result<i32> {
 fn farm_export(file: &Path, format: ExportFormat, output: Option<&Path>) -> Result<()> {
     use anyhow::Context as _;
     use boxctl_core::export;
-    let farm = farm::spec::Farm::load(file)?;
+    let farm = farm::file::load(file)?;
     let text = match format {
         ExportFormat::Compose => export::compose::render(&farm)?,
         ExportFormat::Kube => export::kube::render(&farm)?,

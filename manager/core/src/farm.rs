@@ -11,6 +11,7 @@
 //! workers gone) before its instance is removed, so no request is sent to a
 //! server that is going away.
 
+pub mod file;
 mod nginx;
 pub mod spec;
 
@@ -143,7 +144,7 @@ pub type Report<'r> = &'r mut dyn FnMut(Event<'_>);
 
 /// `boxctl up -f FILE`: make or start whatever is missing; idempotent.
 pub fn up(store: &Store, runtime: Option<&str>, file: &Path, report: Report) -> Result<()> {
-    let farm = Farm::load(file)?;
+    let farm = file::load(file)?;
     let _lock = lock_farm(store, &farm, report)?;
     ensure_images(store, &farm, report)?;
     ensure_networks(store, &farm, report)?;
@@ -172,7 +173,7 @@ pub fn scale(
     services: &[String],
     report: Report,
 ) -> Result<()> {
-    let farm = Farm::load(file)?;
+    let farm = file::load(file)?;
     let _lock = lock_farm(store, &farm, report)?;
     let mut want = BTreeMap::new();
     for s in services {
@@ -215,7 +216,7 @@ pub fn scale(
 /// networks, and its named volumes when `volumes`. A step that fails is
 /// reported and the others go on; returns how many failed.
 pub fn down(store: &Store, file: &Path, volumes: bool, report: Report) -> Result<usize> {
-    let farm = Farm::load(file)?;
+    let farm = file::load(file)?;
     let _lock = lock_farm(store, &farm, report)?;
     // First, so that no health change refreshes a proxy being removed.
     let _ = std::fs::remove_file(record_path(store, &farm.name));
@@ -329,7 +330,7 @@ pub fn refresh_proxy_of(store: &Store, inst: &Instance) -> Result<()> {
         };
         let rec: Record = serde_json::from_slice(&data)
             .with_context(|| format!("farm record {} is damaged", path.display()))?;
-        let farm = Farm::from_text(&rec.text, &rec.dir, rec.compose)?;
+        let farm = file::from_text(&rec.text, &rec.dir, rec.compose)?;
         for (key, svc) in &farm.services {
             let Some(b) = &svc.balance else { continue };
             if belongs(&farm, &b.backends, &inst.name).is_none() {
@@ -793,7 +794,7 @@ pub fn owner_of(store: &Store, name: &str) -> Option<String> {
         else {
             continue;
         };
-        let Ok(farm) = Farm::from_text(&rec.text, &rec.dir, rec.compose) else {
+        let Ok(farm) = file::from_text(&rec.text, &rec.dir, rec.compose) else {
             continue;
         };
         if farm

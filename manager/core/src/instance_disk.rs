@@ -50,7 +50,7 @@ pub fn prepare(store: &Store, dir: &Path, img: &Image, cow: bool) -> Result<()> 
         crate::disk::copy_image(&template, &dir.join("upper.img")).map(|_| ())
     } else if let Some(pool) = crate::pool::for_new_disk(store, img.meta.size)? {
         pool.reserve(NEW_DISK_RESERVE)?;
-        let src = crate::pool::adopt_image(&pool, img)?;
+        let src = adopt_image(&pool, img)?;
         let id = dir
             .file_name()
             .context("an instance directory has a name")?
@@ -209,4 +209,36 @@ pub fn unmount(store: &Store, inst: &Instance) -> Result<()> {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// The image's disk in the pool, moving it there first if it was imported
+/// before the pool existed (a one-time sparse copy; the link then replaces
+/// the file atomically, instances already using the old file keep it).
+fn adopt_image(pool: &crate::pool::Pool, img: &crate::image::Image) -> Result<PathBuf> {
+    if pool.holds(&img.disk) {
+        return std::fs::canonicalize(&img.disk)
+            .with_context(|| format!("cannot read {}", img.disk.display()));
+    }
+    let dir = img.disk.parent().context("an image disk has a directory")?;
+    let _lock = crate::store::lock_file(&dir.join(".adopt.lock"))?;
+    if pool.holds(&img.disk) {
+        return std::fs::canonicalize(&img.disk)
+            .with_context(|| format!("cannot read {}", img.disk.display()));
+    }
+    pool.reserve(crate::disk::allocated_bytes(&img.disk))?;
+    let target = pool.new_image_disk();
+    let link = dir.join(format!(".tmp-{}-disk.img", std::process::id()));
+    let _ = std::fs::remove_file(&link);
+    let r = std::os::unix::fs::symlink(&target, &link)
+        .with_context(|| format!("cannot create {}", link.display()))
+        .and_then(|_| crate::disk::copy_image(&img.disk, &target).map(|_| ()))
+        .and_then(|_| {
+            std::fs::rename(&link, &img.disk)
+                .with_context(|| format!("cannot replace {}", img.disk.display()))
+        });
+    if r.is_err() {
+        let _ = std::fs::remove_file(&link);
+        let _ = std::fs::remove_file(&target);
+    }
+    r.map(|_| target)
 }

@@ -20,6 +20,7 @@
 //! - farms: [`farm::up`], [`farm::down`], [`farm::scale`], which report
 //!   progress as [`farm::Event`]s;
 //! - usage: [`stats::sample`], [`disk_usage::usage`] (`system df`);
+//!   [`allocation::allocated`] (bytes a path holds, pool links included);
 //! - everyday commands: [`copy::copy`] (`cp`), [`instance_control`]
 //!   (`pause`, `unpause`, `rename`, `top`, `port`), [`prune::plan`] and
 //!   [`prune::prune`], [`image::inspect`];
@@ -35,6 +36,7 @@
 //! on stderr only the disk-copy progress bar, on a terminal, and the
 //! monitor's log lines.
 
+pub mod allocation;
 pub mod attach;
 pub mod bundle;
 pub mod checker;

@@ -24,7 +24,6 @@ use serde::Serialize;
 
 use crate::bail;
 use crate::error::{Context, Result};
-use crate::image::Image;
 use crate::loopdev::{self, LoopDevice};
 use crate::store::{self, Store};
 use crate::util;
@@ -432,38 +431,6 @@ fn create(pool: &Pool, image_size: u64) -> Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     made
-}
-
-/// The image's disk in the pool, moving it there first if it was imported
-/// before the pool existed (a one-time sparse copy; the link then replaces
-/// the file atomically, instances already using the old file keep it).
-pub fn adopt_image(pool: &Pool, img: &Image) -> Result<PathBuf> {
-    if pool.holds(&img.disk) {
-        return fs::canonicalize(&img.disk)
-            .with_context(|| format!("cannot read {}", img.disk.display()));
-    }
-    let dir = img.disk.parent().context("an image disk has a directory")?;
-    let _lock = store::lock_file(&dir.join(".adopt.lock"))?;
-    if pool.holds(&img.disk) {
-        return fs::canonicalize(&img.disk)
-            .with_context(|| format!("cannot read {}", img.disk.display()));
-    }
-    pool.reserve(crate::disk::allocated_bytes(&img.disk))?;
-    let target = pool.new_image_disk();
-    let link = dir.join(format!(".tmp-{}-disk.img", std::process::id()));
-    let _ = fs::remove_file(&link);
-    let r = std::os::unix::fs::symlink(&target, &link)
-        .with_context(|| format!("cannot create {}", link.display()))
-        .and_then(|_| crate::disk::copy_image(&img.disk, &target).map(|_| ()))
-        .and_then(|_| {
-            fs::rename(&link, &img.disk)
-                .with_context(|| format!("cannot replace {}", img.disk.display()))
-        });
-    if r.is_err() {
-        let _ = fs::remove_file(&link);
-        let _ = fs::remove_file(&target);
-    }
-    r.map(|_| target)
 }
 
 /// Bytes a link to a pool disk stands for in `system df`: an image disk's

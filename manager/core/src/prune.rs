@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::disk_usage::allocated;
+use crate::allocation::allocated;
 use crate::error::Result;
 use crate::instance_file::Status;
 use crate::store::Store;

@@ -25,6 +25,8 @@ use crate::instance_file::{self, Instance};
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// Whether opening it removed temporary files of a killed boxctl.
+    cleaned_stale: bool,
 }
 
 /// An exclusive flock on ROOT/lock, released on drop.
@@ -47,10 +49,18 @@ impl Store {
             fs::create_dir_all(&p)
                 .with_context(|| format!("cannot create {}: are you root?", p.display()))?;
         }
-        let store = Store { root };
-        let cleaned = store.clean_stale_temps();
-        crate::pool::reconcile(&store, cleaned);
+        let mut store = Store {
+            root,
+            cleaned_stale: false,
+        };
+        store.cleaned_stale = store.clean_stale_temps();
         Ok(store)
+    }
+
+    /// Whether [`Store::open`] found and removed temporary files left by a killed
+    /// boxctl (the storage pool then collects its garbage: [`crate::pool::reconcile`]).
+    pub fn cleaned_stale_temps(&self) -> bool {
+        self.cleaned_stale
     }
 
     /// Remove temporary files and directories left by boxctl processes that

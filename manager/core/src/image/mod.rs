@@ -396,7 +396,7 @@ pub fn inspect(store: &Store, name: &str) -> Result<serde_json::Value> {
     let mut v = serde_json::to_value(&img.meta)?;
     v["disk"] = serde_json::json!(img.disk);
     v["disk_allocated"] = serde_json::json!(crate::disk::allocated_bytes(&img.disk));
-    v["size_on_disk"] = serde_json::json!(crate::disk_usage::allocated(
+    v["size_on_disk"] = serde_json::json!(crate::allocation::allocated(
         &store.image_dir(&img.meta.name)
     ));
     let pooled = fs::read_link(&img.disk).ok();

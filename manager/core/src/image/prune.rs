@@ -2,7 +2,7 @@
 //! is gone, e.g. with a lost storage pool) and, with `all`, every image no
 //! instance uses.
 
-use crate::disk_usage::allocated;
+use crate::allocation::allocated;
 use crate::error::Result;
 use crate::prune::PruneReport;
 use crate::store::Store;
