@@ -347,6 +347,9 @@ fn a_full_host_file_system_is_one_line_and_no_half_made_instance() {
     std::fs::remove_file(&filler).unwrap();
     env.ok(&["create", "--name", "x", "bb"]);
     env.ok(&["rm", "x"]);
+    // The store goes away with its file system below: its default network (and
+    // the bridge on the host) first, which Env's drop could not see any more.
+    env.ok(&["network", "rm", "boxctl0"]);
     release_pool(&env);
     let st = Command::new("umount").arg(&env.root).status().unwrap();
     assert!(st.success());
