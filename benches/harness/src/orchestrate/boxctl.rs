@@ -241,7 +241,19 @@ impl Bench {
         self.boxctl_root(&root, "64m", None)?;
         let rt = self.runtimes[self.manager_runtime()].bin.clone();
         let tmpl = format!("bxbench-{}-tmpl", self.o.nonce);
-        let argv = self.boxctl_cmd(&root, &rt, &["create", "--name", &tmpl, "bb", "/bin/true"]);
+        let argv = self.boxctl_cmd(
+            &root,
+            &rt,
+            &[
+                "create",
+                "--net",
+                "none",
+                "--name",
+                &tmpl,
+                "bb",
+                "/bin/true",
+            ],
+        );
         run_cmd(&argv.iter().map(String::as_str).collect::<Vec<_>>())?;
         // Replicate the template's section of instances.toml N times (status
         // exited: `ps` shows them with -a, and refresh has nothing to do).
