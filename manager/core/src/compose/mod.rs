@@ -235,12 +235,29 @@ volumes:
   data:
 "#;
 
-    fn dir(tag: &str) -> std::path::PathBuf {
+    /// A test's directory, removed when the test ends, failed or not.
+    struct TestDir(std::path::PathBuf);
+
+    impl Drop for TestDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    impl std::ops::Deref for TestDir {
+        type Target = std::path::Path;
+        fn deref(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    fn dir(tag: &str) -> TestDir {
         let d =
             std::env::temp_dir().join(format!("boxctl-compose-unit-{tag}-{}", std::process::id()));
+        let guard = TestDir(d.clone());
         std::fs::create_dir_all(d.join("site")).unwrap();
         std::fs::write(d.join("app.env"), "# comment\n\nA=0\nC=3\n").unwrap();
-        d
+        guard
     }
 
     #[test]
@@ -286,7 +303,6 @@ volumes:
         );
         assert!(f.networks.contains_key("default"));
         assert_eq!(f.start_order(), ["db", "web"]);
-        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
@@ -349,6 +365,5 @@ volumes:
             .unwrap_err()
             .chain()
             .contains("not a valid YAML file"));
-        let _ = std::fs::remove_dir_all(&d);
     }
 }
