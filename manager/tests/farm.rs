@@ -13,8 +13,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -146,25 +145,13 @@ impl WrkResult {
 
 /// One GET through `port` on loopback: (status, X-Upstream, body).
 fn get(port: u16) -> (u16, String, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the published port");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET / HTTP/1.0\r\nHost: farm\r\n\r\n")
-        .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
+    let (status, head, body) = common::http_get(port);
     let upstream = head
         .lines()
         .find_map(|l| l.strip_prefix("X-Upstream: "))
         .unwrap_or("")
         .to_string();
-    (status, upstream, body.to_string())
+    (status, upstream, body)
 }
 
 /// Two /24s in 10.217.0.0/16 no host route or address uses (the manager's

@@ -3,19 +3,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::Env;
-
-fn sh(cmd: &str) -> String {
-    let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::{sh, Env};
 
 /// Store `data` as a blob of the layout at `dir`; returns (digest, size).
 fn blob(dir: &Path, file: &Path) -> (String, u64) {
@@ -31,27 +20,6 @@ fn blob(dir: &Path, file: &Path) -> (String, u64) {
 }
 
 const CMD: &str = "echo $GREETING from $(pwd); ls /opq; cat /etc/new.txt; ls /etc";
-
-/// Two layers: the busybox rootfs plus files, then whiteouts and an opaque dir.
-fn make_layers(env: &Env) -> (std::path::PathBuf, std::path::PathBuf) {
-    let src = env.dir.join("rootfs-src");
-    let l1 = env.dir.join("l1");
-    sh(&format!(
-        "cp -a {src} {l1} && echo old > {l1}/etc/old.txt && mkdir {l1}/opq && echo a > {l1}/opq/a.txt",
-        src = src.display(),
-        l1 = l1.display()
-    ));
-    let l2 = env.dir.join("l2");
-    sh(&format!(
-        "mkdir -p {l2}/etc {l2}/opq && : > {l2}/etc/.wh.old.txt && : > {l2}/opq/.wh..wh..opq && echo b > {l2}/opq/b.txt && echo new-file > {l2}/etc/new.txt",
-        l2 = l2.display()
-    ));
-    let t1 = env.dir.join("layer1.tar.gz");
-    let t2 = env.dir.join("layer2.tar");
-    sh(&format!("tar -C {} -czf {} .", l1.display(), t1.display()));
-    sh(&format!("tar -C {} -cf {} .", l2.display(), t2.display()));
-    (t1, t2)
-}
 
 fn config_json() -> String {
     serde_json::json!({
@@ -77,7 +45,7 @@ fn check_run(env: &Env, image: &str, name: &str) {
 #[test]
 fn oci_layout_directory_and_archive() {
     let env = Env::new("oci");
-    let (t1, t2) = make_layers(&env);
+    let (t1, t2) = common::whiteout_layers(&env, "&& echo new-file > $L2/etc/new.txt");
     let layout = env.dir.join("layout");
     std::fs::create_dir_all(&layout).unwrap();
     std::fs::write(
@@ -139,7 +107,7 @@ fn oci_layout_directory_and_archive() {
 #[test]
 fn docker_archive_tarball_and_raw_images() {
     let env = Env::new("dockerarch");
-    let (t1, t2) = make_layers(&env);
+    let (t1, t2) = common::whiteout_layers(&env, "&& echo new-file > $L2/etc/new.txt");
     let d = env.dir.join("docker");
     std::fs::create_dir_all(d.join("aaa")).unwrap();
     std::fs::create_dir_all(d.join("bbb")).unwrap();

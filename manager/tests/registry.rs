@@ -13,20 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Env;
+use common::{sh, Env};
 
 const USER: &str = "boxuser";
 const PASSWORD: &str = "s3cret-pw";
-
-fn sh(cmd: &str) -> String {
-    let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// A `docker-registry` child serving on 127.0.0.1; killed and its files
 /// removed on drop (a failing test included).
@@ -260,28 +250,6 @@ impl Layout {
 
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
-/// The layers every test uses: the busybox rootfs plus files (gzip), then
-/// whiteouts and an opaque directory (plain tar).
-fn base_layers(env: &Env) -> (PathBuf, PathBuf) {
-    let src = env.dir.join("rootfs-src");
-    let l1 = env.dir.join("l1");
-    sh(&format!(
-        "cp -a {src} {l1} && echo old > {l1}/etc/old.txt && mkdir {l1}/opq && echo a > {l1}/opq/a.txt",
-        src = src.display(),
-        l1 = l1.display()
-    ));
-    let l2 = env.dir.join("l2");
-    sh(&format!(
-        "mkdir -p {l2}/etc {l2}/opq && : > {l2}/etc/.wh.old.txt && : > {l2}/opq/.wh..wh..opq && echo b > {l2}/opq/b.txt",
-        l2 = l2.display()
-    ));
-    let t1 = env.dir.join("base.tar.gz");
-    let t2 = env.dir.join("top.tar");
-    sh(&format!("tar -C {} -czf {} .", l1.display(), t1.display()));
-    sh(&format!("tar -C {} -cf {} .", l2.display(), t2.display()));
-    (t1, t2)
-}
-
 /// A layer holding one file `name` of `mib` MiB of random bytes (uncompressed tar).
 fn random_layer(env: &Env, name: &str, mib: u32) -> PathBuf {
     let d = env.dir.join(format!("rand-{name}"));
@@ -364,7 +332,7 @@ fn plain_registry_pull_push_dedup_and_failures() {
     let env = Env::new("reg-plain");
     let reg = Registry::plain(&env.dir.join("registry"));
     let host = reg.host();
-    let (base, top) = base_layers(&env);
+    let (base, top) = common::whiteout_layers(&env, "");
     let layout = Layout::new(&env.dir.join("layout"));
     let m = layout.manifest(&[&base, &top], CMD);
     layout.tag("v1", m, MANIFEST);
@@ -550,7 +518,7 @@ fn plain_registry_push_round_trip_and_manifest_list() {
     assert_eq!(out.trim(), "tagged");
 
     // A manifest list: linux/amd64 is the one pulled.
-    let (base, top) = base_layers(&env);
+    let (base, top) = common::whiteout_layers(&env, "");
     let layout = Layout::new(&env.dir.join("layout"));
     let amd = layout.manifest(&[&base, &top], CMD);
     let arm = layout.manifest(&[&base, &top], "echo wrong platform");
@@ -581,7 +549,7 @@ fn killed_pull_leaves_only_complete_blobs() {
     let env = Env::new("reg-kill");
     let reg = Registry::plain(&env.dir.join("registry"));
     let host = reg.host();
-    let (base, top) = base_layers(&env);
+    let (base, top) = common::whiteout_layers(&env, "");
     let big = random_layer(&env, "big", 64);
     let layout = Layout::new(&env.dir.join("layout"));
     let m = layout.manifest(&[&base, &top, &big], CMD);
@@ -647,7 +615,7 @@ fn tls_registry_with_basic_auth() {
     let env = Env::new("reg-tls");
     let reg = Registry::secure(&env.dir.join("registry"));
     let host = reg.host();
-    let (base, top) = base_layers(&env);
+    let (base, top) = common::whiteout_layers(&env, "");
     let layout = Layout::new(&env.dir.join("layout"));
     let m = layout.manifest(&[&base, &top], CMD);
     layout.tag("v1", m, MANIFEST);

@@ -391,3 +391,58 @@ impl Drop for NetGuard<'_> {
         let _ = self.0.boxctl(&["network", "rm", &self.1]);
     }
 }
+
+/// Run `cmd` with `sh -c`; its stdout (the test fails when it fails).
+pub fn sh(cmd: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Two image layers in the test directory: the busybox rootfs (`rootfs-src`)
+/// plus files, gzip-compressed, then a plain tar of whiteouts and an opaque
+/// directory, with `top_extra` (more shell run on the top layer's directory `$L2`).
+pub fn whiteout_layers(env: &Env, top_extra: &str) -> (PathBuf, PathBuf) {
+    let src = env.dir.join("rootfs-src");
+    let l1 = env.dir.join("l1");
+    sh(&format!(
+        "cp -a {src} {l1} && echo old > {l1}/etc/old.txt && mkdir {l1}/opq && echo a > {l1}/opq/a.txt",
+        src = src.display(),
+        l1 = l1.display()
+    ));
+    let l2 = env.dir.join("l2");
+    sh(&format!(
+        "L2={l2}; mkdir -p $L2/etc $L2/opq && : > $L2/etc/.wh.old.txt && : > $L2/opq/.wh..wh..opq && echo b > $L2/opq/b.txt {top_extra}",
+        l2 = l2.display()
+    ));
+    let t1 = env.dir.join("layer1.tar.gz");
+    let t2 = env.dir.join("layer2.tar");
+    sh(&format!("tar -C {} -czf {} .", l1.display(), t1.display()));
+    sh(&format!("tar -C {} -cf {} .", l2.display(), t2.display()));
+    (t1, t2)
+}
+
+/// One HTTP/1.0 GET of `/` through `port` on loopback: (status, head, body).
+pub fn http_get(port: u16) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s =
+        std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the published port");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\nHost: farm\r\n\r\n")
+        .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
