@@ -5,7 +5,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use boxctl_network::bpf::{self, Asm, Reg};
@@ -48,6 +48,14 @@ fn talk(c: &mut TcpStream, msg: &[u8]) -> (SocketAddr, SocketAddr) {
     ends
 }
 
+/// Taken by every test here: `beyond_64_paths_the_kernel_refuses_and_says_so`
+/// fills the cgroup root's attach points for a moment.
+static ROOT_HOOKS: Mutex<()> = Mutex::new(());
+
+fn hooks() -> MutexGuard<'static, ()> {
+    ROOT_HOOKS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 struct Setup {
     gw: Ipv4Addr,
     inst: Instance,
@@ -72,6 +80,7 @@ fn programs_named_like_ours(ids: &[u32]) -> Vec<(u32, String)> {
 
 #[test]
 fn host_client_on_loopback_goes_straight_to_the_instance() {
+    let _hooks = hooks();
     let s = setup();
     let (tx, seen) = mpsc::channel();
     let target = peer_reporting_server(&s.inst, 8080, tx);
@@ -155,6 +164,7 @@ fn connect_bound(fd: std::os::fd::OwnedFd, to: SocketAddr) -> TcpStream {
 
 #[test]
 fn other_namespaces_use_the_forwarder_and_keep_their_own_loopback() {
+    let _hooks = hooks();
     let s = setup();
     let (tx, seen) = mpsc::channel();
     let target = peer_reporting_server(&s.inst, 8081, tx);
@@ -216,6 +226,7 @@ fn other_namespaces_use_the_forwarder_and_keep_their_own_loopback() {
 
 #[test]
 fn the_programs_go_with_the_process_even_on_sigkill() {
+    let _hooks = hooks();
     use std::io::BufRead;
     use std::process::{Command, Stdio};
     // The child attaches a path and reports its program ids; killed -9, its
@@ -294,4 +305,31 @@ fn a_verifier_refusal_is_reported_with_its_log() {
         text.contains("verifier says:") && text.contains("R2"),
         "{text}"
     );
+}
+
+#[test]
+fn beyond_64_paths_the_kernel_refuses_and_says_so() {
+    let _hooks = hooks();
+    let target = SocketAddr::from((Ipv4Addr::new(10, 231, 255, 2), 80));
+    let mut paths = Vec::new();
+    let err = loop {
+        let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 1 + paths.len() as u16));
+        match LocalPath::attach(&[(listen, target)]) {
+            Ok(p) => paths.push(p),
+            Err(e) => break e,
+        }
+        assert!(
+            paths.len() <= 64,
+            "more than 64 programs on one attach point"
+        );
+    };
+    let ids: Vec<u32> = paths
+        .iter()
+        .flat_map(|p| p.program_ids().unwrap())
+        .collect();
+    drop(paths);
+    assert!(matches!(err, Error::LocalPathUnavailable { .. }), "{err}");
+    assert!(err.to_string().contains("limit of 64 programs"), "{err}");
+    // Nothing of the refused attempt nor of the others is left.
+    assert!(programs_named_like_ours(&ids).is_empty());
 }
