@@ -98,6 +98,7 @@ impl Attr {
 /// A BPF hash map.
 pub struct Map {
     fd: OwnedFd,
+    name: String,
     key_size: usize,
     value_size: usize,
 }
@@ -121,6 +122,7 @@ impl Map {
             .map_err(|e| bpf_err(format!("create map {name}"), e))?;
         Ok(Map {
             fd,
+            name: name.to_string(),
             key_size: key_size as usize,
             value_size: value_size as usize,
         })
@@ -128,11 +130,9 @@ impl Map {
 
     /// Inserts or replaces `key`.
     pub fn update(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        let op = || format!("update map {}", self.name);
         if key.len() != self.key_size || value.len() != self.value_size {
-            return Err(bpf_err(
-                "update map",
-                io::Error::from_raw_os_error(libc::EINVAL),
-            ));
+            return Err(bpf_err(op(), io::Error::from_raw_os_error(libc::EINVAL)));
         }
         Attr::new()
             .u32(0, self.fd.as_raw_fd() as u32)
@@ -140,7 +140,7 @@ impl Map {
             .u64(16, value.as_ptr() as u64)
             .call(MAP_UPDATE_ELEM)
             .map(|_| ())
-            .map_err(|e| bpf_err("update map", e))
+            .map_err(|e| bpf_err(op(), e))
     }
 
     fn raw(&self) -> RawFd {
@@ -273,7 +273,8 @@ impl Asm {
         self.raw(0x95, Reg::R0, Reg::R0, 0, 0)
     }
 
-    /// The encoded program, jumps resolved; `None` names an undefined label.
+    /// The encoded program, jumps resolved; the error names an undefined (or
+    /// too distant) label.
     fn finish(&self) -> std::result::Result<Vec<[u8; 8]>, &'static str> {
         let mut out = self.insns.clone();
         for &(at, label) in &self.fixups {
