@@ -142,6 +142,37 @@ fn published_port_host_clients_go_straight_in_and_programs_go_with_the_monitor()
     env.ok(&["rm", "-f", "web"]);
 }
 
+/// The line the monitor of instance `name` wrote about host clients using
+/// the forwarder (the test fails without one).
+fn forwarder_reason(env: &Env, name: &str) -> String {
+    let id = env.inspect(name)["id"].as_str().unwrap().to_string();
+    let log = std::fs::read_to_string(env.root.join("instances").join(&id).join("monitor.log"))
+        .unwrap_or_default();
+    log.lines()
+        .find(|l| l.contains("userspace forwarder"))
+        .unwrap_or_else(|| panic!("no line saying why in the monitor's log: {log:?}"))
+        .to_string()
+}
+
+#[test]
+fn published_port_on_an_internal_network_keeps_the_forwarder_and_says_why() {
+    let env = Env::new("pubint");
+    let net = format!("pi{}", std::process::id() % 100_000);
+    env.create_network(214, &["--internal", &net]);
+    let _guard = NetGuard(&env, net.clone());
+    let publish = format!("127.0.0.1:{}:80", free_port());
+    env.ok(&[
+        "run", "-d", "--name", "web", "--net", &net, "-p", &publish, "bb", "sleep", "1000",
+    ]);
+    assert!(bpf_prog_ids_of(monitor_of(&env, "web")).is_empty());
+    let line = forwarder_reason(&env, "web");
+    assert!(
+        line.contains(&format!("network {net} is internal")),
+        "{line}"
+    );
+    env.ok(&["rm", "-f", "web"]);
+}
+
 #[test]
 fn published_port_with_bpf_off_goes_through_the_forwarder() {
     let env = Env::new("pubfwd");
@@ -175,13 +206,7 @@ fn published_port_with_bpf_off_goes_through_the_forwarder() {
         "the forwarder was bypassed"
     );
     assert!(bpf_prog_ids_of(monitor_of(&env, "web")).is_empty());
-    let id = env.inspect("web")["id"].as_str().unwrap().to_string();
-    let log = std::fs::read_to_string(env.root.join("instances").join(&id).join("monitor.log"))
-        .unwrap_or_default();
-    let line = log
-        .lines()
-        .find(|l| l.contains("userspace forwarder"))
-        .unwrap_or_else(|| panic!("no line saying why in the monitor's log: {log:?}"));
+    let line = forwarder_reason(&env, "web");
     assert!(line.contains("BOXCTL_PUBLISH_BPF=off"), "{line}");
     env.ok(&["rm", "-f", "web"]);
 }
