@@ -74,6 +74,7 @@ pub mod oom;
 pub mod pool;
 pub mod procs;
 pub mod prune;
+pub mod publish;
 pub mod registry;
 pub mod runtime_cli;
 pub mod security;

@@ -192,7 +192,7 @@ fn pump(mut f: File, log: Arc<Mutex<LogWriter>>, hub: Arc<Hub>) -> JoinHandle<()
 struct Started {
     pid: i32,
     pumpers: Vec<JoinHandle<()>>,
-    forwarder: Option<boxctl_network::forward::RunningForwarder>,
+    published: Option<crate::publish::Published>,
 }
 
 /// Mount the disk, write the bundle, `create` + `start` through the
@@ -304,7 +304,7 @@ fn start_container(
         let _ = rt.delete_force(&inst.id);
         return Err(e);
     }
-    let forwarder = match networking::start_forwarder(inst) {
+    let published = match crate::publish::start(store, inst) {
         Ok(f) => f,
         Err(e) => {
             let _ = rt.kill(&inst.id, "KILL");
@@ -316,7 +316,7 @@ fn start_container(
     Ok(Started {
         pid,
         pumpers,
-        forwarder,
+        published,
     })
 }
 
@@ -383,7 +383,7 @@ pub fn main(store: &Store, id: &str, attach_first: bool) -> Result<()> {
         let Started {
             pid,
             pumpers,
-            forwarder,
+            published,
         } = match started {
             Ok(x) => x,
             Err(e) => {
@@ -455,8 +455,8 @@ pub fn main(store: &Store, id: &str, attach_first: bool) -> Result<()> {
             w.finish();
         }
         events::record(store, &running, Action::Die, Some(code), None);
-        if let Some(f) = forwarder {
-            let _ = f.stop();
+        if let Some(p) = published {
+            let _ = p.stop();
         }
         // The container's processes are gone with its pid namespace; the pipe drains.
         join(pumpers);

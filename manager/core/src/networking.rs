@@ -570,32 +570,6 @@ fn hosts_for(inst: &Instance, all: &[Instance]) -> Result<String> {
     Ok(hosts::render_hosts(&entries)?)
 }
 
-/// Start the port forwarder for `--publish` (None without published ports).
-pub fn start_forwarder(
-    inst: &Instance,
-) -> Result<Option<boxctl_network::forward::RunningForwarder>> {
-    if inst.publish.is_empty() {
-        return Ok(None);
-    }
-    let first = inst
-        .attachments()
-        .first()
-        .and_then(|a| {
-            a.address
-                .split('/')
-                .next()
-                .and_then(|s| s.parse::<Ipv4Addr>().ok())
-        })
-        .context("--publish needs an address on a network")?;
-    let mut fw = boxctl_network::forward::Forwarder::new()?;
-    for p in &inst.publish {
-        let (listen, port) = parse_publish(p)?;
-        fw.add(listen, SocketAddr::new(IpAddr::V4(first), port))
-            .with_context(|| format!("cannot publish {p}: is host port {} free?", listen.port()))?;
-    }
-    Ok(Some(fw.spawn()?))
-}
-
 /// Release the instance's network resources (idempotent).
 pub fn teardown(store: &Store, inst: &Instance) -> Result<()> {
     let mut first: Option<crate::error::Error> = None;

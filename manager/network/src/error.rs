@@ -152,6 +152,24 @@ pub enum Error {
         /// The most ports a bridge takes ([`crate::bridge::MAX_PORTS`]).
         max: usize,
     },
+    /// A `bpf(2)` call failed (see [`crate::local_path`]).
+    #[error("bpf: {op} failed: {source}{detail}")]
+    Bpf {
+        /// What was being done, naming the object.
+        op: String,
+        /// The verifier's last lines, as "; verifier says: ...", or empty.
+        detail: String,
+        /// The kernel's answer.
+        #[source]
+        source: io::Error,
+    },
+    /// The in-kernel path for local clients cannot be used here; the
+    /// userspace forwarder serves them instead.
+    #[error("no in-kernel path for local clients: {reason}")]
+    LocalPathUnavailable {
+        /// Why, and what would make it available.
+        reason: String,
+    },
     /// The port forwarder failed.
     #[error("port forwarder: {op} failed: {source}")]
     Forward {
@@ -169,7 +187,8 @@ impl Error {
         match self {
             Error::Netlink { source, .. }
             | Error::Netns { source, .. }
-            | Error::Forward { source, .. } => source.raw_os_error(),
+            | Error::Forward { source, .. }
+            | Error::Bpf { source, .. } => source.raw_os_error(),
             _ => None,
         }
     }

@@ -25,7 +25,9 @@
 //!   host routes between subnets is decided by the host's own
 //!   `net.ipv4.ip_forward` and firewall, which this crate never changes.
 //! * Published ports are served by a userspace [`forward::Forwarder`]
-//!   (like docker-proxy), not by NAT rules.
+//!   (like docker-proxy), not by NAT rules; clients on the host itself take
+//!   an in-kernel path instead when it can be made ([`local_path`]: BPF
+//!   programs that rewrite their `connect()` to the instance's address).
 //! * Caveat: when the host has `br_netfilter` loaded with
 //!   `net.bridge.bridge-nf-call-iptables=1` (Docker or podman do that),
 //!   even traffic between instances of one bridge crosses the host's
@@ -105,12 +107,14 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bpf;
 pub mod bridge;
 mod error;
 pub mod forward;
 pub mod host_use;
 pub mod hosts;
 mod ipam;
+pub mod local_path;
 mod names;
 pub mod netns;
 mod nl;
