@@ -599,7 +599,17 @@ pub fn finalize(sys: &dyn Syscall, spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// A masked path: `/dev/null` bound over a file, a read-only tmpfs over a directory.
+/// A directory is recognised by stat first: binding `/dev/null` on it fails only after
+/// the kernel has cloned the mount, and undoing that clone waits for an expedited RCU
+/// grace period (~0.15 ms each, two per `run` of the default bundle). When stat cannot
+/// tell, the bind decides, as before.
 fn mask_path(sys: &dyn Syscall, p: &Path) -> Result<()> {
+    match sys.is_dir(p) {
+        Ok(true) => return mask_dir(sys, p),
+        Err(nix::Error::ENOENT) => return Ok(()),
+        Ok(false) | Err(_) => {}
+    }
     match sys.mount(
         Some(Path::new("/dev/null")),
         p,
@@ -609,17 +619,21 @@ fn mask_path(sys: &dyn Syscall, p: &Path) -> Result<()> {
     ) {
         Ok(()) => Ok(()),
         Err(nix::Error::ENOENT) => Ok(()),
-        Err(nix::Error::ENOTDIR) => do_mount(
-            sys,
-            Some(Path::new("tmpfs")),
-            p,
-            Some("tmpfs"),
-            MsFlags::MS_RDONLY,
-            None,
-            &|| format!("mask {}", p.display()),
-        ),
+        Err(nix::Error::ENOTDIR) => mask_dir(sys, p),
         Err(e) => Err(Error::sys(format!("mask {}", p.display()), e)),
     }
+}
+
+fn mask_dir(sys: &dyn Syscall, p: &Path) -> Result<()> {
+    do_mount(
+        sys,
+        Some(Path::new("tmpfs")),
+        p,
+        Some("tmpfs"),
+        MsFlags::MS_RDONLY,
+        None,
+        &|| format!("mask {}", p.display()),
+    )
 }
 
 fn readonly_path(sys: &dyn Syscall, p: &Path) -> Result<()> {
