@@ -106,8 +106,9 @@ pub fn mkdir_all_in_root(root: RawFd, path: &Path, file: bool) -> Result<OwnedFd
     // parent directly instead of walking every level from the root.
     let last_parent = path.parent().filter(|p| !p.as_os_str().is_empty());
     match last_parent.map(|p| open_in_root(root, p, libc::O_PATH | libc::O_DIRECTORY)) {
-        Some(Ok(parent)) => make_in(&parent, comps[comps.len() - 1].as_os_str(), file)
-            .sys_ctx(made)?,
+        Some(Ok(parent)) => {
+            make_in(&parent, comps[comps.len() - 1].as_os_str(), file).sys_ctx(made)?
+        }
         _ => {
             let mut cur = PathBuf::new();
             for (i, c) in comps.iter().enumerate() {
