@@ -55,6 +55,7 @@ pub mod paths;
 mod preexisting;
 pub mod resources;
 mod rootless;
+mod statmount;
 mod stats;
 
 pub use cgroup::{Cgroup, Hierarchy, Version, RUNTIME_PARENTS};
