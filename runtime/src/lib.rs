@@ -60,6 +60,7 @@ pub mod rootless;
 pub mod sched;
 pub mod signals;
 pub mod spec;
+pub mod startup;
 pub mod state;
 pub mod sub_cgroup;
 pub mod sync;

@@ -383,13 +383,34 @@ impl Cgroup {
     /// create (the levels missing now) as created: a runtime that saves this before
     /// making them, and dies between the mkdir and its next save, still has them on
     /// record for [`Cgroup::destroy`], which skips the ones that never came to exist.
+    /// A shared runtime parent ([`RUNTIME_PARENTS`]) is left out, unchecked: `destroy`
+    /// never removes one, so it needs no record.
     pub fn reserve(&mut self) {
         for h in self.hierarchies.iter_mut().filter(|h| !h.made) {
             h.created = chain(&h.mount_point, &h.path)
                 .into_iter()
-                .filter(|d| !d.exists())
+                .filter(|d| !is_kept_parent(&h.mount_point, &h.path, d) && !d.exists())
                 .collect();
         }
+    }
+
+    /// Whether every directory this cgroup created (shared runtime parents aside) is on
+    /// record in `saved`, a copy taken after [`Cgroup::reserve`]: then a record holding
+    /// `saved` already lets [`Cgroup::destroy`] remove all of them, and a runtime need
+    /// not save it again after the mkdirs. False when a mkdir went beyond the
+    /// reservation (a parent that another container's `destroy` removed meanwhile).
+    pub fn recorded_in(&self, saved: &Cgroup) -> bool {
+        self.hierarchies.len() == saved.hierarchies.len()
+            && self
+                .hierarchies
+                .iter()
+                .zip(&saved.hierarchies)
+                .all(|(h, s)| {
+                    h.path == s.path
+                        && h.created.iter().all(|d| {
+                            is_kept_parent(&h.mount_point, &h.path, d) || s.created.contains(d)
+                        })
+                })
     }
 
     fn make_dir(&mut self, i: usize) -> Result<()> {
@@ -669,7 +690,7 @@ impl Cgroup {
         let mut first_err = None;
         for h in &self.hierarchies {
             for (i, dir) in h.created.iter().enumerate().rev() {
-                if *dir != h.path && is_runtime_parent(&h.mount_point, dir) {
+                if is_kept_parent(&h.mount_point, &h.path, dir) {
                     break;
                 }
                 let leaf = i + 1 == h.created.len() && *dir == h.path;
@@ -709,6 +730,12 @@ impl Cgroup {
 /// default path, `/boxctl/<id>` the manager's). Made by the first container that needs
 /// one and then kept between containers, as runc and crun keep theirs.
 pub const RUNTIME_PARENTS: &[&str] = &["boxrun", "boxctl"];
+
+/// Whether `destroy` keeps `dir`, a level of the container's cgroup `path`: a shared
+/// runtime parent above it.
+fn is_kept_parent(mount_point: &Path, path: &Path, dir: &Path) -> bool {
+    dir != path && is_runtime_parent(mount_point, dir)
+}
 
 /// Whether `dir` is a shared runtime parent: `<mount point>/<one of RUNTIME_PARENTS>`.
 fn is_runtime_parent(mount_point: &Path, dir: &Path) -> bool {

@@ -1,6 +1,7 @@
 //! Detection of the host's cgroup layout (pure v2, pure v1, or hybrid) from
-//! one read of `/proc/self/mountinfo` (plus, when a cgroup2 file system is
-//! mounted, one read of its `cgroup.controllers`).
+//! statmount(2) of the mounts at `/sys/fs/cgroup`, or where the kernel cannot tell, one
+//! read of `/proc/self/mountinfo` (plus, when a cgroup2 file system is mounted, one
+//! read of its `cgroup.controllers`).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -92,15 +93,24 @@ pub(crate) enum RawMount {
 
 /// Parse the cgroup mounts out of mountinfo text.
 pub(crate) fn parse_mountinfo(text: &str) -> Vec<RawMount> {
-    let mut out: Vec<RawMount> = Vec::new();
     let cgroup_lines = text
         .lines()
         .filter(|l| l.contains(" - cgroup"))
-        .filter_map(mountinfo::parse_line);
-    for m in cgroup_lines {
-        let root = PathBuf::from(m.root);
-        let mount_point = PathBuf::from(m.mount_point);
-        match m.fstype.as_str() {
+        .filter_map(mountinfo::parse_line)
+        .map(|m| (m.fstype, m.root, m.mount_point, m.super_opts));
+    raw_mounts(cgroup_lines)
+}
+
+/// The cgroup mounts among `(fstype, root, mount point, super options)`, in mount
+/// order: the first cgroup2 mount, and each v1 controller set once (its first mount).
+fn raw_mounts(
+    mounts: impl Iterator<Item = (String, String, String, Vec<String>)>,
+) -> Vec<RawMount> {
+    let mut out: Vec<RawMount> = Vec::new();
+    for (fstype, root, mount_point, super_opts) in mounts {
+        let root = PathBuf::from(root);
+        let mount_point = PathBuf::from(mount_point);
+        match fstype.as_str() {
             "cgroup2" => {
                 if !out.iter().any(|m| matches!(m, RawMount::V2 { .. })) {
                     out.push(RawMount::V2 { mount_point, root });
@@ -110,8 +120,7 @@ pub(crate) fn parse_mountinfo(text: &str) -> Vec<RawMount> {
             "cgroup" => {}
             _ => continue,
         }
-        let controllers: Vec<String> = m
-            .super_opts
+        let controllers: Vec<String> = super_opts
             .into_iter()
             .filter(|o| !is_v1_option(o))
             .collect();
@@ -133,14 +142,77 @@ pub(crate) fn parse_mountinfo(text: &str) -> Vec<RawMount> {
     out
 }
 
+/// Where the cgroup file systems are mounted on every usual host.
+const CGROUP_DIR: &str = "/sys/fs/cgroup";
+const CGROUP_SUPER_MAGIC: u64 = 0x0027_e0eb;
+const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
+const TMPFS_MAGIC: u64 = 0x0102_1994;
+
+/// The cgroup mounts at and directly below `/sys/fs/cgroup`, from statmount(2) (see
+/// [`crate::statmount`]), in mount order; `None` when the kernel cannot tell or the host
+/// does not keep its cgroups there, for [`Layout::detect`] to read mountinfo instead.
+/// Like crun, and unlike a mountinfo scan, a hierarchy mounted only elsewhere is not
+/// seen.
+fn raw_mounts_fast() -> Option<Vec<RawMount>> {
+    use crate::statmount::{mount_of, MountFacts};
+    let dir = Path::new(CGROUP_DIR);
+    let fstype = |m: &MountFacts| match m.magic {
+        CGROUP_SUPER_MAGIC => Some("cgroup"),
+        CGROUP2_SUPER_MAGIC => Some("cgroup2"),
+        _ => None,
+    };
+    let top = mount_of(dir)?;
+    if top.point != CGROUP_DIR {
+        return None;
+    }
+    let mut found: Vec<MountFacts> = Vec::new();
+    match top.magic {
+        CGROUP2_SUPER_MAGIC => found.push(top),
+        TMPFS_MAGIC => {
+            for e in std::fs::read_dir(dir).ok()? {
+                let e = e.ok()?;
+                if !e.file_type().ok()?.is_dir() {
+                    continue; // the cpu -> cpu,cpuacct links
+                }
+                let m = mount_of(&e.path())?;
+                if m.point != e.path().to_str()? || fstype(&m).is_none() {
+                    continue;
+                }
+                if m.magic == CGROUP_SUPER_MAGIC && m.opts.is_empty() {
+                    return None; // a v1 hierarchy's controllers are in its options
+                }
+                found.push(m);
+            }
+        }
+        _ => return None,
+    }
+    found.sort_by_key(|m| m.id);
+    let mounts = found.into_iter().filter_map(|m| {
+        let t = fstype(&m)?.to_string();
+        let opts = m
+            .opts
+            .split(',')
+            .filter(|o| !o.is_empty())
+            .map(str::to_string);
+        Some((t, m.root, m.point, opts.collect()))
+    });
+    Some(raw_mounts(mounts))
+}
+
 impl Layout {
     /// Build a layout from mountinfo text; `v2_controllers` is asked for the
     /// contents of `cgroup.controllers` at the cgroup2 mount point, if any.
     pub fn from_mountinfo(
         text: &str,
+        v2_controllers: impl FnMut(&Path) -> Result<String>,
+    ) -> Result<Layout> {
+        Layout::from_raw(parse_mountinfo(text), v2_controllers)
+    }
+
+    fn from_raw(
+        raw: Vec<RawMount>,
         mut v2_controllers: impl FnMut(&Path) -> Result<String>,
     ) -> Result<Layout> {
-        let raw = parse_mountinfo(text);
         let mut v1 = Vec::new();
         let mut v2 = None;
         for m in raw {
@@ -178,8 +250,21 @@ impl Layout {
         Ok(Layout { mode, v1, v2 })
     }
 
-    /// Detect the layout of this process's mount namespace (uncached).
+    /// Detect the layout of this process's mount namespace (uncached): from statmount(2)
+    /// of the mounts at `/sys/fs/cgroup` where the kernel has it, else from mountinfo.
     pub fn detect() -> Result<Layout> {
+        Layout::detect_without_mountinfo().unwrap_or_else(Layout::detect_from_mountinfo)
+    }
+
+    /// [`Layout::detect`] from statmount(2) only; `None` where that cannot tell.
+    pub fn detect_without_mountinfo() -> Option<Result<Layout>> {
+        raw_mounts_fast()
+            .filter(|raw| !raw.is_empty())
+            .map(|raw| Layout::from_raw(raw, fsutil::read))
+    }
+
+    /// [`Layout::detect`] from one read of `/proc/self/mountinfo`.
+    pub fn detect_from_mountinfo() -> Result<Layout> {
         let p = Path::new("/proc/self/mountinfo");
         let text = fsutil::read(p)?;
         Layout::from_mountinfo(&text, fsutil::read)

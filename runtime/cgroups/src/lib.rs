@@ -2,9 +2,9 @@
 //! (`linux.cgroupsPath`, `linux.resources`) on pure cgroup v2, pure v1 and
 //! hybrid hosts.
 //!
-//! The host layout is detected once per process from `/proc/self/mountinfo`
-//! (plus the cgroup2 root's `cgroup.controllers`), see
-//! [`layout::Layout::host`]. [`Cgroup::create`] makes the container's
+//! The host layout is detected once per process from statmount(2) of the mounts at
+//! `/sys/fs/cgroup`, or where the kernel cannot tell, from `/proc/self/mountinfo`
+//! (plus the cgroup2 root's `cgroup.controllers`), see [`layout::Layout::host`]. [`Cgroup::create`] makes the container's
 //! directory in every hierarchy and applies the resources; the resulting
 //! [`Cgroup`] is serialisable so later runtime invocations can act on it.
 //! [`Cgroup::destroy`] removes only the directories `create` made, except the
@@ -55,6 +55,7 @@ pub mod paths;
 mod preexisting;
 pub mod resources;
 mod rootless;
+mod statmount;
 mod stats;
 
 pub use cgroup::{Cgroup, Hierarchy, Version, RUNTIME_PARENTS};

@@ -413,3 +413,55 @@ fn last_container_keeps_the_runtime_parent() {
         "a parent boxrun does not own was removed"
     );
 }
+
+/// A planned (not made) v2 cgroup at `m/<rel>` of the temp tree.
+fn planned(t: &TempTree, rel: &str) -> Cgroup {
+    let mut cg = leaf(t, rel);
+    std::fs::remove_dir(&cg.hierarchies[0].path).unwrap();
+    cg.hierarchies[0].created.clear();
+    cg.hierarchies[0].made = false;
+    cg
+}
+
+/// `reserve` puts the levels to be made on record without the shared runtime parent
+/// (never removed, so never checked), and a record of the reservation covers the
+/// mkdirs unless they made more than it says.
+#[test]
+fn a_reservation_covers_the_mkdirs_unless_a_parent_went_meanwhile() {
+    let t = TempTree::new("reserve");
+    let m = t.0.join("m");
+    std::fs::create_dir_all(&m).unwrap();
+    let mut cg = planned(&t, "boxrun/a");
+    std::fs::remove_dir(m.join("boxrun")).unwrap();
+    cg.reserve();
+    assert_eq!(cg.hierarchies[0].created, [m.join("boxrun/a")]);
+    let saved = cg.clone();
+    cg.materialize_v2().unwrap();
+    assert_eq!(
+        cg.hierarchies[0].created,
+        [m.join("boxrun"), m.join("boxrun/a")]
+    );
+    assert!(cg.recorded_in(&saved), "the runtime parent needs no record");
+
+    let mut cg = planned(&t, "site/b");
+    cg.reserve();
+    assert_eq!(cg.hierarchies[0].created, [m.join("site/b")]);
+    let saved = cg.clone();
+    // Another container's destroy removes the parent between reserve and mkdir.
+    std::fs::remove_dir(m.join("site")).unwrap();
+    cg.materialize_v2().unwrap();
+    assert_eq!(
+        cg.hierarchies[0].created,
+        [m.join("site"), m.join("site/b")]
+    );
+    assert!(
+        !cg.recorded_in(&saved),
+        "site/ was made but is not on record"
+    );
+    let mut again = planned(&t, "site/c");
+    std::fs::remove_dir(m.join("site")).ok();
+    again.reserve();
+    let saved = again.clone();
+    again.materialize_v2().unwrap();
+    assert!(again.recorded_in(&saved));
+}

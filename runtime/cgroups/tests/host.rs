@@ -961,3 +961,32 @@ fn a_child_moves_itself_into_v1_through_tasks_files_opened_by_its_parent() {
     drop(tasks);
     cg.destroy().unwrap();
 }
+
+/// statmount(2) of the mounts at /sys/fs/cgroup finds the layout a mountinfo scan finds,
+/// and where the cgroups are mounted there on a kernel that has mount options in
+/// statmount (≥ 6.11), it does find one (elsewhere mountinfo is the way).
+#[test]
+fn the_layout_from_statmount_is_the_one_from_mountinfo() {
+    let release = nix::sys::utsname::uname().expect("uname");
+    let mut v = release
+        .release()
+        .to_str()
+        .unwrap_or("0.0")
+        .split(['.', '-']);
+    let major: u32 = v.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+    let minor: u32 = v.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+    let slow = Layout::detect_from_mountinfo().expect("mountinfo layout");
+    let under_sys_fs_cgroup = slow
+        .v1
+        .iter()
+        .map(|m| &m.mount_point)
+        .chain(slow.v2.iter().map(|m| &m.mount_point))
+        .all(|p| p.starts_with("/sys/fs/cgroup"));
+    match Layout::detect_without_mountinfo() {
+        Some(fast) => assert_eq!(fast.expect("statmount layout"), slow),
+        None => assert!(
+            (major, minor) < (6, 11) || !under_sys_fs_cgroup,
+            "statmount gave nothing on {major}.{minor}"
+        ),
+    }
+}

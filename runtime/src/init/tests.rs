@@ -186,9 +186,10 @@ fn representative() -> Spec {
     }))
 }
 
-/// The fake told that /sys/firmware is a directory (binding /dev/null on it fails).
+/// The fake told that /sys/firmware is a directory (binding /dev/null on it would fail).
 fn fake_with_dirs(b: &Bundle) -> Recording {
     let sys = b.fake();
+    sys.dir("/sys/firmware");
     sys.fail("mount /dev/null /sys/firmware ", Errno::ENOTDIR);
     sys
 }
@@ -382,10 +383,15 @@ fn without_a_mount_namespace_the_init_chroots_and_mounts_nothing() {
 #[test]
 fn masked_paths_bind_dev_null_on_files_and_read_only_tmpfs_on_directories() {
     let b = Bundle::new("masked");
-    let s =
-        spec(json!({"linux": {"maskedPaths": ["/proc/kcore", "/sys/firmware", "/proc/absent"]}}));
+    let s = spec(json!({"linux": {"maskedPaths": [
+        "/proc/kcore", "/sys/firmware", "/proc/acpi", "/proc/absent"
+    ]}}));
     let sys = b.fake();
+    // A directory stat recognises gets its tmpfs without a failing bind first.
+    sys.dir("/sys/firmware");
     sys.fail("mount /dev/null /sys/firmware ", Errno::ENOTDIR);
+    // One stat did not call a directory: the bind's ENOTDIR still leads to the tmpfs.
+    sys.fail("mount /dev/null /proc/acpi ", Errno::ENOTDIR);
     sys.fail("mount /dev/null /proc/absent ", Errno::ENOENT);
     let calls = calls_to_exec(&b, &s, false, &sys);
     let after_pivot = &calls[pos(&calls, "umount2 . MNT_DETACH")..];
@@ -393,8 +399,9 @@ fn masked_paths_bind_dev_null_on_files_and_read_only_tmpfs_on_directories() {
         matching(after_pivot, "mount "),
         [
             "mount /dev/null /proc/kcore - BIND -",
-            "mount /dev/null /sys/firmware - BIND -",
             "mount tmpfs /sys/firmware tmpfs RDONLY -",
+            "mount /dev/null /proc/acpi - BIND -",
+            "mount tmpfs /proc/acpi tmpfs RDONLY -",
             "mount /dev/null /proc/absent - BIND -",
         ]
     );

@@ -107,6 +107,10 @@ impl Syscall for Linux {
         nix::sys::statvfs::statvfs(path).map(|s| s.flags())
     }
 
+    fn is_dir(&self, path: &Path) -> nix::Result<bool> {
+        nix::sys::stat::stat(path).map(|s| s.st_mode & libc::S_IFMT == libc::S_IFDIR)
+    }
+
     fn pivot_root(&self, new_root: &Path, put_old: &Path) -> nix::Result<()> {
         nix::unistd::pivot_root(new_root, put_old)
     }

@@ -57,6 +57,8 @@ pub trait Syscall {
     fn mount_setattr_recursive(&self, target: &Path, set: u64, clr: u64) -> std::io::Result<()>;
     /// The flags of the mount at `path` (statvfs(3)), to keep the locked ones on a remount.
     fn mount_flags(&self, path: &Path) -> nix::Result<nix::sys::statvfs::FsFlags>;
+    /// Whether `path` is a directory (stat(2), following symlinks as mount(2) does).
+    fn is_dir(&self, path: &Path) -> nix::Result<bool>;
     /// pivot_root(2).
     fn pivot_root(&self, new_root: &Path, put_old: &Path) -> nix::Result<()>;
     /// chroot(2).

@@ -28,6 +28,7 @@ pub struct Recording {
     faults: RefCell<Vec<Fault>>,
     last_cap: u8,
     umask: Cell<libc::mode_t>,
+    dirs: RefCell<Vec<PathBuf>>,
 }
 
 impl Recording {
@@ -42,6 +43,7 @@ impl Recording {
             faults: RefCell::default(),
             last_cap: 40,
             umask: Cell::new(0o022),
+            dirs: RefCell::default(),
         }
     }
 
@@ -50,6 +52,12 @@ impl Recording {
         self.faults
             .borrow_mut()
             .push(Fault::Matching(prefix.to_string(), errno));
+    }
+
+    /// Answer [`Syscall::is_dir`] for `path` (as the container sees it) with true; every
+    /// other path is a file to it. Not logged: a query, like `mount_flags`.
+    pub fn dir(&self, path: &str) {
+        self.dirs.borrow_mut().push(PathBuf::from(path));
     }
 
     /// Fail the call that would be logged at index `n` (0-based), with `errno`.
@@ -210,6 +218,10 @@ impl Syscall for Recording {
 
     fn mount_flags(&self, _path: &Path) -> nix::Result<nix::sys::statvfs::FsFlags> {
         Ok(nix::sys::statvfs::FsFlags::empty())
+    }
+
+    fn is_dir(&self, path: &Path) -> nix::Result<bool> {
+        Ok(self.dirs.borrow().iter().any(|d| d == path))
     }
 
     fn pivot_root(&self, new_root: &Path, put_old: &Path) -> nix::Result<()> {

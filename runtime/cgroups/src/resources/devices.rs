@@ -173,24 +173,43 @@ pub fn runc_default_rules() -> Vec<LinuxDeviceCgroup> {
     ]
 }
 
-fn apply_v1(dir: &Path, rules: &[DeviceRule]) -> Result<()> {
-    const W: &str = "linux.resources.devices";
-    // devices.allow and devices.deny take one rule per write(2): each is opened once.
-    let mut deny = open_setting(dir, "devices.deny", W, "a")?;
-    let mut allow = None;
-    // Start from "nothing allowed", then replay the rules in order.
-    write_opened(&mut deny, dir, "devices.deny", "a")?;
+/// The v1 writes that replay `rules`, in order: `(true, line)` for `devices.allow`,
+/// `(false, line)` for `devices.deny`. They start from "nothing allowed" (`a` denied);
+/// a deny rule while nothing is allowed changes nothing and is left out (the config's
+/// own leading deny-all, for one).
+fn v1_writes(rules: &[DeviceRule]) -> Vec<(bool, String)> {
+    let mut out = vec![(false, "a".to_string())];
+    let mut none_allowed = true;
     for r in rules {
         let line = r.v1_line();
         if r.allow {
-            let f = match &mut allow {
-                Some(f) => f,
-                None => allow.insert(open_setting(dir, "devices.allow", W, &line)?),
-            };
-            write_opened(f, dir, "devices.allow", &line)?;
+            none_allowed = false;
+        } else if none_allowed {
+            continue;
         } else {
-            write_opened(&mut deny, dir, "devices.deny", &line)?;
+            none_allowed = line == "a";
         }
+        out.push((r.allow, line));
+    }
+    out
+}
+
+fn apply_v1(dir: &Path, rules: &[DeviceRule]) -> Result<()> {
+    const W: &str = "linux.resources.devices";
+    // devices.allow and devices.deny take one rule per write(2): each is opened once.
+    let mut deny = None;
+    let mut allow = None;
+    for (is_allow, line) in v1_writes(rules) {
+        let (slot, file) = if is_allow {
+            (&mut allow, "devices.allow")
+        } else {
+            (&mut deny, "devices.deny")
+        };
+        let f = match slot {
+            Some(f) => f,
+            None => slot.insert(open_setting(dir, file, W, &line)?),
+        };
+        write_opened(f, dir, file, &line)?;
     }
     Ok(())
 }
@@ -281,6 +300,30 @@ mod tests {
             DeviceRule::from_oci(&oci(true, LinuxDeviceType::P, None, None, None)).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn v1_replay_leaves_out_denies_while_nothing_is_allowed() {
+        let deny_all = oci(false, LinuxDeviceType::A, None, None, None);
+        let null = oci(true, LinuxDeviceType::C, Some(1), Some(3), Some("rwm"));
+        let deny_null = oci(false, LinuxDeviceType::C, Some(1), Some(3), Some("rwm"));
+        let rules = parse_rules(&[
+            deny_all.clone(),
+            deny_null.clone(),
+            null,
+            deny_null.clone(),
+            deny_all,
+            deny_null,
+        ])
+        .unwrap();
+        let want = [
+            (false, "a"),
+            (true, "c 1:3 rwm"),
+            (false, "c 1:3 rwm"),
+            (false, "a"),
+        ];
+        let want: Vec<(bool, String)> = want.iter().map(|(a, l)| (*a, l.to_string())).collect();
+        assert_eq!(v1_writes(&rules), want);
     }
 
     #[test]

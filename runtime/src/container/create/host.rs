@@ -137,17 +137,26 @@ pub fn prepare(
     // `delete` of a create killed from here on removes whatever of them exists. Atomic,
     // not fsync'd: cgroups do not outlive a power loss, the record only has to outlive
     // this process (an fsync costs ~1.3 ms where the state root is not a tmpfs).
+    // Saved again after the mkdirs only when they made more than the reservation
+    // says: the next save (with the init's pid) records them as made anyway.
     let cg = match cg {
         Some(mut cg) => {
             cg.reserve();
             record.cgroup = Some(cg.clone());
             dir.save(&record)?;
-            Some(make_cgroup(cg, v, &mut guard)?)
+            let made = make_cgroup(cg, v, &mut guard)?;
+            let on_record = record.cgroup.as_ref().is_some_and(|r| made.recorded_in(r));
+            record.cgroup = Some(made.clone());
+            if !on_record {
+                dir.save(&record)?;
+            }
+            Some(made)
         }
-        None => None,
+        None => {
+            dir.save(&record)?;
+            None
+        }
     };
-    record.cgroup = cg.clone();
-    dir.save(&record)?;
     crate::failpoint::hit("create:cgroup");
     let fifo = if v.wait_fifo {
         Some(make_exec_fifo(&dir, &v.spec)?)
