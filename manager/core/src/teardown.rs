@@ -52,10 +52,7 @@ pub fn purge(store: &Store, inst: &Instance) -> Result<()> {
         std::fs::remove_dir_all(&dir)
             .with_context(|| format!("cannot remove {}", dir.display()))?;
     }
-    store.update(|list| {
-        list.retain(|i| i.id != inst.id);
-        Ok(())
-    })?;
+    store.remove_records(&[&inst.id])?;
     crate::events::record(store, inst, crate::events::Action::Rm, None, None);
     Ok(())
 }
