@@ -13,7 +13,7 @@ use crate::image;
 use crate::instance_file::{Instance, Status};
 use crate::runtime_cli::Runtime;
 use crate::store::{self, Store};
-pub use crate::teardown::{purge, runtime_for, teardown};
+pub use crate::teardown::{forget, purge, runtime_for, teardown};
 use crate::{monitor, mounts, networking, procs, util};
 
 /// Removes a half-made instance (directory and record) unless disarmed.
@@ -327,6 +327,15 @@ fn thaw_for_stop(store: &Store, inst: &Instance) {
 
 /// Remove an instance and everything it owns. A running one needs `force`.
 pub fn remove(store: &Store, key: &str, force: bool) -> Result<()> {
+    match remove_files(store, key, force)? {
+        Some(inst) => forget(store, std::slice::from_ref(&inst)),
+        None => Ok(()),
+    }
+}
+
+/// [`remove`] but the record, which the caller drops with [`forget`] (one
+/// rewrite for many removals); `None` when stopping it removed it (`run --rm`).
+pub fn remove_files(store: &Store, key: &str, force: bool) -> Result<Option<Instance>> {
     let inst = store.find(key)?;
     if inst.is_active() {
         if !force {
@@ -338,7 +347,7 @@ pub fn remove(store: &Store, key: &str, force: bool) -> Result<()> {
         }
         stop(store, &inst.id, Duration::ZERO)?;
         if inst.session.auto_remove && store.find(&inst.id).is_err() {
-            return Ok(()); // `run --rm`: stopping removed it
+            return Ok(None); // `run --rm`: stopping removed it
         }
     }
     if inst.status == Status::Creating && inst.owner_pid.is_some_and(procs::alive) {
@@ -354,7 +363,8 @@ pub fn remove(store: &Store, key: &str, force: bool) -> Result<()> {
         i.owner_pid = Some(std::process::id() as i32);
         Ok(())
     })?;
-    purge(store, &inst)
+    crate::teardown::purge_files(store, &inst)?;
+    Ok(Some(inst))
 }
 
 /// Compare the instance file with reality (monitor pids, runtime state),
