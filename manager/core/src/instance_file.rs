@@ -289,34 +289,43 @@ pub fn find_quick(text: &str, key: &str) -> Result<Option<Instance>> {
     Ok(inst.filter(|i| i.id == key || i.name == key))
 }
 
+/// A `key = value` line of a section: key, value (JSON text), line number.
+type Pair<'a> = (&'a str, &'a str, usize);
+
+/// One section's pairs as one JSON object for serde (no intermediate
+/// `Value` per key); a value that is not JSON is named by its line.
+fn instance_of(id: &str, pairs: &[Pair<'_>], json: &mut String) -> Result<Instance> {
+    json.clear();
+    json.push('{');
+    for (n, (k, v, _)) in pairs.iter().enumerate() {
+        if n > 0 {
+            json.push(',');
+        }
+        json.push_str(&Value::String((*k).to_string()).to_string());
+        json.push(':');
+        json.push_str(v);
+    }
+    json.push('}');
+    match serde_json::from_str::<Instance>(json) {
+        Ok(mut inst) => {
+            inst.id = id.to_string();
+            Ok(inst)
+        }
+        Err(e) => {
+            for (k, v, no) in pairs {
+                serde_json::from_str::<serde::de::IgnoredAny>(v)
+                    .with_context(|| format!("line {no}: bad value for {k}"))?;
+            }
+            Err(e).with_context(|| format!("section [{id}]"))
+        }
+    }
+}
+
 /// Parse the whole file.
 pub fn parse(text: &str) -> Result<Vec<Instance>> {
     let mut list = Vec::new();
-    // The current section: its id and its `key = value` pairs as text, made
-    // into one JSON object for serde (no intermediate `Value` per key).
-    let mut current: Option<(&str, Vec<(&str, &str)>)> = None;
+    let mut current: Option<(&str, Vec<Pair<'_>>)> = None;
     let mut json = String::new();
-    let mut finish =
-        |cur: Option<(&str, Vec<(&str, &str)>)>, list: &mut Vec<Instance>| -> Result<()> {
-            if let Some((id, pairs)) = cur {
-                json.clear();
-                json.push('{');
-                for (n, (k, v)) in pairs.iter().enumerate() {
-                    if n > 0 {
-                        json.push(',');
-                    }
-                    json.push_str(&Value::String((*k).to_string()).to_string());
-                    json.push(':');
-                    json.push_str(v);
-                }
-                json.push('}');
-                let mut inst: Instance =
-                    serde_json::from_str(&json).with_context(|| format!("section [{id}]"))?;
-                inst.id = id.to_string();
-                list.push(inst);
-            }
-            Ok(())
-        };
     for (no, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -329,7 +338,9 @@ pub fn parse(text: &str) -> Result<Vec<Instance>> {
             if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
                 bail!("line {}: bad instance id {id:?}", no + 1);
             }
-            finish(current.take(), &mut list)?;
+            if let Some((id, pairs)) = current.take() {
+                list.push(instance_of(id, &pairs, &mut json)?);
+            }
             current = Some((id, Vec::new()));
             continue;
         }
@@ -337,18 +348,18 @@ pub fn parse(text: &str) -> Result<Vec<Instance>> {
             .split_once(" = ")
             .with_context(|| format!("line {}: expected `key = value`", no + 1))?;
         let (k, v) = (k.trim(), v.trim());
-        serde_json::from_str::<serde::de::IgnoredAny>(v)
-            .with_context(|| format!("line {}: bad value for {k}", no + 1))?;
         let (_, pairs) = current
             .as_mut()
             .with_context(|| format!("line {}: key outside an [ID] section", no + 1))?;
         // A repeated key: the last one wins.
-        match pairs.iter_mut().find(|(pk, _)| *pk == k) {
-            Some(p) => p.1 = v,
-            None => pairs.push((k, v)),
+        match pairs.iter_mut().find(|(pk, _, _)| *pk == k) {
+            Some(p) => (p.1, p.2) = (v, no + 1),
+            None => pairs.push((k, v, no + 1)),
         }
     }
-    finish(current, &mut list)?;
+    if let Some((id, pairs)) = current {
+        list.push(instance_of(id, &pairs, &mut json)?);
+    }
     Ok(list)
 }
 
@@ -513,5 +524,9 @@ pub(crate) mod tests {
         assert!(parse("[abc]\nname = \"x\"\n").is_err());
         assert!(parse("name = \"x\"\n").is_err());
         assert!(parse("[../x]\n").is_err());
+        let mut bad = render(&[sample()]);
+        bad.push_str("memory = [1\n");
+        let e = format!("{:#}", parse(&bad).unwrap_err());
+        assert!(e.contains("bad value for memory"), "{e}");
     }
 }
