@@ -52,10 +52,6 @@ impl IdRange {
         u64::from(self.base) + u64::from(self.size)
     }
 
-    fn overlaps(&self, start: u64, end: u64) -> bool {
-        u64::from(self.base) < end && start < self.end()
-    }
-
     /// The line of `/proc/PID/uid_map` (and gid_map).
     pub fn map_line(&self) -> String {
         format!("0 {} {}", self.base, self.size)
