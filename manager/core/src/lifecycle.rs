@@ -370,6 +370,12 @@ pub fn remove_files(store: &Store, key: &str, force: bool) -> Result<Option<Inst
 /// Compare the instance file with reality (monitor pids, runtime state),
 /// fix it, and release what dead instances still hold. Returns the fixed list.
 pub fn refresh(store: &Store) -> Result<Vec<Instance>> {
+    // Most calls (every `ps`) find nothing to fix: checked on a lock-free
+    // snapshot, they take no lock and write nothing.
+    let snapshot = store.load()?;
+    if !needs_refresh(store, &snapshot) {
+        return Ok(snapshot);
+    }
     let mut to_teardown = Vec::new();
     let mut to_delete = Vec::new();
     let list = store.update(|list| {
@@ -453,6 +459,31 @@ pub fn refresh(store: &Store) -> Result<Vec<Instance>> {
         let _ = teardown(store, inst);
     }
     Ok(list)
+}
+
+/// Whether [`refresh`] would change anything in `list` or below ROOT/instances
+/// (the same conditions, without fixing anything).
+fn needs_refresh(store: &Store, list: &[Instance]) -> bool {
+    let stale = list.iter().any(|i| {
+        let owner_busy = i.owner_pid.is_some_and(procs::alive);
+        match i.status {
+            Status::Creating | Status::Removing => !owner_busy,
+            Status::Exited => i.session.auto_remove && !owner_busy,
+            Status::Running | Status::Restarting => {
+                !owner_busy && !i.monitor_pid.is_some_and(|p| procs::is_monitor(p, &i.id))
+            }
+            Status::Created => false,
+        }
+    });
+    if stale {
+        return true;
+    }
+    let Ok(rd) = std::fs::read_dir(store.root().join("instances")) else {
+        return false;
+    };
+    let known: std::collections::HashSet<&str> = list.iter().map(|i| i.id.as_str()).collect();
+    rd.flatten()
+        .any(|e| !known.contains(e.file_name().to_string_lossy().as_ref()))
 }
 
 /// Uptime column as docker prints it.
