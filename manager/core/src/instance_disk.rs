@@ -144,15 +144,19 @@ pub fn mount(store: &Store, inst: &Instance) -> Result<Vec<(u64, u64)>> {
 /// The loop devices behind a mounted instance.
 pub fn devices(store: &Store, inst: &Instance) -> Vec<(u64, u64)> {
     let dir = store.instance_dir(&inst.id);
-    let points: &[&str] = if inst.cow {
-        &["lower", "upper"]
-    } else {
-        &["rootfs"]
-    };
-    points
+    loop_points(inst)
         .iter()
         .filter_map(|p| mounts::device_of(&dir.join(p)))
         .collect()
+}
+
+/// The mount points of an instance's loop devices.
+fn loop_points(inst: &Instance) -> &'static [&'static str] {
+    if inst.cow {
+        &["lower", "upper"]
+    } else {
+        &["rootfs"]
+    }
 }
 
 /// Unmount everything (idempotent), wait for the loop devices to be
@@ -161,11 +165,17 @@ pub fn unmount(store: &Store, inst: &Instance) -> Result<()> {
     let dir = store.instance_dir(&inst.id);
     let mut first: Option<crate::error::Error> = None;
     let mut released = Vec::new();
+    let mut loops_unmounted = 0;
     for p in ["rootfs", "upper", "lower"] {
         let target = dir.join(p);
         let dev = mounts::device_of(&target);
         match mounts::unmount(&target) {
-            Ok(()) => released.extend(dev),
+            Ok(()) => {
+                if dev.is_some() && loop_points(inst).contains(&p) {
+                    loops_unmounted += 1;
+                }
+                released.extend(dev)
+            }
             Err(e) => {
                 first.get_or_insert(e);
             }
@@ -179,10 +189,14 @@ pub fn unmount(store: &Store, inst: &Instance) -> Result<()> {
         loopdev::wait_released(major, minor, Duration::from_secs(5));
     }
     // A loop device still bound to the disk but not mounted (a process killed
-    // between attach and mount, with the fd inherited elsewhere).
+    // between attach and mount, with the fd inherited elsewhere). Such a crash
+    // leaves a loop mount point unmounted, so when every one was mounted and
+    // is now unmounted there is none, and the scan of every loop device of
+    // the host (O(instances) opens) is skipped.
     let disk = disk_file(store, inst);
     let disk = std::fs::canonicalize(&disk).unwrap_or(disk);
-    if !mounts::is_mount_point(&dir.join("rootfs")) {
+    let all_were_mounted = loops_unmounted == loop_points(inst).len();
+    if !all_were_mounted && !mounts::is_mount_point(&dir.join("rootfs")) {
         for (dev, backing) in loopdev::devices_backed_under(&disk) {
             if backing == disk {
                 let _ = loopdev::detach_path(&dev);
