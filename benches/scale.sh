@@ -22,7 +22,7 @@ counts=10,100
 nets=both
 boxctl=target/release/boxctl
 runtime=target/release/boxrun
-usage() { sed -n '9,10p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '13,15p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
     --counts) counts=$2; shift 2 ;;
