@@ -79,10 +79,21 @@ pub fn dispatch(root: &Path, cli: Cli) -> Result<i32> {
         }),
         // Instances are removed several at a time: most of a removal is waiting
         // for the instance's monitor to tear it down.
-        Cmd::Rm { force, names } => for_each_concurrently(&names, |n| {
-            lifecycle::remove(&store, n, force)?;
-            Ok(n.to_string())
-        }),
+        // The records go in one rewrite of the instance file at the end.
+        Cmd::Rm { force, names } => {
+            let removed = std::sync::Mutex::new(Vec::new());
+            let results = run_concurrently(&names, |n| {
+                if let Some(inst) = lifecycle::remove_files(&store, n, force)? {
+                    if let Ok(mut r) = removed.lock() {
+                        r.push(inst);
+                    }
+                }
+                Ok(n.to_string())
+            });
+            let removed = removed.into_inner().unwrap_or_default();
+            lifecycle::forget(&store, &removed)?;
+            Ok(report(&names, results))
+        }
         Cmd::Logs { follow, tail, name } => {
             let inst = store.find(&name)?;
             instance::logs(&store, &inst, follow, tail, &mut std::io::stdout().lock())?;
@@ -202,16 +213,16 @@ fn for_each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<i
     Ok(if failed == 0 { 0 } else { 1 })
 }
 
-/// How many names [`for_each_concurrently`] works on at once.
+/// How many names [`run_concurrently`] works on at once.
 const CONCURRENT_NAMES: usize = 8;
 
+/// What each call of `f` returned, in the order of `names` (None: it did not finish).
+type Outcomes = Vec<std::sync::Mutex<Option<Result<String>>>>;
+
 /// [`for_each`] on up to [`CONCURRENT_NAMES`] names at a time (each call
-/// locks the store itself, as concurrent boxctl processes do); what each
-/// call returns, or its error, is printed in the order of `names`.
-fn for_each_concurrently(
-    names: &[String],
-    f: impl Fn(&str) -> Result<String> + Sync,
-) -> Result<i32> {
+/// locks the store itself, as concurrent boxctl processes do), without
+/// printing: [`report`] prints the outcomes in the order of `names`.
+fn run_concurrently(names: &[String], f: impl Fn(&str) -> Result<String> + Sync) -> Outcomes {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<std::sync::Mutex<Option<Result<String>>>> =
         names.iter().map(|_| std::sync::Mutex::new(None)).collect();
@@ -227,6 +238,11 @@ fn for_each_concurrently(
             });
         }
     });
+    results
+}
+
+/// Print each outcome (a line or an error) in the order of `names`; 1 if any failed.
+fn report(names: &[String], results: Outcomes) -> i32 {
     let mut failed = 0;
     for (n, r) in names.iter().zip(results) {
         match r.into_inner().ok().flatten() {
@@ -241,7 +257,11 @@ fn for_each_concurrently(
             }
         }
     }
-    Ok(if failed == 0 { 0 } else { 1 })
+    if failed == 0 {
+        0
+    } else {
+        1
+    }
 }
 
 fn spec(a: &RunArgs, runtime: Option<&str>) -> Result<CreateSpec> {

@@ -127,8 +127,7 @@ pub fn main(store: &Store, id: &str) -> Result<()> {
         });
         let _ = store::write_quick(&last_file, last.to_string().as_bytes());
         let grace = started.elapsed() < inst.health.start_period();
-        let (changed, now) = store.update(|list| {
-            let i = store::get_mut(list, id)?;
+        let (changed, now) = store.update_one(id, |i| {
             if i.status != Status::Running || i.pid != pid || i.stop_requested {
                 return Ok((false, None));
             }

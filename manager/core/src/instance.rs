@@ -39,8 +39,7 @@ pub fn update_limits(store: &Store, key: &str, change: &Limits) -> Result<Instan
         let _ = std::fs::remove_file(&file);
         r?;
     }
-    store.update(|list| {
-        let i = store::get_mut(list, &inst.id)?;
+    store.update_one(&inst.id, |i| {
         i.limits = merged.clone();
         Ok(())
     })?;

@@ -12,8 +12,7 @@ use crate::{bail, lifecycle, networking, util};
 /// Freeze every process of running instance `key`.
 pub fn pause(store: &Store, key: &str) -> Result<Instance> {
     let inst = running(store, key)?;
-    let inst = store.update(|list| {
-        let i = store::get_mut(list, &inst.id)?;
+    let inst = store.update_one(&inst.id, |i| {
         if i.paused {
             bail!(
                 "instance {} is already paused: resume it with `boxctl unpause {}`",
@@ -32,8 +31,7 @@ pub fn pause(store: &Store, key: &str) -> Result<Instance> {
 /// Thaw paused instance `key`.
 pub fn unpause(store: &Store, key: &str) -> Result<Instance> {
     let inst = running(store, key)?;
-    let inst = store.update(|list| {
-        let i = store::get_mut(list, &inst.id)?;
+    let inst = store.update_one(&inst.id, |i| {
         if !i.paused {
             bail!("instance {} is not paused", i.name);
         }

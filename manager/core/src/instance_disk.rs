@@ -96,6 +96,9 @@ pub fn mount(store: &Store, inst: &Instance) -> Result<Vec<(u64, u64)>> {
     let dir = store.instance_dir(&inst.id);
     let rootfs = dir.join("rootfs");
     std::fs::create_dir_all(&rootfs)?;
+    // Before any loop device is attached: see `unmount`.
+    std::fs::write(dir.join(LOOPS_MARK), b"")
+        .with_context(|| format!("cannot write {}", dir.join(LOOPS_MARK).display()))?;
     // Re-attached if need be, and grown at each start too: instances fill
     // the pool as they write.
     if let Some(pool) = crate::pool::existing(store)? {
@@ -144,15 +147,24 @@ pub fn mount(store: &Store, inst: &Instance) -> Result<Vec<(u64, u64)>> {
 /// The loop devices behind a mounted instance.
 pub fn devices(store: &Store, inst: &Instance) -> Vec<(u64, u64)> {
     let dir = store.instance_dir(&inst.id);
-    let points: &[&str] = if inst.cow {
-        &["lower", "upper"]
-    } else {
-        &["rootfs"]
-    };
-    points
+    loop_points(inst)
         .iter()
         .filter_map(|p| mounts::device_of(&dir.join(p)))
         .collect()
+}
+
+/// Present from before an instance's first loop device is attached until a
+/// teardown has released them all: without it no loop device of the
+/// instance can be left, and teardown skips the scan of every loop device.
+const LOOPS_MARK: &str = ".loops";
+
+/// The mount points of an instance's loop devices.
+fn loop_points(inst: &Instance) -> &'static [&'static str] {
+    if inst.cow {
+        &["lower", "upper"]
+    } else {
+        &["rootfs"]
+    }
 }
 
 /// Unmount everything (idempotent), wait for the loop devices to be
@@ -161,11 +173,17 @@ pub fn unmount(store: &Store, inst: &Instance) -> Result<()> {
     let dir = store.instance_dir(&inst.id);
     let mut first: Option<crate::error::Error> = None;
     let mut released = Vec::new();
+    let mut loops_unmounted = 0;
     for p in ["rootfs", "upper", "lower"] {
         let target = dir.join(p);
         let dev = mounts::device_of(&target);
         match mounts::unmount(&target) {
-            Ok(()) => released.extend(dev),
+            Ok(()) => {
+                if dev.is_some() && loop_points(inst).contains(&p) {
+                    loops_unmounted += 1;
+                }
+                released.extend(dev)
+            }
             Err(e) => {
                 first.get_or_insert(e);
             }
@@ -179,14 +197,23 @@ pub fn unmount(store: &Store, inst: &Instance) -> Result<()> {
         loopdev::wait_released(major, minor, Duration::from_secs(5));
     }
     // A loop device still bound to the disk but not mounted (a process killed
-    // between attach and mount, with the fd inherited elsewhere).
+    // between attach and mount, with the fd inherited elsewhere). Such a crash
+    // leaves the mark and a loop mount point unmounted: only then are all the
+    // host's loop devices scanned (O(instances) opens, ~2,000 at 300).
     let disk = disk_file(store, inst);
     let disk = std::fs::canonicalize(&disk).unwrap_or(disk);
+    let mark = dir.join(LOOPS_MARK);
+    let all_were_mounted = loops_unmounted == loop_points(inst).len();
     if !mounts::is_mount_point(&dir.join("rootfs")) {
-        for (dev, backing) in loopdev::devices_backed_under(&disk) {
-            if backing == disk {
-                let _ = loopdev::detach_path(&dev);
+        if !all_were_mounted && mark.exists() {
+            for (dev, backing) in loopdev::devices_backed_under(&disk) {
+                if backing == disk {
+                    let _ = loopdev::detach_path(&dev);
+                }
             }
+        }
+        if first.is_none() {
+            let _ = std::fs::remove_file(&mark);
         }
     }
     // The loop device wrote through the host's page cache: make the stopped

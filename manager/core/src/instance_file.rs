@@ -17,7 +17,7 @@
 use crate::bail;
 use crate::error::{Context, Result};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::limits::{Limits, RestartPolicy};
 use crate::volume_spec::Storage;
@@ -197,42 +197,135 @@ impl Instance {
     }
 }
 
-const HEADER: &str = "# boxctl instance file: one [ID] section per instance.\n\
+pub(crate) const HEADER: &str = "# boxctl instance file: one [ID] section per instance.\n\
 # Rewritten atomically by boxctl under ROOT/lock; do not edit while boxctl runs.\n";
 
 /// Render the whole file.
 pub fn render(list: &[Instance]) -> String {
-    let mut out = String::from(HEADER);
+    let mut out = String::with_capacity(HEADER.len() + list.len() * 512);
+    out.push_str(HEADER);
     for inst in list {
         out.push('\n');
-        out.push_str(&format!("[{}]\n", inst.id));
-        let value = serde_json::to_value(inst).unwrap_or(Value::Null);
-        if let Value::Object(map) = value {
-            for (k, v) in map {
-                if v.is_null() {
-                    continue;
-                }
-                out.push_str(&format!("{k} = {v}\n"));
-            }
-        }
+        render_section(&mut out, inst);
     }
     out
+}
+
+/// Append one instance's section (`[ID]` line and its `key = value` lines,
+/// keys sorted) to `out`.
+pub fn render_section(out: &mut String, inst: &Instance) {
+    use std::fmt::Write as _;
+    out.push('[');
+    out.push_str(&inst.id);
+    out.push_str("]\n");
+    let value = serde_json::to_value(inst).unwrap_or(Value::Null);
+    if let Value::Object(map) = value {
+        for (k, v) in map {
+            if v.is_null() {
+                continue;
+            }
+            // Writing to a String cannot fail.
+            let _ = writeln!(out, "{k} = {v}");
+        }
+    }
+}
+
+/// One `[ID]` section of the file's text, as [`sections`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section<'a> {
+    /// The id in its header.
+    pub id: &'a str,
+    /// From the start of the header line to the end of its last non-blank
+    /// line (newline included).
+    pub range: std::ops::Range<usize>,
+}
+
+/// Where the sections of `text` are: a scan of line starts, without parsing
+/// any value (values are one-line JSON, so a line starting with `[` is a
+/// header, as [`parse`] reads it; every other non-blank line belongs to the
+/// section above it). Returns the end of the preamble (header comments) and the sections.
+pub fn sections(text: &str) -> (usize, Vec<Section<'_>>) {
+    let mut out: Vec<Section<'_>> = Vec::new();
+    let mut preamble = text.len();
+    let mut pos = 0;
+    while pos < text.len() {
+        let end = text[pos..].find('\n').map_or(text.len(), |i| pos + i + 1);
+        let line = text[pos..end].trim();
+        if let Some(id) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            if out.is_empty() {
+                preamble = pos;
+            }
+            out.push(Section {
+                id,
+                range: pos..end,
+            });
+        } else if !line.is_empty() {
+            if let Some(last) = out.last_mut() {
+                last.range.end = end;
+            }
+        }
+        pos = end;
+    }
+    (preamble, out)
+}
+
+/// The one instance whose id or name is exactly `key`, parsing only its
+/// section; `None` when no section or more than one matches (the caller
+/// then parses the whole file, which also resolves id prefixes).
+pub fn find_quick(text: &str, key: &str) -> Result<Option<Instance>> {
+    let name_line = format!("\nname = {}\n", Value::String(key.to_string()));
+    let mut found = None;
+    for s in sections(text).1 {
+        let body = &text[s.range.clone()];
+        if s.id == key || body.contains(&name_line) {
+            if found.is_some() {
+                return Ok(None);
+            }
+            found = Some(body);
+        }
+    }
+    let Some(body) = found else { return Ok(None) };
+    let inst = parse(body)?.pop();
+    Ok(inst.filter(|i| i.id == key || i.name == key))
+}
+
+/// A `key = value` line of a section: key, value (JSON text), line number.
+type Pair<'a> = (&'a str, &'a str, usize);
+
+/// One section's pairs as one JSON object for serde (no intermediate
+/// `Value` per key); a value that is not JSON is named by its line.
+fn instance_of(id: &str, pairs: &[Pair<'_>], json: &mut String) -> Result<Instance> {
+    json.clear();
+    json.push('{');
+    for (n, (k, v, _)) in pairs.iter().enumerate() {
+        if n > 0 {
+            json.push(',');
+        }
+        json.push_str(&Value::String((*k).to_string()).to_string());
+        json.push(':');
+        json.push_str(v);
+    }
+    json.push('}');
+    match serde_json::from_str::<Instance>(json) {
+        Ok(mut inst) => {
+            inst.id = id.to_string();
+            Ok(inst)
+        }
+        Err(e) => {
+            for (k, v, no) in pairs {
+                serde_json::from_str::<serde::de::IgnoredAny>(v)
+                    .with_context(|| format!("line {no}: bad value for {k}"))?;
+            }
+            Err(e).with_context(|| format!("section [{id}]"))
+        }
+    }
 }
 
 /// Parse the whole file.
 pub fn parse(text: &str) -> Result<Vec<Instance>> {
     let mut list = Vec::new();
-    let mut current: Option<(String, Map<String, Value>)> = None;
-    let finish =
-        |cur: Option<(String, Map<String, Value>)>, list: &mut Vec<Instance>| -> Result<()> {
-            if let Some((id, map)) = cur {
-                let mut inst: Instance = serde_json::from_value(Value::Object(map))
-                    .with_context(|| format!("section [{id}]"))?;
-                inst.id = id;
-                list.push(inst);
-            }
-            Ok(())
-        };
+    let mut current: Option<(&str, Vec<Pair<'_>>)> = None;
+    let mut json = String::new();
     for (no, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -245,21 +338,28 @@ pub fn parse(text: &str) -> Result<Vec<Instance>> {
             if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
                 bail!("line {}: bad instance id {id:?}", no + 1);
             }
-            finish(current.take(), &mut list)?;
-            current = Some((id.to_string(), Map::new()));
+            if let Some((id, pairs)) = current.take() {
+                list.push(instance_of(id, &pairs, &mut json)?);
+            }
+            current = Some((id, Vec::new()));
             continue;
         }
         let (k, v) = line
             .split_once(" = ")
             .with_context(|| format!("line {}: expected `key = value`", no + 1))?;
-        let value: Value = serde_json::from_str(v.trim())
-            .with_context(|| format!("line {}: bad value for {}", no + 1, k.trim()))?;
-        let (_, map) = current
+        let (k, v) = (k.trim(), v.trim());
+        let (_, pairs) = current
             .as_mut()
             .with_context(|| format!("line {}: key outside an [ID] section", no + 1))?;
-        map.insert(k.trim().to_string(), value);
+        // A repeated key: the last one wins.
+        match pairs.iter_mut().find(|(pk, _, _)| *pk == k) {
+            Some(p) => (p.1, p.2) = (v, no + 1),
+            None => pairs.push((k, v, no + 1)),
+        }
     }
-    finish(current, &mut list)?;
+    if let Some((id, pairs)) = current {
+        list.push(instance_of(id, &pairs, &mut json)?);
+    }
     Ok(list)
 }
 
@@ -368,10 +468,65 @@ pub(crate) mod tests {
         assert_eq!(parse(&old).unwrap()[0].userns_base, None);
     }
 
+    /// Three instances `a0`, `b1`, `c2` named `web0`, `web1`, `web2`.
+    fn three() -> Vec<Instance> {
+        (0..3)
+            .map(|n| {
+                let mut i = sample();
+                i.id = format!("{}{n}", ["a", "b", "c"][n]);
+                i.name = format!("web{n}");
+                i
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sections_cover_each_record_and_nothing_else() {
+        let list = three();
+        let text = render(&list);
+        let (preamble, secs) = sections(&text);
+        assert_eq!(&text[..preamble], format!("{HEADER}\n"));
+        let ids: Vec<_> = secs.iter().map(|s| s.id).collect();
+        assert_eq!(ids, ["a0", "b1", "c2"]);
+        for (s, inst) in secs.iter().zip(&list) {
+            let mut one = String::new();
+            render_section(&mut one, inst);
+            assert_eq!(&text[s.range.clone()], one);
+        }
+    }
+
+    #[test]
+    fn find_quick_takes_an_exact_id_or_name_and_leaves_the_rest_to_parse() {
+        let list = three();
+        let text = render(&list);
+        assert_eq!(find_quick(&text, "b1").unwrap(), Some(list[1].clone()));
+        assert_eq!(find_quick(&text, "web2").unwrap(), Some(list[2].clone()));
+        assert_eq!(find_quick(&text, "nothing").unwrap(), None);
+        // A name that is also another instance's id: ambiguous here.
+        let mut odd = three();
+        odd[0].name = "c2".into();
+        assert_eq!(find_quick(&render(&odd), "c2").unwrap(), None);
+        // A name quoted in a command is not the name.
+        let mut cmd = three();
+        cmd[0].command = vec!["name = \"web9\"".into()];
+        assert_eq!(find_quick(&render(&cmd), "web9").unwrap(), None);
+    }
+
+    #[test]
+    fn a_repeated_key_keeps_the_last_value() {
+        let mut text = render(&[sample()]);
+        text.push_str("restart_count = 7\n");
+        assert_eq!(parse(&text).unwrap()[0].restart_count, 7);
+    }
+
     #[test]
     fn damaged_file_is_an_error() {
         assert!(parse("[abc]\nname = \"x\"\n").is_err());
         assert!(parse("name = \"x\"\n").is_err());
         assert!(parse("[../x]\n").is_err());
+        let mut bad = render(&[sample()]);
+        bad.push_str("memory = [1\n");
+        let e = format!("{:#}", parse(&bad).unwrap_err());
+        assert!(e.contains("bad value for memory"), "{e}");
     }
 }

@@ -13,7 +13,7 @@ use crate::image;
 use crate::instance_file::{Instance, Status};
 use crate::runtime_cli::Runtime;
 use crate::store::{self, Store};
-pub use crate::teardown::{purge, runtime_for, teardown};
+pub use crate::teardown::{forget, purge, runtime_for, teardown};
 use crate::{monitor, mounts, networking, procs, util};
 
 /// Removes a half-made instance (directory and record) unless disarmed.
@@ -28,10 +28,7 @@ impl Drop for CreateGuard<'_> {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
             let _ = std::fs::remove_dir_all(self.store.instance_dir(&id));
-            let _ = self.store.update(|l| {
-                l.retain(|i| i.id != id);
-                Ok(())
-            });
+            let _ = self.store.remove_records(&[&id]);
             crate::volumes::discard(self.store, &self.volumes);
         }
     }
@@ -154,8 +151,7 @@ pub fn create(store: &Store, spec: &CreateSpec) -> Result<Instance> {
     }
     crate::instance_disk::prepare(store, &dir, &img, spec.cow)
         .with_context(|| format!("cannot make the disk of {name} from image {}", spec.image))?;
-    let inst = store.update(|list| {
-        let i = store::get_mut(list, &id)?;
+    let inst = store.update_one(&id, |i| {
         i.status = Status::Created;
         i.owner_pid = None;
         Ok(i.clone())
@@ -166,10 +162,9 @@ pub fn create(store: &Store, spec: &CreateSpec) -> Result<Instance> {
 }
 
 fn unique_id(store: &Store) -> Result<String> {
-    let list = store.load()?;
     for _ in 0..16 {
         let id = util::random_id();
-        if !list.iter().any(|i| i.id == id) && !store.instance_dir(&id).exists() {
+        if !store.has_id(&id)? && !store.instance_dir(&id).exists() {
             return Ok(id);
         }
     }
@@ -200,15 +195,7 @@ pub fn start_with(
     {
         refresh(store)?;
     }
-    let inst = store.update(|list| {
-        let idx = list
-            .iter()
-            .position(|i| i.name == key || i.id == key)
-            .map(Ok)
-            .unwrap_or_else(|| {
-                store::find_in(list, key).and_then(|i| store::position(list, &i.id))
-            })?;
-        let i = &mut list[idx];
+    let inst = store.update_one(&cur.id, |i| {
         match i.status {
             Status::Created | Status::Exited => {}
             Status::Running | Status::Restarting => bail!("instance {} is already running", i.name),
@@ -227,8 +214,7 @@ pub fn start_with(
         // The monitor cleared owner_pid when it recorded the instance running.
         Ok(()) => store.find(&inst.id),
         Err(e) => {
-            let _ = store.update(|list| {
-                let i = store::get_mut(list, &inst.id)?;
+            let _ = store.update_one(&inst.id, |i| {
                 i.owner_pid = None;
                 if i.status == Status::Running && i.pid.is_none() {
                     i.status = Status::Exited;
@@ -260,9 +246,8 @@ pub fn stop(store: &Store, key: &str, timeout: Duration) -> Result<Instance> {
 
 /// [`stop`] without its event; also says whether the instance was running.
 fn stop_process(store: &Store, key: &str, timeout: Duration) -> Result<(bool, Instance)> {
-    let inst = store.update(|list| {
-        let id = store::find_in(list, key)?.id.clone();
-        let i = store::get_mut(list, &id)?;
+    let id = store.find(key)?.id;
+    let inst = store.update_one(&id, |i| {
         if i.is_active() {
             i.stop_requested = true;
         }
@@ -314,8 +299,7 @@ fn stop_process(store: &Store, key: &str, timeout: Duration) -> Result<(bool, In
         return Ok((true, inst));
     }
     teardown(store, &inst)?;
-    let inst = store.update(|list| {
-        let i = store::get_mut(list, &inst.id)?;
+    let inst = store.update_one(&inst.id, |i| {
         if i.is_active() {
             i.status = Status::Exited;
             i.finished_at = Some(util::format_time(util::now_secs()));
@@ -335,16 +319,23 @@ fn thaw_for_stop(store: &Store, inst: &Instance) {
         return;
     }
     let _ = runtime_for(store, inst).resume(&inst.id);
-    let _ = store.update(|list| {
-        if let Ok(i) = store::get_mut(list, &inst.id) {
-            i.paused = false;
-        }
+    let _ = store.update_one(&inst.id, |i| {
+        i.paused = false;
         Ok(())
     });
 }
 
 /// Remove an instance and everything it owns. A running one needs `force`.
 pub fn remove(store: &Store, key: &str, force: bool) -> Result<()> {
+    match remove_files(store, key, force)? {
+        Some(inst) => forget(store, std::slice::from_ref(&inst)),
+        None => Ok(()),
+    }
+}
+
+/// [`remove`] but the record, which the caller drops with [`forget`] (one
+/// rewrite for many removals); `None` when stopping it removed it (`run --rm`).
+pub fn remove_files(store: &Store, key: &str, force: bool) -> Result<Option<Instance>> {
     let inst = store.find(key)?;
     if inst.is_active() {
         if !force {
@@ -356,7 +347,7 @@ pub fn remove(store: &Store, key: &str, force: bool) -> Result<()> {
         }
         stop(store, &inst.id, Duration::ZERO)?;
         if inst.session.auto_remove && store.find(&inst.id).is_err() {
-            return Ok(()); // `run --rm`: stopping removed it
+            return Ok(None); // `run --rm`: stopping removed it
         }
     }
     if inst.status == Status::Creating && inst.owner_pid.is_some_and(procs::alive) {
@@ -366,19 +357,25 @@ pub fn remove(store: &Store, key: &str, force: bool) -> Result<()> {
             inst.owner_pid.unwrap_or(0)
         );
     }
-    store.update(|list| {
-        let i = store::get_mut(list, &inst.id)?;
+    store.update_one(&inst.id, |i| {
         i.status = Status::Removing;
         // While this process lives, `ps` leaves the removal to it.
         i.owner_pid = Some(std::process::id() as i32);
         Ok(())
     })?;
-    purge(store, &inst)
+    crate::teardown::purge_files(store, &inst)?;
+    Ok(Some(inst))
 }
 
 /// Compare the instance file with reality (monitor pids, runtime state),
 /// fix it, and release what dead instances still hold. Returns the fixed list.
 pub fn refresh(store: &Store) -> Result<Vec<Instance>> {
+    // Most calls (every `ps`) find nothing to fix: checked on a lock-free
+    // snapshot, they take no lock and write nothing.
+    let snapshot = store.load()?;
+    if !needs_refresh(store, &snapshot) {
+        return Ok(snapshot);
+    }
     let mut to_teardown = Vec::new();
     let mut to_delete = Vec::new();
     let list = store.update(|list| {
@@ -462,6 +459,31 @@ pub fn refresh(store: &Store) -> Result<Vec<Instance>> {
         let _ = teardown(store, inst);
     }
     Ok(list)
+}
+
+/// Whether [`refresh`] would change anything in `list` or below ROOT/instances
+/// (the same conditions, without fixing anything).
+fn needs_refresh(store: &Store, list: &[Instance]) -> bool {
+    let stale = list.iter().any(|i| {
+        let owner_busy = i.owner_pid.is_some_and(procs::alive);
+        match i.status {
+            Status::Creating | Status::Removing => !owner_busy,
+            Status::Exited => i.session.auto_remove && !owner_busy,
+            Status::Running | Status::Restarting => {
+                !owner_busy && !i.monitor_pid.is_some_and(|p| procs::is_monitor(p, &i.id))
+            }
+            Status::Created => false,
+        }
+    });
+    if stale {
+        return true;
+    }
+    let Ok(rd) = std::fs::read_dir(store.root().join("instances")) else {
+        return false;
+    };
+    let known: std::collections::HashSet<&str> = list.iter().map(|i| i.id.as_str()).collect();
+    rd.flatten()
+        .any(|e| !known.contains(e.file_name().to_string_lossy().as_ref()))
 }
 
 /// Uptime column as docker prints it.

@@ -21,7 +21,7 @@ use crate::events::{self, Action};
 use crate::healthcheck::HealthStatus;
 use crate::instance_file::{Instance, Status};
 use crate::limits::RestartPolicy;
-use crate::store::{self, Store};
+use crate::store::Store;
 use crate::teardown::{purge, runtime_for, teardown};
 use crate::{bundle, checker, console, networking, oom, util};
 
@@ -81,8 +81,7 @@ pub fn spawn(
     let mut child = cmd.spawn().context("cannot start the monitor")?;
     let mpid = child.id() as i32;
     drop(w);
-    store.update(|list| {
-        let i = store::get_mut(list, &inst.id)?;
+    store.update_one(&inst.id, |i| {
         i.monitor_pid = Some(mpid);
         Ok(())
     })?;
@@ -390,8 +389,7 @@ pub fn main(store: &Store, id: &str, attach_first: bool) -> Result<()> {
                 let _ = teardown(store, &inst);
                 let now = util::format_time(util::now_secs());
                 if let Some(mut r) = ready.take() {
-                    let _ = store.update(|list| {
-                        let i = store::get_mut(list, id)?;
+                    let _ = store.update_one(id, |i| {
                         i.status = if i.started_at.is_some() {
                             Status::Exited
                         } else {
@@ -417,8 +415,7 @@ pub fn main(store: &Store, id: &str, attach_first: bool) -> Result<()> {
                 }
             }
         };
-        let stop_now = store.update(|list| {
-            let i = store::get_mut(list, id)?;
+        let stop_now = store.update_one(id, |i| {
             i.status = Status::Running;
             i.pid = Some(pid);
             i.monitor_pid = Some(me);
@@ -442,6 +439,7 @@ pub fn main(store: &Store, id: &str, attach_first: bool) -> Result<()> {
         if let Some(mut r) = ready.take() {
             let _ = writeln!(r, "ok");
         }
+        release_heap();
         if stop_now {
             // `stop` came while the container was starting (it saw no pid to signal).
             let _ = runtime_for(store, &inst).kill(id, "KILL");
@@ -477,6 +475,17 @@ pub fn main(store: &Store, id: &str, attach_first: bool) -> Result<()> {
     }
 }
 
+/// Give the heap's free pages back to the kernel: the start-up parsed the
+/// instance file (whole, to write the peers' hosts files on a bridge), and a
+/// monitor lives as long as its instance.
+fn release_heap() {
+    // SAFETY: malloc_trim only returns free memory to the kernel.
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// The instance has exited for good: remove it if it was made with `--rm`,
 /// then give attached clients its exit code.
 fn finished(store: &Store, id: &str, hub: Option<&Hub>) -> Result<()> {
@@ -501,8 +510,7 @@ fn finished(store: &Store, id: &str, hub: Option<&Hub>) -> Result<()> {
 
 /// Record an exit; returns the back-off to wait if the policy says restart.
 fn record_exit(store: &Store, id: &str, code: i32, now: &str) -> Result<Option<Duration>> {
-    store.update(|list| {
-        let i = store::get_mut(list, id)?;
+    store.update_one(id, |i| {
         i.exit_code = Some(code);
         i.finished_at = Some(now.to_string());
         i.pid = None;
@@ -530,8 +538,7 @@ fn backoff(store: &Store, id: &str, d: Duration) -> Result<bool> {
     loop {
         let inst = store.find(id)?;
         if inst.stop_requested {
-            store.update(|list| {
-                let i = store::get_mut(list, id)?;
+            store.update_one(id, |i| {
                 i.status = Status::Exited;
                 i.monitor_pid = None;
                 Ok(())

@@ -83,13 +83,51 @@ pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Whether `path` is a mount point.
+/// Whether `path` is a mount point. One `statx` where the kernel reports
+/// mount roots (5.8+), else a scan of /proc/self/mountinfo, which grows with
+/// every instance's mounts.
 pub fn is_mount_point(path: &Path) -> bool {
-    mounts_under(path).iter().any(|p| p == path)
+    match mount_root(path) {
+        Some(root) => root.is_some(),
+        None => mounts_under(path).iter().any(|p| p == path),
+    }
 }
 
-/// `(major, minor)` of the device mounted at `target`, from /proc/self/mountinfo.
+/// Whether `path` is a mount root and the device of its file system, by
+/// `statx`: `Some(Some(dev))` for a mount root, `Some(None)` for another
+/// path or none, `None` when the kernel does not say.
+fn mount_root(path: &Path) -> Option<Option<(u64, u64)>> {
+    let c = CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: an all-zero statx is a valid output buffer.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid C string and a valid output buffer.
+    let rc = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_BASIC_STATS,
+            &mut st,
+        )
+    };
+    if rc != 0 {
+        let gone = std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOENT);
+        return gone.then_some(None);
+    }
+    let bit = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    if st.stx_attributes_mask & bit == 0 {
+        return None;
+    }
+    let dev = (u64::from(st.stx_dev_major), u64::from(st.stx_dev_minor));
+    Some((st.stx_attributes & bit != 0).then_some(dev))
+}
+
+/// `(major, minor)` of the device mounted at `target` (see [`is_mount_point`]
+/// for how it is found).
 pub fn device_of(target: &Path) -> Option<(u64, u64)> {
+    if let Some(root) = mount_root(target) {
+        return root;
+    }
     own_mounts()
         .into_iter()
         .rev()
@@ -132,5 +170,18 @@ mod tests {
         let (major, _) = device_of(Path::new("/proc")).expect("device of /proc");
         assert_eq!(major, 0, "procfs has an anonymous device");
         assert_eq!(device_of(Path::new("/no/such/mount")), None);
+    }
+
+    #[test]
+    fn statx_and_mountinfo_give_the_same_device() {
+        for p in ["/", "/proc", "/sys"] {
+            let listed = own_mounts()
+                .into_iter()
+                .rev()
+                .find(|m| m.mount_point == p)
+                .map(|m| (m.major, m.minor));
+            assert_eq!(device_of(Path::new(p)), listed, "{p}");
+        }
+        assert_eq!(mount_root(Path::new("/proc/self/status")), Some(None));
     }
 }

@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
 
@@ -506,13 +506,20 @@ fn files(store: &Store, inst: &Instance) -> Result<Vec<oci_spec::runtime::Mount>
     let dir = store.instance_dir(&inst.id);
     store::write_quick(&dir.join("hosts"), hosts_for(inst, &all)?.as_bytes())?;
     // Running peers learn this instance's name: their hosts file is
-    // bind-mounted, so it is rewritten in place (same inode).
-    let mine: Vec<String> = inst.attachments().into_iter().map(|a| a.network).collect();
+    // bind-mounted, so it is changed in place (same inode).
+    let mine = inst.attachments();
     for peer in all.iter().filter(|p| p.id != inst.id && p.is_active()) {
-        if peer.attachments().iter().any(|a| mine.contains(&a.network)) {
-            if let Ok(text) = hosts_for(peer, &all) {
-                let _ = std::fs::write(store.instance_dir(&peer.id).join("hosts"), text);
-            }
+        let shared: Vec<String> = peer
+            .attachments()
+            .iter()
+            .filter_map(|pa| mine.iter().find(|a| a.network == pa.network))
+            .filter_map(|a| a.address.split('/').next().filter(|ip| !ip.is_empty()))
+            .map(|ip| format!("{ip}\t{}", inst.name))
+            .collect();
+        if !shared.is_empty() {
+            tell_peer(&store.instance_dir(&peer.id).join("hosts"), &shared, || {
+                hosts_for(peer, &all)
+            });
         }
     }
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -534,6 +541,38 @@ fn files(store: &Store, inst: &Instance) -> Result<Vec<oci_spec::runtime::Mount>
 }
 
 /// The /etc/hosts of `inst`: itself first, then every other instance sharing one of its networks.
+/// Give a running peer's hosts file (`path`) the `lines` (`ADDR\tNAME`) of an
+/// instance that starts: appended when missing, so a start costs O(1) per
+/// peer rather than a render of every peer's whole file; the whole file
+/// again (`render`) when one of the addresses is there under another name
+/// (an address reused after a removal).
+fn tell_peer(path: &Path, lines: &[String], render: impl FnOnce() -> Result<String>) {
+    use std::io::Write as _;
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    let mut missing = String::new();
+    for line in lines {
+        if text.contains(&format!("\n{line}\n")) {
+            continue;
+        }
+        let addr = line.split('\t').next().unwrap_or_default();
+        if text.contains(&format!("\n{addr}\t")) {
+            if let Ok(text) = render() {
+                let _ = std::fs::write(path, text);
+            }
+            return;
+        }
+        missing.push_str(line);
+        missing.push('\n');
+    }
+    if !missing.is_empty() {
+        if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(path) {
+            let _ = f.write_all(missing.as_bytes());
+        }
+    }
+}
+
 fn hosts_for(inst: &Instance, all: &[Instance]) -> Result<String> {
     let mut entries = Vec::new();
     let hn = bundle::hostname(inst).to_string();
@@ -670,6 +709,34 @@ fn set_mac(ifname: &str, mac: [u8; 6]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_learns_a_name_by_one_line_and_a_reused_address_by_a_new_file() {
+        let dir = std::env::temp_dir().join(format!("boxctl-tell-peer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let _cleanup = Cleanup(dir.clone());
+        let path = dir.join("hosts");
+        std::fs::write(&path, "127.0.0.1\tlocalhost\n10.0.0.2\tweb\n").unwrap();
+        let never = || -> Result<String> { panic!("no render for a missing line") };
+        tell_peer(&path, &["10.0.0.3\tdb".into()], never);
+        let once = "127.0.0.1\tlocalhost\n10.0.0.2\tweb\n10.0.0.3\tdb\n";
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), once);
+        // Known already (a restart): unchanged.
+        tell_peer(&path, &["10.0.0.3\tdb".into()], never);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), once);
+        // 10.0.0.2 now belongs to another instance: the whole file again.
+        tell_peer(&path, &["10.0.0.2\tcache".into()], || {
+            Ok("rendered\n".into())
+        });
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "rendered\n");
+    }
+
+    struct Cleanup(PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 
     #[test]
     fn default_range_is_clear_of_other_engines_defaults() {

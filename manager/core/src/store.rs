@@ -126,16 +126,29 @@ impl Store {
         lock_file(&self.root.join("lock"))
     }
 
+    /// The instance file's text ("" when there is none yet).
+    fn read_text(&self) -> Result<String> {
+        let path = self.instance_file();
+        match fs::read_to_string(&path) {
+            Ok(text) => Ok(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    fn parse(&self, text: &str) -> Result<Vec<Instance>> {
+        instance_file::parse(text).with_context(|| {
+            format!(
+                "instance file {} is damaged",
+                self.instance_file().display()
+            )
+        })
+    }
+
     /// Read every instance (the caller should hold the lock for a consistent
     /// read-modify-write; a plain read is safe anyway thanks to atomic renames).
     pub fn load(&self) -> Result<Vec<Instance>> {
-        let path = self.instance_file();
-        match fs::read_to_string(&path) {
-            Ok(text) => instance_file::parse(&text)
-                .with_context(|| format!("instance file {} is damaged", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-        }
+        self.parse(&self.read_text()?)
     }
 
     /// Replace the instance file atomically (caller holds the lock).
@@ -146,23 +159,120 @@ impl Store {
         )
     }
 
-    /// Lock, load, let `f` change the list, save if `f` succeeded.
+    /// Lock, load, let `f` change the list, save if `f` succeeded and changed
+    /// it. The sections of unchanged instances are copied from the old text,
+    /// so only changed ones are rendered again.
     pub fn update<R>(&self, f: impl FnOnce(&mut Vec<Instance>) -> Result<R>) -> Result<R> {
         let _guard = self.lock()?;
-        let mut list = self.load()?;
+        let text = self.read_text()?;
+        let mut list = self.parse(&text)?;
         let before = list.clone();
         let r = f(&mut list)?;
         if list != before {
-            self.save(&list)?;
+            let out = render_reusing(&text, &before, &list);
+            write_atomic(&self.instance_file(), out.as_bytes())?;
         }
         Ok(r)
     }
 
-    /// The instance named or identified by `key` (name, full id or unique id prefix).
-    pub fn find(&self, key: &str) -> Result<Instance> {
-        let list = self.load()?;
-        find_in(&list, key).cloned()
+    /// Lock, let `f` change the instance with id `id`, save if it changed:
+    /// only that instance's section is parsed and rendered, the rest of the
+    /// file is copied as text (the one whole-file cost is the write itself).
+    pub fn update_one<R>(&self, id: &str, f: impl FnOnce(&mut Instance) -> Result<R>) -> Result<R> {
+        let _guard = self.lock()?;
+        let text = self.read_text()?;
+        let (_, secs) = instance_file::sections(&text);
+        let Some(sec) = secs.iter().find(|s| s.id == id) else {
+            // Not in canonical form (hand-edited) or gone: the whole-file path says which.
+            drop(_guard);
+            return self.update(|list| f(get_mut(list, id)?));
+        };
+        let range = sec.range.clone();
+        let mut inst = self
+            .parse(&text[range.clone()])?
+            .pop()
+            .with_context(|| format!("instance {id} has disappeared from the instance file"))?;
+        let before = inst.clone();
+        let r = f(&mut inst)?;
+        if inst != before {
+            let mut out = String::with_capacity(text.len() + 256);
+            out.push_str(&text[..range.start]);
+            instance_file::render_section(&mut out, &inst);
+            out.push_str(&text[range.end..]);
+            write_atomic(&self.instance_file(), out.as_bytes())?;
+        }
+        Ok(r)
     }
+
+    /// Remove the records of `ids` in one rewrite (ids not in the file are
+    /// ignored); nothing is parsed.
+    pub fn remove_records(&self, ids: &[&str]) -> Result<()> {
+        let _guard = self.lock()?;
+        let text = self.read_text()?;
+        let (preamble, secs) = instance_file::sections(&text);
+        if !secs.iter().any(|s| ids.contains(&s.id)) {
+            return Ok(());
+        }
+        let mut out = String::with_capacity(text.len());
+        out.push_str(&text[..preamble]);
+        let mut first = true;
+        for s in secs.iter().filter(|s| !ids.contains(&s.id)) {
+            if !first {
+                out.push('\n');
+            }
+            first = false;
+            out.push_str(&text[s.range.clone()]);
+        }
+        write_atomic(&self.instance_file(), out.as_bytes())
+    }
+
+    /// The instance named or identified by `key` (name, full id or unique id prefix).
+    /// An exact id or name parses only that instance's section.
+    pub fn find(&self, key: &str) -> Result<Instance> {
+        let text = self.read_text()?;
+        let quick = instance_file::find_quick(&text, key).with_context(|| {
+            format!(
+                "instance file {} is damaged",
+                self.instance_file().display()
+            )
+        })?;
+        match quick {
+            Some(inst) => Ok(inst),
+            None => find_in(&self.parse(&text)?, key).cloned(),
+        }
+    }
+
+    /// Whether an instance with id `id` is recorded (a scan, no parse).
+    pub fn has_id(&self, id: &str) -> Result<bool> {
+        let text = self.read_text()?;
+        Ok(instance_file::sections(&text).1.iter().any(|s| s.id == id))
+    }
+}
+
+/// The text of `after` with the sections of instances unchanged since
+/// `before` (parsed from `text`) copied from `text` rather than rendered.
+fn render_reusing(text: &str, before: &[Instance], after: &[Instance]) -> String {
+    let (_, secs) = instance_file::sections(text);
+    // Sections that match the parsed list one to one (a canonical file).
+    let aligned = secs.len() == before.len() && secs.iter().zip(before).all(|(s, i)| s.id == i.id);
+    if !aligned {
+        return instance_file::render(after);
+    }
+    let old: std::collections::HashMap<&str, usize> = before
+        .iter()
+        .enumerate()
+        .map(|(n, i)| (i.id.as_str(), n))
+        .collect();
+    let mut out = String::with_capacity(text.len() + 512);
+    out.push_str(instance_file::HEADER);
+    for inst in after {
+        out.push('\n');
+        match old.get(inst.id.as_str()) {
+            Some(&n) if before[n] == *inst => out.push_str(&text[secs[n].range.clone()]),
+            _ => instance_file::render_section(&mut out, inst),
+        }
+    }
+    out
 }
 
 /// Whether `name` is a temporary file of a boxctl process that is gone
@@ -193,13 +303,6 @@ pub fn find_in<'a>(list: &'a [Instance], key: &str) -> Result<&'a Instance> {
         0 => crate::bail!("no such instance: {key} (see `boxctl ps -a`)"),
         _ => crate::bail!("instance id prefix {key} is ambiguous: give more digits or the name"),
     }
-}
-
-/// Index of the instance with id `id`.
-pub fn position(list: &[Instance], id: &str) -> Result<usize> {
-    list.iter()
-        .position(|i| i.id == id)
-        .with_context(|| format!("instance {id} has disappeared from the instance file"))
 }
 
 /// Write `data` to `path` atomically but without forcing it to disk (temp

@@ -45,6 +45,14 @@ pub fn teardown(store: &Store, inst: &Instance) -> Result<()> {
 /// Remove a stopped instance for good: release what it holds, delete its
 /// directory (disk, bundle, logs), then its record.
 pub fn purge(store: &Store, inst: &Instance) -> Result<()> {
+    purge_files(store, inst)?;
+    forget(store, std::slice::from_ref(inst))
+}
+
+/// [`purge`] but the record: release what it holds and delete its directory.
+/// A record left without its directory (a crash here) is dropped by the next
+/// [`crate::lifecycle::refresh`].
+pub fn purge_files(store: &Store, inst: &Instance) -> Result<()> {
     teardown(store, inst)?;
     let dir = store.instance_dir(&inst.id);
     instance_disk::discard(store, inst);
@@ -52,10 +60,16 @@ pub fn purge(store: &Store, inst: &Instance) -> Result<()> {
         std::fs::remove_dir_all(&dir)
             .with_context(|| format!("cannot remove {}", dir.display()))?;
     }
-    store.update(|list| {
-        list.retain(|i| i.id != inst.id);
-        Ok(())
-    })?;
-    crate::events::record(store, inst, crate::events::Action::Rm, None, None);
+    Ok(())
+}
+
+/// Remove the records of purged instances, all in one rewrite of the
+/// instance file, and record their `rm` events.
+pub fn forget(store: &Store, insts: &[Instance]) -> Result<()> {
+    let ids: Vec<&str> = insts.iter().map(|i| i.id.as_str()).collect();
+    store.remove_records(&ids)?;
+    for inst in insts {
+        crate::events::record(store, inst, crate::events::Action::Rm, None, None);
+    }
     Ok(())
 }

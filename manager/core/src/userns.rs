@@ -52,10 +52,6 @@ impl IdRange {
         u64::from(self.base) + u64::from(self.size)
     }
 
-    fn overlaps(&self, start: u64, end: u64) -> bool {
-        u64::from(self.base) < end && start < self.end()
-    }
-
     /// The line of `/proc/PID/uid_map` (and gid_map).
     pub fn map_line(&self) -> String {
         format!("0 {} {}", self.base, self.size)
@@ -118,26 +114,29 @@ impl HostIds {
             u64::from(POOL_START) + u64::from(POOL_SIZE),
         ));
         let end = end.min(u64::from(u32::MAX));
+        // One sweep over the taken intervals by start (O(n log n), where a scan
+        // of all of them per candidate was O(n^2) with n instances).
+        let mut taken: Vec<(u64, u64)> = used
+            .iter()
+            .map(|r| (u64::from(r.base), r.end()))
+            .chain(self.reserved.iter().copied())
+            .collect();
+        taken.sort_unstable();
+        let size = u64::from(RANGE_SIZE);
         let mut base = start;
-        while base + u64::from(RANGE_SIZE) <= end {
-            let cand = IdRange {
-                base: u32::try_from(base).ok()?,
-                size: RANGE_SIZE,
-            };
-            // Skip past whatever the candidate overlaps.
-            let taken = used
-                .iter()
-                .map(|r| (u64::from(r.base), r.end()))
-                .chain(self.reserved.iter().copied())
-                .filter(|&(s, e)| cand.overlaps(s, e))
-                .map(|(_, e)| e)
-                .max();
-            match taken {
-                None => return Some(cand),
-                Some(e) => base = e.max(base + 1),
+        for (s, e) in taken {
+            if s >= base + size {
+                break; // the gap before this interval fits
             }
+            base = base.max(e);
         }
-        None
+        if base + size > end {
+            return None;
+        }
+        Some(IdRange {
+            base: u32::try_from(base).ok()?,
+            size: RANGE_SIZE,
+        })
     }
 }
 
