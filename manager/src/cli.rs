@@ -272,6 +272,30 @@ pub enum Cmd {
     },
 }
 
+impl Cmd {
+    /// Commands that only read the store and print to stdout: when the reader
+    /// of a pipe goes away (`boxctl ps | head -1`) they end quietly, as `ls`
+    /// does, instead of reporting the broken pipe. The others keep SIGPIPE
+    /// ignored so a write to a socket or a child's pipe gets a clear error.
+    pub fn only_prints(&self) -> bool {
+        matches!(
+            self,
+            Cmd::Ps { .. }
+                | Cmd::Logs { .. }
+                | Cmd::Inspect { .. }
+                | Cmd::Stats { .. }
+                | Cmd::Events { .. }
+                | Cmd::Port { .. }
+                | Cmd::Image(
+                    ImageCmd::Ls { .. } | ImageCmd::Inspect { .. } | ImageCmd::History { .. }
+                )
+                | Cmd::Network(NetworkCmd::Ls)
+                | Cmd::Volume(VolumeCmd::Ls { .. } | VolumeCmd::Inspect { .. })
+                | Cmd::System(SystemCmd::Df { .. })
+        )
+    }
+}
+
 /// `image` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ImageCmd {

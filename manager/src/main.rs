@@ -37,6 +37,10 @@ fn main() {
         .clone()
         .or_else(|| std::env::var_os("BOXCTL_ROOT").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("/var/lib/boxctl"));
+    if cli.command.only_prints() {
+        // SAFETY: signal() with a constant disposition, before any thread exists.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     match commands::dispatch(&root, cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {

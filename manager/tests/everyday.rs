@@ -672,3 +672,32 @@ fn prune_on_a_terminal_asks_first() {
     env.fails(&["inspect", "gone"]);
     env.assert_no_leaks(&[id]);
 }
+
+/// `boxctl ps | head -0`: a listing whose reader went away ends quietly, killed
+/// by SIGPIPE as `ls` is, not with a panic about a broken pipe (exit 101).
+#[test]
+fn a_listing_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let env = Env::empty("closed-pipe");
+    for args in [&["ps", "-a"][..], &["network", "ls"], &["image", "ls"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_boxctl"))
+            .arg("--root")
+            .arg(&env.root)
+            .args(args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGPIPE),
+            "{args:?}: {out:?}"
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
