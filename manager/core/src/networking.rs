@@ -545,7 +545,7 @@ fn files(store: &Store, inst: &Instance) -> Result<Vec<oci_spec::runtime::Mount>
 /// instance that starts: appended when missing, so a start costs O(1) per
 /// peer rather than a render of every peer's whole file; the whole file
 /// again (`render`) when one of the addresses is there under another name
-/// (an address reused after a removal).
+/// or the name at another address (either left by a removed instance).
 fn tell_peer(path: &Path, lines: &[String], render: impl FnOnce() -> Result<String>) {
     use std::io::Write as _;
     let Ok(text) = std::fs::read_to_string(path) else {
@@ -556,8 +556,16 @@ fn tell_peer(path: &Path, lines: &[String], render: impl FnOnce() -> Result<Stri
         if text.contains(&format!("\n{line}\n")) {
             continue;
         }
-        let addr = line.split('\t').next().unwrap_or_default();
-        if text.contains(&format!("\n{addr}\t")) {
+        let (addr, name) = line.split_once('\t').unwrap_or_default();
+        // The address under another name (reused after a removal), or the
+        // name at another address (a removed instance's name taken again):
+        // appending would leave the stale line, and lookups take the first.
+        let stale = text.lines().any(|l| {
+            let mut fields = l.split_whitespace();
+            let at = fields.next().unwrap_or_default();
+            (at == addr) != fields.any(|n| n == name)
+        });
+        if stale {
             if let Ok(text) = render() {
                 let _ = std::fs::write(path, text);
             }
@@ -729,6 +737,10 @@ mod tests {
             Ok("rendered\n".into())
         });
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "rendered\n");
+        // `web` removed and made again at another address: the whole file again.
+        std::fs::write(&path, "127.0.0.1\tlocalhost\n10.0.0.2\tweb\n").unwrap();
+        tell_peer(&path, &["10.0.0.7\tweb".into()], || Ok("again\n".into()));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "again\n");
     }
 
     struct Cleanup(PathBuf);
