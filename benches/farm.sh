@@ -28,6 +28,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 here=$(pwd)
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
 dur=10
 rounds=3
 conns=8
@@ -81,11 +83,7 @@ cleanup() {
     bx down -f "$work/farm.toml" >/dev/null 2>&1 || true
     ip link del "${remote_if}h" 2>/dev/null || true
     ip netns del "$remote_ns" 2>/dev/null || true
-    # The store's storage pool stays mounted after `down`: release it.
-    awk -v w="$work/" 'index($5, w) == 1 { print length($5), $5 }' /proc/self/mountinfo |
-        sort -rn | while read -r _ m; do umount -l "$m" || true; done
-    losetup -a | awk -F: -v w="$work/" 'index($0, w) { print $1 }' |
-        while read -r d; do losetup -d "$d" || true; done
+    bench_release_mounts "$work"
     rm -rf "$work"
 }
 trap cleanup EXIT

@@ -1,4 +1,4 @@
-# Shared helpers of benches/run.sh and benches/profile.sh (sourced, not run).
+# Shared helpers of the bench scripts (sourced, not run).
 # shellcheck shell=bash
 
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -78,9 +78,19 @@ bench_cleanup() {
         done
         rmdir /sys/fs/cgroup/*/boxrun-bench 2>/dev/null || true
     fi
-    # Mounts under the work dir (none expected: runtimes mount in their own
-    # namespaces), innermost first.
-    awk -v w="$work" '$5 ~ "^"w {print $5}' /proc/self/mountinfo | sort -r |
-        while read -r d; do umount -l "$d" 2>/dev/null || true; done
+    # Mounts under the work dir (runtimes mount in their own namespaces; a
+    # boxctl store keeps its storage pool mounted).
+    bench_release_mounts "$work"
     rm -rf "$work"
+}
+
+# Unmount everything mounted under directory $1 (innermost first) and detach
+# the loop devices backed by files under it: a boxctl store's storage pool
+# stays mounted after its last instance is removed, by design.
+bench_release_mounts() {
+    local dir=${1%/}/
+    awk -v w="$dir" 'index($5, w) == 1 { print length($5), $5 }' /proc/self/mountinfo |
+        sort -rn | while read -r _ m; do umount -l "$m" 2>/dev/null || true; done
+    losetup -a | awk -F: -v w="$dir" 'index($0, w) { print $1 }' |
+        while read -r d; do losetup -d "$d" 2>/dev/null || true; done
 }

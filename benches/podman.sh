@@ -14,6 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 here=$(pwd)
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
 rounds=10
 boxctl=target/release/boxctl
 boxrun=target/release/boxrun
@@ -65,6 +67,7 @@ cleanup() {
     ids=$(bx ps -aq 2>/dev/null || true)
     [ -z "$ids" ] || bx rm -f $ids >/dev/null 2>&1 || true
     pm "$runc" system reset -f >/dev/null 2>&1 || true
+    bench_release_mounts "$T"
     rm -rf "$T"
 }
 trap cleanup EXIT

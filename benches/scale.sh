@@ -18,6 +18,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 here=$(pwd)
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
 counts=10,100
 nets=both
 boxctl=target/release/boxctl
@@ -73,7 +75,7 @@ remove_all() {
 cleanup() {
     remove_all || true
     bx network rm "$net" >/dev/null 2>&1 || true
-    if mountpoint -q "$root/pool/mnt"; then umount "$root/pool/mnt" || true; fi
+    bench_release_mounts "$work"
     rm -rf "$work"
 }
 trap cleanup EXIT

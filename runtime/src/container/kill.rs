@@ -22,7 +22,8 @@ fn not_running(id: &str, status: &str) -> Error {
 }
 
 /// `kill`: signal the init (or, with `all`, every process in the container's cgroup).
-/// Signal 0 only checks that the init is alive. As runc 1.1, `all` on a stopped
+/// Signal 0 only checks that the init is alive. After SIGKILL it returns once the
+/// init is gone (at most [`KILL_SETTLE`]), so a client that looks right after finds it stopped. As runc 1.1, `all` on a stopped
 /// container succeeds (containerd sends `kill --all KILL` before deleting one).
 pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
     let (dir, rec) = load_locked(root, id)?;
@@ -76,6 +77,11 @@ pub(super) fn signal_pid(rec: &Record, sig: i32) -> Result<()> {
                 nix::Error::last(),
             ));
         }
+        if sig == libc::SIGKILL {
+            // A client's next look (podman polls every 100 ms) then finds the
+            // init gone: a SIGKILLed process is normally gone in a few ms.
+            poll_gone(&pfd, KILL_SETTLE);
+        }
         return Ok(());
     }
     // SAFETY: kill with pid and signal numbers.
@@ -97,12 +103,21 @@ pub(super) fn wait_gone(pid: i32, start: u64, timeout: std::time::Duration) -> b
     }
     // SAFETY: fresh fd.
     let pfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pfd as i32) };
+    poll_gone(&pfd, timeout) || !procfs::is_alive(pid, start)
+}
+
+/// How long `kill` with SIGKILL waits for the init to be gone before it returns
+/// anyway (a frozen container dies only when thawed).
+const KILL_SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Whether the process of `pidfd` exited within `timeout` (pidfds poll readable then).
+fn poll_gone(pidfd: &OwnedFd, timeout: std::time::Duration) -> bool {
     let mut p = libc::pollfd {
-        fd: pfd.as_raw_fd(),
+        fd: pidfd.as_raw_fd(),
         events: libc::POLLIN,
         revents: 0,
     };
     // SAFETY: one valid pollfd.
     let r = unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) };
-    r > 0 || !procfs::is_alive(pid, start)
+    r > 0
 }
