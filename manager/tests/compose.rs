@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::Env;
+use common::{free_port, Env};
 
 /// Runs `down -f FILE` on drop and removes what is left (instances, the
 /// farm's networks), so that a failing test leaves nothing behind.
@@ -62,14 +62,6 @@ fn showcase(file: &str, name: &str, back: &str, front: &str, port: u16) -> Strin
         .replace("127.0.0.1:8080:80", &format!("127.0.0.1:{port}:80"))
         .replace("/var/cache/boxrun-images", &image_cache())
         .replace("../images", images)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One GET through `port` on loopback: (status, body).

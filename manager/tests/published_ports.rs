@@ -16,14 +16,6 @@ use common::*;
 const WEB: &str =
     "mkdir -p /www && echo hello-pub > /www/index.html && exec httpd -f -p 80 -h /www";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One GET through `addr`, retried while the server starts (at most 5 s;
 /// on the direct path a connection before it listens is refused):
 /// (the client's local address, its peer address, the body).

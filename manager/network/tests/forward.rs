@@ -294,13 +294,6 @@ fn running_out_of_descriptors_pauses_then_resumes() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    struct Reap(std::process::Child);
-    impl Drop for Reap {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let stdout = child.stdout.take().unwrap();
     let stdin = child.stdin.take().unwrap();
     let mut child = Reap(child);

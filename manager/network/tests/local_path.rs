@@ -238,13 +238,6 @@ fn the_programs_go_with_the_process_even_on_sigkill() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    struct Reap(std::process::Child);
-    impl Drop for Reap {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let stdout = child.stdout.take().unwrap();
     let mut child = Reap(child);
     let mut ids = Vec::new();

@@ -446,3 +446,12 @@ pub fn http_get(port: u16) -> (u16, String, String) {
         .unwrap_or(0);
     (status, head.to_string(), body.to_string())
 }
+
+/// A TCP port free on 127.0.0.1 right now (for a `--publish` host port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -215,3 +215,13 @@ pub fn bx_indexes() -> std::collections::HashMap<u32, String> {
         .filter(|(_, n)| n.starts_with("bx"))
         .collect()
 }
+
+/// A child process killed and reaped when dropped (a test's helper child, even on failure).
+pub struct Reap(pub std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
