@@ -97,23 +97,10 @@ pub fn is_mount_point(path: &Path) -> bool {
 /// `statx`: `Some(Some(dev))` for a mount root, `Some(None)` for another
 /// path or none, `None` when the kernel does not say.
 fn mount_root(path: &Path) -> Option<Option<(u64, u64)>> {
-    let c = CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
-    // SAFETY: an all-zero statx is a valid output buffer.
-    let mut st: libc::statx = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid C string and a valid output buffer.
-    let rc = unsafe {
-        libc::statx(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-            libc::STATX_BASIC_STATS,
-            &mut st,
-        )
+    let st = match boxrun_common::statx::statx(path, libc::STATX_BASIC_STATS) {
+        Ok(st) => st,
+        Err(e) => return (e.raw_os_error() == Some(libc::ENOENT)).then_some(None),
     };
-    if rc != 0 {
-        let gone = std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOENT);
-        return gone.then_some(None);
-    }
     let bit = libc::STATX_ATTR_MOUNT_ROOT as u64;
     if st.stx_attributes_mask & bit == 0 {
         return None;

@@ -194,6 +194,34 @@ fn first_octet(asm: &mut Asm, r: Reg) {
     }
 }
 
+/// Look `map` up with the key at `fp + key`; R0 = the value or 0.
+fn lookup<'a>(a: &'a mut Asm, map: &Map, key: i16) -> &'a mut Asm {
+    use Reg::*;
+    a.load_map(R1, map)
+        .mov(R2, Fp)
+        .add_imm(R2, i32::from(key))
+        .call(helper::MAP_LOOKUP)
+}
+
+/// Copy the context's (R6) destination address and port to `fp + at`, in
+/// the layout of [`encode`].
+fn save_destination(a: &mut Asm, at: i16) -> &mut Asm {
+    use Reg::*;
+    a.load(Size::W, R2, R6, CTX_USER_IP4)
+        .store(Size::W, Fp, at, R2)
+        .load(Size::W, R2, R6, CTX_USER_PORT)
+        .store(Size::W, Fp, at + 4, R2)
+}
+
+/// Set the context's (R6) destination to the [`encode`]d address at `src`.
+fn set_destination(a: &mut Asm, src: Reg) -> &mut Asm {
+    use Reg::*;
+    a.load(Size::W, R2, src, 0)
+        .store(Size::W, R6, CTX_USER_IP4, R2)
+        .load(Size::W, R2, src, 4)
+        .store(Size::W, R6, CTX_USER_PORT, R2)
+}
+
 fn connect4(host_netns: u64, dst: &Map, peer: &Map) -> Asm {
     use Reg::*;
     let mut a = Asm::default();
@@ -210,51 +238,34 @@ fn connect4(host_netns: u64, dst: &Map, peer: &Map) -> Asm {
         .load(Size::Dw, R2, R6, CTX_SK)
         .load(Size::W, R2, R2, SK_SRC_IP4);
     first_octet(&mut a, R2);
-    a.jump_imm(Cond::Eq, R2, 127, "allow")
-        // key = (destination address, port) at fp-8.
-        .load(Size::W, R2, R6, CTX_USER_IP4)
-        .store(Size::W, Fp, -8, R2)
-        .load(Size::W, R2, R6, CTX_USER_PORT)
-        .store(Size::W, Fp, -4, R2)
-        .load_map(R1, dst)
-        .mov(R2, Fp)
-        .add_imm(R2, -8)
-        .call(helper::MAP_LOOKUP)
+    a.jump_imm(Cond::Eq, R2, 127, "allow");
+    // key = (destination address, port) at fp-8.
+    save_destination(&mut a, -8);
+    lookup(&mut a, dst, -8)
         .jump_imm(Cond::Ne, R0, 0, "found")
         // Any loopback address: the 0.0.0.0 entry.
         .load(Size::W, R2, Fp, -8);
     first_octet(&mut a, R2);
     a.jump_imm(Cond::Ne, R2, 127, "allow")
-        .store_imm(Size::W, Fp, -8, 0)
-        .load_map(R1, dst)
-        .mov(R2, Fp)
-        .add_imm(R2, -8)
-        .call(helper::MAP_LOOKUP)
+        .store_imm(Size::W, Fp, -8, 0);
+    lookup(&mut a, dst, -8)
         .jump_imm(Cond::Eq, R0, 0, "allow")
         .label("found")
         .mov(R7, R0)
         // peer[socket cookie] = original destination, for getpeername.
         .mov(R1, R6)
         .call(helper::SOCKET_COOKIE)
-        .store(Size::Dw, Fp, -16, R0)
-        .load(Size::W, R2, R6, CTX_USER_IP4)
-        .store(Size::W, Fp, -24, R2)
-        .load(Size::W, R2, R6, CTX_USER_PORT)
-        .store(Size::W, Fp, -20, R2)
+        .store(Size::Dw, Fp, -16, R0);
+    save_destination(&mut a, -24)
         .load_map(R1, peer)
         .mov(R2, Fp)
         .add_imm(R2, -16)
         .mov(R3, Fp)
         .add_imm(R3, -24)
         .mov_imm(R4, 0)
-        .call(helper::MAP_UPDATE)
-        // Rewrite the destination to the instance.
-        .load(Size::W, R2, R7, 0)
-        .store(Size::W, R6, CTX_USER_IP4, R2)
-        .load(Size::W, R2, R7, 4)
-        .store(Size::W, R6, CTX_USER_PORT, R2)
-        .label("allow")
-        .exit_with(1);
+        .call(helper::MAP_UPDATE);
+    // Rewrite the destination to the instance.
+    set_destination(&mut a, R7).label("allow").exit_with(1);
     a
 }
 
@@ -263,18 +274,9 @@ fn getpeername4(peer: &Map) -> Asm {
     let mut a = Asm::default();
     a.mov(R6, R1)
         .call(helper::SOCKET_COOKIE)
-        .store(Size::Dw, Fp, -8, R0)
-        .load_map(R1, peer)
-        .mov(R2, Fp)
-        .add_imm(R2, -8)
-        .call(helper::MAP_LOOKUP)
-        .jump_imm(Cond::Eq, R0, 0, "out")
-        .load(Size::W, R2, R0, 0)
-        .store(Size::W, R6, CTX_USER_IP4, R2)
-        .load(Size::W, R2, R0, 4)
-        .store(Size::W, R6, CTX_USER_PORT, R2)
-        .label("out")
-        .exit_with(1);
+        .store(Size::Dw, Fp, -8, R0);
+    lookup(&mut a, peer, -8).jump_imm(Cond::Eq, R0, 0, "out");
+    set_destination(&mut a, R0).label("out").exit_with(1);
     a
 }
 
@@ -283,13 +285,10 @@ fn getpeername4(peer: &Map) -> Asm {
 pub fn cgroup2_root() -> Result<PathBuf> {
     let info = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| unavailable(format!("cannot read /proc/self/mountinfo: {e}")))?;
-    info.lines()
-        .find_map(|line| {
-            let (mount, fs) = line.split_once(" - ")?;
-            let fields: Vec<&str> = mount.split(' ').collect();
-            let root = fs.split(' ').next() == Some("cgroup2") && fields.get(3) == Some(&"/");
-            root.then(|| fields.get(4).map(PathBuf::from)).flatten()
-        })
+    boxrun_common::mountinfo::parse_mountinfo(&info)
+        .into_iter()
+        .find(|m| m.fstype == "cgroup2" && m.root == "/")
+        .map(|m| PathBuf::from(m.mount_point))
         .ok_or_else(|| {
             unavailable("no cgroup v2 hierarchy is mounted (mount cgroup2 to enable it)")
         })

@@ -5,8 +5,6 @@
 //! 2,100). `None` whenever the kernel cannot say (older kernel, seccomp, not a mount):
 //! the caller then reads mountinfo.
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// `STATMOUNT_SB_BASIC`: `sb_magic` and friends.
@@ -61,20 +59,8 @@ struct MntIdReq {
 
 /// The unique id of the mount `path` is on (statx `STATX_MNT_ID_UNIQUE`).
 fn mount_id(path: &Path) -> Option<u64> {
-    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: an all-zero statx is a valid value of this plain C struct.
-    let mut st: libc::statx = unsafe { std::mem::zeroed() };
-    // SAFETY: c is NUL-terminated and st is a statx the kernel fills.
-    let r = unsafe {
-        libc::statx(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-            libc::STATX_MNT_ID_UNIQUE,
-            &mut st,
-        )
-    };
-    (r == 0 && st.stx_mask & libc::STATX_MNT_ID_UNIQUE != 0).then_some(st.stx_mnt_id)
+    let st = boxrun_common::statx::statx(path, libc::STATX_MNT_ID_UNIQUE).ok()?;
+    (st.stx_mask & libc::STATX_MNT_ID_UNIQUE != 0).then_some(st.stx_mnt_id)
 }
 
 /// The facts of the mount `path` is on; `None` when the kernel cannot give them all.
